@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relaydesk.core.db import Base, IdMixin, Timestamps, WorkspaceScoped
+
+
+class AgentProfile(WorkspaceScoped, Base):
+    """What routing needs to know about a staff user; keyed by the user's id."""
+
+    __tablename__ = "agent_profiles"
+    __table_args__ = (Index(None, "workspace_id", "availability"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    max_concurrent: Mapped[int] = mapped_column(default=5)
+    availability: Mapped[str] = mapped_column(String(20), default="offline")
+    is_senior: Mapped[bool] = mapped_column(default=False)
+    languages: Mapped[list[str]] = mapped_column(default=list)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class AgentSkill(WorkspaceScoped, Base):
+    __tablename__ = "agent_skills"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(60), primary_key=True)
+    level: Mapped[int]
+
+
+class Team(IdMixin, WorkspaceScoped, Timestamps, Base):
+    __tablename__ = "teams"
+    __table_args__ = (Index(None, "workspace_id", "name", unique=True),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class TeamMember(WorkspaceScoped, Base):
+    __tablename__ = "team_members"
+    __table_args__ = (Index(None, "workspace_id", "user_id"),)
+
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    joined_at: Mapped[datetime]

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from relaydesk.core.schemas import Email, Input, Name, Output, Password
+
+Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
+SkillName = Annotated[str, StringConstraints(min_length=1, max_length=60)]
+StaffRole = Literal["agent", "supervisor", "admin"]
+
+
+class Availability(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class SkillIn(Input):
+    skill: SkillName
+    level: int = Field(ge=1, le=5)
+
+
+class SkillOut(Output):
+    skill: str
+    level: int
+
+
+class AgentIn(Input):
+    name: Name
+    email: Email
+    password: Password
+    role: StaffRole = "agent"
+    skills: list[SkillIn] = Field(default_factory=list, max_length=50)
+    languages: list[Language] = Field(default_factory=lambda: ["en"], max_length=20)
+    max_concurrent: int = Field(default=5, ge=0, le=500)
+    availability: Availability = Availability.OFFLINE
+    is_senior: bool = False
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    team_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "Sam Support", "email": "sam@acme.example.com", "password": "a long passphrase",
+        "role": "agent", "skills": [{"skill": "billing", "level": 4}], "languages": ["en", "vi"],
+        "max_concurrent": 6, "availability": "online",
+    }]}}
+
+
+class AgentPatch(Input):
+    name: Name | None = None
+    role: StaffRole | None = None
+    is_active: bool | None = None
+    skills: list[SkillIn] | None = Field(default=None, max_length=50)
+    languages: list[Language] | None = Field(default=None, max_length=20)
+    max_concurrent: int | None = Field(default=None, ge=0, le=500)
+    availability: Availability | None = None
+    is_senior: bool | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    team_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+
+
+class AgentOut(Output):
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    is_active: bool
+    max_concurrent: int
+    availability: Availability
+    is_senior: bool
+    languages: list[str]
+    timezone: str
+    skills: list[SkillOut]
+    team_ids: list[uuid.UUID]
+    created_at: datetime
+
+
+class TeamIn(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    lead_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+
+
+class TeamPatch(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    lead_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
+
+
+class TeamOut(Output):
+    id: uuid.UUID
+    name: str
+    description: str
+    lead_id: uuid.UUID | None
+    member_ids: list[uuid.UUID]
+    created_at: datetime

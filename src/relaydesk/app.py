@@ -1,0 +1,76 @@
+"""The ASGI application: routers, middleware, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from relaydesk import __version__
+from relaydesk.agents.api import router as agents_router
+from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware
+from relaydesk.core.problems import install_problem_handlers, problem
+from relaydesk.customers.api import router as customers_router
+from relaydesk.identity.api import router as identity_router
+from relaydesk.runtime import Runtime, build_runtime
+from relaydesk.tickets.api import router as tickets_router
+
+API_DESCRIPTION = """
+Relaydesk's REST API. Sign in with `POST /api/v1/auth/login` and send the access token as
+`Authorization: Bearer <token>` (or create a personal API token under `/api/v1/me/api-tokens`).
+Every error is `application/problem+json` (RFC 9457) with a stable `code`, and for invalid
+input an `errors` list naming each offending field.
+"""
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or build_runtime()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.close()
+
+    app = FastAPI(
+        title="Relaydesk", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.db = runtime.db
+    install_problem_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, _exc: IntegrityError) -> Response:
+        # The services check uniqueness first; this answers the race where two requests
+        # pass that check at once.
+        return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
+
+    for router in (identity_router, agents_router, customers_router, tickets_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The database answers")
+    async def readyz() -> Response:
+        try:
+            async with runtime.db.read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not ready
+            return problem(503, "not_ready", "Not ready", f"The database is unreachable: {type(exc).__name__}.")
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    settings = runtime.settings
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       upload_max_bytes=settings.max_upload_bytes, upload_path="/api/v1/uploads")
+    app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
+    return app

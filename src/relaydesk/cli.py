@@ -1,0 +1,138 @@
+"""The ``relaydesk`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from relaydesk.config import Settings
+
+app = typer.Typer(help="Relaydesk: the self-hosted helpdesk.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _run_command(coro: Coroutine[Any, Any, T]) -> T:
+    from relaydesk.seeding.admin import CommandError
+
+    try:
+        return asyncio.run(coro)
+    except CommandError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default RELAYDESK_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default RELAYDESK_PORT or 8000).")] = None,
+) -> None:
+    """Serve the API (and, in the embedded mode, everything else) in this process."""
+    import uvicorn
+
+    from relaydesk.app import create_app
+    from relaydesk.core.observability import configure_logging
+    from relaydesk.runtime import build_runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    application = create_app(build_runtime(settings))
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port, access_log=False,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run at every start)."""
+    from relaydesk import migrate as migrations
+    from relaydesk.core.db import Database
+
+    settings = _settings()
+
+    async def _run() -> None:
+        db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        try:
+            before = await migrations.current_revision(db)
+            await migrations.upgrade(db)
+            after = await migrations.current_revision(db)
+        finally:
+            await db.dispose()
+        console.print(f"Database schema at revision {after}" + (" (unchanged)." if before == after else
+                                                                  f" (was {before or 'empty'})."))
+
+    asyncio.run(_run())
+
+
+@app.command("seed-demo")
+def seed_demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when a workspace already exists.")] = False,
+) -> None:
+    """Create the demo workspace (agents, teams, customers, ~30 tickets) and print its logins."""
+    from relaydesk.seeding.demo import print_logins, run_seed_demo
+
+    settings = _settings()
+    logins = asyncio.run(run_seed_demo(settings, if_empty=if_empty, console=console))
+    print_logins(logins, settings)
+
+
+@app.command("create-workspace")
+def create_workspace(
+    name: Annotated[str, typer.Option(help="The workspace's name.")],
+    admin_email: Annotated[str, typer.Option(help="Email of its first admin.")],
+    admin_name: Annotated[str, typer.Option(help="Name of its first admin.")] = "Admin",
+    admin_password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                                envvar="RELAYDESK_ADMIN_PASSWORD",
+                                                help="Asked for when not given.")] = "",
+) -> None:
+    """Create a workspace with its first admin."""
+    from relaydesk.seeding.admin import create_workspace_with_admin
+
+    ws = _run_command(create_workspace_with_admin(_settings(), name, admin_name, admin_email, admin_password))
+    typer.echo(f"Created workspace '{ws.name}' (slug {ws.slug}, id {ws.id}).")
+
+
+@app.command("create-user")
+def create_user(
+    workspace: Annotated[str, typer.Option(help="The workspace's slug or id.")],
+    email: Annotated[str, typer.Option(help="The user's email.")],
+    name: Annotated[str, typer.Option(help="The user's name.")],
+    role: Annotated[str, typer.Option(help="customer, agent, supervisor or admin.")] = "agent",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          envvar="RELAYDESK_USER_PASSWORD", help="Asked for when not given.")] = "",
+) -> None:
+    """Add a user to a workspace (staff get an agent profile, customers a customer profile)."""
+    from relaydesk.seeding.admin import create_user as _create_user
+
+    user = _run_command(_create_user(_settings(), workspace, email, name, role, password))
+    typer.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@app.command("seed-load")
+def seed_load(
+    tickets: Annotated[int, typer.Option(help="How many tickets to add.", min=1)] = 10_000,
+    workspace: Annotated[str | None, typer.Option(help="Slug of the workspace to fill (made if missing).")] = "loadtest",
+    messages_per_ticket: Annotated[int, typer.Option(help="Average thread length.", min=1, max=50)] = 3,
+) -> None:
+    """Fill a workspace with realistic tickets and threads fast, for benchmarks."""
+    from relaydesk.seeding.load import run_seed_load
+
+    asyncio.run(run_seed_load(_settings(), workspace or "loadtest", tickets, messages_per_ticket, console=console))
+
+
+if __name__ == "__main__":
+    app()

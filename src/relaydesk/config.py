@@ -1,0 +1,83 @@
+"""Settings read from the environment (prefix ``RELAYDESK_``).
+
+``DATABASE_URL`` and ``REDIS_URL`` are also accepted without the prefix because that is
+what hosting platforms set.  Only ``runtime.py`` turns these into adapters.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAYDESK_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RELAYDESK_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RELAYDESK_REDIS_URL", "REDIS_URL")
+    )
+    secret_key: str | None = None
+    allow_signup: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # After this many failed sign-ins in a row each next try must wait 1 s, 2 s, 4 s...
+    login_slowdown_after: int = 3
+    # ...and after this many the email is locked out for login_lockout_seconds.
+    login_max_failures: int = 8
+    login_lockout_seconds: int = 900
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    upload_dir: Path | None = None
+    sqlite_busy_timeout_ms: int = 10_000
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> "Settings":
+        if self.env == "production" and not self.secret_key:
+            raise ValueError("RELAYDESK_SECRET_KEY must be set when RELAYDESK_ENV=production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'relaydesk.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+        if url.startswith("sqlite://"):
+            url = "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        return url
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return self.upload_dir or self.data_dir / "attachments"
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; outside production one is made once and kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key

@@ -1,0 +1,60 @@
+"""The audit trail: one row per changed field, written inside the change's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relaydesk.core.db import Base, IdMixin, WorkspaceScoped
+
+
+class AuditEntry(IdMixin, WorkspaceScoped, Base):
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index(None, "workspace_id", "entity_type", "entity_id", "at", "id"),)
+
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[uuid.UUID]
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str] = mapped_column(String(60))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class AuditLog:
+    """Appends audit rows to the caller's session; the unit of work commits them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def record(
+        self, *, workspace_id: uuid.UUID, entity_type: str, entity_id: uuid.UUID,
+        actor_id: uuid.UUID | None, actor_kind: str, at: datetime,
+        changes: dict[str, tuple[Any, Any]],
+    ) -> None:
+        for field, (before, after) in changes.items():
+            before, after = _plain(before), _plain(after)
+            if before == after:
+                continue
+            self.session.add(AuditEntry(
+                workspace_id=workspace_id, entity_type=entity_type, entity_id=entity_id,
+                actor_id=actor_id, actor_kind=actor_kind, field=field, before=before, after=after, at=at,
+            ))

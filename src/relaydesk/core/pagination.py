@@ -1,0 +1,41 @@
+"""Opaque keyset cursors: the last row's sort value and id, base64-encoded JSON."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from relaydesk.core.errors import ValidationFailed
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, length: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except Exception as exc:  # any decoding failure is the caller's bad cursor
+        raise ValidationFailed("The cursor is not one this server gave out.", field="cursor") from exc
+    if not isinstance(values, list) or len(values) != length:
+        raise ValidationFailed("The cursor is not one this server gave out.", field="cursor")
+    return values
+
+
+def encode_keyset(value: Any, row_id: Any) -> str:
+    """A cursor for lists ordered by (a timestamp, id)."""
+    return encode_cursor([value.isoformat() if hasattr(value, "isoformat") else value, str(row_id)])
+
+
+def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
+    at, row_id = decode_cursor(cursor, 2)
+    try:
+        when = datetime.fromisoformat(at)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), uuid.UUID(row_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("The cursor is not one this server gave out.", field="cursor") from exc

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator
+
+from relaydesk.core.schemas import Email, Input, Name, Output, Password
+
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]{3,40}$")]
+Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
+TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Tier(StrEnum):
+    STANDARD = "standard"
+    VIP = "vip"
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(str(value)) > 8000:
+        raise ValueError("metadata is limited to about 8 KB")
+    return value
+
+
+def _known_timezone(value: str | None) -> str | None:
+    from zoneinfo import available_timezones
+
+    if value is not None and value not in available_timezones() and value != "UTC":
+        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
+    return value
+
+
+class CustomerIn(Input):
+    name: Name
+    email: Email
+    phone: Phone | None = None
+    organisation_id: uuid.UUID | None = None
+    tier: Tier = Tier.STANDARD
+    language: Language = "en"
+    timezone: TimeZone = "UTC"
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free facts such as order numbers.")
+    password: Password | None = Field(default=None, description="Lets the customer sign in to the portal.")
+
+    _meta = field_validator("metadata")(_small_metadata)
+    _tz = field_validator("timezone")(_known_timezone)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "Lan Nguyen", "email": "lan@example.com", "tier": "vip", "language": "vi",
+        "timezone": "Asia/Ho_Chi_Minh", "metadata": {"orders": ["A-1001"]},
+    }]}}
+
+
+class CustomerPatch(Input):
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    organisation_id: uuid.UUID | None = None
+    tier: Tier | None = None
+    language: Language | None = None
+    timezone: TimeZone | None = None
+    metadata: dict[str, Any] | None = None
+    password: Password | None = None
+
+    _meta = field_validator("metadata")(_small_metadata)
+    _tz = field_validator("timezone")(_known_timezone)
+
+
+class CustomerOut(Output):
+    id: uuid.UUID
+    name: str
+    email: str
+    phone: str | None
+    organisation_id: uuid.UUID | None
+    tier: Tier
+    language: str
+    timezone: str
+    metadata: dict[str, Any] = Field(validation_alias="attributes")
+    can_sign_in: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrganisationIn(Input):
+    name: Name
+    domain: Annotated[str, StringConstraints(max_length=253)] | None = None
+    shared_tickets: bool = False
+
+
+class OrganisationPatch(Input):
+    name: Name | None = None
+    domain: Annotated[str, StringConstraints(max_length=253)] | None = None
+    shared_tickets: bool | None = None
+
+
+class OrganisationOut(Output):
+    id: uuid.UUID
+    name: str
+    domain: str | None
+    shared_tickets: bool
+    created_at: datetime

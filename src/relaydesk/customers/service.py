@@ -1,0 +1,232 @@
+"""Customer profiles and organisations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.audit import AuditLog
+from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.principal import Principal, Role
+from relaydesk.customers.models import Customer, Organisation
+from relaydesk.customers.schemas import CustomerIn, CustomerPatch, OrganisationIn, OrganisationPatch
+from relaydesk.identity.service import UserService, normalise_email
+
+
+class CustomerService:
+    def __init__(self, session: AsyncSession, users: UserService) -> None:
+        self.session = session
+        self.users = users
+        self.audit = AuditLog(session)
+
+    def _visible(self, principal: Principal):  # noqa: ANN202 - a select statement
+        stmt = select(Customer).where(Customer.workspace_id == principal.workspace_id, Customer.deleted_at.is_(None))
+        if principal.is_customer:
+            stmt = stmt.where(Customer.user_id == principal.user_id)
+        return stmt
+
+    async def create(self, principal: Principal, data: CustomerIn, now: datetime) -> Customer:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may add customers.")
+        return await self.create_profile(principal.workspace_id, data, now, actor=principal)
+
+    async def create_profile(
+        self, workspace_id: uuid.UUID, data: CustomerIn, now: datetime, *, actor: Principal | None,
+    ) -> Customer:
+        email = normalise_email(data.email)
+        if await self.find_by_email(workspace_id, email) is not None:
+            raise Conflict("A customer with this email already exists.", field="email", code="email_taken")
+        await self._check_organisation(workspace_id, data.organisation_id)
+        user_id = None
+        if data.password:
+            user = await self.users.create(workspace_id=workspace_id, email=email, name=data.name,
+                                           role=Role.CUSTOMER, password=data.password, now=now)
+            user_id = user.id
+        customer = Customer(
+            workspace_id=workspace_id, user_id=user_id, name=data.name, email=email, phone=data.phone,
+            organisation_id=data.organisation_id, tier=data.tier.value, language=data.language.lower(),
+            timezone=data.timezone, attributes=data.metadata, created_at=now, updated_at=now,
+        )
+        self.session.add(customer)
+        await self.session.flush()
+        self.audit.record(workspace_id=workspace_id, entity_type="customer", entity_id=customer.id,
+                          actor_id=actor.user_id if actor else None, actor_kind="agent" if actor else "system",
+                          at=now, changes={"created": (None, email)})
+        return customer
+
+    async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(
+            Customer.workspace_id == workspace_id, Customer.email == normalise_email(email),
+        ))
+
+    async def get(self, principal: Principal, customer_id: uuid.UUID) -> Customer:
+        customer = await self.session.scalar(self._visible(principal).where(Customer.id == customer_id))
+        if customer is None:
+            raise NotFound("No such customer.")
+        return customer
+
+    async def for_user(self, principal: Principal) -> Customer:
+        """The signed-in customer's own profile."""
+        customer = await self.session.scalar(self._visible(principal).where(Customer.user_id == principal.user_id))
+        if customer is None:
+            raise NotFound("This sign-in has no customer profile.")
+        return customer
+
+    async def get_many(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, Customer]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(Customer).where(
+            Customer.workspace_id == workspace_id, Customer.id.in_(ids)
+        ))
+        return {c.id: c for c in rows}
+
+    async def list(
+        self, principal: Principal, *, email: str | None, organisation_id: uuid.UUID | None,
+        after: tuple[datetime, uuid.UUID] | None, limit: int,
+    ) -> list[Customer]:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may list customers.")
+        stmt = self._visible(principal)
+        if email:
+            stmt = stmt.where(Customer.email == normalise_email(email))
+        if organisation_id:
+            stmt = stmt.where(Customer.organisation_id == organisation_id)
+        if after:
+            stmt = stmt.where(or_(Customer.created_at < after[0],
+                                  and_(Customer.created_at == after[0], Customer.id < after[1])))
+        stmt = stmt.order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
+        return list(await self.session.scalars(stmt))
+
+    async def update(self, principal: Principal, customer_id: uuid.UUID, data: CustomerPatch, now: datetime) -> Customer:
+        customer = await self.get(principal, customer_id)
+        if not principal.is_staff:
+            raise Forbidden("Ask support to change your profile.")
+        changes: dict[str, tuple[object, object]] = {}
+        fields = data.model_fields_set
+        if data.email is not None and normalise_email(data.email) != customer.email:
+            if await self.find_by_email(customer.workspace_id, data.email):
+                raise Conflict("A customer with this email already exists.", field="email", code="email_taken")
+        if "organisation_id" in fields:
+            await self._check_organisation(customer.workspace_id, data.organisation_id)
+        for field, attr in (("name", "name"), ("phone", "phone"), ("organisation_id", "organisation_id"),
+                            ("language", "language"), ("timezone", "timezone"), ("metadata", "attributes")):
+            if field not in fields:
+                continue
+            value = getattr(data, field)
+            if value is None and field not in ("phone", "organisation_id"):
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+            if getattr(customer, attr) != value:
+                changes[field] = (getattr(customer, attr), value)
+                setattr(customer, attr, value)
+        if data.tier is not None and data.tier.value != customer.tier:
+            changes["tier"] = (customer.tier, data.tier.value)
+            customer.tier = data.tier.value
+        if data.email is not None and normalise_email(data.email) != customer.email:
+            changes["email"] = (customer.email, normalise_email(data.email))
+            customer.email = normalise_email(data.email)
+        await self._sync_login(customer, data, now, changes)
+        if changes:
+            customer.updated_at = now
+            self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
+                              actor_id=principal.user_id, actor_kind="agent", at=now, changes=changes)
+        return customer
+
+    async def _sync_login(self, customer: Customer, data: CustomerPatch, now: datetime,
+                          changes: dict[str, tuple[object, object]]) -> None:
+        """Keep the portal sign-in in step with the profile; a password creates one."""
+        if customer.user_id is None:
+            if data.password:
+                user = await self.users.create(workspace_id=customer.workspace_id, email=customer.email,
+                                               name=customer.name, role=Role.CUSTOMER, password=data.password, now=now)
+                customer.user_id = user.id
+                changes["can_sign_in"] = (False, True)
+            return
+        user = await self.users.get(customer.workspace_id, customer.user_id)
+        changes.update({f"login_{k}": v for k, v in (await self.users.update(
+            user, now=now, name=customer.name, email=customer.email, password=data.password,
+        )).items()})
+
+    async def delete(self, principal: Principal, customer_id: uuid.UUID, now: datetime) -> None:
+        """Soft delete: the profile disappears from lists but its tickets keep their requester."""
+        if not principal.can_manage_team:
+            raise Forbidden("Only supervisors and admins may delete customers.")
+        customer = await self.get(principal, customer_id)
+        customer.deleted_at = now
+        if customer.user_id:
+            user = await self.users.get(customer.workspace_id, customer.user_id)
+            await self.users.update(user, now=now, is_active=False)
+        self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
+                          actor_id=principal.user_id, actor_kind="agent", at=now, changes={"deleted_at": (None, now)})
+
+    async def _check_organisation(self, workspace_id: uuid.UUID, organisation_id: uuid.UUID | None) -> None:
+        if organisation_id is None:
+            return
+        found = await self.session.scalar(select(Organisation.id).where(
+            Organisation.workspace_id == workspace_id, Organisation.id == organisation_id,
+        ))
+        if found is None:
+            raise ValidationFailed("No such organisation in this workspace.", field="organisation_id")
+
+    async def organisation_shares_tickets(self, workspace_id: uuid.UUID, organisation_id: uuid.UUID | None) -> bool:
+        if organisation_id is None:
+            return False
+        return bool(await self.session.scalar(select(Organisation.shared_tickets).where(
+            Organisation.workspace_id == workspace_id, Organisation.id == organisation_id,
+        )))
+
+
+class OrganisationService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.audit = AuditLog(session)
+
+    async def create(self, principal: Principal, data: OrganisationIn, now: datetime) -> Organisation:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may add organisations.")
+        ws = principal.workspace_id
+        if await self.session.scalar(select(Organisation.id).where(
+            Organisation.workspace_id == ws, Organisation.name == data.name)):
+            raise Conflict("An organisation with this name already exists.", field="name", code="name_taken")
+        org = Organisation(workspace_id=ws, name=data.name, domain=data.domain, shared_tickets=data.shared_tickets,
+                           created_at=now, updated_at=now)
+        self.session.add(org)
+        await self.session.flush()
+        return org
+
+    async def get(self, principal: Principal, org_id: uuid.UUID) -> Organisation:
+        if not principal.is_staff:
+            raise NotFound("No such organisation.")
+        org = await self.session.scalar(select(Organisation).where(
+            Organisation.workspace_id == principal.workspace_id, Organisation.id == org_id))
+        if org is None:
+            raise NotFound("No such organisation.")
+        return org
+
+    async def list(self, principal: Principal) -> list[Organisation]:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may list organisations.")
+        return list(await self.session.scalars(select(Organisation).where(
+            Organisation.workspace_id == principal.workspace_id).order_by(Organisation.name)))
+
+    async def update(self, principal: Principal, org_id: uuid.UUID, data: OrganisationPatch,
+                     now: datetime) -> Organisation:
+        org = await self.get(principal, org_id)
+        changes: dict[str, tuple[object, object]] = {}
+        if data.name is not None and data.name != org.name and await self.session.scalar(select(Organisation.id).where(
+                Organisation.workspace_id == org.workspace_id, Organisation.name == data.name)):
+            raise Conflict("An organisation with this name already exists.", field="name", code="name_taken")
+        for field in data.model_fields_set:
+            value = getattr(data, field)
+            if field != "domain" and value is None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+            if getattr(org, field) != value:
+                changes[field] = (getattr(org, field), value)
+                setattr(org, field, value)
+        if changes:
+            org.updated_at = now
+            self.audit.record(workspace_id=org.workspace_id, entity_type="organisation", entity_id=org.id,
+                              actor_id=principal.user_id, actor_kind="agent", at=now, changes=changes)
+        return org

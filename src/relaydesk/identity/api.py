@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, status
+
+from relaydesk.core.http import now
+from relaydesk.core.errors import Forbidden, ValidationFailed
+from relaydesk.core.principal import Role
+from relaydesk.core.uow import SessionDep
+from relaydesk.identity.deps import CurrentPrincipal
+from relaydesk.identity.schemas import (
+    ApiTokenCreatedOut,
+    ApiTokenIn,
+    ApiTokenOut,
+    LoginIn,
+    MeOut,
+    RefreshIn,
+    SignupIn,
+    SignupOut,
+    TokenOut,
+    UserOut,
+    WorkspaceOut,
+)
+from relaydesk.identity.wiring import auth_service, user_service
+from relaydesk.tenancy.service import WorkspaceService
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post("/workspaces", status_code=status.HTTP_201_CREATED, response_model=SignupOut, tags=["workspaces"],
+             summary="Create a workspace and its first admin")
+async def create_workspace(body: SignupIn, request: Request, session: SessionDep) -> dict:
+    # Creating a workspace means creating its first admin, which is identity's job;
+    # the tenancy domain below only knows workspaces.
+    if not request.app.state.runtime.settings.allow_signup:
+        raise Forbidden("Sign-up is switched off on this deployment; ask its operator.", code="signup_disabled")
+    at = now(request)
+    workspace = await WorkspaceService(session).create(body.name, at)
+    admin = await user_service(request, session).create(
+        workspace_id=workspace.id, email=body.admin_email, name=body.admin_name, role=Role.ADMIN,
+        password=body.admin_password, now=at,
+    )
+    return {"workspace": workspace, "admin": admin}
+
+
+@router.post("/auth/login", response_model=TokenOut, tags=["auth"], summary="Sign in with email and password")
+async def login(body: LoginIn, request: Request, session: SessionDep):  # noqa: ANN201
+    return await auth_service(request, session).login(
+        workspace=body.workspace, email=body.email, password=body.password, now=now(request)
+    )
+
+
+@router.post("/auth/refresh", response_model=TokenOut, tags=["auth"],
+             summary="Swap a refresh token for a new pair (the old one stops working)")
+async def refresh(body: RefreshIn, request: Request, session: SessionDep):  # noqa: ANN201
+    return await auth_service(request, session).refresh(body.refresh_token, now(request))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
+             summary="End the session the refresh token belongs to")
+async def logout(body: RefreshIn, request: Request, session: SessionDep) -> None:
+    await auth_service(request, session).logout(body.refresh_token, now(request))
+
+
+@router.get("/me", response_model=MeOut, tags=["auth"], summary="The signed-in user")
+async def me(principal: CurrentPrincipal, request: Request, session: SessionDep) -> MeOut:
+    user = await user_service(request, session).get(principal.workspace_id, principal.user_id)
+    workspace = await WorkspaceService(session).get(principal.workspace_id)
+    return MeOut(**UserOut.model_validate(user).model_dump(), workspace=WorkspaceOut.model_validate(workspace))
+
+
+@router.post("/me/api-tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreatedOut,
+             tags=["auth"], summary="Create a personal API token for an integration")
+async def create_api_token(body: ApiTokenIn, principal: CurrentPrincipal, request: Request,
+                           session: SessionDep) -> dict:
+    at = now(request)
+    if body.expires_at is not None and body.expires_at <= at:
+        raise ValidationFailed("The expiry must be in the future.", field="expires_at")
+    row, secret = await auth_service(request, session).create_api_token(
+        principal, name=body.name, expires_at=body.expires_at, now=at
+    )
+    return {**ApiTokenOut.model_validate(row).model_dump(), "token": secret}
+
+
+@router.get("/me/api-tokens", response_model=list[ApiTokenOut], tags=["auth"], summary="My active API tokens")
+async def list_api_tokens(principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
+    return await auth_service(request, session).list_api_tokens(principal)
+
+
+@router.delete("/me/api-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
+               summary="Revoke one of my API tokens")
+async def revoke_api_token(token_id: uuid.UUID, principal: CurrentPrincipal, request: Request,
+                           session: SessionDep) -> None:
+    await auth_service(request, session).revoke_api_token(principal, token_id, now(request))

@@ -1,0 +1,262 @@
+"""Users, sign-in, token rotation and API tokens."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated
+from relaydesk.core.principal import Principal, Role
+from relaydesk.identity.models import ApiToken, LoginThrottle, RefreshToken, User
+from relaydesk.identity.security import (
+    API_TOKEN_PREFIX,
+    PasswordHasher,
+    TokenSigner,
+    new_secret_token,
+    token_digest,
+)
+from relaydesk.tenancy.service import WorkspaceService
+
+REFRESH_TOKEN_PREFIX = "rdr_"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class UserService:
+    def __init__(self, session: AsyncSession, hasher: PasswordHasher) -> None:
+        self.session = session
+        self.hasher = hasher
+
+    async def create(
+        self, *, workspace_id: uuid.UUID, email: str, name: str, role: Role, password: str | None, now: datetime,
+    ) -> User:
+        email = normalise_email(email)
+        if await self.find_by_email(workspace_id, email) is not None:
+            raise Conflict("A user with this email already exists in the workspace.", field="email",
+                           code="email_taken")
+        user = User(
+            workspace_id=workspace_id, email=email, name=name, role=role.value,
+            password_hash=await self.hasher.hash(password) if password else None,
+            is_active=True, created_at=now, updated_at=now,
+        )
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> User | None:
+        return await self.session.scalar(
+            select(User).where(User.workspace_id == workspace_id, User.email == normalise_email(email))
+        )
+
+    async def get(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> User:
+        user = await self.session.scalar(select(User).where(User.workspace_id == workspace_id, User.id == user_id))
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
+    async def get_many(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+        if not user_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(User).where(User.workspace_id == workspace_id, User.id.in_(user_ids))
+        )
+        return {u.id: u for u in rows}
+
+    async def list_by_roles(
+        self, workspace_id: uuid.UUID, roles: set[Role], *, after: uuid.UUID | None, limit: int,
+    ) -> list[User]:
+        stmt = select(User).where(User.workspace_id == workspace_id, User.role.in_([r.value for r in roles]))
+        if after is not None:
+            stmt = stmt.where(User.id > after)
+        return list(await self.session.scalars(stmt.order_by(User.id).limit(limit)))
+
+    async def update(
+        self, user: User, *, now: datetime, name: str | None = None, email: str | None = None,
+        role: Role | None = None, is_active: bool | None = None, password: str | None = None,
+    ) -> dict[str, tuple[object, object]]:
+        """Apply the given changes and return them as {field: (before, after)} for the audit."""
+        changes: dict[str, tuple[object, object]] = {}
+        if email is not None and normalise_email(email) != user.email:
+            other = await self.find_by_email(user.workspace_id, email)
+            if other is not None:
+                raise Conflict("A user with this email already exists in the workspace.", field="email")
+            changes["email"] = (user.email, normalise_email(email))
+            user.email = normalise_email(email)
+        for field, value in (("name", name), ("role", role.value if role else None), ("is_active", is_active)):
+            if value is not None and getattr(user, field) != value:
+                changes[field] = (getattr(user, field), value)
+                setattr(user, field, value)
+        if password is not None:
+            user.password_hash = await self.hasher.hash(password)
+            changes["password"] = ("***", "*** (changed)")
+        if changes:
+            user.updated_at = now
+        return changes
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    slowdown_after: int
+    max_failures: int
+    lockout: timedelta
+    refresh_ttl: timedelta
+
+
+class AuthService:
+    def __init__(
+        self, session: AsyncSession, hasher: PasswordHasher, signer: TokenSigner, policy: LoginPolicy,
+    ) -> None:
+        self.session = session
+        self.hasher = hasher
+        self.signer = signer
+        self.policy = policy
+        self.users = UserService(session, hasher)
+
+    # -- sign-in -----------------------------------------------------------------
+    async def login(self, *, workspace: str, email: str, password: str, now: datetime) -> TokenPair:
+        ws = await WorkspaceService(self.session).find(workspace)
+        if ws is None:
+            # Same answer as a wrong password: sign-in does not confirm which workspaces exist.
+            await self.hasher.verify(None, password)
+            raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials")
+        email = normalise_email(email)
+        throttle = await self.session.get(LoginThrottle, (ws.id, email))
+        self._refuse_if_throttled(throttle, now)
+        user = await self.users.find_by_email(ws.id, email)
+        ok = await self.hasher.verify(user.password_hash if user else None, password)
+        if not ok or user is None or not user.is_active:
+            await self._record_failure(throttle, ws.id, email, now)
+            raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials")
+        if throttle is not None:
+            await self.session.delete(throttle)
+        user.last_login_at = now
+        return await self._issue(user, family_id=uuid.uuid4(), now=now)
+
+    def _refuse_if_throttled(self, throttle: LoginThrottle | None, now: datetime) -> None:
+        if throttle is None:
+            return
+        if throttle.locked_until is not None and throttle.locked_until > now:
+            wait = math.ceil((throttle.locked_until - now).total_seconds())
+            raise TooManyAttempts(
+                f"Too many failed sign-ins; this account is locked for {wait} more seconds.",
+                code="account_locked", extra={"retry_after": wait},
+            )
+        over = throttle.failures - self.policy.slowdown_after
+        if over >= 0 and throttle.last_failure_at is not None:
+            ready_at = throttle.last_failure_at + timedelta(seconds=min(2**over, 60))
+            if ready_at > now:
+                wait = math.ceil((ready_at - now).total_seconds())
+                raise TooManyAttempts(
+                    f"Too many failed sign-ins; wait {wait} seconds before trying again.",
+                    code="login_throttled", extra={"retry_after": wait},
+                )
+
+    async def _record_failure(
+        self, throttle: LoginThrottle | None, workspace_id: uuid.UUID, email: str, now: datetime,
+    ) -> None:
+        if throttle is None:
+            throttle = LoginThrottle(workspace_id=workspace_id, email=email, failures=0)
+            self.session.add(throttle)
+        if throttle.locked_until is not None and throttle.locked_until <= now:
+            throttle.failures, throttle.locked_until = 0, None  # the lock has run out: start afresh
+        throttle.failures += 1
+        throttle.last_failure_at = now
+        if throttle.failures >= self.policy.max_failures:
+            throttle.locked_until = now + self.policy.lockout
+
+    # -- tokens ------------------------------------------------------------------
+    async def _issue(self, user: User, *, family_id: uuid.UUID, now: datetime) -> TokenPair:
+        refresh = new_secret_token(REFRESH_TOKEN_PREFIX)
+        self.session.add(RefreshToken(
+            workspace_id=user.workspace_id, user_id=user.id, family_id=family_id,
+            token_hash=token_digest(refresh), created_at=now, expires_at=now + self.policy.refresh_ttl,
+        ))
+        principal = Principal(user_id=user.id, workspace_id=user.workspace_id, role=Role(user.role))
+        return TokenPair(
+            access_token=self.signer.issue(principal, now), refresh_token=refresh,
+            expires_in=int(self.signer.ttl.total_seconds()), user=user,
+        )
+
+    async def refresh(self, token: str, now: datetime) -> TokenPair:
+        stored = await self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_digest(token)))
+        if stored is None or stored.revoked_at is not None:
+            raise Unauthenticated("The refresh token is not valid; sign in again.")
+        if stored.used_at is not None:
+            # A rotated token came back: someone else holds a copy. End the whole session.
+            await self._revoke_family(stored.family_id, now)
+            raise Unauthenticated("This refresh token was already used; the session has been ended for safety.",
+                                  code="refresh_token_reused")
+        if stored.expires_at <= now:
+            raise Unauthenticated("The refresh token has expired; sign in again.")
+        user = await self.session.get(User, stored.user_id)
+        if user is None or not user.is_active:
+            raise Unauthenticated("The account is no longer active.")
+        stored.used_at = now
+        return await self._issue(user, family_id=stored.family_id, now=now)
+
+    async def logout(self, token: str, now: datetime) -> None:
+        stored = await self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_digest(token)))
+        if stored is not None:
+            await self._revoke_family(stored.family_id, now)
+
+    async def _revoke_family(self, family_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def authenticate(self, bearer: str, now: datetime) -> Principal:
+        if not bearer.startswith(API_TOKEN_PREFIX):
+            return self.signer.verify(bearer, now)
+        row = await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(bearer)))
+        if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            raise Unauthenticated("The API token is not valid.")
+        user = await self.session.get(User, row.user_id)
+        if user is None or not user.is_active:
+            raise Unauthenticated("The API token's owner is no longer active.")
+        return Principal(user_id=user.id, workspace_id=user.workspace_id, role=Role(user.role))
+
+    # -- personal API tokens -------------------------------------------------------
+    async def create_api_token(
+        self, principal: Principal, *, name: str, expires_at: datetime | None, now: datetime,
+    ) -> tuple[ApiToken, str]:
+        secret = new_secret_token(API_TOKEN_PREFIX)
+        row = ApiToken(
+            workspace_id=principal.workspace_id, user_id=principal.user_id, name=name,
+            prefix=secret[:10], token_hash=token_digest(secret), created_at=now, expires_at=expires_at,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row, secret
+
+    async def list_api_tokens(self, principal: Principal) -> list[ApiToken]:
+        return list(await self.session.scalars(
+            select(ApiToken).where(
+                ApiToken.workspace_id == principal.workspace_id, ApiToken.user_id == principal.user_id,
+                ApiToken.revoked_at.is_(None),
+            ).order_by(ApiToken.created_at)
+        ))
+
+    async def revoke_api_token(self, principal: Principal, token_id: uuid.UUID, now: datetime) -> None:
+        row = await self.session.scalar(select(ApiToken).where(
+            ApiToken.workspace_id == principal.workspace_id, ApiToken.user_id == principal.user_id,
+            ApiToken.id == token_id, ApiToken.revoked_at.is_(None),
+        ))
+        if row is None:
+            raise NotFound("No such API token.")
+        row.revoked_at = now

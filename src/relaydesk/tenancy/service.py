@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.errors import NotFound
+from relaydesk.tenancy.models import Workspace
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:60] or "workspace"
+
+
+class WorkspaceService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, name: str, now: datetime) -> Workspace:
+        slug = slugify(name)
+        if await self._slug_taken(slug):
+            slug = f"{slug[:53]}-{secrets.token_hex(3)}"
+        workspace = Workspace(name=name, slug=slug, created_at=now, settings={})
+        self.session.add(workspace)
+        await self.session.flush()
+        return workspace
+
+    async def _slug_taken(self, slug: str) -> bool:
+        return (await self.session.scalar(select(Workspace.id).where(Workspace.slug == slug))) is not None
+
+    async def get(self, workspace_id: uuid.UUID) -> Workspace:
+        workspace = await self.session.get(Workspace, workspace_id)
+        if workspace is None:
+            raise NotFound("No such workspace.")
+        return workspace
+
+    async def find(self, slug_or_id: str) -> Workspace | None:
+        """Sign-in names a workspace by slug (or id, for integrations)."""
+        try:
+            as_id = uuid.UUID(slug_or_id)
+        except ValueError:
+            return await self.session.scalar(select(Workspace).where(Workspace.slug == slug_or_id.lower()))
+        return await self.session.get(Workspace, as_id)
+
+    async def next_ticket_number(self, workspace_id: uuid.UUID) -> int:
+        """Reserve the next human ticket number; the row lock serialises creators."""
+        number = await self.session.scalar(
+            update(Workspace).where(Workspace.id == workspace_id)
+            .values(ticket_seq=Workspace.ticket_seq + 1).returning(Workspace.ticket_seq)
+        )
+        if number is None:
+            raise NotFound("No such workspace.")
+        return number
+
+    async def first(self) -> Workspace | None:
+        return await self.session.scalar(select(Workspace).order_by(Workspace.created_at).limit(1))

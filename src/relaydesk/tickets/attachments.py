@@ -1,0 +1,130 @@
+"""Uploads: checked by their content, stored under random names, served only to those
+who may see the message they belong to."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import filetype
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from relaydesk.core.principal import Principal
+from relaydesk.core.storage import FileStorage
+from relaydesk.tickets.models import Attachment, Message
+from relaydesk.tickets.repository import TicketRepository, Visibility
+
+_DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# Detected type -> the file extensions a file of that type may carry.
+ALLOWED_TYPES: dict[str, frozenset[str]] = {
+    "image/png": frozenset({"png"}),
+    "image/jpeg": frozenset({"jpg", "jpeg"}),
+    "image/gif": frozenset({"gif"}),
+    "image/webp": frozenset({"webp"}),
+    "application/pdf": frozenset({"pdf"}),
+    "application/zip": frozenset({"zip"}),
+    _DOCX: frozenset({"docx"}),
+    _XLSX: frozenset({"xlsx"}),
+    "text/plain": frozenset({"txt", "log", "md", ""}),
+    "text/csv": frozenset({"csv"}),
+}
+
+
+def detect_type(data: bytes, filename: str) -> str:
+    """The type the bytes really are, refusing anything not on the allow-list or whose
+    name claims to be something else."""
+    ext = os.path.splitext(filename)[1].lstrip(".").lower()
+    kind = filetype.guess(data)
+    if kind is not None:
+        mime = kind.mime
+        if mime == "application/zip" and ext in ("docx", "xlsx"):
+            mime = _DOCX if ext == "docx" else _XLSX  # Office files are zips; the name tells which
+    elif _is_text(data):
+        mime = "text/csv" if ext == "csv" else "text/plain"
+    else:
+        raise UnsupportedMediaType("This kind of file is not accepted.", field="file")
+    allowed = ALLOWED_TYPES.get(mime)
+    if allowed is None:
+        raise UnsupportedMediaType(f"Files of type {mime} are not accepted.", field="file")
+    if ext not in allowed:
+        raise UnsupportedMediaType(
+            f"The file's content is {mime}, which does not match its name '.{ext}'.", field="file"
+        )
+    return mime
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return False
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > 65530  # cut mid-character at the sample's end
+    return True
+
+
+def safe_filename(name: str) -> str:
+    name = unicodedata.normalize("NFC", os.path.basename(name.replace("\\", "/")))
+    name = re.sub(r"[\x00-\x1f\x7f\"<>:|?*]", "", name).strip(" .")
+    return name[:255] or "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    attachment: Attachment
+    data: bytes
+
+
+class AttachmentService:
+    def __init__(self, session: AsyncSession, files: FileStorage, max_bytes: int) -> None:
+        self.session = session
+        self.files = files
+        self.max_bytes = max_bytes
+        self.repo = TicketRepository(session)
+
+    async def upload(self, principal: Principal, filename: str, data: bytes, now: datetime) -> Attachment:
+        if not data:
+            raise ValidationFailed("The file is empty.", field="file")
+        if len(data) > self.max_bytes:
+            raise PayloadTooLarge(f"Files may be at most {self.max_bytes} bytes.", field="file")
+        name = safe_filename(filename)
+        mime = detect_type(data, name)
+        key = await self.files.put(data)
+        attachment = Attachment(
+            workspace_id=principal.workspace_id, uploader_id=principal.user_id, message_id=None, filename=name,
+            content_type=mime, size=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_key=key,
+            created_at=now,
+        )
+        self.session.add(attachment)
+        await self.session.flush()
+        return attachment
+
+    async def download(self, principal: Principal, vis: Visibility, attachment_id: uuid.UUID) -> Download:
+        attachment = await self.session.scalar(select(Attachment).where(
+            Attachment.workspace_id == principal.workspace_id, Attachment.id == attachment_id,
+        ))
+        if attachment is None or not await self._may_see(principal, vis, attachment):
+            raise NotFound("No such attachment.")
+        return Download(attachment, await self.files.get(attachment.storage_key))
+
+    async def _may_see(self, principal: Principal, vis: Visibility, attachment: Attachment) -> bool:
+        if attachment.message_id is None:
+            return attachment.uploader_id == principal.user_id
+        message = await self.session.scalar(select(Message).where(
+            Message.workspace_id == principal.workspace_id, Message.id == attachment.message_id,
+        ))
+        if message is None:
+            return False
+        visible = await self.session.scalar(
+            self.repo.visible_messages(vis, message.ticket_id).where(Message.id == message.id)
+        )
+        return visible is not None and await self.repo.get(vis, message.ticket_id) is not None

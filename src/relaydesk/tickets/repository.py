@@ -1,0 +1,138 @@
+"""Ticket queries, always starting from what the caller may see."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which tickets a caller may read: a whole workspace for staff, or one customer's
+    own tickets (plus their organisation's when it shares them)."""
+
+    workspace_id: uuid.UUID
+    customer_id: uuid.UUID | None = None
+    organisation_id: uuid.UUID | None = None  # set only when the organisation shares tickets
+
+    @property
+    def is_customer(self) -> bool:
+        return self.customer_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilters:
+    status: list[str] | None = None
+    priority: list[str] | None = None
+    assignee_id: uuid.UUID | None = None
+    unassigned: bool = False
+    team_id: uuid.UUID | None = None
+    category_id: uuid.UUID | None = None
+    tag: str | None = None
+    requester_id: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+
+
+SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at}
+
+
+class TicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def visible(self, vis: Visibility) -> Select[tuple[Ticket]]:
+        stmt = select(Ticket).where(Ticket.workspace_id == vis.workspace_id, Ticket.deleted_at.is_(None))
+        if vis.is_customer:
+            mine = Ticket.requester_id == vis.customer_id
+            if vis.organisation_id is not None:
+                mine = or_(mine, Ticket.organisation_id == vis.organisation_id)
+            stmt = stmt.where(mine)
+        return stmt
+
+    async def get(self, vis: Visibility, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None:
+        stmt = self.visible(vis).where(Ticket.id == ticket_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def get_by_number(self, vis: Visibility, number: int) -> Ticket | None:
+        return await self.session.scalar(self.visible(vis).where(Ticket.number == number))
+
+    async def page(
+        self, vis: Visibility, f: TicketFilters, *, sort: str, descending: bool,
+        after: tuple[datetime, uuid.UUID] | None, limit: int,
+    ) -> list[Ticket]:
+        stmt = self.visible(vis)
+        if f.status:
+            stmt = stmt.where(Ticket.status.in_(f.status))
+        if f.priority:
+            stmt = stmt.where(Ticket.priority.in_(f.priority))
+        if f.unassigned:
+            stmt = stmt.where(Ticket.assignee_id.is_(None))
+        elif f.assignee_id:
+            stmt = stmt.where(Ticket.assignee_id == f.assignee_id)
+        for column, value in ((Ticket.team_id, f.team_id), (Ticket.category_id, f.category_id),
+                              (Ticket.requester_id, f.requester_id)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if f.tag:
+            stmt = stmt.where(exists().where(
+                TicketTag.workspace_id == vis.workspace_id, TicketTag.tag == f.tag, TicketTag.ticket_id == Ticket.id,
+            ))
+        for column, low, high in ((Ticket.created_at, f.created_from, f.created_to),
+                                  (Ticket.updated_at, f.updated_from, f.updated_to)):
+            if low is not None:
+                stmt = stmt.where(column >= low)
+            if high is not None:
+                stmt = stmt.where(column < high)
+        key = SORTS[sort]
+        if after is not None:
+            value, last_id = after
+            if descending:
+                stmt = stmt.where(or_(key < value, and_(key == value, Ticket.id < last_id)))
+            else:
+                stmt = stmt.where(or_(key > value, and_(key == value, Ticket.id > last_id)))
+        order = (key.desc(), Ticket.id.desc()) if descending else (key.asc(), Ticket.id.asc())
+        return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
+
+    async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
+        await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
+        self.session.add_all(TicketTag(workspace_id=ticket.workspace_id, ticket_id=ticket.id, tag=t) for t in tags)
+        ticket.tags = tags
+
+    # -- thread --------------------------------------------------------------------
+    def visible_messages(self, vis: Visibility, ticket_id: uuid.UUID) -> Select[tuple[Message]]:
+        stmt = select(Message).where(
+            Message.workspace_id == vis.workspace_id, Message.ticket_id == ticket_id, Message.deleted_at.is_(None),
+        )
+        if vis.is_customer:
+            stmt = stmt.where(Message.internal.is_(False))
+        return stmt
+
+    async def messages(
+        self, vis: Visibility, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int,
+    ) -> list[Message]:
+        stmt = self.visible_messages(vis, ticket_id)
+        if after is not None:
+            stmt = stmt.where(or_(Message.created_at > after[0],
+                                  and_(Message.created_at == after[0], Message.id > after[1])))
+        return list(await self.session.scalars(stmt.order_by(Message.created_at, Message.id).limit(limit)))
+
+    async def attachments_of(self, workspace_id: uuid.UUID, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attachment]]:
+        out: dict[uuid.UUID, list[Attachment]] = {}
+        if not message_ids:
+            return out
+        for a in await self.session.scalars(select(Attachment).where(
+            Attachment.workspace_id == workspace_id, Attachment.message_id.in_(message_ids),
+        ).order_by(Attachment.created_at)):
+            out.setdefault(a.message_id, []).append(a)  # type: ignore[arg-type]
+        return out

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from relaydesk.core.schemas import Input, Output
+from relaydesk.tickets.lifecycle import Channel, Priority, Status
+
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^[\w.:/+-]+$")]
+Tags = Annotated[list[Tag], Field(max_length=30)]
+
+
+def ticket_reference(number: int) -> str:
+    return f"T-{number:06d}"
+
+
+class TicketIn(Input):
+    subject: Subject
+    description: Body = Field(description="Plain text or HTML; HTML is sanitised before it is stored.")
+    requester_id: uuid.UUID | None = Field(
+        default=None, description="Required when staff open a ticket on a customer's behalf; customers omit it."
+    )
+    priority: Priority | None = Field(default=None, description="Defaults to the category's, else MEDIUM.")
+    category_id: uuid.UUID | None = None
+    channel: Channel | None = Field(default=None, description="Defaults to web for customers, api for staff.")
+    tags: Tags = Field(default_factory=list)
+    assignee_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "subject": "Order A-1001 arrived damaged",
+        "description": "The box was crushed and the lamp inside is cracked. Can I get a replacement?",
+        "priority": "HIGH", "tags": ["damaged", "order-a-1001"],
+    }]}}
+
+
+class TicketPatch(Input):
+    priority: Priority | None = None
+    category_id: uuid.UUID | None = None
+    tags: Tags | None = None
+    assignee_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"priority": "URGENT", "tags": ["outage"]}]}}
+
+
+class StatusChangeIn(Input):
+    status: Status
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"status": "RESOLVED", "reason": "Replacement shipped"}]}}
+
+
+class TicketOut(Output):
+    id: uuid.UUID
+    number: str = Field(description="Human-readable, per workspace, e.g. T-000123.")
+    subject: str
+    description: str
+    status: Status
+    priority: Priority
+    channel: Channel
+    category_id: uuid.UUID | None
+    tags: list[str]
+    requester_id: uuid.UUID
+    organisation_id: uuid.UUID | None
+    assignee_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+    follow_up_of_id: uuid.UUID | None
+    reopen_count: int
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _reference(cls, value: Any) -> str:
+        return ticket_reference(value) if isinstance(value, int) else value
+
+
+class MessageIn(Input):
+    body: Body = Field(description="Plain text or HTML; HTML is sanitised before it is stored.")
+    internal: bool = Field(default=False, description="An internal note, visible to staff only.")
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"body": "Thanks, a replacement is on its way.", "internal": False},
+        {"body": "Courier confirmed the damage claim.", "internal": True},
+    ]}}
+
+
+class AttachmentOut(Output):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    message_id: uuid.UUID | None
+    created_at: datetime
+    download_url: str
+
+
+class MessageOut(Output):
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    author_id: uuid.UUID | None
+    author_kind: Literal["customer", "agent", "system"]
+    internal: bool
+    body_html: str
+    body_text: str
+    channel: str
+    created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list)
+
+
+class MessagePostedOut(MessageOut):
+    """A reply to a closed ticket starts a follow-up; ``ticket_id`` then names the new ticket."""
+
+    follow_up_created: bool = False
+
+
+class AuditOut(Output):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None
+    actor_kind: str
+    field: str
+    before: Any
+    after: Any
+    at: datetime
+
+
+class CategoryIn(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    parent_id: uuid.UUID | None = None
+    default_priority: Priority = Priority.MEDIUM
+    required_skills: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=20)
+    team_id: uuid.UUID | None = None
+
+
+class CategoryPatch(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    parent_id: uuid.UUID | None = None
+    default_priority: Priority | None = None
+    required_skills: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] | None = Field(
+        default=None, max_length=20)
+    team_id: uuid.UUID | None = None
+
+
+class CategoryOut(Output):
+    id: uuid.UUID
+    name: str
+    description: str
+    parent_id: uuid.UUID | None
+    default_priority: Priority
+    required_skills: list[str]
+    team_id: uuid.UUID | None
+    sla_policy_id: uuid.UUID | None
+    created_at: datetime

@@ -1,0 +1,402 @@
+"""Tickets: creation, changes, the status machine, and the thread.
+
+Every change is audited field by field, and status, assignee, priority and team changes
+also append a system message to the thread.  Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.audit import AuditEntry, AuditLog
+from relaydesk.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from relaydesk.core.principal import Principal
+from relaydesk.core.sanitize import html_to_text, looks_like_html, sanitize_html, text_to_html
+from relaydesk.customers.service import CustomerService
+from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets import lifecycle
+from relaydesk.tickets.categories import CategoryService
+from relaydesk.tickets.lifecycle import Channel, Priority, Status
+from relaydesk.tickets.models import Attachment, Message, Ticket
+from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility
+from relaydesk.tickets.schemas import MessageIn, TicketIn, TicketPatch, ticket_reference
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    html: str
+    text: str
+
+
+def render_body(raw: str) -> Body:
+    """Accept plain text or HTML; keep a sanitised HTML and a plain-text form."""
+    if looks_like_html(raw):
+        clean = sanitize_html(raw)
+        return Body(html=clean, text=html_to_text(clean))
+    return Body(html=text_to_html(raw), text=raw.strip())
+
+
+def normalise_tags(tags: list[str]) -> list[str]:
+    return sorted({t.strip().lower() for t in tags if t.strip()})
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    message: Message
+    attachments: list[Attachment]
+    follow_up_created: bool = False
+
+
+class TicketService:
+    def __init__(
+        self, session: AsyncSession, *, customers: CustomerService, agents: AgentService, teams: TeamService,
+    ) -> None:
+        self.session = session
+        self.repo = TicketRepository(session)
+        self.customers = customers
+        self.agents = agents
+        self.teams = teams
+        self.categories = CategoryService(session, teams)
+        self.workspaces = WorkspaceService(session)
+        self.audit = AuditLog(session)
+
+    # -- who sees what ---------------------------------------------------------------
+    async def visibility(self, principal: Principal) -> Visibility:
+        if principal.is_staff:
+            return Visibility(principal.workspace_id)
+        customer = await self.customers.for_user(principal)
+        shared = await self.customers.organisation_shares_tickets(principal.workspace_id, customer.organisation_id)
+        return Visibility(principal.workspace_id, customer_id=customer.id,
+                          organisation_id=customer.organisation_id if shared else None)
+
+    async def get(self, principal: Principal, ticket_ref: str | uuid.UUID, *, for_update: bool = False) -> Ticket:
+        vis = await self.visibility(principal)
+        return await self._get(vis, ticket_ref, for_update=for_update)
+
+    async def _get(self, vis: Visibility, ticket_ref: str | uuid.UUID, *, for_update: bool = False) -> Ticket:
+        ticket = None
+        if isinstance(ticket_ref, uuid.UUID):
+            ticket = await self.repo.get(vis, ticket_ref, for_update=for_update)
+        elif ticket_ref.upper().startswith("T-") and ticket_ref[2:].isdigit():
+            ticket = await self.repo.get_by_number(vis, int(ticket_ref[2:]))
+        else:
+            try:
+                ticket = await self.repo.get(vis, uuid.UUID(ticket_ref), for_update=for_update)
+            except ValueError:
+                pass
+        if ticket is None:
+            raise NotFound("No such ticket.")
+        return ticket
+
+    async def list(
+        self, principal: Principal, filters: TicketFilters, *, sort: str, descending: bool,
+        after: tuple[datetime, uuid.UUID] | None, limit: int,
+    ) -> list[Ticket]:
+        vis = await self.visibility(principal)
+        return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
+
+    # -- create ------------------------------------------------------------------------
+    async def create(self, principal: Principal, data: TicketIn, now: datetime) -> Ticket:
+        ws = principal.workspace_id
+        if principal.is_customer:
+            staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags"} & data.model_fields_set
+            if staff_only:
+                field = sorted(staff_only)[0]
+                raise ValidationFailed("Customers cannot set this when opening a ticket.", field=field)
+            requester = await self.customers.for_user(principal)
+            channel = data.channel or Channel.WEB
+        else:
+            if data.requester_id is None:
+                raise ValidationFailed("Staff must name the customer the ticket is for.", field="requester_id")
+            requester = (await self.customers.get_many(ws, {data.requester_id})).get(data.requester_id)
+            if requester is None or requester.deleted_at is not None:
+                raise ValidationFailed("No such customer in this workspace.", field="requester_id")
+            channel = data.channel or Channel.API
+        category = await self.categories.find(ws, data.category_id) if data.category_id else None
+        if data.category_id and category is None:
+            raise ValidationFailed("No such category in this workspace.", field="category_id")
+        team_id = data.team_id or (category.team_id if category else None)
+        if data.team_id and not await self.teams.exists(ws, data.team_id):
+            raise ValidationFailed("No such team in this workspace.", field="team_id")
+        if data.assignee_id:
+            await self._check_assignee(ws, data.assignee_id)
+        priority = data.priority or (Priority(category.default_priority) if category else Priority.MEDIUM)
+        body = render_body(data.description)
+        ticket = Ticket(
+            workspace_id=ws, number=await self.workspaces.next_ticket_number(ws), subject=data.subject,
+            description=body.html, status=Status.ASSIGNED if data.assignee_id else Status.OPEN,
+            priority=priority, channel=channel, category_id=data.category_id, requester_id=requester.id,
+            organisation_id=requester.organisation_id, assignee_id=data.assignee_id, team_id=team_id,
+            reopen_count=0, tags=[], created_at=now, updated_at=now,
+        )
+        self.session.add(ticket)
+        await self.session.flush()
+        await self.repo.replace_tags(ticket, normalise_tags(data.tags))
+        # The description opens the thread, written by the requester even when staff
+        # typed it in on their behalf (a phone call, say).
+        first = Message(
+            workspace_id=ws, ticket_id=ticket.id, author_id=requester.user_id if principal.is_customer else principal.user_id,
+            author_kind="customer" if principal.is_customer else "agent", internal=False,
+            body_html=body.html, body_text=body.text, channel=channel, created_at=now,
+        )
+        self.session.add(first)
+        await self.session.flush()
+        await self._attach(principal, first, data.attachment_ids)
+        self._audit(principal, ticket, now, {
+            "created": (None, ticket_reference(ticket.number)), "status": (None, ticket.status),
+            "priority": (None, ticket.priority), "assignee_id": (None, ticket.assignee_id),
+            "team_id": (None, ticket.team_id), "category_id": (None, ticket.category_id),
+            "tags": (None, ticket.tags or None),
+        })
+        return ticket
+
+    # -- change --------------------------------------------------------------------------
+    async def update(self, principal: Principal, ticket_ref: str, data: TicketPatch, now: datetime) -> Ticket:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may change tickets.")
+        ticket = await self.get(principal, ticket_ref, for_update=True)
+        if ticket.status == Status.CLOSED:
+            raise Conflict("Closed tickets cannot be changed; reply to start a follow-up.", code="ticket_closed")
+        ws = ticket.workspace_id
+        fields = data.model_fields_set
+        for field in ("priority", "tags"):
+            if field in fields and getattr(data, field) is None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+        changes: dict[str, tuple[object, object]] = {}
+        notes: list[str] = []
+        if data.priority is not None and data.priority != ticket.priority:
+            changes["priority"] = (ticket.priority, data.priority.value)
+            notes.append(f"Priority changed from {ticket.priority} to {data.priority.value}.")
+            ticket.priority = data.priority.value
+        if "category_id" in fields and data.category_id != ticket.category_id:
+            if data.category_id and await self.categories.find(ws, data.category_id) is None:
+                raise ValidationFailed("No such category in this workspace.", field="category_id")
+            changes["category_id"] = (ticket.category_id, data.category_id)
+            ticket.category_id = data.category_id
+        if data.tags is not None:
+            tags = normalise_tags(data.tags)
+            if tags != ticket.tags:
+                changes["tags"] = (ticket.tags, tags)
+                await self.repo.replace_tags(ticket, tags)
+        if "team_id" in fields and data.team_id != ticket.team_id:
+            if data.team_id and not await self.teams.exists(ws, data.team_id):
+                raise ValidationFailed("No such team in this workspace.", field="team_id")
+            changes["team_id"] = (ticket.team_id, data.team_id)
+            notes.append("Team changed." if data.team_id else "Team removed.")
+            ticket.team_id = data.team_id
+        if "assignee_id" in fields and data.assignee_id != ticket.assignee_id:
+            notes.extend(await self._assign(principal, ticket, data.assignee_id, changes))
+        if changes:
+            ticket.updated_at = now
+            self._audit(principal, ticket, now, changes)
+            for note in notes:
+                self._system_message(ticket, note, now, internal=True)
+        return ticket
+
+    async def _assign(self, principal: Principal, ticket: Ticket, assignee_id: uuid.UUID | None,
+                      changes: dict[str, tuple[object, object]]) -> list[str]:
+        if assignee_id is not None:
+            await self._check_assignee(ticket.workspace_id, assignee_id)
+        changes["assignee_id"] = (ticket.assignee_id, assignee_id)
+        ticket.assignee_id = assignee_id
+        notes = ["Assigned to an agent." if assignee_id else "Unassigned."]
+        new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
+        if new_status is not None:
+            changes["status"] = (ticket.status, new_status.value)
+            notes.append(f"Status changed from {ticket.status} to {new_status.value}.")
+            ticket.status = new_status.value
+        return notes
+
+    async def _check_assignee(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        if not await self.agents.staff_ids(workspace_id, {user_id}):
+            raise ValidationFailed("Tickets can only be assigned to active staff of this workspace.",
+                                   field="assignee_id")
+
+    async def change_status(
+        self, principal: Principal, ticket_ref: str, target: Status, reason: str | None, now: datetime,
+    ) -> Ticket:
+        ticket = await self.get(principal, ticket_ref, for_update=True)
+        current = Status(ticket.status)
+        by_customer = principal.is_customer
+        if not lifecycle.can_move(current, target, by_customer=by_customer):
+            allowed = sorted(lifecycle.allowed_next(current, by_customer=by_customer))
+            raise InvalidTransition(
+                f"A ticket that is {current} cannot move to {target}."
+                + (f" Allowed next: {', '.join(allowed)}." if allowed else " It accepts no further status changes."),
+                field="status", extra={"current": current.value, "allowed": [s.value for s in allowed]},
+            )
+        changes: dict[str, tuple[object, object]] = {}
+        if target is Status.OPEN and ticket.assignee_id is not None:
+            changes["assignee_id"] = (ticket.assignee_id, None)
+            ticket.assignee_id = None
+        if target in lifecycle.NEEDS_ASSIGNEE and ticket.assignee_id is None:
+            # Whoever takes a ticket into work owns it.
+            changes["assignee_id"] = (None, principal.user_id)
+            ticket.assignee_id = principal.user_id
+        self._move(ticket, target, now, changes)
+        ticket.updated_at = now
+        self._audit(principal, ticket, now, changes)
+        text = f"Status changed from {current} to {target}."
+        if principal.is_customer and target is Status.CLOSED:
+            text = "The customer confirmed the ticket is resolved. " + text
+        self._system_message(ticket, text + (f" Reason: {reason}" if reason else ""), now, internal=False)
+        return ticket
+
+    def _move(self, ticket: Ticket, target: Status, now: datetime, changes: dict[str, tuple[object, object]]) -> None:
+        previous = Status(ticket.status)
+        stamps = lifecycle.timestamps_for(previous, target)
+        changes["status"] = (previous.value, target.value)
+        ticket.status = target.value
+        if stamps.resolved:
+            changes["resolved_at"] = (ticket.resolved_at, now)
+            ticket.resolved_at = now
+        if stamps.clear_resolved and ticket.resolved_at is not None:
+            changes["resolved_at"] = (ticket.resolved_at, None)
+            ticket.resolved_at = None
+        if stamps.closed:
+            changes["closed_at"] = (ticket.closed_at, now)
+            ticket.closed_at = now
+
+    async def delete(self, principal: Principal, ticket_ref: str, now: datetime) -> None:
+        if not principal.can_manage_team:
+            raise Forbidden("Only supervisors and admins may delete tickets.")
+        ticket = await self.get(principal, ticket_ref, for_update=True)
+        ticket.deleted_at = now
+        ticket.updated_at = now
+        self._audit(principal, ticket, now, {"deleted_at": (None, now)})
+
+    # -- thread ----------------------------------------------------------------------------
+    async def post_message(self, principal: Principal, ticket_ref: str, data: MessageIn, now: datetime) -> PostedMessage:
+        ticket = await self.get(principal, ticket_ref, for_update=True)
+        body = render_body(data.body)
+        if principal.is_customer:
+            if data.internal:
+                raise Forbidden("Customers cannot post internal notes.", field="internal")
+            outcome = lifecycle.after_customer_reply(Status(ticket.status), has_assignee=ticket.assignee_id is not None)
+            if outcome.follow_up:
+                return await self._follow_up(principal, ticket, body, data, now)
+            author_kind = "customer"
+        else:
+            outcome = lifecycle.after_agent_reply(Status(ticket.status), internal=data.internal)
+            if outcome.rejected:
+                raise Conflict("This ticket is closed. The customer's next reply opens a follow-up.",
+                               code="ticket_closed")
+            author_kind = "agent"
+        message = Message(
+            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=principal.user_id,
+            author_kind=author_kind, internal=data.internal, body_html=body.html, body_text=body.text,
+            channel=Channel.WEB if principal.is_customer else Channel.API, created_at=now,
+        )
+        self.session.add(message)
+        await self.session.flush()
+        attachments = await self._attach(principal, message, data.attachment_ids)
+        changes: dict[str, tuple[object, object]] = {
+            "internal_note" if data.internal else "reply": (None, str(message.id)),
+        }
+        if author_kind == "agent" and not data.internal:
+            if ticket.first_response_at is None:
+                changes["first_response_at"] = (None, now)
+                ticket.first_response_at = now
+            if ticket.assignee_id is None:
+                changes["assignee_id"] = (None, principal.user_id)
+                ticket.assignee_id = principal.user_id
+        if outcome.new_status is not None and outcome.new_status.value != ticket.status:
+            previous = ticket.status
+            self._move(ticket, outcome.new_status, now, changes)
+            if outcome.reopened:
+                ticket.reopen_count += 1
+                changes["reopen_count"] = (ticket.reopen_count - 1, ticket.reopen_count)
+            verb = "Re-opened by the customer's reply" if outcome.reopened else "Status changed"
+            self._system_message(ticket, f"{verb}: {previous} to {outcome.new_status.value}.", now, internal=False)
+        ticket.updated_at = now
+        self._audit(principal, ticket, now, changes)
+        return PostedMessage(message, attachments)
+
+    async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
+                         now: datetime) -> PostedMessage:
+        """A reply to a closed ticket starts a new one that points back to it."""
+        subject = closed.subject if closed.subject.lower().startswith("re:") else f"Re: {closed.subject}"
+        ticket = await self.create(principal, TicketIn(
+            subject=subject[:500], description=data.body, category_id=closed.category_id,
+            attachment_ids=data.attachment_ids,
+        ), now)
+        ticket.follow_up_of_id = closed.id
+        ticket.team_id = ticket.team_id or closed.team_id
+        self._audit(principal, ticket, now, {"follow_up_of_id": (None, closed.id)})
+        self._system_message(ticket, f"Follow-up to {ticket_reference(closed.number)}, which was closed.", now,
+                             internal=False)
+        self._system_message(closed, f"The customer replied after closing; follow-up "
+                                     f"{ticket_reference(ticket.number)} was opened.", now, internal=False)
+        first = await self.session.scalar(select(Message).where(
+            Message.workspace_id == ticket.workspace_id, Message.ticket_id == ticket.id,
+        ).order_by(Message.created_at, Message.id).limit(1))
+        assert first is not None
+        attachments = (await self.repo.attachments_of(ticket.workspace_id, [first.id])).get(first.id, [])
+        return PostedMessage(first, attachments, follow_up_created=True)
+
+    async def messages(self, principal: Principal, ticket_ref: str, *, after: tuple[datetime, uuid.UUID] | None,
+                       limit: int) -> tuple[list[Message], dict[uuid.UUID, list[Attachment]]]:
+        vis = await self.visibility(principal)
+        ticket = await self._get(vis, ticket_ref)
+        rows = await self.repo.messages(vis, ticket.id, after=after, limit=limit)
+        return rows, await self.repo.attachments_of(ticket.workspace_id, [m.id for m in rows])
+
+    async def delete_message(self, principal: Principal, ticket_ref: str, message_id: uuid.UUID, now: datetime) -> None:
+        if not principal.is_staff:
+            raise NotFound("No such message.")
+        vis = await self.visibility(principal)
+        ticket = await self._get(vis, ticket_ref)
+        message = await self.session.scalar(self.repo.visible_messages(vis, ticket.id).where(Message.id == message_id))
+        if message is None:
+            raise NotFound("No such message.")
+        if message.author_kind == "system":
+            raise Conflict("System messages are part of the record and cannot be deleted.", code="system_message")
+        if not principal.can_manage_team and message.author_id != principal.user_id:
+            raise Forbidden("Agents may delete only their own messages.")
+        message.deleted_at = now
+        self._audit(principal, ticket, now, {"message_deleted": (str(message.id), None)})
+
+    async def audit_trail(self, principal: Principal, ticket_ref: str) -> list[AuditEntry]:
+        if not principal.is_staff:
+            raise NotFound("No such ticket.")
+        ticket = await self.get(principal, ticket_ref)
+        return list(await self.session.scalars(select(AuditEntry).where(
+            AuditEntry.workspace_id == ticket.workspace_id, AuditEntry.entity_type == "ticket",
+            AuditEntry.entity_id == ticket.id,
+        ).order_by(AuditEntry.at, AuditEntry.id)))
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _attach(self, principal: Principal, message: Message, attachment_ids: list[uuid.UUID]) -> list[Attachment]:
+        """Bind the caller's own, still unattached uploads to the message."""
+        if not attachment_ids:
+            return []
+        wanted = set(attachment_ids)
+        rows = list(await self.session.scalars(select(Attachment).where(
+            Attachment.workspace_id == principal.workspace_id, Attachment.id.in_(wanted),
+            Attachment.uploader_id == principal.user_id, Attachment.message_id.is_(None),
+        )))
+        if {a.id for a in rows} != wanted:
+            raise ValidationFailed("Attach only files you uploaded and have not attached yet.",
+                                   field="attachment_ids")
+        for a in rows:
+            a.message_id = message.id
+        return sorted(rows, key=lambda a: a.created_at)
+
+    def _system_message(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
+        self.session.add(Message(
+            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=None, author_kind="system",
+            internal=internal, body_html=text_to_html(text), body_text=text, channel="system", created_at=now,
+        ))
+
+    def _audit(self, principal: Principal, ticket: Ticket, now: datetime,
+               changes: dict[str, tuple[object, object]]) -> None:
+        self.audit.record(
+            workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id, actor_id=principal.user_id,
+            actor_kind="customer" if principal.is_customer else "agent", at=now, changes=changes,
+        )
