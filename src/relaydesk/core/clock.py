@@ -16,13 +16,17 @@ class SystemClock:
 
 
 class FrozenClock:
-    """A clock that only moves when told to."""
+    """A clock that only moves when told to, or by ``tick`` on every reading (so that
+    rows written one after another still get distinct, ordered times)."""
 
-    def __init__(self, at: datetime | None = None) -> None:
+    def __init__(self, at: datetime | None = None, tick: timedelta = timedelta(0)) -> None:
         self._now = at or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        self._tick = tick
 
     def now(self) -> datetime:
-        return self._now
+        current = self._now
+        self._now += self._tick
+        return current
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta

@@ -1,0 +1,101 @@
+"""Test harness: every database test runs on SQLite and on PostgreSQL.
+
+Each pytest run makes its own SQLite file and its own PostgreSQL database (dropped at
+the end), migrates it once, and every test then works in workspaces of its own, so
+tests never see each other's data.  Where PostgreSQL is unreachable its tests are
+skipped with a one-line reason, unless RELAYDESK_REQUIRE_SERVICES=1 (as in CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from relaydesk.app import create_app
+from relaydesk.config import Settings
+from relaydesk.core.clock import FrozenClock
+from relaydesk.migrate import upgrade
+from relaydesk.runtime import Runtime, build_runtime
+
+REQUIRE_SERVICES = os.environ.get("RELAYDESK_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("RELAYDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def service_unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (RELAYDESK_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def test_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    return Settings(
+        env="test", data_dir=data_dir, database_url=database_url, secret_key="test-" + secrets.token_hex(16),
+        password_hash_time_cost=1, password_hash_memory_kib=1024, log_json=False, **overrides,
+    )
+
+
+async def _create_pg_database() -> str:
+    name = f"relaydesk_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        service_unavailable(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    data_dir = tmp_path_factory.mktemp(request.param)
+    pg_url = await _create_pg_database() if request.param == "postgres" else None
+    rt = build_runtime(test_settings(data_dir, pg_url), clock=FrozenClock(tick=timedelta(milliseconds=1)))
+    try:
+        await upgrade(rt.db)
+        yield rt
+    finally:
+        await rt.close()
+        if pg_url:
+            await _drop_pg_database(pg_url)
+
+
+@pytest.fixture(scope="session")
+def app(runtime: Runtime):  # noqa: ANN201
+    return create_app(runtime)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relaydesk.test") as c:
+        yield c
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> FrozenClock:
+    assert isinstance(runtime.clock, FrozenClock)
+    return runtime.clock
+
+
+@pytest.fixture
+def backend(runtime: Runtime) -> str:
+    return "sqlite" if runtime.db.is_sqlite else "postgres"

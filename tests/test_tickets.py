@@ -1,0 +1,414 @@
+"""The ticket core through the API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event, select
+
+from factories import make_workspace
+from relaydesk.core.audit import AuditEntry
+from relaydesk.tickets import lifecycle
+from relaydesk.tickets.lifecycle import Status as S
+from relaydesk.tickets.models import Ticket
+
+# A path of legal moves from OPEN to each status, made by the ticket's agent.
+PATH = {
+    S.OPEN: [],
+    S.ASSIGNED: [S.ASSIGNED],
+    S.IN_PROGRESS: [S.IN_PROGRESS],
+    S.WAITING_ON_CUSTOMER: [S.IN_PROGRESS, S.WAITING_ON_CUSTOMER],
+    S.WAITING_INTERNAL: [S.IN_PROGRESS, S.WAITING_INTERNAL],
+    S.ESCALATED: [S.ESCALATED],
+    S.RESOLVED: [S.RESOLVED],
+    S.CLOSED: [S.RESOLVED, S.CLOSED],
+}
+
+
+async def thread(ws, actor, ticket_id):
+    r = await ws.client.get(f"/api/v1/tickets/{ticket_id}/messages", headers=actor.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def audit(ws, ticket_id):
+    r = await ws.client.get(f"/api/v1/tickets/{ticket_id}/audit", headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+class TestCreate:
+    async def test_customer_opens_a_ticket(self, client):
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="Lamp broken", description="It arrived cracked.")
+        assert t["number"] == "T-000001"
+        assert (t["status"], t["priority"], t["channel"]) == ("OPEN", "MEDIUM", "web")
+        assert t["requester_id"] == cust.customer_id
+        assert t["first_response_at"] is None and t["resolved_at"] is None
+        msgs = await thread(ws, cust, t["id"])
+        assert [m["body_text"] for m in msgs] == ["It arrived cracked."]
+        assert msgs[0]["author_kind"] == "customer"
+        fields = {a["field"] for a in await audit(ws, t["id"])}
+        assert {"created", "status", "priority"} <= fields
+
+    async def test_numbers_count_up_per_workspace(self, client):
+        a, b = await make_workspace(client), await make_workspace(client)
+        ca, cb = await a.customer(), await b.customer()
+        numbers_a = [(await a.ticket(ca))["number"] for _ in range(3)]
+        numbers_b = [(await b.ticket(cb))["number"] for _ in range(2)]
+        assert numbers_a == ["T-000001", "T-000002", "T-000003"]
+        assert numbers_b == ["T-000001", "T-000002"]
+        r = await client.get("/api/v1/tickets/T-000002", headers=ca.headers)
+        assert r.status_code == 200 and r.json()["number"] == "T-000002"
+
+    async def test_agent_opens_on_behalf_of_a_customer(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        cust = await ws.customer(login=False)
+        r = await client.post("/api/v1/tickets", headers=agent.headers, json={
+            "subject": "Phone call", "description": "Called about a refund", "requester_id": cust.customer_id,
+            "channel": "phone", "assignee_id": agent.id, "tags": ["Refund", "refund", "vip"],
+        })
+        assert r.status_code == 201, r.text
+        t = r.json()
+        assert (t["channel"], t["status"], t["assignee_id"]) == ("phone", "ASSIGNED", agent.id)
+        assert t["tags"] == ["refund", "vip"]
+        r = await client.post("/api/v1/tickets", headers=agent.headers, json={"subject": "x", "description": "y"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "requester_id"
+
+    async def test_category_supplies_default_priority_and_team(self, client):
+        ws = await make_workspace(client)
+        team = (await client.post("/api/v1/teams", json={"name": "Billing"}, headers=ws.admin.headers)).json()
+        cat = await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+            "name": "Refunds", "default_priority": "HIGH", "team_id": team["id"], "required_skills": ["Billing"]})
+        assert cat.status_code == 201, cat.text
+        cust = await ws.customer()
+        t = await ws.ticket(cust, category_id=cat.json()["id"])
+        assert (t["priority"], t["team_id"], t["category_id"]) == ("HIGH", team["id"], cat.json()["id"])
+
+    async def test_customers_cannot_route_their_own_tickets(self, client):
+        ws = await make_workspace(client)
+        cust, agent = await ws.customer(), await ws.staff()
+        r = await client.post("/api/v1/tickets", headers=cust.headers, json={
+            "subject": "s", "description": "d", "assignee_id": agent.id})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assignee_id"
+
+    async def test_html_is_sanitised_before_it_is_stored(self, client):
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, description='<p onclick="steal()">Hi<script>alert(1)</script> '
+                                              '<a href="javascript:alert(1)">x</a> <b>bold</b></p>')
+        assert "script" not in t["description"] and "onclick" not in t["description"]
+        assert "javascript:" not in t["description"] and "<b>bold</b>" in t["description"]
+        msg = (await thread(ws, cust, t["id"]))[0]
+        assert "<script" not in msg["body_html"] and msg["body_text"].startswith("Hi")
+
+
+class TestLifecycle:
+    @pytest.mark.parametrize("current", list(S))
+    async def test_every_move_from_each_status(self, client, current):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tickets = []
+        for target in S:
+            t = await ws.ticket(agent)
+            for step in PATH[current]:
+                assert (await ws.move(agent, t["id"], step)).status_code == 200
+            tickets.append((t, target))
+        for t, target in tickets:
+            r = await ws.move(agent, t["id"], target)
+            if lifecycle.can_move(current, target):
+                assert r.status_code == 200, (current, target, r.text)
+                assert r.json()["status"] == target
+            else:
+                assert r.status_code == 409, (current, target, r.text)
+                body = r.json()
+                assert r.headers["content-type"] == "application/problem+json"
+                assert body["code"] == "invalid_transition" and body["current"] == current
+                assert body["allowed"] == sorted(s.value for s in lifecycle.allowed_next(current))
+                now = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+                assert now["status"] == current
+
+    async def test_status_changes_are_audited_and_announced(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        assert (await ws.move(agent, t["id"], "IN_PROGRESS")).json()["assignee_id"] == agent.id
+        r = await ws.move(agent, t["id"], "RESOLVED", reason="Replacement shipped")
+        assert r.json()["resolved_at"] is not None
+        system = [m["body_text"] for m in await thread(ws, cust, t["id"]) if m["author_kind"] == "system"]
+        assert system == ["Status changed from OPEN to IN_PROGRESS.",
+                          "Status changed from IN_PROGRESS to RESOLVED. Reason: Replacement shipped"]
+        rows = [(a["field"], a["before"], a["after"], a["actor_id"]) for a in await audit(ws, t["id"])
+                if a["field"] == "status"]
+        assert rows == [("status", None, "OPEN", cust.id), ("status", "OPEN", "IN_PROGRESS", agent.id),
+                        ("status", "IN_PROGRESS", "RESOLVED", agent.id)]
+
+    async def test_first_response_is_the_first_public_agent_reply(self, client, clock):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        await ws.reply(cust, t["id"], "Any news?")
+        await ws.reply(agent, t["id"], "Checking with the courier", internal=True)
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+        assert got["first_response_at"] is None and got["status"] == "OPEN"
+        clock.advance(timedelta(minutes=5))
+        r = await ws.reply(agent, t["id"], "We're on it")
+        assert r.status_code == 201
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+        first = got["first_response_at"]
+        assert first is not None and got["status"] == "IN_PROGRESS" and got["assignee_id"] == agent.id
+        await ws.reply(agent, t["id"], "Another update")
+        again = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+        assert again["first_response_at"] == first
+
+    async def test_customer_reply_moves_waiting_ticket_back_to_work(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        await ws.move(agent, t["id"], "IN_PROGRESS")
+        await ws.move(agent, t["id"], "WAITING_ON_CUSTOMER")
+        await ws.reply(cust, t["id"], "Here is the photo")
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()
+        assert got["status"] == "IN_PROGRESS"
+
+    async def test_customer_reply_reopens_a_resolved_ticket(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        await ws.move(agent, t["id"], "IN_PROGRESS")
+        await ws.move(agent, t["id"], "RESOLVED")
+        r = await ws.reply(cust, t["id"], "It is still broken")
+        assert r.status_code == 201 and r.json()["ticket_id"] == t["id"]
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()
+        assert (got["status"], got["reopen_count"], got["resolved_at"]) == ("IN_PROGRESS", 1, None)
+        assert got["assignee_id"] == agent.id
+
+    async def test_customer_confirms_resolution_and_cannot_do_more(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        r = await ws.move(cust, t["id"], "RESOLVED")
+        assert r.status_code == 409 and r.json()["allowed"] == []
+        await ws.move(agent, t["id"], "RESOLVED")
+        r = await ws.move(cust, t["id"], "CLOSED")
+        assert r.status_code == 200 and r.json()["closed_at"] is not None
+
+    async def test_reply_to_a_closed_ticket_starts_a_linked_follow_up(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust, subject="Broken zip")
+        await ws.move(agent, t["id"], "RESOLVED")
+        await ws.move(agent, t["id"], "CLOSED")
+        r = await ws.reply(agent, t["id"], "One more thing")
+        assert r.status_code == 409 and r.json()["code"] == "ticket_closed"
+        r = await ws.reply(cust, t["id"], "The new one broke too")
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["follow_up_created"] is True and body["ticket_id"] != t["id"]
+        new = (await client.get(f"/api/v1/tickets/{body['ticket_id']}", headers=cust.headers)).json()
+        assert (new["follow_up_of_id"], new["subject"], new["status"]) == (t["id"], "Re: Broken zip", "OPEN")
+        old = (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()
+        assert old["status"] == "CLOSED"
+        assert any(new["number"] in m["body_text"] for m in await thread(ws, cust, t["id"]))
+
+    async def test_patch_changes_are_audited_with_system_messages(self, client):
+        ws = await make_workspace(client)
+        agent, other, cust = await ws.staff(), await ws.staff(), await ws.customer()
+        team = (await client.post("/api/v1/teams", json={"name": "Tier 2"}, headers=ws.admin.headers)).json()
+        t = await ws.ticket(cust)
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=agent.headers, json={
+            "priority": "URGENT", "tags": ["outage"], "assignee_id": other.id, "team_id": team["id"]})
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert (got["priority"], got["tags"], got["assignee_id"], got["status"]) == (
+            "URGENT", ["outage"], other.id, "ASSIGNED")
+        changes = {(a["field"], str(a["before"]), str(a["after"])) for a in await audit(ws, t["id"])
+                   if a["actor_id"] == agent.id}
+        assert changes == {("priority", "MEDIUM", "URGENT"), ("tags", "[]", "['outage']"),
+                           ("assignee_id", "None", other.id), ("team_id", "None", team["id"]),
+                           ("status", "OPEN", "ASSIGNED")}
+        notes = [m for m in await thread(ws, agent, t["id"]) if m["author_kind"] == "system"]
+        assert len(notes) == 4 and all(m["internal"] for m in notes)
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=agent.headers, json={"assignee_id": None})
+        assert (r.json()["assignee_id"], r.json()["status"]) == (None, "OPEN")
+
+    async def test_assignee_must_be_staff_of_the_workspace(self, client):
+        ws, other_ws = await make_workspace(client), await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        stranger = await other_ws.staff()
+        t = await ws.ticket(cust)
+        for bad in (stranger.id, cust.id):
+            r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=agent.headers, json={"assignee_id": bad})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assignee_id"
+
+
+class TestSoftDelete:
+    async def test_deleted_ticket_is_gone_from_the_api_but_kept(self, client, runtime):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        assert (await client.delete(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).status_code == 403
+        assert (await client.delete(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).status_code == 204
+        assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).status_code == 404
+        listed = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        assert t["id"] not in [x["id"] for x in listed]
+        async with runtime.db.read_session() as s:
+            row = await s.scalar(select(Ticket).where(Ticket.number == 1, Ticket.workspace_id == uuid.UUID(ws.id)))
+        assert row is not None and row.deleted_at is not None
+        assert any(a["field"] == "deleted_at" for a in await _raw_audit(runtime, t["id"]))
+
+    async def test_deleted_customer_and_message(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        msg = (await ws.reply(agent, t["id"], "oops, wrong ticket")).json()
+        r = await client.delete(f"/api/v1/tickets/{t['id']}/messages/{msg['id']}", headers=agent.headers)
+        assert r.status_code == 204
+        assert msg["id"] not in [m["id"] for m in await thread(ws, agent, t["id"])]
+        r = await client.delete(f"/api/v1/customers/{cust.customer_id}", headers=ws.admin.headers)
+        assert r.status_code == 204
+        assert (await client.get(f"/api/v1/customers/{cust.customer_id}", headers=agent.headers)).status_code == 404
+        # Their ticket stays, still naming them.
+        got = await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)
+        assert got.status_code == 200 and got.json()["requester_id"] == cust.customer_id
+        r = await client.post("/api/v1/auth/login", json={"email": cust.email, "password": "correct horse battery staple",
+                                                          "workspace": ws.slug})
+        assert r.status_code == 401
+
+
+async def _raw_audit(runtime, ticket_id):
+    async with runtime.db.read_session() as s:
+        rows = await s.scalars(select(AuditEntry).where(AuditEntry.entity_id == uuid.UUID(ticket_id)))
+        return [{"field": r.field} for r in rows]
+
+
+class TestList:
+    async def test_filters_and_cursor_pagination(self, client):
+        ws = await make_workspace(client)
+        agent, cust, cust2 = await ws.staff(), await ws.customer(), await ws.customer()
+        made = []
+        for i in range(7):
+            t = await ws.ticket(cust if i % 2 == 0 else cust2, subject=f"t{i}")
+            made.append(t)
+        await ws.move(agent, made[0]["id"], "IN_PROGRESS")
+        await ws.move(agent, made[3]["id"], "IN_PROGRESS")
+        await client.patch(f"/api/v1/tickets/{made[5]['id']}", headers=agent.headers, json={"tags": ["vip"]})
+        h = agent.headers
+
+        async def ids(**params):
+            r = await client.get("/api/v1/tickets", headers=h, params=params)
+            assert r.status_code == 200, r.text
+            return [x["subject"] for x in r.json()["items"]]
+
+        assert await ids() == [f"t{i}" for i in reversed(range(7))]
+        assert await ids(sort="created_at") == [f"t{i}" for i in range(7)]
+        assert await ids(status="IN_PROGRESS", assignee_id=agent.id) == ["t3", "t0"]
+        assert await ids(status=["IN_PROGRESS", "ASSIGNED"]) == ["t3", "t0"]
+        assert await ids(assignee_id="none") == ["t6", "t5", "t4", "t2", "t1"]
+        assert await ids(tag="VIP") == ["t5"]
+        assert await ids(requester_id=cust2.customer_id) == ["t5", "t3", "t1"]
+        assert (await ids(sort="-updated_at"))[0] == "t5"
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/v1/tickets", headers=h, params=params)).json()
+            seen += [x["subject"] for x in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert seen == [f"t{i}" for i in reversed(range(7))]
+
+    async def test_date_range_filters(self, client, clock):
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        await ws.ticket(cust, subject="old")
+        clock.advance(timedelta(days=2))
+        boundary = clock.now()
+        cust.token = (await ws.login(cust.email))["access_token"]  # the old one has expired meanwhile
+        await ws.ticket(cust, subject="new")
+        r = await client.get("/api/v1/tickets", headers=cust.headers,
+                             params={"created_from": boundary.isoformat()})
+        assert [x["subject"] for x in r.json()["items"]] == ["new"]
+        r = await client.get("/api/v1/tickets", headers=cust.headers,
+                             params={"created_to": boundary.isoformat()})
+        assert [x["subject"] for x in r.json()["items"]] == ["old"]
+
+    async def test_queries_per_page_do_not_grow_with_page_size(self, client, runtime):
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        for _ in range(12):
+            await ws.ticket(cust)
+        counts = []
+        for limit in (2, 10):
+            seen = []
+
+            def count(*_args):
+                seen.append(1)
+
+            engine = runtime.db.read_engine.sync_engine
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                r = await client.get("/api/v1/tickets", headers=cust.headers, params={"limit": limit})
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            assert len(r.json()["items"]) == limit
+            counts.append(len(seen))
+        assert counts[0] == counts[1] and counts[0] <= 4
+
+
+class TestPropertyBased:
+    async def test_random_status_sequences_keep_the_invariants(self, client):
+        """Hypothesis drives random move sequences through the API; after every step the
+        ticket, its timestamps and its audit trail agree with the state machine."""
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        loop = asyncio.get_running_loop()
+
+        def run(coro):
+            return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
+
+        moves = st.lists(st.tuples(st.sampled_from(list(S)), st.booleans()), min_size=1, max_size=12)
+
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(moves)
+        def check(sequence):
+            t = run(ws.ticket(cust))
+            status, changes = S.OPEN, 0
+            for target, as_customer in sequence:
+                actor = cust if as_customer else agent
+                r = run(ws.move(actor, t["id"], target))
+                legal = lifecycle.can_move(status, target, by_customer=as_customer)
+                assert r.status_code == (200 if legal else 409), r.text
+                if legal:
+                    status, changes = target, changes + 1
+                got = run(client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+                assert got["status"] == status
+                assert (got["closed_at"] is not None) == (status is S.CLOSED)
+                if status is S.RESOLVED:
+                    assert got["resolved_at"] is not None
+                if status in lifecycle.NEEDS_ASSIGNEE:
+                    assert got["assignee_id"] is not None
+                if status is S.OPEN:
+                    assert got["assignee_id"] is None
+            trail = run(client.get(f"/api/v1/tickets/{t['id']}/audit", headers=agent.headers)).json()
+            assert sum(1 for a in trail if a["field"] == "status") == changes + 1
+
+        await asyncio.to_thread(check)
+
+
+def test_path_table_is_legal():
+    for target, steps in PATH.items():
+        current = S.OPEN
+        for step in steps:
+            assert lifecycle.can_move(current, step)
+            current = step
+        assert current == target
+    assert set(itertools.chain.from_iterable(PATH.values())) <= set(S)
