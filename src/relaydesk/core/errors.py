@@ -9,16 +9,20 @@ from typing import Any
 
 
 class AppError(Exception):
+    """``keep_changes``: the failure is itself a fact to record (a failed sign-in, a
+    revoked token family), so the unit of work commits before answering with the error."""
+
     status = 400
     code = "bad_request"
     title = "Bad request"
 
     def __init__(
         self, detail: str, *, field: str | None = None, code: str | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None, keep_changes: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.keep_changes = keep_changes
         if code:
             self.code = code
         self.field = field

@@ -141,7 +141,8 @@ class AuthService:
         ok = await self.hasher.verify(user.password_hash if user else None, password)
         if not ok or user is None or not user.is_active:
             await self._record_failure(throttle, ws.id, email, now)
-            raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials")
+            raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials",
+                                  keep_changes=True)
         if throttle is not None:
             await self.session.delete(throttle)
         user.last_login_at = now
@@ -200,7 +201,7 @@ class AuthService:
             # A rotated token came back: someone else holds a copy. End the whole session.
             await self._revoke_family(stored.family_id, now)
             raise Unauthenticated("This refresh token was already used; the session has been ended for safety.",
-                                  code="refresh_token_reused")
+                                  code="refresh_token_reused", keep_changes=True)
         if stored.expires_at <= now:
             raise Unauthenticated("The refresh token has expired; sign in again.")
         user = await self.session.get(User, stored.user_id)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 import uuid
 from datetime import datetime
 
@@ -13,7 +14,8 @@ from relaydesk.tenancy.models import Workspace
 
 
 def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug[:60] or "workspace"
 
 

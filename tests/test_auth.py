@@ -1,0 +1,236 @@
+"""Sign-in, tokens, rotation, lockout and API tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import jwt
+from sqlalchemy import select
+
+from factories import PASSWORD, make_workspace
+from relaydesk.identity.models import User
+
+
+def _problem(r, status, code=None):
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    if code:
+        assert r.json()["code"] == code, r.json()
+
+
+class TestLogin:
+    async def test_login_returns_tokens_and_user(self, client):
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/auth/login", json={"email": ws.admin.email.upper(), "password": PASSWORD,
+                                                          "workspace": ws.slug})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["token_type"] == "bearer" and body["refresh_token"] and body["expires_in"] == 900
+        assert body["user"] == {"id": ws.admin.id, "workspace_id": ws.id, "email": ws.admin.email,
+                                "name": "Ada Admin", "role": "admin"}
+        me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert me.json()["workspace"]["slug"] == ws.slug
+
+    async def test_wrong_password_unknown_email_and_unknown_workspace_look_alike(self, client):
+        ws = await make_workspace(client)
+        answers = []
+        for body in ({"email": ws.admin.email, "password": "wrong password!", "workspace": ws.slug},
+                     {"email": "nobody@acme.example.com", "password": PASSWORD, "workspace": ws.slug},
+                     {"email": ws.admin.email, "password": PASSWORD, "workspace": "no-such-workspace"}):
+            r = await client.post("/api/v1/auth/login", json=body)
+            _problem(r, 401, "invalid_credentials")
+            answers.append(r.json()["detail"])
+        assert len(set(answers)) == 1
+
+    async def test_passwords_are_stored_as_argon2id(self, client, runtime):
+        ws = await make_workspace(client)
+        async with runtime.db.read_session() as s:
+            user = await s.scalar(select(User).where(User.email == ws.admin.email))
+        assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+
+    async def test_repeated_failures_are_slowed_then_locked(self, client, clock, runtime):
+        ws = await make_workspace(client)
+        s = runtime.settings
+        bad = {"email": ws.admin.email, "password": "not the password", "workspace": ws.slug}
+        good = {**bad, "password": PASSWORD}
+        for _ in range(s.login_slowdown_after):
+            _problem(await client.post("/api/v1/auth/login", json=bad), 401)
+        # Now each next try must wait, even with the right password.
+        r = await client.post("/api/v1/auth/login", json=good)
+        _problem(r, 429, "login_throttled")
+        assert r.json()["retry_after"] == 1
+        for _ in range(s.login_max_failures - s.login_slowdown_after):
+            clock.advance(timedelta(seconds=61))
+            _problem(await client.post("/api/v1/auth/login", json=bad), 401)
+        clock.advance(timedelta(seconds=61))
+        r = await client.post("/api/v1/auth/login", json=good)
+        _problem(r, 429, "account_locked")
+        clock.advance(timedelta(seconds=s.login_lockout_seconds))
+        assert (await client.post("/api/v1/auth/login", json=good)).status_code == 200
+        # Success clears the record: one new failure is just a failure.
+        _problem(await client.post("/api/v1/auth/login", json=bad), 401)
+
+    async def test_a_lockout_is_per_workspace_and_email(self, client):
+        ws = await make_workspace(client)
+        other = await ws.staff()
+        for _ in range(3):
+            await client.post("/api/v1/auth/login", json={"email": ws.admin.email, "password": "nope nope nope",
+                                                          "workspace": ws.slug})
+        assert (await client.post("/api/v1/auth/login", json={"email": other.email, "password": PASSWORD,
+                                                               "workspace": ws.slug})).status_code == 200
+
+
+class TestAccessTokens:
+    async def test_no_token_and_garbage_are_refused(self, client):
+        _problem(await client.get("/api/v1/me"), 401, "unauthenticated")
+        _problem(await client.get("/api/v1/me", headers={"Authorization": "Bearer not-a-jwt"}), 401)
+        _problem(await client.get("/api/v1/me", headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+
+    async def test_expired_token_is_refused(self, client, clock):
+        ws = await make_workspace(client)
+        clock.advance(timedelta(seconds=901))
+        r = await client.get("/api/v1/me", headers=ws.admin.headers)
+        _problem(r, 401)
+        assert "expired" in r.json()["detail"]
+
+    async def test_tampered_token_is_refused(self, client):
+        ws = await make_workspace(client)
+        header, payload, signature = ws.admin.token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["role"] = "admin"
+        claims["sub"] = claims["sub"][:-1] + ("0" if claims["sub"][-1] != "0" else "1")
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        _problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {header}.{forged}.{signature}"}), 401)
+
+    async def test_alg_none_is_refused(self, client):
+        ws = await make_workspace(client)
+        claims = jwt.decode(ws.admin.token, options={"verify_signature": False})
+        unsigned = jwt.encode(claims, key=None, algorithm="none")
+        _problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {unsigned}"}), 401)
+
+    async def test_token_signed_by_another_key_is_refused(self, client):
+        ws = await make_workspace(client)
+        claims = jwt.decode(ws.admin.token, options={"verify_signature": False})
+        foreign = jwt.encode(claims, "some-other-deployment-secret-key-32b", algorithm="HS256")
+        _problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {foreign}"}), 401)
+
+    async def test_other_workspace_token_reaches_nothing_there(self, client):
+        a, b = await make_workspace(client), await make_workspace(client)
+        cust = await a.customer()
+        t = await a.ticket(cust)
+        _problem(await client.get(f"/api/v1/tickets/{t['id']}", headers=b.admin.headers), 404, "not_found")
+        _problem(await client.get(f"/api/v1/customers/{cust.customer_id}", headers=b.admin.headers), 404)
+
+
+class TestRefresh:
+    async def test_rotation_and_reuse_detection(self, client):
+        ws = await make_workspace(client)
+        first = await ws.login(ws.admin.email)
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        assert r.status_code == 200
+        second = r.json()
+        assert second["refresh_token"] != first["refresh_token"]
+        me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {second['access_token']}"})
+        assert me.status_code == 200
+        # The first token comes back: somebody copied it. Both it and its successor die.
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        _problem(r, 401, "refresh_token_reused")
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+        _problem(r, 401)
+
+    async def test_logout_ends_the_session(self, client):
+        ws = await make_workspace(client)
+        tokens = await ws.login(ws.admin.email)
+        r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 204
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+
+    async def test_expired_refresh_token(self, client, clock, runtime):
+        ws = await make_workspace(client)
+        tokens = await ws.login(ws.admin.email)
+        clock.advance(timedelta(seconds=runtime.settings.refresh_token_ttl_seconds + 1))
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+
+    async def test_deactivated_user_cannot_refresh_or_sign_in(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tokens = await ws.login(agent.email)
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["is_active"] is False
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+        r = await client.post("/api/v1/auth/login", json={"email": agent.email, "password": PASSWORD,
+                                                          "workspace": ws.slug})
+        _problem(r, 401)
+
+
+class TestApiTokens:
+    async def test_create_use_list_revoke(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/me/api-tokens", json={"name": "Shopify sync"}, headers=agent.headers)
+        assert r.status_code == 201
+        created = r.json()
+        secret = created["token"]
+        assert secret.startswith("rdk_") and created["prefix"] == secret[:10]
+        api = {"Authorization": f"Bearer {secret}"}
+        assert (await client.get("/api/v1/me", headers=api)).json()["id"] == agent.id
+        listed = (await client.get("/api/v1/me/api-tokens", headers=agent.headers)).json()
+        assert [t["name"] for t in listed] == ["Shopify sync"] and "token" not in listed[0]
+        other = await ws.staff()
+        r = await client.delete(f"/api/v1/me/api-tokens/{created['id']}", headers=other.headers)
+        _problem(r, 404)
+        assert (await client.delete(f"/api/v1/me/api-tokens/{created['id']}", headers=agent.headers)).status_code == 204
+        _problem(await client.get("/api/v1/me", headers=api), 401)
+
+    async def test_expiry(self, client, clock):
+        ws = await make_workspace(client)
+        expires = (clock.now() + timedelta(hours=1)).isoformat()
+        r = await client.post("/api/v1/me/api-tokens", json={"name": "short", "expires_at": expires},
+                              headers=ws.admin.headers)
+        api = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert (await client.get("/api/v1/me", headers=api)).status_code == 200
+        clock.advance(timedelta(hours=2))
+        _problem(await client.get("/api/v1/me", headers=api), 401)
+        r = await client.post("/api/v1/me/api-tokens", json={"name": "past", "expires_at": "2020-01-01T00:00:00Z"},
+                              headers={"Authorization": f"Bearer {(await ws.login(ws.admin.email))['access_token']}"})
+        _problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "expires_at"
+
+
+class TestSignup:
+    async def test_signup_creates_workspace_and_admin(self, client):
+        r = await client.post("/api/v1/workspaces", json={"name": "Ünïcode Shop!", "admin_name": "Kim",
+                                                          "admin_email": "kim@shop.example.com",
+                                                          "admin_password": PASSWORD})
+        assert r.status_code == 201
+        body = r.json()
+        assert body["workspace"]["slug"].startswith("unicode-shop")
+        assert body["admin"]["role"] == "admin" and body["admin"]["email"] == "kim@shop.example.com"
+
+    async def test_same_name_gets_a_distinct_slug(self, client):
+        bodies = [(await client.post("/api/v1/workspaces", json={
+            "name": "Twin Shop", "admin_name": "A", "admin_email": f"a{i}@twin.example.com",
+            "admin_password": PASSWORD})).json() for i in range(2)]
+        assert bodies[0]["workspace"]["slug"] != bodies[1]["workspace"]["slug"]
+
+    async def test_signup_can_be_switched_off(self, tmp_path):
+        import httpx
+
+        from conftest import test_settings
+        from relaydesk.app import create_app
+        from relaydesk.migrate import upgrade
+        from relaydesk.runtime import build_runtime
+
+        rt = build_runtime(test_settings(tmp_path, allow_signup=False))
+        await upgrade(rt.db)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)),
+                                         base_url="http://x") as c:
+                r = await c.post("/api/v1/workspaces", json={"name": "X", "admin_name": "A",
+                                                             "admin_email": "a@x.example.com",
+                                                             "admin_password": PASSWORD})
+            _problem(r, 403, "signup_disabled")
+        finally:
+            await rt.close()
