@@ -1,0 +1,140 @@
+"""Malformed requests get a 4xx problem+json naming the field; nothing is half-written."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from factories import make_workspace
+from relaydesk.tenancy.models import Workspace
+from relaydesk.tickets.models import Message, Ticket
+
+GOOD_TICKET = {"subject": "Order late", "description": "Where is it?"}
+
+# (name, method, path template, body or raw bytes, expected status, code, field or None)
+CASES = [
+    ("malformed JSON", "POST", "/api/v1/tickets", b'{"subject": "x", ', 400, "malformed_json", "body"),
+    ("not an object", "POST", "/api/v1/tickets", b'["a list"]', 422, "validation_failed", None),
+    ("unknown field", "POST", "/api/v1/tickets", {**GOOD_TICKET, "sla_hack": True}, 422, "validation_failed",
+     "sla_hack"),
+    ("wrong type", "POST", "/api/v1/tickets", {**GOOD_TICKET, "subject": 42}, 422, "validation_failed", "subject"),
+    ("subject too long", "POST", "/api/v1/tickets", {**GOOD_TICKET, "subject": "x" * 501}, 422,
+     "validation_failed", "subject"),
+    ("empty subject", "POST", "/api/v1/tickets", {**GOOD_TICKET, "subject": "   "}, 422, "validation_failed",
+     "subject"),
+    ("missing description", "POST", "/api/v1/tickets", {"subject": "x"}, 422, "validation_failed", "description"),
+    ("invalid priority", "POST", "/api/v1/tickets", {**GOOD_TICKET, "priority": "CRITICAL"}, 422,
+     "validation_failed", "priority"),
+    ("invalid channel", "POST", "/api/v1/tickets", {**GOOD_TICKET, "channel": "pigeon"}, 422,
+     "validation_failed", "channel"),
+    ("bad tag", "POST", "/api/v1/tickets", {**GOOD_TICKET, "tags": ["has space"]}, 422, "validation_failed",
+     "tags.0"),
+    ("unknown category", "POST", "/api/v1/tickets", {**GOOD_TICKET, "category_id": str(uuid.uuid4())}, 422,
+     "validation_failed", "category_id"),
+    ("foreign upload", "POST", "/api/v1/tickets", {**GOOD_TICKET, "attachment_ids": [str(uuid.uuid4())]}, 422,
+     "validation_failed", "attachment_ids"),
+    ("oversized body", "POST", "/api/v1/tickets", {**GOOD_TICKET, "description": "x" * (2 * 1024 * 1024)}, 413,
+     "payload_too_large", "body"),
+    ("invalid status", "POST", "/api/v1/tickets/{ticket}/status", {"status": "DONE"}, 422, "validation_failed",
+     "status"),
+    ("status with extra", "POST", "/api/v1/tickets/{ticket}/status", {"status": "RESOLVED", "x": 1}, 422,
+     "validation_failed", "x"),
+    ("empty reply", "POST", "/api/v1/tickets/{ticket}/messages", {"body": ""}, 422, "validation_failed", "body"),
+    ("internal not bool", "POST", "/api/v1/tickets/{ticket}/messages", {"body": "hi", "internal": "maybe"}, 422,
+     "validation_failed", "internal"),
+    ("bad page size", "GET", "/api/v1/tickets?limit=0", None, 422, "validation_failed", "limit"),
+    ("page too big", "GET", "/api/v1/tickets?limit=1000", None, 422, "validation_failed", "limit"),
+    ("bad cursor", "GET", "/api/v1/tickets?cursor=not-a-cursor", None, 422, "validation_failed", "cursor"),
+    ("bad status filter", "GET", "/api/v1/tickets?status=NOPE", None, 422, "validation_failed", "status.0"),
+    ("bad date", "GET", "/api/v1/tickets?created_from=yesterday", None, 422, "validation_failed", "created_from"),
+    ("naive date", "GET", "/api/v1/tickets?created_from=2026-01-01T00:00:00", None, 422, "validation_failed",
+     "created_from"),
+    ("bad sort", "GET", "/api/v1/tickets?sort=subject", None, 422, "validation_failed", "sort"),
+    ("bad assignee filter", "GET", "/api/v1/tickets?assignee_id=bob", None, 422, "validation_failed",
+     "assignee_id"),
+    ("bad id in path", "GET", "/api/v1/customers/not-a-uuid", None, 422, "validation_failed", "customer_id"),
+    ("unknown ticket", "GET", "/api/v1/tickets/T-999999", None, 404, "not_found", None),
+    ("bad email", "POST", "/api/v1/customers", {"name": "X", "email": "not-an-email"}, 422, "validation_failed",
+     "email"),
+    ("bad tier", "POST", "/api/v1/customers", {"name": "X", "email": "x@example.com", "tier": "gold"}, 422,
+     "validation_failed", "tier"),
+    ("bad timezone", "POST", "/api/v1/customers", {"name": "X", "email": "x@example.com", "timezone": "Mars/Base"},
+     422, "validation_failed", "timezone"),
+    ("short password", "POST", "/api/v1/customers", {"name": "X", "email": "x@example.com", "password": "short"},
+     422, "validation_failed", "password"),
+    ("skill level out of range", "POST", "/api/v1/agents", {"name": "A", "email": "a@example.com",
+     "password": "long enough password", "skills": [{"skill": "billing", "level": 9}]}, 422, "validation_failed",
+     "skills.0.level"),
+    ("negative cap", "POST", "/api/v1/agents", {"name": "A", "email": "a@example.com",
+     "password": "long enough password", "max_concurrent": -1}, 422, "validation_failed", "max_concurrent"),
+    ("unknown team member", "POST", "/api/v1/teams", {"name": "T", "member_ids": [str(uuid.uuid4())]}, 422,
+     "validation_failed", "member_ids"),
+    ("category under unknown parent", "POST", "/api/v1/categories", {"name": "C", "parent_id": str(uuid.uuid4())},
+     422, "validation_failed", "parent_id"),
+    ("wrong method", "PUT", "/api/v1/tickets", {}, 405, "method_not_allowed", None),
+    ("no such route", "GET", "/api/v1/nothing-here", None, 404, "not_found", None),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "status", "code", "field"), CASES,
+                         ids=[c[0] for c in CASES])
+async def test_bad_requests_get_problem_json(client, name, method, path, body, status, code, field):
+    ws = await make_workspace(client)
+    cust = await ws.customer()
+    ticket = await ws.ticket(cust)
+    path = path.format(ticket=ticket["id"])
+    actor = cust if (method, path) == ("POST", "/api/v1/tickets") else ws.admin  # customers open tickets
+    kwargs = {"headers": {**actor.headers}}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+        kwargs["headers"]["content-type"] = "application/json"
+    elif body is not None:
+        kwargs["json"] = body
+    r = await client.request(method, path, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert {"type", "title", "status", "detail", "code"} <= problem.keys()
+    assert problem["status"] == status and problem["code"] == code
+    assert problem["type"].endswith(code.replace("_", "-"))
+    if field:
+        assert field in [e["field"] for e in problem["errors"]], problem
+
+
+async def test_failed_create_leaves_nothing_behind(client, runtime):
+    """A ticket that fails late (after its number was reserved) rolls back completely."""
+    ws = await make_workspace(client)
+    cust = await ws.customer()
+    await ws.ticket(cust)
+    r = await client.post("/api/v1/tickets", headers=cust.headers,
+                          json={**GOOD_TICKET, "attachment_ids": [str(uuid.uuid4())]})
+    assert r.status_code == 422
+    wid = uuid.UUID(ws.id)
+    async with runtime.db.read_session() as s:
+        assert await s.scalar(select(func.count()).select_from(Ticket).where(Ticket.workspace_id == wid)) == 1
+        assert await s.scalar(select(func.count()).select_from(Message).where(Message.workspace_id == wid)) == 1
+        assert await s.scalar(select(Workspace.ticket_seq).where(Workspace.id == wid)) == 1
+    assert (await ws.ticket(cust))["number"] == "T-000002"
+
+
+async def test_failed_patch_changes_nothing(client):
+    ws = await make_workspace(client)
+    agent, cust = await ws.staff(), await ws.customer()
+    t = await ws.ticket(cust)
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=agent.headers,
+                           json={"priority": "HIGH", "tags": ["a"], "team_id": str(uuid.uuid4())})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "team_id"
+    after = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+    assert (after["priority"], after["tags"]) == ("MEDIUM", [])
+    trail = (await client.get(f"/api/v1/tickets/{t['id']}/audit", headers=agent.headers)).json()
+    assert not [a for a in trail if a["actor_id"] == agent.id]
+
+
+async def test_duplicate_email_is_a_conflict_naming_the_field(client):
+    ws = await make_workspace(client)
+    body = {"name": "Same", "email": "same@example.com"}
+    assert (await client.post("/api/v1/customers", json=body, headers=ws.admin.headers)).status_code == 201
+    r = await client.post("/api/v1/customers", json={**body, "email": "SAME@example.com"}, headers=ws.admin.headers)
+    assert r.status_code == 409 and r.json()["code"] == "email_taken" and r.json()["errors"][0]["field"] == "email"
