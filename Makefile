@@ -30,7 +30,7 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/lint-imports
 
 test: $(TEST_STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run_all.py

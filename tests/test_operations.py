@@ -1,0 +1,74 @@
+"""Health, readiness, metrics, request ids, the OpenAPI document and the schema."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from factories import make_workspace
+from relaydesk.migrate import current_revision, head_revision
+from relaydesk.models import metadata
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    r = await client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready"}
+
+
+async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
+    import httpx
+
+    from conftest import test_settings
+    from relaydesk.app import create_app
+    from relaydesk.runtime import build_runtime
+
+    missing = tmp_path / "no-such-dir" / "db.sqlite"
+    rt = build_runtime(test_settings(tmp_path, f"sqlite:///{missing}"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://x") as c:
+        r = await c.get("/readyz")
+        assert (await c.get("/healthz")).status_code == 200
+    await rt.close()
+    assert r.status_code == 503 and r.json()["code"] == "not_ready"
+
+
+async def test_metrics_count_requests_by_route_and_tickets_created(client):
+    ws = await make_workspace(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust)
+    await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)
+    text = (await client.get("/metrics")).text
+    assert 'relaydesk_http_requests_total{method="GET",route="/api/v1/tickets/{ticket_ref}",status="200"}' in text
+    assert 'relaydesk_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/tickets"}' in text
+    assert 'relaydesk_tickets_created_total{channel="web"}' in text
+    assert t["id"] not in text  # ids never become label values
+
+
+async def test_request_id_is_returned_and_honoured(client):
+    r = await client.get("/healthz")
+    assert len(r.headers["x-request-id"]) == 32
+    r = await client.get("/healthz", headers={"X-Request-ID": "lb-abc-123"})
+    assert r.headers["x-request-id"] == "lb-abc-123"
+    r = await client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert r.headers["x-request-id"] != "bad id\nwith newline"
+
+
+async def test_openapi_describes_every_route_with_examples(client, app):
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    for route in app.routes:
+        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
+            if route.path.startswith("/api/v1/") and "openapi" not in route.path and "docs" not in route.path:
+                assert (method, route.path) in routes
+    for op in (spec["paths"]["/api/v1/tickets"]["post"], spec["paths"]["/api/v1/auth/login"]["post"]):
+        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert spec["components"]["schemas"][ref]["examples"]
+    assert all(op.get("summary") for ops in spec["paths"].values() for op in ops.values())
+
+
+async def test_migrations_are_at_head_and_match_the_models(runtime):
+    assert await current_revision(runtime.db) == head_revision()
+    async with runtime.db.read_engine.connect() as conn:
+        diff = await conn.run_sync(lambda c: compare_metadata(
+            MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+    assert diff == [], f"models and migrations disagree; write a migration: {diff}"

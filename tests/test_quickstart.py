@@ -1,0 +1,113 @@
+"""The README's quick start on a clean clone: `make run` migrates, seeds the demo,
+prints its logins and serves; the printed admin can sign in."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_quick_start_is_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^(make \w+)$", quick, re.M)
+    assert commands == ["make run", "make test"]
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    target = tmp_path / "relaydesk"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
+    return target
+
+
+def start_make_run(clone: Path, data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    # The clone shares this test run's virtualenv (-o: take its install as done), so
+    # the test exercises the Makefile's steps without a second download of every package.
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(data_dir), "RELAYDESK_PORT": str(port),
+           "RELAYDESK_ENV": "development"}
+    env.pop("DATABASE_URL", None)
+    env.pop("RELAYDESK_DATABASE_URL", None)
+    return subprocess.Popen(
+        ["make", "run", f"VENV={VENV}", "-o", f"{VENV}/.installed-run"], cwd=clone, env=env,
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"make run exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"server never became ready:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
+    data_dir, port, log = tmp_path / "data", free_port(), tmp_path / "run.log"
+    proc = start_make_run(clone, data_dir, port, log)
+    try:
+        wait_ready(port, proc, log)
+        output = log.read_text()
+        logins = dict(re.findall(r"^\s+admin\s+(\S+@\S+)\s+password: (\S+)$", output, re.M))
+        assert len(logins) == 1, output
+        (email, password), = logins.items()
+        base = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": password, "workspace": "demo"})
+        assert r.status_code == 200, r.text
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        tickets = httpx.get(f"{base}/api/v1/tickets", params={"limit": 100}, headers=headers).json()["items"]
+        assert 25 <= len(tickets) <= 40
+        assert {"OPEN", "IN_PROGRESS", "WAITING_ON_CUSTOMER", "RESOLVED", "CLOSED", "ESCALATED"} <= {
+            t["status"] for t in tickets}
+        agents = httpx.get(f"{base}/api/v1/agents", headers=headers).json()["items"]
+        assert len(agents) >= 4 and any(a["skills"] for a in agents)
+        teams = httpx.get(f"{base}/api/v1/teams", headers=headers).json()["items"]
+        assert len(teams) == 2
+        vip = httpx.get(f"{base}/api/v1/customers", headers=headers).json()["items"]
+        assert any(c["tier"] == "vip" for c in vip)
+        # Logs are JSON lines carrying the request id.
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        assert any(entry.get("event") == "request" and entry.get("request_id") for entry in lines)
+    finally:
+        stop(proc)
+    # A second start keeps the data and prints the same logins again.
+    log2 = tmp_path / "run2.log"
+    proc = start_make_run(clone, data_dir, port, log2)
+    try:
+        wait_ready(port, proc, log2)
+        assert "left as it is" in log2.read_text() and password in log2.read_text()
+    finally:
+        stop(proc)
