@@ -62,6 +62,8 @@ class AgentPatch(Input):
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     team_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
 
+    model_config = {"json_schema_extra": {"examples": [{"availability": "away"}, {"skills": [{"skill": "refunds", "level": 3}], "max_concurrent": 8}]}}
+
 
 class AgentOut(Output):
     id: uuid.UUID
@@ -85,12 +87,16 @@ class TeamIn(Input):
     lead_id: uuid.UUID | None = None
     member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
 
+    model_config = {"json_schema_extra": {"examples": [{"name": "Billing & Accounts", "description": "Invoices, refunds, account changes"}]}}
+
 
 class TeamPatch(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
     lead_id: uuid.UUID | None = None
     member_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
+
+    model_config = {"json_schema_extra": {"examples": [{"lead_id": "01a21043-07a2-7c62-b8f9-2e944366261c"}]}}
 
 
 class TeamOut(Output):

@@ -67,6 +67,8 @@ class CustomerPatch(Input):
     _meta = field_validator("metadata")(_small_metadata)
     _tz = field_validator("timezone")(_known_timezone)
 
+    model_config = {"json_schema_extra": {"examples": [{"tier": "vip", "metadata": {"orders": ["A-1001", "A-1002"]}}]}}
+
 
 class CustomerOut(Output):
     id: uuid.UUID
@@ -88,11 +90,15 @@ class OrganisationIn(Input):
     domain: Annotated[str, StringConstraints(max_length=253)] | None = None
     shared_tickets: bool = False
 
+    model_config = {"json_schema_extra": {"examples": [{"name": "Northwind Traders", "domain": "northwind.example.com", "shared_tickets": True}]}}
+
 
 class OrganisationPatch(Input):
     name: Name | None = None
     domain: Annotated[str, StringConstraints(max_length=253)] | None = None
     shared_tickets: bool | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"shared_tickets": False}]}}
 
 
 class OrganisationOut(Output):

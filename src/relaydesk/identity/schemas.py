@@ -41,6 +41,8 @@ class TokenOut(Output):
 class RefreshIn(Input):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
+    model_config = {"json_schema_extra": {"examples": [{"refresh_token": "rdr_…"}]}}
+
 
 class SignupIn(Input):
     name: Name
@@ -68,6 +70,8 @@ class SignupOut(Output):
 class ApiTokenIn(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     expires_at: datetime | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"name": "Shopify sync", "expires_at": "2027-01-01T00:00:00Z"}]}}
 
 
 class ApiTokenOut(Output):

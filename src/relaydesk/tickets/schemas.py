@@ -144,6 +144,8 @@ class CategoryIn(Input):
         default_factory=list, max_length=20)
     team_id: uuid.UUID | None = None
 
+    model_config = {"json_schema_extra": {"examples": [{"name": "Refunds", "default_priority": "HIGH", "required_skills": ["billing"]}]}}
+
 
 class CategoryPatch(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
@@ -153,6 +155,8 @@ class CategoryPatch(Input):
     required_skills: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] | None = Field(
         default=None, max_length=20)
     team_id: uuid.UUID | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"default_priority": "URGENT"}]}}
 
 
 class CategoryOut(Output):
