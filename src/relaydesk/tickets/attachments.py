@@ -39,10 +39,17 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
 }
 
 
+_TEXT_EXTENSIONS = ALLOWED_TYPES["text/plain"] | ALLOWED_TYPES["text/csv"]
+
+
 def detect_type(data: bytes, filename: str) -> str:
     """The type the bytes really are, refusing anything not on the allow-list or whose
     name claims to be something else."""
     ext = os.path.splitext(filename)[1].lstrip(".").lower()
+    # Text first: some binary signatures are a couple of letters ("BM" for a bitmap), so a
+    # CSV whose first column is "BMI" would otherwise look like an image.
+    if ext in _TEXT_EXTENSIONS and _is_text(data):
+        return "text/csv" if ext == "csv" else "text/plain"
     kind = filetype.guess(data)
     if kind is not None:
         mime = kind.mime
@@ -75,7 +82,10 @@ def _is_text(data: bytes) -> bool:
 def safe_filename(name: str) -> str:
     name = unicodedata.normalize("NFC", os.path.basename(name.replace("\\", "/")))
     name = re.sub(r"[\x00-\x1f\x7f\"<>:|?*]", "", name).strip(" .")
-    return name[:255] or "file"
+    stem, ext = os.path.splitext(name)
+    if len(name) > 255:  # shorten the stem, never the extension the type check relies on
+        name = stem[: 255 - len(ext)] + ext
+    return name or "file"
 
 
 @dataclass(frozen=True, slots=True)
