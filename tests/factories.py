@@ -48,7 +48,7 @@ class Workspace:
     async def staff(self, role: str = "agent", **fields: Any) -> Actor:
         email = f"{unique(role)}@staff.example.com"
         body = {"name": f"{role.title()} {email[:8]}", "email": email, "password": PASSWORD, "role": role,
-                "availability": "online", **fields}
+                "availability": "online", "max_concurrent": 50, **fields}
         r = await self.client.post("/api/v1/agents", json=body, headers=self.admin.headers)
         assert r.status_code == 201, r.text
         tokens = await self.login(email)

@@ -1,7 +1,7 @@
 """Every table, imported in one place for Alembic and the schema-drift test."""
 
 from relaydesk.agents import models as agents_models  # noqa: F401
-from relaydesk.core import audit  # noqa: F401
+from relaydesk.core import audit, outbox  # noqa: F401
 from relaydesk.core.db import Base
 from relaydesk.customers import models as customers_models  # noqa: F401
 from relaydesk.identity import models as identity_models  # noqa: F401

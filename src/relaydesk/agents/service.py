@@ -94,6 +94,16 @@ class AgentService:
                           actor_kind="agent", at=now, changes=changes)
         return await self.get(principal, agent_id)
 
+    async def lock_capacity(self, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> int:
+        """The agent's cap, with their profile row locked until the transaction ends, so
+        concurrent assignments to one agent take turns (SQLite's single writer already
+        serialises them)."""
+        await self._profile(workspace_id, agent_id)
+        cap = await self.session.scalar(
+            select(AgentProfile.max_concurrent).where(AgentProfile.user_id == agent_id).with_for_update()
+        )
+        return int(cap or 0)
+
     async def staff_ids(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these ids are active staff of the workspace (for assignment checks)."""
         users = await self.users.get_many(workspace_id, ids)

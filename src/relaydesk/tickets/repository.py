@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, exists, or_, select
+from sqlalchemy import Select, and_, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.tickets.lifecycle import OPEN_WORK
 from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
 
 
@@ -103,6 +104,18 @@ class TicketRepository:
                 stmt = stmt.where(or_(key > value, and_(key == value, Ticket.id > last_id)))
         order = (key.desc(), Ticket.id.desc()) if descending else (key.asc(), Ticket.id.asc())
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
+
+    async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
+                        exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
+        """How many tickets each agent has in open work (what counts against their cap)."""
+        stmt = (select(Ticket.assignee_id, func.count()).where(
+            Ticket.workspace_id == workspace_id, Ticket.assignee_id.in_(agent_ids),
+            Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
+        ).group_by(Ticket.assignee_id))
+        if exclude is not None:
+            stmt = stmt.where(Ticket.id != exclude)
+        counts = {agent: n for agent, n in (await self.session.execute(stmt)).all()}
+        return {a: counts.get(a, 0) for a in agent_ids}
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditEntry, AuditLog
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.sanitize import html_to_text, looks_like_html, sanitize_html, text_to_html
@@ -65,6 +66,7 @@ class TicketService:
         self.categories = CategoryService(session, teams)
         self.workspaces = WorkspaceService(session)
         self.audit = AuditLog(session)
+        self.outbox = Outbox(session)
 
     # -- who sees what ---------------------------------------------------------------
     async def visibility(self, principal: Principal) -> Visibility:
@@ -126,6 +128,7 @@ class TicketService:
             raise ValidationFailed("No such team in this workspace.", field="team_id")
         if data.assignee_id:
             await self._check_assignee(ws, data.assignee_id)
+            await self._ensure_capacity(ws, data.assignee_id, None)
         priority = data.priority or (Priority(category.default_priority) if category else Priority.MEDIUM)
         body = render_body(data.description)
         ticket = Ticket(
@@ -207,11 +210,24 @@ class TicketService:
         ticket.assignee_id = assignee_id
         notes = ["Assigned to an agent." if assignee_id else "Unassigned."]
         new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
+        if assignee_id is not None and (new_status or Status(ticket.status)) in lifecycle.OPEN_WORK:
+            await self._ensure_capacity(ticket.workspace_id, assignee_id, ticket.id)
         if new_status is not None:
             changes["status"] = (ticket.status, new_status.value)
             notes.append(f"Status changed from {ticket.status} to {new_status.value}.")
             ticket.status = new_status.value
         return notes
+
+    async def _ensure_capacity(self, workspace_id: uuid.UUID, agent_id: uuid.UUID,
+                               ticket_id: uuid.UUID | None) -> None:
+        cap = await self.agents.lock_capacity(workspace_id, agent_id)
+        load = (await self.repo.open_load(workspace_id, [agent_id], exclude=ticket_id))[agent_id]
+        if load >= cap:
+            raise Conflict(f"This agent already has {load} open tickets and their cap is {cap}.",
+                           field="assignee_id", code="agent_at_capacity", extra={"load": load, "cap": cap})
+
+    async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        return await self.repo.open_load(workspace_id, agent_ids)
 
     async def _check_assignee(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
         if not await self.agents.staff_ids(workspace_id, {user_id}):
@@ -235,8 +251,10 @@ class TicketService:
         if target is Status.OPEN and ticket.assignee_id is not None:
             changes["assignee_id"] = (ticket.assignee_id, None)
             ticket.assignee_id = None
-        if target in lifecycle.NEEDS_ASSIGNEE and ticket.assignee_id is None:
+        if target in lifecycle.NEEDS_ASSIGNEE and ticket.assignee_id is None and principal.user_id is not None:
             # Whoever takes a ticket into work owns it.
+            if target in lifecycle.OPEN_WORK:
+                await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
             changes["assignee_id"] = (None, principal.user_id)
             ticket.assignee_id = principal.user_id
         self._move(ticket, target, now, changes)
@@ -303,7 +321,8 @@ class TicketService:
             if ticket.first_response_at is None:
                 changes["first_response_at"] = (None, now)
                 ticket.first_response_at = now
-            if ticket.assignee_id is None:
+            if ticket.assignee_id is None and principal.user_id is not None:
+                await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
                 changes["assignee_id"] = (None, principal.user_id)
                 ticket.assignee_id = principal.user_id
         if outcome.new_status is not None and outcome.new_status.value != ticket.status:
@@ -398,5 +417,30 @@ class TicketService:
                changes: dict[str, tuple[object, object]]) -> None:
         self.audit.record(
             workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id, actor_id=principal.user_id,
-            actor_kind="customer" if principal.is_customer else "agent", at=now, changes=changes,
+            actor_kind=principal.actor_kind, at=now, changes=changes,
         )
+        self._publish_changes(ticket, now, changes, principal)
+
+    def _publish_changes(self, ticket: Ticket, now: datetime, changes: dict[str, tuple[object, object]],
+                         principal: Principal) -> None:
+        """One event per kind of change, for the domains that react (routing, SLA, ...)."""
+        by = {"actor_id": principal.user_id, "actor_kind": principal.actor_kind}
+        ws, tid = ticket.workspace_id, ticket.id
+        if "created" in changes:
+            self.outbox.publish(ws, "ticket.created", now, ticket_id=tid, **by)
+            return
+        if "status" in changes:
+            before, after = changes["status"]
+            self.outbox.publish(ws, "ticket.status_changed", now, ticket_id=tid, before=before, after=after, **by)
+        if "assignee_id" in changes:
+            before, after = changes["assignee_id"]
+            self.outbox.publish(ws, "ticket.assigned", now, ticket_id=tid, before=before, after=after, **by)
+        for field, event in (("priority", "ticket.priority_changed"), ("category_id", "ticket.category_changed"),
+                             ("team_id", "ticket.team_changed")):
+            if field in changes:
+                before, after = changes[field]
+                self.outbox.publish(ws, event, now, ticket_id=tid, before=before, after=after, **by)
+        for field in ("reply", "internal_note"):
+            if field in changes:
+                self.outbox.publish(ws, "message.posted", now, ticket_id=tid, message_id=changes[field][1],
+                                    internal=field == "internal_note", **by)

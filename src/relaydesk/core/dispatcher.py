@@ -1,0 +1,81 @@
+"""Delivers committed outbox events to the jobs that subscribe to them.
+
+Every process runs one: woken at once after a commit that published events, and on a
+slow poll as a safety net (a process that died between commit and delivery leaves its
+events pending; the next dispatcher anywhere picks them up). On PostgreSQL rows are
+claimed with SKIP LOCKED so several dispatchers never deliver the same batch at once;
+a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import structlog
+from sqlalchemy import select
+
+from relaydesk.core.clock import Clock
+from relaydesk.core.db import Database
+from relaydesk.core.jobs import Jobs
+from relaydesk.core.outbox import OutboxEvent
+
+log = structlog.get_logger("relaydesk.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, db: Database, jobs: Jobs, clock: Clock, *, poll_seconds: float = 2.0,
+                 batch: int = 200) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.clock = clock
+        self.routes: dict[str, tuple[str, ...]] = {}
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def subscribe(self, routes: Mapping[str, Sequence[str]]) -> None:
+        for event_type, job_names in routes.items():
+            self.routes[event_type] = (*self.routes.get(event_type, ()), *job_names)
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def dispatch_pending(self) -> int:
+        """Deliver one batch; returns how many events it delivered."""
+        async with self.db.write_session() as session:
+            stmt = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.id)
+            stmt = stmt.limit(self.batch)
+            if not self.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            events = list(await session.scalars(stmt))
+            now = self.clock.now()
+            for event in events:
+                for job in self.routes.get(event.type, ()):
+                    await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),
+                                            type=event.type, payload=event.payload)
+                event.dispatched_at = now
+            await session.commit()
+        return len(events)
+
+    async def drain(self) -> None:
+        while await self.dispatch_pending() >= self.batch:
+            pass
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.drain()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database away: events stay pending
+                failures += 1
+                log.warning("dispatch_failed", error=str(exc), retry_in=min(2**failures, 30))
+                await asyncio.sleep(min(2**failures, 30))
