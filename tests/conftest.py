@@ -24,6 +24,7 @@ from relaydesk.config import Settings
 from relaydesk.core.clock import FrozenClock
 from relaydesk.migrate import upgrade
 from relaydesk.runtime import Runtime, build_runtime
+from relaydesk.wiring import install_jobs
 
 REQUIRE_SERVICES = os.environ.get("RELAYDESK_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("RELAYDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,6 +70,7 @@ async def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     data_dir = tmp_path_factory.mktemp(request.param)
     pg_url = await _create_pg_database() if request.param == "postgres" else None
     rt = build_runtime(test_settings(data_dir, pg_url), clock=FrozenClock(tick=timedelta(milliseconds=1)))
+    install_jobs(rt)
     try:
         await upgrade(rt.db)
         yield rt
@@ -99,3 +101,18 @@ def clock(runtime: Runtime) -> FrozenClock:
 @pytest.fixture
 def backend(runtime: Runtime) -> str:
     return "sqlite" if runtime.db.is_sqlite else "postgres"
+
+
+async def settle_runtime(runtime: Runtime) -> None:
+    """Deliver every pending event and wait for the jobs (and the jobs they cause)."""
+    for _ in range(100):
+        delivered = await runtime.dispatcher.dispatch_pending()
+        await runtime.jobs.wait_idle()
+        if delivered == 0:
+            return
+    raise AssertionError("events keep coming: a handler loop?")
+
+
+@pytest.fixture
+def settle(runtime: Runtime):  # noqa: ANN201
+    return lambda: settle_runtime(runtime)

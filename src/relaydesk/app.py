@@ -18,6 +18,7 @@ from relaydesk.customers.api import router as customers_router
 from relaydesk.identity.api import router as identity_router
 from relaydesk.runtime import Runtime, build_runtime
 from relaydesk.tickets.api import router as tickets_router
+from relaydesk.wiring import background, install_jobs
 
 API_DESCRIPTION = """
 Relaydesk's REST API. Sign in with `POST /api/v1/auth/login` and send the access token as
@@ -32,7 +33,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Embedded: jobs run in this process, so it also keeps the schedule. Scaled:
+        # workers run jobs and `relaydesk scheduler` keeps the schedule; every server
+        # still delivers the events its own requests commit.
+        async with background(runtime, dispatcher=True, scheduler=not runtime.scaled):
+            yield
         await runtime.close()
 
     app = FastAPI(
@@ -40,6 +45,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
     )
     app.state.runtime = runtime
+    install_jobs(runtime)
     app.state.db = runtime.db
     install_problem_handlers(app)
 

@@ -56,6 +56,77 @@ def serve(
                 log_level=settings.log_level.lower(), proxy_headers=True)
 
 
+def _scaled_runtime():  # noqa: ANN202
+    from relaydesk.core.observability import configure_logging
+    from relaydesk.runtime import build_runtime
+
+    settings = _settings()
+    if not settings.redis_url:
+        console.print("[red]Set REDIS_URL:[/red] workers and the scheduler belong to the scaled mode; "
+                      "in the embedded mode `relaydesk serve` does their work itself.")
+        raise typer.Exit(2)
+    configure_logging(settings.log_level, settings.log_json)
+    return build_runtime(settings)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1, max=1000)] = 50,
+) -> None:
+    """Run background jobs from the Redis queue (scaled mode; run as many as you like)."""
+    from taskiq.api import run_receiver_task
+
+    from relaydesk.wiring import background
+
+    runtime = _scaled_runtime()
+
+    async def _run() -> None:
+        try:
+            async with background(runtime, dispatcher=True, scheduler=False):
+                console.print(f"Worker started (concurrency {concurrency}).")
+                await run_receiver_task(runtime.jobs.broker, max_async_tasks=concurrency, run_startup=False)
+        finally:
+            await runtime.close()
+
+    _run_until_signalled(_run())
+
+
+@app.command()
+def scheduler() -> None:
+    """Enqueue the periodic jobs (SLA scan, auto-close, queue sweep) on their intervals (scaled mode; one is
+    enough, a second does no harm)."""
+    from relaydesk.wiring import background
+
+    runtime = _scaled_runtime()
+
+    async def _run() -> None:
+        try:
+            async with background(runtime, dispatcher=True, scheduler=True):
+                console.print("Scheduler started.")
+                await asyncio.Event().wait()
+        finally:
+            await runtime.close()
+
+    _run_until_signalled(_run())
+
+
+def _run_until_signalled(coro: Coroutine[Any, Any, None]) -> None:
+    """Run until SIGTERM/SIGINT, then let the coroutine clean up."""
+    import signal
+
+    async def _main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(_main())
+
+
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (safe to run at every start)."""

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     sqlite_busy_timeout_ms: int = 10_000
 
+    # Background work: how often the periodic scans run and the outbox is polled.
+    sla_scan_seconds: float = 60
+    auto_close_scan_seconds: float = 60
+    queue_sweep_seconds: float = 60
+    outbox_poll_seconds: float = 2
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":
         if self.env == "production" and not self.secret_key:

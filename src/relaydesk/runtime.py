@@ -5,12 +5,16 @@ Everything else receives a ``Runtime``; nothing else looks at URLs or modes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from relaydesk.config import Settings
 from relaydesk.core.clock import Clock, SystemClock
-from relaydesk.core.db import Database
+from relaydesk.core.db import AsyncSession, Database
+from relaydesk.core.dispatcher import Dispatcher
+from relaydesk.core.jobs import Jobs, build_broker
 from relaydesk.core.observability import Metrics
 from relaydesk.core.storage import FileStorage, LocalFileStorage
 from relaydesk.identity.security import PasswordHasher, TokenSigner
@@ -25,20 +29,47 @@ class Runtime:
     signer: TokenSigner
     metrics: Metrics
     files: FileStorage
+    jobs: Jobs
+    dispatcher: Dispatcher
+    extras: dict[str, object] = field(default_factory=dict)  # per-process caches (e.g. loaded models)
+
+    @property
+    def scaled(self) -> bool:
+        return not self.jobs.in_process
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A job's unit of work: commit at the end (rollback on error), then wake the
+        dispatcher if the work published events."""
+        async with self.db.write_session() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            if session.info.get("published_events"):
+                self.dispatcher.nudge()
 
     async def close(self) -> None:
+        await self.jobs.broker.shutdown()
         await self.db.dispose()
 
 
 def build_runtime(settings: Settings | None = None, *, clock: Clock | None = None) -> Runtime:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    clock = clock or SystemClock()
+    jobs = Jobs(build_broker(settings.redis_url))
     return Runtime(
         settings=settings,
-        db=Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms),
-        clock=clock or SystemClock(),
+        db=db,
+        clock=clock,
         hasher=PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib),
         signer=TokenSigner(settings.resolved_secret_key(), timedelta(seconds=settings.access_token_ttl_seconds)),
         metrics=Metrics(),
         files=LocalFileStorage(settings.resolved_upload_dir),
+        jobs=jobs,
+        dispatcher=Dispatcher(db, jobs, clock, poll_seconds=settings.outbox_poll_seconds),
     )

@@ -25,6 +25,8 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+            if session.info.get("published_events"):
+                request.app.state.runtime.dispatcher.nudge()
         except AppError as exc:
             await (session.commit() if exc.keep_changes else session.rollback())
             raise

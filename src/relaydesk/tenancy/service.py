@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound
 from relaydesk.tenancy.models import Workspace
+from relaydesk.tenancy.schemas import WorkspaceSettings, WorkspaceSettingsPatch
 
 
 def slugify(name: str) -> str:
@@ -58,6 +59,18 @@ class WorkspaceService:
         if number is None:
             raise NotFound("No such workspace.")
         return number
+
+    async def settings(self, workspace_id: uuid.UUID) -> WorkspaceSettings:
+        workspace = await self.get(workspace_id)
+        return WorkspaceSettings.model_validate(workspace.settings or {})
+
+    async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch) -> WorkspaceSettings:
+        workspace = await self.get(workspace_id)
+        merged = WorkspaceSettings.model_validate({**(workspace.settings or {}),
+                                                   **patch.model_dump(exclude_unset=True)})
+        # Store only what differs from the defaults, so a later default change reaches everyone.
+        workspace.settings = merged.model_dump(exclude_defaults=True)
+        return merged
 
     async def first(self) -> Workspace | None:
         return await self.session.scalar(select(Workspace).order_by(Workspace.created_at).limit(1))

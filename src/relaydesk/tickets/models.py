@@ -38,6 +38,8 @@ class Ticket(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
         Index(None, "workspace_id", "team_id", "status", "created_at", "id"),
         Index(None, "workspace_id", "priority", "created_at", "id"),
         Index(None, "workspace_id", "category_id", "created_at", "id"),
+        # Only RESOLVED tickets carry auto_close_at, so the auto-close scan reads due rows only.
+        Index(None, "auto_close_at"),
     )
 
     number: Mapped[int]
@@ -61,6 +63,9 @@ class Ticket(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    auto_close_at: Mapped[datetime | None]
+    # Set by the SLA domain's first escalation; stays set (a breach is never undone).
+    sla_breached: Mapped[bool] = mapped_column(default=False)
 
 
 class TicketTag(WorkspaceScoped, Base):

@@ -78,6 +78,8 @@ class TicketOut(Output):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    auto_close_at: datetime | None = Field(description="When a RESOLVED ticket will close itself if nobody replies.")
+    sla_breached: bool
 
     @field_validator("number", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -257,7 +257,7 @@ class TicketService:
                 await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
             changes["assignee_id"] = (None, principal.user_id)
             ticket.assignee_id = principal.user_id
-        self._move(ticket, target, now, changes)
+        await self._move(ticket, target, now, changes)
         ticket.updated_at = now
         self._audit(principal, ticket, now, changes)
         text = f"Status changed from {current} to {target}."
@@ -266,8 +266,14 @@ class TicketService:
         self._system_message(ticket, text + (f" Reason: {reason}" if reason else ""), now, internal=False)
         return ticket
 
-    def _move(self, ticket: Ticket, target: Status, now: datetime, changes: dict[str, tuple[object, object]]) -> None:
+    async def _move(self, ticket: Ticket, target: Status, now: datetime,
+                    changes: dict[str, tuple[object, object]]) -> None:
         previous = Status(ticket.status)
+        if target is Status.RESOLVED:
+            hours = (await self.workspaces.settings(ticket.workspace_id)).auto_close_hours
+            ticket.auto_close_at = now + timedelta(hours=hours)
+        else:
+            ticket.auto_close_at = None
         stamps = lifecycle.timestamps_for(previous, target)
         changes["status"] = (previous.value, target.value)
         ticket.status = target.value
@@ -288,6 +294,31 @@ class TicketService:
         ticket.deleted_at = now
         ticket.updated_at = now
         self._audit(principal, ticket, now, {"deleted_at": (None, now)})
+
+    async def auto_close_due(self, now: datetime, limit: int = 200) -> int:
+        """Close RESOLVED tickets whose quiet period has run out; returns how many."""
+        due = list(await self.session.scalars(
+            select(Ticket).where(Ticket.auto_close_at <= now, Ticket.status == Status.RESOLVED.value,
+                                 Ticket.deleted_at.is_(None))
+            .order_by(Ticket.auto_close_at).limit(limit).with_for_update(skip_locked=True)
+        ))
+        for ticket in due:
+            hours = round((now - ticket.resolved_at).total_seconds() / 3600) if ticket.resolved_at else None
+            await self.change_status(Principal.system(ticket.workspace_id), str(ticket.id), Status.CLOSED,
+                                     f"no reply from the customer for {hours} hours" if hours else None, now)
+        return len(due)
+
+    async def flag_sla_breached(self, principal: Principal, ticket_id: uuid.UUID, now: datetime) -> Ticket:
+        ticket = await self.get(principal, ticket_id, for_update=True)
+        if not ticket.sla_breached:
+            ticket.sla_breached = True
+            ticket.updated_at = now
+            self._audit(principal, ticket, now, {"sla_breached": (False, True)})
+        return ticket
+
+    def system_note(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
+        """For other domains' automatic steps (escalations, routing) to show in the thread."""
+        self._system_message(ticket, text, now, internal=internal)
 
     # -- thread ----------------------------------------------------------------------------
     async def post_message(self, principal: Principal, ticket_ref: str, data: MessageIn, now: datetime) -> PostedMessage:
@@ -327,7 +358,7 @@ class TicketService:
                 ticket.assignee_id = principal.user_id
         if outcome.new_status is not None and outcome.new_status.value != ticket.status:
             previous = ticket.status
-            self._move(ticket, outcome.new_status, now, changes)
+            await self._move(ticket, outcome.new_status, now, changes)
             if outcome.reopened:
                 ticket.reopen_count += 1
                 changes["reopen_count"] = (ticket.reopen_count - 1, ticket.reopen_count)

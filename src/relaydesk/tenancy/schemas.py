@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WorkspaceSettings(BaseModel):
+    """Per-workspace behaviour, stored as JSON on the workspace; unset keys take these defaults."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"auto_close_hours": 72, "queue_wait_alert_minutes": 20, "escalation_l1_on": "critical"}]})
+
+    auto_close_hours: int = Field(default=48, ge=1, le=24 * 90,
+                                  description="A RESOLVED ticket with no customer reply closes after this long.")
+    queue_wait_alert_minutes: int = Field(default=30, ge=1, le=24 * 60,
+                                          description="Tell supervisors when a ticket waits this long for an agent.")
+    escalation_l1_on: Literal["breach", "critical"] = Field(
+        default="breach", description="Raise the first escalation level on an SLA breach, or already at critical.")
+    escalation_l2_after_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60,
+                                             description="Level 2 (reassign to a senior) this long after level 1.")
+    escalation_l3_after_minutes: int = Field(default=120, ge=1, le=14 * 24 * 60,
+                                             description="Level 3 (tell the managers) this long after level 2.")
+    priority_keywords: dict[str, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
+        default=None, description="Words that raise a new ticket's priority; null keeps the built-in list.")
+    classifier_min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Below this the category falls back to the default; null: built-in.")
+    fallback_category: str = Field(default="GENERAL", max_length=120,
+                                   description="Category name used when the classifier is unsure.")
+
+
+class WorkspaceSettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"auto_close_hours": 24}]})
+
+    auto_close_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    queue_wait_alert_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    escalation_l1_on: Literal["breach", "critical"] | None = None
+    escalation_l2_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    escalation_l3_after_minutes: int | None = Field(default=None, ge=1, le=14 * 24 * 60)
+    priority_keywords: dict[str, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = None
+    classifier_min_confidence: float | None = Field(default=None, ge=0, le=1)
+    fallback_category: str | None = Field(default=None, max_length=120)

@@ -1,0 +1,47 @@
+"""The composition root for background work: registers every domain's jobs and event
+subscriptions on one process's runtime, and starts the loops that process runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from relaydesk.core.scheduler import Periodic, run_scheduler
+from relaydesk.runtime import Runtime
+from relaydesk.tickets import tasks as ticket_tasks
+
+INSTALLERS = (ticket_tasks.install,)
+
+
+def install_jobs(runtime: Runtime) -> list[Periodic]:
+    """Idempotent per runtime; returns the periodic jobs for a scheduler."""
+    if "periodic" not in runtime.extras:
+        async def dispatch() -> None:
+            await runtime.dispatcher.drain()
+
+        runtime.jobs.register("outbox.dispatch", dispatch)
+        periodic = [Periodic("outbox.dispatch", max(runtime.settings.outbox_poll_seconds * 5, 5))]
+        for install in INSTALLERS:
+            periodic += install(runtime)
+        runtime.extras["periodic"] = periodic
+    return runtime.extras["periodic"]  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bool = False) -> AsyncIterator[None]:
+    """Run this process's share of the background work while the body runs."""
+    periodic = install_jobs(runtime)
+    await runtime.jobs.broker.startup()
+    tasks = []
+    if dispatcher:
+        tasks.append(asyncio.create_task(runtime.dispatcher.run(), name="dispatcher"))
+        runtime.dispatcher.nudge()  # deliver whatever a previous process left pending
+    if scheduler:
+        tasks.append(asyncio.create_task(run_scheduler(runtime.jobs, periodic), name="scheduler"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
