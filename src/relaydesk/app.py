@@ -16,6 +16,8 @@ from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContext
 from relaydesk.core.problems import install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
 from relaydesk.identity.api import router as identity_router
+from relaydesk.notifications.api import router as notifications_router
+from relaydesk.routing.api import router as routing_router
 from relaydesk.runtime import Runtime, build_runtime
 from relaydesk.tickets.api import router as tickets_router
 from relaydesk.wiring import background, install_jobs
@@ -55,7 +57,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # pass that check at once.
         return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
 
-    for router in (identity_router, agents_router, customers_router, tickets_router):
+    for router in (identity_router, agents_router, customers_router, tickets_router, routing_router,
+                   notifications_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

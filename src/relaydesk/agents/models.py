@@ -3,7 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, IdMixin, Timestamps, WorkspaceScoped
@@ -21,6 +23,10 @@ class AgentProfile(WorkspaceScoped, Base):
     is_senior: Mapped[bool] = mapped_column(default=False)
     languages: Mapped[list[str]] = mapped_column(default=list)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Weekly working hours in the agent's time zone: [{"weekday": 0, "start": "09:00", "end": "17:00"}];
+    # empty means always in shift.
+    shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    last_assigned_at: Mapped[datetime | None]
 
 
 class AgentSkill(WorkspaceScoped, Base):

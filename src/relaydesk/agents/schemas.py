@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from relaydesk.core.schemas import Email, Input, Name, Output, Password
 
@@ -14,10 +14,33 @@ SkillName = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 StaffRole = Literal["agent", "supervisor", "admin"]
 
 
+def _known_timezone(value: str) -> str:
+    from zoneinfo import available_timezones
+
+    if value != "UTC" and value not in available_timezones():
+        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
+    return value
+
+
+TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_timezone)]
+
+
 class Availability(StrEnum):
     ONLINE = "online"
     AWAY = "away"
     OFFLINE = "offline"
+
+
+class ShiftIn(Input):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday … 6 = Sunday.")
+    start: time
+    end: time = Field(description="May be before start for a shift that runs past midnight; 00:00 means midnight.")
+
+
+class ShiftOut(Output):
+    weekday: int
+    start: time
+    end: time
 
 
 class SkillIn(Input):
@@ -40,8 +63,10 @@ class AgentIn(Input):
     max_concurrent: int = Field(default=5, ge=0, le=500)
     availability: Availability = Availability.OFFLINE
     is_senior: bool = False
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    timezone: TimeZone = "UTC"
     team_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    shifts: list[ShiftIn] = Field(default_factory=list, max_length=50,
+                                  description="Weekly working hours in the agent's time zone; none = always.")
 
     model_config = {"json_schema_extra": {"examples": [{
         "name": "Sam Support", "email": "sam@acme.example.com", "password": "a long passphrase",
@@ -59,8 +84,9 @@ class AgentPatch(Input):
     max_concurrent: int | None = Field(default=None, ge=0, le=500)
     availability: Availability | None = None
     is_senior: bool | None = None
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    timezone: TimeZone | None = None
     team_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+    shifts: list[ShiftIn] | None = Field(default=None, max_length=50)
 
     model_config = {"json_schema_extra": {"examples": [{"availability": "away"}, {"skills": [{"skill": "refunds", "level": 3}], "max_concurrent": 8}]}}
 
@@ -78,6 +104,8 @@ class AgentOut(Output):
     timezone: str
     skills: list[SkillOut]
     team_ids: list[uuid.UUID]
+    shifts: list[ShiftOut]
+    last_assigned_at: datetime | None
     created_at: datetime
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
 from relaydesk.identity.models import User
@@ -23,6 +24,7 @@ class AgentService:
         self.session = session
         self.users = users
         self.audit = AuditLog(session)
+        self.outbox = Outbox(session)
 
     async def create(self, principal: Principal, data: AgentIn, now: datetime) -> dict[str, Any]:
         if not principal.is_admin:
@@ -34,6 +36,7 @@ class AgentService:
             workspace_id=ws, user_id=user.id, max_concurrent=data.max_concurrent,
             availability=data.availability.value, is_senior=data.is_senior,
             languages=[lang.lower() for lang in data.languages], timezone=data.timezone,
+            shifts=_shifts(data.shifts),
         )
         self.session.add(profile)
         await self.session.flush()
@@ -75,6 +78,9 @@ class AgentService:
         if data.availability is not None and profile.availability != data.availability.value:
             changes["availability"] = (profile.availability, data.availability.value)
             profile.availability = data.availability.value
+        if data.shifts is not None and _shifts(data.shifts) != profile.shifts:
+            changes["shifts"] = (profile.shifts, _shifts(data.shifts))
+            profile.shifts = _shifts(data.shifts)
         if data.languages is not None:
             langs = [lang.lower() for lang in data.languages]
             changes["languages"] = (profile.languages, langs)
@@ -92,7 +98,45 @@ class AgentService:
             changes["team_ids"] = (sorted(map(str, before_teams.get(agent_id, []))), sorted(map(str, data.team_ids)))
         self.audit.record(workspace_id=ws, entity_type="agent", entity_id=agent_id, actor_id=principal.user_id,
                           actor_kind="agent", at=now, changes=changes)
+        # Routing reacts: someone came online or got room for more work.
+        if "availability" in changes:
+            self.outbox.publish(ws, "agent.availability_changed", now, agent_id=agent_id,
+                                before=changes["availability"][0], after=changes["availability"][1])
+        if {"max_concurrent", "skills", "team_ids", "shifts", "languages", "is_active"} & changes.keys():
+            self.outbox.publish(ws, "agent.capacity_changed", now, agent_id=agent_id, fields=sorted(changes))
         return await self.get(principal, agent_id)
+
+    async def pool(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> list[dict[str, Any]]:
+        """Active staff to route to: the team's members, or every active agent when there is no team."""
+        if team_id is not None:
+            ids = list(await self.session.scalars(select(TeamMember.user_id).where(
+                TeamMember.workspace_id == workspace_id, TeamMember.team_id == team_id)))
+        else:
+            ids = [u.id for u in await self.users.list_by_roles(workspace_id, {Role.AGENT}, after=None, limit=1000)]
+        return [v for v in await self._views(workspace_id, ids) if v["is_active"]]
+
+    async def teams_of(self, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> list[uuid.UUID]:
+        return list(await self.session.scalars(select(TeamMember.team_id).where(
+            TeamMember.workspace_id == workspace_id, TeamMember.user_id == agent_id)))
+
+    async def note_assigned(self, workspace_id: uuid.UUID, agent_id: uuid.UUID, now: datetime) -> None:
+        """Round-robin remembers who got the last ticket."""
+        profile = await self._profile(workspace_id, agent_id)
+        profile.last_assigned_at = now
+
+    async def managers(self, workspace_id: uuid.UUID) -> list[uuid.UUID]:
+        """Supervisors and admins: who hears about escalations and long queues."""
+        users = await self.users.list_by_roles(workspace_id, {Role.SUPERVISOR, Role.ADMIN}, after=None, limit=500)
+        return [u.id for u in users if u.is_active]
+
+    async def senior_pool(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> list[dict[str, Any]]:
+        """Senior agents of the team (else of the workspace), then supervisors: who takes an L2 escalation."""
+        team = [v for v in await self.pool(workspace_id, team_id) if v["is_senior"]] if team_id else []
+        if team:
+            return team
+        staff = await self.users.list_by_roles(workspace_id, {Role.AGENT, Role.SUPERVISOR}, after=None, limit=1000)
+        views = [v for v in await self._views(workspace_id, [u.id for u in staff]) if v["is_active"]]
+        return [v for v in views if v["is_senior"]] or [v for v in views if v["role"] == Role.SUPERVISOR.value]
 
     async def lock_capacity(self, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> int:
         """The agent's cap, with their profile row locked until the transaction ends, so
@@ -149,6 +193,7 @@ class AgentService:
                 "is_senior": p.is_senior if p else False, "languages": p.languages if p else ["en"],
                 "timezone": p.timezone if p else "UTC", "skills": skills.get(u.id, []),
                 "team_ids": teams.get(u.id, []), "created_at": u.created_at,
+                "shifts": p.shifts if p else [], "last_assigned_at": p.last_assigned_at if p else None,
             })
         return views
 
@@ -255,6 +300,12 @@ class TeamService:
                           actor_kind="agent", at=now, changes=changes)
         return await self.get(principal, team_id)
 
+    async def lead_of(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> uuid.UUID | None:
+        if team_id is None:
+            return None
+        return await self.session.scalar(select(Team.lead_id).where(Team.workspace_id == workspace_id,
+                                                                    Team.id == team_id))
+
     async def exists(self, workspace_id: uuid.UUID, team_id: uuid.UUID) -> bool:
         return await self.session.scalar(
             select(Team.id).where(Team.workspace_id == workspace_id, Team.id == team_id)
@@ -296,3 +347,8 @@ class TeamService:
         return [{"id": t.id, "name": t.name, "description": t.description, "lead_id": t.lead_id,
                  "member_ids": sorted(members.get(t.id, [])), "created_at": t.created_at}
                 for i in ids if (t := teams.get(i))]
+
+
+def _shifts(shifts: list) -> list[dict[str, Any]]:  # noqa: ANN001 - ShiftIn models
+    return [{"weekday": s.weekday, "start": s.start.strftime("%H:%M"), "end": s.end.strftime("%H:%M")}
+            for s in sorted(shifts, key=lambda s: (s.weekday, s.start))]

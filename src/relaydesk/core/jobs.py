@@ -8,6 +8,7 @@ a job reloads what it needs by id and tolerates arriving late or twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,15 +42,22 @@ class Jobs:
     def in_process(self) -> bool:
         return isinstance(self.broker, InMemoryBroker)
 
-    def register(self, name: str, fn: JobFunction) -> None:
-        """``fn`` receives the job's keyword arguments."""
+    def register(self, name: str, fn: JobFunction, *, attempts: int = 4) -> None:
+        """``fn`` receives the job's keyword arguments. A failure (a deadlock, the
+        database restarting) is retried with back-off; jobs are idempotent, so a retry
+        after a partial failure is safe."""
 
         async def run(**kwargs: Any) -> Any:
-            try:
-                return await fn(**kwargs)
-            except Exception:
-                log.exception("job_failed", job=name)
-                raise
+            for attempt in range(1, attempts + 1):
+                try:
+                    return await fn(**kwargs)
+                except Exception:
+                    if attempt == attempts:
+                        log.exception("job_failed", job=name, attempts=attempts)
+                        raise
+                    log.warning("job_retry", job=name, attempt=attempt, exc_info=True)
+                    await asyncio.sleep(0.1 * 2**attempt)
+            return None
 
         run.__name__ = name.replace(".", "_")
         self.broker.register_task(run, task_name=name)

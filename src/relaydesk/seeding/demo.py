@@ -50,13 +50,15 @@ def _password() -> str:
     return secrets.token_urlsafe(12)
 
 
-STAFF = [  # key, name, role, skills, languages, cap, senior
-    ("admin", "Ada Admin", "admin", [], ["en"], 5, True),
-    ("supervisor", "Sam Supervisor", "supervisor", [("billing", 4), ("technical", 4)], ["en"], 8, True),
-    ("alice", "Alice Nguyen", "agent", [("billing", 5), ("refunds", 4)], ["en", "vi"], 6, False),
-    ("bob", "Bob Schmidt", "agent", [("technical", 5), ("shipping", 3)], ["en", "de"], 6, True),
-    ("chi", "Chi Tran", "agent", [("shipping", 4), ("returns", 4)], ["vi", "en"], 5, False),
-    ("dan", "Dan Okafor", "agent", [("technical", 3), ("account", 4)], ["en"], 5, False),
+# key, name, role, skills, languages, cap, senior, availability. The fulfilment team is
+# away at start, so its new tickets show the queue and the routing explanation.
+STAFF = [
+    ("admin", "Ada Admin", "admin", [], ["en"], 5, True, "offline"),
+    ("supervisor", "Sam Supervisor", "supervisor", [("billing", 4), ("technical", 4)], ["en"], 8, True, "away"),
+    ("alice", "Alice Nguyen", "agent", [("billing", 5), ("refunds", 4)], ["en", "vi"], 6, False, "online"),
+    ("bob", "Bob Schmidt", "agent", [("technical", 5), ("shipping", 3)], ["en", "de"], 6, True, "away"),
+    ("chi", "Chi Tran", "agent", [("shipping", 4), ("returns", 4)], ["vi", "en"], 5, False, "offline"),
+    ("dan", "Dan Okafor", "agent", [("technical", 3), ("account", 4)], ["en"], 5, False, "online"),
 ]
 
 CUSTOMERS = [  # key, name, tier, language, timezone, organisation?, portal login?
@@ -193,12 +195,12 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
         agents = AgentService(session, users)
         teams = TeamService(session, agents)
         staff: dict[str, Principal] = {"admin": as_admin}
-        for key, name, role, skills, languages, cap, senior in STAFF[1:]:
+        for key, name, role, skills, languages, cap, senior, availability in STAFF[1:]:
             password = _password()
             created = await agents.create(as_admin, AgentIn(
                 name=name, email=f"{key}@{DOMAIN}", password=password, role=role,
                 skills=[SkillIn(skill=s, level=lvl) for s, lvl in skills], languages=languages, max_concurrent=cap,
-                availability="online", is_senior=senior), start)
+                availability=availability, is_senior=senior), start)
             staff[key] = Principal(created["id"], ws.id, Role(role))
             if key in ("supervisor", "alice"):
                 logins.append(Login(role, name, f"{key}@{DOMAIN}", password))

@@ -157,6 +157,9 @@ class TicketService:
             "team_id": (None, ticket.team_id), "category_id": (None, ticket.category_id),
             "tags": (None, ticket.tags or None),
         })
+        self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
+                            actor_kind=principal.actor_kind, category_given=data.category_id is not None,
+                            priority_given=data.priority is not None, assigned=data.assignee_id is not None)
         return ticket
 
     # -- change --------------------------------------------------------------------------
@@ -458,8 +461,7 @@ class TicketService:
         by = {"actor_id": principal.user_id, "actor_kind": principal.actor_kind}
         ws, tid = ticket.workspace_id, ticket.id
         if "created" in changes:
-            self.outbox.publish(ws, "ticket.created", now, ticket_id=tid, **by)
-            return
+            return  # create() publishes ticket.created itself, with what the requester chose
         if "status" in changes:
             before, after = changes["status"]
             self.outbox.publish(ws, "ticket.status_changed", now, ticket_id=tid, before=before, after=after, **by)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from relaydesk.core.schemas import Input, Output
+from relaydesk.customers.schemas import Tier
+from relaydesk.routing.strategies import Strategy
+from relaydesk.tickets.lifecycle import Channel, Priority
+
+
+class RuleConditions(Input):
+    """Every list given must contain the ticket's value; an empty or missing list matches anything.
+    A category matches its sub-categories too."""
+
+    category_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    channels: list[Channel] = Field(default_factory=list)
+    priorities: list[Priority] = Field(default_factory=list)
+    customer_tiers: list[Tier] = Field(default_factory=list)
+    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] = Field(
+        default_factory=list, max_length=30)
+
+
+class RuleIn(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    position: int | None = Field(default=None, ge=0, le=10_000, description="Lower runs first; default: last.")
+    enabled: bool = True
+    conditions: RuleConditions = Field(default_factory=RuleConditions)
+    team_id: uuid.UUID | None = Field(default=None, description="Null: the ticket's own team, else every agent.")
+    strategy: Strategy = Strategy.SKILL_WEIGHTED
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "VIP billing to senior billing team", "position": 0,
+        "conditions": {"customer_tiers": ["vip"], "priorities": ["HIGH", "URGENT"]},
+        "team_id": "01a21043-07a2-7c62-b8f9-2e944366261c", "strategy": "least_loaded",
+    }]}}
+
+
+class RulePatch(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+    position: int | None = Field(default=None, ge=0, le=10_000)
+    enabled: bool | None = None
+    conditions: RuleConditions | None = None
+    team_id: uuid.UUID | None = None
+    strategy: Strategy | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"enabled": False}, {"strategy": "round_robin"}]}}
+
+
+class RuleOut(Output):
+    id: uuid.UUID
+    name: str
+    position: int
+    enabled: bool
+    conditions: dict[str, Any]
+    team_id: uuid.UUID | None
+    strategy: Strategy
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryDecisionOut(Output):
+    source: str = Field(description="given (chosen by a person), model, fallback or none")
+    label: str | None
+    confidence: float | None
+    reason: str
+
+
+class PriorityDecisionOut(Output):
+    source: str = Field(description="given (chosen by a person) or rules")
+    reasons: list[str]
+
+
+class RoutingOut(Output):
+    ticket_id: uuid.UUID
+    state: str = Field(description="assigned (by routing), queued (waiting for capacity) or manual")
+    category: CategoryDecisionOut
+    priority: PriorityDecisionOut
+    team_id: uuid.UUID | None
+    rule: dict[str, Any] | None = Field(description="The assignment rule that matched, if any.")
+    decision: dict[str, Any] | None = Field(
+        description="The last assignment decision: strategy, winner, candidates with score parts, "
+                    "who was excluded and why, and the reason.")
+    queued_since: datetime | None
+    decided_at: datetime

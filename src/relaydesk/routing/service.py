@@ -1,0 +1,438 @@
+"""Routing: classify and prioritise new tickets, then give each to the best available
+agent, or queue it until somebody can take it.
+
+Decisions are taken with the team locked (PostgreSQL advisory lock; SQLite's single
+writer does the same), and the ticket service re-checks the winner's cap under a row
+lock, so concurrent routing never pushes an agent past their cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.audit import AuditLog
+from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.outbox import Outbox
+from relaydesk.core.principal import Principal
+from relaydesk.customers.service import CustomerService
+from relaydesk.routing import classifier as category_model
+from relaydesk.routing.models import AssignmentRule, TicketRouting, WorkspaceModel
+from relaydesk.routing.priority import decide_priority
+from relaydesk.routing.schemas import RuleIn, RulePatch
+from relaydesk.routing.strategies import Candidate, Decision, Requirement, Shift, Strategy, decide
+from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets.categories import CategoryService
+from relaydesk.tickets.lifecycle import Priority, Status
+from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.schemas import TicketPatch
+from relaydesk.tickets.service import TicketService
+
+PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+
+class ModelCache:
+    """Category models per workspace, loaded once per process and replaced on retrain."""
+
+    def __init__(self) -> None:
+        self._models: dict[uuid.UUID, tuple[datetime, category_model.CategoryClassifier]] = {}
+
+    async def for_workspace(self, session: AsyncSession, workspace_id: uuid.UUID) -> category_model.CategoryClassifier:
+        trained_at = await session.scalar(select(WorkspaceModel.trained_at).where(
+            WorkspaceModel.workspace_id == workspace_id))
+        if trained_at is None:
+            return category_model.CategoryClassifier.shipped()
+        cached = self._models.get(workspace_id)
+        if cached is None or cached[0] != trained_at:
+            blob = await session.scalar(select(WorkspaceModel.model).where(WorkspaceModel.workspace_id == workspace_id))
+            cached = (trained_at, category_model.CategoryClassifier.loads(blob))
+            self._models[workspace_id] = cached
+        return cached[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainResult:
+    samples: int
+    labels: list[str]
+    accuracy: float | None
+
+
+class RoutingService:
+    def __init__(
+        self, session: AsyncSession, *, tickets: TicketService, agents: AgentService, teams: TeamService,
+        customers: CustomerService, models: ModelCache,
+    ) -> None:
+        self.session = session
+        self.tickets = tickets
+        self.agents = agents
+        self.teams = teams
+        self.customers = customers
+        self.categories = CategoryService(session, teams)
+        self.workspaces = WorkspaceService(session)
+        self.models = models
+        self.audit = AuditLog(session)
+        self.outbox = Outbox(session)
+
+    # -- intake ----------------------------------------------------------------------------
+    async def intake(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
+                     category_given: bool, priority_given: bool, assigned: bool) -> TicketRouting | None:
+        """Classify and prioritise a new ticket, then route it. Safe to call twice."""
+        system = Principal.system(workspace_id)
+        try:
+            ticket = await self.tickets.get(system, ticket_id)
+        except NotFound:
+            return None  # deleted meanwhile
+        if await self.session.get(TicketRouting, ticket_id) is not None:
+            return None
+        settings = await self.workspaces.settings(workspace_id)
+        requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        patch: dict[str, Any] = {}
+
+        if category_given:
+            source, label, confidence, reason = "given", None, None, "chosen when the ticket was opened"
+        else:
+            model = await self.models.for_workspace(self.session, workspace_id)
+            min_conf = settings.classifier_min_confidence
+            label, confidence, reason = category_model.classify(
+                model, ticket.subject, _plain(ticket.description),
+                min_confidence=category_model.DEFAULT_MIN_CONFIDENCE if min_conf is None else min_conf,
+                fallback=settings.fallback_category)
+            source = "fallback" if label == settings.fallback_category and "fell back" in reason else "model"
+            category_id = await self._category_named(workspace_id, label)
+            if category_id is None:
+                reason += f"; no category called '{label}' in this workspace, so none was set"
+                source = "none"
+            else:
+                patch["category_id"] = category_id
+
+        category_default = Priority.MEDIUM.value
+        category = await self.categories.find(workspace_id, patch.get("category_id") or ticket.category_id) \
+            if (patch.get("category_id") or ticket.category_id) else None
+        if category is not None:
+            category_default = category.default_priority
+            if ticket.team_id is None and category.team_id is not None:
+                patch["team_id"] = category.team_id
+        if priority_given:
+            priority_source, reasons = "given", [f"chosen when the ticket was opened: {ticket.priority}"]
+        else:
+            decision = decide_priority(
+                ticket.subject, _plain(ticket.description), category_default=category_default,
+                customer_tier=requester.tier, keywords=settings.priority_keywords)
+            priority_source, reasons = "rules", list(decision.reasons)
+            if decision.priority != ticket.priority:
+                patch["priority"] = Priority(decision.priority)
+        if patch:
+            ticket = await self.tickets.update(system, str(ticket.id), TicketPatch(**patch), now)
+        routing = TicketRouting(
+            workspace_id=workspace_id, ticket_id=ticket.id, category_source=source, category_label=label,
+            category_confidence=confidence, category_reason=reason, priority_source=priority_source,
+            priority_reasons=reasons, state="manual" if assigned else "queued",
+            priority_rank=PRIORITY_RANK[Priority(ticket.priority)], team_id=ticket.team_id, decided_at=now,
+            queued_since=None if assigned else now,
+        )
+        self.session.add(routing)
+        await self.session.flush()
+        if not assigned:
+            await self.route(workspace_id, ticket.id, now)
+        return routing
+
+    async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
+        for category in await self.categories.list(Principal.system(workspace_id)):
+            if category.name.casefold() == label.casefold() and category.parent_id is None:
+                return category.id
+        for category in await self.categories.list(Principal.system(workspace_id)):
+            if category.name.casefold() == label.casefold():
+                return category.id
+        return None
+
+    # -- assignment ------------------------------------------------------------------------
+    async def route(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
+                    exclude: set[uuid.UUID] = frozenset()) -> TicketRouting | None:  # type: ignore[assignment]
+        """Assign the ticket to the best candidate now, or leave it queued with the reason."""
+        routing = await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+        system = Principal.system(workspace_id)
+        try:
+            ticket = await self.tickets.get(system, ticket_id)
+        except NotFound:
+            return None
+        if routing is None:
+            return None
+        if ticket.assignee_id is not None or ticket.status != Status.OPEN.value:
+            if routing.state == "queued":  # a person took it, or moved it on, meanwhile
+                routing.state, routing.queued_since = "manual", None
+            return routing
+        rule = await self._matching_rule(ticket)
+        team_id = rule.team_id if rule and rule.team_id else ticket.team_id
+        strategy = Strategy(rule.strategy) if rule else Strategy.SKILL_WEIGHTED
+        await self._lock_team(workspace_id, team_id)
+        requirement = await self._requirement(ticket)
+        pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
+        loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
+        candidates = [_candidate(a, loads[a["id"]]) for a in pool]
+        decision = decide(strategy, candidates, requirement, now)
+        routing.team_id, routing.rule_id = team_id, rule.id if rule else None
+        routing.decided_at = now
+        routing.priority_rank = PRIORITY_RANK[Priority(ticket.priority)]
+        if decision.winner is not None:
+            winner = uuid.UUID(decision.winner)
+            try:
+                await self.tickets.update(system, str(ticket.id), TicketPatch(
+                    assignee_id=winner, **({"team_id": team_id} if team_id != ticket.team_id else {})), now)
+            except Conflict:
+                # Someone else's routing filled this agent meanwhile: decide again without them.
+                return await self.route(workspace_id, ticket_id, now, exclude={*exclude, winner})
+            await self.agents.note_assigned(workspace_id, winner, now)
+            routing.state, routing.queued_since = "assigned", None
+            routing.decision = _record(decision, rule)
+            return routing
+        if team_id != ticket.team_id and team_id is not None:
+            await self.tickets.update(system, str(ticket.id), TicketPatch(team_id=team_id), now)
+        routing.state = "queued"
+        routing.queued_since = routing.queued_since or now
+        routing.decision = _record(decision, rule)
+        return routing
+
+    async def _matching_rule(self, ticket: Ticket) -> AssignmentRule | None:
+        rules = list(await self.session.scalars(select(AssignmentRule).where(
+            AssignmentRule.workspace_id == ticket.workspace_id, AssignmentRule.enabled.is_(True),
+        ).order_by(AssignmentRule.position, AssignmentRule.created_at)))
+        if not rules:
+            return None
+        requester = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        lineage = await self._category_lineage(ticket.workspace_id, ticket.category_id)
+        facts = {"channels": ticket.channel, "priorities": ticket.priority, "customer_tiers": requester.tier,
+                 "languages": requester.language.split("-")[0].lower()}
+        for rule in rules:
+            c = rule.conditions or {}
+            if c.get("category_ids") and not lineage & set(c["category_ids"]):
+                continue
+            if any(c.get(key) and value not in [v.split("-")[0].lower() if key == "languages" else v for v in c[key]]
+                   for key, value in facts.items()):
+                continue
+            return rule
+        return None
+
+    async def _category_lineage(self, workspace_id: uuid.UUID, category_id: uuid.UUID | None) -> set[str]:
+        lineage: set[str] = set()
+        while category_id is not None and str(category_id) not in lineage:
+            lineage.add(str(category_id))
+            category = await self.categories.find(workspace_id, category_id)
+            category_id = category.parent_id if category else None
+        return lineage
+
+    async def _requirement(self, ticket: Ticket) -> Requirement:
+        requester = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        category = await self.categories.find(ticket.workspace_id, ticket.category_id) if ticket.category_id else None
+        return Requirement(skills=tuple(category.required_skills) if category else (), language=requester.language)
+
+    async def _lock_team(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> None:
+        if self.session.bind.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(f"route:{team_id or workspace_id}".encode()).digest()[:8], "big",
+                                 signed=True)
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def drain(self, workspace_id: uuid.UUID, team_ids: list[uuid.UUID | None], now: datetime,
+                    limit: int = 50) -> int:
+        """Offer queued tickets of these teams (most urgent, then longest waiting first) to
+        whoever has room now. Returns how many were assigned."""
+        stmt = select(TicketRouting.ticket_id).where(
+            TicketRouting.workspace_id == workspace_id, TicketRouting.state == "queued")
+        named = [t for t in team_ids if t is not None]
+        if None in team_ids:
+            stmt = stmt.where((TicketRouting.team_id.in_(named)) | TicketRouting.team_id.is_(None))
+        else:
+            stmt = stmt.where(TicketRouting.team_id.in_(named))
+        queued = list(await self.session.scalars(stmt.order_by(
+            TicketRouting.priority_rank.desc(), TicketRouting.queued_since).limit(limit)))
+        assigned = 0
+        for ticket_id in queued:
+            routing = await self.route(workspace_id, ticket_id, now)
+            assigned += routing is not None and routing.state == "assigned"
+        return assigned
+
+    async def drain_for_agent(self, workspace_id: uuid.UUID, agent_id: uuid.UUID, now: datetime) -> int:
+        teams: list[uuid.UUID | None] = [*await self.agents.teams_of(workspace_id, agent_id), None]
+        return await self.drain(workspace_id, teams, now)
+
+    async def sweep(self, now: datetime, limit: int = 200) -> tuple[int, int]:
+        """The periodic safety net: retry every queued ticket (oldest first) and tell
+        supervisors about tickets waiting too long. Returns (assigned, alerted)."""
+        rows = list(await self.session.scalars(select(TicketRouting).where(TicketRouting.state == "queued")
+                                               .order_by(TicketRouting.queued_since).limit(limit)))
+        assigned = alerted = 0
+        for routing in rows:
+            result = await self.route(routing.workspace_id, routing.ticket_id, now)
+            if result is not None and result.state == "assigned":
+                assigned += 1
+                continue
+            if routing.state != "queued" or routing.waiting_alerted_at is not None or routing.queued_since is None:
+                continue
+            limit_minutes = (await self.workspaces.settings(routing.workspace_id)).queue_wait_alert_minutes
+            waited = now - routing.queued_since
+            if waited >= timedelta(minutes=limit_minutes):
+                routing.waiting_alerted_at = now
+                self.outbox.publish(routing.workspace_id, "routing.queue_waiting", now, ticket_id=routing.ticket_id,
+                                    team_id=routing.team_id, waited_minutes=int(waited.total_seconds() // 60),
+                                    reason=(routing.decision or {}).get("reason"))
+                alerted += 1
+        return assigned, alerted
+
+    async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
+                                  after: uuid.UUID | None, by_system: bool, now: datetime) -> None:
+        routing = await self.session.get(TicketRouting, ticket_id)
+        if routing is not None and after is not None and not by_system:
+            routing.state, routing.queued_since = "manual", None
+        if routing is not None and after is None:
+            # Unassigned by a person: back into the pool, preferring somebody else.
+            routing.state, routing.queued_since = "queued", routing.queued_since or now
+            await self.route(workspace_id, ticket_id, now, exclude={before} if before else set())
+        if before is not None:
+            await self.drain_for_agent(workspace_id, before, now)
+
+    # -- explanation -----------------------------------------------------------------------
+    async def explain(self, principal: Principal, ticket_ref: str) -> dict[str, Any]:
+        if not principal.is_staff:
+            raise NotFound("No such ticket.")
+        ticket = await self.tickets.get(principal, ticket_ref)
+        routing = await self.session.get(TicketRouting, ticket.id)
+        if routing is None:
+            raise NotFound("This ticket has not been routed yet; it will be within seconds.", code="not_routed_yet")
+        rule = await self.session.get(AssignmentRule, routing.rule_id) if routing.rule_id else None
+        return {
+            "ticket_id": ticket.id, "state": routing.state, "team_id": routing.team_id,
+            "category": {"source": routing.category_source, "label": routing.category_label,
+                         "confidence": routing.category_confidence, "reason": routing.category_reason},
+            "priority": {"source": routing.priority_source, "reasons": routing.priority_reasons},
+            "rule": {"id": str(rule.id), "name": rule.name} if rule else None,
+            "decision": routing.decision, "queued_since": routing.queued_since, "decided_at": routing.decided_at,
+        }
+
+    # -- rules -----------------------------------------------------------------------------
+    async def list_rules(self, principal: Principal) -> list[AssignmentRule]:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may see assignment rules.")
+        return list(await self.session.scalars(select(AssignmentRule).where(
+            AssignmentRule.workspace_id == principal.workspace_id
+        ).order_by(AssignmentRule.position, AssignmentRule.created_at)))
+
+    async def get_rule(self, principal: Principal, rule_id: uuid.UUID) -> AssignmentRule:
+        rule = await self.session.scalar(select(AssignmentRule).where(
+            AssignmentRule.workspace_id == principal.workspace_id, AssignmentRule.id == rule_id))
+        if rule is None or not principal.is_staff:
+            raise NotFound("No such assignment rule.")
+        return rule
+
+    async def create_rule(self, principal: Principal, data: RuleIn, now: datetime) -> AssignmentRule:
+        self._require_manager(principal)
+        await self._check_rule_refs(principal.workspace_id, data.team_id, data.conditions.category_ids)
+        position = data.position
+        if position is None:
+            last = await self.session.scalar(select(func.max(AssignmentRule.position)).where(
+                AssignmentRule.workspace_id == principal.workspace_id))
+            position = 0 if last is None else last + 1
+        rule = AssignmentRule(workspace_id=principal.workspace_id, name=data.name, position=position,
+                              enabled=data.enabled, conditions=data.conditions.model_dump(mode="json"),
+                              team_id=data.team_id, strategy=data.strategy.value, created_at=now, updated_at=now)
+        self.session.add(rule)
+        await self.session.flush()
+        self.audit.record(workspace_id=rule.workspace_id, entity_type="assignment_rule", entity_id=rule.id,
+                          actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                          changes={"created": (None, rule.name)})
+        return rule
+
+    async def update_rule(self, principal: Principal, rule_id: uuid.UUID, data: RulePatch, now: datetime) -> AssignmentRule:
+        self._require_manager(principal)
+        rule = await self.get_rule(principal, rule_id)
+        fields = data.model_fields_set
+        for field in ("name", "position", "enabled", "conditions", "strategy"):
+            if field in fields and getattr(data, field) is None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+        new: dict[str, Any] = {}
+        if data.conditions is not None:
+            new["conditions"] = data.conditions.model_dump(mode="json")
+        if "team_id" in fields:
+            new["team_id"] = data.team_id
+        for field in ("name", "position", "enabled"):
+            if getattr(data, field) is not None:
+                new[field] = getattr(data, field)
+        if data.strategy is not None:
+            new["strategy"] = data.strategy.value
+        await self._check_rule_refs(rule.workspace_id, new.get("team_id", rule.team_id),
+                                    (data.conditions.category_ids if data.conditions else []))
+        changes = {k: (getattr(rule, k), v) for k, v in new.items() if getattr(rule, k) != v}
+        for k, (_, v) in changes.items():
+            setattr(rule, k, v)
+        if changes:
+            rule.updated_at = now
+            self.audit.record(workspace_id=rule.workspace_id, entity_type="assignment_rule", entity_id=rule.id,
+                              actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now, changes=changes)
+        return rule
+
+    async def delete_rule(self, principal: Principal, rule_id: uuid.UUID, now: datetime) -> None:
+        self._require_manager(principal)
+        rule = await self.get_rule(principal, rule_id)
+        self.audit.record(workspace_id=rule.workspace_id, entity_type="assignment_rule", entity_id=rule.id,
+                          actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                          changes={"deleted": (rule.name, None)})
+        await self.session.delete(rule)
+
+    @staticmethod
+    def _require_manager(principal: Principal) -> None:
+        if not principal.can_manage_team:
+            raise Forbidden("Only supervisors and admins manage assignment rules.")
+
+    async def _check_rule_refs(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None,
+                               category_ids: list[uuid.UUID]) -> None:
+        if team_id is not None and not await self.teams.exists(workspace_id, team_id):
+            raise ValidationFailed("No such team in this workspace.", field="team_id")
+        for category_id in category_ids:
+            if await self.categories.find(workspace_id, category_id) is None:
+                raise ValidationFailed("No such category in this workspace.", field="conditions.category_ids")
+
+    # -- retraining ------------------------------------------------------------------------
+    async def retrain(self, workspace_id: uuid.UUID, samples: list[tuple[str, str, str]], now: datetime,
+                      progress: Callable[[int, int], None] | None = None) -> RetrainResult:
+        """Train the workspace's own category model from its resolved tickets' final categories."""
+        labels = sorted({label for *_, label in samples})
+        model = category_model.CategoryClassifier.train(samples, progress=progress)
+        accuracy = None
+        if len(samples) >= 50 and len(labels) >= 2:
+            accuracy = category_model.evaluate(samples)["accuracy"]
+        row = await self.session.get(WorkspaceModel, workspace_id)
+        if row is None:
+            row = WorkspaceModel(workspace_id=workspace_id, model=b"", labels=[], samples=0, trained_at=now)
+            self.session.add(row)
+        row.model, row.labels, row.samples, row.accuracy, row.trained_at = (
+            model.dumps(), labels, len(samples), accuracy, now)
+        return RetrainResult(len(samples), labels, accuracy)
+
+
+def _plain(html: str) -> str:
+    from relaydesk.core.sanitize import html_to_text
+
+    return html_to_text(html)
+
+
+def _candidate(agent: dict[str, Any], load: int) -> Candidate:
+    return Candidate(
+        agent_id=str(agent["id"]), load=load, max_concurrent=agent["max_concurrent"],
+        availability=agent["availability"], skills={s.skill: s.level for s in agent["skills"]},
+        languages=tuple(agent["languages"]), timezone=agent["timezone"],
+        shifts=tuple(Shift(weekday=s["weekday"], start=time.fromisoformat(s["start"]), end=time.fromisoformat(s["end"]))
+                     for s in agent["shifts"]),
+        last_assigned_at=agent["last_assigned_at"],
+    )
+
+
+def _record(decision: Decision, rule: AssignmentRule | None) -> dict[str, Any]:
+    record = decision.to_dict()
+    record["rule"] = {"id": str(rule.id), "name": rule.name} if rule else None
+    return record

@@ -1,0 +1,90 @@
+"""Routing's jobs: react to new tickets, freed capacity and agents coming online, and a
+periodic sweep of the queues."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.outbox import first_time
+from relaydesk.core.principal import Principal
+from relaydesk.core.scheduler import Periodic
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
+from relaydesk.routing.service import ModelCache, RoutingService
+from relaydesk.tickets.lifecycle import OPEN_WORK, Status
+from relaydesk.tickets.service import TicketService
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from relaydesk.runtime import Runtime
+
+
+def routing_service(runtime: Runtime, session: AsyncSession) -> RoutingService:
+    users = UserService(session, runtime.hasher)
+    agents = AgentService(session, users)
+    teams = TeamService(session, agents)
+    customers = CustomerService(session, users)
+    models = runtime.extras.setdefault("category_models", ModelCache())
+    tickets = TicketService(session, customers=customers, agents=agents, teams=teams)
+    return RoutingService(session, tickets=tickets, agents=agents, teams=teams, customers=customers,
+                          models=models)  # type: ignore[arg-type]
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def install(runtime: Runtime) -> list[Periodic]:
+    def handler(consumer: str, react):  # noqa: ANN001, ANN202
+        async def job(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
+            async with runtime.transaction() as session:
+                now = runtime.clock.now()
+                if await first_time(session, consumer, event_id, now):
+                    await react(routing_service(runtime, session), uuid.UUID(workspace_id), type, payload, now)
+
+        runtime.jobs.register(consumer, job)
+
+    async def on_created(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        await service.intake(ws, uuid.UUID(p["ticket_id"]), now, category_given=p.get("category_given", False),
+                             priority_given=p.get("priority_given", False), assigned=p.get("assigned", False))
+
+    async def on_assigned(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        await service.on_assignee_changed(ws, uuid.UUID(p["ticket_id"]), _uuid(p.get("before")),
+                                          _uuid(p.get("after")), p.get("actor_kind") == "system", now)
+
+    async def on_status(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        before, after = Status(p["before"]), Status(p["after"])
+        ticket_id = uuid.UUID(p["ticket_id"])
+        if after is Status.OPEN:
+            await service.route(ws, ticket_id, now)
+        if before in OPEN_WORK and after not in OPEN_WORK:
+            ticket = await service.tickets.get(Principal.system(ws), ticket_id)
+            if ticket.assignee_id is not None:
+                await service.drain_for_agent(ws, ticket.assignee_id, now)
+
+    async def on_agent(service: RoutingService, ws: uuid.UUID, type: str, p: dict, now) -> None:  # noqa: ANN001
+        if type == "agent.availability_changed" and p.get("after") != "online":
+            return
+        await service.drain_for_agent(ws, uuid.UUID(p["agent_id"]), now)
+
+    handler("routing.on_ticket_created", on_created)
+    handler("routing.on_assignee_changed", on_assigned)
+    handler("routing.on_status_changed", on_status)
+    handler("routing.on_agent_changed", on_agent)
+    runtime.dispatcher.subscribe({
+        "ticket.created": ["routing.on_ticket_created"],
+        "ticket.assigned": ["routing.on_assignee_changed"],
+        "ticket.status_changed": ["routing.on_status_changed"],
+        "agent.availability_changed": ["routing.on_agent_changed"],
+        "agent.capacity_changed": ["routing.on_agent_changed"],
+    })
+
+    async def sweep() -> None:
+        async with runtime.transaction() as session:
+            await routing_service(runtime, session).sweep(runtime.clock.now())
+
+    runtime.jobs.register("routing.sweep_queues", sweep)
+    return [Periodic("routing.sweep_queues", runtime.settings.queue_sweep_seconds)]

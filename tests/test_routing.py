@@ -1,0 +1,281 @@
+"""Routing through the API: classification, priority, assignment, queueing, rules."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from factories import make_workspace
+
+
+async def setup_desk(client, *, agents=2, cap=5, skills=(("billing", 4),), languages=("en",), **agent_fields):
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Billing"}, headers=ws.admin.headers)).json()
+    staff = [await ws.staff(max_concurrent=cap, skills=[{"skill": s, "level": lvl} for s, lvl in skills],
+                            languages=list(languages), team_ids=[team["id"]], **agent_fields)
+             for _ in range(agents)]
+    cats = {}
+    for name, skill in (("Billing", ["billing"]), ("Shipping", []), ("General", [])):
+        r = await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+            "name": name, "required_skills": skill, "team_id": team["id"] if name == "Billing" else None})
+        cats[name] = r.json()["id"]
+    return ws, team, staff, cats
+
+
+async def routing_of(client, ws, ticket_id):
+    r = await client.get(f"/api/v1/tickets/{ticket_id}/routing", headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def ticket(client, ws, ticket_id):
+    return (await client.get(f"/api/v1/tickets/{ticket_id}", headers=ws.admin.headers)).json()
+
+
+class TestIntake:
+    async def test_new_ticket_is_classified_prioritised_and_assigned(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="Charged twice",
+                            description="My credit card was charged twice for the same invoice. "
+                                        "If this is not refunded I will file a chargeback.")
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert got["category_id"] == cats["Billing"]
+        assert got["priority"] == "URGENT"
+        assert got["team_id"] == team["id"]
+        assert got["assignee_id"] in {a.id for a in staff} and got["status"] == "ASSIGNED"
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "assigned" and why["category"]["source"] == "model"
+        assert why["category"]["label"] == "BILLING" and why["category"]["confidence"] > 0.4
+        assert any("chargeback" in r for r in why["priority"]["reasons"])
+        decision = why["decision"]
+        assert decision["strategy"] == "skill_weighted" and decision["winner"] == got["assignee_id"]
+        assert {s["agent_id"] for s in decision["scored"]} == {a.id for a in staff}
+        assert all({"capacity", "skill"} <= s["parts"].keys() for s in decision["scored"])
+
+    async def test_what_a_person_chose_is_kept(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        agent = staff[0]
+        cust = await ws.customer(login=False)
+        r = await client.post("/api/v1/tickets", headers=agent.headers, json={
+            "subject": "refund please, urgent", "description": "chargeback coming",
+            "requester_id": cust.customer_id, "priority": "LOW", "category_id": cats["Shipping"]})
+        await settle()
+        got = await ticket(client, ws, r.json()["id"])
+        assert (got["priority"], got["category_id"]) == ("LOW", cats["Shipping"])
+        why = await routing_of(client, ws, got["id"])
+        assert why["category"]["source"] == "given" and why["priority"]["source"] == "given"
+
+    async def test_vip_customers_get_higher_priority(self, client, settle):
+        ws, *_ = await setup_desk(client)
+        vip = await ws.customer(tier="vip")
+        t = await ws.ticket(vip, subject="Question about sizes", description="Do the boots run small?")
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert got["priority"] == "HIGH"
+        assert any("VIP" in r for r in (await routing_of(client, ws, t["id"]))["priority"]["reasons"])
+
+    async def test_agent_override_of_category_and_priority_is_audited(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="Invoice", description="Need a copy of my invoice")
+        await settle()
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=staff[0].headers,
+                               json={"category_id": cats["Shipping"], "priority": "LOW"})
+        assert r.status_code == 200
+        trail = (await client.get(f"/api/v1/tickets/{t['id']}/audit", headers=ws.admin.headers)).json()
+        system = [(a["field"], a["actor_kind"]) for a in trail if a["field"] in ("category_id", "priority")]
+        assert ("category_id", "system") in system and ("category_id", "agent") in system
+        assert ("priority", "agent") in system
+
+
+class TestStrategies:
+    async def test_round_robin_rotates(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=3)
+        r = await client.post("/api/v1/assignment-rules", headers=ws.admin.headers, json={
+            "name": "everything round robin", "team_id": team["id"], "strategy": "round_robin"})
+        assert r.status_code == 201, r.text
+        cust = await ws.customer()
+        owners = []
+        for i in range(6):
+            t = await ws.ticket(cust, subject=f"Invoice {i}", description="invoice question")
+            await settle()
+            owners.append((await ticket(client, ws, t["id"]))["assignee_id"])
+        assert owners[:3] == owners[3:] and len(set(owners)) == 3
+
+    async def test_least_loaded_prefers_the_emptiest_queue(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=2, cap=10)
+        await client.post("/api/v1/assignment-rules", headers=ws.admin.headers, json={
+            "name": "least loaded", "team_id": team["id"], "strategy": "least_loaded"})
+        cust = await ws.customer()
+        busy, free = staff
+        for _ in range(3):
+            t = await ws.ticket(busy, requester_id=cust.customer_id, assignee_id=busy.id)
+        await settle()
+        t = await ws.ticket(cust, subject="Billing question", description="about my invoice")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == free.id
+
+    async def test_rules_match_in_order_on_conditions(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        vip_team = (await client.post("/api/v1/teams", json={"name": "VIP desk"}, headers=ws.admin.headers)).json()
+        vip_agent = await ws.staff(team_ids=[vip_team["id"]], skills=[{"skill": "billing", "level": 2}])
+        rule = await client.post("/api/v1/assignment-rules", headers=ws.admin.headers, json={
+            "name": "VIPs", "position": 0, "conditions": {"customer_tiers": ["vip"]}, "team_id": vip_team["id"]})
+        assert rule.status_code == 201
+        vip, normal = await ws.customer(tier="vip"), await ws.customer()
+        a = await ws.ticket(vip, subject="invoice", description="billing question on my invoice")
+        b = await ws.ticket(normal, subject="invoice", description="billing question on my invoice")
+        await settle()
+        assert (await ticket(client, ws, a["id"]))["assignee_id"] == vip_agent.id
+        assert (await ticket(client, ws, b["id"]))["assignee_id"] in {s.id for s in staff}
+        assert (await routing_of(client, ws, a["id"]))["rule"]["name"] == "VIPs"
+
+
+class TestFilters:
+    @pytest.mark.parametrize("reason_kind", ["away", "language", "skill", "shift"])
+    async def test_ineligible_agents_are_passed_over_with_a_reason(self, client, settle, clock, reason_kind):
+        ws, team, staff, cats = await setup_desk(client, agents=1, languages=("en", "vi"))
+        ok = staff[0]
+        odd = {"away": {"availability": "away"},
+               "language": {"languages": ["de"]},
+               "skill": {"skills": [{"skill": "shipping", "level": 5}]},
+               "shift": {"timezone": "UTC", "shifts": [{"weekday": (clock.now().weekday() + 3) % 7,
+                                                        "start": "09:00", "end": "10:00"}]}}[reason_kind]
+        fields = {"skills": [{"skill": "billing", "level": 5}], "languages": ["en", "vi"], **odd}
+        other = await ws.staff(team_ids=[team["id"]], **fields)
+        cust = await ws.customer(language="vi")
+        t = await ws.ticket(cust, subject="Hóa đơn", description="my invoice was charged twice, billing error")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == ok.id
+        excluded = {e["agent_id"]: e["reasons"] for e in (await routing_of(client, ws, t["id"]))["decision"]["excluded"]}
+        expected = {"away": "away", "language": "does not speak", "skill": "missing skill", "shift": "off shift"}
+        assert any(expected[reason_kind] in r for r in excluded[other.id])
+
+
+class TestQueue:
+    async def test_waits_in_queue_until_capacity_frees(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=1, cap=1)
+        agent = staff[0]
+        cust = await ws.customer()
+        made = [await ws.ticket(cust, subject=f"invoice {i}", description="billing issue with invoice")
+                for i in range(2)]
+        await settle()
+        # Intake jobs run concurrently, so either ticket may win the one free slot.
+        owners = {t["id"]: (await ticket(client, ws, t["id"]))["assignee_id"] for t in made}
+        assert sorted(owners.values(), key=str) == [agent.id, None]
+        owned = next(t for t, a in owners.items() if a)
+        waiting_id = next(t for t, a in owners.items() if not a)
+        waiting = await routing_of(client, ws, waiting_id)
+        assert waiting["state"] == "queued" and waiting["queued_since"]
+        assert waiting["decision"]["winner"] is None and "at cap" in waiting["decision"]["reason"]
+        assert (await ticket(client, ws, waiting_id))["team_id"] == team["id"]
+        # The agent resolves their ticket: the waiting one is theirs at once, no sweep needed.
+        r = await ws.move(agent, owned, "RESOLVED")
+        assert r.status_code == 200, r.text
+        await settle()
+        assert (await ticket(client, ws, waiting_id))["assignee_id"] == agent.id
+        assert (await routing_of(client, ws, waiting_id))["state"] == "assigned"
+
+    async def test_agent_coming_online_takes_the_queue(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=1, availability="offline")
+        agent = staff[0]
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question")
+        await settle()
+        assert (await routing_of(client, ws, t["id"]))["state"] == "queued"
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        assert r.status_code == 200
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
+
+    async def test_supervisors_hear_of_tickets_waiting_too_long(self, client, settle, clock, runtime):
+        ws, team, staff, cats = await setup_desk(client, agents=1, availability="offline")
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question")
+        await settle()
+        clock.advance(timedelta(minutes=31))
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        await runtime.jobs.enqueue("routing.sweep_queues")  # a second sweep does not repeat the alert
+        await settle()
+        await ws.relogin()
+        notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
+        waiting = [n for n in notes if n["kind"] == "queue_waiting"]
+        assert len(waiting) == 1 and waiting[0]["ticket_id"] == t["id"]
+
+    async def test_manual_assignment_wins_and_unassignment_requeues(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=1, availability="offline")
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question")
+        await settle()
+        helper = await ws.staff()
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": helper.id},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        assert (await routing_of(client, ws, t["id"]))["state"] == "manual"
+
+
+class TestCapUnderConcurrency:
+    async def test_fifty_concurrent_tickets_never_push_an_agent_past_cap(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=4, cap=3)
+        customers = [await ws.customer() for _ in range(5)]
+
+        async def create(i):
+            return await client.post("/api/v1/tickets", headers=customers[i % 5].headers, json={
+                "subject": f"invoice {i}", "description": "billing question about my invoice"})
+
+        results = await asyncio.gather(*(create(i) for i in range(50)))
+        assert all(r.status_code == 201 for r in results)
+        await settle()
+        loads = {}
+        for r in results:
+            got = await ticket(client, ws, r.json()["id"])
+            if got["assignee_id"]:
+                loads[got["assignee_id"]] = loads.get(got["assignee_id"], 0) + 1
+        assert loads and max(loads.values()) <= 3 and sum(loads.values()) == 12
+        for r in results:
+            trail = (await client.get(f"/api/v1/tickets/{r.json()['id']}/audit", headers=ws.admin.headers)).json()
+            assert len([a for a in trail if a["field"] == "assignee_id" and a["after"]]) <= 1
+
+
+class TestRules:
+    async def test_rule_crud_and_permissions(self, client):
+        ws, team, staff, cats = await setup_desk(client)
+        agent = staff[0]
+        body = {"name": "Shipping", "conditions": {"category_ids": [cats["Shipping"]], "channels": ["email"]},
+                "team_id": team["id"], "strategy": "least_loaded"}
+        assert (await client.post("/api/v1/assignment-rules", json=body, headers=agent.headers)).status_code == 403
+        r = await client.post("/api/v1/assignment-rules", json=body, headers=ws.admin.headers)
+        assert r.status_code == 201 and r.json()["position"] == 0
+        rule = r.json()
+        second = await client.post("/api/v1/assignment-rules", json={**body, "name": "second"},
+                                   headers=ws.admin.headers)
+        assert second.json()["position"] == 1
+        listed = (await client.get("/api/v1/assignment-rules", headers=agent.headers)).json()["items"]
+        assert [x["name"] for x in listed] == ["Shipping", "second"]
+        r = await client.patch(f"/api/v1/assignment-rules/{rule['id']}", json={"enabled": False, "position": 5},
+                               headers=ws.admin.headers)
+        assert r.json()["enabled"] is False and r.json()["position"] == 5
+        bad = await client.post("/api/v1/assignment-rules", json={**body, "strategy": "random"},
+                                headers=ws.admin.headers)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "strategy"
+        other = await make_workspace(client)
+        assert (await client.get(f"/api/v1/assignment-rules/{rule['id']}",
+                                 headers=other.admin.headers)).status_code == 404
+        assert (await client.delete(f"/api/v1/assignment-rules/{rule['id']}",
+                                    headers=ws.admin.headers)).status_code == 204
+        assert (await client.get(f"/api/v1/assignment-rules/{rule['id']}",
+                                 headers=ws.admin.headers)).status_code == 404
+
+    async def test_routing_record_is_staff_only(self, client, settle):
+        ws, *_ = await setup_desk(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust)
+        await settle()
+        r = await client.get(f"/api/v1/tickets/{t['id']}/routing", headers=cust.headers)
+        assert r.status_code == 404
