@@ -43,8 +43,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 __all__ = [
-    "CATEGORIES", "DEFAULT_MIN_CONFIDENCE", "FORMAT_VERSION", "MIN_SAMPLES", "Prediction",
-    "CategoryClassifier", "classify", "evaluate", "load_shipped_samples",
+    "CATEGORIES",
+    "DEFAULT_MIN_CONFIDENCE",
+    "FORMAT_VERSION",
+    "MIN_SAMPLES",
+    "CategoryClassifier",
+    "Prediction",
+    "classify",
+    "evaluate",
+    "load_shipped_samples",
 ]
 
 CATEGORIES: tuple[str, ...] = ("BILLING", "TECHNICAL", "RETURNS", "SHIPPING", "ACCOUNT", "GENERAL")
@@ -132,10 +139,10 @@ class CategoryClassifier:
                 subject, description, label = sample
             except (TypeError, ValueError):
                 raise ValueError(f"sample {i} is not a (subject, description, label) triple") from None
-            if not isinstance(label, str) or not label.strip():
+            if not isinstance(label, str) or not label.strip():  # bad data: ValueError, not TypeError
                 raise ValueError(f"sample {i} has an empty or non-string label: {label!r}")
             if not isinstance(subject, (str, type(None))) or not isinstance(description, (str, type(None))):
-                raise ValueError(f"sample {i}: subject and description must be strings")
+                raise ValueError(f"sample {i}: subject and description must be strings")  # noqa: TRY004
             texts.append(_text(subject, description))
             labels.append(label.strip())
         if len(texts) < MIN_SAMPLES:
@@ -206,7 +213,7 @@ class CategoryClassifier:
         scikit-learn releases); the caller should then retrain or use :meth:`shipped`.
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ValueError("classifier data must be bytes")
+            raise ValueError("classifier data must be bytes")  # noqa: TRY004 - one error type for bad data
         data = bytes(data)
         if len(data) < _HEADER.size:
             raise ValueError("not a Relaydesk classifier: data too short")
@@ -225,10 +232,10 @@ class CategoryClassifier:
                              f"{sklearn.__version__}; retrain the model")
         try:
             pipeline = pickle.loads(data[_HEADER.size + meta_len:])
-        except Exception as exc:  # truncated or corrupted payload
+        except Exception as exc:  # noqa: BLE001 - unpickling junk can raise almost anything
             raise ValueError(f"classifier data is corrupted: {exc}") from None
         if not isinstance(pipeline, Pipeline):
-            raise ValueError("classifier data does not hold a model pipeline")
+            raise ValueError("classifier data does not hold a model pipeline")  # noqa: TRY004
         model = cls(pipeline, n_samples=int(meta.get("n_samples", 0)))
         if list(model.labels) != meta.get("labels"):
             raise ValueError("classifier data is inconsistent: labels do not match")

@@ -19,8 +19,8 @@ How keywords match
 Matching is on whole words, case-insensitively, and ignores punctuation:
 
 * text and keyword are both cut into words (runs of letters, digits and underscores, so
-  "asap_fan" is one word); apostrophes are dropped first, so ``"can't log in"`` matches "can't log in", "CANT LOG IN" and
-  "can’t log in";
+  "asap_fan" is one word); apostrophes are dropped first, so ``"can't log in"`` matches
+  "can't log in", "CANT LOG IN" and "can’t log in";
 * a keyword matches when its words appear consecutively in the subject or in the
   description (a phrase never spans the two): ``"legal action"`` matches
   "LEGAL-ACTION!!" and "legal action," but ``"charge"`` does not match "undercharged"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,7 @@ from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import TicketPatch
 from relaydesk.tickets.service import TicketService
 
+log = structlog.get_logger("relaydesk.routing")
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
 
@@ -53,7 +55,14 @@ class ModelCache:
         cached = self._models.get(workspace_id)
         if cached is None or cached[0] != trained_at:
             blob = await session.scalar(select(WorkspaceModel.model).where(WorkspaceModel.workspace_id == workspace_id))
-            cached = (trained_at, category_model.CategoryClassifier.loads(blob))
+            try:
+                model = category_model.CategoryClassifier.loads(blob)
+            except ValueError:
+                # Saved by another scikit-learn (or format) version: use the shipped model
+                # until `relaydesk retrain` runs again.
+                log.warning("workspace_model_unusable", workspace_id=str(workspace_id))
+                model = category_model.CategoryClassifier.shipped()
+            cached = (trained_at, model)
             self._models[workspace_id] = cached
         return cached[1]
 
@@ -401,11 +410,14 @@ class RoutingService:
     async def retrain(self, workspace_id: uuid.UUID, samples: list[tuple[str, str, str]], now: datetime,
                       progress: Callable[[int, int], None] | None = None) -> RetrainResult:
         """Train the workspace's own category model from its resolved tickets' final categories."""
-        labels = sorted({label for *_, label in samples})
+        labels = sorted({label.strip() for *_, label in samples})
         model = category_model.CategoryClassifier.train(samples, progress=progress)
         accuracy = None
         if len(samples) >= 50 and len(labels) >= 2:
-            accuracy = category_model.evaluate(samples)["accuracy"]
+            try:
+                accuracy = category_model.evaluate(samples)["accuracy"]
+            except ValueError:  # a label with a single ticket cannot be split for a held-out check
+                accuracy = None
         row = await self.session.get(WorkspaceModel, workspace_id)
         if row is None:
             row = WorkspaceModel(workspace_id=workspace_id, model=b"", labels=[], samples=0, trained_at=now)
