@@ -26,6 +26,11 @@ from relaydesk.migrate import upgrade
 from relaydesk.runtime import Runtime, build_runtime
 from relaydesk.wiring import install_jobs
 
+from relaydesk.core.observability import configure_logging
+
+# JSON lines, warnings and up: what an operator would see, and cheap to produce.
+configure_logging("WARNING", json=True)
+
 REQUIRE_SERVICES = os.environ.get("RELAYDESK_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("RELAYDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -116,3 +121,30 @@ async def settle_runtime(runtime: Runtime) -> None:
 @pytest.fixture
 def settle(runtime: Runtime):  # noqa: ANN201
     return lambda: settle_runtime(runtime)
+
+
+@pytest.fixture(autouse=True)
+async def quiet_background(request: pytest.FixtureRequest) -> None:
+    """Tests share one database per backend. Before each test that uses it, retire the
+    background work earlier tests left behind (undelivered events, due SLA checks,
+    queued routing, pending auto-closes), so a test's jobs do only its own work."""
+    if "runtime" not in request.fixturenames:
+        return
+    runtime: Runtime = request.getfixturevalue("runtime")
+    from sqlalchemy import update
+
+    from relaydesk.core.outbox import OutboxEvent
+    from relaydesk.routing.models import TicketRouting
+    from relaydesk.sla.models import SlaTracker
+    from relaydesk.tickets.models import Ticket
+
+    await runtime.jobs.wait_idle()
+    async with runtime.db.write_session() as session:
+        now = runtime.clock.now()
+        await session.execute(update(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+                              .values(dispatched_at=now))
+        await session.execute(update(SlaTracker).where(SlaTracker.next_check_at.is_not(None))
+                              .values(next_check_at=None))
+        await session.execute(update(TicketRouting).where(TicketRouting.state == "queued").values(state="manual"))
+        await session.execute(update(Ticket).where(Ticket.auto_close_at.is_not(None)).values(auto_close_at=None))
+        await session.commit()

@@ -19,6 +19,7 @@ from relaydesk.identity.api import router as identity_router
 from relaydesk.notifications.api import router as notifications_router
 from relaydesk.routing.api import router as routing_router
 from relaydesk.runtime import Runtime, build_runtime
+from relaydesk.sla.api import router as sla_router
 from relaydesk.tickets.api import router as tickets_router
 from relaydesk.wiring import background, install_jobs
 
@@ -57,7 +58,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # pass that check at once.
         return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
 
-    for router in (identity_router, agents_router, customers_router, tickets_router, routing_router,
+    for router in (identity_router, agents_router, customers_router, tickets_router, routing_router, sla_router,
                    notifications_router):
         app.include_router(router)
 

@@ -11,9 +11,10 @@ from relaydesk.core.scheduler import Periodic, run_scheduler
 from relaydesk.runtime import Runtime
 from relaydesk.notifications import tasks as notification_tasks
 from relaydesk.routing import tasks as routing_tasks
+from relaydesk.sla import tasks as sla_tasks
 from relaydesk.tickets import tasks as ticket_tasks
 
-INSTALLERS = (ticket_tasks.install, routing_tasks.install, notification_tasks.install)
+INSTALLERS = (ticket_tasks.install, routing_tasks.install, sla_tasks.install, notification_tasks.install)
 
 
 def install_jobs(runtime: Runtime) -> list[Periodic]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 from taskiq import AsyncBroker, InMemoryBroker
+
+from relaydesk.core.errors import AppError
 from taskiq.kicker import AsyncKicker
 
 log = structlog.get_logger("relaydesk.jobs")
@@ -51,6 +53,10 @@ class Jobs:
             for attempt in range(1, attempts + 1):
                 try:
                     return await fn(**kwargs)
+                except AppError as exc:
+                    # A rule said no (the ticket moved on meanwhile): retrying cannot help.
+                    log.warning("job_refused", job=name, code=exc.code, detail=exc.detail)
+                    return None
                 except Exception:
                     if attempt == attempts:
                         log.exception("job_failed", job=name, attempts=attempts)
@@ -73,3 +79,5 @@ class Jobs:
         if isinstance(self.broker, InMemoryBroker):
             while self.broker._running_tasks:
                 await self.broker.wait_all()
+                # Awaiting finished tasks never yields; let their done-callbacks run.
+                await asyncio.sleep(0)

@@ -76,7 +76,9 @@ class Outbox:
         self.session = session
 
     def publish(self, workspace_id: uuid.UUID, type: str, at: datetime, **payload: Any) -> None:
-        self.session.add(OutboxEvent(workspace_id=workspace_id, type=type, payload=_plain(payload),
+        # "at" travels in the payload too: consumers time their reactions by when the
+        # change happened, not by when the job got round to it.
+        self.session.add(OutboxEvent(workspace_id=workspace_id, type=type, payload=_plain({**payload, "at": at}),
                                      created_at=at, dispatched_at=None))
         self.session.info["published_events"] = True
 

@@ -138,7 +138,7 @@ class RoutingService:
             priority_source, reasons = "rules", list(decision.reasons)
             if decision.priority != ticket.priority:
                 patch["priority"] = Priority(decision.priority)
-        if patch:
+        if patch and ticket.status != Status.CLOSED.value:  # closed before we got to it: record only
             ticket = await self.tickets.update(system, str(ticket.id), TicketPatch(**patch), now)
         routing = TicketRouting(
             workspace_id=workspace_id, ticket_id=ticket.id, category_source=source, category_label=label,
@@ -305,6 +305,36 @@ class RoutingService:
             await self.route(workspace_id, ticket_id, now, exclude={before} if before else set())
         if before is not None:
             await self.drain_for_agent(workspace_id, before, now)
+
+    async def reassign_to_senior(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime) -> str | None:
+        """A level-2 escalation: hand the ticket to the least-loaded senior agent (or a
+        supervisor) with room, other than its current owner. Returns the winner's id."""
+        system = Principal.system(workspace_id)
+        try:
+            ticket = await self.tickets.get(system, ticket_id)
+        except NotFound:
+            return None
+        if ticket.status in (Status.RESOLVED.value, Status.CLOSED.value):
+            return None
+        await self._lock_team(workspace_id, ticket.team_id)
+        pool = [a for a in await self.agents.senior_pool(workspace_id, ticket.team_id)
+                if a["id"] != ticket.assignee_id]
+        loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
+        requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        decision = decide(Strategy.LEAST_LOADED, [_candidate(a, loads[a["id"]]) for a in pool],
+                          Requirement(language=requester.language), now)
+        routing = await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+        if routing is not None:
+            routing.decision = {**_record(decision, None), "escalation": 2}
+            routing.decided_at = now
+        if decision.winner is None:
+            self.tickets.system_note(ticket, f"Level 2 escalation: no senior agent or supervisor is free "
+                                             f"({decision.reason}).", now, internal=True)
+            return None
+        await self.tickets.update(system, str(ticket.id), TicketPatch(assignee_id=uuid.UUID(decision.winner)), now)
+        if routing is not None:
+            routing.state, routing.queued_since = "assigned", None
+        return decision.winner
 
     # -- explanation -----------------------------------------------------------------------
     async def explain(self, principal: Principal, ticket_ref: str) -> dict[str, Any]:

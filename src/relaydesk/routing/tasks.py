@@ -70,7 +70,12 @@ def install(runtime: Runtime) -> list[Periodic]:
             return
         await service.drain_for_agent(ws, uuid.UUID(p["agent_id"]), now)
 
+    async def on_escalated(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        if p.get("level") == 2:
+            await service.reassign_to_senior(ws, uuid.UUID(p["ticket_id"]), now)
+
     handler("routing.on_ticket_created", on_created)
+    handler("routing.on_escalated", on_escalated)
     handler("routing.on_assignee_changed", on_assigned)
     handler("routing.on_status_changed", on_status)
     handler("routing.on_agent_changed", on_agent)
@@ -80,6 +85,7 @@ def install(runtime: Runtime) -> list[Periodic]:
         "ticket.status_changed": ["routing.on_status_changed"],
         "agent.availability_changed": ["routing.on_agent_changed"],
         "agent.capacity_changed": ["routing.on_agent_changed"],
+        "ticket.escalated": ["routing.on_escalated"],
     })
 
     async def sweep() -> None:

@@ -27,12 +27,13 @@ def install(runtime: Runtime) -> list[Periodic]:
     async def auto_close() -> int:
         """tickets.auto_close: close RESOLVED tickets whose quiet period has run out."""
         closed = 0
-        while True:
+        for _ in range(50):  # bounded: the next run picks up what is left
             async with runtime.transaction() as session:
-                batch = await ticket_service(runtime, session).auto_close_due(runtime.clock.now())
+                batch = await ticket_service(runtime, session).auto_close_due(runtime.clock.now(), limit=200)
             closed += batch
-            if batch == 0:
-                return closed
+            if batch < 200:
+                break
+        return closed
 
     runtime.jobs.register("tickets.auto_close", auto_close)
     return [Periodic("tickets.auto_close", runtime.settings.auto_close_scan_seconds)]

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from relaydesk.core.schemas import Input, Output
+from relaydesk.customers.schemas import Tier
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120)]
+Seconds = Annotated[int, Field(ge=60, le=365 * 24 * 3600)]
+
+
+class Interval(Input):
+    start: time
+    end: time = Field(description="00:00 means midnight at the end of the day.")
+
+
+class CalendarIn(Input):
+    name: Name
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="IANA time zone, e.g. Europe/Berlin.")
+    weekly_hours: dict[Literal["0", "1", "2", "3", "4", "5", "6"], list[Interval]] = Field(
+        description="Weekday (0 = Monday) to opening intervals in local time.")
+    holidays: list[date] = Field(default_factory=list, max_length=400)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "Berlin office", "timezone": "Europe/Berlin",
+        "weekly_hours": {str(d): [{"start": "09:00", "end": "17:00"}] for d in range(5)},
+        "holidays": ["2026-12-25", "2026-12-26"],
+    }]}}
+
+
+class CalendarPatch(Input):
+    name: Name | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    weekly_hours: dict[Literal["0", "1", "2", "3", "4", "5", "6"], list[Interval]] | None = None
+    holidays: list[date] | None = Field(default=None, max_length=400)
+
+    model_config = {"json_schema_extra": {"examples": [{"holidays": ["2026-12-24", "2026-12-25"]}]}}
+
+
+class CalendarOut(Output):
+    id: uuid.UUID
+    name: str
+    timezone: str
+    weekly_hours: dict[str, Any]
+    holidays: list[str]
+    created_at: datetime
+
+
+class Targets(Input):
+    first_response: Seconds
+    next_response: Seconds
+    resolution: Seconds
+
+
+class PolicyConditions(Input):
+    category_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    customer_tiers: list[Tier] = Field(default_factory=list)
+
+
+class PolicyIn(Input):
+    name: Name
+    is_default: bool = False
+    conditions: PolicyConditions = Field(default_factory=PolicyConditions)
+    targets: dict[Literal["LOW", "MEDIUM", "HIGH", "URGENT"], Targets] | None = Field(
+        default=None, description="Seconds per priority; missing priorities take the built-in defaults.")
+    warning_at: float = Field(default=0.75, gt=0, lt=1)
+    critical_at: float = Field(default=0.90, gt=0, lt=1)
+    calendar_id: uuid.UUID | None = Field(default=None, description="Business hours; null means 24/7.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PolicyIn":
+        if self.warning_at >= self.critical_at:
+            raise ValueError("warning_at must be below critical_at")
+        return self
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "VIP", "conditions": {"customer_tiers": ["vip"]},
+        "targets": {"URGENT": {"first_response": 1800, "next_response": 3600, "resolution": 14400}},
+        "warning_at": 0.75, "critical_at": 0.9,
+    }]}}
+
+
+class PolicyPatch(Input):
+    name: Name | None = None
+    is_default: bool | None = None
+    conditions: PolicyConditions | None = None
+    targets: dict[Literal["LOW", "MEDIUM", "HIGH", "URGENT"], Targets] | None = None
+    warning_at: float | None = Field(default=None, gt=0, lt=1)
+    critical_at: float | None = Field(default=None, gt=0, lt=1)
+    calendar_id: uuid.UUID | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"critical_at": 0.85}]}}
+
+
+class PolicyOut(Output):
+    id: uuid.UUID
+    name: str
+    is_default: bool
+    conditions: dict[str, Any]
+    targets: dict[str, Any]
+    warning_at: float
+    critical_at: float
+    calendar_id: uuid.UUID | None
+    created_at: datetime
+
+
+class ClockOut(Output):
+    kind: str
+    state: str
+    due_at: datetime | None
+    remaining_seconds: float | None = Field(description="Business seconds left; negative once overdue.")
+    percent_used: float
+    target_seconds: float
+    paused: bool
+    breached_at: datetime | None
+    met_at: datetime | None
+
+
+class SlaOut(Output):
+    ticket_id: uuid.UUID
+    policy: str
+    priority: str
+    state: str
+    breached: bool
+    escalation_level: int
+    business_hours: str
+    clocks: list[ClockOut]
+
+
+class EscalationKind(StrEnum):
+    MANUAL = "manual"
+    CUSTOMER_REQUEST = "customer_request"
+    HIGH_IMPACT = "high_impact"
+    INCIDENT = "incident"
+
+
+class EscalationIn(Input):
+    kind: EscalationKind = EscalationKind.MANUAL
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"kind": "incident", "reason": "Checkout is down for every customer"}]}}
+
+
+class EscalationOut(Output):
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    level: int
+    kind: str
+    reason: str
+    raised_by: uuid.UUID | None
+    created_at: datetime

@@ -1,0 +1,517 @@
+"""SLA policies, calendars and the per-ticket trackers; the monitor and escalations.
+
+The pure engine (``sla.engine``) does the clock arithmetic; this module loads what it
+needs, keeps each ticket's tracker in step with the ticket, and acts on crossings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.agents.service import TeamService
+from relaydesk.core.audit import AuditLog
+from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.outbox import Outbox
+from relaydesk.core.principal import Principal
+from relaydesk.customers.service import CustomerService
+from relaydesk.sla import engine
+from relaydesk.sla.calendar import BusinessCalendar
+from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
+from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
+from relaydesk.sla.schemas import CalendarIn, CalendarPatch, EscalationIn, PolicyIn, PolicyPatch
+from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets.categories import CategoryService
+from relaydesk.tickets.lifecycle import Status, can_move
+from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.service import TicketService
+
+HOUR = 3600
+# Targets when a workspace has no policy of its own (seconds).
+DEFAULT_TARGETS: dict[str, dict[str, int]] = {
+    "URGENT": {"first_response": 1 * HOUR, "next_response": 2 * HOUR, "resolution": 8 * HOUR},
+    "HIGH": {"first_response": 4 * HOUR, "next_response": 8 * HOUR, "resolution": 24 * HOUR},
+    "MEDIUM": {"first_response": 8 * HOUR, "next_response": 16 * HOUR, "resolution": 72 * HOUR},
+    "LOW": {"first_response": 24 * HOUR, "next_response": 48 * HOUR, "resolution": 168 * HOUR},
+}
+SEVERITY = {ClockStatus.OK: 0, ClockStatus.MET: 0, ClockStatus.PAUSED: 0, ClockStatus.WARNING: 1,
+            ClockStatus.CRITICAL: 2, ClockStatus.BREACHED: 3}
+DONE = {Status.RESOLVED.value, Status.CLOSED.value}
+
+
+class SlaService:
+    def __init__(self, session: AsyncSession, *, tickets: TicketService, customers: CustomerService,
+                 teams: TeamService) -> None:
+        self.session = session
+        self.tickets = tickets
+        self.customers = customers
+        self.categories = CategoryService(session, teams)
+        self.workspaces = WorkspaceService(session)
+        self.audit = AuditLog(session)
+        self.outbox = Outbox(session)
+        self._calendars: dict[uuid.UUID | None, BusinessCalendar] = {}
+
+    # -- policy resolution -------------------------------------------------------------------
+    async def policy_for(self, ticket: Ticket) -> SlaPolicy | None:
+        """Most specific matching policy: category and tier > category > tier; then the
+        category's own policy (nearest first); then the workspace default."""
+        policies = list(await self.session.scalars(select(SlaPolicy).where(
+            SlaPolicy.workspace_id == ticket.workspace_id).order_by(SlaPolicy.created_at)))
+        if not policies:
+            return None
+        lineage = await self._lineage(ticket.workspace_id, ticket.category_id)
+        requester = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        best: tuple[tuple[int, int], SlaPolicy] | None = None
+        for policy in policies:
+            c = policy.conditions or {}
+            cats, tiers = set(c.get("category_ids") or []), set(c.get("customer_tiers") or [])
+            if not cats and not tiers:
+                continue
+            depth = next((i for i, cid in enumerate(lineage) if cid in cats), None)
+            if cats and depth is None or tiers and requester.tier not in tiers:
+                continue
+            score = (2 if cats else 0) + (1 if tiers else 0), -(depth or 0)
+            if best is None or score > best[0]:
+                best = (score, policy)
+        if best is not None:
+            return best[1]
+        by_id = {str(p.id): p for p in policies}
+        for category_id in lineage:
+            category = await self.categories.find(ticket.workspace_id, uuid.UUID(category_id))
+            if category is not None and category.sla_policy_id and str(category.sla_policy_id) in by_id:
+                return by_id[str(category.sla_policy_id)]
+        return next((p for p in policies if p.is_default), None)
+
+    async def _lineage(self, workspace_id: uuid.UUID, category_id: uuid.UUID | None) -> list[str]:
+        lineage: list[str] = []
+        while category_id is not None and str(category_id) not in lineage:
+            lineage.append(str(category_id))
+            category = await self.categories.find(workspace_id, category_id)
+            category_id = category.parent_id if category else None
+        return lineage
+
+    @staticmethod
+    def _targets(policy: SlaPolicy | None, priority: str) -> dict[str, timedelta]:
+        raw = {**DEFAULT_TARGETS[priority], **((policy.targets or {}).get(priority, {}) if policy else {})}
+        return {kind: timedelta(seconds=raw[kind]) for kind in ("first_response", "next_response", "resolution")}
+
+    @staticmethod
+    def _thresholds(policy: SlaPolicy | None) -> Thresholds:
+        return Thresholds(policy.warning_at, policy.critical_at) if policy else Thresholds()
+
+    async def _calendar(self, policy: SlaPolicy | None) -> BusinessCalendar:
+        key = policy.calendar_id if policy else None
+        if key not in self._calendars:
+            row = await self.session.get(SlaCalendar, key) if key else None
+            self._calendars[key] = BusinessCalendar.always_open() if row is None else BusinessCalendar.from_dict(
+                {"timezone": row.timezone, "weekly_hours": row.weekly_hours, "holidays": row.holidays})
+        return self._calendars[key]
+
+    # -- trackers ----------------------------------------------------------------------------
+    async def ensure_tracker(self, ticket: Ticket, now: datetime) -> SlaTracker:
+        """The ticket's tracker, locked for this transaction; made on first need.
+
+        Locks are always taken tracker first, then ticket, so SLA work never deadlocks
+        with itself; concurrent first uses both insert, and one insert quietly yields."""
+        tracker = await self._locked_tracker(ticket.id)
+        if tracker is not None:
+            return tracker
+        policy = await self.policy_for(ticket)
+        targets = self._targets(policy, ticket.priority)
+        clocks = {k: engine.start(k, targets[k.value], ticket.created_at)
+                  for k in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)}
+        values = dict(
+            workspace_id=ticket.workspace_id, ticket_id=ticket.id, policy_id=policy.id if policy else None,
+            policy_name=policy.name if policy else "Default", priority=ticket.priority,
+            clocks={k.value: c.to_dict() for k, c in clocks.items()}, state="ok", breached=False,
+            escalation_level=0, created_at=now, updated_at=now,
+        )
+        insert = sqlite_insert if self.session.bind.dialect.name == "sqlite" else postgresql_insert
+        await self.session.execute(insert(SlaTracker).values(**values).on_conflict_do_nothing())
+        tracker = await self._locked_tracker(ticket.id)
+        assert tracker is not None
+        return tracker
+
+    async def _locked_tracker(self, ticket_id: uuid.UUID) -> SlaTracker | None:
+        return await self.session.scalar(
+            select(SlaTracker).where(SlaTracker.ticket_id == ticket_id).with_for_update())
+
+    async def sync(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, at: datetime, now: datetime, *,
+                   message: str | None = None) -> SlaTracker | None:
+        """Bring the ticket's tracker in line with the ticket as it is now.
+
+        ``message`` is "agent" or "customer" when a public message prompted the call:
+        an agent's reply meets the response clocks, a customer's starts the next-response
+        clock. Everything else is read off the ticket itself, so out-of-order or repeated
+        events leave the same result."""
+        try:
+            ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
+        except NotFound:
+            return None
+        tracker = await self.ensure_tracker(ticket, now)
+        policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+        calendar = await self._calendar(policy)
+        clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
+        if ticket.priority != tracker.priority:
+            targets = self._targets(policy, ticket.priority)
+            clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
+            tracker.priority = ticket.priority
+        first = clocks.get(ClockKind.FIRST_RESPONSE)
+        if first is not None and ticket.first_response_at is not None and first.met_at is None:
+            clocks[ClockKind.FIRST_RESPONSE] = engine.meet(first, ticket.first_response_at, calendar)
+        nxt = clocks.get(ClockKind.NEXT_RESPONSE)
+        if message == "agent" and nxt is not None and nxt.met_at is None:
+            clocks[ClockKind.NEXT_RESPONSE] = engine.meet(nxt, at, calendar)
+        elif message == "customer" and ticket.first_response_at is not None and (nxt is None or nxt.met_at):
+            target = self._targets(policy, ticket.priority)["next_response"]
+            clocks[ClockKind.NEXT_RESPONSE] = engine.start(ClockKind.NEXT_RESPONSE, target, at)
+        resolution = clocks[ClockKind.RESOLUTION]
+        if ticket.status in DONE:
+            clocks = {k: engine.meet(c, at, calendar) if c.met_at is None else c for k, c in clocks.items()}
+        elif resolution.met_at is not None:
+            # Re-opened: the resolution clock carries on from where it stopped.
+            clocks[ClockKind.RESOLUTION] = replace(resolution, met_at=None, paused=False, consumed_at=max(
+                resolution.consumed_at, at), trail=())
+        elif ticket.status == Status.WAITING_ON_CUSTOMER.value:
+            clocks[ClockKind.RESOLUTION] = engine.pause(resolution, at, calendar)
+        else:
+            clocks[ClockKind.RESOLUTION] = engine.resume(resolution, at, calendar)
+        await self._store(tracker, ticket, clocks, policy, calendar, now)
+        return tracker
+
+    async def _store(self, tracker: SlaTracker, ticket: Ticket, clocks: dict[ClockKind, SlaClock],
+                     policy: SlaPolicy | None, calendar: BusinessCalendar, now: datetime) -> None:
+        """Announce what was crossed, escalate, and save the clocks with the next check time."""
+        thresholds = self._thresholds(policy)
+        crossed: list[engine.ThresholdCrossed] = []
+        for kind, clock in list(clocks.items()):
+            clocks[kind], fired = engine.advance(clock, now, calendar, thresholds)
+            crossed += fired
+        for event in sorted(crossed, key=lambda e: (e.at, SEVERITY[e.level])):
+            self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
+                                clock=event.kind.value, level=event.level.value, crossed_at=event.at,
+                                due_at=engine.due_at(clocks[event.kind], calendar))
+        tracker.clocks = {k.value: c.to_dict() for k, c in clocks.items()}
+        states = [engine.status(c, now, calendar, thresholds) for c in clocks.values()]
+        worst = max(states, key=lambda s: SEVERITY[s])
+        tracker.state = (worst if SEVERITY[worst] else
+                         ClockStatus.PAUSED if ClockStatus.PAUSED in states else
+                         ClockStatus.MET if all(s is ClockStatus.MET for s in states) else ClockStatus.OK).value
+        await self._escalate_automatically(tracker, ticket, crossed, now)
+        open_ticket = ticket.status not in DONE
+        tracker.next_check_at = engine.earliest(
+            [engine.next_check_at(c, calendar, thresholds) for c in clocks.values()]
+            + [tracker.next_escalation_at if open_ticket else None])
+        tracker.updated_at = now
+
+    # -- the monitor ---------------------------------------------------------------------------
+    async def scan_due(self, now: datetime, limit: int = 200) -> int:
+        """Advance every tracker whose next check has come. Reads only due rows (indexed
+        ``next_check_at``); rows another scanner holds are skipped, so two scans at once
+        never act twice."""
+        due = list(await self.session.scalars(
+            select(SlaTracker).where(SlaTracker.next_check_at <= now).order_by(SlaTracker.next_check_at)
+            .limit(limit).with_for_update(skip_locked=True)))
+        for tracker in due:
+            try:
+                ticket = await self.tickets.get(Principal.system(tracker.workspace_id), tracker.ticket_id)
+            except NotFound:
+                tracker.next_check_at = None
+                continue
+            policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+            calendar = await self._calendar(policy)
+            clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
+            await self._store(tracker, ticket, clocks, policy, calendar, now)
+        return len(due)
+
+    # -- escalation ------------------------------------------------------------------------------
+    async def _escalate_automatically(self, tracker: SlaTracker, ticket: Ticket,
+                                      crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
+        if ticket.status in DONE:
+            return
+        settings = await self.workspaces.settings(ticket.workspace_id)
+        trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
+        breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
+        if breaches and not tracker.breached:
+            tracker.breached = True
+            await self.tickets.flag_sla_breached(Principal.system(ticket.workspace_id), ticket.id, now)
+        if tracker.escalation_level == 0 and any(e.level in trigger for e in crossed):
+            first = next(e for e in crossed if e.level in trigger)
+            kind = "sla_breach" if first.level is ClockStatus.BREACHED else "sla_critical"
+            await self._raise(ticket, tracker, 1, kind, f"{first.kind.value.replace('_', ' ')} SLA "
+                              f"{first.level.value}", None, now)
+            tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l2_after_minutes)
+        elif tracker.escalation_level == 1 and breaches and self._second_breach(tracker):
+            await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now)
+            tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
+        elif tracker.next_escalation_at is not None and tracker.next_escalation_at <= now:
+            if tracker.escalation_level == 1:
+                await self._raise(ticket, tracker, 2, "sla_breach",
+                                  f"still unresolved {settings.escalation_l2_after_minutes} minutes after level 1",
+                                  None, now)
+                tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
+            elif tracker.escalation_level == 2:
+                await self._raise(ticket, tracker, 3, "sla_breach",
+                                  f"still unresolved {settings.escalation_l3_after_minutes} minutes after level 2",
+                                  None, now)
+                tracker.next_escalation_at = None
+            else:  # already at the top (raised by hand meanwhile): nothing further to schedule
+                tracker.next_escalation_at = None
+
+    @staticmethod
+    def _second_breach(tracker: SlaTracker) -> bool:
+        breached = [k for k, c in tracker.clocks.items() if c.get("breached_at")]
+        return len(breached) >= 2
+
+    async def _raise(self, ticket: Ticket, tracker: SlaTracker | None, level: int, kind: str, reason: str,
+                     raised_by: uuid.UUID | None, now: datetime) -> Escalation:
+        escalation = Escalation(workspace_id=ticket.workspace_id, ticket_id=ticket.id, level=level, kind=kind,
+                                reason=reason, raised_by=raised_by, created_at=now)
+        self.session.add(escalation)
+        if tracker is not None:
+            tracker.escalation_level = max(tracker.escalation_level, level)
+        action = {1: "the team lead is notified", 2: "it goes to a senior agent or supervisor",
+                  3: "the managers are notified"}[level]
+        self.tickets.system_note(ticket, f"Escalated to level {level} ({kind.replace('_', ' ')}): {reason}; "
+                                         f"{action}.", now, internal=True)
+        await self.session.flush()
+        self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id, level=level,
+                            kind=kind, reason=reason, escalation_id=escalation.id,
+                            actor_id=raised_by, team_id=ticket.team_id)
+        return escalation
+
+    async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:
+        """Raised by hand: by staff (any kind) or by the customer (a customer request)."""
+        if principal.is_customer and data.kind.value != "customer_request":
+            raise Forbidden("Customers may only ask for their ticket to be escalated.", field="kind")
+        ticket = await self.tickets.get(principal, ticket_ref)
+        if ticket.status in DONE:
+            raise Conflict("Resolved and closed tickets cannot be escalated; reply to re-open it.",
+                           code="ticket_done")
+        tracker = await self.ensure_tracker(ticket, now)
+        level = min(tracker.escalation_level + 1, 3)
+        if data.kind.value in ("incident", "high_impact"):
+            level = 3
+        escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now)
+        if can_move(Status(ticket.status), Status.ESCALATED):
+            await self.tickets.change_status(Principal.system(ticket.workspace_id), str(ticket.id),
+                                             Status.ESCALATED, f"escalation: {data.reason}", now)
+        return escalation
+
+    async def escalations(self, principal: Principal, ticket_ref: str) -> list[Escalation]:
+        ticket = await self.tickets.get(principal, ticket_ref)
+        stmt = select(Escalation).where(Escalation.workspace_id == ticket.workspace_id,
+                                        Escalation.ticket_id == ticket.id)
+        if principal.is_customer:
+            stmt = stmt.where(Escalation.kind == "customer_request")
+        return list(await self.session.scalars(stmt.order_by(Escalation.created_at, Escalation.id)))
+
+    # -- the view ---------------------------------------------------------------------------
+    async def view(self, principal: Principal, ticket_ref: str, now: datetime) -> dict[str, Any]:
+        ticket = await self.tickets.get(principal, ticket_ref)
+        tracker = await self.session.get(SlaTracker, ticket.id)
+        if tracker is None:
+            raise NotFound("This ticket's SLA clocks start within seconds of its creation.", code="sla_not_started")
+        policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+        calendar = await self._calendar(policy)
+        thresholds = self._thresholds(policy)
+        clocks = []
+        for kind, raw in tracker.clocks.items():
+            clock = SlaClock.from_dict(raw)
+            v = engine.view(clock, now, calendar, thresholds)
+            clocks.append({
+                "kind": kind, "state": v.status.value, "due_at": v.due_at, "paused": clock.paused,
+                "remaining_seconds": v.remaining.total_seconds() if v.remaining is not None else None,
+                "percent_used": round(v.percent_used, 1), "target_seconds": clock.target.total_seconds(),
+                "breached_at": v.breached_at, "met_at": v.met_at,
+            })
+        order = [k.value for k in ClockKind]
+        clocks.sort(key=lambda c: order.index(c["kind"]))
+        return {"ticket_id": ticket.id, "policy": tracker.policy_name, "priority": tracker.priority,
+                "state": tracker.state, "breached": tracker.breached, "escalation_level": tracker.escalation_level,
+                "business_hours": "24/7" if policy is None or policy.calendar_id is None else
+                (await self.session.get(SlaCalendar, policy.calendar_id)).name,
+                "clocks": clocks}
+
+    # -- admin: calendars and policies -------------------------------------------------------------
+    @staticmethod
+    def _require_manager(principal: Principal) -> None:
+        if not principal.can_manage_team:
+            raise Forbidden("Only supervisors and admins manage SLA settings.")
+
+    async def list_calendars(self, principal: Principal) -> list[SlaCalendar]:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may see SLA settings.")
+        return list(await self.session.scalars(select(SlaCalendar).where(
+            SlaCalendar.workspace_id == principal.workspace_id).order_by(SlaCalendar.name)))
+
+    async def get_calendar(self, principal: Principal, calendar_id: uuid.UUID) -> SlaCalendar:
+        row = await self.session.scalar(select(SlaCalendar).where(
+            SlaCalendar.workspace_id == principal.workspace_id, SlaCalendar.id == calendar_id))
+        if row is None or not principal.is_staff:
+            raise NotFound("No such business-hours calendar.")
+        return row
+
+    @staticmethod
+    def _validated_hours(timezone: str, hours: dict[str, list[list[str]]], holidays: list[str]) -> dict[str, Any]:
+        try:
+            BusinessCalendar.from_dict({"timezone": timezone, "weekly_hours": hours, "holidays": holidays})
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="timezone" if "zone" in str(exc) else "weekly_hours") from None
+        return {"timezone": timezone, "weekly_hours": hours, "holidays": sorted(set(holidays))}
+
+    @staticmethod
+    def _hours(weekly_hours: dict[str, list[Any]]) -> dict[str, list[list[str]]]:
+        return {day: [[i.start.isoformat("minutes"),
+                       "24:00" if (i.end.hour, i.end.minute) == (0, 0) else i.end.isoformat("minutes")]
+                      for i in intervals] for day, intervals in weekly_hours.items()}
+
+    async def create_calendar(self, principal: Principal, data: CalendarIn, now: datetime) -> SlaCalendar:
+        self._require_manager(principal)
+        fields = self._validated_hours(data.timezone, self._hours(data.weekly_hours),
+                                       [d.isoformat() for d in data.holidays])
+        if await self.session.scalar(select(SlaCalendar.id).where(
+                SlaCalendar.workspace_id == principal.workspace_id, SlaCalendar.name == data.name)):
+            raise Conflict("A calendar with this name already exists.", field="name", code="name_taken")
+        row = SlaCalendar(workspace_id=principal.workspace_id, name=data.name, created_at=now, updated_at=now,
+                          **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def update_calendar(self, principal: Principal, calendar_id: uuid.UUID, data: CalendarPatch,
+                              now: datetime) -> SlaCalendar:
+        self._require_manager(principal)
+        row = await self.get_calendar(principal, calendar_id)
+        fields = self._validated_hours(
+            data.timezone or row.timezone,
+            self._hours(data.weekly_hours) if data.weekly_hours is not None else row.weekly_hours,
+            [d.isoformat() for d in data.holidays] if data.holidays is not None else row.holidays)
+        for key, value in fields.items():
+            setattr(row, key, value)
+        self._calendars.pop(row.id, None)
+        for policy in await self.list_policies(principal):
+            if policy.calendar_id == row.id:  # running clocks follow the new hours
+                self.outbox.publish(row.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
+        if data.name is not None:
+            row.name = data.name
+        row.updated_at = now
+        return row
+
+    async def list_policies(self, principal: Principal) -> list[SlaPolicy]:
+        if not principal.is_staff:
+            raise Forbidden("Only support staff may see SLA settings.")
+        return list(await self.session.scalars(select(SlaPolicy).where(
+            SlaPolicy.workspace_id == principal.workspace_id).order_by(SlaPolicy.name)))
+
+    async def get_policy(self, principal: Principal, policy_id: uuid.UUID) -> SlaPolicy:
+        row = await self.session.scalar(select(SlaPolicy).where(
+            SlaPolicy.workspace_id == principal.workspace_id, SlaPolicy.id == policy_id))
+        if row is None or not principal.is_staff:
+            raise NotFound("No such SLA policy.")
+        return row
+
+    async def _check_policy_refs(self, principal: Principal, calendar_id: uuid.UUID | None,
+                                 category_ids: list[uuid.UUID]) -> None:
+        if calendar_id is not None:
+            try:
+                await self.get_calendar(principal, calendar_id)
+            except NotFound:
+                raise ValidationFailed("No such business-hours calendar.", field="calendar_id") from None
+        for category_id in category_ids:
+            if await self.categories.find(principal.workspace_id, category_id) is None:
+                raise ValidationFailed("No such category in this workspace.", field="conditions.category_ids")
+
+    async def _single_default(self, principal: Principal, keep: SlaPolicy) -> None:
+        for other in await self.list_policies(principal):
+            if other.id != keep.id and other.is_default:
+                other.is_default = False
+
+    async def create_policy(self, principal: Principal, data: PolicyIn, now: datetime) -> SlaPolicy:
+        self._require_manager(principal)
+        await self._check_policy_refs(principal, data.calendar_id, data.conditions.category_ids)
+        if await self.session.scalar(select(SlaPolicy.id).where(
+                SlaPolicy.workspace_id == principal.workspace_id, SlaPolicy.name == data.name)):
+            raise Conflict("A policy with this name already exists.", field="name", code="name_taken")
+        targets = {p: {**DEFAULT_TARGETS[p], **(data.targets[p].model_dump() if data.targets and p in data.targets
+                                               else {})} for p in DEFAULT_TARGETS}
+        policy = SlaPolicy(workspace_id=principal.workspace_id, name=data.name, is_default=data.is_default,
+                           conditions=data.conditions.model_dump(mode="json"), targets=targets,
+                           warning_at=data.warning_at, critical_at=data.critical_at, calendar_id=data.calendar_id,
+                           created_at=now, updated_at=now)
+        self.session.add(policy)
+        await self.session.flush()
+        if policy.is_default:
+            await self._single_default(principal, policy)
+        self.audit.record(workspace_id=policy.workspace_id, entity_type="sla_policy", entity_id=policy.id,
+                          actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                          changes={"created": (None, policy.name)})
+        return policy
+
+    async def update_policy(self, principal: Principal, policy_id: uuid.UUID, data: PolicyPatch,
+                            now: datetime) -> SlaPolicy:
+        self._require_manager(principal)
+        policy = await self.get_policy(principal, policy_id)
+        fields = data.model_fields_set
+        await self._check_policy_refs(principal, data.calendar_id if "calendar_id" in fields else None,
+                                      data.conditions.category_ids if data.conditions else [])
+        warning = data.warning_at if data.warning_at is not None else policy.warning_at
+        critical = data.critical_at if data.critical_at is not None else policy.critical_at
+        if warning >= critical:
+            raise ValidationFailed("warning_at must be below critical_at.", field="warning_at")
+        new: dict[str, Any] = {"warning_at": warning, "critical_at": critical}
+        if data.name is not None:
+            new["name"] = data.name
+        if data.is_default is not None:
+            new["is_default"] = data.is_default
+        if data.conditions is not None:
+            new["conditions"] = data.conditions.model_dump(mode="json")
+        if data.targets is not None:
+            new["targets"] = {p: {**(policy.targets.get(p) or DEFAULT_TARGETS[p]),
+                                  **(data.targets[p].model_dump() if p in data.targets else {})}
+                              for p in DEFAULT_TARGETS}
+        if "calendar_id" in fields:
+            new["calendar_id"] = data.calendar_id
+        changes = {k: (getattr(policy, k), v) for k, v in new.items() if getattr(policy, k) != v}
+        for k, (_, v) in changes.items():
+            setattr(policy, k, v)
+        if changes:
+            policy.updated_at = now
+            if policy.is_default:
+                await self._single_default(principal, policy)
+            self.audit.record(workspace_id=policy.workspace_id, entity_type="sla_policy", entity_id=policy.id,
+                              actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now, changes=changes)
+            if {"targets", "warning_at", "critical_at", "calendar_id"} & changes.keys():
+                self.outbox.publish(policy.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
+        return policy
+
+    async def retarget_policy(self, workspace_id: uuid.UUID, policy_id: uuid.UUID, now: datetime) -> int:
+        """A policy's targets or hours changed: recompute the open trackers that use it."""
+        trackers = list(await self.session.scalars(select(SlaTracker).where(
+            SlaTracker.workspace_id == workspace_id, SlaTracker.policy_id == policy_id).with_for_update()))
+        policy = await self.session.get(SlaPolicy, policy_id)
+        if policy is None:
+            return 0
+        self._calendars.pop(policy.calendar_id, None)
+        calendar = await self._calendar(policy)
+        count = 0
+        for tracker in trackers:
+            try:
+                ticket = await self.tickets.get(Principal.system(workspace_id), tracker.ticket_id)
+            except NotFound:
+                continue
+            if ticket.status in DONE:
+                continue
+            targets = self._targets(policy, ticket.priority)
+            clocks = {ClockKind(k): engine.retarget(SlaClock.from_dict(v), targets[k], now, calendar)
+                      for k, v in tracker.clocks.items()}
+            await self._store(tracker, ticket, clocks, policy, calendar, now)
+            count += 1
+        return count

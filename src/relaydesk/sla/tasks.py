@@ -1,0 +1,75 @@
+"""SLA jobs: keep trackers in step with ticket events, and the monitor that advances
+the trackers whose next check has come."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.outbox import first_time
+from relaydesk.core.scheduler import Periodic
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
+from relaydesk.sla.service import SlaService
+from relaydesk.tickets.service import TicketService
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from relaydesk.runtime import Runtime
+
+TICKET_EVENTS = ("ticket.created", "message.posted", "ticket.status_changed", "ticket.priority_changed",
+                 "ticket.category_changed")
+
+
+def sla_service(runtime: Runtime, session: AsyncSession) -> SlaService:
+    users = UserService(session, runtime.hasher)
+    agents = AgentService(session, users)
+    teams = TeamService(session, agents)
+    customers = CustomerService(session, users)
+    tickets = TicketService(session, customers=customers, agents=agents, teams=teams)
+    return SlaService(session, tickets=tickets, customers=customers, teams=teams)
+
+
+def install(runtime: Runtime) -> list[Periodic]:
+    async def on_ticket_event(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
+        async with runtime.transaction() as session:
+            now = runtime.clock.now()
+            if not await first_time(session, "sla.on_ticket_event", event_id, now):
+                return
+            message = None
+            if type == "message.posted":
+                if payload.get("internal"):
+                    return
+                message = "customer" if payload.get("actor_kind") == "customer" else "agent"
+            at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
+            await sla_service(runtime, session).sync(uuid.UUID(workspace_id), uuid.UUID(payload["ticket_id"]),
+                                                     at, now, message=message)
+
+    async def on_policy_changed(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
+        async with runtime.transaction() as session:
+            now = runtime.clock.now()
+            if await first_time(session, "sla.on_policy_changed", event_id, now):
+                await sla_service(runtime, session).retarget_policy(
+                    uuid.UUID(workspace_id), uuid.UUID(payload["policy_id"]), now)
+
+    async def scan_due() -> int:
+        """sla.scan_due: advance due trackers in batches until a batch comes back short
+        (bounded, so one tracker that stays due can never keep a worker spinning)."""
+        total = 0
+        for _ in range(50):
+            async with runtime.transaction() as session:
+                done = await sla_service(runtime, session).scan_due(runtime.clock.now(), limit=200)
+            total += done
+            if done < 200:
+                break
+        return total
+
+    runtime.jobs.register("sla.on_ticket_event", on_ticket_event)
+    runtime.jobs.register("sla.on_policy_changed", on_policy_changed)
+    runtime.jobs.register("sla.scan_due", scan_due)
+    runtime.dispatcher.subscribe({**{e: ["sla.on_ticket_event"] for e in TICKET_EVENTS},
+                                  "sla.policy_changed": ["sla.on_policy_changed"]})
+    return [Periodic("sla.scan_due", runtime.settings.sla_scan_seconds)]

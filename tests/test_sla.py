@@ -1,0 +1,308 @@
+"""SLA clocks, the monitor and escalations through the API, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from factories import make_workspace
+
+
+async def desk(client, **agent_fields):
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Support"}, headers=ws.admin.headers)).json()
+    lead = await ws.staff("supervisor", team_ids=[team["id"]], availability="away")
+    await client.patch(f"/api/v1/teams/{team['id']}", json={"lead_id": lead.id}, headers=ws.admin.headers)
+    agent = await ws.staff(team_ids=[team["id"]], **agent_fields)
+    senior = await ws.staff(team_ids=[team["id"]], is_senior=True, availability="online")
+    cat = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+        "name": "General", "team_id": team["id"]})).json()
+    return ws, team, lead, agent, senior, cat
+
+
+async def sla(client, ws, ticket_id):
+    r = await client.get(f"/api/v1/tickets/{ticket_id}/sla", headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    return {c["kind"]: c for c in r.json()["clocks"]} | {"_": r.json()}
+
+
+async def scan(runtime, settle):
+    await runtime.jobs.enqueue("sla.scan_due")
+    await runtime.jobs.wait_idle()
+    await settle()
+
+
+async def notes_for(client, ws, actor):
+    await ws.relogin(actor)
+    return (await client.get("/api/v1/notifications", headers=actor.headers)).json()["items"]
+
+
+async def test_clocks_start_with_the_ticket(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Where is my order", description="It is late",
+                        category_id=cat["id"])
+    await settle()
+    clocks = await sla(client, ws, t["id"])
+    assert clocks["_"]["policy"] == "Default" and clocks["_"]["business_hours"] == "24/7"
+    first = clocks["first_response"]
+    assert first["target_seconds"] == 8 * 3600 and first["state"] == "ok"  # MEDIUM
+    created = datetime.fromisoformat(t["created_at"])
+    assert datetime.fromisoformat(first["due_at"]) == created + timedelta(hours=8)
+    assert clocks["resolution"]["target_seconds"] == 72 * 3600
+    assert "next_response" not in clocks
+    r = await client.get(f"/api/v1/tickets/{t['id']}/sla", headers=cust.headers)
+    assert r.status_code == 403
+
+
+async def test_thresholds_fire_once_in_order_and_breach_escalates(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    owner = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"]
+    assert owner in (agent.id, senior.id)
+    owner_actor = agent if owner == agent.id else senior
+    for hours, state in ((5.9, "ok"), (6.1, "warning"), (7.3, "critical"), (8.1, "breached")):
+        clock.set(datetime.fromisoformat(t["created_at"]) + timedelta(hours=hours))
+        await scan(runtime, settle)
+        await scan(runtime, settle)  # a second pass announces nothing new
+        await ws.relogin()
+        assert (await sla(client, ws, t["id"]))["first_response"]["state"] == state
+    kinds = [n["kind"] for n in await notes_for(client, ws, owner_actor) if n["ticket_id"] == t["id"]]
+    assert sorted(k for k in kinds if k.startswith("sla_")) == ["sla_breached", "sla_critical", "sla_warning"]
+    lead_kinds = [n["kind"] for n in await notes_for(client, ws, lead) if n["ticket_id"] == t["id"]]
+    assert lead_kinds.count("escalated") == 1 and "sla_breached" in lead_kinds
+    got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+    assert got["sla_breached"] is True
+    escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+    assert [(e["level"], e["kind"]) for e in escalations] == [(1, "sla_breach")]
+    thread = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=ws.admin.headers)).json()["items"]
+    assert any("Escalated to level 1" in m["body_text"] and m["internal"] for m in thread)
+    customer_view = (await client.get(f"/api/v1/tickets/{t['id']}/messages",
+                                      headers=(await ws.login(cust.email))and {"Authorization": "Bearer " + (await ws.login(cust.email))["access_token"]})).json()["items"]
+    assert not any("Escalated" in m["body_text"] for m in customer_view)
+    # A breach is final: answering now does not un-breach it.
+    await ws.relogin(owner_actor)
+    await ws.reply(owner_actor, t["id"], "Sorry for the wait!")
+    await settle()
+    first = (await sla(client, ws, t["id"]))["first_response"]
+    assert first["state"] == "breached" and first["met_at"] is not None
+
+
+async def test_level_two_reassigns_to_a_senior_and_level_three_tells_managers(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    await client.patch(f"/api/v1/agents/{senior.id}", json={"availability": "away"}, headers=ws.admin.headers)
+    await settle()
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"] == agent.id
+    await client.patch(f"/api/v1/agents/{senior.id}", json={"availability": "online"}, headers=ws.admin.headers)
+    await settle()
+    start = datetime.fromisoformat(t["created_at"])
+    clock.set(start + timedelta(hours=8, minutes=1))
+    await scan(runtime, settle)
+    clock.set(start + timedelta(hours=9, minutes=2))  # level 2 comes 60 minutes after level 1
+    await scan(runtime, settle)
+    await ws.relogin()
+    got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+    assert got["assignee_id"] == senior.id
+    clock.set(start + timedelta(hours=11, minutes=3))  # level 3 another 120 minutes on
+    await scan(runtime, settle)
+    await ws.relogin()
+    levels = [e["level"] for e in (await client.get(f"/api/v1/tickets/{t['id']}/escalations",
+                                                   headers=ws.admin.headers)).json()]
+    assert levels == [1, 2, 3]
+    admin_notes = [n for n in await notes_for(client, ws, ws.admin) if n["ticket_id"] == t["id"]]
+    assert any(n["kind"] == "escalated" and "level 3" in n["title"] for n in admin_notes)
+
+
+async def test_first_response_met_and_next_response_clock(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    owner = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"]
+    responder = agent if owner == agent.id else senior
+    clock.advance(timedelta(hours=1))
+    await ws.relogin(responder, cust)
+    await ws.reply(responder, t["id"], "Happy to help")
+    await settle()
+    clocks = await sla(client, ws, t["id"])
+    assert clocks["first_response"]["state"] == "met" and "next_response" not in clocks
+    clock.advance(timedelta(minutes=10))
+    await ws.reply(cust, t["id"], "Thanks, one more question")
+    await settle()
+    clocks = await sla(client, ws, t["id"])
+    nxt = clocks["next_response"]
+    assert nxt["state"] == "ok" and nxt["target_seconds"] == 16 * 3600
+    await ws.reply(responder, t["id"], "Sure")
+    await settle()
+    assert (await sla(client, ws, t["id"]))["next_response"]["state"] == "met"
+
+
+async def test_waiting_on_customer_pauses_resolution(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    before = datetime.fromisoformat((await sla(client, ws, t["id"]))["resolution"]["due_at"])
+    await ws.move(ws.admin, t["id"], "WAITING_ON_CUSTOMER")
+    await settle()
+    paused = (await sla(client, ws, t["id"]))["resolution"]
+    assert paused["paused"] is True and paused["due_at"] is None and paused["state"] == "paused"
+    clock.advance(timedelta(hours=5))
+    await ws.relogin(cust)
+    await ws.reply(cust, t["id"], "Here are the photos")
+    await settle()
+    resumed = (await sla(client, ws, t["id"]))["resolution"]
+    assert resumed["paused"] is False
+    shift = datetime.fromisoformat(resumed["due_at"]) - before
+    assert timedelta(hours=5) <= shift < timedelta(hours=5, seconds=5)
+
+
+async def test_priority_change_recomputes_due_times(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"priority": "URGENT"}, headers=ws.admin.headers)
+    assert r.status_code == 200
+    await settle()
+    clocks = await sla(client, ws, t["id"])
+    assert clocks["first_response"]["target_seconds"] == 3600 and clocks["_"]["priority"] == "URGENT"
+
+
+async def test_business_hours_policy_across_a_weekend(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cal = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Berlin office", "timezone": "Europe/Berlin",
+        "weekly_hours": {str(d): [{"start": "09:00", "end": "17:00"}] for d in range(5)},
+        "holidays": ["2026-12-28"]})
+    assert cal.status_code == 201, cal.text
+    pol = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Office hours", "is_default": True, "calendar_id": cal.json()["id"],
+        "targets": {"MEDIUM": {"first_response": 4 * 3600, "next_response": 8 * 3600, "resolution": 16 * 3600}}})
+    assert pol.status_code == 201, pol.text
+    clock.set(datetime(2026, 12, 25, 15, 0, tzinfo=UTC))  # Friday 16:00 in Berlin (a workday here)
+    await ws.relogin()
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    clocks = await sla(client, ws, t["id"])
+    assert clocks["_"]["policy"] == "Office hours" and clocks["_"]["business_hours"] == "Berlin office"
+    # 1 h on Friday, then Monday the 28th is a holiday: 3 h more on Tuesday -> 12:00 Berlin = 11:00 UTC.
+    late_by = datetime.fromisoformat(t["created_at"]) - datetime(2026, 12, 25, 15, 0, tzinfo=UTC)  # clock ticks
+    due = datetime.fromisoformat(clocks["first_response"]["due_at"])
+    assert due == datetime(2026, 12, 29, 11, 0, tzinfo=UTC) + late_by
+
+
+async def test_most_specific_policy_wins(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Base", "is_default": True})
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "VIP", "conditions": {"customer_tiers": ["vip"]}})
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "General VIP", "conditions": {"customer_tiers": ["vip"], "category_ids": [cat["id"]]}})
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "General", "conditions": {"category_ids": [cat["id"]]}})
+    other = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={"name": "Other"})).json()
+    vip, normal = await ws.customer(tier="vip"), await ws.customer()
+    expectations = [(vip, cat["id"], "General VIP"), (vip, other["id"], "VIP"), (normal, cat["id"], "General"),
+                    (normal, other["id"], "Base")]
+    made = [(await ws.ticket(c, subject="Hello there", description="hi", category_id=k), want)
+            for c, k, want in expectations]
+    await settle()
+    for t, want in made:
+        assert (await sla(client, ws, t["id"]))["_"]["policy"] == want
+
+
+async def test_manual_and_customer_escalations(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=cust.headers,
+                          json={"kind": "incident", "reason": "everything is down"})
+    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "kind"
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=cust.headers,
+                          json={"kind": "customer_request", "reason": "Nobody is answering"})
+    assert r.status_code == 201 and r.json()["level"] == 1
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=agent.headers,
+                          json={"kind": "incident", "reason": "Payment outage"})
+    assert r.status_code == 201 and r.json()["level"] == 3
+    await settle()
+    got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+    assert got["status"] == "ESCALATED"
+    mine = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=cust.headers)).json()
+    assert [e["kind"] for e in mine] == ["customer_request"]
+    admin_notes = [n for n in await notes_for(client, ws, ws.admin) if n["ticket_id"] == t["id"]]
+    assert any(n["kind"] == "escalated" for n in admin_notes)
+    other = await make_workspace(client)
+    assert (await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=other.admin.headers,
+                              json={"reason": "x"})).status_code == 404
+
+
+async def test_monitor_reads_only_due_trackers_and_two_scans_escalate_once(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    slow = [await ws.ticket(cust, subject="slow", description="hi", category_id=cat["id"]) for _ in range(8)]
+    urgent = [await ws.ticket(agent, requester_id=cust.customer_id, subject="fast", description="hi",
+                              priority="URGENT", category_id=cat["id"]) for _ in range(3)]
+    await settle()
+    clock.set(datetime.fromisoformat(urgent[-1]["created_at"]) + timedelta(hours=1, minutes=1))
+    from relaydesk.sla.tasks import sla_service
+
+    rows_read = []
+
+    def count(_conn, _cursor, statement, _params, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM sla_trackers" in statement \
+                and "next_check_at <=" in statement:
+            rows_read.append(statement)
+
+    engine = runtime.db.write_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async def one_scan():
+            async with runtime.transaction() as session:
+                return await sla_service(runtime, session).scan_due(clock.now())
+        results = await asyncio.gather(one_scan(), one_scan())
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # The due trackers of this workspace (and any other test's left due) — never the 8 slow ones.
+    assert sum(results) >= 3 and len(rows_read) == 2
+    await settle()
+    await ws.relogin()
+    for t in urgent:
+        escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+        assert [e["level"] for e in escalations] == [1]
+    for t in slow:
+        assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "ok"
+
+
+async def test_policy_and_calendar_admin(client):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    r = await client.post("/api/v1/sla-policies", headers=agent.headers, json={"name": "x"})
+    assert r.status_code == 403
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers,
+                          json={"name": "bad", "warning_at": 0.9, "critical_at": 0.8})
+    assert r.status_code == 422
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "x", "timezone": "Mars/Olympus", "weekly_hours": {"0": [{"start": "09:00", "end": "17:00"}]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "timezone"
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "x", "timezone": "UTC", "weekly_hours": {"0": [{"start": "09:00", "end": "12:00"},
+                                                               {"start": "11:00", "end": "17:00"}]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weekly_hours"
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Base"})
+    assert r.status_code == 201 and r.json()["targets"]["URGENT"]["first_response"] == 3600
+    r = await client.patch(f"/api/v1/sla-policies/{r.json()['id']}", headers=ws.admin.headers,
+                           json={"targets": {"LOW": {"first_response": 7200, "next_response": 7200,
+                                                     "resolution": 7200}}})
+    assert r.status_code == 200 and r.json()["targets"]["LOW"]["first_response"] == 7200
+    other = await make_workspace(client)
+    assert (await client.get(f"/api/v1/sla-policies/{r.json()['id']}",
+                             headers=other.admin.headers)).status_code == 404
