@@ -192,6 +192,17 @@ class TestQueue:
         await settle()
         assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
 
+    async def test_draining_a_queue_stops_at_the_cap(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=1, cap=3, availability="offline")
+        agent = staff[0]
+        cust = await ws.customer()
+        made = [await ws.ticket(cust, subject=f"invoice {i}", description="billing question") for i in range(6)]
+        await settle()
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        await settle()
+        owners = [(await ticket(client, ws, t["id"]))["assignee_id"] for t in made]
+        assert owners.count(agent.id) == 3 and owners.count(None) == 3
+
     async def test_supervisors_hear_of_tickets_waiting_too_long(self, client, settle, clock, runtime):
         ws, team, staff, cats = await setup_desk(client, agents=1, availability="offline")
         cust = await ws.customer()

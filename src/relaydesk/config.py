@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     auto_close_scan_seconds: float = 60
     queue_sweep_seconds: float = 60
     outbox_poll_seconds: float = 2
+    # The Redis stream jobs travel on (scaled mode); deployments sharing a Redis use different names.
+    job_queue: str = "relaydesk:jobs"
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":

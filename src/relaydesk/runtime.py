@@ -61,7 +61,7 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock = clock or SystemClock()
-    jobs = Jobs(build_broker(settings.redis_url))
+    jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue))
     return Runtime(
         settings=settings,
         db=db,

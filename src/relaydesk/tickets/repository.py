@@ -108,6 +108,8 @@ class TicketRepository:
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                         exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
         """How many tickets each agent has in open work (what counts against their cap)."""
+        # Count this transaction's own assignments too (a queue drain makes several).
+        await self.session.flush()
         stmt = (select(Ticket.assignee_id, func.count()).where(
             Ticket.workspace_id == workspace_id, Ticket.assignee_id.in_(agent_ids),
             Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
