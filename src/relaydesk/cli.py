@@ -193,6 +193,49 @@ def create_user(
     typer.echo(f"Created {user.role} {user.email} (id {user.id}).")
 
 
+@app.command()
+def retrain(
+    workspace: Annotated[str, typer.Option(help="The workspace's slug or id.")],
+) -> None:
+    """Retrain a workspace's category model from its own resolved tickets (with progress)."""
+    from rich.progress import Progress
+
+    from relaydesk.routing.tasks import routing_service
+    from relaydesk.runtime import build_runtime
+    from relaydesk.tenancy.service import WorkspaceService
+
+    settings = _settings()
+
+    async def _run() -> None:
+        runtime = build_runtime(settings)
+        try:
+            with Progress(console=console) as progress:
+                task = progress.add_task("Reading resolved tickets", total=5)
+                async with runtime.transaction() as session:
+                    ws = await WorkspaceService(session).find(workspace)
+                    if ws is None:
+                        console.print(f"[red]No workspace '{workspace}'.[/red]")
+                        raise typer.Exit(1)
+                    service = routing_service(runtime, session)
+                    samples = await service.tickets.training_samples(ws.id)
+                    progress.update(task, advance=1, description=f"Training on {len(samples)} tickets")
+                    try:
+                        result = await service.retrain(
+                            ws.id, samples, runtime.clock.now(),
+                            progress=lambda done, total: progress.update(task, completed=1 + 3 * done / total))
+                    except ValueError as exc:
+                        console.print(f"[red]Cannot retrain:[/red] {exc}")
+                        raise typer.Exit(1) from None
+                    progress.update(task, completed=5, description="Saved")
+        finally:
+            await runtime.close()
+        accuracy = f"{result.accuracy:.1%}" if result.accuracy is not None else "not measured (too few tickets)"
+        typer.echo(f"Retrained on {result.samples} tickets over {len(result.labels)} categories "
+                   f"({', '.join(result.labels)}); held-out accuracy {accuracy}.")
+
+    asyncio.run(_run())
+
+
 @app.command("seed-load")
 def seed_load(
     tickets: Annotated[int, typer.Option(help="How many tickets to add.", min=1)] = 10_000,

@@ -24,7 +24,7 @@ from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets import lifecycle
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
-from relaydesk.tickets.models import Attachment, Message, Ticket
+from relaydesk.tickets.models import Attachment, Category, Message, Ticket
 from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility
 from relaydesk.tickets.schemas import MessageIn, TicketIn, TicketPatch, ticket_reference
 
@@ -318,6 +318,16 @@ class TicketService:
             ticket.updated_at = now
             self._audit(principal, ticket, now, {"sla_breached": (False, True)})
         return ticket
+
+    async def training_samples(self, workspace_id: uuid.UUID, limit: int = 50_000) -> list[tuple[str, str, str]]:
+        """(subject, description text, category name) of resolved and closed tickets, newest
+        first: what a workspace's own category model learns from."""
+        rows = await self.session.execute(
+            select(Ticket.subject, Ticket.description, Category.name).join(Category, Category.id == Ticket.category_id)
+            .where(Ticket.workspace_id == workspace_id, Ticket.deleted_at.is_(None),
+                   Ticket.status.in_([Status.RESOLVED.value, Status.CLOSED.value]))
+            .order_by(Ticket.created_at.desc()).limit(limit))
+        return [(subject, html_to_text(description), name) for subject, description, name in rows]
 
     def system_note(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
         """For other domains' automatic steps (escalations, routing) to show in the thread."""
