@@ -25,13 +25,15 @@ log = structlog.get_logger("relaydesk.dispatcher")
 
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, *, poll_seconds: float = 2.0,
-                 batch: int = 200) -> None:
+                 batch: int = 200, gather_seconds: float = 0.02) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
+        # After a wake-up, wait this long so a burst of commits leaves in one transaction.
+        self.gather_seconds = gather_seconds
         self._wake = asyncio.Event()
 
     def subscribe(self, routes: Mapping[str, Sequence[str]]) -> None:
@@ -69,6 +71,8 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             except TimeoutError:
                 pass
+            else:
+                await asyncio.sleep(self.gather_seconds)
             self._wake.clear()
             try:
                 await self.drain()

@@ -121,8 +121,11 @@ class TicketRepository:
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
-        self.session.add_all(TicketTag(workspace_id=ticket.workspace_id, ticket_id=ticket.id, tag=t) for t in tags)
+        self.add_tags(ticket, tags)
         ticket.tags = tags
+
+    def add_tags(self, ticket: Ticket, tags: list[str]) -> None:
+        self.session.add_all(TicketTag(workspace_id=ticket.workspace_id, ticket_id=ticket.id, tag=t) for t in tags)
 
     # -- thread --------------------------------------------------------------------
     def visible_messages(self, vis: Visibility, ticket_id: uuid.UUID) -> Select[tuple[Message]]:

@@ -136,11 +136,11 @@ class TicketService:
             description=body.html, status=Status.ASSIGNED if data.assignee_id else Status.OPEN,
             priority=priority, channel=channel, category_id=data.category_id, requester_id=requester.id,
             organisation_id=requester.organisation_id, assignee_id=data.assignee_id, team_id=team_id,
-            reopen_count=0, tags=[], created_at=now, updated_at=now,
+            reopen_count=0, tags=normalise_tags(data.tags), created_at=now, updated_at=now,
         )
         self.session.add(ticket)
         await self.session.flush()
-        await self.repo.replace_tags(ticket, normalise_tags(data.tags))
+        self.repo.add_tags(ticket, ticket.tags)
         # The description opens the thread, written by the requester even when staff
         # typed it in on their behalf (a phone call, say).
         first = Message(
