@@ -14,7 +14,6 @@ from relaydesk.core.http import Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.schemas import Page
 from relaydesk.core.uow import SessionDep
-from relaydesk.customers.service import CustomerService
 from relaydesk.identity.deps import CurrentPrincipal
 from relaydesk.identity.wiring import user_service
 from relaydesk.tickets.attachments import AttachmentService
@@ -36,6 +35,7 @@ from relaydesk.tickets.schemas import (
     TicketOut,
     TicketPatch,
 )
+from relaydesk.tickets import tasks
 from relaydesk.tickets.service import TicketService
 
 router = APIRouter(prefix="/api/v1")
@@ -45,10 +45,7 @@ SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
 
 
 def ticket_service(request: Request, session: AsyncSession) -> TicketService:
-    users = user_service(request, session)
-    agents = AgentService(session, users)
-    return TicketService(session, customers=CustomerService(session, users), agents=agents,
-                         teams=TeamService(session, agents))
+    return tasks.ticket_service(request.app.state.runtime, session)
 
 
 def attachment_service(request: Request, session: AsyncSession) -> AttachmentService:
