@@ -24,6 +24,7 @@ from relaydesk.core.audit import AuditLog
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
+from relaydesk.customers.models import Customer
 from relaydesk.customers.service import CustomerService
 from relaydesk.routing import classifier as category_model
 from relaydesk.routing.models import AssignmentRule, TicketRouting, WorkspaceModel
@@ -154,13 +155,11 @@ class RoutingService:
         return routing
 
     async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
-        for category in await self.categories.list(Principal.system(workspace_id)):
-            if category.name.casefold() == label.casefold() and category.parent_id is None:
-                return category.id
-        for category in await self.categories.list(Principal.system(workspace_id)):
-            if category.name.casefold() == label.casefold():
-                return category.id
-        return None
+        """The workspace category the label names, a top-level one first."""
+        named = [c for c in await self.categories.list(Principal.system(workspace_id))
+                 if c.name.casefold() == label.casefold()]
+        named.sort(key=lambda c: c.parent_id is not None)
+        return named[0].id if named else None
 
     # -- assignment ------------------------------------------------------------------------
     async def route(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
@@ -178,11 +177,12 @@ class RoutingService:
             if routing.state == "queued":  # a person took it, or moved it on, meanwhile
                 routing.state, routing.queued_since = "manual", None
             return routing
-        rule = await self._matching_rule(ticket)
+        requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
+        rule = await self._matching_rule(ticket, requester)
         team_id = rule.team_id if rule and rule.team_id else ticket.team_id
         strategy = Strategy(rule.strategy) if rule else Strategy.SKILL_WEIGHTED
         await self._lock_team(workspace_id, team_id)
-        requirement = await self._requirement(ticket)
+        requirement = await self._requirement(ticket, requester)
         pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
         candidates = [_candidate(a, loads[a["id"]]) for a in pool]
@@ -209,13 +209,12 @@ class RoutingService:
         routing.decision = _record(decision, rule)
         return routing
 
-    async def _matching_rule(self, ticket: Ticket) -> AssignmentRule | None:
+    async def _matching_rule(self, ticket: Ticket, requester: Customer) -> AssignmentRule | None:
         rules = list(await self.session.scalars(select(AssignmentRule).where(
             AssignmentRule.workspace_id == ticket.workspace_id, AssignmentRule.enabled.is_(True),
         ).order_by(AssignmentRule.position, AssignmentRule.created_at)))
         if not rules:
             return None
-        requester = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id}))[ticket.requester_id]
         lineage = await self._category_lineage(ticket.workspace_id, ticket.category_id)
         facts = {"channels": ticket.channel, "priorities": ticket.priority, "customer_tiers": requester.tier,
                  "languages": requester.language.split("-")[0].lower()}
@@ -237,8 +236,7 @@ class RoutingService:
             category_id = category.parent_id if category else None
         return lineage
 
-    async def _requirement(self, ticket: Ticket) -> Requirement:
-        requester = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id}))[ticket.requester_id]
+    async def _requirement(self, ticket: Ticket, requester: Customer) -> Requirement:
         category = await self.categories.find(ticket.workspace_id, ticket.category_id) if ticket.category_id else None
         return Requirement(skills=tuple(category.required_skills) if category else (), language=requester.language)
 
