@@ -111,3 +111,41 @@ def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
         assert "left as it is" in log2.read_text() and password in log2.read_text()
     finally:
         stop(proc)
+
+
+def test_serve_with_several_processes_shares_one_embedded_database(tmp_path: Path):
+    port = free_port()
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port),
+           "RELAYDESK_PASSWORD_HASH_TIME_COST": "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024"}
+    env.pop("DATABASE_URL", None)
+    env.pop("RELAYDESK_DATABASE_URL", None)
+    relaydesk = str(VENV / "bin" / "relaydesk")
+    subprocess.run([relaydesk, "migrate"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([relaydesk, "serve", "--workers", "2"], env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(port, proc, log)
+        base = f"http://127.0.0.1:{port}"
+        pw = "correct horse battery staple"
+        slug = httpx.post(f"{base}/api/v1/workspaces", json={"name": "Two", "admin_name": "A",
+                          "admin_email": "a@two.example.com", "admin_password": pw}).json()["workspace"]["slug"]
+        token = httpx.post(f"{base}/api/v1/auth/login", json={"email": "a@two.example.com", "password": pw,
+                                                              "workspace": slug}).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        httpx.post(f"{base}/api/v1/agents", headers=h, json={"name": "Ag", "email": "ag@two.example.com",
+                                                              "password": pw, "availability": "online"})
+        cust = httpx.post(f"{base}/api/v1/customers", headers=h, json={"name": "C", "email": "c@two.example.com"})
+        ids = [httpx.post(f"{base}/api/v1/tickets", headers=h, json={
+            "subject": f"Question {i}", "description": "about my order", "requester_id": cust.json()["id"]},
+        ).json()["id"] for i in range(6)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [httpx.get(f"{base}/api/v1/tickets/{t}/routing", headers=h).status_code for t in ids]
+            if states == [200] * 6:
+                break
+            time.sleep(0.3)
+        assert states == [200] * 6, log.read_text()[-2000:]
+        assert "database is locked" not in log.read_text()
+    finally:
+        stop(proc)

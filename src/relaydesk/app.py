@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from relaydesk import __version__
 from relaydesk.agents.api import router as agents_router
-from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware
+from relaydesk.config import Settings
+from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from relaydesk.core.problems import install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
 from relaydesk.identity.api import router as identity_router
@@ -84,3 +85,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                        upload_max_bytes=settings.max_upload_bytes, upload_path="/api/v1/uploads")
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """What `relaydesk serve` runs, once per server process."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(build_runtime(settings))

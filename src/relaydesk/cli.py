@@ -41,19 +41,22 @@ def _run_command(coro: Coroutine[Any, Any, T]) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default RELAYDESK_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default RELAYDESK_PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes; each uses one core.", min=1, max=64)] = 1,
 ) -> None:
     """Serve the API (and, in the embedded mode, everything else) in this process."""
     import uvicorn
 
-    from relaydesk.app import create_app
-    from relaydesk.core.observability import configure_logging
-    from relaydesk.runtime import build_runtime
-
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_json)
-    application = create_app(build_runtime(settings))
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port, access_log=False,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+    options = dict(host=host or settings.host, port=port or settings.port, access_log=False,
+                   log_level=settings.log_level.lower(), proxy_headers=True)
+    if workers > 1:
+        # Each process builds its own runtime from the environment; they share the
+        # database, and the outbox makes sure each event is delivered by one of them.
+        uvicorn.run("relaydesk.app:app_from_environment", factory=True, workers=workers, **options)
+        return
+    from relaydesk.app import app_from_environment
+
+    uvicorn.run(app_from_environment(), **options)
 
 
 def _scaled_runtime():  # noqa: ANN202
