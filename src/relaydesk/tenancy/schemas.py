@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
 
 
 class WorkspaceSettings(BaseModel):
@@ -21,8 +23,9 @@ class WorkspaceSettings(BaseModel):
                                              description="Level 2 (reassign to a senior) this long after level 1.")
     escalation_l3_after_minutes: int = Field(default=120, ge=1, le=14 * 24 * 60,
                                              description="Level 3 (tell the managers) this long after level 2.")
-    priority_keywords: dict[str, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
-        default=None, description="Words that raise a new ticket's priority; null keeps the built-in list.")
+    priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
+        default=None, max_length=500,
+        description="Words that raise a new ticket's priority; null keeps the built-in list.")
     classifier_min_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Below this the category falls back to the default; null: built-in.")
     fallback_category: str = Field(default="GENERAL", max_length=120,
@@ -37,6 +40,7 @@ class WorkspaceSettingsPatch(BaseModel):
     escalation_l1_on: Literal["breach", "critical"] | None = None
     escalation_l2_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     escalation_l3_after_minutes: int | None = Field(default=None, ge=1, le=14 * 24 * 60)
-    priority_keywords: dict[str, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = None
+    priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
+        default=None, max_length=500)
     classifier_min_confidence: float | None = Field(default=None, ge=0, le=1)
     fallback_category: str | None = Field(default=None, max_length=120)
