@@ -27,6 +27,7 @@ from relaydesk.sla.calendar import BusinessCalendar
 from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
 from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
 from relaydesk.sla.schemas import CalendarIn, CalendarPatch, EscalationIn, PolicyIn, PolicyPatch
+from relaydesk.tenancy.schemas import WorkspaceSettings
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Status, can_move
@@ -56,7 +57,10 @@ class SlaService:
         self.workspaces = WorkspaceService(session)
         self.audit = AuditLog(session)
         self.outbox = Outbox(session)
+        # Per service (one transaction): a monitor pass touches many trackers that share these.
         self._calendars: dict[uuid.UUID | None, BusinessCalendar] = {}
+        self._policies: dict[uuid.UUID, SlaPolicy | None] = {}
+        self._settings: dict[uuid.UUID, WorkspaceSettings] = {}
 
     # -- policy resolution -------------------------------------------------------------------
     async def policy_for(self, ticket: Ticket) -> SlaPolicy | None:
@@ -105,6 +109,13 @@ class SlaService:
     @staticmethod
     def _thresholds(policy: SlaPolicy | None) -> Thresholds:
         return Thresholds(policy.warning_at, policy.critical_at) if policy else Thresholds()
+
+    async def _policy(self, policy_id: uuid.UUID | None) -> SlaPolicy | None:
+        if policy_id is None:
+            return None
+        if policy_id not in self._policies:
+            self._policies[policy_id] = await self.session.get(SlaPolicy, policy_id)
+        return self._policies[policy_id]
 
     async def _calendar(self, policy: SlaPolicy | None) -> BusinessCalendar:
         key = policy.calendar_id if policy else None
@@ -156,7 +167,7 @@ class SlaService:
         except NotFound:
             return None
         tracker = await self.ensure_tracker(ticket, now)
-        policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+        policy = await self._policy(tracker.policy_id)
         calendar = await self._calendar(policy)
         clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
         if ticket.priority != tracker.priority:
@@ -219,13 +230,16 @@ class SlaService:
         due = list(await self.session.scalars(
             select(SlaTracker).where(SlaTracker.next_check_at <= now).order_by(SlaTracker.next_check_at)
             .limit(limit).with_for_update(skip_locked=True)))
+        tickets: dict[uuid.UUID, Ticket] = {}
+        for workspace_id in {t.workspace_id for t in due}:
+            tickets |= await self.tickets.get_many(Principal.system(workspace_id),
+                                                   [t.ticket_id for t in due if t.workspace_id == workspace_id])
         for tracker in due:
-            try:
-                ticket = await self.tickets.get(Principal.system(tracker.workspace_id), tracker.ticket_id)
-            except NotFound:
+            ticket = tickets.get(tracker.ticket_id)
+            if ticket is None:  # deleted meanwhile
                 tracker.next_check_at = None
                 continue
-            policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+            policy = await self._policy(tracker.policy_id)
             calendar = await self._calendar(policy)
             clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
             await self._store(tracker, ticket, clocks, policy, calendar, now)
@@ -236,7 +250,9 @@ class SlaService:
                                       crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
         if ticket.status in DONE:
             return
-        settings = await self.workspaces.settings(ticket.workspace_id)
+        if ticket.workspace_id not in self._settings:
+            self._settings[ticket.workspace_id] = await self.workspaces.settings(ticket.workspace_id)
+        settings = self._settings[ticket.workspace_id]
         trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
         breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
         if breaches and not tracker.breached:
@@ -319,7 +335,7 @@ class SlaService:
         tracker = await self.session.get(SlaTracker, ticket.id)
         if tracker is None:
             raise NotFound("This ticket's SLA clocks start within seconds of its creation.", code="sla_not_started")
-        policy = await self.session.get(SlaPolicy, tracker.policy_id) if tracker.policy_id else None
+        policy = await self._policy(tracker.policy_id)
         calendar = await self._calendar(policy)
         thresholds = self._thresholds(policy)
         clocks = []

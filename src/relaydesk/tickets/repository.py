@@ -65,6 +65,11 @@ class TicketRepository:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
 
+    async def get_many(self, vis: Visibility, ids: list[uuid.UUID]) -> dict[uuid.UUID, Ticket]:
+        if not ids:
+            return {}
+        return {t.id: t for t in await self.session.scalars(self.visible(vis).where(Ticket.id.in_(ids)))}
+
     async def get_by_number(self, vis: Visibility, number: int) -> Ticket | None:
         return await self.session.scalar(self.visible(vis).where(Ticket.number == number))
 

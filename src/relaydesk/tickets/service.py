@@ -96,6 +96,10 @@ class TicketService:
             raise NotFound("No such ticket.")
         return ticket
 
+    async def get_many(self, principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Ticket]:
+        """Several tickets in one query (missing or invisible ones are left out)."""
+        return await self.repo.get_many(await self.visibility(principal), ids)
+
     async def list(
         self, principal: Principal, filters: TicketFilters, *, sort: str, descending: bool,
         after: tuple[datetime, uuid.UUID] | None, limit: int,
