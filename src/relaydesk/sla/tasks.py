@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from relaydesk.runtime import Runtime
 
+# Moving into or out of these is what pauses, resumes, stops or re-opens a clock.
+CLOCK_STATUSES = {"WAITING_ON_CUSTOMER", "RESOLVED", "CLOSED"}
 TICKET_EVENTS = ("ticket.created", "message.posted", "ticket.status_changed", "ticket.priority_changed",
                  "ticket.category_changed")
 
@@ -39,6 +41,8 @@ def install(runtime: Runtime) -> list[Periodic]:
             now = runtime.clock.now()
             if not await first_time(session, "sla.on_ticket_event", event_id, now):
                 return
+            if type == "ticket.status_changed" and not CLOCK_STATUSES & {payload.get("before"), payload.get("after")}:
+                return  # e.g. OPEN -> ASSIGNED: no clock pauses, resumes or stops
             message = None
             if type == "message.posted":
                 if payload.get("internal"):
