@@ -27,7 +27,6 @@ from relaydesk.sla.calendar import BusinessCalendar
 from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
 from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
 from relaydesk.sla.schemas import CalendarIn, CalendarPatch, EscalationIn, PolicyIn, PolicyPatch
-from relaydesk.tenancy.schemas import WorkspaceSettings
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Status, can_move
@@ -60,7 +59,6 @@ class SlaService:
         # Per service (one transaction): a monitor pass touches many trackers that share these.
         self._calendars: dict[uuid.UUID | None, BusinessCalendar] = {}
         self._policies: dict[uuid.UUID, SlaPolicy | None] = {}
-        self._settings: dict[uuid.UUID, WorkspaceSettings] = {}
 
     # -- policy resolution -------------------------------------------------------------------
     async def policy_for(self, ticket: Ticket) -> SlaPolicy | None:
@@ -250,9 +248,7 @@ class SlaService:
                                       crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
         if ticket.status in DONE:
             return
-        if ticket.workspace_id not in self._settings:
-            self._settings[ticket.workspace_id] = await self.workspaces.settings(ticket.workspace_id)
-        settings = self._settings[ticket.workspace_id]
+        settings = await self.workspaces.settings(ticket.workspace_id)
         trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
         breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
         if breaches and not tracker.breached:

@@ -61,8 +61,12 @@ class WorkspaceService:
         return number
 
     async def settings(self, workspace_id: uuid.UUID) -> WorkspaceSettings:
-        workspace = await self.get(workspace_id)
-        return WorkspaceSettings.model_validate(workspace.settings or {})
+        """Read once per transaction: background jobs ask for it many times over."""
+        cache: dict[uuid.UUID, WorkspaceSettings] = self.session.info.setdefault("workspace_settings", {})
+        if workspace_id not in cache:
+            workspace = await self.get(workspace_id)
+            cache[workspace_id] = WorkspaceSettings.model_validate(workspace.settings or {})
+        return cache[workspace_id]
 
     async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch) -> WorkspaceSettings:
         workspace = await self.get(workspace_id)
@@ -70,6 +74,7 @@ class WorkspaceService:
                                                    **patch.model_dump(exclude_unset=True)})
         # Store only what differs from the defaults, so a later default change reaches everyone.
         workspace.settings = merged.model_dump(exclude_defaults=True)
+        self.session.info.setdefault("workspace_settings", {})[workspace_id] = merged
         return merged
 
     async def first(self) -> Workspace | None:
