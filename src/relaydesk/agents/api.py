@@ -5,7 +5,14 @@ import uuid
 from fastapi import APIRouter, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.agents.schemas import AgentIn, AgentOut, AgentPatch, TeamIn, TeamOut, TeamPatch
+from relaydesk.agents.schemas import (
+    AgentIn,
+    AgentOut,
+    AgentPatch,
+    TeamIn,
+    TeamOut,
+    TeamPatch,
+)
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.http import Cursor, Limit, now, uuid_cursor
 from relaydesk.core.schemas import Page

@@ -5,24 +5,14 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from relaydesk.core.schemas import Email, Input, Name, Output, Password
+from relaydesk.core.schemas import Email, Input, Name, Output, Password, TimeZone
 
 Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
 SkillName = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 StaffRole = Literal["agent", "supervisor", "admin"]
 
-
-def _known_timezone(value: str) -> str:
-    from zoneinfo import available_timezones
-
-    if value != "UTC" and value not in available_timezones():
-        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
-    return value
-
-
-TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_timezone)]
 
 
 class Availability(StrEnum):

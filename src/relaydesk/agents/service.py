@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.outbox import Outbox
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
 from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService

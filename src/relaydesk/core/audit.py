@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, IdMixin, WorkspaceScoped
+from relaydesk.core.jsonable import jsonable
 
 
 class AuditEntry(IdMixin, WorkspaceScoped, Base):
@@ -27,16 +28,6 @@ class AuditEntry(IdMixin, WorkspaceScoped, Base):
     at: Mapped[datetime]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "value"):  # enums
-        return value.value
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class AuditLog:
@@ -51,7 +42,7 @@ class AuditLog:
         changes: dict[str, tuple[Any, Any]],
     ) -> None:
         for field, (before, after) in changes.items():
-            before, after = _plain(before), _plain(after)
+            before, after = jsonable(before), jsonable(after)
             if before == after:
                 continue
             self.session.add(AuditEntry(

@@ -14,9 +14,9 @@ from typing import Any
 
 import structlog
 from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.kicker import AsyncKicker
 
 from relaydesk.core.errors import AppError
-from taskiq.kicker import AsyncKicker
 
 log = structlog.get_logger("relaydesk.jobs")
 

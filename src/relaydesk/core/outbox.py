@@ -12,11 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base
+from relaydesk.core.jsonable import jsonable
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 _EventId = BigInteger().with_variant(Integer(), "sqlite")
@@ -57,16 +67,6 @@ class Event:
     payload: dict[str, Any]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class Outbox:
@@ -78,7 +78,7 @@ class Outbox:
     def publish(self, workspace_id: uuid.UUID, type: str, at: datetime, **payload: Any) -> None:
         # "at" travels in the payload too: consumers time their reactions by when the
         # change happened, not by when the job got round to it.
-        self.session.add(OutboxEvent(workspace_id=workspace_id, type=type, payload=_plain({**payload, "at": at}),
+        self.session.add(OutboxEvent(workspace_id=workspace_id, type=type, payload=jsonable({**payload, "at": at}),
                                      created_at=at, dispatched_at=None))
         self.session.info["published_events"] = True
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 T = TypeVar("T")
 
@@ -27,3 +35,13 @@ class Page(Output, Generic[T]):
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=200)]
 Email = EmailStr
+
+
+def _known_timezone(value: str) -> str:
+    if value != "UTC" and value not in _TIMEZONES:
+        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
+    return value
+
+
+_TIMEZONES = frozenset(available_timezones())
+TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_timezone)]

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
-from relaydesk.core.schemas import Email, Input, Name, Output, Password
+from relaydesk.core.schemas import Email, Input, Name, Output, Password, TimeZone
 
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]{3,40}$")]
 Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
-TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class Tier(StrEnum):
@@ -24,13 +23,6 @@ def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
         raise ValueError("metadata is limited to about 8 KB")
     return value
 
-
-def _known_timezone(value: str | None) -> str | None:
-    from zoneinfo import available_timezones
-
-    if value is not None and value not in available_timezones() and value != "UTC":
-        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
-    return value
 
 
 class CustomerIn(Input):
@@ -45,7 +37,6 @@ class CustomerIn(Input):
     password: Password | None = Field(default=None, description="Lets the customer sign in to the portal.")
 
     _meta = field_validator("metadata")(_small_metadata)
-    _tz = field_validator("timezone")(_known_timezone)
 
     model_config = {"json_schema_extra": {"examples": [{
         "name": "Lan Nguyen", "email": "lan@example.com", "tier": "vip", "language": "vi",
@@ -65,7 +56,6 @@ class CustomerPatch(Input):
     password: Password | None = None
 
     _meta = field_validator("metadata")(_small_metadata)
-    _tz = field_validator("timezone")(_known_timezone)
 
     model_config = {"json_schema_extra": {"examples": [{"tier": "vip", "metadata": {"orders": ["A-1001", "A-1002"]}}]}}
 

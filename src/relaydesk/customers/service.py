@@ -12,7 +12,12 @@ from relaydesk.core.audit import AuditLog
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
-from relaydesk.customers.schemas import CustomerIn, CustomerPatch, OrganisationIn, OrganisationPatch
+from relaydesk.customers.schemas import (
+    CustomerIn,
+    CustomerPatch,
+    OrganisationIn,
+    OrganisationPatch,
+)
 from relaydesk.identity.service import UserService, normalise_email
 
 

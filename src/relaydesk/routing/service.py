@@ -24,13 +24,21 @@ from relaydesk.core.audit import AuditLog
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
+from relaydesk.core.sanitize import html_to_text
 from relaydesk.customers.models import Customer
 from relaydesk.customers.service import CustomerService
 from relaydesk.routing import classifier as category_model
 from relaydesk.routing.models import AssignmentRule, TicketRouting, WorkspaceModel
 from relaydesk.routing.priority import decide_priority
 from relaydesk.routing.schemas import RuleIn, RulePatch
-from relaydesk.routing.strategies import Candidate, Decision, Requirement, Shift, Strategy, decide
+from relaydesk.routing.strategies import (
+    Candidate,
+    Decision,
+    Requirement,
+    Shift,
+    Strategy,
+    decide,
+)
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Priority, Status
@@ -112,7 +120,7 @@ class RoutingService:
             model = await self.models.for_workspace(self.session, workspace_id)
             min_conf = settings.classifier_min_confidence
             label, confidence, reason = category_model.classify(
-                model, ticket.subject, _plain(ticket.description),
+                model, ticket.subject, html_to_text(ticket.description),
                 min_confidence=category_model.DEFAULT_MIN_CONFIDENCE if min_conf is None else min_conf,
                 fallback=settings.fallback_category)
             source = "fallback" if label == settings.fallback_category and "fell back" in reason else "model"
@@ -134,7 +142,7 @@ class RoutingService:
             priority_source, reasons = "given", [f"chosen when the ticket was opened: {ticket.priority}"]
         else:
             decision = decide_priority(
-                ticket.subject, _plain(ticket.description), category_default=category_default,
+                ticket.subject, html_to_text(ticket.description), category_default=category_default,
                 customer_tier=requester.tier, keywords=settings.priority_keywords)
             priority_source, reasons = "rules", list(decision.reasons)
             if decision.priority != ticket.priority:
@@ -217,13 +225,14 @@ class RoutingService:
             return None
         lineage = await self._category_lineage(ticket.workspace_id, ticket.category_id)
         facts = {"channels": ticket.channel, "priorities": ticket.priority, "customer_tiers": requester.tier,
-                 "languages": requester.language.split("-")[0].lower()}
+                 "languages": _primary_language(requester.language)}
         for rule in rules:
             c = rule.conditions or {}
             if c.get("category_ids") and not lineage & set(c["category_ids"]):
                 continue
-            if any(c.get(key) and value not in [v.split("-")[0].lower() if key == "languages" else v for v in c[key]]
-                   for key, value in facts.items()):
+            wanted = {key: set(c.get(key) or ()) for key in facts}
+            wanted["languages"] = {_primary_language(v) for v in wanted["languages"]}
+            if any(values and facts[key] not in values for key, values in wanted.items()):
                 continue
             return rule
         return None
@@ -455,10 +464,9 @@ class RoutingService:
         return RetrainResult(len(samples), labels, accuracy)
 
 
-def _plain(html: str) -> str:
-    from relaydesk.core.sanitize import html_to_text
-
-    return html_to_text(html)
+def _primary_language(tag: str) -> str:
+    """"en-GB" and "en" are the same language for routing."""
+    return tag.split("-")[0].lower()
 
 
 def _candidate(agent: dict[str, Any], load: int) -> Candidate:

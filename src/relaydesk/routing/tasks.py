@@ -6,15 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.outbox import first_time
 from relaydesk.core.principal import Principal
 from relaydesk.core.scheduler import Periodic
-from relaydesk.customers.service import CustomerService
-from relaydesk.identity.service import UserService
 from relaydesk.routing.service import ModelCache, RoutingService
 from relaydesk.tickets.lifecycle import OPEN_WORK, Status
-from relaydesk.tickets.service import TicketService
+from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,14 +20,10 @@ if TYPE_CHECKING:
 
 
 def routing_service(runtime: Runtime, session: AsyncSession) -> RoutingService:
-    users = UserService(session, runtime.hasher)
-    agents = AgentService(session, users)
-    teams = TeamService(session, agents)
-    customers = CustomerService(session, users)
+    tickets = ticket_service(runtime, session)
     models = runtime.extras.setdefault("category_models", ModelCache())
-    tickets = TicketService(session, customers=customers, agents=agents, teams=teams)
-    return RoutingService(session, tickets=tickets, agents=agents, teams=teams, customers=customers,
-                          models=models)  # type: ignore[arg-type]
+    return RoutingService(session, tickets=tickets, agents=tickets.agents, teams=tickets.teams,
+                          customers=tickets.customers, models=models)  # type: ignore[arg-type]
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from relaydesk.core.schemas import Input, Output
+from relaydesk.core.schemas import Input, Output, TimeZone
 from relaydesk.customers.schemas import Tier
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=120)]
@@ -21,8 +21,7 @@ class Interval(Input):
 
 class CalendarIn(Input):
     name: Name
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="IANA time zone, e.g. Europe/Berlin.")
+    timezone: TimeZone = Field(description="IANA time zone, e.g. Europe/Berlin.")
     weekly_hours: dict[Literal["0", "1", "2", "3", "4", "5", "6"], list[Interval]] = Field(
         description="Weekday (0 = Monday) to opening intervals in local time.")
     holidays: list[date] = Field(default_factory=list, max_length=400)
@@ -36,7 +35,7 @@ class CalendarIn(Input):
 
 class CalendarPatch(Input):
     name: Name | None = None
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    timezone: TimeZone | None = None
     weekly_hours: dict[Literal["0", "1", "2", "3", "4", "5", "6"], list[Interval]] | None = None
     holidays: list[date] | None = Field(default=None, max_length=400)
 

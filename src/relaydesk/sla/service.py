@@ -26,7 +26,13 @@ from relaydesk.sla import engine
 from relaydesk.sla.calendar import BusinessCalendar
 from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
 from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
-from relaydesk.sla.schemas import CalendarIn, CalendarPatch, EscalationIn, PolicyIn, PolicyPatch
+from relaydesk.sla.schemas import (
+    CalendarIn,
+    CalendarPatch,
+    EscalationIn,
+    PolicyIn,
+    PolicyPatch,
+)
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Status, can_move
@@ -376,7 +382,7 @@ class SlaService:
         try:
             BusinessCalendar.from_dict({"timezone": timezone, "weekly_hours": hours, "holidays": holidays})
         except ValueError as exc:
-            raise ValidationFailed(str(exc), field="timezone" if "zone" in str(exc) else "weekly_hours") from None
+            raise ValidationFailed(str(exc), field="weekly_hours") from None
         return {"timezone": timezone, "weekly_hours": hours, "holidays": sorted(set(holidays))}
 
     @staticmethod

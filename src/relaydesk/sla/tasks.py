@@ -7,13 +7,10 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.outbox import first_time
 from relaydesk.core.scheduler import Periodic
-from relaydesk.customers.service import CustomerService
-from relaydesk.identity.service import UserService
 from relaydesk.sla.service import SlaService
-from relaydesk.tickets.service import TicketService
+from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,12 +24,8 @@ TICKET_EVENTS = ("ticket.created", "message.posted", "ticket.status_changed", "t
 
 
 def sla_service(runtime: Runtime, session: AsyncSession) -> SlaService:
-    users = UserService(session, runtime.hasher)
-    agents = AgentService(session, users)
-    teams = TeamService(session, agents)
-    customers = CustomerService(session, users)
-    tickets = TicketService(session, customers=customers, agents=agents, teams=teams)
-    return SlaService(session, tickets=tickets, customers=customers, teams=teams)
+    tickets = ticket_service(runtime, session)
+    return SlaService(session, tickets=tickets, customers=tickets.customers, teams=tickets.teams)
 
 
 def install(runtime: Runtime) -> list[Periodic]:
