@@ -18,6 +18,8 @@ from relaydesk.core.problems import install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
 from relaydesk.identity.api import router as identity_router
 from relaydesk.notifications.api import router as notifications_router
+from relaydesk.realtime.api import router as realtime_router
+from relaydesk.realtime.sockets import SocketRegistry
 from relaydesk.routing.api import router as routing_router
 from relaydesk.runtime import Runtime, build_runtime
 from relaydesk.sla.api import router as sla_router
@@ -40,8 +42,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # Embedded: jobs run in this process, so it also keeps the schedule. Scaled:
         # workers run jobs and `relaydesk scheduler` keeps the schedule; every server
         # still delivers the events its own requests commit.
+        sockets.start()
         async with background(runtime, dispatcher=True, scheduler=not runtime.scaled):
             yield
+        await sockets.stop()
         await runtime.close()
 
     app = FastAPI(
@@ -49,6 +53,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
     )
     app.state.runtime = runtime
+    sockets = SocketRegistry(runtime)
+    runtime.hub.listen(sockets)
+    app.state.sockets = sockets
     install_jobs(runtime)
     app.state.db = runtime.db
     install_problem_handlers(app)
@@ -60,7 +67,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
 
     for router in (identity_router, agents_router, customers_router, tickets_router, routing_router, sla_router,
-                   notifications_router):
+                   notifications_router, realtime_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

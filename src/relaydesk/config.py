@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 2
     # The Redis stream jobs travel on (scaled mode); deployments sharing a Redis use different names.
     job_queue: str = "relaydesk:jobs"
+    # The Redis pub/sub channel live events cross server processes on (scaled mode).
+    realtime_channel: str = "relaydesk:live"
+
+    # Live sockets: frames buffered per socket before a slow client is dropped (it
+    # reconnects and resumes), heartbeat, silence before a socket is closed, how long an
+    # agent may be idle before showing as away, how many missed events a resume replays.
+    ws_buffer_frames: int = 1000
+    ws_heartbeat_seconds: float = 25
+    ws_idle_timeout_seconds: float = 75
+    ws_auth_timeout_seconds: float = 10
+    ws_replay_limit: int = 1000
+    agent_away_after_seconds: float = 600
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":

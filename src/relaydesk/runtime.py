@@ -16,6 +16,7 @@ from relaydesk.core.db import AsyncSession, Database
 from relaydesk.core.dispatcher import Dispatcher
 from relaydesk.core.jobs import Jobs, build_broker
 from relaydesk.core.observability import Metrics
+from relaydesk.core.realtime import Hub, InProcessHub, RedisHub
 from relaydesk.core.storage import FileStorage, LocalFileStorage
 from relaydesk.identity.security import PasswordHasher, TokenSigner
 
@@ -31,6 +32,7 @@ class Runtime:
     files: FileStorage
     jobs: Jobs
     dispatcher: Dispatcher
+    hub: Hub
     extras: dict[str, object] = field(default_factory=dict)  # per-process caches (e.g. loaded models)
 
     @property
@@ -52,6 +54,7 @@ class Runtime:
                 self.dispatcher.nudge()
 
     async def close(self) -> None:
+        await self.hub.stop()
         await self.jobs.broker.shutdown()
         await self.db.dispose()
 
@@ -62,6 +65,7 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
     db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock = clock or SystemClock()
     jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue))
+    hub: Hub = RedisHub(settings.redis_url, settings.realtime_channel) if settings.redis_url else InProcessHub()
     return Runtime(
         settings=settings,
         db=db,
@@ -71,5 +75,6 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
         metrics=Metrics(),
         files=LocalFileStorage(settings.resolved_upload_dir),
         jobs=jobs,
-        dispatcher=Dispatcher(db, jobs, clock, poll_seconds=settings.outbox_poll_seconds),
+        dispatcher=Dispatcher(db, jobs, clock, hub, poll_seconds=settings.outbox_poll_seconds),
+        hub=hub,
     )

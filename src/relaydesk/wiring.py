@@ -36,6 +36,7 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
     """Run this process's share of the background work while the body runs."""
     periodic = install_jobs(runtime)
     await runtime.jobs.broker.startup()
+    await runtime.hub.start()
     tasks = []
     if dispatcher:
         tasks.append(asyncio.create_task(runtime.dispatcher.run(), name="dispatcher"))

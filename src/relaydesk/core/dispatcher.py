@@ -19,16 +19,18 @@ from relaydesk.core.clock import Clock
 from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
 from relaydesk.core.outbox import OutboxEvent
+from relaydesk.core.realtime import Hub, LiveEvent
 
 log = structlog.get_logger("relaydesk.dispatcher")
 
 
 class Dispatcher:
-    def __init__(self, db: Database, jobs: Jobs, clock: Clock, *, poll_seconds: float = 2.0,
+    def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
                  batch: int = 200, gather_seconds: float = 0.02) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
+        self.hub = hub
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
@@ -58,6 +60,8 @@ class Dispatcher:
                                             type=event.type, payload=event.payload)
                 event.dispatched_at = now
             await session.commit()
+        # Live sockets hear about an event only once it is committed and on its way.
+        await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events])
         return len(events)
 
     async def drain(self) -> None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.identity.service import AuthService, LoginPolicy, UserService
 
+if TYPE_CHECKING:
+    from relaydesk.runtime import Runtime
+
 
 def auth_service(request: Request, session: AsyncSession) -> AuthService:
-    runtime = request.app.state.runtime
+    return auth_service_for(request.app.state.runtime, session)
+
+
+def auth_service_for(runtime: Runtime, session: AsyncSession) -> AuthService:
+    """For callers without an HTTP request: WebSockets, mail and chat adapters."""
     s = runtime.settings
     policy = LoginPolicy(
         slowdown_after=s.login_slowdown_after, max_failures=s.login_max_failures,

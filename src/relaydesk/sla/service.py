@@ -37,7 +37,7 @@ from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Status, can_move
 from relaydesk.tickets.models import Ticket
-from relaydesk.tickets.service import TicketService
+from relaydesk.tickets.service import TicketService, event_scope
 
 HOUR = 3600
 # Targets when a workspace has no policy of its own (seconds).
@@ -212,7 +212,7 @@ class SlaService:
         for event in sorted(crossed, key=lambda e: (e.at, SEVERITY[e.level])):
             self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
                                 clock=event.kind.value, level=event.level.value, crossed_at=event.at,
-                                due_at=engine.due_at(clocks[event.kind], calendar))
+                                due_at=engine.due_at(clocks[event.kind], calendar), **event_scope(ticket))
         tracker.clocks = {k.value: c.to_dict() for k, c in clocks.items()}
         states = [engine.status(c, now, calendar, thresholds) for c in clocks.values()]
         worst = max(states, key=lambda s: SEVERITY[s])
@@ -302,7 +302,7 @@ class SlaService:
         await self.session.flush()
         self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id, level=level,
                             kind=kind, reason=reason, escalation_id=escalation.id,
-                            actor_id=raised_by, team_id=ticket.team_id)
+                            actor_id=raised_by, **event_scope(ticket))
         return escalation
 
     async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:

@@ -54,6 +54,14 @@ class PostedMessage:
     follow_up_created: bool = False
 
 
+def event_scope(ticket: Ticket) -> dict[str, object]:
+    """Who a ticket's events concern, carried in each so consumers (live sockets above
+    all) can decide without reading the ticket again."""
+    return {"number": ticket.number, "requester_id": ticket.requester_id,
+            "organisation_id": ticket.organisation_id, "team_id": ticket.team_id,
+            "assignee_id": ticket.assignee_id}
+
+
 class TicketService:
     def __init__(
         self, session: AsyncSession, *, customers: CustomerService, agents: AgentService, teams: TeamService,
@@ -163,7 +171,8 @@ class TicketService:
         })
         self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
                             actor_kind=principal.actor_kind, category_given=data.category_id is not None,
-                            priority_given=data.priority is not None, assigned=data.assignee_id is not None)
+                            priority_given=data.priority is not None, assigned=data.assignee_id is not None,
+                            subject=ticket.subject, **event_scope(ticket))
         return ticket
 
     # -- change --------------------------------------------------------------------------
@@ -382,7 +391,7 @@ class TicketService:
             verb = "Re-opened by the customer's reply" if outcome.reopened else "Status changed"
             self._system_message(ticket, f"{verb}: {previous} to {outcome.new_status.value}.", now, internal=False)
         ticket.updated_at = now
-        self._audit(principal, ticket, now, changes)
+        self._audit(principal, ticket, now, changes, message)
         return PostedMessage(message, attachments)
 
     async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
@@ -462,20 +471,26 @@ class TicketService:
         ))
 
     def _audit(self, principal: Principal, ticket: Ticket, now: datetime,
-               changes: dict[str, tuple[object, object]]) -> None:
+               changes: dict[str, tuple[object, object]], message: Message | None = None) -> None:
         self.audit.record(
             workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id, actor_id=principal.user_id,
             actor_kind=principal.actor_kind, at=now, changes=changes,
         )
-        self._publish_changes(ticket, now, changes, principal)
+        self._publish_changes(ticket, now, changes, principal, message)
 
     def _publish_changes(self, ticket: Ticket, now: datetime, changes: dict[str, tuple[object, object]],
-                         principal: Principal) -> None:
-        """One event per kind of change, for the domains that react (routing, SLA, ...)."""
-        by = {"actor_id": principal.user_id, "actor_kind": principal.actor_kind}
+                         principal: Principal, message: Message | None) -> None:
+        """One event per kind of change, for the domains that react (routing, SLA, live sockets, ...)."""
+        by = {"actor_id": principal.user_id, "actor_kind": principal.actor_kind, **event_scope(ticket)}
         ws, tid = ticket.workspace_id, ticket.id
         if "created" in changes:
             return  # create() publishes ticket.created itself, with what the requester chose
+        if message is not None:
+            # The body travels with the event so live sockets can show it without a read.
+            self.outbox.publish(ws, "message.posted", now, ticket_id=tid, message_id=message.id,
+                                internal=message.internal, author_kind=message.author_kind,
+                                author_id=message.author_id, channel=message.channel,
+                                body_html=message.body_html, body_text=message.body_text, **by)
         if "status" in changes:
             before, after = changes["status"]
             self.outbox.publish(ws, "ticket.status_changed", now, ticket_id=tid, before=before, after=after, **by)
@@ -487,7 +502,4 @@ class TicketService:
             if field in changes:
                 before, after = changes[field]
                 self.outbox.publish(ws, event, now, ticket_id=tid, before=before, after=after, **by)
-        for field in ("reply", "internal_note"):
-            if field in changes:
-                self.outbox.publish(ws, "message.posted", now, ticket_id=tid, message_id=changes[field][1],
-                                    internal=field == "internal_note", **by)
+

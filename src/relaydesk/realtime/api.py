@@ -1,0 +1,259 @@
+"""``GET /api/v1/ws``: one socket per browser tab, many subscriptions per socket.
+
+The protocol (JSON text frames) is documented in docs/realtime.md. In short: authenticate
+(query ``token``, the ``relaydesk_access`` cookie, or a first ``auth`` frame), subscribe
+to channels, optionally resume from the last event id seen, then receive ``event``
+frames; send ``typing``, ``presence`` and ``activity`` frames; answer ``ping`` with
+``pong``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from relaydesk.agents.schemas import Availability
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.errors import AppError
+from relaydesk.core.jsonable import jsonable
+from relaydesk.core.principal import Principal
+from relaydesk.core.realtime import LiveEvent
+from relaydesk.identity.service import UserService
+from relaydesk.identity.wiring import auth_service_for
+from relaydesk.realtime.audience import DASHBOARD, Viewer
+from relaydesk.realtime.sockets import CLOSE_UNAUTHENTICATED, Connection, SocketRegistry
+from relaydesk.tickets.service import event_scope
+from relaydesk.tickets.tasks import ticket_service
+
+if TYPE_CHECKING:
+    from relaydesk.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1")
+
+MAX_FRAME_CHARS = 16_384
+TYPING_REPEAT_SECONDS = 2.0
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.field = code, detail, field
+
+
+@router.websocket("/ws")
+async def live(websocket: WebSocket) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    registry: SocketRegistry = websocket.app.state.sockets
+    await websocket.accept()
+    token = websocket.query_params.get("token") or websocket.cookies.get("relaydesk_access")
+    try:
+        if not token:
+            token = await _first_frame_token(websocket, runtime.settings.ws_auth_timeout_seconds)
+        principal, viewer = await _authenticate(runtime, token)
+    except (ProtocolError, AppError, TimeoutError, WebSocketDisconnect) as exc:
+        detail = getattr(exc, "detail", None) or "Authenticate with a valid access token."
+        try:
+            await websocket.send_text(orjson.dumps({"type": "error", "code": "unauthenticated",
+                                                    "detail": str(detail)}).decode())
+            await websocket.close(CLOSE_UNAUTHENTICATED)
+        except Exception:
+            pass
+        return
+
+    connection = Connection(websocket, principal, viewer, buffer=runtime.settings.ws_buffer_frames)
+    pump = asyncio.create_task(connection.pump())
+    registry.add(connection)
+    try:
+        connection.send({"type": "hello", "user_id": str(principal.user_id), "role": principal.role.value,
+                         "workspace_id": str(principal.workspace_id),
+                         "last_event_id": await registry.latest_event_id(principal.workspace_id)})
+        session = _Session(runtime, registry, connection)
+        for channel in filter(None, (websocket.query_params.get("subscribe") or "").split(",")):
+            await session.handle({"type": "subscribe", "channel": channel.strip()})
+        if websocket.query_params.get("last_event_id"):
+            await session.handle({"type": "resume", "last_event_id": websocket.query_params["last_event_id"]})
+        while not connection.closed:
+            raw = await websocket.receive_text()
+            connection.last_heard = time.monotonic()
+            await session.handle_raw(raw)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        registry.remove(connection)
+        connection.drop(1000)
+        await pump
+        if connection.presence_managed and not registry.connections_of(principal.workspace_id, principal.user_id):
+            # The agent's last live tab closed: they are no longer at their desk.
+            await registry.set_availability(principal, Availability.OFFLINE)
+
+
+async def _first_frame_token(websocket: WebSocket, timeout: float) -> str:
+    raw = await asyncio.wait_for(websocket.receive_text(), timeout=timeout)
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("unauthenticated", "The first frame must be {\"type\": \"auth\", \"token\": ...}.")
+    if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
+        raise ProtocolError("unauthenticated", "The first frame must be {\"type\": \"auth\", \"token\": ...}.")
+    return frame["token"]
+
+
+async def _authenticate(runtime: Runtime, token: str) -> tuple[Principal, Viewer]:
+    async with runtime.db.read_session() as session:
+        principal = await auth_service_for(runtime, session).authenticate(token, runtime.clock.now())
+        if principal.user_id is None:
+            raise ProtocolError("unauthenticated", "Sockets belong to a person.")
+        if principal.is_staff:
+            return principal, Viewer(principal.user_id, is_staff=True)
+        vis = await ticket_service(runtime, session).visibility(principal)
+        return principal, Viewer(principal.user_id, is_staff=False, customer_id=vis.customer_id,
+                                 organisation_id=vis.organisation_id)
+
+
+class _Session:
+    """What one socket asks of the server, frame by frame."""
+
+    def __init__(self, runtime: Runtime, registry: SocketRegistry, connection: Connection) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        self.connection = connection
+        self.principal = connection.principal
+
+    async def handle_raw(self, raw: str) -> None:
+        if len(raw) > MAX_FRAME_CHARS:
+            self._error(ProtocolError("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters."))
+            return
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._error(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\"."))
+            return
+        if not isinstance(frame, dict):
+            self._error(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\".", "type"))
+            return
+        await self.handle(frame)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind not in ("pong", "ping"):
+            self.connection.last_active = time.monotonic()
+            if self.connection.auto_away:
+                self.connection.auto_away = False
+                await self.registry.set_availability(self.principal, Availability.ONLINE)
+        try:
+            match kind:
+                case "pong" | "activity":
+                    pass
+                case "ping":
+                    self.connection.send({"type": "pong"})
+                case "subscribe":
+                    channel = await self._resolve(frame.get("channel"))
+                    self.connection.subscriptions.add(channel)
+                    self.connection.send({"type": "subscribed", "channel": channel,
+                                          "requested": frame.get("channel")})
+                case "unsubscribe":
+                    channel = await self._resolve(frame.get("channel"))
+                    self.connection.subscriptions.discard(channel)
+                    self.connection.send({"type": "unsubscribed", "channel": channel})
+                case "resume":
+                    after = _non_negative_int(frame.get("last_event_id"), "last_event_id")
+                    await self.registry.replay(self.connection, after)
+                case "typing":
+                    await self._typing(frame)
+                case "presence":
+                    await self._presence(frame)
+                case _:
+                    raise ProtocolError("unknown_type", "Unknown frame type.", "type")
+        except ProtocolError as exc:
+            self._error(exc)
+        except AppError as exc:
+            self._error(ProtocolError(exc.code, exc.detail, exc.field))
+
+    def _error(self, exc: ProtocolError) -> None:
+        frame = {"type": "error", "code": exc.code, "detail": exc.detail}
+        if exc.field:
+            frame["field"] = exc.field
+        self.connection.send(frame)
+
+    async def _resolve(self, requested: object) -> str:
+        """The canonical channel name for what the client asked, if they may have it."""
+        if not isinstance(requested, str) or not requested:
+            raise ProtocolError("invalid_channel", "Name a channel.", "channel")
+        staff = self.principal.is_staff
+        if requested == DASHBOARD and staff:
+            return DASHBOARD
+        if requested == "queue:me" and staff:
+            return f"queue:user:{self.principal.user_id}"
+        kind, _, ref = requested.partition(":")
+        if kind == "ticket" and ref:
+            return f"ticket:{await self._ticket(ref)}"
+        if requested.startswith("queue:team:") and staff:
+            team_id = _uuid(requested.removeprefix("queue:team:"))
+            async with self.runtime.db.read_session() as session:
+                agents = AgentService(session, UserService(session, self.runtime.hasher))
+                if team_id is None or not await TeamService(session, agents).exists(self.principal.workspace_id,
+                                                                                   team_id):
+                    raise ProtocolError("not_found", "No such team.", "channel")
+            return f"queue:team:{team_id}"
+        if requested.startswith(("queue:", DASHBOARD)):
+            raise ProtocolError("forbidden", "Only support staff may watch queues and the dashboard.", "channel")
+        raise ProtocolError("invalid_channel", "Channels are ticket:<id>, queue:me, queue:team:<id> and dashboard.",
+                            "channel")
+
+    async def _ticket(self, ref: str) -> uuid.UUID:
+        async with self.runtime.db.read_session() as session:
+            ticket = await ticket_service(self.runtime, session).get(self.principal, ref)
+            self.connection.tickets[ticket.id] = event_scope(ticket)
+            return ticket.id
+
+    async def _typing(self, frame: dict[str, Any]) -> None:
+        state = frame.get("state")
+        if state not in ("started", "stopped"):
+            raise ProtocolError("invalid_value", "state is \"started\" or \"stopped\".", "state")
+        ticket_id = _uuid(str(frame.get("ticket_id") or ""))
+        if ticket_id is None or ticket_id not in self.connection.tickets:
+            raise ProtocolError("not_subscribed", "Subscribe to the ticket before typing on it.", "ticket_id")
+        last = self.connection.last_typing.get(ticket_id)
+        now = time.monotonic()
+        if last and last[0] == state and now - last[1] < TYPING_REPEAT_SECONDS:
+            return  # keystrokes repeat "started"; the others need it once in a while, not each time
+        self.connection.last_typing[ticket_id] = (state, now)
+        await self.runtime.hub.publish([LiveEvent(None, self.principal.workspace_id, "typing", jsonable({
+            "ticket_id": ticket_id, "state": state, "user_id": self.principal.user_id,
+            "author_kind": self.principal.actor_kind,
+            # An agent drafting an internal note is not something the customer hears about.
+            "internal": bool(frame.get("internal")) and self.principal.is_staff,
+            **self.connection.tickets[ticket_id],
+        }))])
+
+    async def _presence(self, frame: dict[str, Any]) -> None:
+        if not self.principal.is_staff:
+            raise ProtocolError("forbidden", "Only agents have a presence.", "status")
+        try:
+            status = Availability(frame.get("status"))
+        except ValueError:
+            raise ProtocolError("invalid_value", "status is online, away or offline.", "status") from None
+        self.connection.presence_managed = status is not Availability.OFFLINE
+        self.connection.auto_away = False
+        await self.registry.set_availability(self.principal, status)
+        self.connection.send({"type": "presence", "status": status.value})
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _non_negative_int(value: object, field: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError("invalid_value", f"{field} is a non-negative integer.", field)
+    return value

@@ -1,0 +1,377 @@
+"""Live updates over a real WebSocket: a uvicorn server on loopback, a real client."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from factories import Actor, Workspace, make_workspace
+from relaydesk.core.realtime import LiveEvent
+from relaydesk.realtime.audience import Viewer
+from relaydesk.realtime.sockets import CLOSE_IDLE, CLOSE_TOO_SLOW, Connection
+from relaydesk.runtime import Runtime
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def ws_url(app) -> AsyncIterator[str]:  # noqa: ANN001
+    """The session's app behind a real server; background loops stay off so tests
+    decide when events are delivered (``settle``)."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"ws://127.0.0.1:{port}/api/v1/ws"
+    server.should_exit = True
+    await task
+
+
+class Live:
+    """One client socket, with helpers that skip heartbeats."""
+
+    def __init__(self, socket_: ClientConnection) -> None:
+        self.socket = socket_
+
+    async def send(self, **frame: Any) -> None:
+        await self.socket.send(orjson.dumps(frame).decode())
+
+    async def next(self, timeout: float = 3.0) -> dict[str, Any]:
+        while True:
+            frame = orjson.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+            if frame["type"] != "ping":
+                return frame
+
+    async def expect(self, type_: str, **match: Any) -> dict[str, Any]:
+        frame = await self.next()
+        assert frame["type"] == type_, frame
+        for key, value in match.items():
+            assert frame.get(key) == value, frame
+        return frame
+
+    async def events(self, quiet: float = 0.3) -> list[dict[str, Any]]:
+        """Every event frame that arrives until the socket has been quiet for a moment."""
+        seen = []
+        while True:
+            try:
+                frame = await self.next(timeout=quiet)
+            except TimeoutError:
+                return seen
+            if frame["type"] == "event":
+                seen.append(frame)
+
+
+async def open_live(url: str, actor: Actor, *subscribe: str, **params: Any) -> Live:
+    query = f"?token={actor.token}"
+    if subscribe:
+        query += "&subscribe=" + ",".join(subscribe)
+    for key, value in params.items():
+        query += f"&{key}={value}"
+    live = Live(await connect(url + query))
+    await live.expect("hello")
+    for _ in subscribe:
+        await live.expect("subscribed")
+    return live
+
+
+async def setup(client) -> tuple[Workspace, Actor, Actor, dict[str, Any]]:  # noqa: ANN001
+    ws = await make_workspace(client)
+    agent = await ws.staff()
+    customer = await ws.customer()
+    ticket = await ws.ticket(customer)
+    return ws, agent, customer, ticket
+
+
+class TestConnecting:
+    async def test_a_bad_token_is_refused_with_a_reason(self, ws_url: str) -> None:
+        async with connect(ws_url + "?token=nonsense") as sock:
+            frame = orjson.loads(await sock.recv())
+            assert frame["type"] == "error" and frame["code"] == "unauthenticated"
+            with pytest.raises(ConnectionClosed) as closed:
+                await sock.recv()
+            assert closed.value.rcvd.code == 4401
+
+    async def test_the_token_may_come_in_the_first_frame(self, client, ws_url: str) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        async with connect(ws_url) as sock:
+            await sock.send(orjson.dumps({"type": "auth", "token": ws.admin.token}).decode())
+            hello = orjson.loads(await sock.recv())
+            assert hello["type"] == "hello" and hello["user_id"] == ws.admin.id and hello["role"] == "admin"
+
+    async def test_a_first_frame_that_is_not_auth_is_refused(self, ws_url: str) -> None:
+        async with connect(ws_url) as sock:
+            await sock.send('{"type": "subscribe", "channel": "dashboard"}')
+            assert orjson.loads(await sock.recv())["code"] == "unauthenticated"
+
+    async def test_malformed_frames_get_an_error_naming_the_problem(self, client, ws_url: str) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        live = await open_live(ws_url, ws.admin)
+        await live.socket.send("not json")
+        assert (await live.expect("error"))["code"] == "invalid_frame"
+        await live.send(type="subscribe", channel="nowhere:1")
+        error = await live.expect("error", code="invalid_channel")
+        assert error["field"] == "channel"
+        await live.send(type="resume", last_event_id=-4)
+        assert (await live.expect("error"))["field"] == "last_event_id"
+        await live.send(type="dance")
+        assert (await live.expect("error"))["code"] == "unknown_type"
+        await live.send(type="ping")
+        await live.expect("pong")  # still connected and answering
+
+
+class TestWhoHearsWhat:
+    async def test_agent_and_customer_see_the_conversation_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['number']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+
+        assert (await ws.reply(agent, ticket["id"], "Internal: check the warehouse", internal=True)).status_code == 201
+        assert (await ws.reply(agent, ticket["id"], "We are sending a new one today.")).status_code == 201
+        await settle()
+
+        staff_events = await staff_live.events()
+        bodies = [e["data"]["body_text"] for e in staff_events if e["event"] == "message.posted"]
+        assert bodies == ["Internal: check the warehouse", "We are sending a new one today."]
+        assert "ticket.status_changed" in {e["event"] for e in staff_events}
+        ids = [e["id"] for e in staff_events]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+        customer_events = await customer_live.events()
+        assert [e["event"] for e in customer_events] == ["message.posted", "ticket.status_changed"]
+        reply = customer_events[0]["data"]
+        assert reply["body_text"] == "We are sending a new one today." and reply["author_kind"] == "agent"
+        assert "internal" not in reply and "assignee_id" not in reply and "actor_id" not in reply
+        assert customer_events[1]["data"]["after"] == "IN_PROGRESS"
+
+    async def test_customers_never_hear_agent_only_events(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"priority": "URGENT", "assignee_id": agent.id},
+                               headers=agent.headers)
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "VIP angry"},
+                              headers=agent.headers)
+        assert r.status_code in (200, 201), r.text
+        await settle()
+        # The status is the customer's business (the portal shows it); the rest is not.
+        heard = await customer_live.events()
+        assert [(e["event"], e["data"]["after"]) for e in heard] == [("ticket.status_changed", "ESCALATED")]
+        assert set(heard[0]["data"]) == {"ticket_id", "number", "before", "after", "at"}
+
+    async def test_customers_cannot_watch_someone_elses_ticket_or_the_queues(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        stranger = await ws.customer()
+        live = await open_live(ws_url, stranger)
+        for channel, code in ((f"ticket:{ticket['id']}", "not_found"), (f"ticket:{ticket['number']}", "not_found"),
+                              ("dashboard", "forbidden"), ("queue:me", "forbidden")):
+            await live.send(type="subscribe", channel=channel)
+            assert (await live.expect("error"))["code"] == code, channel
+
+    async def test_another_workspace_is_invisible(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        other = await make_workspace(client)
+        outsider = await open_live(ws_url, other.admin, "dashboard")
+        await outsider.send(type="subscribe", channel=f"ticket:{ticket['id']}")
+        assert (await outsider.expect("error"))["code"] == "not_found"
+        await ws.reply(agent, ticket["id"], "Hello from the first workspace")
+        await settle()
+        assert await outsider.events() == []
+
+    async def test_queues_and_dashboard(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        team = (await client.post("/api/v1/teams", json={"name": "Billing"}, headers=ws.admin.headers)).json()
+        agent = await ws.staff(team_ids=[team["id"]])
+        customer = await ws.customer()
+        mine = await open_live(ws_url, agent, "queue:me")
+        team_live = await open_live(ws_url, ws.admin, f"queue:team:{team['id']}")
+        dashboard = await open_live(ws_url, ws.admin, "dashboard")
+        ticket = await ws.ticket(customer)
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"team_id": team["id"], "assignee_id": agent.id},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        mine_events = await mine.events()
+        assert any(e["event"] == "ticket.assigned" and e["data"]["after"] == agent.id for e in mine_events)
+        assert {"ticket.team_changed", "ticket.assigned"} <= {e["event"] for e in await team_live.events()}
+        assert "ticket.created" in {e["event"] for e in await dashboard.events()}
+
+        await team_live.send(type="subscribe", channel="queue:team:" + "0" * 8 + "-0000-0000-0000-" + "0" * 12)
+        assert (await team_live.expect("error"))["code"] == "not_found"
+
+
+class TestResume:
+    async def test_a_reconnecting_client_gets_what_it_missed_then_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        first = await connect(f"{ws_url}?token={agent.token}")
+        last_seen = orjson.loads(await first.recv())["last_event_id"]
+        await first.close()
+
+        await ws.reply(customer, ticket["id"], "Any news?")
+        await ws.reply(agent, ticket["id"], "Yes, shipped.")
+        await settle()
+
+        live = await open_live(ws_url, agent, f"ticket:{ticket['id']}", last_event_id=last_seen)
+        missed = await live.events()
+        posted = [e["data"]["body_text"] for e in missed if e["event"] == "message.posted"]
+        assert posted == ["Any news?", "Yes, shipped."]
+        assert all(e["id"] > last_seen for e in missed)
+
+        await ws.reply(customer, ticket["id"], "Thanks!")
+        await settle()
+        after = await live.events()
+        assert [e["data"]["body_text"] for e in after if e["event"] == "message.posted"] == ["Thanks!"]
+        assert min(e["id"] for e in after) > max(e["id"] for e in missed)
+
+    async def test_the_customer_replay_is_filtered_like_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        first = await connect(f"{ws_url}?token={customer.token}")
+        last_seen = orjson.loads(await first.recv())["last_event_id"]
+        await first.close()
+        await ws.reply(agent, ticket["id"], "secret note", internal=True)
+        await ws.reply(agent, ticket["id"], "public answer")
+        await settle()
+        live = await open_live(ws_url, customer, f"ticket:{ticket['id']}", last_event_id=last_seen)
+        texts = [e["data"].get("body_text") for e in await live.events() if e["event"] == "message.posted"]
+        assert texts == ["public answer"]
+
+
+class TestTypingAndPresence:
+    async def test_typing_reaches_the_other_side_but_note_drafting_does_not(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+
+        await customer_live.send(type="typing", ticket_id=ticket["id"], state="started")
+        typing = await staff_live.expect("event", event="typing")
+        assert typing["id"] is None and typing["data"]["author_kind"] == "customer"
+
+        await staff_live.send(type="typing", ticket_id=ticket["id"], state="started", internal=True)
+        assert [e for e in await customer_live.events() if e["data"].get("author_kind") == "agent"] == []
+        await staff_live.send(type="typing", ticket_id=ticket["id"], state="stopped")
+        frame = await customer_live.expect("event", event="typing")
+        assert frame["data"]["state"] == "stopped" and "user_id" not in frame["data"]
+
+    async def test_typing_needs_a_subscription(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        live = await open_live(ws_url, customer)
+        await live.send(type="typing", ticket_id=ticket["id"], state="started")
+        assert (await live.expect("error"))["code"] == "not_subscribed"
+
+    async def test_presence_set_by_the_agent_and_by_leaving(self, client, ws_url, settle, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff(availability="offline")
+        dashboard = await open_live(ws_url, ws.admin, "dashboard")
+        live = await open_live(ws_url, agent)
+        await live.send(type="presence", status="online")
+        await live.expect("presence", status="online")
+        await settle()
+        changed = [e for e in await dashboard.events() if e["event"] == "agent.availability_changed"]
+        assert [(e["data"]["agent_id"], e["data"]["after"]) for e in changed] == [(agent.id, "online")]
+
+        # Idle past the limit: away; a sign of life: online again.
+        registry = app.state.sockets
+        connection = registry.connections_of(*_ids(ws, agent))[0]
+        connection.last_active = time.monotonic() - app.state.runtime.settings.agent_away_after_seconds - 1
+        await registry.sweep_idle(time.monotonic())
+        assert await _availability(client, ws, agent) == "away"
+        await live.send(type="activity")
+        await live.send(type="ping")
+        await live.expect("pong")
+        assert await _availability(client, ws, agent) == "online"
+
+        await live.socket.close()
+        for _ in range(100):
+            if await _availability(client, ws, agent) == "offline":
+                break
+            await asyncio.sleep(0.02)
+        assert await _availability(client, ws, agent) == "offline"
+
+    async def test_customers_have_no_presence(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        live = await open_live(ws_url, customer)
+        await live.send(type="presence", status="online")
+        assert (await live.expect("error"))["code"] == "forbidden"
+
+
+def _ids(ws: Workspace, actor: Actor) -> tuple[Any, Any]:
+    import uuid
+
+    return uuid.UUID(ws.id), uuid.UUID(actor.id)
+
+
+async def _availability(client, ws: Workspace, agent: Actor) -> str:  # noqa: ANN001
+    r = await client.get(f"/api/v1/agents/{agent.id}", headers=ws.admin.headers)
+    return r.json()["availability"]
+
+
+class TestSlowAndSilentSockets:
+    async def test_a_socket_that_cannot_keep_up_is_dropped_without_holding_others(self, runtime: Runtime) -> None:
+        import uuid
+
+        from relaydesk.core.principal import Principal, Role
+
+        class Stuck:  # a peer whose network never drains
+            application_state = None
+
+            async def send_text(self, _frame: str) -> None:
+                await asyncio.sleep(3600)
+
+        class Quick:
+            application_state = None
+
+            def __init__(self) -> None:
+                self.frames: list[str] = []
+
+            async def send_text(self, frame: str) -> None:
+                self.frames.append(frame)
+
+        ws_id, user = uuid.uuid4(), uuid.uuid4()
+        principal = Principal(user, ws_id, Role.AGENT)
+        stuck = Connection(Stuck(), principal, Viewer(user, is_staff=True), buffer=5)  # type: ignore[arg-type]
+        quick_peer = Quick()
+        quick = Connection(quick_peer, principal, Viewer(user, is_staff=True), buffer=5)  # type: ignore[arg-type]
+        for c in (stuck, quick):
+            c.subscriptions.add("dashboard")
+        pumps = [asyncio.create_task(c.pump()) for c in (stuck, quick)]
+        started = time.monotonic()
+        for i in range(1, 21):
+            event = LiveEvent(i, ws_id, "ticket.created", {"ticket_id": str(uuid.uuid4())})
+            stuck.receive(event)
+            quick.receive(event)
+            await asyncio.sleep(0)
+        assert time.monotonic() - started < 1
+        assert stuck.closed and stuck.close_code == CLOSE_TOO_SLOW
+        assert not quick.closed and len(quick_peer.frames) == 20
+        for p in pumps:
+            p.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def test_a_silent_socket_is_closed(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        live = await open_live(ws_url, ws.admin)
+        registry = app.state.sockets
+        connection = registry.connections_of(*_ids(ws, ws.admin))[0]
+        connection.last_heard = time.monotonic() - app.state.runtime.settings.ws_idle_timeout_seconds - 1
+        await registry.sweep_idle(time.monotonic())
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await live.next()
+        assert closed.value.rcvd.code == CLOSE_IDLE

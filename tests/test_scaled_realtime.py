@@ -1,0 +1,140 @@
+"""Live updates across server processes in the scaled mode: two `relaydesk serve` on one
+PostgreSQL and a Redis of the test's own (so the test can take it away and bring it back)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from conftest import _create_pg_database, _drop_pg_database, service_unavailable
+from test_quickstart import free_port
+
+BIN = Path(sys.prefix) / "bin" / "relaydesk"
+PASSWORD = "correct horse battery staple"
+
+
+class PrivateRedis:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with __import__("socket").create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[list[str], PrivateRedis]]:
+    if shutil.which("redis-server") is None:
+        service_unavailable("redis-server is not installed")
+    redis = PrivateRedis(free_port())
+    redis.start()
+    pg_url = await _create_pg_database()
+    env = {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+           "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_LOG_LEVEL": "WARNING",
+           "RELAYDESK_PASSWORD_HASH_TIME_COST": "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024",
+           "RELAYDESK_SECRET_KEY": secrets.token_hex(16), "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+    subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
+    procs, bases = [], []
+    for i in range(2):
+        port = free_port()
+        log = (tmp_path / f"serve{i}.log").open("w")
+        procs.append(subprocess.Popen([str(BIN), "serve"], env={**env, "RELAYDESK_PORT": str(port)}, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+        bases.append(f"127.0.0.1:{port}")
+    try:
+        for i, base in enumerate(bases):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not start: " + (tmp_path / f"serve{i}.log").read_text())
+                await asyncio.sleep(0.2)
+        yield bases, redis
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        redis.stop()
+        await _drop_pg_database(pg_url)
+
+
+async def next_frame(sock, want: str, timeout: float = 15.0) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = orjson.loads(await asyncio.wait_for(sock.recv(), max(deadline - time.monotonic(), 0.01)))
+        if frame["type"] == want or (want == "message" and frame.get("event") == "message.posted"):
+            return frame
+
+
+async def test_a_reply_through_one_server_reaches_a_socket_on_the_other_and_survives_redis_going_away(two_servers):
+    (first, second), redis = two_servers
+    async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
+        r = await api.post("/api/v1/workspaces", json={"name": "Twin", "admin_name": "A", "admin_password": PASSWORD,
+                                                       "admin_email": "a@twin.example.com"})
+        slug = r.json()["workspace"]["slug"]
+        login = await api.post("/api/v1/auth/login", json={"email": "a@twin.example.com", "password": PASSWORD,
+                                                           "workspace": slug})
+        token = login.json()["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        customer = (await api.post("/api/v1/customers", headers=admin,
+                                   json={"name": "C", "email": "c@customers.example.com"})).json()
+        ticket = (await api.post("/api/v1/tickets", headers=admin, json={
+            "subject": "Where is my order?", "description": "Ordered last week.",
+            "requester_id": customer["id"]})).json()
+
+        async with connect(f"ws://{second}/api/v1/ws?token={token}&subscribe=ticket:{ticket['id']}") as sock:
+            await next_frame(sock, "subscribed")
+            r = await api.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin,
+                               json={"body": "Posted on the first server"})
+            assert r.status_code == 201
+            event = await next_frame(sock, "message")
+            assert event["data"]["body_text"] == "Posted on the first server"
+
+            redis.stop()
+            assert (await next_frame(sock, "live"))["state"] == "degraded"
+            r = await api.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin,
+                               json={"body": "Posted while Redis was away"})
+            assert r.status_code == 201, "the API keeps working without Redis"
+
+            redis.start()
+            assert (await next_frame(sock, "live", timeout=30))["state"] == "up"
+            missed = await next_frame(sock, "message", timeout=30)
+            assert missed["data"]["body_text"] == "Posted while Redis was away"
+            assert missed["id"] > event["id"]
