@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from mailpeers import ImapServer, SmtpSink
 from relaydesk.app import create_app
 from relaydesk.config import Settings
 from relaydesk.core.clock import FrozenClock
@@ -39,6 +40,24 @@ def service_unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (RELAYDESK_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def imap_server() -> Iterator[ImapServer]:
+    """One private Dovecot for the whole run; each test makes mailboxes of its own
+    (`user, password = imap_server.make_user()`)."""
+    reason = ImapServer.unavailable_reason()
+    if reason is not None:
+        service_unavailable(reason)
+    with ImapServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A fresh SMTP server collecting what is sent to it, for outbound mail."""
+    with SmtpSink() as sink:
+        yield sink
 
 
 def test_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:

@@ -151,7 +151,7 @@ class TestWhoHearsWhat:
         ids = [e["id"] for e in staff_events]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
-        customer_events = await customer_live.events()
+        customer_events = [e for e in await customer_live.events() if e["event"] != "notification.created"]
         assert [e["event"] for e in customer_events] == ["message.posted", "ticket.status_changed"]
         reply = customer_events[0]["data"]
         assert reply["body_text"] == "We are sending a new one today." and reply["author_kind"] == "agent"
@@ -213,6 +213,25 @@ class TestWhoHearsWhat:
 
         await team_live.send(type="subscribe", channel="queue:team:" + "0" * 8 + "-0000-0000-0000-" + "0" * 12)
         assert (await team_live.expect("error"))["code"] == "not_found"
+
+
+class TestNotificationsPushed:
+    async def test_a_person_gets_their_own_in_app_notifications_and_nobody_elses(
+            self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent, colleague = await ws.staff(), await ws.staff()
+        mine = await open_live(ws_url, agent)
+        theirs = await open_live(ws_url, colleague, "dashboard")
+        ticket = await ws.ticket(ws.admin)
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        pushed = [e for e in await mine.events() if e["event"] == "notification.created"]
+        assert [(e["channels"], e["data"]["kind"]) for e in pushed] == [(["notifications"], "assigned")]
+        listed = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+        assert pushed[0]["data"]["notification_id"] == listed[0]["id"]
+        assert [e for e in await theirs.events() if e["event"] == "notification.created"] == []
 
 
 class TestResume:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relaydesk import __version__
 from relaydesk.agents.api import router as agents_router
+from relaydesk.channels.api import router as channels_router
 from relaydesk.config import Settings
 from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from relaydesk.core.problems import install_problem_handlers, problem
@@ -43,7 +44,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # workers run jobs and `relaydesk scheduler` keeps the schedule; every server
         # still delivers the events its own requests commit.
         sockets.start()
-        async with background(runtime, dispatcher=True, scheduler=not runtime.scaled):
+        async with background(runtime, dispatcher=True, scheduler=not runtime.scaled, smtp=not runtime.scaled):
             yield
         await sockets.stop()
         await runtime.close()
@@ -67,7 +68,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
 
     for router in (identity_router, agents_router, customers_router, tickets_router, routing_router, sla_router,
-                   notifications_router, realtime_router):
+                   notifications_router, realtime_router, channels_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

@@ -75,6 +75,7 @@ def _scaled_runtime():  # noqa: ANN202
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1, max=1000)] = 50,
+    smtp: Annotated[bool, typer.Option(help="Also run the inbound SMTP listener (on one worker).")] = False,
 ) -> None:
     """Run background jobs from the Redis queue (scaled mode; run as many as you like)."""
     from taskiq.api import run_receiver_task
@@ -85,7 +86,7 @@ def worker(
 
     async def _run() -> None:
         try:
-            async with background(runtime, dispatcher=True, scheduler=False):
+            async with background(runtime, dispatcher=True, scheduler=False, smtp=smtp):
                 console.print(f"Worker started (concurrency {concurrency}).")
                 await run_receiver_task(runtime.jobs.broker, max_async_tasks=concurrency, run_startup=False)
         finally:

@@ -68,6 +68,29 @@ class Settings(BaseSettings):
     ws_replay_limit: int = 1000
     agent_away_after_seconds: float = 600
 
+    # Where links in emails point (the address people open Relaydesk at).
+    public_url: str = "http://127.0.0.1:8000"
+    # Outbound mail goes to this SMTP relay; without one it is written to <data dir>/mail-outbox.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # Relaydesk's own mail domain: every workspace receives mail at <slug>@mail_domain, and
+    # the Message-IDs it sends end in it.
+    mail_domain: str = "relaydesk.localhost"
+    # The built-in SMTP listener for inbound mail (in `serve` in the embedded mode, in
+    # `worker --smtp` in the scaled mode); port 0 turns it off.
+    smtp_listen_host: str = "127.0.0.1"
+    smtp_listen_port: int = 2525
+    imap_poll_seconds: float = 60
+    # Notification deliveries: how often due ones are looked for, and how long replies
+    # and status changes to one person wait to be sent together as one email.
+    delivery_scan_seconds: float = 5
+    notification_batch_seconds: float = 60
+    delivery_max_attempts: int = 8
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":
         if self.env == "production" and not self.secret_key:

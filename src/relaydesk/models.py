@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic and the schema-drift test."""
 
 from relaydesk.agents import models as agents_models  # noqa: F401
+from relaydesk.channels import models as channels_models  # noqa: F401
 from relaydesk.core import audit, outbox  # noqa: F401
 from relaydesk.core.db import Base
 from relaydesk.customers import models as customers_models  # noqa: F401

@@ -15,6 +15,7 @@ from relaydesk.core.clock import Clock, SystemClock
 from relaydesk.core.db import AsyncSession, Database
 from relaydesk.core.dispatcher import Dispatcher
 from relaydesk.core.jobs import Jobs, build_broker
+from relaydesk.core.mail import FolderMailer, Mailer, SmtpMailer
 from relaydesk.core.observability import Metrics
 from relaydesk.core.realtime import Hub, InProcessHub, RedisHub
 from relaydesk.core.storage import FileStorage, LocalFileStorage
@@ -33,6 +34,7 @@ class Runtime:
     jobs: Jobs
     dispatcher: Dispatcher
     hub: Hub
+    mailer: Mailer
     extras: dict[str, object] = field(default_factory=dict)  # per-process caches (e.g. loaded models)
 
     @property
@@ -66,6 +68,10 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
     clock = clock or SystemClock()
     jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue))
     hub: Hub = RedisHub(settings.redis_url, settings.realtime_channel) if settings.redis_url else InProcessHub()
+    mailer: Mailer = (SmtpMailer(settings.smtp_host, settings.smtp_port, starttls=settings.smtp_starttls,
+                                 use_tls=settings.smtp_tls, username=settings.smtp_username,
+                                 password=settings.smtp_password)
+                      if settings.smtp_host else FolderMailer(settings.data_dir / "mail-outbox"))
     return Runtime(
         settings=settings,
         db=db,
@@ -77,4 +83,5 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
         jobs=jobs,
         dispatcher=Dispatcher(db, jobs, clock, hub, poll_seconds=settings.outbox_poll_seconds),
         hub=hub,
+        mailer=mailer,
     )

@@ -7,14 +7,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
+
+from relaydesk.channels import tasks as channel_tasks
+from relaydesk.channels.smtp import SmtpListener
 from relaydesk.core.scheduler import Periodic, run_scheduler
-from relaydesk.runtime import Runtime
 from relaydesk.notifications import tasks as notification_tasks
+from relaydesk.runtime import Runtime
 from relaydesk.routing import tasks as routing_tasks
 from relaydesk.sla import tasks as sla_tasks
 from relaydesk.tickets import tasks as ticket_tasks
 
-INSTALLERS = (ticket_tasks.install, routing_tasks.install, sla_tasks.install, notification_tasks.install)
+INSTALLERS = (ticket_tasks.install, routing_tasks.install, sla_tasks.install, channel_tasks.install,
+              notification_tasks.install)
+log = structlog.get_logger("relaydesk.wiring")
 
 
 def install_jobs(runtime: Runtime) -> list[Periodic]:
@@ -32,11 +38,20 @@ def install_jobs(runtime: Runtime) -> list[Periodic]:
 
 
 @asynccontextmanager
-async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bool = False) -> AsyncIterator[None]:
+async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bool = False,
+                     smtp: bool = False) -> AsyncIterator[None]:
     """Run this process's share of the background work while the body runs."""
     periodic = install_jobs(runtime)
     await runtime.jobs.broker.startup()
     await runtime.hub.start()
+    listener = None
+    if smtp and runtime.settings.smtp_listen_port:
+        listener = SmtpListener(runtime, runtime.settings.smtp_listen_host, runtime.settings.smtp_listen_port)
+        try:
+            await listener.start()
+        except OSError as exc:  # another process of this deployment has the port: it listens for all
+            log.warning("smtp_listener_not_started", port=runtime.settings.smtp_listen_port, error=str(exc))
+            listener = None
     tasks = []
     if dispatcher:
         tasks.append(asyncio.create_task(runtime.dispatcher.run(), name="dispatcher"))
@@ -46,6 +61,8 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
     try:
         yield
     finally:
+        if listener is not None:
+            await listener.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
@@ -39,6 +40,8 @@ class Customer(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Free-form facts such as order numbers; "metadata" is reserved by SQLAlchemy.
     attributes: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Set when mail to this address bounced for good; nothing more is sent there until it changes.
+    email_undeliverable_at: Mapped[datetime | None]
 
     @property
     def can_sign_in(self) -> bool:

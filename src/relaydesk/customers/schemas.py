@@ -71,6 +71,8 @@ class CustomerOut(Output):
     timezone: str
     metadata: dict[str, Any] = Field(validation_alias="attributes")
     can_sign_in: bool
+    email_undeliverable_at: datetime | None = Field(
+        default=None, description="When mail to this address bounced for good; nothing is emailed there since.")
     created_at: datetime
     updated_at: datetime
 

@@ -62,6 +62,26 @@ class CustomerService:
                           at=now, changes={"created": (None, email)})
         return customer
 
+    async def principal_for(self, customer: Customer, now: datetime) -> Principal:
+        """The customer acting through a channel (email, chat, SMS): they need a user to act
+        as, made without a password when they have none (they may set one later)."""
+        if customer.user_id is None:
+            user = await self.users.find_by_email(customer.workspace_id, customer.email) or await self.users.create(
+                workspace_id=customer.workspace_id, email=customer.email, name=customer.name, role=Role.CUSTOMER,
+                password=None, now=now)
+            customer.user_id = user.id
+            await self.session.flush()
+        return Principal(customer.user_id, customer.workspace_id, Role.CUSTOMER)
+
+    async def mark_undeliverable(self, workspace_id: uuid.UUID, email: str, now: datetime) -> bool:
+        customer = await self.find_by_email(workspace_id, email)
+        if customer is None:
+            return False
+        customer.email_undeliverable_at = now
+        self.audit.record(workspace_id=workspace_id, entity_type="customer", entity_id=customer.id, actor_id=None,
+                          actor_kind="system", at=now, changes={"email_undeliverable_at": (None, now)})
+        return True
+
     async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(
             Customer.workspace_id == workspace_id, Customer.email == normalise_email(email),
@@ -132,6 +152,7 @@ class CustomerService:
         if data.email is not None and normalise_email(data.email) != customer.email:
             changes["email"] = (customer.email, normalise_email(data.email))
             customer.email = normalise_email(data.email)
+            customer.email_undeliverable_at = None  # a new address gets a fresh chance
         await self._sync_login(customer, data, now, changes)
         if changes:
             customer.updated_at = now

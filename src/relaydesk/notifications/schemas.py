@@ -2,8 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, Literal
 
-from relaydesk.core.schemas import Output
+from pydantic import Field
+
+from relaydesk.core.schemas import Input, Output
+from relaydesk.notifications.templates import KINDS
+
+NotificationKind = Literal[KINDS]  # type: ignore[valid-type]
 
 
 class NotificationOut(Output):
@@ -20,3 +26,119 @@ class NotificationPage(Output):
     items: list[NotificationOut]
     next_cursor: str | None
     unread_count: int
+
+
+class PreferenceOut(Output):
+    kind: str
+    channel: Literal["in_app", "email"]
+    enabled: bool
+    default: bool = Field(description="True while the person has not changed this one.")
+
+
+class PreferenceIn(Input):
+    kind: NotificationKind
+    channel: Literal["in_app", "email"]
+    enabled: bool
+
+
+class PreferencesIn(Input):
+    preferences: list[PreferenceIn] = Field(min_length=1, max_length=100)
+
+    model_config = {"json_schema_extra": {"examples": [{"preferences": [
+        {"kind": "reply_to_agent", "channel": "email", "enabled": False},
+        {"kind": "sla_warning", "channel": "in_app", "enabled": True}]}]}}
+
+
+class TemplateIn(Input):
+    subject: str = Field(max_length=64_000)
+    text: str = Field(default="", max_length=64_000)
+    html: str = Field(default="", max_length=64_000)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "subject": "[{{ ticket.reference }}] We got your message",
+        "text": "Hi {{ recipient_name }},\n\nThanks for writing to {{ workspace_name }}.",
+        "html": "<p>Hi {{ recipient_name }},</p><p>Thanks for writing to {{ workspace_name }}.</p>"}]}}
+
+
+class PreviewIn(Input):
+    template: TemplateIn | None = Field(default=None, description="Unsaved wording to try; null: what is in use.")
+    context: dict[str, Any] | None = Field(default=None, description="Values to render with; null: sample values.")
+
+    model_config = {"json_schema_extra": {"examples": [{"template": {"subject": "Re: {{ ticket.subject }}",
+                                                                     "text": "Hello {{ recipient_name }}"}}]}}
+
+
+class TemplateOut(Output):
+    kind: str
+    locale: str
+    subject: str
+    text: str
+    html: str
+    customised: bool
+    variables: list[str]
+
+
+class RenderedOut(Output):
+    subject: str
+    text: str
+    html: str
+
+
+class DeliveryOut(Output):
+    id: uuid.UUID
+    channel: str
+    kind: str
+    recipient: str
+    user_id: uuid.UUID | None
+    ticket_id: uuid.UUID | None
+    status: str
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    last_error: str | None
+    message_id: str | None = None
+    batched_into_id: uuid.UUID | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class DeliveryPage(Output):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class WebhookIn(Input):
+    url: str = Field(min_length=8, max_length=2000)
+    kind: Literal["generic", "slack"] = "generic"
+    events: list[str] = Field(min_length=1, max_length=20)
+    description: str = Field(default="", max_length=300)
+    allow_private: bool = Field(default=False, description="Allow loopback/private-network targets (admins only).")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"url": "https://hooks.example.com/relaydesk", "events": ["ticket.created", "message.posted"]},
+        {"url": "https://hooks.slack.com/services/T000/B000/XXXX", "kind": "slack", "events": ["ticket.escalated"]}]}}
+
+
+class WebhookPatch(Input):
+    url: str | None = Field(default=None, min_length=8, max_length=2000)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    description: str | None = Field(default=None, max_length=300)
+    active: bool | None = None
+    allow_private: bool | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"active": False}]}}
+
+
+class WebhookOut(Output):
+    id: uuid.UUID
+    url: str
+    kind: str
+    events: list[str]
+    description: str
+    active: bool
+    allow_private: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Verifies X-Relaydesk-Signature; shown only now.")

@@ -7,27 +7,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.errors import NotFound
+from relaydesk.core.db import new_id
+from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
-from relaydesk.notifications.models import Notification
+from relaydesk.notifications import templates
+from relaydesk.notifications.models import Notification, NotificationTemplate
 
 
 class NotificationService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def notify(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID | None], *, kind: str, title: str,
-               now: datetime, body: str = "", ticket_id: uuid.UUID | None = None,
-               event_id: int | None = None) -> int:
-        recipients = {u for u in user_ids if u is not None}
-        self.session.add_all(Notification(
-            workspace_id=workspace_id, user_id=u, kind=kind, title=title[:300], body=body, ticket_id=ticket_id,
-            event_id=event_id, created_at=now) for u in sorted(recipients))
-        return len(recipients)
+    def notify_one(self, workspace_id: uuid.UUID, user_id: uuid.UUID, *, kind: str, title: str, now: datetime,
+                   body: str = "", ticket_id: uuid.UUID | None = None, event_id: int | None = None) -> Notification:
+        row = Notification(id=new_id(), workspace_id=workspace_id, user_id=user_id, kind=kind, title=title[:300],
+                           body=body, ticket_id=ticket_id, event_id=event_id, created_at=now)
+        self.session.add(row)
+        return row
 
     def _mine(self, principal: Principal):  # noqa: ANN202 - a select
         return select(Notification).where(Notification.workspace_id == principal.workspace_id,
@@ -59,3 +60,65 @@ class NotificationService:
         await self.session.execute(update(Notification).where(
             Notification.workspace_id == principal.workspace_id, Notification.user_id == principal.user_id,
             Notification.read_at.is_(None)).values(read_at=now))
+
+
+class TemplateService:
+    """A workspace's own email wording, checked before it is saved."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def _check(kind: str, locale: str) -> None:
+        if kind not in templates.KINDS:
+            raise NotFound("No such notification kind.")
+        if locale not in templates.LOCALES:
+            raise NotFound(f"No such language; templates exist for {', '.join(templates.LOCALES)}.")
+
+    async def _row(self, workspace_id: uuid.UUID, kind: str, locale: str) -> NotificationTemplate | None:
+        return await self.session.scalar(select(NotificationTemplate).where(
+            NotificationTemplate.workspace_id == workspace_id, NotificationTemplate.kind == kind,
+            NotificationTemplate.locale == locale))
+
+    async def get(self, principal: Principal, kind: str, locale: str) -> dict[str, Any]:
+        self._check(kind, locale)
+        row = await self._row(principal.workspace_id, kind, locale)
+        source = templates.TemplateSource(row.subject, row.text, row.html) if row else \
+            templates.default_template(kind, locale)
+        return {"kind": kind, "locale": locale, "subject": source.subject, "text": source.text,
+                "html": source.html, "customised": row is not None, "variables": list(templates.variables(kind))}
+
+    async def save(self, principal: Principal, kind: str, locale: str, source: templates.TemplateSource,
+                   now: datetime) -> dict[str, Any]:
+        self._check(kind, locale)
+        try:
+            templates.validate(source, kind, locale)
+        except templates.TemplateInvalid as exc:
+            raise ValidationFailed(str(exc), field=exc.field) from None
+        row = await self._row(principal.workspace_id, kind, locale)
+        if row is None:
+            row = NotificationTemplate(workspace_id=principal.workspace_id, kind=kind, locale=locale)
+            self.session.add(row)
+        row.subject, row.text, row.html = source.subject, source.text, source.html
+        row.updated_at, row.updated_by = now, principal.user_id
+        await self.session.flush()
+        return await self.get(principal, kind, locale)
+
+    async def reset(self, principal: Principal, kind: str, locale: str) -> None:
+        self._check(kind, locale)
+        row = await self._row(principal.workspace_id, kind, locale)
+        if row is not None:
+            await self.session.delete(row)
+
+    async def preview(self, principal: Principal, kind: str, locale: str, source: templates.TemplateSource | None,
+                      context: dict[str, Any] | None) -> templates.RenderedEmail:
+        self._check(kind, locale)
+        if source is None:
+            row = await self._row(principal.workspace_id, kind, locale)
+            source = templates.TemplateSource(row.subject, row.text, row.html) if row else None
+        if source is not None:
+            try:
+                templates.validate(source, kind, locale)
+            except templates.TemplateInvalid as exc:
+                raise ValidationFailed(str(exc), field=exc.field) from None
+        return templates.render(kind, locale, {**templates.sample_context(kind), **(context or {})}, source)

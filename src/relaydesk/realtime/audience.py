@@ -5,6 +5,7 @@ Channels a socket can subscribe to (canonical names):
   ``queue:user:<id>``    an agent's own queue (what is or was assigned to them)
   ``queue:team:<id>``    a team's queue
   ``dashboard``          everything in the workspace, for staff
+  ``notifications``      the person's own in-app notifications (always on, never asked for)
 
 A customer only ever sees the public side of their own tickets: never internal notes,
 never agent-only events (assignment, priority, SLA, escalation, presence), and never
@@ -27,6 +28,8 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
     "typing": ("ticket_id", "number", "state", "author_kind", "name"),
 }
 DASHBOARD = "dashboard"
+NOTIFICATIONS = "notifications"
+PERSONAL_EVENT = "notification.created"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,10 @@ def channels_of(event_type: str, payload: dict[str, Any]) -> set[str]:
 def view(event_type: str, payload: dict[str, Any], viewer: Viewer, subscriptions: set[str]
          ) -> tuple[list[str], dict[str, Any]] | None:
     """The channels this viewer receives the event on and the payload they may see, or None."""
+    if event_type == PERSONAL_EVENT:
+        # Every socket gets its own person's notifications, unasked, and nobody else's.
+        mine = str(payload.get("user_id")) == str(viewer.user_id)
+        return ([NOTIFICATIONS], payload) if mine else None
     if viewer.is_staff:
         channels = channels_of(event_type, payload) & subscriptions
         return (sorted(channels), payload) if channels else None

@@ -78,7 +78,8 @@ class TicketTag(WorkspaceScoped, Base):
 
 class Message(IdMixin, WorkspaceScoped, SoftDelete, Base):
     __tablename__ = "messages"
-    __table_args__ = (Index(None, "workspace_id", "ticket_id", "created_at", "id"),)
+    __table_args__ = (Index(None, "workspace_id", "ticket_id", "created_at", "id"),
+                      Index(None, "workspace_id", "external_id"))
 
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -87,6 +88,8 @@ class Message(IdMixin, WorkspaceScoped, SoftDelete, Base):
     body_html: Mapped[str] = mapped_column(Text)
     body_text: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(10))
+    # The email Message-ID this message arrived as or was sent as, for threading replies.
+    external_id: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
 
 

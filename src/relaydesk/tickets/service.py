@@ -116,7 +116,9 @@ class TicketService:
         return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
 
     # -- create ------------------------------------------------------------------------
-    async def create(self, principal: Principal, data: TicketIn, now: datetime) -> Ticket:
+    async def create(self, principal: Principal, data: TicketIn, now: datetime, *,
+                     external_id: str | None = None) -> Ticket:
+        """``external_id``: the Message-ID of the email the ticket arrived as."""
         ws = principal.workspace_id
         if principal.is_customer:
             staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags"} & data.model_fields_set
@@ -158,7 +160,7 @@ class TicketService:
         first = Message(
             workspace_id=ws, ticket_id=ticket.id, author_id=requester.user_id if principal.is_customer else principal.user_id,
             author_kind="customer" if principal.is_customer else "agent", internal=False,
-            body_html=body.html, body_text=body.text, channel=channel, created_at=now,
+            body_html=body.html, body_text=body.text, channel=channel, external_id=external_id, created_at=now,
         )
         self.session.add(first)
         await self.session.flush()
@@ -346,8 +348,18 @@ class TicketService:
         """For other domains' automatic steps (escalations, routing) to show in the thread."""
         self._system_message(ticket, text, now, internal=internal)
 
+    async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
+        """The Message-IDs of the emails that came in on this ticket, oldest first, so the
+        emails we send thread under them in the customer's mail client."""
+        rows = await self.session.scalars(select(Message.external_id).where(
+            Message.workspace_id == workspace_id, Message.ticket_id == ticket_id, Message.external_id.is_not(None),
+        ).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+        return [r for r in reversed(list(rows)) if r]
+
     # -- thread ----------------------------------------------------------------------------
-    async def post_message(self, principal: Principal, ticket_ref: str, data: MessageIn, now: datetime) -> PostedMessage:
+    async def post_message(self, principal: Principal, ticket_ref: str | uuid.UUID, data: MessageIn, now: datetime, *,
+                           channel: Channel | None = None, external_id: str | None = None) -> PostedMessage:
+        """``channel``/``external_id``: set by the channel adapters (email, chat) for what they bring in."""
         ticket = await self.get(principal, ticket_ref, for_update=True)
         body = render_body(data.body)
         if principal.is_customer:
@@ -355,7 +367,8 @@ class TicketService:
                 raise Forbidden("Customers cannot post internal notes.", field="internal")
             outcome = lifecycle.after_customer_reply(Status(ticket.status), has_assignee=ticket.assignee_id is not None)
             if outcome.follow_up:
-                return await self._follow_up(principal, ticket, body, data, now)
+                return await self._follow_up(principal, ticket, body, data, now, channel=channel,
+                                             external_id=external_id)
             author_kind = "customer"
         else:
             outcome = lifecycle.after_agent_reply(Status(ticket.status), internal=data.internal)
@@ -366,7 +379,8 @@ class TicketService:
         message = Message(
             workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=principal.user_id,
             author_kind=author_kind, internal=data.internal, body_html=body.html, body_text=body.text,
-            channel=Channel.WEB if principal.is_customer else Channel.API, created_at=now,
+            channel=channel or (Channel.WEB if principal.is_customer else Channel.API), external_id=external_id,
+            created_at=now,
         )
         self.session.add(message)
         await self.session.flush()
@@ -395,13 +409,13 @@ class TicketService:
         return PostedMessage(message, attachments)
 
     async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
-                         now: datetime) -> PostedMessage:
+                         now: datetime, *, channel: Channel | None, external_id: str | None) -> PostedMessage:
         """A reply to a closed ticket starts a new one that points back to it."""
         subject = closed.subject if closed.subject.lower().startswith("re:") else f"Re: {closed.subject}"
         ticket = await self.create(principal, TicketIn(
             subject=subject[:500], description=data.body, category_id=closed.category_id,
-            attachment_ids=data.attachment_ids,
-        ), now)
+            attachment_ids=data.attachment_ids, channel=channel,
+        ), now, external_id=external_id)
         ticket.follow_up_of_id = closed.id
         ticket.team_id = ticket.team_id or closed.team_id
         self._audit(principal, ticket, now, {"follow_up_of_id": (None, closed.id)})

@@ -1,0 +1,90 @@
+"""Support addresses, and the inbound mail log with its quarantine (admins)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from relaydesk.channels.schemas import InboundEmailOut, InboundEmailPage, MailboxIn, MailboxOut, MailboxPatch
+from relaydesk.channels.service import MailboxService
+from relaydesk.channels.tasks import inbound_service
+from relaydesk.core.errors import Conflict
+from relaydesk.core.http import Cursor, Limit, now
+from relaydesk.core.outbox import Outbox
+from relaydesk.core.pagination import decode_keyset, encode_keyset
+from relaydesk.core.uow import SessionDep
+from relaydesk.identity.deps import AdminPrincipal, StaffPrincipal
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post("/mailboxes", response_model=MailboxOut, status_code=status.HTTP_201_CREATED, tags=["email"],
+             summary="Add a support address (forwarded to the SMTP listener, or polled over IMAP)")
+async def create_mailbox(data: MailboxIn, principal: AdminPrincipal, request: Request,
+                         session: SessionDep):  # noqa: ANN201
+    return await MailboxService(session).create(principal, data.model_dump(), now(request))
+
+
+@router.get("/mailboxes", response_model=list[MailboxOut], tags=["email"], summary="The workspace's support addresses")
+async def list_mailboxes(principal: AdminPrincipal, session: SessionDep):  # noqa: ANN201
+    return await MailboxService(session).list(principal)
+
+
+@router.patch("/mailboxes/{mailbox_id}", response_model=MailboxOut, tags=["email"], summary="Change a mailbox")
+async def update_mailbox(mailbox_id: uuid.UUID, data: MailboxPatch, principal: AdminPrincipal,
+                         session: SessionDep):  # noqa: ANN201
+    return await MailboxService(session).update(principal, mailbox_id, data.model_dump(exclude_unset=True))
+
+
+@router.delete("/mailboxes/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["email"],
+               summary="Remove a support address")
+async def delete_mailbox(mailbox_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> None:
+    await MailboxService(session).delete(principal, mailbox_id)
+
+
+@router.get("/inbound-emails", response_model=InboundEmailPage, tags=["email"],
+            summary="Every email that arrived, newest first; status=quarantined lists what needs an admin")
+async def list_inbound(principal: AdminPrincipal, request: Request, session: SessionDep, limit: Limit = 50,
+                       cursor: Cursor = None,
+                       status_: Annotated[Literal["received", "processed", "ignored", "quarantined", "discarded"] | None,
+                                          Query(alias="status")] = None) -> dict:
+    rows = await inbound_service(request.app.state.runtime, session).list(
+        principal, status=status_, after=decode_keyset(cursor) if cursor else None, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows, "next_cursor": encode_keyset(rows[-1].received_at, rows[-1].id) if more else None}
+
+
+@router.get("/inbound-emails/{inbound_id}/raw", tags=["email"], response_class=Response,
+            summary="The email exactly as it arrived (message/rfc822)")
+async def raw_inbound(inbound_id: uuid.UUID, principal: StaffPrincipal, request: Request,
+                      session: SessionDep) -> Response:
+    row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
+    return Response(row.raw, media_type="message/rfc822",
+                    headers={"Content-Disposition": f'attachment; filename="{row.id}.eml"'})
+
+
+@router.post("/inbound-emails/{inbound_id}/retry", response_model=InboundEmailOut, tags=["email"],
+             summary="Process a quarantined email again")
+async def retry_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
+                        session: SessionDep):  # noqa: ANN201
+    row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
+    if row.status not in ("quarantined", "discarded"):
+        raise Conflict(f"Only quarantined or discarded emails can be retried; this one is {row.status}.",
+                       code="not_quarantined")
+    row.status, row.reason = "received", None
+    Outbox(session).publish(row.workspace_id, "email.received", now(request), inbound_id=row.id)
+    return row
+
+
+@router.post("/inbound-emails/{inbound_id}/discard", response_model=InboundEmailOut, tags=["email"],
+             summary="Give up on a quarantined email (its raw bytes stay on record)")
+async def discard_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
+                          session: SessionDep):  # noqa: ANN201
+    row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
+    if row.status != "quarantined":
+        raise Conflict(f"Only quarantined emails can be discarded; this one is {row.status}.", code="not_quarantined")
+    row.status, row.processed_at = "discarded", now(request)
+    return row

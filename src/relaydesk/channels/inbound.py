@@ -1,0 +1,232 @@
+"""Inbound email: stored raw first, then parsed, screened and threaded into tickets.
+
+``receive`` only stores the bytes (the SMTP listener answers 250 once that committed);
+``process`` runs as a job and decides what the message is:
+
+* our own mail coming back (our loop header), an auto-reply or a bounce: recorded as
+  *ignored*, never a ticket, never acknowledged; a permanent bounce marks the address
+  undeliverable;
+* a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
+  or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
+  but only when the sender belongs to the ticket (its requester or one of the staff);
+  anyone else, however the subject reads, opens a new ticket;
+* anything else opens a new ticket; unknown senders become customers.
+
+What cannot be parsed or stored goes to the quarantine with its raw bytes, for an admin
+to retry or discard. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
+from relaydesk.channels.models import InboundEmail
+from relaydesk.channels.threading import ticket_of
+from relaydesk.core.db import new_id
+from relaydesk.core.errors import AppError, NotFound
+from relaydesk.core.outbox import Outbox
+from relaydesk.core.principal import Principal, Role
+from relaydesk.customers.schemas import CustomerIn
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
+from relaydesk.tickets.attachments import AttachmentService
+from relaydesk.tickets.lifecycle import Channel
+from relaydesk.tickets.models import Message, Ticket
+from relaydesk.tickets.schemas import MessageIn, TicketIn
+from relaydesk.tickets.service import TicketService
+
+if TYPE_CHECKING:
+    from relaydesk.runtime import Runtime
+
+log = structlog.get_logger("relaydesk.email")
+
+MAX_SUBJECT = 500
+MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
+EMPTY_BODY = "(This email had no text.)"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # processed | ignored | quarantined
+    reason: str | None = None
+    ticket_id: uuid.UUID | None = None
+    new_ticket: bool = False
+
+
+class InboundMailService:
+    def __init__(self, runtime: Runtime, session: AsyncSession, tickets: TicketService) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.tickets = tickets
+        users = UserService(session, runtime.hasher)
+        self.users = users
+        self.customers = CustomerService(session, users)
+        self.files = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
+
+    # -- arrival ---------------------------------------------------------------------------
+    def receive(self, workspace_id: uuid.UUID, raw: bytes, *, source: str, now: datetime,
+                mailbox_id: uuid.UUID | None = None, envelope_from: str = "", envelope_to: str = "") -> InboundEmail:
+        row = InboundEmail(id=new_id(), workspace_id=workspace_id, mailbox_id=mailbox_id, source=source,
+                           envelope_from=envelope_from[:320], envelope_to=envelope_to[:320],
+                           header_message_id=header_message_id(raw), raw=raw, size=len(raw), status="received",
+                           attempts=0, received_at=now)
+        self.session.add(row)
+        # Processing is started by an event, so a crash right after the commit loses nothing.
+        Outbox(self.session).publish(workspace_id, "email.received", now, inbound_id=row.id)
+        return row
+
+    async def already_received(self, workspace_id: uuid.UUID, message_id: str | None) -> bool:
+        """An IMAP poll that fetched a message twice (a crash before it was marked seen)."""
+        if not message_id:
+            return False
+        return await self.session.scalar(select(InboundEmail.id).where(
+            InboundEmail.workspace_id == workspace_id, InboundEmail.header_message_id == message_id[:500]).limit(1)) \
+            is not None
+
+    # -- processing -------------------------------------------------------------------------
+    async def process(self, row: InboundEmail, now: datetime) -> Outcome:
+        row.attempts += 1
+        try:
+            parsed = parse_email(row.raw, max_attachment_bytes=self.runtime.settings.max_upload_bytes)
+        except UnparseableEmail as exc:
+            return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
+        screened = await self._screen(row.workspace_id, parsed, now)
+        if screened is not None:
+            return self._finish(row, screened, now)
+        sender = parsed.sender
+        ticket, author = await self._thread(row.workspace_id, parsed, sender.email)
+        if author is None:
+            customer = await self.customers.find_by_email(row.workspace_id, sender.email)
+            if customer is None:
+                customer = await self.customers.create_profile(row.workspace_id, CustomerIn(
+                    name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now, actor=None)
+            author = await self.customers.principal_for(customer, now)
+        attachment_ids = await self._attachments(author, parsed, now)
+        if ticket is None:
+            created = await self.tickets.create(author, TicketIn(
+                subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
+                description=_body(parsed, whole=True),
+                channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id)
+            return self._finish(row, Outcome("processed", ticket_id=created.id, new_ticket=True), now)
+        posted = await self.tickets.post_message(author, ticket.id, MessageIn(
+            body=_body(parsed, whole=False), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
+            external_id=parsed.message_id)
+        row.message_id = posted.message.id
+        return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
+                                         new_ticket=posted.follow_up_created), now)
+
+    def _finish(self, row: InboundEmail, outcome: Outcome, now: datetime) -> Outcome:
+        row.status, row.reason, row.ticket_id = outcome.status, outcome.reason, outcome.ticket_id
+        row.processed_at = now
+        log.info("email_processed", inbound_id=str(row.id), status=outcome.status, reason=outcome.reason)
+        return outcome
+
+    async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, now: datetime) -> Outcome | None:
+        """Mail that must never become a ticket or get an acknowledgement."""
+        if parsed.loop_marker:
+            return Outcome("ignored", "Our own email came back (loop header).")
+        if parsed.bounce is not None:
+            if parsed.bounce.permanent:
+                marked = [a for a in parsed.bounce.failed_recipients
+                          if await self.customers.mark_undeliverable(workspace_id, a, now)]
+                return Outcome("ignored", "Bounce: " + (", ".join(marked) + " marked undeliverable"
+                                                        if marked else "no known customer"))
+            return Outcome("ignored", "Delivery delay notice.")
+        if parsed.auto_submitted:
+            return Outcome("ignored", "Automatic reply (out of office, list or bulk mail).")
+        if parsed.sender.email.split("@")[-1] == self.runtime.settings.mail_domain.lower():
+            return Outcome("ignored", "Sent from Relaydesk's own domain.")
+        return None
+
+    async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
+                      ) -> tuple[Ticket | None, Principal | None]:
+        """The ticket this is a reply to, and who is replying, if they belong to it."""
+        secret = self.runtime.settings.resolved_secret_key()
+        candidates: list[uuid.UUID] = []
+        references = [*reversed(parsed.references), *parsed.in_reply_to]
+        for ref in references:
+            ours = ticket_of(ref, secret=secret)
+            if ours is not None:
+                candidates.append(ours)
+        if references:
+            known = await self.session.scalars(select(Message.ticket_id).where(
+                Message.workspace_id == workspace_id, Message.external_id.in_([r[:500] for r in references])))
+            candidates += list(known)
+        for number in parsed.ticket_tokens:
+            found = await self.session.scalar(select(Ticket.id).where(
+                Ticket.workspace_id == workspace_id, Ticket.number == number, Ticket.deleted_at.is_(None)))
+            if found is not None:
+                candidates.append(found)
+        for ticket_id in dict.fromkeys(candidates):
+            try:
+                ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
+            except NotFound:
+                continue
+            author = await self._member(ticket, sender)
+            if author is not None:
+                return ticket, author
+        return None, None
+
+    async def _member(self, ticket: Ticket, sender: str) -> Principal | None:
+        customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
+        if customer is not None and customer.email == sender.lower():
+            return await self.customers.principal_for(customer, self.runtime.clock.now())
+        user = await self.users.find_by_email(ticket.workspace_id, sender)
+        if user is not None and user.is_active and user.role != Role.CUSTOMER.value:
+            return Principal(user.id, ticket.workspace_id, Role(user.role))
+        return None
+
+    async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime) -> list[uuid.UUID]:
+        ids = []
+        for part in parsed.attachments[:20]:
+            try:
+                ids.append((await self.files.upload(author, part.filename, part.data, now)).id)
+            except AppError as exc:  # a type we do not keep: the raw email still has it
+                log.info("email_attachment_skipped", filename=part.filename, reason=exc.detail)
+        return ids
+
+    # -- the quarantine ----------------------------------------------------------------------
+    async def list(self, principal: Principal, *, status: str | None, after: tuple[datetime, uuid.UUID] | None,
+                   limit: int) -> list[InboundEmail]:
+        stmt = select(InboundEmail).where(InboundEmail.workspace_id == principal.workspace_id)
+        if status:
+            stmt = stmt.where(InboundEmail.status == status)
+        if after is not None:
+            stmt = stmt.where(or_(InboundEmail.received_at < after[0],
+                                  and_(InboundEmail.received_at == after[0], InboundEmail.id < after[1])))
+        return list(await self.session.scalars(
+            stmt.order_by(InboundEmail.received_at.desc(), InboundEmail.id.desc()).limit(limit)))
+
+    async def get(self, principal: Principal, inbound_id: uuid.UUID) -> InboundEmail:
+        row = await self.session.scalar(select(InboundEmail).where(
+            InboundEmail.workspace_id == principal.workspace_id, InboundEmail.id == inbound_id))
+        if row is None:
+            raise NotFound("No such email.")
+        return row
+
+    async def due(self, limit: int) -> list[InboundEmail]:
+        return list(await self.session.scalars(select(InboundEmail).where(InboundEmail.status == "received")
+                                               .order_by(InboundEmail.received_at).limit(limit)))
+
+
+def _body(parsed: ParsedEmail, *, whole: bool) -> str:
+    """The thread shows the new words of a reply; a new ticket keeps all it was sent."""
+    html = parsed.html if whole else parsed.reply_html
+    text = parsed.text if whole else parsed.reply_text
+    return ((html if html.strip() else text).strip() or EMPTY_BODY)[:MAX_BODY]
+
+
+def header_message_id(raw: bytes) -> str | None:
+    head = raw[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    for line in head.splitlines():
+        if line[:11].lower() == b"message-id:":
+            return line[11:].decode("ascii", "replace").strip().strip("<>")[:500] or None
+    return None

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relaydesk.core.db import Base, IdMixin, WorkspaceScoped
+
+
+class Mailbox(IdMixin, WorkspaceScoped, Base):
+    """A support address of a workspace, optionally polled over IMAP.
+
+    Mail to ``<workspace slug>@<mail domain>`` reaches the built-in SMTP listener with no
+    set-up at all; a mailbox adds the workspace's own address (forwarded to the listener
+    or fetched from its IMAP server)."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("address"),)
+
+    address: Mapped[str] = mapped_column(String(320))
+    imap_host: Mapped[str | None] = mapped_column(String(255))
+    imap_port: Mapped[int | None]
+    imap_tls: Mapped[bool] = mapped_column(default=True)
+    imap_username: Mapped[str | None] = mapped_column(String(320))
+    imap_password: Mapped[str | None] = mapped_column(String(500))  # never shown back by the API
+    imap_folder: Mapped[str] = mapped_column(String(200), default="INBOX")
+    active: Mapped[bool] = mapped_column(default=True)
+    last_polled_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class InboundEmail(IdMixin, WorkspaceScoped, Base):
+    """Every message that arrives, stored raw before anything reads it.
+
+    status: received (waiting to be processed) | processed (it became a ticket or a
+    reply) | ignored (an auto-reply, a bounce, our own mail coming back) | quarantined
+    (could not be parsed or threaded; an admin retries or discards it) | discarded."""
+
+    __tablename__ = "inbound_emails"
+    __table_args__ = (
+        Index(None, "workspace_id", "status", "received_at"),
+        Index(None, "workspace_id", "header_message_id"),
+    )
+
+    mailbox_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(10))  # smtp | imap
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    envelope_to: Mapped[str] = mapped_column(String(320), default="")
+    header_message_id: Mapped[str | None] = mapped_column(String(500))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]

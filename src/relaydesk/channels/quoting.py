@@ -1,0 +1,135 @@
+"""Where a reply's new words end and the quoted history begins.
+
+Mail clients never mark this boundary, so it is found by the lines they write around it. The thread view shows
+only the new part; the full text stays on the message, so a wrong cut hides words from the agent but never loses
+them. When in doubt the heuristics keep text rather than cut it.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["strip_quoted"]
+
+# An attribution line ("On <date>, <name> wrote:") in the languages our customers write in. Gmail wraps long ones
+# over two or three lines, so candidates are matched against a few lines joined together.
+_ATTRIBUTIONS = (
+    re.compile(r"^On\s.+\swrote\s?:$", re.IGNORECASE),
+    re.compile(r"^Vào\s.+\sđã viết\s?:$", re.IGNORECASE),
+    re.compile(r"^Am\s.+\sschrieb\b.*:$", re.IGNORECASE),
+    re.compile(r"^Le\s.+\sa écrit\s?:$", re.IGNORECASE),
+    re.compile(r"^El\s.+\sescribió\s?:$", re.IGNORECASE),
+    re.compile(r"^Op\s.+\sschreef\b.*:$", re.IGNORECASE),
+)
+_ATTRIBUTION_START = re.compile(r"^(On|Vào|Am|Le|El|Op)\s", re.IGNORECASE)
+_MAX_ATTRIBUTION_LINES = 3
+_MAX_ATTRIBUTION_CHARS = 400
+
+_ORIGINAL_MESSAGE = re.compile(
+    r"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original|Thư gốc)\s*-{2,}$",
+    re.IGNORECASE,
+)
+_FORWARD_MARKER = re.compile(
+    r"^(-{3,}\s*(Forwarded message|Weitergeleitete Nachricht|Message transféré|Mensaje reenviado)\s*-{3,}"
+    r"|Begin forwarded message\s?:|Anfang der weitergeleiteten Nachricht\s?:|Début du message réexpédié\s?:)$",
+    re.IGNORECASE,
+)
+# Outlook and Gmail-rendered-Outlook history: a From line, then Sent/Date/To/Subject lines (sometimes *bold*).
+_HEADER_FROM = re.compile(r"^\*?(From|De|Von|Từ|Van|Da)\s?:\*?\s*\S", re.IGNORECASE)
+_HEADER_FIELD = re.compile(
+    r"^\*?(Sent|Date|To|Cc|Subject|Envoyé|Enviado|Gesendet|Datum|An|Betreff|À|Objet|Para|Asunto|Gửi|Ngày|Đến|Tới"
+    r"|Tiêu đề|Chủ đề)\s?:",
+    re.IGNORECASE,
+)
+_UNDERSCORES = re.compile(r"^_{10,}$")
+_DEVICE_LINE = re.compile(
+    r"^(Sent from my (iPhone|iPad|Android.*|Samsung.*|mobile device|BlackBerry.*)"
+    r"|Get Outlook for (iOS|Android)|Sent from (Mail|Outlook) for Windows( \d+)?|Sent from Yahoo Mail.*)$",
+    re.IGNORECASE,
+)
+_SEPARATOR_ONLY = re.compile(r"^[\s_\-=*]*$")
+
+
+def strip_quoted(text: str, *, forwarded: bool = False) -> str:
+    """The new part of a reply: quoted history, device footers and the signature cut off.
+
+    ``forwarded`` is for callers that know the message is a forward without a marker line in the body (Outlook
+    forwards look exactly like Outlook replies; only the "FW:" subject tells them apart): nothing is cut then.
+    """
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    whole = "\n".join(lines).strip()
+    if forwarded:
+        return whole
+    quote_cut = _history_start(lines)
+    forward_at = next((i for i, line in enumerate(lines) if _FORWARD_MARKER.match(line.strip())), None)
+    if forward_at is not None and (quote_cut is None or forward_at < quote_cut):
+        # What follows the marker is the content being handed to us; cutting at a footer above it would drop it.
+        return whole
+    candidates = [c for c in (quote_cut, _footer_start(lines), _trailing_quote_start(lines)) if c is not None]
+    if not candidates:
+        return whole
+    kept = lines[: min(candidates)]
+    while kept and _SEPARATOR_ONLY.match(kept[-1]):
+        kept.pop()
+    return "\n".join(kept).strip() or whole
+
+
+def _history_start(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(">"):
+            continue
+        if _is_attribution(lines, i) or _ORIGINAL_MESSAGE.match(stripped):
+            return i
+        if _UNDERSCORES.match(stripped) and _next_nonblank_matches(lines, i, _HEADER_FROM):
+            return i
+        if _HEADER_FROM.match(stripped) and _header_fields_follow(lines, i):
+            return i
+    return None
+
+
+def _is_attribution(lines: list[str], start: int) -> bool:
+    if not _ATTRIBUTION_START.match(lines[start].strip()):
+        return False
+    joined = ""
+    for line in lines[start : start + _MAX_ATTRIBUTION_LINES]:
+        stripped = line.strip()
+        if not stripped or stripped.startswith(">"):
+            return False
+        joined = f"{joined} {stripped}".strip()
+        # A date is always part of a client's attribution; requiring a digit spares "On Monday I wrote:" prose.
+        if joined.endswith(":") and len(joined) <= _MAX_ATTRIBUTION_CHARS and any(c.isdigit() for c in joined):
+            if any(pattern.match(joined) for pattern in _ATTRIBUTIONS):
+                return True
+    return False
+
+
+def _next_nonblank_matches(lines: list[str], index: int, pattern: re.Pattern[str]) -> bool:
+    for line in lines[index + 1 : index + 4]:
+        if line.strip():
+            return bool(pattern.match(line.strip()))
+    return False
+
+
+def _header_fields_follow(lines: list[str], index: int) -> bool:
+    following = [line.strip() for line in lines[index + 1 : index + 6] if line.strip()]
+    return sum(1 for line in following[:4] if _HEADER_FIELD.match(line)) >= 2
+
+
+def _footer_start(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines):
+        if line in ("--", "-- ") or _DEVICE_LINE.match(line.strip()):
+            return i
+    return None
+
+
+def _trailing_quote_start(lines: list[str]) -> int | None:
+    """Start of the ">" block that ends the message; quotes followed by new text (interleaved replies) stay."""
+    start = None
+    for i in range(len(lines) - 1, -1, -1):
+        stripped = lines[i].strip()
+        if stripped.startswith(">"):
+            start = i
+        elif stripped:
+            break
+    return start

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from relaydesk.core.schemas import Email, Input, Output
+
+
+class MailboxIn(Input):
+    address: Email
+    imap_host: str | None = Field(default=None, max_length=255, description="Poll this IMAP server; null: "
+                                  "mail reaches Relaydesk's SMTP listener instead (forwarding).")
+    imap_port: int | None = Field(default=None, ge=1, le=65535)
+    imap_tls: bool = True
+    imap_username: str | None = Field(default=None, max_length=320)
+    imap_password: str | None = Field(default=None, max_length=500)
+    imap_folder: str = Field(default="INBOX", min_length=1, max_length=200)
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"address": "support@acme.example.com"},
+        {"address": "help@acme.example.com", "imap_host": "imap.acme.example.com", "imap_port": 993,
+         "imap_username": "help@acme.example.com", "imap_password": "app-password"}]}}
+
+
+class MailboxPatch(Input):
+    imap_host: str | None = Field(default=None, max_length=255)
+    imap_port: int | None = Field(default=None, ge=1, le=65535)
+    imap_tls: bool | None = None
+    imap_username: str | None = Field(default=None, max_length=320)
+    imap_password: str | None = Field(default=None, max_length=500)
+    imap_folder: str | None = Field(default=None, min_length=1, max_length=200)
+    active: bool | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"active": False}, {"imap_password": "new-app-password"}]}}
+
+
+class MailboxOut(Output):
+    id: uuid.UUID
+    address: str
+    imap_host: str | None
+    imap_port: int | None
+    imap_tls: bool
+    imap_username: str | None
+    imap_folder: str
+    active: bool
+    last_polled_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+
+class InboundEmailOut(Output):
+    id: uuid.UUID
+    source: str
+    mailbox_id: uuid.UUID | None
+    envelope_from: str
+    envelope_to: str
+    header_message_id: str | None
+    size: int
+    status: str
+    reason: str | None
+    ticket_id: uuid.UUID | None
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class InboundEmailPage(Output):
+    items: list[InboundEmailOut]
+    next_cursor: str | None

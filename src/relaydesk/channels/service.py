@@ -1,0 +1,75 @@
+"""Support addresses (mailboxes) of a workspace."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.channels.models import Mailbox
+from relaydesk.core.errors import Conflict, NotFound
+from relaydesk.core.principal import Principal
+from relaydesk.tenancy.models import Workspace
+from relaydesk.tenancy.service import WorkspaceService
+
+
+class MailboxService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def sending_address(self, workspace: Workspace, mail_domain: str) -> str:
+        """The workspace's first own address, else its built-in one."""
+        address = await self.session.scalar(select(Mailbox.address).where(
+            Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at).limit(1))
+        return address or f"{workspace.slug}@{mail_domain}"
+
+    async def workspace_for(self, address: str, mail_domain: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+        """Which workspace (and mailbox) mail to this address is for, if any."""
+        address = address.strip().lower()
+        row = await self.session.execute(select(Mailbox.workspace_id, Mailbox.id).where(
+            Mailbox.address == address, Mailbox.active.is_(True)))
+        found = row.first()
+        if found is not None:
+            return found[0], found[1]
+        local, _, domain = address.rpartition("@")
+        if domain == mail_domain.lower() and local:
+            workspace = await WorkspaceService(self.session).find(local)
+            if workspace is not None:
+                return workspace.id, None
+        return None
+
+    async def create(self, principal: Principal, data: dict[str, Any], now: datetime) -> Mailbox:
+        address = data["address"].strip().lower()
+        if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
+            raise Conflict("This address is already a support address.", field="address", code="address_taken")
+        mailbox = Mailbox(workspace_id=principal.workspace_id, created_at=now, **{**data, "address": address})
+        self.session.add(mailbox)
+        await self.session.flush()
+        return mailbox
+
+    async def get(self, principal: Principal, mailbox_id: uuid.UUID) -> Mailbox:
+        mailbox = await self.session.scalar(select(Mailbox).where(
+            Mailbox.workspace_id == principal.workspace_id, Mailbox.id == mailbox_id))
+        if mailbox is None:
+            raise NotFound("No such mailbox.")
+        return mailbox
+
+    async def list(self, principal: Principal) -> list[Mailbox]:
+        return list(await self.session.scalars(select(Mailbox).where(
+            Mailbox.workspace_id == principal.workspace_id).order_by(Mailbox.created_at)))
+
+    async def update(self, principal: Principal, mailbox_id: uuid.UUID, changes: dict[str, Any]) -> Mailbox:
+        mailbox = await self.get(principal, mailbox_id)
+        for key, value in changes.items():
+            setattr(mailbox, key, value)
+        return mailbox
+
+    async def delete(self, principal: Principal, mailbox_id: uuid.UUID) -> None:
+        await self.session.delete(await self.get(principal, mailbox_id))
+
+    async def pollable(self) -> list[Mailbox]:
+        return list(await self.session.scalars(select(Mailbox).where(
+            Mailbox.active.is_(True), Mailbox.imap_host.is_not(None))))

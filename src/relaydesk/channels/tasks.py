@@ -1,0 +1,148 @@
+"""Email jobs: process what arrived, and poll the IMAP mailboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from relaydesk.channels.inbound import InboundMailService, header_message_id
+from relaydesk.channels.models import InboundEmail, Mailbox
+from relaydesk.channels.service import MailboxService
+from relaydesk.core.scheduler import Periodic
+from relaydesk.tickets.tasks import ticket_service
+
+if TYPE_CHECKING:
+    from relaydesk.runtime import Runtime
+
+log = structlog.get_logger("relaydesk.email")
+
+IMAP_BATCH = 200
+
+
+def inbound_service(runtime: Runtime, session) -> InboundMailService:  # noqa: ANN001
+    return InboundMailService(runtime, session, ticket_service(runtime, session))
+
+
+async def process_email(runtime: Runtime, inbound_id: uuid.UUID) -> str | None:
+    """Process one stored email; anything unexpected sends it to the quarantine, kept."""
+    try:
+        for attempt in range(3):
+            try:
+                async with runtime.transaction() as session:
+                    row = await session.scalar(select(InboundEmail).where(InboundEmail.id == inbound_id)
+                                               .with_for_update())
+                    if row is None or row.status != "received":
+                        return None
+                    return (await inbound_service(runtime, session).process(row, runtime.clock.now())).status
+            except IntegrityError:
+                # Two emails from one new sender at once: the other made the customer; look again.
+                if attempt == 2:
+                    raise
+        return None
+    except Exception as exc:
+        log.warning("email_quarantined", inbound_id=str(inbound_id), error=str(exc))
+        async with runtime.transaction() as session:
+            row = await session.get(InboundEmail, inbound_id)
+            if row is not None and row.status == "received":
+                row.status, row.processed_at = "quarantined", runtime.clock.now()
+                row.reason = f"Could not be threaded: {type(exc).__name__}: {exc}"[:2000]
+                row.attempts += 1
+        return "quarantined"
+
+
+def _fetch_unseen(mailbox: Mailbox, limit: int) -> list[tuple[bytes, bytes]]:
+    """(uid, raw) of unseen messages; blocking, so it runs in a thread."""
+    client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
+    with client_class(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143),
+                      timeout=30) as client:
+        client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
+        client.select(_quote(mailbox.imap_folder))
+        _, found = client.uid("SEARCH", "UNSEEN")
+        uids = (found[0] or b"").split()[:limit]
+        messages = []
+        for uid in uids:
+            # BODY.PEEK leaves \Seen alone: a message is marked only once it is stored.
+            _, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next((part[1] for part in data if isinstance(part, tuple)), None)
+            if raw is not None:
+                messages.append((uid, raw))
+        return messages
+
+
+def _mark_seen(mailbox: Mailbox, uids: list[bytes]) -> None:
+    client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
+    with client_class(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143),
+                      timeout=30) as client:
+        client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
+        client.select(_quote(mailbox.imap_folder))
+        for uid in uids:
+            client.uid("STORE", uid, "+FLAGS", r"(\Seen)")
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
+    """Store every unseen message, then mark them seen; a crash between the two is
+    harmless because the next poll recognises them by Message-ID."""
+    try:
+        fetched = await asyncio.to_thread(_fetch_unseen, mailbox, IMAP_BATCH)
+    except (OSError, imaplib.IMAP4.error) as exc:
+        async with runtime.transaction() as session:
+            row = await session.get(Mailbox, mailbox.id)
+            if row is not None:
+                row.last_error, row.last_polled_at = f"{type(exc).__name__}: {exc}"[:2000], runtime.clock.now()
+        log.warning("imap_poll_failed", mailbox=mailbox.address, error=str(exc))
+        return 0
+    stored: list[uuid.UUID] = []
+    async with runtime.transaction() as session:
+        inbound = inbound_service(runtime, session)
+        now = runtime.clock.now()
+        for _uid, raw in fetched:
+            if await inbound.already_received(mailbox.workspace_id, header_message_id(raw)):
+                continue
+            row = inbound.receive(mailbox.workspace_id, raw, source="imap", now=now, mailbox_id=mailbox.id,
+                                  envelope_to=mailbox.address)
+            await session.flush()
+            stored.append(row.id)
+        box = await session.get(Mailbox, mailbox.id)
+        if box is not None:
+            box.last_polled_at, box.last_error = now, None
+    if fetched:
+        await asyncio.to_thread(_mark_seen, mailbox, [uid for uid, _ in fetched])
+    return len(stored)
+
+
+def install(runtime: Runtime) -> list[Periodic]:
+    async def on_received(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> str | None:
+        """channels.process_email: parse, screen and thread one stored email (idempotent: the
+        row's status says whether it was done)."""
+        return await process_email(runtime, uuid.UUID(payload["inbound_id"]))
+
+    async def sweep() -> int:
+        """channels.process_pending: emails stored but never processed (a crash, a lost job)."""
+        async with runtime.db.read_session() as session:
+            ids = list(await session.scalars(select(InboundEmail.id).where(InboundEmail.status == "received")
+                                             .order_by(InboundEmail.received_at).limit(500)))
+        for inbound_id in ids:
+            await process_email(runtime, inbound_id)
+        return len(ids)
+
+    async def poll() -> int:
+        """channels.poll_imap: fetch new mail from every IMAP mailbox."""
+        async with runtime.db.read_session() as session:
+            mailboxes = await MailboxService(session).pollable()
+        return sum([await poll_mailbox(runtime, m) for m in mailboxes])
+
+    runtime.jobs.register("channels.process_email", on_received)
+    runtime.dispatcher.subscribe({"email.received": ["channels.process_email"]})
+    runtime.jobs.register("channels.process_pending", sweep)
+    runtime.jobs.register("channels.poll_imap", poll)
+    return [Periodic("channels.process_pending", 60), Periodic("channels.poll_imap", runtime.settings.imap_poll_seconds)]

@@ -1,0 +1,184 @@
+"""Deliveries: everything Relaydesk sends (email, webhooks), queued, retried and logged.
+
+A delivery is queued in the transaction that decided it, under an idempotency key, so
+an event handled twice queues it once. Sending happens later, in a job: each delivery
+is first *claimed* (status ``sending`` and a claim deadline, committed) and only then
+sent; a process that dies mid-send leaves a claim that runs out and is retried under
+the same key, hence the same Message-ID. Failures back off exponentially; after
+``delivery_max_attempts`` (or a permanent refusal) the delivery is given up as ``dead``.
+Every attempt is appended to the delivery's log, which admins read through the API.
+
+Replies and status changes to one person are *batchable*: they wait a short window,
+and whatever is pending for that person when the first falls due leaves as one digest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.notifications.models import Delivery, NotificationPreference
+
+CLAIM_SECONDS = 300  # a send that has not finished in this long is presumed dead
+
+# Who gets which email unless they say otherwise.
+CUSTOMER_EMAIL_KINDS = frozenset({"ticket_created", "reply_to_customer", "status_changed"})
+STAFF_EMAIL_KINDS = frozenset({"assigned", "reply_to_agent", "sla_warning", "sla_critical", "sla_breached",
+                               "escalated", "queue_waiting", "daily_summary"})
+BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned"})
+CHANNELS = ("in_app", "email")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    address: str | None  # None: no email (e.g. a bounced address)
+    name: str
+    locale: str
+    user_id: uuid.UUID | None
+    staff: bool
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min ... capped at an hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+class PreferenceService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enabled(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID], kind: str
+                      ) -> dict[tuple[uuid.UUID, str], bool]:
+        """Each (user, channel) choice that differs from the default, for one kind."""
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(select(NotificationPreference).where(
+            NotificationPreference.workspace_id == workspace_id, NotificationPreference.user_id.in_(user_ids),
+            NotificationPreference.kind == kind))
+        return {(p.user_id, p.channel): p.enabled for (p,) in rows}
+
+    async def of_user(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[NotificationPreference]:
+        return list(await self.session.scalars(select(NotificationPreference).where(
+            NotificationPreference.workspace_id == workspace_id, NotificationPreference.user_id == user_id)))
+
+    async def set(self, workspace_id: uuid.UUID, user_id: uuid.UUID, kind: str, channel: str, enabled: bool) -> None:
+        row = await self.session.get(NotificationPreference, (user_id, kind, channel))
+        if row is None:
+            self.session.add(NotificationPreference(workspace_id=workspace_id, user_id=user_id, kind=kind,
+                                                    channel=channel, enabled=enabled))
+        else:
+            row.enabled = enabled
+
+
+def wants(choices: dict[tuple[uuid.UUID, str], bool], recipient: Recipient, kind: str, channel: str) -> bool:
+    if recipient.user_id is not None and (recipient.user_id, channel) in choices:
+        return choices[(recipient.user_id, channel)]
+    if channel == "in_app":
+        return recipient.user_id is not None
+    return kind in (STAFF_EMAIL_KINDS if recipient.staff else CUSTOMER_EMAIL_KINDS)
+
+
+class DeliveryService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def queue(self, workspace_id: uuid.UUID, *, channel: str, kind: str, recipient: str, key: str,
+                    context: dict[str, Any], now: datetime, user_id: uuid.UUID | None = None,
+                    ticket_id: uuid.UUID | None = None, target_id: uuid.UUID | None = None, locale: str = "en",
+                    batch_window: timedelta | None = None) -> Delivery | None:
+        """Queue one delivery; None when this key was queued before."""
+        exists = await self.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key))
+        if exists is not None:
+            return None
+        delivery = Delivery(
+            workspace_id=workspace_id, channel=channel, kind=kind, recipient=recipient, user_id=user_id,
+            ticket_id=ticket_id, target_id=target_id, idempotency_key=key, status="pending",
+            batchable=batch_window is not None, locale=locale, context=context, attempts=0, attempt_log=[],
+            next_attempt_at=now + (batch_window or timedelta(0)), created_at=now,
+        )
+        self.session.add(delivery)
+        return delivery
+
+    async def claim_due(self, now: datetime, *, limit: int, is_sqlite: bool) -> list[Delivery]:
+        """Take the due deliveries for sending; the caller commits before it sends."""
+        stmt = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at).limit(limit))
+        if not is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        due, batches = [], set()
+        for delivery in await self.session.scalars(stmt):
+            if delivery.batchable:
+                # One per person: the rest of their batch leaves inside it (``batch_mates``).
+                batch = (delivery.workspace_id, delivery.recipient, delivery.channel)
+                if batch in batches:
+                    continue
+                batches.add(batch)
+            due.append(delivery)
+        for delivery in due:
+            delivery.status = "sending"
+            delivery.attempts += 1
+            delivery.next_attempt_at = now + timedelta(seconds=CLAIM_SECONDS)
+        return due
+
+    async def batch_mates(self, delivery: Delivery, now: datetime) -> list[Delivery]:
+        """Other batchable emails waiting for the same person: they leave with this one."""
+        if not delivery.batchable:
+            return []
+        mates = list(await self.session.scalars(select(Delivery).where(
+            Delivery.workspace_id == delivery.workspace_id, Delivery.recipient == delivery.recipient,
+            Delivery.channel == delivery.channel, Delivery.status == "pending", Delivery.batchable.is_(True),
+            Delivery.id != delivery.id).order_by(Delivery.created_at, Delivery.id).limit(50)))
+        for mate in mates:
+            mate.status = "batched"
+            mate.batched_into_id = delivery.id
+            mate.next_attempt_at = None
+            mate.sent_at = now
+        return mates
+
+    def succeeded(self, delivery: Delivery, now: datetime, *, note: str = "sent") -> None:
+        delivery.status = "sent"
+        delivery.sent_at = now
+        delivery.next_attempt_at = None
+        delivery.last_error = None
+        delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": note}]
+
+    def failed(self, delivery: Delivery, now: datetime, error: str, *, permanent: bool, max_attempts: int) -> None:
+        give_up = permanent or delivery.attempts >= max_attempts
+        delivery.status = "dead" if give_up else "failed"
+        delivery.last_error = error[:2000]
+        delivery.next_attempt_at = None if give_up else now + backoff(delivery.attempts)
+        delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "failed",
+                                                        "error": error[:500], "will_retry": not give_up}]
+
+    def suppressed(self, delivery: Delivery, now: datetime, reason: str) -> None:
+        delivery.status = "suppressed"
+        delivery.next_attempt_at = None
+        delivery.last_error = reason
+        delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "suppressed",
+                                                        "error": reason}]
+
+    async def list(self, workspace_id: uuid.UUID, *, status: str | None, recipient: str | None,
+                   after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Delivery]:
+        stmt = select(Delivery).where(Delivery.workspace_id == workspace_id)
+        if status:
+            stmt = stmt.where(Delivery.status == status)
+        if recipient:
+            stmt = stmt.where(Delivery.recipient == recipient)
+        if after is not None:
+            stmt = stmt.where(or_(Delivery.created_at < after[0],
+                                  and_(Delivery.created_at == after[0], Delivery.id < after[1])))
+        return list(await self.session.scalars(stmt.order_by(Delivery.created_at.desc(), Delivery.id.desc())
+                                               .limit(limit)))
+
+    async def stop_to(self, workspace_id: uuid.UUID, recipient: str, now: datetime, reason: str) -> int:
+        """An address bounced for good: what is still waiting for it is not sent."""
+        result = await self.session.execute(update(Delivery).where(
+            Delivery.workspace_id == workspace_id, Delivery.recipient == recipient, Delivery.channel == "email",
+            Delivery.status.in_(("pending", "failed"))).values(status="suppressed", next_attempt_at=None,
+                                                                  last_error=reason))
+        return result.rowcount or 0

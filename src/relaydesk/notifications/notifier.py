@@ -1,0 +1,199 @@
+"""Who hears about an event, and how: in-app rows (pushed live), emails and webhooks.
+
+Runs in the ``notifications.on_event`` job, once per event (idempotent by event id).
+It only *decides* and queues; sending is the delivery job's (``notifications.sender``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.core.errors import NotFound
+from relaydesk.core.outbox import Outbox
+from relaydesk.core.principal import Principal
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
+from relaydesk.notifications.delivery import (
+    BATCHABLE_KINDS,
+    DeliveryService,
+    PreferenceService,
+    Recipient,
+    wants,
+)
+from relaydesk.notifications.service import NotificationService
+from relaydesk.notifications.templates import normalize_locale
+from relaydesk.notifications.webhooks import WebhookService
+from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.schemas import ticket_reference
+from relaydesk.tickets.tasks import ticket_service
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from relaydesk.runtime import Runtime
+
+EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_changed", "ticket.priority_changed",
+          "ticket.category_changed", "routing.queue_waiting", "sla.threshold_crossed", "ticket.escalated")
+# The customer hears about a status change only when it is news to them.
+CUSTOMER_STATUS_NEWS = {"RESOLVED", "CLOSED"}
+
+
+class Notifier:
+    def __init__(self, runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, event_id: int,
+                 now: datetime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.ws = workspace_id
+        self.event_id = event_id
+        self.now = now
+        self.tickets = ticket_service(runtime, session)
+        users = UserService(session, runtime.hasher)
+        self.users = users
+        self.agents = AgentService(session, users)
+        self.teams = TeamService(session, self.agents)
+        self.customers = CustomerService(session, users)
+        self.notes = NotificationService(session)
+        self.prefs = PreferenceService(session)
+        self.deliveries = DeliveryService(session)
+        self.webhooks = WebhookService(session)
+        self.outbox = Outbox(session)
+        self.queued = 0
+
+    async def handle(self, event_type: str, payload: dict[str, Any]) -> None:
+        try:
+            ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
+        except NotFound:
+            return  # deleted meanwhile: nobody needs telling
+        self.queued += await self.webhooks.queue_for_event(
+            self.ws, self.event_id, event_type, payload, ticket, self.now,
+            ticket_url=self._ticket_context(ticket, staff=True)["url"])
+        ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
+        match event_type:
+            case "ticket.created":
+                await self.send(await self._requester(ticket), "ticket_created", ticket,
+                                f"We received your request {ticket_reference(ticket.number)}")
+            case "ticket.assigned" if payload.get("after") and payload.get("after") != payload.get("actor_id"):
+                actor = await self._name_of(payload.get("actor_id"))
+                await self.send(await self._staff({uuid.UUID(payload["after"])}), "assigned", ticket,
+                                f"{ref} was assigned to you", extra={"actor_name": actor})
+            case "message.posted" if not payload.get("internal"):
+                await self._message(ticket, ref, payload)
+            case "ticket.status_changed" if payload.get("after") in CUSTOMER_STATUS_NEWS and \
+                    payload.get("actor_kind") != "customer":
+                await self.send(await self._requester(ticket), "status_changed", ticket,
+                                f"{ticket_reference(ticket.number)} is now {payload['after'].lower()}",
+                                extra={"old_status": payload.get("before"), "new_status": payload["after"]})
+            case "routing.queue_waiting":
+                lead = await self.teams.lead_of(self.ws, ticket.team_id)
+                team = await self._team_name(ticket.team_id)
+                await self.send(await self._staff({*await self.agents.managers(self.ws), lead}), "queue_waiting",
+                                ticket, f"{ref} has waited {payload['waited_minutes']} minutes for an agent",
+                                body=payload.get("reason") or "",
+                                extra={"waited_minutes": payload["waited_minutes"], "team_name": team})
+            case "sla.threshold_crossed":
+                level = payload["level"]
+                lead = await self.teams.lead_of(self.ws, ticket.team_id)
+                users = {ticket.assignee_id} if level == "warning" else {ticket.assignee_id, lead}
+                clock = payload["clock"].replace("_", " ")
+                await self.send(await self._staff(users), f"sla_{level}", ticket,
+                                f"{ref}: {clock} SLA {_level_word(level)}", body=f"Due {payload.get('due_at')}",
+                                extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at"))})
+            case "ticket.escalated":
+                level = payload["level"]
+                lead = await self.teams.lead_of(self.ws, ticket.team_id)
+                users: set[uuid.UUID | None] = {lead, ticket.assignee_id}
+                if level >= 3 or payload.get("kind") in ("incident", "high_impact"):
+                    users |= set(await self.agents.managers(self.ws))
+                await self.send(await self._staff(users), "escalated", ticket, f"{ref} escalated to level {level}",
+                                body=payload.get("reason") or "",
+                                extra={"level": level, "reason": payload.get("reason") or ""})
+
+    async def _message(self, ticket: Ticket, ref: str, payload: dict[str, Any]) -> None:
+        author = await self._name_of(payload.get("author_id"))
+        message = {"author_name": author, "text": payload.get("body_text") or "", "html": payload.get("body_html")}
+        if payload.get("author_kind") == "agent":
+            # This email *is* the agent's reply reaching the customer: threaded, never batched.
+            await self.send(await self._requester(ticket), "reply_to_customer", ticket,
+                            f"New reply on {ticket_reference(ticket.number)}", body=message["text"][:300],
+                            extra={"message": message}, thread=True)
+        elif payload.get("author_kind") == "customer" and ticket.assignee_id:
+            await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
+                            f"{ref}: the customer replied", body=message["text"][:300], extra={"message": message})
+
+    async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket, title: str, *, body: str = "",
+                   extra: dict[str, Any] | None = None, thread: bool = False) -> None:
+        if not recipients:
+            return
+        choices = await self.prefs.enabled(self.ws, {r.user_id for r in recipients if r.user_id}, kind)
+        workspace = await self.tickets.workspaces.get(self.ws)
+        for recipient in recipients:
+            if wants(choices, recipient, kind, "in_app") and recipient.user_id is not None:
+                row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=title, body=body,
+                                            ticket_id=ticket.id, now=self.now, event_id=self.event_id)
+                self.outbox.publish(self.ws, "notification.created", self.now, notification_id=row.id,
+                                    user_id=recipient.user_id, kind=kind, title=row.title, ticket_id=ticket.id)
+            if recipient.address and wants(choices, recipient, kind, "email"):
+                context = {"workspace_name": workspace.name, "recipient_name": recipient.name,
+                           "ticket": self._ticket_context(ticket, staff=recipient.staff), **(extra or {})}
+                if recipient.user_id is not None:
+                    context["unsubscribe_url"] = f"{self.settings.public_url}/settings/notifications"
+                if thread:
+                    context["thread"] = await self.tickets.email_thread_ids(self.ws, ticket.id)
+                batch = timedelta(seconds=self.settings.notification_batch_seconds) if kind in BATCHABLE_KINDS \
+                    else None
+                queued = await self.deliveries.queue(
+                    self.ws, channel="email", kind=kind, recipient=recipient.address,
+                    key=f"{self.event_id}:{kind}:{recipient.user_id or recipient.address}", context=context,
+                    now=self.now, user_id=recipient.user_id, ticket_id=ticket.id, locale=recipient.locale,
+                    batch_window=batch)
+                self.queued += queued is not None
+
+    # -- who --------------------------------------------------------------------------------
+    async def _requester(self, ticket: Ticket) -> list[Recipient]:
+        customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
+        if customer is None or customer.deleted_at is not None:
+            return []
+        address = None if customer.email_undeliverable_at else customer.email
+        return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False)]
+
+    async def _staff(self, user_ids: set[uuid.UUID | None]) -> list[Recipient]:
+        wanted = {u for u in user_ids if u is not None}
+        users = await self.users.get_many(self.ws, wanted)
+        return [Recipient(u.email, u.name, "en", u.id, staff=True)
+                for u in sorted(users.values(), key=lambda u: u.id) if u.is_active]
+
+    async def _name_of(self, user_id: object) -> str:
+        if not user_id:
+            return ""
+        user = (await self.users.get_many(self.ws, {uuid.UUID(str(user_id))})).get(uuid.UUID(str(user_id)))
+        return user.name if user else ""
+
+    async def _team_name(self, team_id: uuid.UUID | None) -> str:
+        if team_id is None:
+            return ""
+        try:
+            return (await self.teams.get(Principal.system(self.ws), team_id))["name"]
+        except NotFound:
+            return ""
+
+    def _ticket_context(self, ticket: Ticket, *, staff: bool) -> dict[str, Any]:
+        ref = ticket_reference(ticket.number)
+        path = f"/tickets/{ref}" if staff else f"/portal/tickets/{ref}"
+        return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject, "status": ticket.status,
+                "priority": ticket.priority, "url": f"{self.settings.public_url}{path}"}
+
+
+def _level_word(level: str) -> str:
+    return {"warning": "at 75 % — warning", "critical": "critical", "breached": "breached"}.get(level, level)
+
+
+def _when(value: object) -> str:
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(value)

@@ -1,0 +1,191 @@
+"""The delivery job: claim what is due, send it, record how it went.
+
+Three steps, each its own transaction or none: (1) claim the due deliveries and render
+them (templates, digests) while the database is at hand; (2) send, holding no
+transaction; (3) record each outcome. See ``delivery.py`` for why claiming first makes a
+crash neither lose nor duplicate a delivery.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+
+from relaydesk.channels.service import MailboxService
+from relaydesk.channels.threading import make_message_id, with_token
+from relaydesk.core.mail import MailError
+from relaydesk.notifications.delivery import DeliveryService
+from relaydesk.notifications.models import Delivery, NotificationTemplate
+from relaydesk.notifications.templates import TemplateInvalid, TemplateSource, render
+from relaydesk.notifications.webhooks import UnsafeTarget, WebhookService, check_target, encode_body, sign
+from relaydesk.tenancy.service import WorkspaceService
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from relaydesk.runtime import Runtime
+
+log = structlog.get_logger("relaydesk.deliveries")
+
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+@dataclass(slots=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    channel: str
+    email: EmailMessage | None = None
+    url: str | None = None
+    body: bytes | None = None
+    secret: str | None = None
+    allow_private: bool = False
+    problem: str | None = None  # found while preparing: fails the delivery without sending
+
+
+class SendFailed(Exception):
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:
+    """One round; returns how many deliveries it attempted."""
+    now = runtime.clock.now()
+    async with runtime.transaction() as session:
+        claimed = await DeliveryService(session).claim_due(now, limit=limit, is_sqlite=runtime.db.is_sqlite)
+        outgoing = [await _prepare(runtime, session, d, now) for d in claimed]
+    if not outgoing:
+        return 0
+    outcomes: list[tuple[uuid.UUID, SendFailed | None]] = []
+    for item in outgoing:
+        try:
+            await _send(runtime, item)
+            outcomes.append((item.delivery_id, None))
+        except SendFailed as exc:
+            outcomes.append((item.delivery_id, exc))
+    async with runtime.transaction() as session:
+        deliveries = DeliveryService(session)
+        now = runtime.clock.now()
+        rows = {d.id: d for d in await session.scalars(select(Delivery).where(
+            Delivery.id.in_([i for i, _ in outcomes])))}
+        for delivery_id, failure in outcomes:
+            row = rows[delivery_id]
+            if failure is None:
+                deliveries.succeeded(row, now)
+            else:
+                deliveries.failed(row, now, str(failure), permanent=failure.permanent,
+                                  max_attempts=runtime.settings.delivery_max_attempts)
+                log.warning("delivery_failed", delivery_id=str(delivery_id), channel=row.channel,
+                            attempts=row.attempts, error=str(failure), gave_up=row.status == "dead")
+    return len(outgoing)
+
+
+async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
+    if delivery.channel in ("webhook", "slack"):
+        endpoint = await WebhookService(session).endpoint(delivery.workspace_id, delivery.target_id) \
+            if delivery.target_id else None
+        if endpoint is None or not endpoint.active:
+            return Outgoing(delivery.id, delivery.channel, problem="the webhook was removed or switched off")
+        return Outgoing(delivery.id, delivery.channel, url=endpoint.url, body=encode_body(delivery.context["body"]),
+                        secret=endpoint.secret if delivery.channel == "webhook" else None,
+                        allow_private=endpoint.allow_private)
+    mates = await DeliveryService(session).batch_mates(delivery, now)
+    if mates:
+        # Frozen into the delivery so a retry sends the same digest.
+        delivery.context = {**delivery.context, "digest": [_digest_item(d) for d in (delivery, *mates)]}
+    return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
+
+
+def _digest_item(delivery: Delivery) -> dict[str, Any]:
+    ctx = delivery.context
+    message = ctx.get("message") or {}
+    title = {"reply_to_agent": f"New reply from {message.get('author_name') or 'the customer'}",
+             "status_changed": f"Status changed to {ctx.get('new_status', '')}",
+             "assigned": "Assigned to you"}.get(delivery.kind, delivery.kind)
+    return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
+            "at": delivery.created_at.strftime("%H:%M")}
+
+
+async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> EmailMessage:
+    settings = runtime.settings
+    ctx = dict(delivery.context)
+    digest = ctx.pop("digest", None)
+    kind = "digest" if digest else delivery.kind
+    if digest:
+        ctx["items"] = digest
+    rendered = None
+    override = await session.scalar(select(NotificationTemplate).where(
+        NotificationTemplate.workspace_id == delivery.workspace_id, NotificationTemplate.kind == kind,
+        NotificationTemplate.locale == delivery.locale))
+    if override is not None:
+        try:
+            rendered = render(kind, delivery.locale, ctx,
+                              TemplateSource(override.subject, override.text, override.html))
+        except TemplateInvalid as exc:  # saved templates are validated; this is the safety net
+            log.warning("template_failed", kind=kind, locale=delivery.locale, error=str(exc))
+    rendered = rendered or render(kind, delivery.locale, ctx)
+
+    workspace = await WorkspaceService(session).get(delivery.workspace_id)
+    sender = await MailboxService(session).sending_address(workspace, settings.mail_domain)
+    message = EmailMessage()
+    message["From"] = formataddr((workspace.name, sender))
+    message["To"] = delivery.recipient
+    ticket = ctx.get("ticket") or {}
+    subject = with_token(rendered.subject, ticket["reference"]) if ticket.get("reference") and not digest \
+        else rendered.subject
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    secret = settings.resolved_secret_key()
+    anchor = uuid.UUID(ticket["id"]) if ticket.get("id") and not digest else delivery.workspace_id
+    message["Message-ID"] = f"<{make_message_id(anchor, delivery.id.hex, secret=secret, domain=settings.mail_domain)}>"
+    if ticket.get("id") and not digest:
+        # One stable root per ticket groups every email about it in the customer's client.
+        root = make_message_id(anchor, "root", secret=secret, domain=settings.mail_domain)
+        thread = [root, *ctx.get("thread", [])]
+        message["In-Reply-To"] = f"<{thread[-1]}>"
+        message["References"] = " ".join(f"<{t}>" for t in thread[-10:])
+    if delivery.kind != "reply_to_customer" or digest:
+        message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"  # no out-of-office answers to what we send
+    message["X-Relaydesk-Loop"] = str(delivery.workspace_id)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+async def _send(runtime: Runtime, item: Outgoing) -> None:
+    if item.problem:
+        raise SendFailed(item.problem, permanent=True)
+    if item.email is not None:
+        try:
+            await runtime.mailer.send(item.email)
+        except MailError as exc:
+            raise SendFailed(str(exc), permanent=exc.permanent) from None
+        return
+    assert item.url is not None and item.body is not None
+    try:
+        await check_target(item.url, allow_private=item.allow_private)
+    except UnsafeTarget as exc:
+        raise SendFailed(str(exc), permanent=True) from None
+    headers = {"Content-Type": "application/json", "User-Agent": "Relaydesk-Webhooks/1",
+               "X-Relaydesk-Delivery": str(item.delivery_id)}
+    if item.secret:
+        headers["X-Relaydesk-Signature"] = sign(item.secret, int(time.time()), item.body)
+    try:
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.post(item.url, content=item.body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise SendFailed(f"{type(exc).__name__}: {exc}", permanent=False) from None
+    if response.status_code >= 300:
+        # 4xx other than 408/429 will not change by retrying; everything else may.
+        permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+        raise SendFailed(f"HTTP {response.status_code}", permanent=permanent)

@@ -1,0 +1,154 @@
+"""Outbound webhooks: a workspace's endpoints, what each receives, and how it is signed.
+
+A body is signed as ``X-Relaydesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<body>" under the endpoint's secret>`` so the receiver can check both origin and
+freshness. Internal notes never leave through a webhook. Targets that resolve to
+loopback, private, link-local or otherwise non-public addresses are refused, when the
+endpoint is saved and again at each send, unless an admin allowed it for that endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import socket
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.errors import NotFound, ValidationFailed
+from relaydesk.core.principal import Principal
+from relaydesk.notifications.delivery import DeliveryService
+from relaydesk.notifications.models import WebhookEndpoint
+from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.schemas import ticket_reference
+
+WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "ticket.assigned", "ticket.priority_changed",
+                  "ticket.category_changed", "message.posted", "sla.threshold_crossed", "ticket.escalated")
+SLACK_EVENTS = ("ticket.escalated", "sla.threshold_crossed")
+# Keys of an event's payload that stay inside Relaydesk.
+_PRIVATE_KEYS = {"actor_id", "requester_id", "organisation_id", "body_html"}
+
+
+class UnsafeTarget(Exception):
+    pass
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse URLs that are not http(s) or that point into private networks."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeTarget("Use an http:// or https:// URL with a host name.")
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
+                                                             type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UnsafeTarget(f"The host name does not resolve: {exc.strerror}.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeTarget(f"{parts.hostname} resolves to {address}, a loopback or private address; "
+                               "an admin may allow private targets for this endpoint.")
+
+
+def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: str) -> str:
+    ref = f"<{url}|{ticket_reference(ticket.number)}> “{ticket.subject}”"
+    if event_type == "ticket.escalated":
+        return f":rotating_light: {ref} escalated to level {payload.get('level')}: {payload.get('reason') or ''}"
+    return f":alarm_clock: {ref}: {str(payload.get('clock', '')).replace('_', ' ')} SLA {payload.get('level')}"
+
+
+class WebhookService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, principal: Principal, *, url: str, kind: str, events: list[str], description: str,
+                     allow_private: bool, now: datetime) -> WebhookEndpoint:
+        await self._check(url, kind, events, allow_private)
+        endpoint = WebhookEndpoint(
+            workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
+            secret="whsec_" + secrets.token_urlsafe(24), events=sorted(set(events)), active=True,
+            allow_private=allow_private, created_at=now)
+        self.session.add(endpoint)
+        await self.session.flush()
+        return endpoint
+
+    async def _check(self, url: str, kind: str, events: list[str], allow_private: bool) -> None:
+        allowed = SLACK_EVENTS if kind == "slack" else WEBHOOK_EVENTS
+        unknown = sorted(set(events) - set(allowed))
+        if unknown:
+            raise ValidationFailed(f"Not an event a {kind} target can receive: {', '.join(unknown)}. "
+                                   f"Choose from {', '.join(allowed)}.", field="events")
+        try:
+            await check_target(url, allow_private=allow_private)
+        except UnsafeTarget as exc:
+            raise ValidationFailed(str(exc), field="url") from None
+
+    async def get(self, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+        endpoint = await self.session.scalar(select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == principal.workspace_id, WebhookEndpoint.id == endpoint_id))
+        if endpoint is None:
+            raise NotFound("No such webhook.")
+        return endpoint
+
+    async def list(self, principal: Principal) -> list[WebhookEndpoint]:
+        return list(await self.session.scalars(select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == principal.workspace_id).order_by(WebhookEndpoint.created_at)))
+
+    async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> WebhookEndpoint:
+        endpoint = await self.get(principal, endpoint_id)
+        for key, value in changes.items():
+            setattr(endpoint, key, sorted(set(value)) if key == "events" else value)
+        await self._check(endpoint.url, endpoint.kind, endpoint.events, endpoint.allow_private)
+        return endpoint
+
+    async def delete(self, principal: Principal, endpoint_id: uuid.UUID) -> None:
+        await self.session.delete(await self.get(principal, endpoint_id))
+
+    async def endpoint(self, workspace_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
+        return await self.session.scalar(select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.id == endpoint_id))
+
+    async def queue_for_event(self, workspace_id: uuid.UUID, event_id: int, event_type: str,
+                              payload: dict[str, Any], ticket: Ticket, now: datetime, *, ticket_url: str = "") -> int:
+        if event_type == "message.posted" and payload.get("internal"):
+            return 0
+        endpoints = [e for e in await self.session.scalars(select(WebhookEndpoint).where(
+            WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.active.is_(True)))
+            if event_type in e.events]
+        deliveries = DeliveryService(self.session)
+        queued = 0
+        for endpoint in endpoints:
+            if endpoint.kind == "slack":
+                body: dict[str, Any] = {"text": slack_text(event_type, payload, ticket, ticket_url)}
+            else:
+                data = {k: v for k, v in payload.items() if k not in _PRIVATE_KEYS}
+                body = {"id": event_id, "type": event_type, "workspace_id": str(workspace_id),
+                        "created_at": payload.get("at"),
+                        "ticket": {"id": str(ticket.id), "reference": ticket_reference(ticket.number),
+                                   "subject": ticket.subject, "status": ticket.status, "priority": ticket.priority},
+                        "data": data}
+            queued += await deliveries.queue(
+                workspace_id, channel=endpoint.kind if endpoint.kind == "slack" else "webhook", kind=event_type,
+                recipient=endpoint.url[:500], key=f"{event_id}:webhook:{endpoint.id}", context={"body": body},
+                now=now, ticket_id=ticket.id, target_id=endpoint.id) is not None
+        return queued
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body)

@@ -1,0 +1,268 @@
+"""The email channel end to end over real protocols: SMTP sessions to the built-in
+listener, a real IMAP server (Dovecot) polled for mail, and outbound mail to a sink."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from factories import Workspace, make_workspace
+from mailpeers import ImapServer, SmtpSink, smtp_send
+from relaydesk.channels.smtp import SmtpListener
+from relaydesk.channels.tasks import poll_mailbox
+from relaydesk.channels.models import Mailbox
+from relaydesk.core.mail import SmtpMailer
+from relaydesk.runtime import Runtime
+
+CORPUS = Path(__file__).parent / "email_corpus"
+
+
+@pytest.fixture
+async def listener(runtime: Runtime, smtp_sink: SmtpSink) -> AsyncIterator[SmtpListener]:
+    """Our SMTP listener on a free port; what we send goes to the sink."""
+    before, runtime.mailer = runtime.mailer, SmtpMailer("127.0.0.1", smtp_sink.port, timeout=5)
+    async with SmtpListener(runtime, "127.0.0.1", 0) as smtp:
+        yield smtp
+    runtime.mailer = before
+
+
+def address(runtime: Runtime, ws: Workspace) -> str:
+    return f"{ws.slug}@{runtime.settings.mail_domain}"
+
+
+def email(sender: str, to: str, subject: str, body: str, **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="customers.example.com")
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return bytes(message)
+
+
+async def send(listener: SmtpListener, raw: bytes, to: str, sender: str = "someone@example.com") -> None:
+    await smtp_send("127.0.0.1", listener.port, raw, sender, [to])
+
+
+async def inbound(client, ws: Workspace, **params: str) -> list[dict[str, Any]]:  # noqa: ANN001
+    r = await client.get("/api/v1/inbound-emails", params=params, headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def tickets(client, ws: Workspace) -> list[dict[str, Any]]:  # noqa: ANN001
+    return (await client.get("/api/v1/tickets", params={"limit": 100}, headers=ws.admin.headers)).json()["items"]
+
+
+async def thread(client, ws: Workspace, ticket_id: str) -> list[dict[str, Any]]:  # noqa: ANN001
+    r = await client.get(f"/api/v1/tickets/{ticket_id}/messages", headers=ws.admin.headers)
+    return r.json()["items"]
+
+
+class TestNewTicketsByEmail:
+    async def test_a_stranger_writes_in_and_gets_a_ticket_and_an_acknowledgement(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan Nguyen <lan@customers.example.com>", to, "Order 5521 never arrived",
+                                   "Hello, my order 5521 has not arrived.\n\nThanks, Lan"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Order 5521 never arrived" and ticket["channel"] == "email"
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert [(c["name"], c["email"]) for c in customers] == [("Lan Nguyen", "lan@customers.example.com")]
+        [ack] = [m for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]
+        assert f"[{ticket['number']}]" in ack["Subject"]
+        [row] = await inbound(client, ws)
+        assert row["status"] == "processed" and row["ticket_id"] == ticket["id"] and row["source"] == "smtp"
+        raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
+        assert raw.headers["content-type"].startswith("message/rfc822") and b"order 5521" in raw.content
+
+    async def test_unknown_addresses_are_refused_at_rcpt(self, listener) -> None:  # noqa: ANN001
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await send(listener, email("a@b.example.com", "nobody@nowhere.example", "Hi", "Hi"),
+                       "nobody@nowhere.example")
+
+    async def test_a_workspace_mailbox_address_receives_too(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        own = f"help-{uuid.uuid4().hex[:6]}@acme.example.com"
+        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        assert "imap_password" not in r.json()
+        await send(listener, email("x@customers.example.com", own, "Via our own address", "Hello"), own)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, ws)] == ["Via our own address"]
+        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
+        assert r.status_code == 409
+
+
+class TestReplies:
+    async def test_a_reply_to_our_email_joins_its_ticket_without_the_quoted_history(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [ack] = smtp_sink.messages
+        reply = email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
+                      "Here is a photo of the leak.\n\nOn Tue, 4 Mar 2025 at 10:00, Acme wrote:\n> We received your request",
+                      In_Reply_To=ack["Message-ID"], References=ack["Message-ID"])
+        await send(listener, reply, to)
+        await settle()
+        assert len(await tickets(client, ws)) == 1
+        messages = await thread(client, ws, ticket["id"])
+        texts = [m["body_text"] for m in messages if m["author_kind"] == "customer"]
+        assert texts[-1] == "Here is a photo of the leak."
+        assert all(m["channel"] == "email" for m in messages if m["author_kind"] == "customer")
+
+    async def test_the_subject_token_works_for_the_requester_but_not_for_a_stranger(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("lan@customers.example.com", to, "Refund please", "Order 1"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        token = f"[{ticket['number']}]"
+        await send(listener, email("lan@customers.example.com", to, f"Re: {token} Refund please", "Any news?"), to)
+        await send(listener, email("mallory@evil.example.com", to, f"Re: {token} Refund please",
+                                   "Send the refund to my account instead"), to)
+        await settle()
+        all_tickets = await tickets(client, ws)
+        assert len(all_tickets) == 2
+        texts = [m["body_text"] for m in await thread(client, ws, ticket["id"])]
+        assert "Any news?" in texts and not any("my account instead" in t for t in texts)
+
+    async def test_an_agent_can_answer_by_email(self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        await send(listener, email("lan@customers.example.com", to, "Question", "How do I reset it?"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await send(listener, email(agent.email, to, f"Re: [{ticket['number']}] Question",
+                                   "Hold the button for ten seconds."), to)
+        await settle()
+        [answer] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "agent"
+                    and "ten seconds" in m["body_text"]]
+        assert answer["internal"] is False
+        assert any("ten seconds" in m.raw.decode(errors="replace") for m in smtp_sink.messages
+                   if "lan@customers.example.com" in m.rcpt_tos)
+
+
+class TestNoise:
+    @pytest.mark.parametrize("name", ["out_of_office_auto_submitted.eml", "x_autoreply.eml", "newsletter_bulk.eml",
+                                      "precedence_auto_reply.eml", "loop_own_outbound.eml", "dsn_delayed.eml"])
+    async def test_automatic_mail_never_opens_a_ticket_nor_gets_an_answer(
+            self, client, runtime, settle, listener, smtp_sink, name: str) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, (CORPUS / name).read_bytes(), to)
+        await settle()
+        assert await tickets(client, ws) == []
+        assert smtp_sink.messages == []
+        [row] = await inbound(client, ws)
+        assert row["status"] == "ignored" and row["reason"]
+
+    async def test_a_bounce_marks_the_address_undeliverable(self, client, runtime, settle, listener,
+                                                           smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/customers", json={"name": "Nobody", "email": "nobody@example.org"},
+                              headers=ws.admin.headers)
+        customer = r.json()
+        to = address(runtime, ws)
+        await send(listener, (CORPUS / "dsn_postfix_failed.eml").read_bytes(), to)
+        await settle()
+        [row] = await inbound(client, ws)
+        assert row["status"] == "ignored" and "nobody@example.org" in row["reason"]
+        got = (await client.get(f"/api/v1/customers/{customer['id']}", headers=ws.admin.headers)).json()
+        assert got["email_undeliverable_at"] is not None
+        await ws.ticket(ws.admin, requester_id=customer["id"])
+        await settle()
+        assert [m for m in smtp_sink.messages if "nobody@example.org" in m.rcpt_tos] == []
+
+
+class TestQuarantine:
+    async def test_unparseable_mail_is_kept_for_an_admin_to_retry_or_discard(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, (CORPUS / "unparseable_no_from.eml").read_bytes(), to)
+        await settle()
+        [row] = await inbound(client, ws, status="quarantined")
+        assert "parsed" in row["reason"]
+        raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
+        # Exactly what crossed the wire (SMTP carries lines ending in CRLF).
+        assert raw.content == (CORPUS / "unparseable_no_from.eml").read_bytes().replace(b"\r\n", b"\n").replace(
+            b"\n", b"\r\n")
+        agent = await ws.staff()
+        assert (await client.post(f"/api/v1/inbound-emails/{row['id']}/retry", headers=agent.headers)).status_code == 403
+        r = await client.post(f"/api/v1/inbound-emails/{row['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        [row] = await inbound(client, ws)
+        assert row["status"] == "quarantined" and row["attempts"] == 2
+        r = await client.post(f"/api/v1/inbound-emails/{row['id']}/discard", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["status"] == "discarded"
+        r = await client.post(f"/api/v1/inbound-emails/{row['id']}/discard", headers=ws.admin.headers)
+        assert r.status_code == 409
+        other = await make_workspace(client)
+        r = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=other.admin.headers)
+        assert r.status_code == 404
+
+    async def test_the_whole_corpus_arrives_and_nothing_is_lost(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        files = sorted(CORPUS.glob("*.eml"))
+        assert len(files) >= 30
+        for path in files:
+            await send(listener, path.read_bytes(), to)
+        await settle()
+        rows = await inbound(client, ws, limit="100")
+        assert len(rows) == len(files)
+        assert {r["status"] for r in rows} <= {"processed", "ignored", "quarantined"}
+        quarantined = sorted(r["reason"] for r in rows if r["status"] == "quarantined")
+        assert len(quarantined) == 2, [q[:300] for q in quarantined]  # the two unparseable ones
+
+
+class TestImap:
+    async def test_a_mailbox_is_polled_and_each_message_stored_once(
+            self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+            "imap_username": user, "imap_password": password})
+        assert r.status_code == 201, r.text
+        assert "imap_password" not in r.json()
+        for i in range(2):
+            imap_server.deliver(user, email(f"buyer{i}@customers.example.com", user, f"IMAP question {i}", "Hi"))
+        async with runtime.db.read_session() as s:
+            mailbox = await s.get(Mailbox, uuid.UUID(r.json()["id"]))
+        assert await poll_mailbox(runtime, mailbox) == 2
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == ["IMAP question 0", "IMAP question 1"]
+        assert imap_server.count(user, unseen_only=True) == 0
+        assert await poll_mailbox(runtime, mailbox) == 0
+        assert [r["source"] for r in await inbound(client, ws)] == ["imap", "imap"]
+
+    async def test_a_wrong_password_is_recorded_on_the_mailbox(self, client, runtime, imap_server) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        user, _ = imap_server.make_user(domain="imap.example.com")
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+            "imap_username": user, "imap_password": "wrong"})
+        async with runtime.db.read_session() as s:
+            mailbox = await s.get(Mailbox, uuid.UUID(r.json()["id"]))
+        assert await poll_mailbox(runtime, mailbox) == 0
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert box["last_error"]

@@ -1,0 +1,361 @@
+"""Notifications reach people by email (a real SMTP conversation with a sink), in-app and
+over webhooks: preferences, templates, batching, retries, crash safety, the delivery log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from factories import Workspace, make_workspace
+from mailpeers import SmtpSink
+from relaydesk.channels.threading import ticket_of
+from relaydesk.core.mail import SmtpMailer
+from relaydesk.notifications.sender import deliver_due
+from relaydesk.runtime import Runtime
+
+
+@pytest.fixture
+def mail(runtime: Runtime, smtp_sink: SmtpSink) -> Iterator[SmtpSink]:
+    """Outbound mail goes to a real SMTP server for the test."""
+    before = runtime.mailer
+    assert smtp_sink.port is not None
+    runtime.mailer = SmtpMailer("127.0.0.1", smtp_sink.port, timeout=5)
+    yield smtp_sink
+    runtime.mailer = before
+
+
+def to(sink: SmtpSink, address: str) -> list[Any]:
+    return [m for m in sink.messages if address in m.rcpt_tos]
+
+
+async def send_due(runtime: Runtime, clock, *, after: timedelta = timedelta(0)) -> int:  # noqa: ANN001
+    clock.advance(after)
+    return await deliver_due(runtime)
+
+
+async def deliveries(client, ws: Workspace, **params: str) -> list[dict[str, Any]]:  # noqa: ANN001
+    r = await client.get("/api/v1/notifications/deliveries", params=params, headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+class TestCustomerEmails:
+    async def test_a_new_ticket_is_acknowledged_with_its_number(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer, subject="Refund for order 1182")
+        await settle()
+        [email] = to(mail, customer.email)
+        ref = ticket['number']
+        assert f"[{ref}]" in email["Subject"]
+        assert ref in email.message.get_body(("plain",)).get_content()
+        assert email["Auto-Submitted"] == "auto-generated"
+        assert ticket_of(email["Message-ID"], secret=runtime.settings.resolved_secret_key()) is not None
+        assert email.message.get_body(("html",)) is not None
+
+    async def test_an_agent_reply_is_a_threaded_email_to_the_customer(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        await ws.reply(agent, ticket["id"], "A note just for us", internal=True)
+        await ws.reply(agent, ticket["id"], "Your replacement ships today.")
+        await settle()
+        [email] = to(mail, customer.email)
+        assert "Your replacement ships today." in email.message.get_body(("plain",)).get_content()
+        assert "A note just for us" not in email.raw.decode(errors="replace")
+        assert "Auto-Submitted" not in email.message  # a person wrote it
+        assert email["In-Reply-To"] and email["References"]
+        secret = runtime.settings.resolved_secret_key()
+        assert str(ticket_of(email["In-Reply-To"], secret=secret)) == ticket["id"]
+        assert email["X-Relaydesk-Loop"]
+
+    async def test_vietnamese_customers_get_vietnamese_email(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer(language="vi")
+        await ws.ticket(customer)
+        await settle()
+        [email] = to(mail, customer.email)
+        text = email.message.get_body(("plain",)).get_content()
+        assert "yêu cầu" in text
+
+
+class TestStaffEmailsAndPreferences:
+    async def test_customer_replies_to_an_agent_are_batched_into_one_email(self, client, settle, mail, runtime,
+                                                                          clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        assert (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=agent.headers)).json()["assignee_id"]
+        mail.clear()
+        for i in range(10):
+            await ws.reply(customer, ticket["id"], f"Update number {i}")
+        await settle()
+        assert to(mail, agent.email) == []  # waiting for the batch window
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        emails = to(mail, agent.email)
+        assert len(emails) == 1
+        body = emails[0].message.get_body(("plain",)).get_content()
+        assert all(f"Update number {i}" in body for i in range(10))
+        log = await deliveries(client, ws, recipient=agent.email)
+        statuses = sorted(d["status"] for d in log)
+        assert statuses == ["batched"] * (len(log) - 1) + ["sent"] and len(log) >= 10
+
+    async def test_preferences_turn_email_off_but_keep_in_app(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        r = await client.put("/api/v1/me/notification-preferences", headers=agent.headers, json={"preferences": [
+            {"kind": "reply_to_agent", "channel": "email", "enabled": False}]})
+        assert r.status_code == 200, r.text
+        choice = next(p for p in r.json() if p["kind"] == "reply_to_agent" and p["channel"] == "email")
+        assert choice == {"kind": "reply_to_agent", "channel": "email", "enabled": False, "default": False}
+        ticket = await ws.ticket(customer)
+        await settle()
+        await ws.reply(customer, ticket["id"], "Hello?")
+        await settle()
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        assert [m for m in to(mail, agent.email) if "Hello?" in m.raw.decode(errors="replace")] == []
+        kinds = [n["kind"] for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]]
+        assert "reply_to_agent" in kinds
+
+    async def test_preferences_name_the_bad_field(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        r = await client.put("/api/v1/me/notification-preferences", headers=customer.headers, json={"preferences": [
+            {"kind": "sla_breached", "channel": "email", "enabled": False}]})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert "preferences.0.kind" in r.text
+        r = await client.put("/api/v1/me/notification-preferences", headers=customer.headers, json={"preferences": [
+            {"kind": "ticket_created", "channel": "pigeon", "enabled": False}]})
+        assert r.status_code == 422 and "channel" in r.text
+
+
+class TestReliability:
+    async def test_a_refusing_relay_is_retried_with_back_off_and_every_attempt_logged(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        mail.fail_next(2)
+        await ws.ticket(customer)
+        await settle()
+        assert to(mail, customer.email) == []
+        [ack] = [d for d in await deliveries(client, ws, recipient=customer.email)]
+        assert ack["status"] == "failed" and ack["attempts"] == 1 and "451" in ack["last_error"]
+        await send_due(runtime, clock, after=timedelta(seconds=29))
+        assert to(mail, customer.email) == []  # still backing off
+        await send_due(runtime, clock, after=timedelta(seconds=2))
+        await send_due(runtime, clock, after=timedelta(seconds=61))
+        assert len(to(mail, customer.email)) == 1
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "sent" and ack["attempts"] == 3
+        assert [a["outcome"] for a in ack["attempt_log"]] == ["failed", "failed", "sent"]
+
+    async def test_a_permanent_refusal_gives_up_at_once(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        with SmtpSink(rejected_recipients={customer.email.lower()}) as sink:
+            before, runtime.mailer = runtime.mailer, SmtpMailer("127.0.0.1", sink.port, timeout=5)
+            try:
+                await ws.ticket(customer)
+                await settle()
+            finally:
+                runtime.mailer = before
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "dead" and ack["next_attempt_at"] is None
+
+    async def test_a_crash_mid_delivery_neither_loses_nor_duplicates(self, client, settle, mail, runtime,
+                                                                     clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+
+        class Crash(BaseException):
+            pass
+
+        class DiesBeforeSending:
+            async def send(self, message):  # noqa: ANN001, ANN202
+                raise Crash
+
+        before, runtime.mailer = runtime.mailer, DiesBeforeSending()
+        try:
+            await ws.ticket(customer)
+            await settle()  # the job dies (the broker logs it) after claiming the email
+        finally:
+            runtime.mailer = before
+        [claimed] = await deliveries(client, ws, recipient=customer.email)
+        assert claimed["status"] == "sending"  # claimed, never sent, never marked
+        await send_due(runtime, clock)
+        assert to(mail, customer.email) == []  # the claim has not run out yet: nobody sends it twice at once
+        await send_due(runtime, clock, after=timedelta(minutes=6))
+        await send_due(runtime, clock, after=timedelta(minutes=6))
+        assert len(to(mail, customer.email)) == 1
+        [done] = await deliveries(client, ws, recipient=customer.email)
+        assert done["status"] == "sent"
+
+    async def test_the_same_event_handled_twice_sends_once(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
+        from sqlalchemy import update
+
+        from relaydesk.core.outbox import OutboxEvent, ProcessedEvent
+
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        await ws.ticket(customer)
+        await settle()
+        async with runtime.db.write_session() as s:  # forget that notifications handled it; deliver again
+            await s.execute(ProcessedEvent.__table__.delete().where(ProcessedEvent.consumer == "notifications.on_event"))
+            await s.execute(update(OutboxEvent).where(OutboxEvent.workspace_id == uuid.UUID(ws.id),
+                                                      OutboxEvent.type == "ticket.created").values(dispatched_at=None))
+            await s.commit()
+        await settle()
+        assert len(to(mail, customer.email)) == 1
+
+    async def test_the_delivery_log_is_for_admins_of_the_workspace(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.get("/api/v1/notifications/deliveries", headers=agent.headers)
+        assert r.status_code == 403
+        other = await make_workspace(client)
+        assert await deliveries(client, other) == []
+
+
+class TestTemplates:
+    async def test_an_admin_customises_previews_and_resets_a_template(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/notification-templates/ticket_created/en/preview", headers=ws.admin.headers,
+                              json={"template": {"subject": "Got it: {{ ticket.reference }}", "text": "Hi {{ recipient_name }}"}})
+        assert r.status_code == 200, r.text
+        assert r.json()["subject"].startswith("Got it: T-")
+        r = await client.put("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers,
+                             json={"subject": "Got it: {{ ticket.reference }}", "text": "Hi {{ recipient_name }}, we are on it."})
+        assert r.status_code == 200 and r.json()["customised"] is True
+        customer = await ws.customer()
+        await ws.ticket(customer)
+        await settle()
+        [email] = to(mail, customer.email)
+        assert email["Subject"].startswith("Got it: T-")
+        assert "we are on it." in email.message.get_body(("plain",)).get_content()
+        r = await client.delete("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers)
+        assert r.status_code == 204
+        r = await client.get("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers)
+        assert r.json()["customised"] is False
+
+    async def test_a_broken_template_is_refused_naming_the_part(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.put("/api/v1/notification-templates/assigned/vi", headers=ws.admin.headers,
+                             json={"subject": "ok", "html": "<p>{% if %}</p>"})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert "html" in r.text
+        r = await client.put("/api/v1/notification-templates/assigned/en", headers=ws.admin.headers,
+                             json={"subject": "{{ tikcet.reference }}", "text": "Hello"})
+        assert r.status_code == 422 and "subject" in r.text
+        r = await client.put("/api/v1/notification-templates/nonsense/en", headers=ws.admin.headers,
+                             json={"subject": "x"})
+        assert r.status_code == 404
+        agent = await ws.staff()
+        assert (await client.get("/api/v1/notification-templates", headers=agent.headers)).status_code == 403
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.fail_next = 0
+
+    async def endpoint(self, request: Request) -> Response:
+        if self.fail_next:
+            self.fail_next -= 1
+            return Response(status_code=503)
+        self.requests.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    hooks = Receiver()
+    app = Starlette(routes=[Route("/hook", hooks.endpoint, methods=["POST"])])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield hooks, f"http://127.0.0.1:{port}/hook"
+    server.should_exit = True
+    await task
+
+
+class TestWebhooks:
+    async def test_private_targets_need_an_admins_say_so(self, client, receiver) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        _, url = receiver
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={"url": url, "events": ["ticket.created"]})
+        assert r.status_code == 422 and "url" in r.text and "private" in r.text
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                              json={"url": "ftp://example.com/x", "events": ["ticket.created"]})
+        assert r.status_code == 422
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                              json={"url": url, "events": ["ticket.exploded"], "allow_private": True})
+        assert r.status_code == 422 and "events" in r.text
+
+    async def test_events_are_posted_signed_retried_and_never_carry_internal_notes(
+            self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created", "message.posted"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        assert "secret" not in (await client.get("/api/v1/webhooks", headers=ws.admin.headers)).json()[0]
+        hooks.fail_next = 1
+        ticket = await ws.ticket(ws.admin)
+        await settle()
+        assert hooks.requests == []
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        [(headers, body)] = hooks.requests
+        stamp, signature = (part.split("=", 1)[1] for part in headers["x-relaydesk-signature"].split(","))
+        expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+        event = orjson.loads(body)
+        assert event["type"] == "ticket.created" and event["ticket"]["id"] == ticket["id"]
+
+        await ws.reply(agent, ticket["id"], "internal only", internal=True)
+        await ws.reply(agent, ticket["id"], "public words")
+        await settle()
+        posted = [orjson.loads(b) for _, b in hooks.requests[1:]]
+        assert [p["data"]["body_text"] for p in posted] == ["public words"]
+
+    async def test_slack_gets_escalations(self, client, settle, receiver) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "kind": "slack", "events": ["ticket.escalated"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        ticket = await ws.ticket(ws.admin)
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Outage for a VIP"},
+                              headers=ws.admin.headers)
+        assert r.status_code in (200, 201), r.text
+        await settle()
+        [(headers, body)] = hooks.requests
+        text = orjson.loads(body)["text"]
+        assert ticket['number'] in text and "Outage for a VIP" in text
+        assert "x-relaydesk-signature" not in headers
