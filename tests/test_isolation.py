@@ -215,9 +215,14 @@ async def build_world(client: httpx.AsyncClient) -> World:
     assert reply.status_code == 201, reply.text
     token = await client.post(f"{API}/me/api-tokens", json={"name": "integration"}, headers=h)
     assert token.status_code == 201, token.text
+    hook = await client.post(f"{API}/webhooks", headers=h, json={
+        "url": "http://127.0.0.1:9/hook", "events": ["ticket.created"], "allow_private": True})
+    mailbox = await client.post(f"{API}/mailboxes", headers=h, json={"address": f"{unique('help')}@acme.example.com"})
+    assert hook.status_code == 201 and mailbox.status_code == 201, (hook.text, mailbox.text)
     refs = {"ticket": ticket["id"], "number": ticket["number"], "message": reply.json()["id"],
             "attachment": up["id"], "customer": customer.customer_id, "org": org["id"], "agent": agent.id,
-            "team": team["id"], "category": category["id"], "token": token.json()["id"]}
+            "team": team["id"], "category": category["id"], "token": token.json()["id"],
+            "webhook": hook.json()["id"], "mailbox": mailbox.json()["id"]}
     assert all(refs.values())
     return World(a, b, agent, customer, refs, data)
 
@@ -229,7 +234,7 @@ async def snapshot_a(client: httpx.AsyncClient, w: World) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in [f"/tickets/{r['ticket']}", f"/tickets/{r['ticket']}/messages", f"/tickets/{r['ticket']}/audit",
                  f"/customers/{r['customer']}", f"/organisations/{r['org']}", f"/agents/{r['agent']}",
-                 f"/teams/{r['team']}", f"/categories/{r['category']}", "/me/api-tokens"]:
+                 f"/teams/{r['team']}", f"/categories/{r['category']}", "/me/api-tokens", "/webhooks", "/mailboxes"]:
         got = await client.get(API + path, headers=h)
         assert got.status_code == 200, (path, got.text)
         out[path] = got.json()
@@ -270,6 +275,10 @@ CROSS_TENANT = [
     ("GET", "/categories/{category}", None),
     ("PATCH", "/categories/{category}", {"name": "Renamed from B", "default_priority": "URGENT"}),
     ("DELETE", "/me/api-tokens/{token}", None),
+    ("PATCH", "/webhooks/{webhook}", {"url": "http://127.0.0.1:9/stolen", "allow_private": True}),
+    ("DELETE", "/webhooks/{webhook}", None),
+    ("PATCH", "/mailboxes/{mailbox}", {"active": False}),
+    ("DELETE", "/mailboxes/{mailbox}", None),
 ]
 
 

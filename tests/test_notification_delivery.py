@@ -3,24 +3,18 @@ over webhooks: preferences, templates, batching, retries, crash safety, the deli
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from factories import Workspace, make_workspace
+from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
 from relaydesk.channels.threading import ticket_of
 from relaydesk.core.mail import SmtpMailer
@@ -271,36 +265,6 @@ class TestTemplates:
         assert r.status_code == 404
         agent = await ws.staff()
         assert (await client.get("/api/v1/notification-templates", headers=agent.headers)).status_code == 403
-
-
-# -- webhooks -----------------------------------------------------------------------------------
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail_next = 0
-
-    async def endpoint(self, request: Request) -> Response:
-        if self.fail_next:
-            self.fail_next -= 1
-            return Response(status_code=503)
-        self.requests.append((dict(request.headers), await request.body()))
-        return Response(status_code=204)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hooks = Receiver()
-    app = Starlette(routes=[Route("/hook", hooks.endpoint, methods=["POST"])])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield hooks, f"http://127.0.0.1:{port}/hook"
-    server.should_exit = True
-    await task
 
 
 class TestWebhooks:

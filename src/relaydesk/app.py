@@ -13,6 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from relaydesk import __version__
 from relaydesk.agents.api import router as agents_router
 from relaydesk.channels.api import router as channels_router
+from relaydesk.channels.chat_api import ChatCors
+from relaydesk.channels.chat_api import router as chat_router
+from relaydesk.channels.messaging_api import router as messaging_router
 from relaydesk.config import Settings
 from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from relaydesk.core.problems import install_problem_handlers, problem
@@ -68,7 +71,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return problem(409, "conflict", "Conflict", "This change clashes with data saved meanwhile; retry it.")
 
     for router in (identity_router, agents_router, customers_router, tickets_router, routing_router, sla_router,
-                   notifications_router, realtime_router, channels_router):
+                   notifications_router, realtime_router, channels_router, chat_router, messaging_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
@@ -91,6 +94,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     settings = runtime.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
                        upload_max_bytes=settings.max_upload_bytes, upload_path="/api/v1/uploads")
+    app.add_middleware(ChatCors)
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     return app
 

@@ -115,6 +115,10 @@ class AgentService:
             ids = [u.id for u in await self.users.list_by_roles(workspace_id, {Role.AGENT}, after=None, limit=1000)]
         return [v for v in await self._views(workspace_id, ids) if v["is_active"]]
 
+    async def anyone_online(self, workspace_id: uuid.UUID) -> bool:
+        return await self.session.scalar(select(AgentProfile.user_id).where(
+            AgentProfile.workspace_id == workspace_id, AgentProfile.availability == "online").limit(1)) is not None
+
     async def teams_of(self, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> list[uuid.UUID]:
         return list(await self.session.scalars(select(TeamMember.team_id).where(
             TeamMember.workspace_id == workspace_id, TeamMember.user_id == agent_id)))

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 
-from relaydesk.channels.quoting import strip_quoted
-from relaydesk.core.sanitize import html_to_text, sanitize_html, text_to_html
+from relaydesk.channels.quoting import clean_html, html_text, strip_quoted
+from relaydesk.core.sanitize import text_to_html
 
 __all__ = [
     "Address", "Bounce", "ParsedAttachment", "ParsedEmail", "UnparseableEmail",
@@ -74,17 +74,21 @@ class ParsedEmail:
     date: datetime | None
     text: str
     html: str
-    reply_text: str
+    reply_text: str  # what the thread view shows: quoted history, device footer and signature cut off
     reply_html: str
     attachments: list[ParsedAttachment]
-    auto_submitted: bool
+    auto_submitted: bool  # machine-sent (auto-reply, list, bulk, bounce): never answer it automatically
     bounce: Bounce | None
-    loop_marker: str | None
+    loop_marker: str | None  # our X-Relaydesk-Loop header; "" if present but empty, None only when absent
     ticket_tokens: list[int]
     omitted_attachments: list[str] = field(default_factory=list)  # too large, or their encoding was beyond repair
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
+    """Everything a ticket needs from one raw message. Garbled headers, charsets and encodings degrade to the best
+    reading available; UnparseableEmail is raised only for empty input, input without a header block, or a
+    message whose From has no usable address (nobody to answer). Attachments over the limit, or whose encoding
+    cannot be undone, are left out and named in ``omitted_attachments``; the body text is not touched."""
     raw = bytes(raw)
     if not raw.strip():
         raise UnparseableEmail("empty message")
@@ -103,8 +107,9 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
 
     parts = _Parts(max_attachment_bytes)
     parts.walk(msg, 0, in_related=False)
-    html = sanitize_html(_strip_html_noise(parts.html)).strip() if parts.html is not None else None
-    text = parts.text if parts.text is not None else (_html_to_text(html, parts.html or "") if html else "")
+    html = clean_html(parts.html) if parts.html is not None else None
+    # Some clients send an empty text/plain alternative next to the real HTML body.
+    text = parts.text if parts.text and parts.text.strip() else (html_text(html, parts.html or "") if html else "")
     html = html if html is not None else (text_to_html(text) if text else "")
     attachments = [
         replace(a, inline=True) if a.content_id and not a.inline and f"cid:{a.content_id}" in html else a
@@ -130,9 +135,9 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
         reply_text=reply_text,
         reply_html=text_to_html(reply_text) if reply_text else "",
         attachments=attachments,
-        auto_submitted=bounce is not None or _is_automatic(msg, subject),
+        auto_submitted=bounce is not None or _is_automatic(msg, subject),  # not every MTA marks its bounces
         bounce=bounce,
-        loop_marker=_loop_marker(msg),
+        loop_marker=_raw_header(msg, LOOP_HEADER.lower()),
         ticket_tokens=extract_ticket_tokens(subject),
         omitted_attachments=parts.omitted,
     )
@@ -211,19 +216,17 @@ def _decode_bytes(data: bytes, declared: str | None) -> str:
             if codecs.lookup(charset).name in _NOT_CHARSETS:
                 continue
             return data.decode(charset)
-        except (LookupError, UnicodeDecodeError, ValueError, TypeError):
+        except (LookupError, ValueError):  # unknown label, or bytes that are not in that charset
             continue
     return data.decode("latin-1")
 
 
 def _to_bytes(value: str) -> bytes:
-    # Header and body text from the bytes parser carries undecodable bytes as lone surrogates: undo that.
-    return value.encode("utf-8", "surrogateescape") if not _has_foreign_surrogates(value) else value.encode(
-        "utf-8", "replace")
-
-
-def _has_foreign_surrogates(value: str) -> bool:
-    return any("\ud800" <= c <= "\udfff" and not "\udc80" <= c <= "\udcff" for c in value)
+    """Text from the bytes parser carries the bytes it could not decode as lone surrogates: give them back."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # other lone surrogates cannot have come from bytes
+        return value.encode("utf-8", "replace")
 
 
 def _from_raw(value: str) -> str:
@@ -346,10 +349,6 @@ def _parse_date(value: str | None) -> datetime | None:
         return None
 
 
-def _loop_marker(msg: Message) -> str | None:
-    return _raw_header(msg, LOOP_HEADER.lower())
-
-
 _FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]*\]\s*)?(fwd?|wg|tr|rv)\s*:", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"^\s*(automatic reply|auto(matische antwort)?|out of (the )?office|abwesenheitsnotiz|réponse automatique"
@@ -448,13 +447,13 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 1
 
 
 def _safe_filename(name: str | None) -> str:
-    """A name safe to show and to store under: no path, no control or bidi-override characters (which can
-    disguise "exe" as "pdf"), nothing Windows refuses, no leading dot that would hide the file."""
+    """A name safe to show and to store under: no path, no control or invisible format characters (bidi overrides
+    can disguise "exe" as "pdf"; the joiners that scripts need stay), nothing Windows refuses, no leading dot."""
     if not name:
         return ""
     name = unicodedata.normalize("NFC", _decode_words(name))
     name = re.split(r"[/\\]", name)[-1]
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs") or c in "\u200c\u200d")
     name = " ".join(re.sub(r'[<>:"|?*]', "_", name).split()).strip(" .")
     if name.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
         name = f"_{name}"
@@ -553,29 +552,30 @@ def _message_bytes(inner: Message) -> bytes | None:
 
 def _status_blocks(part: Message) -> list[dict[str, str]]:
     """The field blocks of a message/delivery-status part (per-message first, then one per recipient)."""
-    if part.is_multipart():
+    if part.is_multipart():  # the stdlib parser splits the blocks into header-only messages
         text = "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.raw_items())
                            for block in part.get_payload() if isinstance(block, Message))
     else:
         text = _decode_bytes(_payload_bytes(part)[0], None)
-    blocks = []
-    for chunk in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
-        fields: dict[str, str] = {}
-        for name, value in re.findall(r"(?m)^([\w-]+)[ \t]*:[ \t]*(.*(?:\n[ \t].*)*)", chunk):
-            fields.setdefault(name.lower(), _collapse(_from_raw(value)))
-        if fields:
-            blocks.append(fields)
-    return blocks
+    blocks = [_fields(chunk) for chunk in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n"))]
+    return [block for block in blocks if block]
+
+
+def _fields(text: str) -> dict[str, str]:
+    """Header-style "Name: value" lines (folded ones unfolded) from text, first occurrence of each name."""
+    fields: dict[str, str] = {}
+    for name, value in re.findall(r"(?m)^([\w-]+)[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", text):
+        fields.setdefault(name.lower(), _collapse(_from_raw(value)))
+    return fields
 
 
 def _message_ids_in_headers(text: str) -> list[str]:
-    match = re.search(r"(?im)^message-id[ \t]*:[ \t]*(.*(?:\n[ \t].*)*)", text.replace("\r\n", "\n"))
-    return _message_ids(match.group(1), loose=True)[:1] if match else []
+    return _message_ids(_fields(text).get("message-id"), loose=True)[:1]
 
 
 # --- bounces ----------------------------------------------------------------------------------------------------
 
-_BOUNCE_SENDER = re.compile(r"^(mailer-daemon|mail-daemon|postmaster)@")
+_BOUNCE_SENDER = re.compile(r"^(mailer-daemon|mail-daemon|postmaster|microsoftexchange[0-9a-f]*)@")
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery status notification|returned mail|failure notice|delivery fail|mail delivery"
     r"|could not be delivered|not delivered|non-?deliver|unzustellbar|non remis|delayed mail|delivery delayed",
@@ -630,49 +630,3 @@ def _recipient(block: dict[str, str]) -> str:
 
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
-
-
-# --- HTML -------------------------------------------------------------------------------------------------------
-
-
-def _strip_html_noise(markup: str) -> str:
-    """Remove what the sanitiser would keep as visible text: <head>/<title>, Word's <xml> islands, and Outlook's
-    conditional comments (hidden ones wholly; "downlevel-revealed" ones only their markers, content is for us)."""
-    markup = re.sub(r"<!--\[if[^\]]*\]><!-->|<!--<!\[endif\]-->|<!\[if[^\]]*\]>|<!\[endif\]>", "", markup)
-    markup = _drop_between(markup, "<!--[if", "<![endif]-->")
-    for tag in ("head", "title", "style", "script", "xml"):
-        markup = _drop_between(markup, f"<{tag}", f"</{tag}>")
-    return markup
-
-
-def _drop_between(markup: str, opener: str, closer: str) -> str:
-    """Cut every opener...closer span, case-insensitively, in one linear pass (a regex with .*? goes quadratic on
-    a message full of unclosed openers)."""
-    lowered = markup.lower()
-    out, position = [], 0
-    is_tag = opener[1:].isalpha()
-    while (start := lowered.find(opener, position)) != -1:
-        if is_tag and lowered[start + len(opener): start + len(opener) + 1] not in (">", " ", "\t", "\n", "\r", "/"):
-            out.append(markup[position:start + len(opener)])
-            position = start + len(opener)
-            continue
-        end = lowered.find(closer, start)
-        if end == -1:
-            break
-        out.append(markup[position:start])
-        position = end + len(closer)
-    out.append(markup[position:])
-    return "".join(out)
-
-
-def _html_to_text(clean: str, original: str) -> str:
-    """Readable text from sanitised HTML: source line breaks are layout, not content, so they are collapsed first.
-    Outlook writes one <p> per line, other clients one per paragraph, hence the different spacing."""
-    outlook = "urn:schemas-microsoft-com:office" in original or "mso" in original.lower()
-    pieces = re.split(r"(?is)(<pre\b.*?</pre>)", clean)
-    markup = "".join(p if p[:4].lower() == "<pre" else re.sub(r"\s+", " ", p) for p in pieces)
-    markup = re.sub(r"(?i)</p>", "\n" if outlook else "\n\n", markup)
-    markup = re.sub(r"(?i)<hr\s*/?>|</?blockquote>|</table>|</[ou]l>", "\n", markup)
-    markup = re.sub(r"(?i)</t[dh]>", " ", markup)
-    lines = [line.replace("\xa0", " ").strip() for line in html_to_text(markup).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -1,15 +1,17 @@
-"""Where a reply's new words end and the quoted history begins.
+"""The text an agent reads: HTML bodies made readable, and a reply's new words told from its quoted history.
 
-Mail clients never mark this boundary, so it is found by the lines they write around it. The thread view shows
-only the new part; the full text stays on the message, so a wrong cut hides words from the agent but never loses
-them. When in doubt the heuristics keep text rather than cut it.
+Mail clients never mark where the new words end, so the boundary is found by the lines they write around it. The
+thread view shows only the new part; the full text stays on the message, so a wrong cut hides words from the agent
+but never loses them. When in doubt the heuristics keep text rather than cut it.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["strip_quoted"]
+from relaydesk.core.sanitize import html_to_text, sanitize_html
+
+__all__ = ["clean_html", "html_text", "strip_quoted"]
 
 # An attribution line ("On <date>, <name> wrote:") in the languages our customers write in. Gmail wraps long ones
 # over two or three lines, so candidates are matched against a few lines joined together.
@@ -26,7 +28,7 @@ _MAX_ATTRIBUTION_LINES = 3
 _MAX_ATTRIBUTION_CHARS = 400
 
 _ORIGINAL_MESSAGE = re.compile(
-    r"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original|Thư gốc)\s*-{2,}$",
+    r"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)\s*-{2,}$",
     re.IGNORECASE,
 )
 _FORWARD_MARKER = re.compile(
@@ -37,8 +39,8 @@ _FORWARD_MARKER = re.compile(
 # Outlook and Gmail-rendered-Outlook history: a From line, then Sent/Date/To/Subject lines (sometimes *bold*).
 _HEADER_FROM = re.compile(r"^\*?(From|De|Von|Từ|Van|Da)\s?:\*?\s*\S", re.IGNORECASE)
 _HEADER_FIELD = re.compile(
-    r"^\*?(Sent|Date|To|Cc|Subject|Envoyé|Enviado|Gesendet|Datum|An|Betreff|À|Objet|Para|Asunto|Gửi|Ngày|Đến|Tới"
-    r"|Tiêu đề|Chủ đề)\s?:",
+    r"^\*?(Sent|Date|To|Cc|Subject|Envoyé|Enviado|Gesendet|Datum|An|Betreff|À|Objet|Para|Asunto|Đã gửi|Ngày|Đến"
+    r"|Tới|Tiêu đề|Chủ đề)\s?:",
     re.IGNORECASE,
 )
 _UNDERSCORES = re.compile(r"^_{10,}$")
@@ -133,3 +135,53 @@ def _trailing_quote_start(lines: list[str]) -> int | None:
         elif stripped:
             break
     return start
+
+
+# --- HTML bodies ------------------------------------------------------------------------------------------------
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_OUTLOOK_MARKUP = re.compile(r"urn:schemas-microsoft-com:office|class=\"?Mso", re.IGNORECASE)
+
+
+def clean_html(markup: str) -> str:
+    """Sanitised HTML without the parts the sanitiser would keep as visible text: <head>/<title>, Word's <xml>
+    islands, and Outlook's conditional comments (hidden ones wholly; "downlevel-revealed" ones only their markers,
+    their content is meant for clients like us)."""
+    markup = re.sub(r"<!--\[if[^\]]*\]><!-->|<!--<!\[endif\]-->|<!\[if[^\]]*\]>|<!\[endif\]>", "", markup)
+    markup = _drop_between(markup, "<!--[if", "<![endif]-->")
+    for tag in ("head", "title", "style", "script", "xml"):
+        markup = _drop_between(markup, f"<{tag}", f"</{tag}>")
+    return sanitize_html(markup).strip()
+
+
+def html_text(clean: str, original: str) -> str:
+    """Readable text from sanitised HTML. Source line breaks are layout, not content, so they are collapsed first;
+    Outlook (recognised in the ``original`` markup) writes one <p> per line, other clients one per paragraph."""
+    pieces = re.split(r"(?is)(<pre\b.*?</pre>)", clean)
+    markup = "".join(p if p[:4].lower() == "<pre" else re.sub(r"\s+", " ", p) for p in pieces)
+    markup = re.sub(r"(?i)</p>", "\n" if _OUTLOOK_MARKUP.search(original) else "\n\n", markup)
+    markup = re.sub(r"(?i)<hr\s*/?>|</?blockquote>|</table>|</[ou]l>", "\n", markup)
+    markup = re.sub(r"(?i)</t[dh]>", " ", markup)
+    lines = [line.replace("\xa0", " ").strip() for line in html_to_text(markup).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _drop_between(markup: str, opener: str, closer: str) -> str:
+    """Cut every opener...closer span, ASCII-case-insensitively, in one linear pass (a regex with .*? goes
+    quadratic on a message full of unclosed openers). ASCII-only lowering keeps indexes aligned with ``markup``."""
+    lowered = markup.translate(_ASCII_LOWER)
+    out, position = [], 0
+    is_tag = opener[1:].isalpha()
+    while (start := lowered.find(opener, position)) != -1:
+        after = lowered[start + len(opener): start + len(opener) + 1]
+        if is_tag and after not in (">", " ", "\t", "\n", "\r", "/"):  # <header> is not <head>
+            out.append(markup[position:start + len(opener)])
+            position = start + len(opener)
+            continue
+        end = lowered.find(closer, start)
+        if end == -1:
+            break
+        out.append(markup[position:start])
+        position = end + len(closer)
+    out.append(markup[position:])
+    return "".join(out)

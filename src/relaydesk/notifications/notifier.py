@@ -39,6 +39,7 @@ EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_
           "ticket.category_changed", "routing.queue_waiting", "sla.threshold_crossed", "ticket.escalated")
 # The customer hears about a status change only when it is news to them.
 CUSTOMER_STATUS_NEWS = {"RESOLVED", "CLOSED"}
+CHAT_RECAP_DELAY = timedelta(minutes=5)
 
 
 class Notifier:
@@ -114,17 +115,33 @@ class Notifier:
     async def _message(self, ticket: Ticket, ref: str, payload: dict[str, Any]) -> None:
         author = await self._name_of(payload.get("author_id"))
         message = {"author_name": author, "text": payload.get("body_text") or "", "html": payload.get("body_html")}
+        if payload.get("author_kind") == "agent" and ticket.channel == "sms":
+            await self._text_back(ticket, message["text"])
         if payload.get("author_kind") == "agent":
-            # This email *is* the agent's reply reaching the customer: threaded, never batched.
+            # This email *is* the agent's reply reaching the customer: threaded, and sent at
+            # once, except in a chat, where the visitor usually reads it live; they get a
+            # recap a few minutes later (in case they left).
             await self.send(await self._requester(ticket), "reply_to_customer", ticket,
                             f"New reply on {ticket_reference(ticket.number)}", body=message["text"][:300],
-                            extra={"message": message}, thread=True)
+                            extra={"message": message}, thread=True,
+                            batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
         elif payload.get("author_kind") == "customer" and ticket.assignee_id:
             await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
                             f"{ref}: the customer replied", body=message["text"][:300], extra={"message": message})
 
+    async def _text_back(self, ticket: Ticket, text: str) -> None:
+        """An agent's answer to a texter goes back as an SMS."""
+        customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
+        if customer is None or not customer.phone or not text.strip():
+            return
+        queued = await self.deliveries.queue(
+            self.ws, channel="sms", kind="reply_sms", recipient=customer.phone, key=f"{self.event_id}:sms",
+            context={"body": text[:1600]}, now=self.now, ticket_id=ticket.id)
+        self.queued += queued is not None
+
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket, title: str, *, body: str = "",
-                   extra: dict[str, Any] | None = None, thread: bool = False) -> None:
+                   extra: dict[str, Any] | None = None, thread: bool = False,
+                   batch: timedelta | None = None) -> None:
         if not recipients:
             return
         choices = await self.prefs.enabled(self.ws, {r.user_id for r in recipients if r.user_id}, kind)
@@ -142,8 +159,8 @@ class Notifier:
                     context["unsubscribe_url"] = f"{self.settings.public_url}/settings/notifications"
                 if thread:
                     context["thread"] = await self.tickets.email_thread_ids(self.ws, ticket.id)
-                batch = timedelta(seconds=self.settings.notification_batch_seconds) if kind in BATCHABLE_KINDS \
-                    else None
+                if batch is None and kind in BATCHABLE_KINDS:
+                    batch = timedelta(seconds=self.settings.notification_batch_seconds)
                 queued = await self.deliveries.queue(
                     self.ws, channel="email", kind=kind, recipient=recipient.address,
                     key=f"{self.event_id}:{kind}:{recipient.user_id or recipient.address}", context=context,

@@ -20,6 +20,7 @@ import httpx
 import structlog
 from sqlalchemy import select
 
+from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
 from relaydesk.core.mail import MailError
@@ -47,6 +48,8 @@ class Outgoing:
     url: str | None = None
     body: bytes | None = None
     secret: str | None = None
+    form: dict[str, str] | None = None  # SMS: the provider's form fields
+    auth: tuple[str, str] | None = None
     allow_private: bool = False
     problem: str | None = None  # found while preparing: fails the delivery without sending
 
@@ -98,6 +101,14 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         return Outgoing(delivery.id, delivery.channel, url=endpoint.url, body=encode_body(delivery.context["body"]),
                         secret=endpoint.secret if delivery.channel == "webhook" else None,
                         allow_private=endpoint.allow_private)
+    if delivery.channel == "sms":
+        settings = await WorkspaceService(session).settings(delivery.workspace_id)
+        if not (settings.sms_number and settings.sms_auth_token and (settings.sms_api_url or settings.sms_account_sid)):
+            return Outgoing(delivery.id, "sms", problem="SMS is not set up for this workspace")
+        return Outgoing(delivery.id, "sms",
+                        url=settings.sms_api_url or TWILIO_MESSAGES_URL.format(sid=settings.sms_account_sid),
+                        form={"To": delivery.recipient, "From": settings.sms_number, "Body": delivery.context["body"]},
+                        auth=(settings.sms_account_sid or "", settings.sms_auth_token), allow_private=True)
     mates = await DeliveryService(session).batch_mates(delivery, now)
     if mates:
         # Frozen into the delivery so a retry sends the same digest.
@@ -171,18 +182,20 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
         except MailError as exc:
             raise SendFailed(str(exc), permanent=exc.permanent) from None
         return
-    assert item.url is not None and item.body is not None
+    assert item.url is not None
     try:
         await check_target(item.url, allow_private=item.allow_private)
     except UnsafeTarget as exc:
         raise SendFailed(str(exc), permanent=True) from None
-    headers = {"Content-Type": "application/json", "User-Agent": "Relaydesk-Webhooks/1",
-               "X-Relaydesk-Delivery": str(item.delivery_id)}
-    if item.secret:
+    headers = {"User-Agent": "Relaydesk-Webhooks/1", "X-Relaydesk-Delivery": str(item.delivery_id)}
+    if item.body is not None:
+        headers["Content-Type"] = "application/json"
+    if item.secret and item.body is not None:
         headers["X-Relaydesk-Signature"] = sign(item.secret, int(time.time()), item.body)
     try:
         async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(item.url, content=item.body, headers=headers)
+            response = await client.post(item.url, content=item.body, data=item.form, headers=headers,
+                                         auth=item.auth)
     except httpx.HTTPError as exc:
         raise SendFailed(f"{type(exc).__name__}: {exc}", permanent=False) from None
     if response.status_code >= 300:

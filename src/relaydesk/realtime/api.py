@@ -19,6 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from relaydesk.agents.schemas import Availability
 from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.channels.chat import read_chat_token
 from relaydesk.core.errors import AppError
 from relaydesk.core.jsonable import jsonable
 from relaydesk.core.principal import Principal
@@ -51,10 +52,18 @@ async def live(websocket: WebSocket) -> None:
     registry: SocketRegistry = websocket.app.state.sockets
     await websocket.accept()
     token = websocket.query_params.get("token") or websocket.cookies.get("relaydesk_access")
+    chat_token = websocket.query_params.get("chat_token")
+    only_ticket = None
     try:
-        if not token:
-            token = await _first_frame_token(websocket, runtime.settings.ws_auth_timeout_seconds)
-        principal, viewer = await _authenticate(runtime, token)
+        if chat_token:
+            # A chat visitor: one conversation, nothing else of the customer's.
+            grant = read_chat_token(chat_token, runtime.settings.resolved_secret_key(), runtime.clock.now())
+            principal, only_ticket = grant.principal, grant.ticket_id
+            viewer = Viewer(grant.user_id, is_staff=False, customer_id=grant.customer_id)
+        else:
+            if not token:
+                token = await _first_frame_token(websocket, runtime.settings.ws_auth_timeout_seconds)
+            principal, viewer = await _authenticate(runtime, token)
     except (ProtocolError, AppError, TimeoutError, WebSocketDisconnect) as exc:
         detail = getattr(exc, "detail", None) or "Authenticate with a valid access token."
         try:
@@ -66,6 +75,7 @@ async def live(websocket: WebSocket) -> None:
         return
 
     connection = Connection(websocket, principal, viewer, buffer=runtime.settings.ws_buffer_frames)
+    connection.only_ticket = only_ticket
     pump = asyncio.create_task(connection.pump())
     registry.add(connection)
     try:
@@ -208,6 +218,8 @@ class _Session:
     async def _ticket(self, ref: str) -> uuid.UUID:
         async with self.runtime.db.read_session() as session:
             ticket = await ticket_service(self.runtime, session).get(self.principal, ref)
+            if self.connection.only_ticket is not None and ticket.id != self.connection.only_ticket:
+                raise ProtocolError("not_found", "No such ticket.", "channel")
             self.connection.tickets[ticket.id] = event_scope(ticket)
             return ticket.id
 

@@ -46,6 +46,7 @@ class Connection:
         self.subscriptions: set[str] = set()
         # Tickets this socket may see, with who they concern (for typing signals).
         self.tickets: dict[uuid.UUID, dict[str, Any]] = {}
+        self.only_ticket: uuid.UUID | None = None  # a chat visitor's socket sees one conversation
         self.outgoing: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
         self._recent: OrderedDict[int, None] = OrderedDict()  # ids sent lately, for de-duplication
         self.last_event_id = 0

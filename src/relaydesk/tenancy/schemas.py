@@ -30,6 +30,17 @@ class WorkspaceSettings(BaseModel):
         default=None, ge=0, le=1, description="Below this the category falls back to the default; null: built-in.")
     fallback_category: str = Field(default="GENERAL", max_length=120,
                                    description="Category name used when the classifier is unsure.")
+    # SMS through Twilio (or anything speaking its API): the workspace's number, and the
+    # account that sends from it. None: SMS is off.
+    sms_number: str | None = Field(default=None, max_length=20, description="The number customers text (E.164).")
+    sms_account_sid: str | None = Field(default=None, max_length=64)
+    sms_api_url: str | None = Field(
+        default=None, max_length=500,
+        description="Where replies are sent (form POST To/From/Body); null: Twilio's Messages API for the account.")
+    # Secrets: kept with the settings but never shown back (exclude=True).
+    chat_identity_secret: str | None = Field(default=None, max_length=200, exclude=True)
+    sms_auth_token: str | None = Field(default=None, max_length=200, exclude=True)
+    channel_webhook_secret: str | None = Field(default=None, max_length=200, exclude=True)
 
 
 class WorkspaceSettingsPatch(BaseModel):
@@ -44,3 +55,13 @@ class WorkspaceSettingsPatch(BaseModel):
         default=None, max_length=500)
     classifier_min_confidence: float | None = Field(default=None, ge=0, le=1)
     fallback_category: str | None = Field(default=None, max_length=120)
+    sms_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    sms_account_sid: str | None = Field(default=None, max_length=64)
+    sms_api_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    sms_auth_token: str | None = Field(default=None, min_length=8, max_length=200,
+                                       description="Checks X-Twilio-Signature and authenticates replies.")
+    channel_webhook_secret: str | None = Field(default=None, min_length=16, max_length=200,
+                                               description="Signs posts to the generic channel webhook.")
+
+
+SECRET_SETTINGS = ("chat_identity_secret", "sms_auth_token", "channel_webhook_secret")

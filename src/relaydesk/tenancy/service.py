@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound
 from relaydesk.tenancy.models import Workspace
-from relaydesk.tenancy.schemas import WorkspaceSettings, WorkspaceSettingsPatch
+from relaydesk.tenancy.schemas import SECRET_SETTINGS, WorkspaceSettings, WorkspaceSettingsPatch
 
 
 def slugify(name: str) -> str:
@@ -70,12 +70,21 @@ class WorkspaceService:
 
     async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch) -> WorkspaceSettings:
         workspace = await self.get(workspace_id)
-        merged = WorkspaceSettings.model_validate({**(workspace.settings or {}),
-                                                   **patch.model_dump(exclude_unset=True)})
-        # Store only what differs from the defaults, so a later default change reaches everyone.
-        workspace.settings = merged.model_dump(exclude_defaults=True)
+        stored = {**(workspace.settings or {}), **patch.model_dump(exclude_unset=True)}
+        merged = WorkspaceSettings.model_validate(stored)
+        # Store only what differs from the defaults, so a later default change reaches everyone;
+        # secrets are excluded from dumps (they are never shown), so they are carried over by hand.
+        workspace.settings = {**merged.model_dump(exclude_defaults=True),
+                              **{k: stored[k] for k in SECRET_SETTINGS if stored.get(k)}}
         self.session.info.setdefault("workspace_settings", {})[workspace_id] = merged
         return merged
+
+    async def rotate_chat_secret(self, workspace_id: uuid.UUID) -> str:
+        workspace = await self.get(workspace_id)
+        secret = "chs_" + secrets.token_urlsafe(32)
+        workspace.settings = {**(workspace.settings or {}), "chat_identity_secret": secret}
+        self.session.info.get("workspace_settings", {}).pop(workspace_id, None)
+        return secret
 
     async def first(self) -> Workspace | None:
         return await self.session.scalar(select(Workspace).order_by(Workspace.created_at).limit(1))

@@ -1,0 +1,94 @@
+"""Text channels without email: SMS (Twilio's webhook format) and a generic JSON webhook
+that connectors for social channels post to.
+
+A texter is a customer found by their number (or by the connector's user id); one who
+has never written before becomes a customer with a placeholder address under the
+reserved ``.invalid`` domain, marked undeliverable so no email is ever tried. Their
+text joins their latest open ticket on that channel, or opens one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.customers.models import Customer
+from relaydesk.customers.schemas import CustomerIn
+from relaydesk.customers.service import CustomerService
+from relaydesk.tickets.lifecycle import Channel, Status
+from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.schemas import MessageIn, TicketIn
+from relaydesk.tickets.service import TicketService
+
+TWILIO_MESSAGES_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
+_OPEN = [s.value for s in Status if s not in (Status.CLOSED, Status.RESOLVED)]
+
+
+def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
+    """Twilio's scheme: HMAC-SHA1 over the URL followed by each parameter name and value,
+    sorted by name, base64-encoded."""
+    payload = url + "".join(f"{k}{v}" for k, v in sorted(params, key=lambda kv: kv[0]))
+    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def valid_twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]], given: str) -> bool:
+    return hmac.compare_digest(twilio_signature(auth_token, url, params), given or "")
+
+
+def placeholder_email(channel: str, handle: str) -> str:
+    return f"{channel}-{re.sub(r'[^a-z0-9]+', '-', handle.lower()).strip('-')[:60]}@{channel}.invalid"
+
+
+class TextChannelService:
+    def __init__(self, session: AsyncSession, tickets: TicketService, customers: CustomerService) -> None:
+        self.session = session
+        self.tickets = tickets
+        self.customers = customers
+
+    async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
+                     email: str | None = None, phone: str | None = None, now: datetime) -> Customer:
+        """The customer behind a number or a connector's user id, made on first contact."""
+        if email:
+            found = await self.customers.find_by_email(workspace_id, email)
+            if found is not None:
+                return found
+        if phone:
+            found = await self.session.scalar(select(Customer).where(
+                Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None))
+                .order_by(Customer.created_at).limit(1))
+            if found is not None:
+                return found
+        address = email or placeholder_email(channel.value, handle)
+        found = await self.customers.find_by_email(workspace_id, address)
+        if found is not None:
+            return found
+        # A placeholder address is not a real one: skip the email check and never send to it.
+        data = CustomerIn.model_construct(name=(name or phone or handle)[:200], email=address, phone=phone,
+                                          organisation_id=None, tier=CustomerIn.model_fields["tier"].default,
+                                          language="en", timezone="UTC", metadata={}, password=None)
+        customer = await self.customers.create_profile(workspace_id, data, now, actor=None)
+        if not email:
+            customer.email_undeliverable_at = now
+        return customer
+
+    async def receive_text(self, customer: Customer, channel: Channel, text: str, now: datetime, *,
+                           external_id: str | None = None) -> Ticket:
+        principal = await self.customers.principal_for(customer, now)
+        ticket = await self.session.scalar(select(Ticket).where(
+            Ticket.workspace_id == customer.workspace_id, Ticket.requester_id == customer.id,
+            Ticket.channel == channel.value, Ticket.status.in_(_OPEN), Ticket.deleted_at.is_(None))
+            .order_by(Ticket.updated_at.desc()).limit(1))
+        body = text.strip() or "(empty message)"
+        if ticket is None:
+            first_line = body.splitlines()[0][:80]
+            return await self.tickets.create(principal, TicketIn(subject=first_line, description=body,
+                                                                 channel=channel), now, external_id=external_id)
+        await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now, channel=channel,
+                                        external_id=external_id)
+        return ticket

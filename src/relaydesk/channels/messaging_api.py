@@ -1,0 +1,142 @@
+"""Inbound webhooks for text channels: Twilio SMS, and a generic signed JSON endpoint.
+
+Connecting a social channel (Facebook, WhatsApp, Instagram...): a small connector
+receives the platform's webhook and posts ``{"channel": "social", "user_id", "name",
+"email"?, "text", "message_id"?}`` to ``/api/v1/channels/<workspace>/messages``, signed
+like our outbound webhooks (``X-Relaydesk-Signature: t=<unix>,v1=<HMAC-SHA256 of
+"<t>.<body>">`` under the workspace's ``channel_webhook_secret``). Agents' replies reach
+the connector through an outbound webhook subscribed to ``message.posted``; it sends
+those whose ticket channel is ``social`` back to the platform. See docs/channels.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+
+import orjson
+from fastapi import APIRouter, Request, Response, status
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
+
+from relaydesk.channels.messaging import TextChannelService, valid_twilio_signature
+from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.http import now
+from relaydesk.core.schemas import Email, Input, Output
+from relaydesk.core.uow import SessionDep
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
+from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets.lifecycle import Channel
+from relaydesk.tickets.models import Message
+from relaydesk.tickets.schemas import ticket_reference
+from relaydesk.tickets.tasks import ticket_service
+
+router = APIRouter(prefix="/api/v1")
+SIGNATURE_MAX_AGE_SECONDS = 300
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def _texts(request: Request, session) -> TextChannelService:  # noqa: ANN001
+    runtime = request.app.state.runtime
+    return TextChannelService(session, ticket_service(runtime, session),
+                              CustomerService(session, UserService(session, runtime.hasher)))
+
+
+async def _seen(session, workspace_id: uuid.UUID, external_id: str) -> bool:  # noqa: ANN001
+    """Providers retry a webhook they think failed: the same message twice is one message."""
+    return await session.scalar(select(Message.id).where(Message.workspace_id == workspace_id,
+                                                         Message.external_id == external_id).limit(1)) is not None
+
+
+@router.post("/sms/{workspace}/twilio", tags=["channels"], response_class=Response,
+             summary="Twilio's incoming-message webhook (form-encoded, X-Twilio-Signature checked)")
+async def twilio_incoming(workspace: str, request: Request, session: SessionDep) -> Response:
+    runtime = request.app.state.runtime
+    ws = await WorkspaceService(session).find(workspace)
+    settings = await WorkspaceService(session).settings(ws.id) if ws else None
+    if ws is None or settings is None or not settings.sms_auth_token:
+        raise NotFound("SMS is not set up for this workspace.")
+    form = await request.form()
+    params = [(k, str(v)) for k, v in form.multi_items()]
+    # Twilio signs the URL it called; behind a proxy that is the public address, not ours.
+    url = runtime.settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not valid_twilio_signature(settings.sms_auth_token, url, params, request.headers.get("X-Twilio-Signature", "")):
+        raise Forbidden("The X-Twilio-Signature does not match.", code="bad_signature")
+    fields = dict(params)
+    sender, body, sid = fields.get("From", "").strip(), fields.get("Body", ""), fields.get("MessageSid", "")
+    if not sender:
+        raise ValidationFailed("From is missing.", field="From")
+    external_id = f"twilio:{sid}" if sid else None
+    if external_id is None or not await _seen(session, ws.id, external_id):
+        texts = _texts(request, session)
+        customer = await texts.texter(ws.id, Channel.SMS, handle=sender, phone=sender, now=now(request))
+        await texts.receive_text(customer, Channel.SMS, body, now(request), external_id=external_id)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+class ChannelMessageIn(Input):
+    channel: Channel = Field(default=Channel.SOCIAL, description="Usually social.")
+    user_id: str = Field(min_length=1, max_length=200, description="The person's id on the platform.")
+    name: str | None = Field(default=None, max_length=200)
+    email: Email | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    text: str = Field(min_length=1, max_length=20_000)
+    message_id: str | None = Field(default=None, max_length=200, description="The platform's id, for de-duplication.")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"channel": "social", "user_id": "fb:1029384756", "name": "Lan Nguyen", "text": "Is the blue one in stock?",
+         "message_id": "m_9f8e7d"}]}}
+
+
+class ChannelMessageOut(Output):
+    ticket_id: uuid.UUID
+    number: str
+
+
+@router.post("/channels/{workspace}/messages", response_model=ChannelMessageOut,
+             status_code=status.HTTP_202_ACCEPTED, tags=["channels"],
+             summary="A message from a connected channel (signed JSON; see docs/channels.md)")
+async def channel_message(workspace: str, request: Request, session: SessionDep) -> dict:
+    ws = await WorkspaceService(session).find(workspace)
+    secret = (await WorkspaceService(session).settings(ws.id)).channel_webhook_secret if ws else None
+    if ws is None or not secret:
+        raise NotFound("The channel webhook is not set up for this workspace.")
+    raw = await request.body()
+    _check_signature(secret, raw, request.headers.get("X-Relaydesk-Signature", ""))
+    try:
+        data = ChannelMessageIn.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("The body is not JSON.", field="body") from None
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        raise ValidationFailed(first["msg"], field=".".join(str(p) for p in first["loc"]) or "body") from None
+    if data.channel in (Channel.EMAIL, Channel.WEB, Channel.API):
+        raise ValidationFailed("Use the email channel, the portal or the API for these.", field="channel")
+    external_id = f"{data.channel.value}:{data.message_id}" if data.message_id else None
+    if external_id and await _seen(session, ws.id, external_id):
+        raise Conflict("This message_id was received before.", field="message_id", code="duplicate")
+    texts = _texts(request, session)
+    customer = await texts.texter(ws.id, data.channel, handle=data.user_id, name=data.name, email=data.email,
+                                  phone=data.phone, now=now(request))
+    ticket = await texts.receive_text(customer, data.channel, data.text, now(request), external_id=external_id)
+    return {"ticket_id": ticket.id, "number": ticket_reference(ticket.number)}
+
+
+def _check_signature(secret: str, body: bytes, header: str) -> None:
+    try:
+        parts = dict(part.split("=", 1) for part in header.split(","))
+        stamp = int(parts["t"])
+        given = parts["v1"]
+    except (ValueError, KeyError):
+        raise Forbidden("Sign the body: X-Relaydesk-Signature: t=<unix>,v1=<hex>.", code="bad_signature") from None
+    if abs(time.time() - stamp) > SIGNATURE_MAX_AGE_SECONDS:
+        raise Forbidden("The signature is too old.", code="bad_signature")
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given):
+        raise Forbidden("The signature does not match.", code="bad_signature")

@@ -1,0 +1,238 @@
+/*
+ * Relaydesk chat widget.
+ *
+ *   <script src="https://support.example.com/widget.js" data-workspace="acme" async></script>
+ *
+ * Optional: data-identity-token="<JWT signed with the workspace's chat secret>" when the
+ * host site has signed the visitor in; data-title="Chat with us".
+ *
+ * Everything lives in a shadow root, so the host page's styles and ours never meet.
+ * The conversation survives page loads (localStorage) and catches up on reconnect.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__relaydeskWidget) return;
+  window.__relaydeskWidget = true;
+
+  var base = new URL(script.src, location.href).origin;
+  var workspace = script.getAttribute("data-workspace");
+  var identityToken = script.getAttribute("data-identity-token");
+  var title = script.getAttribute("data-title") || "Chat with us";
+  var storageKey = "relaydesk-chat:" + base + ":" + workspace;
+  var api = base + "/api/v1/chat/" + encodeURIComponent(workspace);
+
+  var state = load() || {};
+  var socket = null;
+  var lastEventId = state.lastEventId || 0;
+  var seen = {};
+  var typingTimer = null;
+  var typingSent = false;
+  var reconnectDelay = 1000;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storageKey)); } catch (e) { return null; }
+  }
+  function save() {
+    try {
+      state.lastEventId = lastEventId;
+      localStorage.setItem(storageKey, JSON.stringify(state));
+    } catch (e) { /* private mode: the chat still works for this page */ }
+  }
+
+  // -- the panel -----------------------------------------------------------------------
+  var host = document.createElement("div");
+  host.setAttribute("data-relaydesk-widget", "");
+  document.body.appendChild(host);
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    '<style>' +
+    ':host{all:initial}' +
+    '.rd{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#1f2933}' +
+    '.launch{background:#2563eb;color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit;box-shadow:0 4px 12px rgba(0,0,0,.2)}' +
+    '.panel{display:none;flex-direction:column;width:320px;height:440px;background:#fff;border-radius:12px;box-shadow:0 8px 28px rgba(0,0,0,.25);overflow:hidden}' +
+    '.open .panel{display:flex}.open .launch{display:none}' +
+    'header{background:#2563eb;color:#fff;padding:10px 14px;display:flex;justify-content:space-between;align-items:center}' +
+    'header button{background:none;border:0;color:#fff;font-size:18px;cursor:pointer}' +
+    '.status{font-size:12px;padding:6px 14px;background:#eef2ff}' +
+    '.log{flex:1;overflow-y:auto;padding:10px 14px}' +
+    '.msg{margin:6px 0;padding:8px 10px;border-radius:10px;max-width:85%;white-space:pre-wrap;word-wrap:break-word}' +
+    '.customer{background:#2563eb;color:#fff;margin-left:auto}.agent{background:#f1f5f9}' +
+    '.typing{font-size:12px;color:#64748b;padding:0 14px;height:18px}' +
+    'form{display:flex;flex-direction:column;gap:6px;padding:10px 14px;border-top:1px solid #e2e8f0}' +
+    'input,textarea{font:inherit;border:1px solid #cbd5e1;border-radius:6px;padding:6px 8px}' +
+    'form button{background:#2563eb;color:#fff;border:0;border-radius:6px;padding:8px;font:inherit;cursor:pointer}' +
+    '.error{color:#b91c1c;font-size:12px}' +
+    '</style>' +
+    '<div class="rd" part="widget">' +
+    '  <button class="launch" type="button"></button>' +
+    '  <div class="panel" role="dialog" aria-label="Chat">' +
+    '    <header><span class="title"></span><button class="close" type="button" aria-label="Close">×</button></header>' +
+    '    <div class="status" role="status"></div>' +
+    '    <div class="log" aria-live="polite"></div>' +
+    '    <div class="typing"></div>' +
+    '    <form class="start">' +
+    '      <input name="name" placeholder="Your name" autocomplete="name" required>' +
+    '      <input name="email" type="email" placeholder="Your email" autocomplete="email" required>' +
+    '      <textarea name="message" rows="3" placeholder="How can we help?" required></textarea>' +
+    '      <div class="error"></div>' +
+    '      <button type="submit">Start chat</button>' +
+    '    </form>' +
+    '    <form class="say" hidden>' +
+    '      <textarea name="body" rows="2" placeholder="Type a message" required></textarea>' +
+    '      <div class="error"></div>' +
+    '      <button type="submit">Send</button>' +
+    '    </form>' +
+    '  </div>' +
+    '</div>';
+
+  var $ = function (selector) { return root.querySelector(selector); };
+  var widget = $(".rd"), log = $(".log"), statusLine = $(".status"), typingLine = $(".typing");
+  var startForm = $("form.start"), sayForm = $("form.say");
+  $(".launch").textContent = title;
+  $(".title").textContent = title;
+  if (identityToken) {
+    startForm.elements.name.hidden = true; startForm.elements.name.required = false;
+    startForm.elements.email.hidden = true; startForm.elements.email.required = false;
+  }
+
+  $(".launch").addEventListener("click", function () { widget.classList.add("open"); refreshStatus(); });
+  $(".close").addEventListener("click", function () { widget.classList.remove("open"); });
+
+  function line(kind, text, id) {
+    if (id && seen[id]) return;
+    if (id) seen[id] = true;
+    var div = document.createElement("div");
+    div.className = "msg " + (kind === "customer" ? "customer" : "agent");
+    div.textContent = text;
+    log.appendChild(div);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function showError(form, text) { form.querySelector(".error").textContent = text || ""; }
+
+  function problemText(body) {
+    if (body && body.errors && body.errors.length) return body.errors[0].message;
+    return (body && body.detail) || "Something went wrong; please try again.";
+  }
+
+  function request(method, path, body) {
+    var headers = { "Content-Type": "application/json" };
+    if (state.token) headers["X-Chat-Token"] = state.token;
+    return fetch(api + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          if (!r.ok) throw new Error(problemText(data));
+          return data;
+        });
+      });
+  }
+
+  function setStatus(online) {
+    statusLine.textContent = online
+      ? "We're online — we'll answer here."
+      : "No one is online right now. Leave a message: we'll reply by email" +
+        (state.email ? " to " + state.email : "") + ".";
+    statusLine.setAttribute("data-online", online ? "yes" : "no");
+  }
+
+  function refreshStatus() {
+    fetch(api + "/status").then(function (r) { return r.json(); })
+      .then(function (s) { setStatus(s.agents_online); }).catch(function () {});
+  }
+
+  // -- starting and talking ---------------------------------------------------------------
+  startForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    showError(startForm, "");
+    var f = startForm.elements;
+    var body = { message: f.message.value };
+    if (identityToken) body.identity_token = identityToken;
+    else { body.name = f.name.value; body.email = f.email.value; }
+    request("POST", "/conversations", body).then(function (started) {
+      state = { token: started.token, ticketId: started.ticket_id, number: started.number, email: body.email };
+      save();
+      line("customer", f.message.value);
+      setStatus(started.agents_online);
+      enterConversation();
+    }).catch(function (e) { showError(startForm, e.message); });
+  });
+
+  sayForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    showError(sayForm, "");
+    var text = sayForm.elements.body.value;
+    if (!text.trim()) return;
+    request("POST", "/conversations/" + state.ticketId + "/messages", { body: text }).then(function (said) {
+      seen[said.id] = true;
+      line("customer", text);
+      sayForm.elements.body.value = "";
+      stopTyping();
+      if (said.ticket_id !== state.ticketId) {  // a closed chat continued as a new ticket
+        state.ticketId = said.ticket_id; state.token = said.token; save(); connect();
+      }
+    }).catch(function (e) { showError(sayForm, e.message); });
+  });
+
+  sayForm.elements.body.addEventListener("input", function () {
+    if (!typingSent) { sendFrame({ type: "typing", ticket_id: state.ticketId, state: "started" }); typingSent = true; }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, 3000);
+  });
+
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingSent) sendFrame({ type: "typing", ticket_id: state.ticketId, state: "stopped" });
+    typingSent = false;
+  }
+
+  function enterConversation() {
+    startForm.hidden = true;
+    sayForm.hidden = false;
+    connect();
+  }
+
+  // -- live ----------------------------------------------------------------------------------
+  function sendFrame(frame) {
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame));
+  }
+
+  function connect() {
+    if (socket) { socket.onclose = null; socket.close(); }
+    var url = base.replace(/^http/, "ws") + "/api/v1/ws?chat_token=" + encodeURIComponent(state.token) +
+      "&subscribe=ticket:" + state.ticketId + (lastEventId ? "&last_event_id=" + lastEventId : "");
+    socket = new WebSocket(url);
+    socket.onopen = function () { reconnectDelay = 1000; };
+    socket.onmessage = function (message) {
+      var frame = JSON.parse(message.data);
+      if (frame.type === "ping") { sendFrame({ type: "pong" }); return; }
+      if (frame.type === "resync_required") { loadTranscript(); return; }
+      if (frame.type !== "event") return;
+      if (frame.id) { lastEventId = Math.max(lastEventId, frame.id); save(); }
+      var data = frame.data;
+      if (frame.event === "message.posted") {
+        typingLine.textContent = "";
+        line(data.author_kind, data.body_text, data.message_id);
+      } else if (frame.event === "typing" && data.author_kind === "agent") {
+        typingLine.textContent = data.state === "started" ? "Support is typing…" : "";
+      } else if (frame.event === "ticket.status_changed" && (data.after === "RESOLVED" || data.after === "CLOSED")) {
+        statusLine.textContent = "This conversation is marked solved. Write again if you need more help.";
+      }
+    };
+    socket.onclose = function () {
+      setTimeout(function () { if (state.token) connect(); }, reconnectDelay);
+      reconnectDelay = Math.min(reconnectDelay * 2, 30000);
+    };
+  }
+
+  function loadTranscript() {
+    return request("GET", "/conversations/" + state.ticketId + "/messages").then(function (lines) {
+      lines.forEach(function (m) { line(m.author_kind, m.body_text, m.id); });
+    });
+  }
+
+  if (state.token && state.ticketId) {
+    loadTranscript().then(enterConversation).catch(function () { state = {}; save(); });
+  }
+  refreshStatus();
+})();

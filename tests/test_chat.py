@@ -1,0 +1,107 @@
+"""The chat channel's API, as the widget uses it (the browser test drives the widget itself)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from factories import make_workspace
+
+
+async def start(client, slug: str, **body):  # noqa: ANN001, ANN201
+    body = {"name": "Lan", "email": "lan@visitors.example.com", "message": "Where is order 5521?", **body}
+    return await client.post(f"/api/v1/chat/{slug}/conversations", json=body, headers={"Origin": "https://shop.example"})
+
+
+class TestConversations:
+    async def test_a_visitor_starts_a_chat_that_is_a_ticket_and_talks_with_an_agent(self, client, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        status = (await client.get(f"/api/v1/chat/{ws.slug}/status")).json()
+        assert status["agents_online"] is True
+        r = await start(client, ws.slug)
+        assert r.status_code == 201, r.text
+        assert r.headers["access-control-allow-origin"] == "*"
+        chat = r.json()
+        ticket = (await client.get(f"/api/v1/tickets/{chat['ticket_id']}", headers=agent.headers)).json()
+        assert ticket["channel"] == "chat" and "unverified" in ticket["tags"]
+        await settle()
+        await ws.reply(agent, chat["ticket_id"], "It ships tomorrow.")
+        await ws.reply(agent, chat["ticket_id"], "staff only", internal=True)
+        token = {"X-Chat-Token": chat["token"]}
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                              json={"body": "Thank you!"}, headers=token)
+        assert r.status_code == 201, r.text
+        lines = (await client.get(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                                  headers=token)).json()
+        texts = [(m["author_kind"], m["body_text"]) for m in lines if m["author_kind"] != "system"]
+        assert texts == [("customer", "Where is order 5521?"), ("agent", "It ships tomorrow."),
+                         ("customer", "Thank you!")]
+
+    async def test_the_widget_says_when_nobody_is_online(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await ws.staff(availability="offline")
+        assert (await client.get(f"/api/v1/chat/{ws.slug}/status")).json()["agents_online"] is False
+        r = await start(client, ws.slug)
+        assert r.status_code == 201 and r.json()["agents_online"] is False
+
+    async def test_a_chat_token_opens_one_conversation_only(self, client, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        older = await ws.ticket(customer, subject="My private earlier ticket")
+        # Anyone can type this customer's email into the widget...
+        r = await start(client, ws.slug, email=customer.email)
+        chat = r.json()
+        token = {"X-Chat-Token": chat["token"]}
+        # ...but the token shows only the new conversation, not the customer's history.
+        r = await client.get(f"/api/v1/chat/{ws.slug}/conversations/{older['id']}/messages", headers=token)
+        assert r.status_code == 404
+        r = await client.get(f"/api/v1/tickets/{older['id']}", headers={"Authorization": f"Bearer {chat['token']}"})
+        assert r.status_code == 401
+        other = await make_workspace(client)
+        r = await client.get(f"/api/v1/chat/{other.slug}/conversations/{chat['ticket_id']}/messages", headers=token)
+        assert r.status_code == 404
+        r = await client.get(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                             headers={"X-Chat-Token": chat["token"][:-3] + "abc"})
+        assert r.status_code == 401
+
+    async def test_bad_input_names_the_field(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations", json={"message": "hi", "name": "Lan"})
+        assert r.status_code == 422 and "email" in r.text
+        r = await start(client, ws.slug, message="")
+        assert r.status_code == 422 and "message" in r.text
+        r = await start(client, "no-such-workspace")
+        assert r.status_code == 404
+        r = await client.options(f"/api/v1/chat/{ws.slug}/conversations",
+                                 headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+        assert r.status_code == 204 and "x-chat-token" in r.headers["access-control-allow-headers"]
+
+
+class TestIdentityTokens:
+    async def test_a_host_site_vouches_for_its_signed_in_user(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/chat-identity-secret", headers=ws.admin.headers)
+        assert r.status_code == 200
+        secret = r.json()["secret"]
+        identity = jwt.encode({"email": "member@shop.example.com", "name": "Member Mai", "exp": int(time.time()) + 600},
+                              secret, algorithm="HS256")
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                              json={"identity_token": identity, "message": "I am signed in"})
+        assert r.status_code == 201, r.text
+        ticket = (await client.get(f"/api/v1/tickets/{r.json()['ticket_id']}", headers=agent.headers)).json()
+        assert ticket["tags"] == ["chat"]
+        forged = jwt.encode({"email": "ceo@shop.example.com", "exp": int(time.time()) + 600}, "guess",
+                            algorithm="HS256")
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                              json={"identity_token": forged, "message": "I am the CEO"})
+        assert r.status_code == 422 and "identity_token" in r.text
+        assert (await client.post("/api/v1/chat-identity-secret", headers=agent.headers)).status_code == 403
+
+
+async def test_the_widget_script_is_served(client) -> None:  # noqa: ANN001
+    r = await client.get("/widget.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert "data-workspace" in r.text and "/api/v1/ws?chat_token=" in r.text

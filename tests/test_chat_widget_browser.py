@@ -1,0 +1,353 @@
+"""The chat widget for real: headless Chromium loads ``/widget.js`` into a shop's page
+(another origin), and a visitor talks to an agent on a live ``relaydesk serve``.
+
+The agent's side is a plain WebSocket plus the REST API, as the agent dashboard uses them.
+Needs Debian's Chromium at /usr/bin/chromium (never a downloaded browser build).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from playwright.async_api import Browser, Error as PlaywrightError, Page, WebSocket, async_playwright, expect
+from websockets.asyncio.client import ClientConnection, connect
+
+from conftest import service_unavailable
+from test_quickstart import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+BIN = Path(sys.prefix) / "bin" / "relaydesk"
+PASSWORD = "correct horse battery staple"
+SHOP = "https://shop.example"  # the merchant's site: never the API's origin
+WAIT_MS = 5_000
+
+
+# -- a real server ---------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, base: str, log: Path) -> None:
+        self.base = base
+        self.ws = base.replace("http://", "ws://") + "/api/v1/ws"
+        self.log = log
+        self.http = httpx.AsyncClient(base_url=base, timeout=10)
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+    async def call(self, method: str, path: str, token: str | None = None, expect_status: int = 200,
+                   **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        r = await self.http.request(method, path, headers=headers, **kwargs)
+        assert r.status_code == expect_status, f"{method} {path}: {r.status_code} {r.text}\n{self.tail()}"
+        return r.json() if r.content else None
+
+    async def login(self, email: str, slug: str) -> str:
+        body = {"email": email, "password": PASSWORD, "workspace": slug}
+        return (await self.call("POST", "/api/v1/auth/login", json=body))["access_token"]
+
+    async def workspace(self, *, agent_availability: str) -> tuple[str, str]:
+        """A fresh workspace with one agent; its slug and the agent's access token."""
+        tag = secrets.token_hex(4)
+        admin_email, agent_email = f"admin-{tag}@shop.example", f"agent-{tag}@shop.example"
+        made = await self.call("POST", "/api/v1/workspaces", expect_status=201, json={
+            "name": f"Shop {tag}", "admin_name": "Ada Admin", "admin_email": admin_email,
+            "admin_password": PASSWORD})
+        slug = made["workspace"]["slug"]
+        admin = await self.login(admin_email, slug)
+        await self.call("POST", "/api/v1/agents", admin, expect_status=201, json={
+            "name": "Sam Support", "email": agent_email, "password": PASSWORD, "role": "agent",
+            "availability": agent_availability, "max_concurrent": 50})
+        return slug, await self.login(agent_email, slug)
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    data_dir = tmp_path_factory.mktemp("widget-server")
+    port = free_port()
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(data_dir), "RELAYDESK_PORT": str(port),
+           "RELAYDESK_SMTP_LISTEN_PORT": "0", "RELAYDESK_LOG_LEVEL": "WARNING",
+           "RELAYDESK_PASSWORD_HASH_TIME_COST": "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024",
+           "RELAYDESK_SECRET_KEY": secrets.token_hex(16), "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+    env.pop("DATABASE_URL", None)
+    env.pop("RELAYDESK_DATABASE_URL", None)
+    env.pop("RELAYDESK_REDIS_URL", None)
+    subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
+    log = data_dir / "serve.log"
+    proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    srv = Server(f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"relaydesk serve exited early:\n{srv.tail()}")
+            try:
+                if (await srv.http.get("/readyz", timeout=1)).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"relaydesk serve never became ready:\n{srv.tail()}")
+            await asyncio.sleep(0.2)
+        yield srv
+    finally:
+        await srv.http.aclose()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# -- a real browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        service_unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+class Visitor:
+    """One shop page with the widget on it, and what its chat socket has heard."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.frames: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        page.on("websocket", self._watch)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _watch(self, socket: WebSocket) -> None:
+        def heard(payload: str | bytes) -> None:
+            try:
+                self.frames.append(orjson.loads(payload))
+            except orjson.JSONDecodeError:
+                pass
+        socket.on("framereceived", heard)
+
+    def el(self, selector: str):  # noqa: ANN201 - a Locator; CSS locators pierce the open shadow root
+        return self.page.locator(f"div[data-relaydesk-widget] {selector}")
+
+    async def open_shop(self) -> None:
+        self.frames.clear()
+        await self.page.goto(f"{SHOP}/", wait_until="load")
+        await expect(self.el("button.launch")).to_have_text("Chat with us", timeout=WAIT_MS)
+        await self.el("button.launch").click()
+        await expect(self.el(".panel")).to_be_visible()
+
+    async def live(self) -> None:
+        """Until the widget's socket is subscribed, nothing it would hear is on its way yet."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not any(f.get("type") == "subscribed" for f in self.frames):
+            assert time.monotonic() < deadline, f"the widget never subscribed; it heard {self.frames}"
+            await asyncio.sleep(0.05)
+
+    async def shows(self, *lines: tuple[str, str]) -> None:
+        """Exactly these bubbles, in order: no duplicates, nothing extra."""
+        log = self.el(".log .msg")
+        await expect(log).to_have_text([text for _, text in lines], timeout=WAIT_MS)
+        classes = await log.evaluate_all("els => els.map(e => e.classList.contains('customer') ? 'customer' : 'agent')")
+        assert classes == [kind for kind, _ in lines]
+
+
+@asynccontextmanager
+async def visitor_on_shop(browser: Browser, server: Server, slug: str) -> AsyncIterator[Visitor]:
+    context = await browser.new_context()
+    # In production the support host is on the internet; here it is on loopback, which
+    # Chromium's Local Network Access shields from public sites unless the visitor allows it.
+    try:
+        await context.grant_permissions(["local-network-access"])
+    except PlaywrightError:
+        pass  # a Chromium without Local Network Access checks
+    page_html = (f'<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head>'
+                 f'<body><h1>Our shop</h1><p>Buy things.</p>'
+                 f'<script src="{server.base}/widget.js" data-workspace="{slug}" async></script></body></html>')
+    await context.route(f"{SHOP}/**", lambda route: route.fulfill(status=200, content_type="text/html",
+                                                                  body=page_html))
+    try:
+        visitor = Visitor(await context.new_page())
+        yield visitor
+        assert visitor.errors == [], visitor.errors
+    finally:
+        await context.close()
+
+
+# -- the agent's socket ---------------------------------------------------------------------------
+
+
+class AgentSocket:
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.frames: list[dict[str, Any]] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.socket:
+            self.frames.append(orjson.loads(raw))
+
+    async def send(self, **frame: Any) -> None:
+        await self.socket.send(orjson.dumps(frame).decode())
+
+    async def heard(self, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT_MS / 1000) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.frames:
+                if match(frame):
+                    return frame
+            assert time.monotonic() < deadline, f"never heard it; heard {self.frames}"
+            assert not self.reader.done(), f"the agent's socket closed; heard {self.frames}"
+            await asyncio.sleep(0.05)
+
+    async def event(self, name: str, **data: Any) -> dict[str, Any]:
+        return await self.heard(lambda f: f.get("type") == "event" and f.get("event") == name and all(
+            f["data"].get(k) == v for k, v in data.items()))
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await self.reader
+
+
+async def agent_socket(server: Server, token: str, ticket_id: str) -> AgentSocket:
+    agent = AgentSocket(await connect(f"{server.ws}?token={token}&subscribe=ticket:{ticket_id}"))
+    await agent.heard(lambda f: f.get("type") == "subscribed" and f.get("channel") == f"ticket:{ticket_id}")
+    return agent
+
+
+async def start_chat(visitor: Visitor, name: str, email: str, message: str) -> None:
+    await visitor.el("form.start input[name=name]").fill(name)
+    await visitor.el("form.start input[name=email]").fill(email)
+    await visitor.el("form.start textarea[name=message]").fill(message)
+    await visitor.el("form.start button[type=submit]").click()
+    await expect(visitor.el("form.say")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+    await expect(visitor.el("form.start")).to_have_js_property("hidden", True)
+    await expect(visitor.el("form.start .error")).to_have_text("")
+
+
+async def the_chat_ticket(server: Server, agent: str) -> dict[str, Any]:
+    items = (await server.call("GET", "/api/v1/tickets", agent, params={"limit": 100}))["items"]
+    chats = [t for t in items if t["channel"] == "chat"]
+    assert len(chats) == 1, items
+    return await server.call("GET", f"/api/v1/tickets/{chats[0]['id']}", agent)
+
+
+# -- the scenarios --------------------------------------------------------------------------------
+
+
+async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(browser, server) -> None:  # noqa: ANN001
+    slug, agent = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        await visitor.open_shop()
+        await expect(visitor.el(".status")).to_have_text("We're online — we'll answer here.", timeout=WAIT_MS)
+        await expect(visitor.el("form.start")).to_have_js_property("hidden", False)
+        await expect(visitor.el("form.say")).to_have_js_property("hidden", True)
+
+        # The visitor starts a chat: it is a ticket on the chat channel, tagged as unverified.
+        await start_chat(visitor, "Lan Nguyen", "lan@visitors.example", "Hi, where is my order 5521?")
+        await visitor.shows(("customer", "Hi, where is my order 5521?"))
+        await expect(visitor.el(".status")).to_have_text("We're online — we'll answer here.")
+        ticket = await the_chat_ticket(server, agent)
+        assert ticket["channel"] == "chat" and set(ticket["tags"]) == {"chat", "unverified"}, ticket
+        stored = await visitor.page.evaluate(
+            "key => JSON.parse(localStorage.getItem(key))", f"relaydesk-chat:{server.base}:{slug}")
+        assert stored["ticketId"] == ticket["id"] and stored["token"].startswith("rdc_")
+        await visitor.live()
+
+        agent_ws = await agent_socket(server, agent, ticket["id"])
+        try:
+            # The agent sees the visitor typing, then what they sent, live.
+            said = visitor.el("form.say textarea[name=body]")
+            await said.press_sequentially("It was sent to my old address.", delay=5)
+            await agent_ws.event("typing", state="started", author_kind="customer", ticket_id=ticket["id"])
+            await visitor.el("form.say button[type=submit]").click()
+            posted = await agent_ws.event("message.posted", author_kind="customer",
+                                          body_text="It was sent to my old address.")
+            assert posted["data"]["ticket_id"] == ticket["id"] and posted["data"]["channel"] == "chat"
+            await agent_ws.event("typing", state="stopped", author_kind="customer")
+            await expect(said).to_have_value("")
+            await visitor.shows(("customer", "Hi, where is my order 5521?"),
+                                ("customer", "It was sent to my old address."))
+
+            # The visitor sees support typing, then the reply, without reloading; an internal
+            # note posted in between never reaches them.
+            await expect(visitor.el(".typing")).to_have_text("")
+            await agent_ws.send(type="typing", ticket_id=ticket["id"], state="started")
+            await expect(visitor.el(".typing")).to_have_text("Support is typing…", timeout=WAIT_MS)
+            await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
+                              json={"body": "Staff only: the courier lost it.", "internal": True})
+            await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
+                              json={"body": "Sorry! We are sending a new one today."})
+            await visitor.shows(("customer", "Hi, where is my order 5521?"),
+                                ("customer", "It was sent to my old address."),
+                                ("agent", "Sorry! We are sending a new one today."))
+            await expect(visitor.el(".typing")).to_have_text("")
+            await agent_ws.event("message.posted", internal=True)  # the note was sent out: the widget skipped it
+            await expect(visitor.el(".log")).not_to_contain_text("Staff only")
+
+            # A reload brings the conversation back and keeps it live.
+            await visitor.page.reload(wait_until="load")
+            visitor.frames.clear()
+            await expect(visitor.el("form.say")).to_be_attached(timeout=WAIT_MS)
+            await visitor.el("button.launch").click()
+            await expect(visitor.el("form.say")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+            await expect(visitor.el("form.start")).to_have_js_property("hidden", True)
+            await visitor.shows(("customer", "Hi, where is my order 5521?"),
+                                ("customer", "It was sent to my old address."),
+                                ("agent", "Sorry! We are sending a new one today."))
+            await expect(visitor.el(".log")).not_to_contain_text("Staff only")
+            await visitor.live()
+            await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
+                              json={"body": "It's on its way: tracking 1Z999."})
+            await visitor.shows(("customer", "Hi, where is my order 5521?"),
+                                ("customer", "It was sent to my old address."),
+                                ("agent", "Sorry! We are sending a new one today."),
+                                ("agent", "It's on its way: tracking 1Z999."))
+        finally:
+            await agent_ws.close()
+
+    thread = await server.call("GET", f"/api/v1/tickets/{ticket['id']}/messages", agent, params={"limit": 100})
+    said = [(m["author_kind"], m["body_text"], m["internal"]) for m in thread["items"] if m["author_kind"] != "system"]
+    assert said == [("customer", "Hi, where is my order 5521?", False),
+                    ("customer", "It was sent to my old address.", False),
+                    ("agent", "Staff only: the courier lost it.", True),
+                    ("agent", "Sorry! We are sending a new one today.", False),
+                    ("agent", "It's on its way: tracking 1Z999.", False)]
+
+
+async def test_with_no_one_online_the_widget_promises_an_email_reply_and_still_starts_the_chat(
+        browser, server) -> None:  # noqa: ANN001
+    slug, agent = await server.workspace(agent_availability="offline")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        await visitor.open_shop()
+        status = visitor.el(".status")
+        await expect(status).to_contain_text("No one is online right now", timeout=WAIT_MS)
+        await expect(status).to_contain_text("we'll reply by email")
+        await start_chat(visitor, "Mo Khan", "mo@visitors.example", "Do you ship to Norway?")
+        await visitor.shows(("customer", "Do you ship to Norway?"))
+        await expect(status).to_have_text(
+            "No one is online right now. Leave a message: we'll reply by email to mo@visitors.example.")
+        ticket = await the_chat_ticket(server, agent)
+        assert ticket["channel"] == "chat" and "chat" in ticket["tags"], ticket

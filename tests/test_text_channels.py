@@ -1,0 +1,114 @@
+"""SMS through Twilio's webhook format (signatures checked) with replies sent back as SMS,
+and the generic signed JSON webhook for connected social channels."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import parse_qsl
+
+import orjson
+
+from factories import Workspace, make_workspace
+from httppeers import receiver  # noqa: F401 - a fixture
+from relaydesk.channels.messaging import twilio_signature
+
+AUTH_TOKEN = "twilio-auth-token-123"
+
+
+async def set_up_sms(client, ws: Workspace, provider_url: str) -> None:  # noqa: ANN001
+    r = await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers, json={
+        "sms_number": "+15550001111", "sms_account_sid": "AC123", "sms_auth_token": AUTH_TOKEN,
+        "sms_api_url": provider_url})
+    assert r.status_code == 200, r.text
+    assert "sms_auth_token" not in r.json()
+
+
+async def text_in(client, runtime, ws: Workspace, sender: str, body: str, sid: str, *,  # noqa: ANN001
+                  token: str = AUTH_TOKEN):  # noqa: ANN201
+    path = f"/api/v1/sms/{ws.slug}/twilio"
+    form = {"From": sender, "To": "+15550001111", "Body": body, "MessageSid": sid, "NumMedia": "0"}
+    signature = twilio_signature(token, runtime.settings.public_url.rstrip("/") + path, list(form.items()))
+    return await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+class TestSms:
+    async def test_texts_become_a_ticket_and_answers_go_back_by_sms(self, client, runtime, settle,
+                                                                      receiver) -> None:  # noqa: ANN001, F811
+        provider, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        await set_up_sms(client, ws, url)
+        r = await text_in(client, runtime, ws, "+15557654321", "My order never came", "SM1")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
+        assert (await text_in(client, runtime, ws, "+15557654321", "My order never came", "SM1")).status_code == 200
+        r = await text_in(client, runtime, ws, "+15557654321", "It was order 88", "SM2")
+        tickets = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        assert [(t["channel"], t["subject"]) for t in tickets] == [("sms", "My order never came")]
+        messages = (await client.get(f"/api/v1/tickets/{tickets[0]['id']}/messages", headers=agent.headers)).json()
+        assert [m["body_text"] for m in messages["items"] if m["author_kind"] == "customer"] == [
+            "My order never came", "It was order 88"]  # the retried SM1 counted once
+        await settle()
+        await ws.reply(agent, tickets[0]["id"], "It is on the way, sorry!")
+        await settle()
+        [(headers, body)] = provider.requests
+        form = dict(parse_qsl(body.decode()))
+        assert form == {"To": "+15557654321", "From": "+15550001111", "Body": "It is on the way, sorry!"}
+        assert headers["authorization"].startswith("Basic ")
+
+    async def test_a_bad_signature_is_refused_and_nothing_is_stored(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        r = await text_in(client, runtime, ws, "+15557654321", "hi", "SM9", token="not-the-token")
+        assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+        other = await make_workspace(client)
+        assert (await text_in(client, runtime, other, "+1555", "hi", "SM8")).status_code == 404
+
+
+SECRET = "channel-secret-0123456789abcdef"
+
+
+def signed(body: dict) -> tuple[bytes, dict[str, str]]:
+    raw = orjson.dumps(body)
+    stamp = int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{stamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    return raw, {"X-Relaydesk-Signature": f"t={stamp},v1={digest}", "Content-Type": "application/json"}
+
+
+class TestChannelWebhook:
+    async def test_a_connector_posts_social_messages_into_tickets(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                               json={"channel_webhook_secret": SECRET})
+        assert r.status_code == 200
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        message = {"channel": "social", "user_id": "fb:42", "name": "Lan", "text": "Is the blue one in stock?",
+                   "message_id": "m1"}
+        raw, headers = signed(message)
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 202, r.text
+        first = r.json()
+        raw, headers = signed({**message, "text": "Size M please", "message_id": "m2"})
+        assert (await client.post(path, content=raw, headers=headers)).json()["ticket_id"] == first["ticket_id"]
+        raw, headers = signed(message)
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 409 and "message_id" in r.text
+        ticket = (await client.get(f"/api/v1/tickets/{first['ticket_id']}", headers=ws.admin.headers)).json()
+        assert ticket["channel"] == "social"
+
+    async def test_unsigned_or_invalid_posts_are_refused_with_the_field(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        r = await client.post(path, json={"user_id": "x", "text": "hi"})
+        assert r.status_code == 403
+        raw, headers = signed({"user_id": "x"})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 422 and "text" in r.text
+        raw, headers = signed({"user_id": "x", "text": "hi", "channel": "email"})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 422 and "channel" in r.text
