@@ -29,7 +29,7 @@ response, and how many never did).
 
 Usage::
 
-    .venv/bin/python bench/ws_fanout.py [--sockets 1000] [--agents 10] [--rate 200] [--seconds 20]
+    .venv/bin/python bench/ws_fanout.py [--sockets 1000] [--agents 10] [--rate 200[,20...]] [--seconds 20]
         [--client-procs N] [--no-deflate] [--json FILE] [--keep]
 """
 
@@ -421,22 +421,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  server RSS {rss_before / 1024:.0f} MiB before, {rss_open / 1024:.0f} MiB with the sockets open: "
               f"{per_socket:.1f} KiB per socket", flush=True)
 
-        load_before = os.getloadavg()[0]
-        cpu0 = process_cpu_seconds(server.pid)
-        ccpu0 = clients.cpu_seconds()
-        t0 = time.perf_counter()
-        run_tag = secrets.token_hex(3)
-        print(f"  posting {int(args.rate * args.seconds):,} replies at {args.rate:g}/s ...", flush=True)
-        posted = await post_replies(server.base_url, s, args.rate, args.seconds, run_tag)
-        sent = posted["sent"]
-        # Wait for the stragglers: the last response + --grace s at most.
-        await asyncio.sleep(min(args.grace, LOST_AFTER_S + 1))
-        busy_s = await wait_idle(server.pid, timeout=max(0.0, args.grace - LOST_AFTER_S - 1))
-        phase_s = time.perf_counter() - t0
-        server_cpu = process_cpu_seconds(server.pid) - cpu0
-        client_cpu = [b - a for a, b in zip(ccpu0, clients.cpu_seconds(), strict=True)]
-        rss_after = rss_kib(server.pid)
-        load_after = os.getloadavg()[0]
+        phases = []
+        for rate in args.rate:
+            load_before = os.getloadavg()[0]
+            await wait_idle(server.pid)
+            cpu0 = process_cpu_seconds(server.pid)
+            ccpu0 = clients.cpu_seconds()
+            t0 = time.perf_counter()
+            run_tag = secrets.token_hex(3)
+            print(f"  posting {int(rate * args.seconds):,} replies at {rate:g}/s ...", flush=True)
+            posted = await post_replies(server.base_url, s, rate, args.seconds, run_tag)
+            print(f"    {len(posted['sent']):,} answered in {posted['wall_s']:.1f} s", flush=True)
+            # Wait for the stragglers: the last response + --grace s at most.
+            await asyncio.sleep(min(args.grace, LOST_AFTER_S + 1))
+            busy_s = await wait_idle(server.pid, timeout=max(0.0, args.grace - LOST_AFTER_S - 1))
+            phases.append({
+                "rate": rate, "posted": posted, "phase_s": time.perf_counter() - t0, "busy_s": busy_s,
+                "server_cpu_s": process_cpu_seconds(server.pid) - cpu0,
+                "client_cpu_s": [b - a for a, b in zip(ccpu0, clients.cpu_seconds(), strict=True)],
+                "rss_after": rss_kib(server.pid), "load": f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"})
         results = await clients.stop()
         clients = None
     finally:
@@ -450,30 +453,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     frames: Counter[str] = Counter()
     closes: Counter[str] = Counter()
     for _, got, fr, cl in results:
-        arrivals.update(got)
+        for key, tokens in got.items():
+            arrivals.setdefault(key, {}).update(tokens)
         frames.update(fr)
         closes.update(cl)
-    cust = latency_stats([(at, arrivals[i].get(token)) for token, (at, i) in sent.items()])
-    agent = latency_stats([(at, arrivals[args.sockets + a].get(token)) for token, (at, _) in sent.items()
-                           for a in range(args.agents)])
-    ok = len(sent)
-    return {
+    out = {
         "sockets": args.sockets, "agent_sockets": args.agents, "opened": n_open, "open_failed": n_failed,
-        "open_s": round(open_s, 1), "client_procs": procs, "deflate": not args.no_deflate,
-        "setup_s": round(setup_s), "rate": args.rate, "seconds": args.seconds,
-        "replies_scheduled": posted["scheduled"], "replies_ok": ok, "reply_errors": len(posted["errors"]),
-        "reply_error_samples": posted["errors"][:5],
-        "achieved_per_s": round(ok / posted["wall_s"], 1) if posted["wall_s"] else 0.0,
-        "post_p50_ms": round(posted["post_p50_ms"], 1), "post_p99_ms": round(posted["post_p99_ms"], 1),
-        "max_send_lateness_ms": round(posted["max_send_lateness_ms"]),
-        "customers": cust, "agents": agent,
-        "rss_before_mib": round(rss_before / 1024, 1), "rss_open_mib": round(rss_open / 1024, 1),
-        "rss_after_replies_mib": round(rss_after / 1024, 1), "kib_per_socket": round(per_socket, 1),
-        "server_cpu_s": round(server_cpu, 1), "phase_s": round(phase_s, 1), "busy_after_s": round(busy_s, 1),
-        "client_cpu_s": [round(c, 1) for c in client_cpu], "frames": dict(frames), "closes": dict(closes),
-        "load_before": f"{idle:.0f}% busy before setup; load average {load_before:.2f} before replies, "
-                       f"{load_after:.2f} after",
+        "open_s": round(open_s, 1), "client_procs": procs, "deflate": not args.no_deflate, "setup_s": round(setup_s),
+        "seconds": args.seconds, "rss_before_mib": round(rss_before / 1024, 1),
+        "rss_open_mib": round(rss_open / 1024, 1), "kib_per_socket": round(per_socket, 1),
+        "frames": dict(frames), "closes": dict(closes), "load_before_setup": f"{idle:.0f}% of all cores busy",
+        "phases": [],
     }
+    for ph in phases:
+        posted = ph["posted"]
+        sent = posted["sent"]
+        ok = len(sent)
+        out["phases"].append({
+            "rate": ph["rate"], "replies_scheduled": posted["scheduled"], "replies_ok": ok,
+            "reply_errors": len(posted["errors"]), "reply_error_samples": posted["errors"][:5],
+            "achieved_per_s": round(ok / posted["wall_s"], 1) if posted["wall_s"] else 0.0,
+            "answered_in_s": round(posted["wall_s"], 1),
+            "post_p50_ms": round(posted["post_p50_ms"], 1), "post_p99_ms": round(posted["post_p99_ms"], 1),
+            "max_send_lateness_ms": round(posted["max_send_lateness_ms"]),
+            "customers": latency_stats([(at, arrivals[i].get(token)) for token, (at, i) in sent.items()]),
+            "agents": latency_stats([(at, arrivals[args.sockets + a].get(token)) for token, (at, _) in sent.items()
+                                     for a in range(args.agents)]),
+            "rss_after_replies_mib": round(ph["rss_after"] / 1024, 1),
+            "server_cpu_s": round(ph["server_cpu_s"], 1), "phase_s": round(ph["phase_s"], 1),
+            "server_cpu_ms_per_reply": round(1000 * ph["server_cpu_s"] / ok, 1) if ok else None,
+            "busy_after_s": round(ph["busy_s"], 1), "client_cpu_s": [round(c, 1) for c in ph["client_cpu_s"]],
+            "load_average": ph["load"],
+        })
+    return out
 
 
 def ms(v: float | None) -> str:
@@ -483,31 +495,38 @@ def ms(v: float | None) -> str:
 def print_table(r: dict[str, Any]) -> None:
     print(f"\nsockets {r['sockets']:,} customers + {r['agent_sockets']} agents, opened {r['opened']:,} "
           f"({r['open_failed']} failed) in {r['open_s']} s from {r['client_procs']} client process(es), "
-          f"permessage-deflate {'offered' if r['deflate'] else 'off'}; setup {r['setup_s']} s")
-    print(f"replies: {r['replies_ok']:,} of {r['replies_scheduled']:,} scheduled at {r['rate']:g}/s, "
-          f"{r['reply_errors']} errors, achieved {r['achieved_per_s']}/s; POST p50 {r['post_p50_ms']} ms, "
-          f"p99 {r['post_p99_ms']} ms; worst send lateness {r['max_send_lateness_ms']} ms")
-    print(f"server CPU {r['server_cpu_s']} s in {r['phase_s']} s (busy {r['busy_after_s']} s after the grace wait); "
-          f"client CPU {r['client_cpu_s']} s; frames {r['frames']}; unexpected closes {r['closes'] or 'none'}")
-    print(f"load: {r['load_before']}")
-    print("\n| sockets | subscriber | replies sent | events expected | delivered ≤ 5 s | lost (late / never) "
-          "| min ms | p50 ms | p95 ms | p99 ms | max ms | RSS before / open / after replies MiB | KiB per socket "
-          "| achieved replies/s |")
-    print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for label, s in (("customer (own ticket)", r["customers"]), (f"{r['agent_sockets']} agents (team queue)",
-                                                                r["agents"])):
-        print(f"| {r['sockets']:,} | {label} | {r['replies_ok']:,} | {s['expected']:,} | {s['delivered']:,} | "
-              f"{s['lost']:,} ({s['late']:,} / {s['missing']:,}) | {ms(s['min_ms'])} | {ms(s['p50_ms'])} | "
-              f"{ms(s['p95_ms'])} | {ms(s['p99_ms'])} | {ms(s['max_ms'])} | {r['rss_before_mib']:.0f} / "
-              f"{r['rss_open_mib']:.0f} / {r['rss_after_replies_mib']:.0f} | {r['kib_per_socket']} | "
-              f"{r['achieved_per_s']} |")
+          f"permessage-deflate {'offered' if r['deflate'] else 'off'}; setup {r['setup_s']} s; "
+          f"machine before setup: {r['load_before_setup']}")
+    print(f"server RSS {r['rss_before_mib']} MiB before the sockets, {r['rss_open_mib']} MiB with them open and idle: "
+          f"{r['kib_per_socket']} KiB per socket; frames {r['frames']}; unexpected closes {r['closes'] or 'none'}")
+    for ph in r["phases"]:
+        print(f"at {ph['rate']:g}/s: {ph['replies_ok']:,} of {ph['replies_scheduled']:,} replies answered in "
+              f"{ph['answered_in_s']} s, {ph['reply_errors']} errors {ph['reply_error_samples'] or ''}; POST p50 "
+              f"{ph['post_p50_ms']} ms, p99 {ph['post_p99_ms']} ms; worst send lateness {ph['max_send_lateness_ms']} ms; "
+              f"server CPU {ph['server_cpu_s']} s in {ph['phase_s']} s ({ph['server_cpu_ms_per_reply']} ms per reply), "
+              f"still busy {ph['busy_after_s']} s after the grace wait; client CPU {ph['client_cpu_s']} s; "
+              f"load average {ph['load_average']}")
+    print("\n| sockets | rate offered /s | subscriber | replies sent | events expected | delivered ≤ 5 s "
+          "| lost (late / never) | min ms | p50 ms | p95 ms | p99 ms | max ms | RSS before / open / after MiB "
+          "| KiB per socket | achieved replies/s |")
+    print("|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for ph in r["phases"]:
+        for label, s in (("customer (own ticket)", ph["customers"]),
+                         (f"{r['agent_sockets']} agents (team queue)", ph["agents"])):
+            print(f"| {r['sockets']:,} | {ph['rate']:g} | {label} | {ph['replies_ok']:,} | {s['expected']:,} | "
+                  f"{s['delivered']:,} | {s['lost']:,} ({s['late']:,} / {s['missing']:,}) | {ms(s['min_ms'])} | "
+                  f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} | {ms(s['max_ms'])} | "
+                  f"{r['rss_before_mib']:.0f} / {r['rss_open_mib']:.0f} / {ph['rss_after_replies_mib']:.0f} | "
+                  f"{r['kib_per_socket']} | {ph['achieved_per_s']} |")
 
 
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sockets", type=int, default=1000, help="customer sockets, one ticket each")
     p.add_argument("--agents", type=int, default=10, help="agent sockets on the team queue")
-    p.add_argument("--rate", type=float, default=200.0, help="replies per second")
+    p.add_argument("--rate", default="200",
+                   help="replies per second; several comma-separated rates run one after the other on the same "
+                        "sockets")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--grace", type=float, default=30.0,
                    help="how long after the last reply's response to wait for late events")
@@ -518,6 +537,7 @@ async def main() -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the temporary dir (logs)")
     args = p.parse_args()
+    args.rate = [float(r) for r in args.rate.split(",")]
     CLEANUP.install_signal_handlers(lambda done: print("cleaned up: " + "; ".join(done), file=sys.stderr))
     try:
         result = await run(args)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,7 @@ class Visitor:
         await expect(self.el("button.launch")).to_have_text("Chat with us", timeout=WAIT_MS)
         await self.el("button.launch").click()
         await expect(self.el(".panel")).to_be_visible()
+        await expect(self.el("button.close")).to_have_text("×")  # the script arrives as UTF-8
 
     async def live(self) -> None:
         """Until the widget's socket is subscribed, nothing it would hear is on its way yet."""
@@ -166,12 +167,19 @@ class Visitor:
             assert time.monotonic() < deadline, f"the widget never subscribed; it heard {self.frames}"
             await asyncio.sleep(0.05)
 
-    async def shows(self, *lines: tuple[str, str]) -> None:
-        """Exactly these bubbles, in order: no duplicates, nothing extra."""
-        log = self.el(".log .msg")
-        await expect(log).to_have_text([text for _, text in lines], timeout=WAIT_MS)
-        classes = await log.evaluate_all("els => els.map(e => e.classList.contains('customer') ? 'customer' : 'agent')")
-        assert classes == [kind for kind, _ in lines]
+    async def bubbles(self) -> list[tuple[str, str]]:
+        return [(kind, text) for kind, text in await self.el(".log .msg").evaluate_all(
+            "els => els.map(e => [e.classList.contains('customer') ? 'customer' : 'agent', e.textContent])")]
+
+    async def shows(self, *lines: tuple[str, str], besides: Collection[str] = ()) -> None:
+        """Exactly these bubbles, in order: no duplicates, nothing extra (but texts in `besides`)."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            shown = [b for b in await self.bubbles() if b[1] not in besides]
+            if shown == list(lines):
+                return
+            assert time.monotonic() < deadline, f"the widget shows {shown}, not {list(lines)}"
+            await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -254,6 +262,11 @@ async def the_chat_ticket(server: Server, agent: str) -> dict[str, Any]:
     return await server.call("GET", f"/api/v1/tickets/{chats[0]['id']}", agent)
 
 
+async def public_system_lines(server: Server, agent: str, ticket_id: str) -> set[str]:
+    thread = await server.call("GET", f"/api/v1/tickets/{ticket_id}/messages", agent, params={"limit": 100})
+    return {m["body_text"] for m in thread["items"] if m["author_kind"] == "system" and not m["internal"]}
+
+
 # -- the scenarios --------------------------------------------------------------------------------
 
 
@@ -307,7 +320,10 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             await agent_ws.event("message.posted", internal=True)  # the note was sent out: the widget skipped it
             await expect(visitor.el(".log")).not_to_contain_text("Staff only")
 
-            # A reload brings the conversation back and keeps it live.
+            # A reload brings the conversation back and keeps it live. (The transcript also holds
+            # the public "Status changed" lines, which the widget shows after a reload though it
+            # never showed them live: see test_a_reloaded_chat_shows_what_was_said_and_nothing_else.)
+            system = await public_system_lines(server, agent, ticket["id"])
             await visitor.page.reload(wait_until="load")
             visitor.frames.clear()
             await expect(visitor.el("form.say")).to_be_attached(timeout=WAIT_MS)
@@ -316,7 +332,7 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             await expect(visitor.el("form.start")).to_have_js_property("hidden", True)
             await visitor.shows(("customer", "Hi, where is my order 5521?"),
                                 ("customer", "It was sent to my old address."),
-                                ("agent", "Sorry! We are sending a new one today."))
+                                ("agent", "Sorry! We are sending a new one today."), besides=system)
             await expect(visitor.el(".log")).not_to_contain_text("Staff only")
             await visitor.live()
             await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
@@ -324,7 +340,7 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             await visitor.shows(("customer", "Hi, where is my order 5521?"),
                                 ("customer", "It was sent to my old address."),
                                 ("agent", "Sorry! We are sending a new one today."),
-                                ("agent", "It's on its way: tracking 1Z999."))
+                                ("agent", "It's on its way: tracking 1Z999."), besides=system)
         finally:
             await agent_ws.close()
 
@@ -351,3 +367,38 @@ async def test_with_no_one_online_the_widget_promises_an_email_reply_and_still_s
             "No one is online right now. Leave a message: we'll reply by email to mo@visitors.example.")
         ticket = await the_chat_ticket(server, agent)
         assert ticket["channel"] == "chat" and "chat" in ticket["tags"], ticket
+
+
+# -- known widget bugs, pinned: each marker goes once the bug is fixed -----------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="widget.js styles `form{display:flex}` in its shadow root, which beats the "
+                                       "`hidden` attribute: both forms show at once (needs `[hidden]{display:none}`)")
+async def test_only_the_form_in_use_is_on_screen(browser, server) -> None:  # noqa: ANN001
+    slug, _ = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        await visitor.open_shop()
+        assert await visitor.el("form.start").is_visible()
+        assert not await visitor.el("form.say").is_visible(), "the message box shows before the chat starts"
+        await start_chat(visitor, "Ines Ortiz", "ines@visitors.example", "Hello?")
+        assert await visitor.el("form.say").is_visible()
+        assert not await visitor.el("form.start").is_visible(), "the start form still shows in the chat"
+
+
+@pytest.mark.xfail(strict=True, reason="widget.js loadTranscript() draws the transcript's public system lines "
+                                       "('Status changed: ...') as support's bubbles; live, the widget never shows them")
+async def test_a_reloaded_chat_shows_what_was_said_and_nothing_else(browser, server) -> None:  # noqa: ANN001
+    slug, agent = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        await visitor.open_shop()
+        await start_chat(visitor, "Oli Berg", "oli@visitors.example", "Is the blue one in stock?")
+        await visitor.live()
+        ticket = await the_chat_ticket(server, agent)
+        await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
+                          json={"body": "Yes, three left."})
+        said = [("customer", "Is the blue one in stock?"), ("agent", "Yes, three left.")]
+        await visitor.shows(*said)
+        await visitor.page.reload(wait_until="load")
+        await visitor.el("button.launch").click()
+        await expect(visitor.el(".log .msg.agent").first).to_be_attached(timeout=WAIT_MS)
+        assert await visitor.bubbles() == said  # the transcript is drawn in one go

@@ -323,3 +323,29 @@ class TestWebhooks:
         text = orjson.loads(body)["text"]
         assert ticket['number'] in text and "Outage for a VIP" in text
         assert "x-relaydesk-signature" not in headers
+
+
+class TestDailySummary:
+    async def test_team_leads_get_one_summary_a_day(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        from relaydesk.notifications.notifier import send_daily_summaries
+
+        ws = await make_workspace(client)
+        lead = await ws.staff("supervisor")
+        r = await client.post("/api/v1/teams", json={"name": "Returns desk", "lead_id": lead.id},
+                              headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        team = r.json()
+        for subject in ("Return label missing", "Refund not received"):
+            await ws.ticket(ws.admin, subject=subject, team_id=team["id"])
+        await settle()
+        at_eight = clock.now().replace(hour=runtime.settings.daily_summary_hour_utc, minute=5)
+        if at_eight < clock.now():
+            at_eight += timedelta(days=1)
+        clock.set(at_eight)
+        assert await send_daily_summaries(runtime, clock.now()) >= 1
+        assert await send_daily_summaries(runtime, clock.now() + timedelta(minutes=30)) == 0
+        assert await send_daily_summaries(runtime, clock.now().replace(hour=(at_eight.hour + 1) % 24)) == 0
+        await deliver_due(runtime)
+        [summary] = to(mail, lead.email)
+        text = summary.message.get_body(("plain",)).get_content()
+        assert "Returns desk" in text and "Return label missing" in text

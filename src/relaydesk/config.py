@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     delivery_scan_seconds: float = 5
     notification_batch_seconds: float = 60
     delivery_max_attempts: int = 8
+    # Team leads get their team's daily summary at this hour (UTC).
+    daily_summary_hour_utc: int = 8
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":

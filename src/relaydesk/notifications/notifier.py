@@ -214,3 +214,39 @@ def _when(value: object) -> str:
         return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return str(value)
+
+
+async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
+    """Each team lead's summary of their team's last day, once a day (idempotent by date)."""
+    if now.hour != runtime.settings.daily_summary_hour_utc:
+        return 0
+    queued = 0
+    async with runtime.transaction() as session:
+        tickets = ticket_service(runtime, session)
+        users = UserService(session, runtime.hasher)
+        teams = TeamService(session, AgentService(session, users))
+        deliveries = DeliveryService(session)
+        prefs = PreferenceService(session)
+        day = now.strftime("%Y-%m-%d")
+        for workspace in await tickets.workspaces.all():
+            for team in await teams.list(Principal.system(workspace.id)):
+                lead = (await users.get_many(workspace.id, {team["lead_id"]})).get(team["lead_id"]) \
+                    if team.get("lead_id") else None
+                if lead is None or not lead.is_active:
+                    continue
+                me = Recipient(lead.email, lead.name, "en", lead.id, staff=True)
+                if not wants(await prefs.enabled(workspace.id, {lead.id}, "daily_summary"), me, "daily_summary",
+                             "email"):
+                    continue
+                summary = await tickets.team_summary(workspace.id, team["id"], now - timedelta(days=1))
+                oldest = [{"reference": ticket_reference(t.number), "subject": t.subject, "status": t.status,
+                           "priority": t.priority,
+                           "url": f"{runtime.settings.public_url}/tickets/{ticket_reference(t.number)}"}
+                          for t in summary["oldest"]]
+                context = {"workspace_name": workspace.name, "recipient_name": lead.name, "date": day,
+                           "team_name": team["name"], "counts": summary["counts"], "oldest": oldest,
+                           "unsubscribe_url": f"{runtime.settings.public_url}/settings/notifications"}
+                queued += await deliveries.queue(
+                    workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
+                    key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None
+    return queued

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from relaydesk.core.outbox import first_time
 from relaydesk.core.scheduler import Periodic
-from relaydesk.notifications.notifier import EVENTS, Notifier
+from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
 
 if TYPE_CHECKING:
@@ -36,7 +36,16 @@ def install(runtime: Runtime) -> list[Periodic]:
                 break
         return sent
 
+    async def daily_summary() -> int:
+        """notifications.daily_summary: run hourly; at the configured hour each team lead's summary."""
+        queued = await send_daily_summaries(runtime, runtime.clock.now())
+        if queued:
+            await runtime.jobs.enqueue("notifications.deliver")
+        return queued
+
     runtime.jobs.register("notifications.on_event", on_event)
+    runtime.jobs.register("notifications.daily_summary", daily_summary)
     runtime.jobs.register("notifications.deliver", deliver)
     runtime.dispatcher.subscribe({event: ["notifications.on_event"] for event in EVENTS})
-    return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds)]
+    return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
+            Periodic("notifications.daily_summary", 3600)]

@@ -86,5 +86,8 @@ class WorkspaceService:
         self.session.info.get("workspace_settings", {}).pop(workspace_id, None)
         return secret
 
+    async def all(self) -> list[Workspace]:
+        return list(await self.session.scalars(select(Workspace).order_by(Workspace.created_at)))
+
     async def first(self) -> Workspace | None:
         return await self.session.scalar(select(Workspace).order_by(Workspace.created_at).limit(1))

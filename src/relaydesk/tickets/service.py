@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
@@ -347,6 +348,26 @@ class TicketService:
     def system_note(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
         """For other domains' automatic steps (escalations, routing) to show in the thread."""
         self._system_message(ticket, text, now, internal=internal)
+
+    async def team_summary(self, workspace_id: uuid.UUID, team_id: uuid.UUID, since: datetime,
+                           oldest: int = 5) -> dict[str, Any]:
+        """A team's day in numbers, for the team lead's daily summary."""
+        mine = and_(Ticket.workspace_id == workspace_id, Ticket.team_id == team_id, Ticket.deleted_at.is_(None))
+        still_open = Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value])
+
+        async def count(*where: Any) -> int:
+            return await self.session.scalar(select(func.count()).select_from(Ticket).where(mine, *where)) or 0
+
+        waiting = list(await self.session.scalars(select(Ticket).where(mine, still_open)
+                                                  .order_by(Ticket.created_at).limit(oldest)))
+        return {
+            "counts": {"created": await count(Ticket.created_at >= since),
+                       "resolved": await count(Ticket.resolved_at >= since),
+                       "open": await count(still_open),
+                       "breached": await count(still_open, Ticket.sla_breached.is_(True)),
+                       "waiting_in_queue": await count(still_open, Ticket.assignee_id.is_(None))},
+            "oldest": waiting,
+        }
 
     async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
         """The Message-IDs of the emails that came in on this ticket, oldest first, so the
