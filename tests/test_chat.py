@@ -7,6 +7,7 @@ import time
 import jwt
 
 from factories import make_workspace
+from test_realtime import ws_url  # noqa: F401 - the live server fixture
 
 
 async def start(client, slug: str, **body):  # noqa: ANN001, ANN201
@@ -105,3 +106,34 @@ async def test_the_widget_script_is_served(client) -> None:  # noqa: ANN001
     r = await client.get("/widget.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert "data-workspace" in r.text and "/api/v1/ws?chat_token=" in r.text
+
+
+class TestLive:
+    async def test_a_chat_socket_sees_its_conversation_and_nothing_else(self, client, settle, ws_url) -> None:  # noqa: ANN001, F811
+        import orjson
+        from websockets.asyncio.client import connect
+
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        older = await ws.ticket(customer, subject="Earlier, private")
+        chat = (await start(client, ws.slug, email=customer.email)).json()
+        await settle()
+        url = f"{ws_url}?chat_token={chat['token']}&subscribe=ticket:{chat['ticket_id']}"
+        async with connect(url) as sock:
+            frames = [orjson.loads(await sock.recv()) for _ in range(2)]
+            assert [f["type"] for f in frames] == ["hello", "subscribed"]
+            await sock.send(orjson.dumps({"type": "subscribe", "channel": f"ticket:{older['id']}"}).decode())
+            assert orjson.loads(await sock.recv())["code"] == "not_found"
+            await ws.reply(agent, older["id"], "About the earlier one")
+            await ws.reply(agent, chat["ticket_id"], "Hello from support")
+            await settle()
+            heard = []
+            while not any(f.get("event") == "message.posted" for f in heard):
+                heard.append(orjson.loads(await sock.recv()))
+            events = [f for f in heard if f["type"] == "event"]
+            assert [f["data"]["ticket_id"] for f in events] == [chat["ticket_id"]] * len(events)
+            assert events[-1]["data"]["body_text"] == "Hello from support"
+        r = await client.get(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                             headers={"X-Chat-Token": chat["token"]})
+        assert r.status_code == 200

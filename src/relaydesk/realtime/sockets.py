@@ -93,6 +93,8 @@ class Connection:
             if len(self._recent) > 4096:
                 self._recent.popitem(last=False)
             self.last_event_id = max(self.last_event_id, event.id)
+        if self.only_ticket is not None and str(event.payload.get("ticket_id")) != str(self.only_ticket):
+            return  # a chat visitor hears of their conversation only, not even their own notifications
         seen = view(event.type, event.payload, self.viewer, self.subscriptions)
         if seen is None:
             return
