@@ -69,6 +69,7 @@ from harness import (  # noqa: E402
 
 TOKEN = re.compile(r"rdfan-(\d{6})-([0-9a-f]{6})")
 LOST_AFTER_S = 5.0
+IN_FLIGHT = 64  # reply requests in flight at most
 REPLIES = [
     "Thanks for your patience. I've checked with the warehouse and your parcel leaves today.",
     "Sorry about the double charge; I've refunded it and you'll see it in 3 to 5 business days.",
@@ -309,7 +310,11 @@ async def post_replies(base_url: str, setup_: dict[str, Any], rate: float, secon
     owners = setup_["owners"]
     total = int(rate * seconds)
     rng = random.Random(7)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # At most IN_FLIGHT requests at once: httpx's pool gets very slow with thousands of waiters,
+    # which would make the load generator the bottleneck once the server falls behind. Beyond
+    # that the sends wait here, and the wait counts in their POST latency (open loop).
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    gate = asyncio.Semaphore(IN_FLIGHT)
     sent: dict[str, tuple[float, int]] = {}  # token -> (response arrival, ticket index)
     latencies: list[float] = []
     lateness: list[float] = []
@@ -321,8 +326,9 @@ async def post_replies(base_url: str, setup_: dict[str, Any], rate: float, secon
             body = f"{REPLIES[seq % len(REPLIES)]} (ref {token})"
             started = time.perf_counter()
             try:
-                r = await client.post(f"/api/v1/tickets/{tickets[i]}/messages", json={"body": body}, headers={
-                    "Authorization": f"Bearer {setup_['agent_tokens'][i % owners]}"})
+                async with gate:
+                    r = await client.post(f"/api/v1/tickets/{tickets[i]}/messages", json={"body": body},
+                                          headers={"Authorization": f"Bearer {setup_['agent_tokens'][i % owners]}"})
             except httpx.HTTPError as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return

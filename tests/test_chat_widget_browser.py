@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 BIN = Path(sys.prefix) / "bin" / "relaydesk"
 PASSWORD = "correct horse battery staple"
 SHOP = "https://shop.example"  # the merchant's site: never the API's origin
-WAIT_MS = 5_000
+WAIT_MS = 8_000  # generous: the suite shares a small machine
 
 
 # -- a real server ---------------------------------------------------------------------------
@@ -324,8 +324,8 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             # the public "Status changed" lines, which the widget shows after a reload though it
             # never showed them live: see test_a_reloaded_chat_shows_what_was_said_and_nothing_else.)
             system = await public_system_lines(server, agent, ticket["id"])
-            await visitor.page.reload(wait_until="load")
             visitor.frames.clear()
+            await visitor.page.reload(wait_until="load")
             await expect(visitor.el("form.say")).to_be_attached(timeout=WAIT_MS)
             await visitor.el("button.launch").click()
             await expect(visitor.el("form.say")).to_have_js_property("hidden", False, timeout=WAIT_MS)
@@ -345,12 +345,12 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             await agent_ws.close()
 
     thread = await server.call("GET", f"/api/v1/tickets/{ticket['id']}/messages", agent, params={"limit": 100})
-    said = [(m["author_kind"], m["body_text"], m["internal"]) for m in thread["items"] if m["author_kind"] != "system"]
-    assert said == [("customer", "Hi, where is my order 5521?", False),
-                    ("customer", "It was sent to my old address.", False),
-                    ("agent", "Staff only: the courier lost it.", True),
-                    ("agent", "Sorry! We are sending a new one today.", False),
-                    ("agent", "It's on its way: tracking 1Z999.", False)]
+    lines = [(m["author_kind"], m["body_text"], m["internal"]) for m in thread["items"] if m["author_kind"] != "system"]
+    assert lines == [("customer", "Hi, where is my order 5521?", False),
+                     ("customer", "It was sent to my old address.", False),
+                     ("agent", "Staff only: the courier lost it.", True),
+                     ("agent", "Sorry! We are sending a new one today.", False),
+                     ("agent", "It's on its way: tracking 1Z999.", False)]
 
 
 async def test_with_no_one_online_the_widget_promises_an_email_reply_and_still_starts_the_chat(
@@ -369,11 +369,9 @@ async def test_with_no_one_online_the_widget_promises_an_email_reply_and_still_s
         assert ticket["channel"] == "chat" and "chat" in ticket["tags"], ticket
 
 
-# -- known widget bugs, pinned: each marker goes once the bug is fixed -----------------------------
+# -- regressions the first version of the widget had -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="widget.js styles `form{display:flex}` in its shadow root, which beats the "
-                                       "`hidden` attribute: both forms show at once (needs `[hidden]{display:none}`)")
 async def test_only_the_form_in_use_is_on_screen(browser, server) -> None:  # noqa: ANN001
     slug, _ = await server.workspace(agent_availability="online")
     async with visitor_on_shop(browser, server, slug) as visitor:
@@ -385,8 +383,6 @@ async def test_only_the_form_in_use_is_on_screen(browser, server) -> None:  # no
         assert not await visitor.el("form.start").is_visible(), "the start form still shows in the chat"
 
 
-@pytest.mark.xfail(strict=True, reason="widget.js loadTranscript() draws the transcript's public system lines "
-                                       "('Status changed: ...') as support's bubbles; live, the widget never shows them")
 async def test_a_reloaded_chat_shows_what_was_said_and_nothing_else(browser, server) -> None:  # noqa: ANN001
     slug, agent = await server.workspace(agent_availability="online")
     async with visitor_on_shop(browser, server, slug) as visitor:

@@ -142,4 +142,5 @@ class ChatService:
 
     async def transcript(self, grant: ChatGrant, limit: int = 200) -> list[Message]:
         rows, _ = await self.tickets.messages(grant.principal, str(grant.ticket_id), after=None, limit=limit)
-        return [m for m in rows if not m.internal]
+        # What was said, by whom: no internal notes, no workflow lines ("Status changed: ...").
+        return [m for m in rows if not m.internal and m.author_kind != "system"]

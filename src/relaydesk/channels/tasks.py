@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -56,17 +58,23 @@ async def process_email(runtime: Runtime, inbound_id: uuid.UUID) -> str | None:
         return "quarantined"
 
 
-def _fetch_unseen(mailbox: Mailbox, limit: int) -> list[tuple[bytes, bytes]]:
-    """(uid, raw) of unseen messages; blocking, so it runs in a thread."""
+@contextmanager
+def _imap(mailbox: Mailbox) -> Iterator[imaplib.IMAP4]:
+    """A signed-in IMAP session on the mailbox's folder; blocking, so callers use a thread."""
     client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
-    with client_class(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143),
-                      timeout=30) as client:
+    port = mailbox.imap_port or (993 if mailbox.imap_tls else 143)
+    with client_class(mailbox.imap_host or "", port, timeout=30) as client:
         client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
         client.select(_quote(mailbox.imap_folder))
+        yield client
+
+
+def _fetch_unseen(mailbox: Mailbox, limit: int) -> list[tuple[bytes, bytes]]:
+    """(uid, raw) of unseen messages."""
+    with _imap(mailbox) as client:
         _, found = client.uid("SEARCH", "UNSEEN")
-        uids = (found[0] or b"").split()[:limit]
         messages = []
-        for uid in uids:
+        for uid in (found[0] or b"").split()[:limit]:
             # BODY.PEEK leaves \Seen alone: a message is marked only once it is stored.
             _, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
             raw = next((part[1] for part in data if isinstance(part, tuple)), None)
@@ -76,11 +84,7 @@ def _fetch_unseen(mailbox: Mailbox, limit: int) -> list[tuple[bytes, bytes]]:
 
 
 def _mark_seen(mailbox: Mailbox, uids: list[bytes]) -> None:
-    client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
-    with client_class(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143),
-                      timeout=30) as client:
-        client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
-        client.select(_quote(mailbox.imap_folder))
+    with _imap(mailbox) as client:
         for uid in uids:
             client.uid("STORE", uid, "+FLAGS", r"(\Seen)")
 

@@ -47,7 +47,7 @@
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     '<style>' +
-    ':host{all:initial}' +
+    ':host{all:initial}[hidden]{display:none!important}' +
     '.rd{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#1f2933}' +
     '.launch{background:#2563eb;color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit;box-shadow:0 4px 12px rgba(0,0,0,.2)}' +
     '.panel{display:none;flex-direction:column;width:320px;height:440px;background:#fff;border-radius:12px;box-shadow:0 8px 28px rgba(0,0,0,.25);overflow:hidden}' +
@@ -152,7 +152,6 @@
     request("POST", "/conversations", body).then(function (started) {
       state = { token: started.token, ticketId: started.ticket_id, number: started.number, email: body.email };
       save();
-      line("customer", f.message.value);
       setStatus(started.agents_online);
       enterConversation();
     }).catch(function (e) { showError(startForm, e.message); });
@@ -164,8 +163,7 @@
     var text = sayForm.elements.body.value;
     if (!text.trim()) return;
     request("POST", "/conversations/" + state.ticketId + "/messages", { body: text }).then(function (said) {
-      seen[said.id] = true;
-      line("customer", text);
+      line("customer", text, said.id);
       sayForm.elements.body.value = "";
       stopTyping();
       if (said.ticket_id !== state.ticketId) {  // a closed chat continued as a new ticket
@@ -206,7 +204,9 @@
     socket.onmessage = function (message) {
       var frame = JSON.parse(message.data);
       if (frame.type === "ping") { sendFrame({ type: "pong" }); return; }
-      if (frame.type === "resync_required") { loadTranscript(); return; }
+      // Subscribed (first time or again): the transcript fills in whatever was said before
+      // the socket was there; lines already shown are skipped by their id.
+      if (frame.type === "resync_required" || frame.type === "subscribed") { loadTranscript(); return; }
       if (frame.type !== "event") return;
       if (frame.id) { lastEventId = Math.max(lastEventId, frame.id); save(); }
       var data = frame.data;
