@@ -122,6 +122,8 @@ class TestConnecting:
         live = await open_live(ws_url, ws.admin)
         await live.socket.send("not json")
         assert (await live.expect("error"))["code"] == "invalid_frame"
+        await live.socket.send(b"\x00\x01")
+        assert "binary" in (await live.expect("error", code="invalid_frame"))["detail"]
         await live.send(type="subscribe", channel="nowhere:1")
         error = await live.expect("error", code="invalid_channel")
         assert error["field"] == "channel"

@@ -88,10 +88,15 @@ async def live(websocket: WebSocket) -> None:
         if websocket.query_params.get("last_event_id"):
             await session.handle({"type": "resume", "last_event_id": websocket.query_params["last_event_id"]})
         while not connection.closed:
-            raw = await websocket.receive_text()
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
             connection.last_heard = time.monotonic()
-            await session.handle_raw(raw)
-    except WebSocketDisconnect:
+            if message.get("text") is None:
+                session.reject(ProtocolError("invalid_frame", "Frames are JSON text, not binary."))
+                continue
+            await session.handle_raw(message["text"])
+    except (WebSocketDisconnect, RuntimeError):  # the peer left, or we closed it (slow, idle)
         pass
     finally:
         registry.remove(connection)
@@ -136,15 +141,15 @@ class _Session:
 
     async def handle_raw(self, raw: str) -> None:
         if len(raw) > MAX_FRAME_CHARS:
-            self._error(ProtocolError("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters."))
+            self.reject(ProtocolError("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters."))
             return
         try:
             frame = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self._error(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\"."))
+            self.reject(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\"."))
             return
         if not isinstance(frame, dict):
-            self._error(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\".", "type"))
+            self.reject(ProtocolError("invalid_frame", "Frames are JSON objects with a \"type\".", "type"))
             return
         await self.handle(frame)
 
@@ -180,11 +185,11 @@ class _Session:
                 case _:
                     raise ProtocolError("unknown_type", "Unknown frame type.", "type")
         except ProtocolError as exc:
-            self._error(exc)
+            self.reject(exc)
         except AppError as exc:
-            self._error(ProtocolError(exc.code, exc.detail, exc.field))
+            self.reject(ProtocolError(exc.code, exc.detail, exc.field))
 
-    def _error(self, exc: ProtocolError) -> None:
+    def reject(self, exc: ProtocolError) -> None:
         frame = {"type": "error", "code": exc.code, "detail": exc.detail}
         if exc.field:
             frame["field"] = exc.field
