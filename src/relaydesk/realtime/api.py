@@ -168,12 +168,12 @@ class _Session:
                     self.connection.send({"type": "pong"})
                 case "subscribe":
                     channel = await self._resolve(frame.get("channel"))
-                    self.connection.subscriptions.add(channel)
+                    self.registry.subscribe(self.connection, channel)
                     self.connection.send({"type": "subscribed", "channel": channel,
                                           "requested": frame.get("channel")})
                 case "unsubscribe":
                     channel = await self._resolve(frame.get("channel"))
-                    self.connection.subscriptions.discard(channel)
+                    self.registry.unsubscribe(self.connection, channel)
                     self.connection.send({"type": "unsubscribed", "channel": channel})
                 case "resume":
                     after = _non_negative_int(frame.get("last_event_id"), "last_event_id")

@@ -26,7 +26,7 @@ from relaydesk.core.outbox import OutboxEvent
 from relaydesk.core.principal import Principal
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
-from relaydesk.realtime.audience import Viewer, view
+from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, view
 
 if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
@@ -126,11 +126,16 @@ class Connection:
 
 
 class SocketRegistry:
-    """Listens to the realtime hub and hands each event to this process's sockets."""
+    """Listens to the realtime hub and hands each event to this process's sockets.
+
+    Sockets are indexed by the channels they subscribed to and by their person, so an
+    event costs as much as it has listeners, not as many sockets as the workspace has."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.by_workspace: dict[uuid.UUID, set[Connection]] = {}
+        self.by_channel: dict[tuple[uuid.UUID, str], set[Connection]] = {}
+        self.by_person: dict[tuple[uuid.UUID, uuid.UUID | None], set[Connection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -138,22 +143,51 @@ class SocketRegistry:
         return sum(len(c) for c in self.by_workspace.values())
 
     def add(self, connection: Connection) -> None:
-        self.by_workspace.setdefault(connection.principal.workspace_id, set()).add(connection)
+        ws = connection.principal.workspace_id
+        self.by_workspace.setdefault(ws, set()).add(connection)
+        self.by_person.setdefault((ws, connection.principal.user_id), set()).add(connection)
 
     def remove(self, connection: Connection) -> None:
-        group = self.by_workspace.get(connection.principal.workspace_id)
+        ws = connection.principal.workspace_id
+        for channel in tuple(connection.subscriptions):
+            self.unsubscribe(connection, channel)
+        for index, key in ((self.by_workspace, ws), (self.by_person, (ws, connection.principal.user_id))):
+            group = index.get(key)  # type: ignore[call-overload]
+            if group is not None:
+                group.discard(connection)
+                if not group:
+                    del index[key]  # type: ignore[arg-type]
+
+    def subscribe(self, connection: Connection, channel: str) -> None:
+        connection.subscriptions.add(channel)
+        self.by_channel.setdefault((connection.principal.workspace_id, channel), set()).add(connection)
+
+    def unsubscribe(self, connection: Connection, channel: str) -> None:
+        connection.subscriptions.discard(channel)
+        key = (connection.principal.workspace_id, channel)
+        group = self.by_channel.get(key)
         if group is not None:
             group.discard(connection)
             if not group:
-                del self.by_workspace[connection.principal.workspace_id]
+                del self.by_channel[key]
 
-    def connections_of(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[Connection]:
-        return [c for c in self.by_workspace.get(workspace_id, ()) if c.principal.user_id == user_id]
+    def connections_of(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> list[Connection]:
+        return list(self.by_person.get((workspace_id, user_id), ()))
+
+    def listeners(self, event: LiveEvent) -> set[Connection]:
+        ws = event.workspace_id
+        if event.type == PERSONAL_EVENT:
+            user = event.payload.get("user_id")
+            return set(self.by_person.get((ws, uuid.UUID(str(user)) if user else None), ()))
+        found: set[Connection] = set()
+        for channel in channels_of(event.type, event.payload):
+            found |= self.by_channel.get((ws, channel), set())
+        return found
 
     # -- the hub's listener protocol ---------------------------------------------------
     async def deliver(self, events: Sequence[LiveEvent]) -> None:
         for event in events:
-            for connection in tuple(self.by_workspace.get(event.workspace_id, ())):
+            for connection in self.listeners(event):
                 connection.receive(event)
 
     async def hub_state_changed(self, up: bool) -> None:
