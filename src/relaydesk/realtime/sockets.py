@@ -36,6 +36,7 @@ log = structlog.get_logger("relaydesk.realtime")
 CLOSE_TOO_SLOW = 1013  # "try again later": reconnect and resume from the last event id
 CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
+RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
 
 
 class Connection:
@@ -89,15 +90,16 @@ class Connection:
         if event.id is not None:
             if event.id in self._recent:
                 return
-            self._recent[event.id] = None
-            if len(self._recent) > 4096:
-                self._recent.popitem(last=False)
             self.last_event_id = max(self.last_event_id, event.id)
         if self.only_ticket is not None and str(event.payload.get("ticket_id")) != str(self.only_ticket):
             return  # a chat visitor hears of their conversation only, not even their own notifications
         seen = view(event.type, event.payload, self.viewer, self.subscriptions)
         if seen is None:
             return
+        if event.id is not None:  # only what was sent needs remembering: a replay may bring it again
+            self._recent[event.id] = None
+            if len(self._recent) > RECENT_IDS:
+                self._recent.popitem(last=False)
         channels, data = seen
         self.send({"type": "event", "id": event.id, "event": event.type, "channels": channels, "data": data})
 
