@@ -338,7 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if status != "processed":
             continue
         if m["kind"] == "reply":
-            ok = bool(is_reply) and number == m["ticket"]
+            ok = bool(is_reply) and number is not None and f"T-{number:06d}" == m["ticket"]
         else:
             ok = not is_reply and number is not None
             new_tickets[number] += 1

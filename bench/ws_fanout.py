@@ -15,8 +15,12 @@ Then client processes (``--client-procs``; by default one per 2,500 sockets) ope
 * one socket for each of the first ``--agents`` agents, subscribed to
   ``queue:team:<team>,queue:me`` (so each of them hears every reply).
 
-Memory per socket = (the server's VmRSS with all sockets open and idle - VmRSS before the
-first socket) / sockets.
+Memory per socket = (the server's VmRSS with all sockets open - VmRSS before the first socket)
+/ sockets, measured twice: right after opening, and once the heartbeat has sent every socket
+one ping (a socket's permessage-deflate compressor touches its memory with its first frame).
+``--customers K`` makes only K customers and tickets, socket *i* belonging to customer
+*i* mod K (like several tabs each): the memory figure without the long setup. ``--rate 0``
+stops there.
 
 Replies: each ticket's agent posts ``POST /api/v1/tickets/{id}/messages`` open-loop, send *i*
 at ``start + i / --rate`` for ``--seconds`` seconds, each to a random ticket, with a unique
@@ -24,13 +28,13 @@ token in the body. Latency = the moment the subscriber read the ``message.posted
 carrying the token - the moment the POST's 201 response arrived (same machine clock,
 ``time.time()`` in every process). It can be negative when the event beats the response;
 nothing is clamped. A reply whose event did not arrive within 5 s of its response counts as
-lost (the table also says how many came later, up to ``--grace`` seconds after the last
-response, and how many never did).
+lost; the table says how many of those came later (up to ``--grace`` seconds after the last
+response) and how many never did. The percentiles cover every event that arrived.
 
 Usage::
 
-    .venv/bin/python bench/ws_fanout.py [--sockets 1000] [--agents 10] [--rate 200[,20...]] [--seconds 20]
-        [--client-procs N] [--no-deflate] [--json FILE] [--keep]
+    .venv/bin/python bench/ws_fanout.py [--sockets 1000] [--agents 10] [--rate 200[,10...]] [--seconds 20[,30...]]
+        [--customers K] [--client-procs N] [--no-deflate] [--json FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -357,20 +361,18 @@ async def post_replies(base_url: str, setup_: dict[str, Any], rate: float, secon
 
 
 def latency_stats(pairs: list[tuple[float, float | None]]) -> dict[str, Any]:
-    """``pairs``: (when the reply's response arrived, when this subscriber read its event or None)."""
+    """``pairs``: (when the reply's response arrived, when this subscriber read its event or None).
+    The percentiles cover every event that arrived, the late ones too."""
     lat: list[float] = []
-    late = missing = 0
+    missing = 0
     for responded, at in pairs:
         if at is None:
             missing += 1
-            continue
-        ms = (at - responded) * 1000
-        if ms > LOST_AFTER_S * 1000:
-            late += 1
         else:
-            lat.append(ms)
+            lat.append((at - responded) * 1000)
     lat.sort()
-    return {"expected": len(pairs), "delivered": len(lat), "late": late, "missing": missing,
+    late = sum(1 for v in lat if v > LOST_AFTER_S * 1000)
+    return {"expected": len(pairs), "delivered": len(lat) - late, "late": late, "missing": missing,
             "lost": late + missing, "min_ms": lat[0] if lat else None, "p50_ms": percentile(lat, 50),
             "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None}
 
@@ -397,13 +399,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"server pid {server.pid} on {server.base_url}; fd limit {fd_limit}; logs in {scratch.path}",
               flush=True)
         t0 = time.perf_counter()
-        s = await setup(server.base_url, args.sockets, args.agents, args.setup_concurrency)
+        s = await setup(server.base_url, args.customers, args.agents, args.setup_concurrency)
         settled = await wait_idle(server.pid, timeout=900)
         setup_s = time.perf_counter() - t0
         print(f"  setup {setup_s:.0f} s (background work drained {settled:.0f} s of it)", flush=True)
 
-        specs = [{"key": i, "kind": "customer", "token": tok, "subscribe": f"ticket:{tid}"}
-                 for i, (tok, tid) in enumerate(zip(s["customer_tokens"], s["ticket_ids"], strict=True))]
+        # Socket i belongs to customer i % --customers (several tabs each when there are fewer customers).
+        specs = [{"key": i, "kind": "customer", "token": s["customer_tokens"][i % args.customers],
+                  "subscribe": f"ticket:{s['ticket_ids'][i % args.customers]}"} for i in range(args.sockets)]
         specs += [{"key": args.sockets + a, "kind": "agent", "token": s["agent_tokens"][a],
                    "subscribe": f"queue:team:{s['team']},queue:me"} for a in range(args.agents)]
         await asyncio.sleep(2)
@@ -424,25 +427,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(3)
         rss_open = rss_kib(server.pid)
         per_socket = (rss_open - rss_before) / max(n_open, 1)
-        print(f"  server RSS {rss_before / 1024:.0f} MiB before, {rss_open / 1024:.0f} MiB with the sockets open: "
-              f"{per_socket:.1f} KiB per socket", flush=True)
+        # A socket's compressor (permessage-deflate) touches its memory with the first frame it
+        # sends, so measure again once the heartbeat has sent every socket a ping.
+        await asyncio.sleep(args.heartbeat_wait)
+        await wait_idle(server.pid)
+        rss_pinged = rss_kib(server.pid)
+        per_socket_pinged = (rss_pinged - rss_before) / max(n_open, 1)
+        print(f"  server RSS {rss_before / 1024:.0f} MiB before, {rss_open / 1024:.0f} MiB with the sockets open "
+              f"({per_socket:.1f} KiB per socket), {rss_pinged / 1024:.0f} MiB after a heartbeat ping each "
+              f"({per_socket_pinged:.1f} KiB per socket)", flush=True)
 
         phases = []
-        for rate in args.rate:
+        for rate, seconds in zip(args.rate, args.seconds, strict=True):
             load_before = os.getloadavg()[0]
             await wait_idle(server.pid)
             cpu0 = process_cpu_seconds(server.pid)
             ccpu0 = clients.cpu_seconds()
             t0 = time.perf_counter()
             run_tag = secrets.token_hex(3)
-            print(f"  posting {int(rate * args.seconds):,} replies at {rate:g}/s ...", flush=True)
-            posted = await post_replies(server.base_url, s, rate, args.seconds, run_tag)
+            print(f"  posting {int(rate * seconds):,} replies at {rate:g}/s ...", flush=True)
+            posted = await post_replies(server.base_url, s, rate, seconds, run_tag)
             print(f"    {len(posted['sent']):,} answered in {posted['wall_s']:.1f} s", flush=True)
             # Wait for the stragglers: the last response + --grace s at most.
             await asyncio.sleep(min(args.grace, LOST_AFTER_S + 1))
             busy_s = await wait_idle(server.pid, timeout=max(0.0, args.grace - LOST_AFTER_S - 1))
             phases.append({
-                "rate": rate, "posted": posted, "phase_s": time.perf_counter() - t0, "busy_s": busy_s,
+                "rate": rate, "seconds": seconds, "posted": posted, "phase_s": time.perf_counter() - t0, "busy_s": busy_s,
                 "server_cpu_s": process_cpu_seconds(server.pid) - cpu0,
                 "client_cpu_s": [b - a for a, b in zip(ccpu0, clients.cpu_seconds(), strict=True)],
                 "rss_after": rss_kib(server.pid), "load": f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"})
@@ -466,23 +476,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "sockets": args.sockets, "agent_sockets": args.agents, "opened": n_open, "open_failed": n_failed,
         "open_s": round(open_s, 1), "client_procs": procs, "deflate": not args.no_deflate, "setup_s": round(setup_s),
-        "seconds": args.seconds, "rss_before_mib": round(rss_before / 1024, 1),
+        "rss_before_mib": round(rss_before / 1024, 1),
         "rss_open_mib": round(rss_open / 1024, 1), "kib_per_socket": round(per_socket, 1),
+        "rss_pinged_mib": round(rss_pinged / 1024, 1), "kib_per_socket_pinged": round(per_socket_pinged, 1),
+        "customers": args.customers,
         "frames": dict(frames), "closes": dict(closes), "load_before_setup": f"{idle:.0f}% of all cores busy",
         "phases": [],
     }
+    watchers: dict[int, list[int]] = {}  # ticket index -> customer sockets on it
+    for key in range(args.sockets):
+        watchers.setdefault(key % args.customers, []).append(key)
     for ph in phases:
         posted = ph["posted"]
         sent = posted["sent"]
         ok = len(sent)
         out["phases"].append({
-            "rate": ph["rate"], "replies_scheduled": posted["scheduled"], "replies_ok": ok,
+            "rate": ph["rate"], "seconds": ph["seconds"], "replies_scheduled": posted["scheduled"], "replies_ok": ok,
             "reply_errors": len(posted["errors"]), "reply_error_samples": posted["errors"][:5],
             "achieved_per_s": round(ok / posted["wall_s"], 1) if posted["wall_s"] else 0.0,
             "answered_in_s": round(posted["wall_s"], 1),
             "post_p50_ms": round(posted["post_p50_ms"], 1), "post_p99_ms": round(posted["post_p99_ms"], 1),
             "max_send_lateness_ms": round(posted["max_send_lateness_ms"]),
-            "customers": latency_stats([(at, arrivals[i].get(token)) for token, (at, i) in sent.items()]),
+            "customers": latency_stats([(at, arrivals[key].get(token)) for token, (at, i) in sent.items()
+                                        for key in watchers[i]]),
             "agents": latency_stats([(at, arrivals[args.sockets + a].get(token)) for token, (at, _) in sent.items()
                                      for a in range(args.agents)]),
             "rss_after_replies_mib": round(ph["rss_after"] / 1024, 1),
@@ -503,18 +519,20 @@ def print_table(r: dict[str, Any]) -> None:
           f"({r['open_failed']} failed) in {r['open_s']} s from {r['client_procs']} client process(es), "
           f"permessage-deflate {'offered' if r['deflate'] else 'off'}; setup {r['setup_s']} s; "
           f"machine before setup: {r['load_before_setup']}")
-    print(f"server RSS {r['rss_before_mib']} MiB before the sockets, {r['rss_open_mib']} MiB with them open and idle: "
-          f"{r['kib_per_socket']} KiB per socket; frames {r['frames']}; unexpected closes {r['closes'] or 'none'}")
+    print(f"{r['customers']:,} customers with a ticket each; server RSS {r['rss_before_mib']} MiB before the "
+          f"sockets, {r['rss_open_mib']} MiB with them open and idle ({r['kib_per_socket']} KiB per socket), "
+          f"{r['rss_pinged_mib']} MiB after one heartbeat ping each ({r['kib_per_socket_pinged']} KiB per socket); "
+          f"frames {r['frames']}; unexpected closes {r['closes'] or 'none'}")
     for ph in r["phases"]:
-        print(f"at {ph['rate']:g}/s: {ph['replies_ok']:,} of {ph['replies_scheduled']:,} replies answered in "
+        print(f"at {ph['rate']:g}/s for {ph['seconds']:g} s: {ph['replies_ok']:,} of {ph['replies_scheduled']:,} replies answered in "
               f"{ph['answered_in_s']} s, {ph['reply_errors']} errors {ph['reply_error_samples'] or ''}; POST p50 "
               f"{ph['post_p50_ms']} ms, p99 {ph['post_p99_ms']} ms; worst send lateness {ph['max_send_lateness_ms']} ms; "
               f"server CPU {ph['server_cpu_s']} s in {ph['phase_s']} s ({ph['server_cpu_ms_per_reply']} ms per reply), "
               f"still busy {ph['busy_after_s']} s after the grace wait; client CPU {ph['client_cpu_s']} s; "
               f"load average {ph['load_average']}")
     print("\n| sockets | rate offered /s | subscriber | replies sent | events expected | delivered ≤ 5 s "
-          "| lost (late / never) | min ms | p50 ms | p95 ms | p99 ms | max ms | RSS before / open / after MiB "
-          "| KiB per socket | achieved replies/s |")
+          "| lost (arrived after 5 s / never) | min ms | p50 ms | p95 ms | p99 ms | max ms "
+          "| RSS before / open / pinged / after replies MiB | KiB per socket (open / pinged) | achieved replies/s |")
     print("|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for ph in r["phases"]:
         for label, s in (("customer (own ticket)", ph["customers"]),
@@ -522,18 +540,23 @@ def print_table(r: dict[str, Any]) -> None:
             print(f"| {r['sockets']:,} | {ph['rate']:g} | {label} | {ph['replies_ok']:,} | {s['expected']:,} | "
                   f"{s['delivered']:,} | {s['lost']:,} ({s['late']:,} / {s['missing']:,}) | {ms(s['min_ms'])} | "
                   f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} | {ms(s['max_ms'])} | "
-                  f"{r['rss_before_mib']:.0f} / {r['rss_open_mib']:.0f} / {ph['rss_after_replies_mib']:.0f} | "
-                  f"{r['kib_per_socket']} | {ph['achieved_per_s']} |")
+                  f"{r['rss_before_mib']:.0f} / {r['rss_open_mib']:.0f} / {r['rss_pinged_mib']:.0f} / "
+                  f"{ph['rss_after_replies_mib']:.0f} | {r['kib_per_socket']} / {r['kib_per_socket_pinged']} | "
+                  f"{ph['achieved_per_s']} |")
 
 
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sockets", type=int, default=1000, help="customer sockets, one ticket each")
     p.add_argument("--agents", type=int, default=10, help="agent sockets on the team queue")
+    p.add_argument("--customers", type=int, default=0,
+                   help="customers (one ticket each) the sockets belong to; default one per socket")
+    p.add_argument("--heartbeat-wait", type=float, default=27.0,
+                   help="seconds to wait after opening for the server's heartbeat ping (every 25 s)")
     p.add_argument("--rate", default="200",
                    help="replies per second; several comma-separated rates run one after the other on the same "
                         "sockets")
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", default="20", help="how long each rate is offered (one value, or one per rate)")
     p.add_argument("--grace", type=float, default=30.0,
                    help="how long after the last reply's response to wait for late events")
     p.add_argument("--client-procs", type=int, default=0, help="client processes (default: one per 2,500 sockets)")
@@ -543,7 +566,15 @@ async def main() -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the temporary dir (logs)")
     args = p.parse_args()
-    args.rate = [float(r) for r in args.rate.split(",")]
+    args.rate = [float(r) for r in args.rate.split(",") if float(r) > 0]  # --rate 0: memory only
+    args.customers = args.customers or args.sockets
+    args.seconds = [float(x) for x in args.seconds.split(",")]
+    if len(args.seconds) == 1:
+        args.seconds *= len(args.rate)
+    if not args.rate:
+        args.seconds = []
+    if len(args.seconds) != len(args.rate):
+        p.error("--seconds takes one value or one per rate")
     CLEANUP.install_signal_handlers(lambda done: print("cleaned up: " + "; ".join(done), file=sys.stderr))
     try:
         result = await run(args)
