@@ -39,7 +39,7 @@ from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.lifecycle import Channel
-from relaydesk.tickets.models import Message, Ticket
+from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import MessageIn, TicketIn
 from relaydesk.tickets.service import TicketService
 
@@ -156,13 +156,9 @@ class InboundMailService:
             ours = ticket_of(ref, secret=secret)
             if ours is not None:
                 candidates.append(ours)
-        if references:
-            known = await self.session.scalars(select(Message.ticket_id).where(
-                Message.workspace_id == workspace_id, Message.external_id.in_([r[:500] for r in references])))
-            candidates += list(known)
+        candidates += await self.tickets.tickets_of_messages(workspace_id, references)
         for number in parsed.ticket_tokens:
-            found = await self.session.scalar(select(Ticket.id).where(
-                Ticket.workspace_id == workspace_id, Ticket.number == number, Ticket.deleted_at.is_(None)))
+            found = await self.tickets.id_by_number(workspace_id, number)
             if found is not None:
                 candidates.append(found)
         for ticket_id in dict.fromkeys(candidates):

@@ -15,19 +15,17 @@ import hmac
 import re
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.customers.models import Customer
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
-from relaydesk.tickets.lifecycle import Channel, Status
+from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import MessageIn, TicketIn
 from relaydesk.tickets.service import TicketService
 
 TWILIO_MESSAGES_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
-_OPEN = [s.value for s in Status if s not in (Status.CLOSED, Status.RESOLVED)]
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -59,9 +57,7 @@ class TextChannelService:
             if found is not None:
                 return found
         if phone:
-            found = await self.session.scalar(select(Customer).where(
-                Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None))
-                .order_by(Customer.created_at).limit(1))
+            found = await self.customers.find_by_phone(workspace_id, phone)
             if found is not None:
                 return found
         address = email or placeholder_email(channel.value, handle)
@@ -80,10 +76,7 @@ class TextChannelService:
     async def receive_text(self, customer: Customer, channel: Channel, text: str, now: datetime, *,
                            external_id: str | None = None) -> Ticket:
         principal = await self.customers.principal_for(customer, now)
-        ticket = await self.session.scalar(select(Ticket).where(
-            Ticket.workspace_id == customer.workspace_id, Ticket.requester_id == customer.id,
-            Ticket.channel == channel.value, Ticket.status.in_(_OPEN), Ticket.deleted_at.is_(None))
-            .order_by(Ticket.updated_at.desc()).limit(1))
+        ticket = await self.tickets.latest_open_on_channel(customer.workspace_id, customer.id, channel)
         body = text.strip() or "(empty message)"
         if ticket is None:
             first_line = body.splitlines()[0][:80]

@@ -20,7 +20,6 @@ import orjson
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import select
 
 from relaydesk.channels.messaging import TextChannelService, valid_twilio_signature
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -31,7 +30,6 @@ from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.lifecycle import Channel
-from relaydesk.tickets.models import Message
 from relaydesk.tickets.schemas import ticket_reference
 from relaydesk.tickets.tasks import ticket_service
 
@@ -46,10 +44,10 @@ def _texts(request: Request, session) -> TextChannelService:  # noqa: ANN001
                               CustomerService(session, UserService(session, runtime.hasher)))
 
 
-async def _seen(session, workspace_id: uuid.UUID, external_id: str) -> bool:  # noqa: ANN001
+async def _seen(request: Request, session, workspace_id: uuid.UUID, external_id: str) -> bool:  # noqa: ANN001
     """Providers retry a webhook they think failed: the same message twice is one message."""
-    return await session.scalar(select(Message.id).where(Message.workspace_id == workspace_id,
-                                                         Message.external_id == external_id).limit(1)) is not None
+    tickets = ticket_service(request.app.state.runtime, session)
+    return bool(await tickets.tickets_of_messages(workspace_id, [external_id]))
 
 
 @router.post("/sms/{workspace}/twilio", tags=["channels"], response_class=Response,
@@ -73,7 +71,7 @@ async def twilio_incoming(workspace: str, request: Request, session: SessionDep)
     if not sender:
         raise ValidationFailed("From is missing.", field="From")
     external_id = f"twilio:{sid}" if sid else None
-    if external_id is None or not await _seen(session, ws.id, external_id):
+    if external_id is None or not await _seen(request, session, ws.id, external_id):
         texts = _texts(request, session)
         customer = await texts.texter(ws.id, Channel.SMS, handle=sender, phone=sender, now=now(request))
         await texts.receive_text(customer, Channel.SMS, body, now(request), external_id=external_id)
@@ -119,7 +117,7 @@ async def channel_message(workspace: str, request: Request, session: SessionDep)
     if data.channel in (Channel.EMAIL, Channel.WEB, Channel.API):
         raise ValidationFailed("Use the email channel, the portal or the API for these.", field="channel")
     external_id = f"{data.channel.value}:{data.message_id}" if data.message_id else None
-    if external_id and await _seen(session, ws.id, external_id):
+    if external_id and await _seen(request, session, ws.id, external_id):
         raise Conflict("This message_id was received before.", field="message_id", code="duplicate")
     texts = _texts(request, session)
     customer = await texts.texter(ws.id, data.channel, handle=data.user_id, name=data.name, email=data.email,

@@ -82,6 +82,11 @@ class CustomerService:
                           actor_kind="system", at=now, changes={"email_undeliverable_at": (None, now)})
         return True
 
+    async def find_by_phone(self, workspace_id: uuid.UUID, phone: str) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(
+            Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None),
+        ).order_by(Customer.created_at).limit(1))
+
     async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(
             Customer.workspace_id == workspace_id, Customer.email == normalise_email(email),

@@ -369,6 +369,25 @@ class TicketService:
             "oldest": waiting,
         }
 
+    async def tickets_of_messages(self, workspace_id: uuid.UUID, external_ids: list[str]) -> list[uuid.UUID]:
+        """Tickets holding a message that arrived (or left) under one of these Message-IDs."""
+        if not external_ids:
+            return []
+        return list(await self.session.scalars(select(Message.ticket_id).where(
+            Message.workspace_id == workspace_id, Message.external_id.in_([e[:500] for e in external_ids]))))
+
+    async def id_by_number(self, workspace_id: uuid.UUID, number: int) -> uuid.UUID | None:
+        return await self.session.scalar(select(Ticket.id).where(
+            Ticket.workspace_id == workspace_id, Ticket.number == number, Ticket.deleted_at.is_(None)))
+
+    async def latest_open_on_channel(self, workspace_id: uuid.UUID, requester_id: uuid.UUID,
+                                     channel: Channel) -> Ticket | None:
+        return await self.session.scalar(select(Ticket).where(
+            Ticket.workspace_id == workspace_id, Ticket.requester_id == requester_id,
+            Ticket.channel == channel.value, Ticket.deleted_at.is_(None),
+            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]),
+        ).order_by(Ticket.updated_at.desc()).limit(1))
+
     async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
         """The Message-IDs of the emails that came in on this ticket, oldest first, so the
         emails we send thread under them in the customer's mail client."""
