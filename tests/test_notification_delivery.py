@@ -221,8 +221,12 @@ class TestReliability:
         await settle()
         assert len(to(mail, customer.email)) == 1
 
-    async def test_the_delivery_log_is_for_admins_of_the_workspace(self, client) -> None:  # noqa: ANN001
+    async def test_the_delivery_log_is_for_admins_of_the_workspace(self, client, settle, mail) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
+        customer = await ws.customer()
+        await ws.ticket(customer)
+        await settle()
+        assert [d["recipient"] for d in await deliveries(client, ws)] == [customer.email]
         agent = await ws.staff()
         r = await client.get("/api/v1/notifications/deliveries", headers=agent.headers)
         assert r.status_code == 403

@@ -10,9 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from relaydesk.channels.schemas import InboundEmailOut, InboundEmailPage, MailboxIn, MailboxOut, MailboxPatch
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.tasks import inbound_service
-from relaydesk.core.errors import Conflict
 from relaydesk.core.http import Cursor, Limit, now
-from relaydesk.core.outbox import Outbox
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import AdminPrincipal, StaffPrincipal
@@ -70,21 +68,11 @@ async def raw_inbound(inbound_id: uuid.UUID, principal: StaffPrincipal, request:
              summary="Process a quarantined email again")
 async def retry_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
                         session: SessionDep):  # noqa: ANN201
-    row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
-    if row.status not in ("quarantined", "discarded"):
-        raise Conflict(f"Only quarantined or discarded emails can be retried; this one is {row.status}.",
-                       code="not_quarantined")
-    row.status, row.reason = "received", None
-    Outbox(session).publish(row.workspace_id, "email.received", now(request), inbound_id=row.id)
-    return row
+    return await inbound_service(request.app.state.runtime, session).retry(principal, inbound_id, now(request))
 
 
 @router.post("/inbound-emails/{inbound_id}/discard", response_model=InboundEmailOut, tags=["email"],
              summary="Give up on a quarantined email (its raw bytes stay on record)")
 async def discard_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
                           session: SessionDep):  # noqa: ANN201
-    row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
-    if row.status != "quarantined":
-        raise Conflict(f"Only quarantined emails can be discarded; this one is {row.status}.", code="not_quarantined")
-    row.status, row.processed_at = "discarded", now(request)
-    return row
+    return await inbound_service(request.app.state.runtime, session).discard(principal, inbound_id, now(request))

@@ -31,7 +31,7 @@ from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
 from relaydesk.channels.threading import ticket_of
 from relaydesk.core.db import new_id
-from relaydesk.core.errors import AppError, NotFound
+from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.schemas import CustomerIn
@@ -206,6 +206,23 @@ class InboundMailService:
             InboundEmail.workspace_id == principal.workspace_id, InboundEmail.id == inbound_id))
         if row is None:
             raise NotFound("No such email.")
+        return row
+
+    async def retry(self, principal: Principal, inbound_id: uuid.UUID, now: datetime) -> InboundEmail:
+        row = await self.get(principal, inbound_id)
+        if row.status not in ("quarantined", "discarded"):
+            raise Conflict(f"Only quarantined or discarded emails can be retried; this one is {row.status}.",
+                           code="not_quarantined")
+        row.status, row.reason = "received", None
+        Outbox(self.session).publish(row.workspace_id, "email.received", now, inbound_id=row.id)
+        return row
+
+    async def discard(self, principal: Principal, inbound_id: uuid.UUID, now: datetime) -> InboundEmail:
+        row = await self.get(principal, inbound_id)
+        if row.status != "quarantined":
+            raise Conflict(f"Only quarantined emails can be discarded; this one is {row.status}.",
+                           code="not_quarantined")
+        row.status, row.processed_at = "discarded", now
         return row
 
     async def due(self, limit: int) -> list[InboundEmail]:
