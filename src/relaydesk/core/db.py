@@ -1,14 +1,16 @@
 """Database plumbing: declarative base, column types, and the engines.
 
-SQLite is run as a production database: WAL, ``busy_timeout``, foreign keys on, and a
-single writer connection per process that opens its transactions with
-``BEGIN IMMEDIATE``.  Writers therefore queue in the pool instead of failing with
-"database is locked", while readers use their own pool and never wait on a writer.
-PostgreSQL uses one pool for both.
+SQLite is run as a production database: WAL, foreign keys on, and a single writer
+connection per process that opens its transactions with ``BEGIN IMMEDIATE``.  Writers
+therefore queue in the pool instead of failing with "database is locked", while readers
+use their own pool and never wait on a writer.  Statements run on the event loop's
+thread (``core.sqlite_inline``); a write lock held by another process is waited for
+with ``asyncio.sleep``, up to ``busy_timeout_ms``.  PostgreSQL uses one pool for both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -25,6 +27,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
+
+from relaydesk.core import sqlite_inline
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,10 +108,12 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            self.read_engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8)
-            self.write_engine = create_async_engine(
-                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120
-            )
+            connect = sqlite_inline.connector(self.url.database or ":memory:",
+                                              uri=bool(self.url.query.get("uri")))
+            self.read_engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8,
+                                                   async_creator=connect)
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120,
+                                                    async_creator=connect)
             _tune_sqlite(self.read_engine, busy_timeout_ms, begin="BEGIN")
             _tune_sqlite(self.write_engine, busy_timeout_ms, begin="BEGIN IMMEDIATE")
         else:
@@ -128,14 +135,16 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> No
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Never wait inside SQLite: that would hold the event loop (see _on_begin).
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        driver: sqlite_inline.InlineConnection = conn.connection.driver_connection
+        driver.begin(begin, busy_timeout_ms / 1000, lambda seconds: await_(asyncio.sleep(seconds)))
 
 
 __all__ = [
