@@ -30,6 +30,8 @@ def install_jobs(runtime: Runtime) -> list[Periodic]:
             await runtime.dispatcher.drain()
 
         runtime.jobs.register("outbox.dispatch", dispatch)
+        runtime.jobs.register("outbox.consume", runtime.dispatcher.consumers.consume, attempts=1)
+        runtime.jobs.register("outbox.consume_one", runtime.dispatcher.consumers.consume_one)
         periodic = [Periodic("outbox.dispatch", max(runtime.settings.outbox_poll_seconds * 5, 5))]
         for install in INSTALLERS:
             periodic += install(runtime)

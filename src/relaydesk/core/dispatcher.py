@@ -1,4 +1,5 @@
-"""Delivers committed outbox events to the jobs that subscribe to them.
+"""Delivers committed outbox events to live sockets, to the consumers (in batches, see
+``core.consumers``) and to the jobs that subscribe to them by name.
 
 Every process runs one: woken at once after a commit that published events, and on a
 slow poll as a safety net (a process that died between commit and delivery leaves its
@@ -16,9 +17,10 @@ import structlog
 from sqlalchemy import select
 
 from relaydesk.core.clock import Clock
+from relaydesk.core.consumers import Consumers, event_for_job
 from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
-from relaydesk.core.outbox import OutboxEvent
+from relaydesk.core.outbox import Event, OutboxEvent
 from relaydesk.core.realtime import Hub, LiveEvent
 
 log = structlog.get_logger("relaydesk.dispatcher")
@@ -26,19 +28,25 @@ log = structlog.get_logger("relaydesk.dispatcher")
 
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
-                 batch: int = 200, gather_seconds: float = 0.02) -> None:
+                 batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
         self.hub = hub
+        self.consumers = Consumers(db, clock, jobs, on_published=self.nudge)
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
+        # Events per consumer transaction: on SQLite that transaction holds the one writer,
+        # so a bound keeps requests from waiting behind a long batch.
+        self.consume_batch = consume_batch
         # After a wake-up, wait this long so a burst of commits leaves in one transaction.
         self.gather_seconds = gather_seconds
         self._wake = asyncio.Event()
 
     def subscribe(self, routes: Mapping[str, Sequence[str]]) -> None:
+        """Jobs that take single events by name (work that wants its own transaction
+        and retries, such as parsing an inbound email); reactions belong in consumers."""
         for event_type, job_names in routes.items():
             self.routes[event_type] = (*self.routes.get(event_type, ()), *job_names)
 
@@ -54,6 +62,10 @@ class Dispatcher:
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list(await session.scalars(stmt))
             now = self.clock.now()
+            consumed = [event_for_job(Event(e.id, e.workspace_id, e.type, e.payload))
+                        for e in events if self.consumers.of(e.type)]
+            for start in range(0, len(consumed), self.consume_batch):
+                await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
             for event in events:
                 for job in self.routes.get(event.type, ()):
                     await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),

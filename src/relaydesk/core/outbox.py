@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from relaydesk.core.db import Base
 from relaydesk.core.jsonable import jsonable
@@ -71,19 +71,40 @@ class Outbox:
     def publish(self, workspace_id: uuid.UUID, type: str, at: datetime, **payload: Any) -> None:
         # "at" travels in the payload too: consumers time their reactions by when the
         # change happened, not by when the job got round to it.
-        self.session.add(OutboxEvent(workspace_id=workspace_id, type=type, payload=jsonable({**payload, "at": at}),
-                                     created_at=at, dispatched_at=None))
+        self.session.info.setdefault(_PENDING, []).append(
+            {"workspace_id": workspace_id, "type": type, "payload": jsonable({**payload, "at": at}),
+             "created_at": at, "dispatched_at": None})
         self.session.info["published_events"] = True
 
 
-async def first_time(session: AsyncSession, consumer: str, event_id: int, now: datetime) -> bool:
-    """Record that ``consumer`` handles ``event_id``; False if it already has.
+_PENDING = "outbox_pending"
 
-    Called inside the consumer's transaction: if the consumer's work rolls back, so
-    does the record, and a later delivery tries again."""
-    # One statement instead of a read and a write: this runs for every consumer of every event.
-    # A concurrent duplicate waits for the first to commit, then inserts nothing.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(ProcessedEvent).values(
-        consumer=consumer, event_id=event_id, processed_at=now).on_conflict_do_nothing())
-    return result.rowcount == 1
+
+@event.listens_for(Session, "before_commit")
+def _write_published(session: Session) -> None:
+    """A transaction's events are written together, in the order they were published,
+    as it commits: one statement however many there are (nobody needs their ids sooner)."""
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.execute(insert(OutboxEvent), pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_published(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+async def first_time_many(session: AsyncSession, pairs: list[tuple[str, int]], now: datetime) -> set[tuple[str, int]]:
+    """Record that each ``(consumer, event_id)`` is being handled; returns the pairs not
+    recorded before (the others were handled already and must be skipped).
+
+    Called inside the consumers' transaction: if their work rolls back, so do the
+    records, and a later delivery tries again. One statement for the whole batch; a
+    concurrent duplicate waits for the first to commit, then inserts nothing."""
+    if not pairs:
+        return set()
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(ProcessedEvent).values([{"consumer": c, "event_id": e, "processed_at": now} for c, e in pairs])
+    result = await session.execute(stmt.on_conflict_do_nothing().returning(ProcessedEvent.consumer,
+                                                                          ProcessedEvent.event_id))
+    return {(consumer, event_id) for consumer, event_id in result.all()}

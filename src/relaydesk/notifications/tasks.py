@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from relaydesk.core.outbox import first_time
+from relaydesk.core.consumers import after_commit
 from relaydesk.core.scheduler import Periodic
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from relaydesk.core.outbox import Event
     from relaydesk.runtime import Runtime
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    async def on_event(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
+    async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
         """notifications.on_event: in-app rows, emails and webhooks for one event."""
-        async with runtime.transaction() as session:
-            now = runtime.clock.now()
-            if not await first_time(session, "notifications.on_event", event_id, now):
-                return
-            notifier = Notifier(runtime, session, uuid.UUID(workspace_id), event_id, now)
-            await notifier.handle(type, payload)
+        notifier = Notifier(runtime, session, event.workspace_id, event.id, now)
+        await notifier.handle(event.type, event.payload)
         if notifier.queued:
-            await runtime.jobs.enqueue("notifications.deliver")
+            after_commit(session, "notifications.deliver", lambda: runtime.jobs.enqueue("notifications.deliver"))
 
     async def deliver() -> int:
         """notifications.deliver: send what is due, round after round while rounds are full."""
@@ -43,9 +43,8 @@ def install(runtime: Runtime) -> list[Periodic]:
             await runtime.jobs.enqueue("notifications.deliver")
         return queued
 
-    runtime.jobs.register("notifications.on_event", on_event)
+    runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
     runtime.jobs.register("notifications.deliver", deliver)
-    runtime.dispatcher.subscribe({event: ["notifications.on_event"] for event in EVENTS})
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
             Periodic("notifications.daily_summary", 3600)]

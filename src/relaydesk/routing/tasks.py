@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from relaydesk.core.outbox import first_time
 from relaydesk.core.principal import Principal
 from relaydesk.core.scheduler import Periodic
 from relaydesk.routing.service import ModelCache, RoutingService
@@ -14,8 +13,11 @@ from relaydesk.tickets.lifecycle import OPEN_WORK, Status
 from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from relaydesk.core.outbox import Event
     from relaydesk.runtime import Runtime
 
 
@@ -31,14 +33,11 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    def handler(consumer: str, react):  # noqa: ANN001, ANN202
-        async def job(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
-            async with runtime.transaction() as session:
-                now = runtime.clock.now()
-                if await first_time(session, consumer, event_id, now):
-                    await react(routing_service(runtime, session), uuid.UUID(workspace_id), type, payload, now)
+    def handler(consumer: str, event_types: tuple[str, ...], react):  # noqa: ANN001, ANN202
+        async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
+            await react(routing_service(runtime, session), event.workspace_id, event.type, event.payload, now)
 
-        runtime.jobs.register(consumer, job)
+        runtime.dispatcher.consumers.add(consumer, event_types, on_event)
 
     async def on_created(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.intake(ws, uuid.UUID(p["ticket_id"]), now, category_given=p.get("category_given", False),
@@ -67,19 +66,11 @@ def install(runtime: Runtime) -> list[Periodic]:
         if p.get("level") == 2:
             await service.reassign_to_senior(ws, uuid.UUID(p["ticket_id"]), now)
 
-    handler("routing.on_ticket_created", on_created)
-    handler("routing.on_escalated", on_escalated)
-    handler("routing.on_assignee_changed", on_assigned)
-    handler("routing.on_status_changed", on_status)
-    handler("routing.on_agent_changed", on_agent)
-    runtime.dispatcher.subscribe({
-        "ticket.created": ["routing.on_ticket_created"],
-        "ticket.assigned": ["routing.on_assignee_changed"],
-        "ticket.status_changed": ["routing.on_status_changed"],
-        "agent.availability_changed": ["routing.on_agent_changed"],
-        "agent.capacity_changed": ["routing.on_agent_changed"],
-        "ticket.escalated": ["routing.on_escalated"],
-    })
+    handler("routing.on_ticket_created", ("ticket.created",), on_created)
+    handler("routing.on_escalated", ("ticket.escalated",), on_escalated)
+    handler("routing.on_assignee_changed", ("ticket.assigned",), on_assigned)
+    handler("routing.on_status_changed", ("ticket.status_changed",), on_status)
+    handler("routing.on_agent_changed", ("agent.availability_changed", "agent.capacity_changed"), on_agent)
 
     async def sweep() -> None:
         async with runtime.transaction() as session:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from relaydesk.core.outbox import first_time
 from relaydesk.core.scheduler import Periodic
 from relaydesk.sla.service import SlaService
 from relaydesk.tickets.tasks import ticket_service
@@ -15,6 +14,7 @@ from relaydesk.tickets.tasks import ticket_service
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from relaydesk.core.outbox import Event
     from relaydesk.runtime import Runtime
 
 # Moving into or out of these is what pauses, resumes, stops or re-opens a clock.
@@ -29,28 +29,22 @@ def sla_service(runtime: Runtime, session: AsyncSession) -> SlaService:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    async def on_ticket_event(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
-        async with runtime.transaction() as session:
-            now = runtime.clock.now()
-            if not await first_time(session, "sla.on_ticket_event", event_id, now):
+    async def on_ticket_event(session: AsyncSession, event: Event, now: datetime) -> None:
+        payload = event.payload
+        if event.type == "ticket.status_changed" and not CLOCK_STATUSES & {payload.get("before"), payload.get("after")}:
+            return  # e.g. OPEN -> ASSIGNED: no clock pauses, resumes or stops
+        message = None
+        if event.type == "message.posted":
+            if payload.get("internal"):
                 return
-            if type == "ticket.status_changed" and not CLOCK_STATUSES & {payload.get("before"), payload.get("after")}:
-                return  # e.g. OPEN -> ASSIGNED: no clock pauses, resumes or stops
-            message = None
-            if type == "message.posted":
-                if payload.get("internal"):
-                    return
-                message = "customer" if payload.get("actor_kind") == "customer" else "agent"
-            at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
-            await sla_service(runtime, session).sync(uuid.UUID(workspace_id), uuid.UUID(payload["ticket_id"]),
-                                                     at, now, message=message)
+            message = "customer" if payload.get("actor_kind") == "customer" else "agent"
+        at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
+        await sla_service(runtime, session).sync(event.workspace_id, uuid.UUID(payload["ticket_id"]),
+                                                 at, now, message=message)
 
-    async def on_policy_changed(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> None:
-        async with runtime.transaction() as session:
-            now = runtime.clock.now()
-            if await first_time(session, "sla.on_policy_changed", event_id, now):
-                await sla_service(runtime, session).retarget_policy(
-                    uuid.UUID(workspace_id), uuid.UUID(payload["policy_id"]), now)
+    async def on_policy_changed(session: AsyncSession, event: Event, now: datetime) -> None:
+        await sla_service(runtime, session).retarget_policy(event.workspace_id,
+                                                            uuid.UUID(event.payload["policy_id"]), now)
 
     async def scan_due() -> int:
         """sla.scan_due: advance due trackers in batches until a batch comes back short
@@ -64,9 +58,7 @@ def install(runtime: Runtime) -> list[Periodic]:
                 break
         return total
 
-    runtime.jobs.register("sla.on_ticket_event", on_ticket_event)
-    runtime.jobs.register("sla.on_policy_changed", on_policy_changed)
+    runtime.dispatcher.consumers.add("sla.on_ticket_event", TICKET_EVENTS, on_ticket_event)
+    runtime.dispatcher.consumers.add("sla.on_policy_changed", ("sla.policy_changed",), on_policy_changed)
     runtime.jobs.register("sla.scan_due", scan_due)
-    runtime.dispatcher.subscribe({**{e: ["sla.on_ticket_event"] for e in TICKET_EVENTS},
-                                  "sla.policy_changed": ["sla.on_policy_changed"]})
     return [Periodic("sla.scan_due", runtime.settings.sla_scan_seconds)]

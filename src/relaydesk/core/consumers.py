@@ -1,0 +1,132 @@
+"""Event consumers: what each domain does when one of its outbox events is delivered.
+
+A consumer is a named reaction ``react(session, event, now)`` to some event types.  The
+dispatcher hands committed events over in batches (``outbox.consume`` jobs), and a batch
+runs every consumer of every one of its events in *one* transaction:
+
+* the idempotency records of the whole batch are one ``INSERT ... ON CONFLICT DO
+  NOTHING RETURNING`` (a pair already recorded was handled before and is skipped);
+* the consumers share what the transaction has loaded, so a ticket that routing, SLA
+  and notifications all look at is read once, and there is one commit, not one per
+  consumer per event.  Under load batches grow, so each event gets cheaper just when
+  it matters.
+
+If anything in a batch fails, the transaction rolls back and every (consumer, event)
+pair of it is retried on its own as an ``outbox.consume_one`` job, with the job
+queue's retries: one bad event never holds the others back or loses them.
+
+A reaction that needs something done once its transaction has committed (enqueue a
+delivery job, say) registers it with ``after_commit``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.core.clock import Clock
+from relaydesk.core.db import Database
+from relaydesk.core.jobs import Jobs
+from relaydesk.core.outbox import Event, first_time_many
+
+log = structlog.get_logger("relaydesk.consumers")
+
+React = Callable[[AsyncSession, Event, datetime], Awaitable[None]]
+_AFTER_COMMIT = "after_commit"
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    name: str
+    react: React
+
+
+def after_commit(session: AsyncSession, key: str, action: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``action`` once the session's transaction has committed (never if it rolls
+    back). Actions are kept by ``key``: a batch that asks five times runs it once."""
+    session.info.setdefault(_AFTER_COMMIT, {})[key] = action
+
+
+def event_from_job(data: dict[str, Any]) -> Event:
+    return Event(int(data["id"]), uuid.UUID(data["workspace_id"]), data["type"], data["payload"])
+
+
+def event_for_job(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "workspace_id": str(event.workspace_id), "type": event.type, "payload": event.payload}
+
+
+class Consumers:
+    def __init__(self, db: Database, clock: Clock, jobs: Jobs, *, on_published: Callable[[], None]) -> None:
+        self.db = db
+        self.clock = clock
+        self.jobs = jobs
+        self._on_published = on_published  # wakes the dispatcher for events the reactions published
+        self._by_type: dict[str, list[Consumer]] = defaultdict(list)
+        self._by_name: dict[str, Consumer] = {}
+
+    def add(self, name: str, event_types: Iterable[str], react: React) -> None:
+        if name in self._by_name:
+            raise ValueError(f"consumer {name!r} registered twice")
+        consumer = Consumer(name, react)
+        self._by_name[name] = consumer
+        for event_type in event_types:
+            self._by_type[event_type].append(consumer)
+
+    def of(self, event_type: str) -> list[Consumer]:
+        return self._by_type.get(event_type, [])
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.db.write_session() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        if session.info.get("published_events"):
+            self._on_published()
+        for action in session.info.get(_AFTER_COMMIT, {}).values():
+            await action()
+
+    async def consume(self, events: list[dict[str, Any]]) -> int:
+        """The ``outbox.consume`` job: a batch of events, all their consumers, one
+        transaction. Returns how many (consumer, event) pairs ran."""
+        pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)]
+        if not pairs:
+            return 0
+        ran = 0
+        try:
+            async with self._transaction() as session:
+                now = self.clock.now()
+                fresh = await first_time_many(session, [(c.name, e.id) for c, e in pairs], now)
+                for consumer, event in pairs:
+                    if (consumer.name, event.id) in fresh:
+                        await consumer.react(session, event, now)
+                        ran += 1
+        except Exception as exc:
+            log.warning("consume_batch_failed", events=len(events), error=repr(exc))
+            for consumer, event in pairs:
+                await self.jobs.enqueue("outbox.consume_one", consumer=consumer.name, event=event_for_job(event))
+            return 0
+        return ran
+
+    async def consume_one(self, consumer: str, event: dict[str, Any]) -> bool:
+        """The ``outbox.consume_one`` job: one consumer, one event, its own transaction
+        (the job queue retries it). False if it had been handled already."""
+        chosen = self._by_name[consumer]
+        parsed = event_from_job(event)
+        async with self._transaction() as session:
+            now = self.clock.now()
+            if not await first_time_many(session, [(consumer, parsed.id)], now):
+                return False
+            await chosen.react(session, parsed, now)
+        return True
