@@ -133,6 +133,20 @@ def profile_report(profiler: Any, n: int, title: str, *, functions: int = 0) -> 
             print(f"      {100 * t / total:5.1f}%  {1000 * t / n:6.3f} ms/ticket  {label}")
 
 
+def _async_callers() -> list[Any]:
+    """The code objects of the frames that led to this statement, outermost first. A
+    statement runs in SQLAlchemy's greenlet, whose own stack stops at SQLAlchemy: the
+    callers are on the parent greenlet's stack."""
+    import greenlet
+
+    frame = greenlet.getcurrent().parent.gr_frame
+    codes = []
+    while frame is not None:
+        codes.append(frame.f_code)
+        frame = frame.f_back
+    return codes[::-1]
+
+
 async def run(args: argparse.Namespace) -> None:
     scratch = ScratchDir("rd_breakdown_")
     db = ScratchDatabase(args.postgres_admin_url) if args.postgres else None
@@ -195,7 +209,13 @@ async def run(args: argparse.Namespace) -> None:
         @event.listens_for(runtime.db.write_engine.sync_engine, "before_cursor_execute")
         def _count(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
             statements[statement.split()[0].upper()] += 1
-            texts[" ".join(statement.split())[:110]] += 1
+            short = " ".join(statement.split())[:110]
+            if args.where:  # which of our functions issued it: the innermost three, outside core/
+                frames = [f"{Path(code.co_filename).parent.name}/{Path(code.co_filename).name}:{code.co_name}"
+                          for code in _async_callers() if "relaydesk/" in code.co_filename
+                          and "relaydesk/core/" not in code.co_filename][-3:]
+                short = short[:60] + "  <- " + " < ".join(reversed(frames))
+            texts[short] += 1
 
         if runtime.db.read_engine is not runtime.db.write_engine:
             event.listen(runtime.db.read_engine.sync_engine, "before_cursor_execute", _count)
@@ -355,6 +375,7 @@ def main() -> None:
     p.add_argument("--list-tickets", type=int, default=0, help="also break down list pages at this size")
     p.add_argument("--show-tree", action="store_true", help="print pyinstrument's call tree for creation")
     p.add_argument("--statements", action="store_true", help="list the SQL statements one ticket costs")
+    p.add_argument("--where", action="store_true", help="with --statements: name the functions that issue each")
     args = p.parse_args()
     from harness import CLEANUP
 

@@ -13,6 +13,7 @@ from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.db import already_loaded
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
 from relaydesk.identity.models import User
@@ -146,6 +147,9 @@ class AgentService:
         """The agent's cap, with their profile row locked until the transaction ends, so
         concurrent assignments to one agent take turns (SQLite's single writer already
         serialises them)."""
+        known = already_loaded(self.session, AgentProfile, agent_id, for_update=True)
+        if known is not None:
+            return known.max_concurrent
         await self._profile(workspace_id, agent_id)
         cap = await self.session.scalar(
             select(AgentProfile.max_concurrent).where(AgentProfile.user_id == agent_id).with_for_update()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.models import Mailbox
+from relaydesk.core.db import read_once
 from relaydesk.core.errors import Conflict, NotFound
 from relaydesk.core.principal import Principal
 from relaydesk.tenancy.models import Workspace
@@ -22,9 +23,12 @@ class MailboxService:
 
     async def sending_address(self, workspace: Workspace, mail_domain: str) -> str:
         """The workspace's first own address, else its built-in one."""
-        address = await self.session.scalar(select(Mailbox.address).where(
-            Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at).limit(1))
-        return address or f"{workspace.slug}@{mail_domain}"
+        async def first() -> str | None:
+            return await self.session.scalar(select(Mailbox.address).where(
+                Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at).limit(1))
+
+        return await read_once(self.session, ("sending_address", workspace.id), first) \
+            or f"{workspace.slug}@{mail_domain}"
 
     async def workspace_for(self, address: str, mail_domain: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
         """Which workspace (and mailbox) mail to this address is for, if any."""

@@ -14,10 +14,11 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, Uuid, event
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, Uuid, event, inspect
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -25,11 +26,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
 from relaydesk.core import sqlite_inline
+
+_T = TypeVar("_T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +105,50 @@ class SoftDelete:
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+_HELD = "held_rows"
+_HOLD_AT_MOST = 2_000
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _hold(session: Session, instance: object) -> None:
+    """Keep what a transaction loads alive until the session ends: the ORM's identity
+    map holds rows only weakly, so without this a row read in one step is gone by the
+    next and ``already_loaded`` could not find it. Bounded, for the rare bulk reader."""
+    held: list[object] = session.info.setdefault(_HELD, [])
+    if len(held) < _HOLD_AT_MOST:
+        held.append(instance)
+
+
+def already_loaded(session: AsyncSession, model: type[_T], pk: Any, *, for_update: bool = False) -> _T | None:
+    """The row if this transaction has loaded it already (no SQL), else None.
+
+    Background work looks at the same ticket, customer or tracker from several places in
+    one transaction; the ORM keeps one object per row and every change made through it,
+    so a second SELECT would only return that object again. A read that must take a row
+    lock still has to ask PostgreSQL (on SQLite the transaction holds the only write
+    lock already)."""
+    if for_update and session.get_bind().dialect.name != "sqlite":
+        return None
+    obj = session.identity_map.get(identity_key(model, pk))
+    if obj is None:
+        return None
+    state = inspect(obj)
+    return None if state.expired_attributes or state.deleted or state.was_deleted else obj
+
+
+async def read_once(session: AsyncSession, key: tuple[Any, ...], load: Callable[[], Awaitable[_T]]) -> _T:
+    """``load()`` the first time this transaction asks for ``key``, the same answer after.
+
+    For read-mostly configuration that background work consults per event (webhook
+    endpoints, assignment rules, categories, templates): a batch of events shares one
+    transaction, so it reads them once. Use it only where the transaction itself does
+    not change what it reads."""
+    cache: dict[tuple[Any, ...], Any] = session.info.setdefault("read_once", {})
+    if key not in cache:
+        cache[key] = await load()
+    return cache[key]
+
+
 class Database:
     """The engines and session factories for one database URL."""
 
@@ -156,5 +204,7 @@ __all__ = [
     "Timestamps",
     "UTCDateTime",
     "WorkspaceScoped",
+    "already_loaded",
+    "read_once",
     "new_id",
 ]

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
+from relaydesk.core.db import read_once
 from relaydesk.core.mail import MailError
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
@@ -134,9 +135,12 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     if digest:
         ctx["items"] = digest
     rendered = None
-    override = await session.scalar(select(NotificationTemplate).where(
-        NotificationTemplate.workspace_id == delivery.workspace_id, NotificationTemplate.kind == kind,
-        NotificationTemplate.locale == delivery.locale))
+    async def overrides() -> dict[tuple[str, str], NotificationTemplate]:
+        return {(t.kind, t.locale): t for t in await session.scalars(select(NotificationTemplate).where(
+            NotificationTemplate.workspace_id == delivery.workspace_id))}
+
+    override = (await read_once(session, ("templates", delivery.workspace_id), overrides)).get(
+        (kind, delivery.locale))
     if override is not None:
         try:
             rendered = render(kind, delivery.locale, ctx,

@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.notifications.delivery import DeliveryService
@@ -128,9 +129,12 @@ class WebhookService:
                               payload: dict[str, Any], ticket: Ticket, now: datetime, *, ticket_url: str = "") -> int:
         if event_type == "message.posted" and payload.get("internal"):
             return 0
-        endpoints = [e for e in await self.session.scalars(select(WebhookEndpoint).where(
-            WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.active.is_(True)))
-            if event_type in e.events]
+        async def active() -> list[WebhookEndpoint]:
+            return list(await self.session.scalars(select(WebhookEndpoint).where(
+                WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.active.is_(True))))
+
+        endpoints = [e for e in await read_once(self.session, ("webhooks", workspace_id), active)
+                     if event_type in e.events]
         deliveries = DeliveryService(self.session)
         queued = 0
         for endpoint in endpoints:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditLog
+from relaydesk.core.db import already_loaded, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -57,8 +58,8 @@ class ModelCache:
         self._models: dict[uuid.UUID, tuple[datetime, category_model.CategoryClassifier]] = {}
 
     async def for_workspace(self, session: AsyncSession, workspace_id: uuid.UUID) -> category_model.CategoryClassifier:
-        trained_at = await session.scalar(select(WorkspaceModel.trained_at).where(
-            WorkspaceModel.workspace_id == workspace_id))
+        trained_at = await read_once(session, ("model_trained_at", workspace_id), lambda: session.scalar(
+            select(WorkspaceModel.trained_at).where(WorkspaceModel.workspace_id == workspace_id)))
         if trained_at is None:
             return category_model.CategoryClassifier.shipped()
         cached = self._models.get(workspace_id)
@@ -164,8 +165,9 @@ class RoutingService:
 
     async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
         """The workspace category the label names, a top-level one first."""
-        named = [c for c in await self.categories.list(Principal.system(workspace_id))
-                 if c.name.casefold() == label.casefold()]
+        categories = await read_once(self.session, ("categories", workspace_id),
+                                     lambda: self.categories.list(Principal.system(workspace_id)))
+        named = [c for c in categories if c.name.casefold() == label.casefold()]
         named.sort(key=lambda c: c.parent_id is not None)
         return named[0].id if named else None
 
@@ -173,7 +175,7 @@ class RoutingService:
     async def route(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
                     exclude: set[uuid.UUID] = frozenset()) -> TicketRouting | None:  # type: ignore[assignment]
         """Assign the ticket to the best candidate now, or leave it queued with the reason."""
-        routing = await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+        routing = await self._locked_routing(ticket_id)
         system = Principal.system(workspace_id)
         try:
             ticket = await self.tickets.get(system, ticket_id)
@@ -217,10 +219,17 @@ class RoutingService:
         routing.decision = _record(decision, rule)
         return routing
 
+    async def _locked_routing(self, ticket_id: uuid.UUID) -> TicketRouting | None:
+        return already_loaded(self.session, TicketRouting, ticket_id, for_update=True) or \
+            await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+
     async def _matching_rule(self, ticket: Ticket, requester: Customer) -> AssignmentRule | None:
-        rules = list(await self.session.scalars(select(AssignmentRule).where(
-            AssignmentRule.workspace_id == ticket.workspace_id, AssignmentRule.enabled.is_(True),
-        ).order_by(AssignmentRule.position, AssignmentRule.created_at)))
+        async def enabled() -> list[AssignmentRule]:
+            return list(await self.session.scalars(select(AssignmentRule).where(
+                AssignmentRule.workspace_id == ticket.workspace_id, AssignmentRule.enabled.is_(True),
+            ).order_by(AssignmentRule.position, AssignmentRule.created_at)))
+
+        rules = await read_once(self.session, ("assignment_rules", ticket.workspace_id), enabled)
         if not rules:
             return None
         lineage = await self._category_lineage(ticket.workspace_id, ticket.category_id)
@@ -330,7 +339,7 @@ class RoutingService:
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
         decision = decide(Strategy.LEAST_LOADED, [_candidate(a, loads[a["id"]]) for a in pool],
                           Requirement(language=requester.language), now)
-        routing = await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+        routing = await self._locked_routing(ticket_id)
         if routing is not None:
             routing.decision = {**_record(decision, None), "escalation": 2}
             routing.decided_at = now
