@@ -119,10 +119,17 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
+        if path in _KEPT_KEYS:  # asked for per outgoing email: read the file once
+            return _KEPT_KEYS[path]
         if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+        _KEPT_KEYS[path] = key
         return key
+
+
+_KEPT_KEYS: dict[Path, str] = {}

@@ -8,7 +8,7 @@ read it, so nothing fails and nothing is lost while mail is being set up.
 from __future__ import annotations
 
 import asyncio
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +24,7 @@ class MailError(Exception):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Message) -> None: ...
 
 
 class SmtpMailer:
@@ -35,7 +35,7 @@ class SmtpMailer:
         self.username, self.password = username, password
         self.timeout = timeout
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         try:
             await aiosmtplib.send(
                 message, hostname=self.host, port=self.port, start_tls=self.starttls, use_tls=self.use_tls,
@@ -53,7 +53,7 @@ class FolderMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         name = (message["Message-ID"] or "message").strip("<>").replace("/", "_") + ".eml"
         await asyncio.to_thread(self._write, name, bytes(message))
 
