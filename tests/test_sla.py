@@ -306,3 +306,79 @@ async def test_policy_and_calendar_admin(client):
     other = await make_workspace(client)
     assert (await client.get(f"/api/v1/sla-policies/{r.json()['id']}",
                              headers=other.admin.headers)).status_code == 404
+
+
+async def counted_pass(runtime, now, limit):
+    """One monitor pass of at most ``limit`` trackers: (trackers advanced, SQL statements run)."""
+    from relaydesk.sla.tasks import sla_service
+
+    statements = []
+
+    def count(_conn, _cursor, statement, _params, _context, _many):
+        statements.append(statement)
+
+    engine = runtime.db.write_engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        async with runtime.transaction() as session:
+            advanced = await sla_service(runtime, session).scan_due(now, limit=limit)
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+    return advanced, statements
+
+
+async def test_a_monitor_pass_runs_as_many_statements_for_3_due_trackers_as_for_9(client, settle, clock, runtime):
+    # Two workspaces, each with a default policy on a business-hours calendar open around
+    # the clock, so a pass also has policies and calendars to read.
+    made = []
+    for _ in range(2):
+        ws = await make_workspace(client)
+        cal = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+            "name": "Always", "timezone": "UTC",
+            "weekly_hours": {str(d): [{"start": "00:00", "end": "00:00"}] for d in range(7)}})
+        assert cal.status_code == 201, cal.text
+        pol = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+            "name": "Base", "is_default": True, "calendar_id": cal.json()["id"]})
+        assert pol.status_code == 201, pol.text
+        cust = await ws.customer()
+        made += [(ws, await ws.ticket(cust, subject=f"Order {i}", description="Where is it?")) for i in range(6)]
+    await settle()
+    # 6 h 10 min in: every first-response clock (8 h for MEDIUM) is past its warning, not yet critical.
+    clock.set(datetime.fromisoformat(made[-1][1]["created_at"]) + timedelta(hours=6, minutes=10))
+    few, few_statements = await counted_pass(runtime, clock.now(), limit=3)
+    many, many_statements = await counted_pass(runtime, clock.now(), limit=9)
+    assert (few, many) == (3, 9)
+    # Due rows, their tickets, their policies, their calendars, the trackers written back,
+    # the outbox events: one statement each, whether 3 trackers are due or 9.
+    assert len(few_statements) == len(many_statements) <= 8, many_statements
+    assert (await counted_pass(runtime, clock.now(), limit=9))[0] == 0  # each announced once
+    for ws, t in made:
+        await ws.relogin()
+        clocks = await sla(client, ws, t["id"])
+        assert clocks["first_response"]["state"] == "warning" and clocks["_"]["policy"] == "Base"
+
+
+async def test_a_monitor_pass_that_escalates_adds_at_most_the_ticket_lock_per_ticket(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    tickets = [await ws.ticket(cust, subject=f"Refund {i}", description="Still waiting", category_id=cat["id"])
+               for i in range(8)]
+    await settle()
+    # Past the breach: warning, critical and breach in one pass, the ticket flagged, level 1 raised.
+    clock.set(datetime.fromisoformat(tickets[-1]["created_at"]) + timedelta(hours=8, minutes=10))
+    few, few_statements = await counted_pass(runtime, clock.now(), limit=2)
+    many, many_statements = await counted_pass(runtime, clock.now(), limit=6)
+    assert (few, many) == (2, 6)
+    # The escalations, their thread notes, audit rows and ticket flags are written in one
+    # statement per table however many tickets escalate; only the lock on each breached
+    # ticket (TicketService.flag_sla_breached reads it FOR UPDATE) may add one statement
+    # per ticket.
+    assert len(many_statements) - len(few_statements) <= many - few, many_statements
+    await settle()
+    await ws.relogin()
+    for t in tickets:
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+        assert got["sla_breached"] is True
+        escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+        assert [(e["level"], e["kind"]) for e in escalations] == [(1, "sla_breach")]
+        assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "breached"

@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -125,11 +126,15 @@ class Thresholds:
 
 
 def _utc(value: Any, name: str) -> datetime:
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value  # already what the slow path returns (astimezone(UTC) would return it as is)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f"{name}: not an ISO datetime: {value!r}") from exc
+        if value.tzinfo is UTC:
+            return value
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -149,9 +154,9 @@ _DURATION = re.compile(
 
 def format_duration(value: timedelta) -> str:
     """ISO 8601 duration, exact to the microsecond: ``PT4H``, ``P1DT2H0M0.5S``, ``PT0S``."""
-    sign = "-" if value < _ZERO else ""
-    micros = abs(value) // timedelta(microseconds=1)
-    seconds, micro = divmod(micros, 1_000_000)
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    seconds, micro = divmod(abs(micros), 1_000_000)
     days, seconds = divmod(seconds, 86_400)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
@@ -170,7 +175,15 @@ def parse_duration(value: Any) -> timedelta:
     """Inverse of ``format_duration`` (days, hours, minutes, seconds; no years/months)."""
     if isinstance(value, timedelta):
         return value
-    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, str):
+        return _parse_duration_text(value)
+    raise ValueError(f"not an ISO 8601 duration of days/hours/minutes/seconds: {value!r}")
+
+
+@lru_cache(maxsize=4096)
+def _parse_duration_text(value: str) -> timedelta:
+    # Cached: every stored clock repeats its target, and a monitor pass parses thousands.
+    match = _DURATION.match(value.strip())
     if match is None or value.strip() in ("P", "-P") or value.strip().endswith("T"):
         raise ValueError(f"not an ISO 8601 duration of days/hours/minutes/seconds: {value!r}")
     parts = match.groupdict()
@@ -185,7 +198,8 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def _duration(value: Any, name: str) -> timedelta:
-    value = parse_duration(value)
+    if value.__class__ is not timedelta:
+        value = parse_duration(value)
     if value < _ZERO:
         raise ValueError(f"{name} must not be negative")
     return value
@@ -245,18 +259,21 @@ class SlaClock:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "kind", ClockKind(self.kind))
+        if self.kind.__class__ is not ClockKind:
+            set_(self, "kind", ClockKind(self.kind))
         set_(self, "target", _duration(self.target, "target"))
         set_(self, "consumed", _duration(self.consumed, "consumed"))
         set_(self, "started_at", _utc(self.started_at, "started_at"))
         set_(self, "consumed_at", _utc(self.consumed_at, "consumed_at"))
         set_(self, "met_at", _opt_utc(self.met_at, "met_at"))
         set_(self, "breached_at", _opt_utc(self.breached_at, "breached_at"))
-        fired = ClockStatus(self.fired)
+        fired = self.fired if self.fired.__class__ is ClockStatus else ClockStatus(self.fired)
         if fired not in _RANK:
             raise ValueError(f"fired must be one of ok/warning/critical/breached, got {fired!r}")
         set_(self, "fired", fired)
-        set_(self, "trail", tuple(c if isinstance(c, Checkpoint) else Checkpoint.from_dict(c) for c in self.trail))
+        if self.trail.__class__ is not tuple or self.trail:
+            set_(self, "trail", tuple(c if isinstance(c, Checkpoint) else Checkpoint.from_dict(c)
+                                      for c in self.trail))
         if self.met_at is not None and self.paused:
             raise ValueError("a met clock cannot be paused")
 
@@ -331,8 +348,21 @@ class ClockView:
 # -- internals ----------------------------------------------------------------------------
 
 
+def _evolve(clock: SlaClock, **changes: Any) -> SlaClock:
+    """``dataclasses.replace`` for values this module has already normalised (UTC datetimes,
+    non-negative timedeltas, enum members, a tuple of checkpoints): the same result without
+    running ``__post_init__`` again, which a monitor pass would otherwise do thousands of
+    times.  Anything that did not come out of this module goes through ``_utc`` first."""
+    new = object.__new__(SlaClock)
+    new.__dict__.update(clock.__dict__, **changes)
+    return new
+
+
 def _anchor(clock: SlaClock) -> Checkpoint:
-    return Checkpoint(clock.consumed_at, clock.consumed, clock.target, clock.running)
+    anchor = object.__new__(Checkpoint)  # the clock's own fields are validated already
+    anchor.__dict__.update(at=clock.consumed_at, consumed=clock.consumed, target=clock.target,
+                           running=not clock.paused and clock.met_at is None)
+    return anchor
 
 
 def _consumed_by(clock: SlaClock, now: datetime, calendar: Calendar) -> timedelta:
@@ -347,17 +377,23 @@ def _settle(clock: SlaClock, now: datetime, calendar: Calendar, *, keep_same_ins
     trail = clock.trail
     if now > clock.consumed_at or keep_same_instant:
         trail = trail + (_anchor(clock),)
-    return replace(clock, consumed=consumed, consumed_at=now, trail=trail)
+    return _evolve(clock, consumed=consumed, consumed_at=now, trail=trail)
 
 
+@lru_cache(maxsize=1024)
 def _amount(target: timedelta, fraction: float) -> timedelta:
+    # Cached: a handful of targets and fractions, asked for several times per clock and check.
     return target if fraction == 1.0 else target * fraction
 
 
-def _first_reach(clock: SlaClock, fraction: float, until: datetime | None, calendar: Calendar) -> datetime | None:
+def _first_reach(clock: SlaClock, fraction: float, until: datetime | None, calendar: Calendar,
+                 anchors: tuple[Checkpoint, ...] | None = None) -> datetime | None:
     """Earliest instant (since the last ``advance``) the consumption reached ``fraction``
-    of the target then in force; ``None`` if not by ``until`` (``None`` = ever)."""
-    anchors = (*clock.trail, _anchor(clock))
+    of the target then in force; ``None`` if not by ``until`` (``None`` = ever).
+
+    ``anchors`` is ``(*clock.trail, _anchor(clock))``, for callers that ask several times."""
+    if anchors is None:
+        anchors = (*clock.trail, _anchor(clock))
     last = len(anchors) - 1
     for i, anchor in enumerate(anchors):
         if i == last and clock.stopped:
@@ -383,7 +419,7 @@ def _note_breach(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock
     if clock.breached_at is not None:
         return clock
     moment = _first_reach(clock, 1.0, now, calendar)
-    return clock if moment is None else replace(clock, breached_at=moment)
+    return clock if moment is None else _evolve(clock, breached_at=_utc(moment, "breached_at"))
 
 
 def _clamp(clock: SlaClock, now: datetime) -> datetime:
@@ -421,7 +457,7 @@ def pause(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
     if not clock.running:
         return clock
     now = _clamp(clock, now)
-    return _note_breach(replace(_settle(clock, now, calendar), paused=True), now, calendar)
+    return _note_breach(_evolve(_settle(clock, now, calendar), paused=True), now, calendar)
 
 
 def resume(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
@@ -429,7 +465,7 @@ def resume(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
     if not clock.paused or clock.stopped:
         return clock
     now = _clamp(clock, now)
-    return replace(_settle(clock, now, calendar), paused=False)
+    return _evolve(_settle(clock, now, calendar), paused=False)
 
 
 def meet(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
@@ -442,7 +478,7 @@ def meet(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
         return clock
     now = _clamp(clock, now)
     settled = _settle(clock, now, calendar)
-    return _note_breach(replace(settled, paused=False, met_at=now), now, calendar)
+    return _note_breach(_evolve(settled, paused=False, met_at=now), now, calendar)
 
 
 def retarget(clock: SlaClock, target: timedelta, now: datetime, calendar: Calendar) -> SlaClock:
@@ -457,7 +493,7 @@ def retarget(clock: SlaClock, target: timedelta, now: datetime, calendar: Calend
         return clock
     now = _clamp(clock, now)
     settled = _settle(clock, now, calendar, keep_same_instant=target != clock.target)
-    return _note_breach(replace(settled, target=target), now, calendar)
+    return _note_breach(_evolve(settled, target=target), now, calendar)
 
 
 def advance(
@@ -473,27 +509,35 @@ def advance(
     if now < clock.consumed_at:
         return clock, []
     events: list[ThresholdCrossed] = []
+    anchors = (*clock.trail, _anchor(clock))
+    unreached = False
     for level, fraction in thresholds.levels():
         if _RANK[level] <= _RANK[clock.fired]:
             continue
         if level is ClockStatus.BREACHED and clock.breached_at is not None:
             moment: datetime | None = clock.breached_at
+        elif unreached:
+            # A lower level not reached by ``now`` means no higher one is: at every
+            # checkpoint a higher level needs at least as much consumption as a lower one.
+            continue
         else:
-            moment = _first_reach(clock, fraction, now, calendar)
+            moment = _first_reach(clock, fraction, now, calendar, anchors)
         if moment is not None:
             events.append(ThresholdCrossed(clock.kind, level, moment))
+        else:
+            unreached = True
     breached_at = clock.breached_at
     if breached_at is None:
         breached_at = next((e.at for e in events if e.level is ClockStatus.BREACHED), None)
     consumed = _consumed_by(clock, now, calendar)
     moved = now if not clock.stopped else clock.consumed_at
-    updated = replace(
+    updated = _evolve(
         clock,
         consumed=consumed,
         consumed_at=moved,
         trail=(),
         fired=events[-1].level if events else clock.fired,
-        breached_at=breached_at,
+        breached_at=None if breached_at is None else _utc(breached_at, "breached_at"),
     )
     return updated, events
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import TeamService
 from relaydesk.core.audit import AuditLog
+from relaydesk.core.db import new_id
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -26,6 +27,7 @@ from relaydesk.sla import engine
 from relaydesk.sla.calendar import BusinessCalendar
 from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
 from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
+from relaydesk.sla.repository import DueTracker, TrackerRepository
 from relaydesk.sla.schemas import (
     CalendarIn,
     CalendarPatch,
@@ -50,6 +52,7 @@ DEFAULT_TARGETS: dict[str, dict[str, int]] = {
 SEVERITY = {ClockStatus.OK: 0, ClockStatus.MET: 0, ClockStatus.PAUSED: 0, ClockStatus.WARNING: 1,
             ClockStatus.CRITICAL: 2, ClockStatus.BREACHED: 3}
 DONE = {Status.RESOLVED.value, Status.CLOSED.value}
+ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an automatic escalation can follow
 
 
 class SlaService:
@@ -62,6 +65,7 @@ class SlaService:
         self.workspaces = WorkspaceService(session)
         self.audit = AuditLog(session)
         self.outbox = Outbox(session)
+        self.trackers = TrackerRepository(session)
         # Per service (one transaction): a monitor pass touches many trackers that share these.
         self._calendars: dict[uuid.UUID | None, BusinessCalendar] = {}
         self._policies: dict[uuid.UUID, SlaPolicy | None] = {}
@@ -120,6 +124,23 @@ class SlaService:
         if policy_id not in self._policies:
             self._policies[policy_id] = await self.session.get(SlaPolicy, policy_id)
         return self._policies[policy_id]
+
+    async def _load_policies(self, policy_ids: set[uuid.UUID]) -> None:
+        """Fill the policy and calendar caches for a whole pass: one query each."""
+        missing = policy_ids - self._policies.keys()
+        if missing:
+            found = {p.id: p for p in await self.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(missing)))}
+            self._policies |= {policy_id: found.get(policy_id) for policy_id in missing}
+        calendar_ids = {p.calendar_id for p in self._policies.values() if p is not None and p.calendar_id} \
+            - self._calendars.keys()
+        if calendar_ids:
+            rows = {c.id: c for c in await self.session.scalars(select(SlaCalendar).where(
+                SlaCalendar.id.in_(calendar_ids)))}
+            for calendar_id in calendar_ids:
+                row = rows.get(calendar_id)
+                self._calendars[calendar_id] = BusinessCalendar.always_open() if row is None else \
+                    BusinessCalendar.from_dict({"timezone": row.timezone, "weekly_hours": row.weekly_hours,
+                                                "holidays": row.holidays})
 
     async def _calendar(self, policy: SlaPolicy | None) -> BusinessCalendar:
         key = policy.calendar_id if policy else None
@@ -201,7 +222,7 @@ class SlaService:
         await self._store(tracker, ticket, clocks, policy, calendar, now)
         return tracker
 
-    async def _store(self, tracker: SlaTracker, ticket: Ticket, clocks: dict[ClockKind, SlaClock],
+    async def _store(self, tracker: SlaTracker | DueTracker, ticket: Ticket, clocks: dict[ClockKind, SlaClock],
                      policy: SlaPolicy | None, calendar: BusinessCalendar, now: datetime) -> None:
         """Announce what was crossed, escalate, and save the clocks with the next check time."""
         thresholds = self._thresholds(policy)
@@ -231,35 +252,46 @@ class SlaService:
         """Advance every tracker whose next check has come. Reads only due rows (indexed
         ``next_check_at``); rows another scanner holds are skipped, so two scans at once
         never act twice."""
-        due = list(await self.session.scalars(
-            select(SlaTracker).where(SlaTracker.next_check_at <= now).order_by(SlaTracker.next_check_at)
-            .limit(limit).with_for_update(skip_locked=True)))
-        tickets: dict[uuid.UUID, Ticket] = {}
-        for workspace_id in {t.workspace_id for t in due}:
-            tickets |= await self.tickets.get_many(Principal.system(workspace_id),
-                                                   [t.ticket_id for t in due if t.workspace_id == workspace_id])
+        due = await self.trackers.lock_due(now, limit)
+        if not due:
+            return 0
+        # A bounded number of statements whatever the number of due trackers: their tickets
+        # in one query, their policies and calendars in one each, the trackers written back
+        # in one; workspace settings once per workspace, and only if an escalation may follow.
+        wanted: dict[uuid.UUID, list[uuid.UUID]] = {}
         for tracker in due:
-            ticket = tickets.get(tracker.ticket_id)
-            if ticket is None:  # deleted meanwhile
-                tracker.next_check_at = None
-                continue
-            policy = await self._policy(tracker.policy_id)
-            calendar = await self._calendar(policy)
-            clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
-            await self._store(tracker, ticket, clocks, policy, calendar, now)
+            wanted.setdefault(tracker.workspace_id, []).append(tracker.ticket_id)
+        tickets = await self.tickets.get_many_for_system(wanted)
+        await self._load_policies({t.policy_id for t in due if t.policy_id is not None})
+        # What escalations add (escalation rows, notes, audit rows) is written together
+        # later, not flushed piecemeal by the reads they make on the way.
+        with self.session.no_autoflush:
+            for tracker in due:
+                ticket = tickets.get(tracker.ticket_id)
+                if ticket is None:  # deleted meanwhile
+                    tracker.next_check_at = None
+                    continue
+                policy = await self._policy(tracker.policy_id)
+                calendar = await self._calendar(policy)
+                clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
+                await self._store(tracker, ticket, clocks, policy, calendar, now)
+        await self.trackers.save(due)
         return len(due)
 
     # -- escalation ------------------------------------------------------------------------------
-    async def _escalate_automatically(self, tracker: SlaTracker, ticket: Ticket,
+    async def _escalate_automatically(self, tracker: SlaTracker | DueTracker, ticket: Ticket,
                                       crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
         if ticket.status in DONE:
             return
-        settings = await self.workspaces.settings(ticket.workspace_id)
-        trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
         breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
         if breaches and not tracker.breached:
             tracker.breached = True
             await self.tickets.flag_sla_breached(Principal.system(ticket.workspace_id), ticket.id, now)
+        escalation_due = tracker.next_escalation_at is not None and tracker.next_escalation_at <= now
+        if not escalation_due and not any(e.level in ESCALATING for e in crossed):
+            return  # none of the steps below can apply, so the settings need not be read
+        settings = await self.workspaces.settings(ticket.workspace_id)
+        trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
         if tracker.escalation_level == 0 and any(e.level in trigger for e in crossed):
             first = next(e for e in crossed if e.level in trigger)
             kind = "sla_breach" if first.level is ClockStatus.BREACHED else "sla_critical"
@@ -284,14 +316,16 @@ class SlaService:
                 tracker.next_escalation_at = None
 
     @staticmethod
-    def _second_breach(tracker: SlaTracker) -> bool:
+    def _second_breach(tracker: SlaTracker | DueTracker) -> bool:
         breached = [k for k, c in tracker.clocks.items() if c.get("breached_at")]
         return len(breached) >= 2
 
-    async def _raise(self, ticket: Ticket, tracker: SlaTracker | None, level: int, kind: str, reason: str,
-                     raised_by: uuid.UUID | None, now: datetime) -> Escalation:
-        escalation = Escalation(workspace_id=ticket.workspace_id, ticket_id=ticket.id, level=level, kind=kind,
-                                reason=reason, raised_by=raised_by, created_at=now)
+    async def _raise(self, ticket: Ticket, tracker: SlaTracker | DueTracker | None, level: int, kind: str,
+                     reason: str, raised_by: uuid.UUID | None, now: datetime) -> Escalation:
+        # The id is set here so the event can name it without a flush of its own: a pass
+        # that escalates many tickets writes their escalations in one statement.
+        escalation = Escalation(id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, level=level,
+                                kind=kind, reason=reason, raised_by=raised_by, created_at=now)
         self.session.add(escalation)
         if tracker is not None:
             tracker.escalation_level = max(tracker.escalation_level, level)
@@ -299,7 +333,6 @@ class SlaService:
                   3: "the managers are notified"}[level]
         self.tickets.system_note(ticket, f"Escalated to level {level} ({kind.replace('_', ' ')}): {reason}; "
                                          f"{action}.", now, internal=True)
-        await self.session.flush()
         self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id, level=level,
                             kind=kind, reason=reason, escalation_id=escalation.id,
                             actor_id=raised_by, **event_scope(ticket))

@@ -76,14 +76,20 @@ class TicketRepository:
             return {}
         return {t.id: t for t in await self.session.scalars(self.visible(vis).where(Ticket.id.in_(ids)))}
 
-    async def get_many_across(self, ids_by_workspace: Mapping[uuid.UUID, Iterable[uuid.UUID]]) -> dict[uuid.UUID, Ticket]:
+    async def get_many_across(
+        self, ids_by_workspace: Mapping[uuid.UUID, Iterable[uuid.UUID]],
+    ) -> dict[uuid.UUID, Ticket]:
         """Tickets of several workspaces in one query, each as its workspace's staff would
         see it: a ticket comes back only if it lives in the workspace it was asked under."""
         wanted = {(workspace_id, ticket_id) for workspace_id, ids in ids_by_workspace.items() for ticket_id in ids}
         if not wanted:
             return {}
-        stmt = select(Ticket).where(Ticket.workspace_id.in_({w for w, _ in wanted}),
-                                    Ticket.id.in_({t for _, t in wanted}), Ticket.deleted_at.is_(None))
+        # The workspace test is wrapped in a no-op coalesce so that it filters but cannot pick
+        # the index: SQLite (run without ANALYZE statistics) would otherwise walk the
+        # workspace's whole (workspace_id, created_at, id) index, 21 ms at 100,000 tickets,
+        # instead of looking up the primary keys, 2 ms.
+        in_workspace = func.coalesce(Ticket.workspace_id, Ticket.workspace_id).in_({w for w, _ in wanted})
+        stmt = select(Ticket).where(Ticket.id.in_({t for _, t in wanted}), in_workspace, Ticket.deleted_at.is_(None))
         return {t.id: t for t in await self.session.scalars(stmt) if (t.workspace_id, t.id) in wanted}
 
     async def get_by_number(self, vis: Visibility, number: int) -> Ticket | None:

@@ -7,6 +7,7 @@ also append a system message to the thread.  Nothing here commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,6 +109,14 @@ class TicketService:
     async def get_many(self, principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Ticket]:
         """Several tickets in one query (missing or invisible ones are left out)."""
         return await self.repo.get_many(await self.visibility(principal), ids)
+
+    async def get_many_for_system(
+        self, ids_by_workspace: Mapping[uuid.UUID, Iterable[uuid.UUID]],
+    ) -> dict[uuid.UUID, Ticket]:
+        """For background work that spans workspaces (the SLA monitor): each workspace's
+        tickets as the system sees them there, all in one query; missing, deleted or
+        other-workspace ids are left out."""
+        return await self.repo.get_many_across(ids_by_workspace)
 
     async def list(
         self, principal: Principal, filters: TicketFilters, *, sort: str, descending: bool,

@@ -1,0 +1,66 @@
+"""The monitor's tracker queries, in SQLAlchemy Core.
+
+A monitor pass reads and rewrites hundreds of trackers; as ORM objects their loading and
+change tracking cost more than the clock arithmetic itself, so the pass works on plain
+rows (``DueTracker``) and writes them back with one executemany ``UPDATE``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaydesk.sla.models import SlaTracker
+
+_T = SlaTracker.__table__
+# What a pass may change on a tracker: the same names as SlaTracker's attributes.
+_WRITTEN = ("clocks", "state", "breached", "escalation_level", "next_escalation_at", "next_check_at", "updated_at")
+
+
+@dataclass(slots=True, eq=False)
+class DueTracker:
+    """A tracker as the monitor holds it for one pass; attribute for attribute what
+    ``SlaService`` reads and sets on an ``SlaTracker``."""
+
+    ticket_id: uuid.UUID
+    workspace_id: uuid.UUID
+    policy_id: uuid.UUID | None
+    clocks: dict[str, Any]
+    state: str
+    breached: bool
+    escalation_level: int
+    next_escalation_at: datetime | None
+    next_check_at: datetime | None
+    updated_at: datetime
+
+
+_DUE = select(*(_T.c[name] for name in ("ticket_id", "workspace_id", "policy_id", *_WRITTEN)))  # DueTracker's order
+_SAVE = (update(_T).where(_T.c.workspace_id == bindparam("tracker_workspace_id"),
+                          _T.c.ticket_id == bindparam("tracker_ticket_id"))
+         .values({name: bindparam(name) for name in _WRITTEN}))
+
+
+class TrackerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_due(self, now: datetime, limit: int) -> list[DueTracker]:
+        """The trackers whose next check has come, earliest first, through the
+        ``next_check_at`` index; locked for this transaction, skipping rows another
+        scanner holds."""
+        rows = await self.session.execute(_DUE.where(_T.c.next_check_at <= now).order_by(_T.c.next_check_at)
+                                          .limit(limit).with_for_update(skip_locked=True))
+        return [DueTracker(*row) for row in rows]
+
+    async def save(self, trackers: list[DueTracker]) -> None:
+        """Write the pass's trackers back: one statement (an executemany) for all of them."""
+        if not trackers:
+            return
+        await self.session.execute(_SAVE, [
+            {"tracker_workspace_id": t.workspace_id, "tracker_ticket_id": t.ticket_id,
+             **{name: getattr(t, name) for name in _WRITTEN}} for t in trackers])
