@@ -47,7 +47,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # workers run jobs and `relaydesk scheduler` keeps the schedule; every server
         # still delivers the events its own requests commit.
         sockets.start()
-        async with background(runtime, dispatcher=True, scheduler=not runtime.scaled, smtp=not runtime.scaled):
+        async with background(runtime, dispatcher=True, scheduler=not runtime.scaled, smtp=not runtime.scaled,
+                              runs_jobs=not runtime.scaled):
             yield
         await sockets.stop()
         await runtime.close()

@@ -86,7 +86,7 @@ def worker(
 
     async def _run() -> None:
         try:
-            async with background(runtime, dispatcher=True, scheduler=False, smtp=smtp):
+            async with background(runtime, dispatcher=True, scheduler=False, smtp=smtp, runs_jobs=True):
                 console.print(f"Worker started (concurrency {concurrency}).")
                 await run_receiver_task(runtime.jobs.broker, max_async_tasks=concurrency, run_startup=False)
         finally:

@@ -15,6 +15,7 @@ from relaydesk.core.scheduler import Periodic, run_scheduler
 from relaydesk.notifications import tasks as notification_tasks
 from relaydesk.runtime import Runtime
 from relaydesk.routing import tasks as routing_tasks
+from relaydesk.routing.classifier import CategoryClassifier
 from relaydesk.sla import tasks as sla_tasks
 from relaydesk.tickets import tasks as ticket_tasks
 
@@ -41,7 +42,7 @@ def install_jobs(runtime: Runtime) -> list[Periodic]:
 
 @asynccontextmanager
 async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bool = False,
-                     smtp: bool = False) -> AsyncIterator[None]:
+                     smtp: bool = False, runs_jobs: bool = False) -> AsyncIterator[None]:
     """Run this process's share of the background work while the body runs."""
     periodic = install_jobs(runtime)
     await runtime.jobs.broker.startup()
@@ -55,6 +56,10 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
             log.warning("smtp_listener_not_started", port=runtime.settings.smtp_listen_port, error=str(exc))
             listener = None
     tasks = []
+    if runs_jobs:
+        # The shipped category model is trained from its data set on first use (about a
+        # second of CPU): do it now, off the event loop, not in the first ticket's job.
+        tasks.append(asyncio.create_task(asyncio.to_thread(CategoryClassifier.shipped), name="classifier-warmup"))
     if dispatcher:
         tasks.append(asyncio.create_task(runtime.dispatcher.run(), name="dispatcher"))
         runtime.dispatcher.nudge()  # deliver whatever a previous process left pending

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,12 +13,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
+from relaydesk.core.db import already_loaded, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from relaydesk.core.db import already_loaded
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
 from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService
+
+
+@dataclass(frozen=True, slots=True)
+class _Roster:
+    """Staff rows as loaded; ``views`` reads the live ORM objects, so changes made since
+    (availability, last assignment) show."""
+
+    staff: list[User]
+    profiles: dict[uuid.UUID, AgentProfile]
+    skills: dict[uuid.UUID, list[AgentSkill]]
+    teams: dict[uuid.UUID, list[uuid.UUID]]
+
+    def views(self) -> list[dict[str, Any]]:
+        views = []
+        for u in self.staff:
+            p = self.profiles.get(u.id)
+            views.append({
+                "id": u.id, "name": u.name, "email": u.email, "role": u.role, "is_active": u.is_active,
+                "max_concurrent": p.max_concurrent if p else 5, "availability": p.availability if p else "offline",
+                "is_senior": p.is_senior if p else False, "languages": p.languages if p else ["en"],
+                "timezone": p.timezone if p else "UTC", "skills": self.skills.get(u.id, []),
+                "team_ids": self.teams.get(u.id, []), "created_at": u.created_at,
+                "shifts": p.shifts if p else [], "last_assigned_at": p.last_assigned_at if p else None,
+            })
+        return views
 
 
 class AgentService:
@@ -109,12 +135,20 @@ class AgentService:
 
     async def pool(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> list[dict[str, Any]]:
         """Active staff to route to: the team's members, or every active agent when there is no team."""
-        if team_id is not None:
-            ids = list(await self.session.scalars(select(TeamMember.user_id).where(
-                TeamMember.workspace_id == workspace_id, TeamMember.team_id == team_id)))
-        else:
-            ids = [u.id for u in await self.users.list_by_roles(workspace_id, {Role.AGENT}, after=None, limit=1000)]
-        return [v for v in await self._views(workspace_id, ids) if v["is_active"]]
+        async def roster() -> _Roster:
+            if team_id is not None:
+                ids = list(await self.session.scalars(select(TeamMember.user_id).where(
+                    TeamMember.workspace_id == workspace_id, TeamMember.team_id == team_id)))
+            else:
+                ids = [u.id for u in await self.users.list_by_roles(workspace_id, {Role.AGENT}, after=None,
+                                                                    limit=1000)]
+            return await self._roster(workspace_id, ids)
+
+        # Routing asks for every ticket of a batch; who is in the team and their skills do not
+        # change inside the batch, while load, availability and last assignment are read
+        # from the live rows each time.
+        cached = await read_once(self.session, ("agent_pool", workspace_id, team_id), roster)
+        return [v for v in cached.views() if v["is_active"]]
 
     async def anyone_online(self, workspace_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(AgentProfile.user_id).where(
@@ -182,28 +216,19 @@ class AgentService:
         return profile
 
     async def _views(self, workspace_id: uuid.UUID, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        return (await self._roster(workspace_id, ids)).views()
+
+    async def _roster(self, workspace_id: uuid.UUID, ids: list[uuid.UUID]) -> _Roster:
         users = await self.users.get_many(workspace_id, set(ids))
         staff = [users[i] for i in ids if i in users and users[i].role in STAFF_ROLES]
         if not staff:
-            return []
+            return _Roster([], {}, {}, {})
         staff_ids = [u.id for u in staff]
         profiles = {p.user_id: p for p in await self.session.scalars(
             select(AgentProfile).where(AgentProfile.workspace_id == workspace_id, AgentProfile.user_id.in_(staff_ids))
         )}
-        skills = await self._skills(workspace_id, staff_ids)
-        teams = await self._team_ids(workspace_id, staff_ids)
-        views = []
-        for u in staff:
-            p = profiles.get(u.id)
-            views.append({
-                "id": u.id, "name": u.name, "email": u.email, "role": u.role, "is_active": u.is_active,
-                "max_concurrent": p.max_concurrent if p else 5, "availability": p.availability if p else "offline",
-                "is_senior": p.is_senior if p else False, "languages": p.languages if p else ["en"],
-                "timezone": p.timezone if p else "UTC", "skills": skills.get(u.id, []),
-                "team_ids": teams.get(u.id, []), "created_at": u.created_at,
-                "shifts": p.shifts if p else [], "last_assigned_at": p.last_assigned_at if p else None,
-            })
-        return views
+        return _Roster(staff, profiles, await self._skills(workspace_id, staff_ids),
+                       await self._team_ids(workspace_id, staff_ids))
 
     async def _skills(self, workspace_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[AgentSkill]]:
         out: dict[uuid.UUID, list[AgentSkill]] = {}
