@@ -171,6 +171,10 @@ def format_duration(value: timedelta) -> str:
     return out + ("T" + time_part if time_part else "")
 
 
+# Targets repeat from clock to clock (a handful per policy), so their text is cached.
+_format_target = lru_cache(maxsize=1024)(format_duration)
+
+
 def parse_duration(value: Any) -> timedelta:
     """Inverse of ``format_duration`` (days, hours, minutes, seconds; no years/months)."""
     if isinstance(value, timedelta):
@@ -258,24 +262,7 @@ class SlaClock:
     trail: tuple[Checkpoint, ...] = ()
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if self.kind.__class__ is not ClockKind:
-            set_(self, "kind", ClockKind(self.kind))
-        set_(self, "target", _duration(self.target, "target"))
-        set_(self, "consumed", _duration(self.consumed, "consumed"))
-        set_(self, "started_at", _utc(self.started_at, "started_at"))
-        set_(self, "consumed_at", _utc(self.consumed_at, "consumed_at"))
-        set_(self, "met_at", _opt_utc(self.met_at, "met_at"))
-        set_(self, "breached_at", _opt_utc(self.breached_at, "breached_at"))
-        fired = self.fired if self.fired.__class__ is ClockStatus else ClockStatus(self.fired)
-        if fired not in _RANK:
-            raise ValueError(f"fired must be one of ok/warning/critical/breached, got {fired!r}")
-        set_(self, "fired", fired)
-        if self.trail.__class__ is not tuple or self.trail:
-            set_(self, "trail", tuple(c if isinstance(c, Checkpoint) else Checkpoint.from_dict(c)
-                                      for c in self.trail))
-        if self.met_at is not None and self.paused:
-            raise ValueError("a met clock cannot be paused")
+        self.__dict__.update(_clock_fields(**self.__dict__))  # frozen: set in place, as dataclasses do
 
     @property
     def running(self) -> bool:
@@ -289,7 +276,7 @@ class SlaClock:
         """JSON-ready: ISO 8601 datetimes (UTC) and durations, enum values as strings."""
         return {
             "kind": self.kind.value,
-            "target": format_duration(self.target),
+            "target": _format_target(self.target),
             "started_at": self.started_at.isoformat(),
             "consumed": format_duration(self.consumed),
             "consumed_at": self.consumed_at.isoformat(),
@@ -303,7 +290,7 @@ class SlaClock:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SlaClock:
         try:
-            return cls(
+            fields = dict(
                 kind=ClockKind(data["kind"]),
                 target=data["target"],
                 started_at=data["started_at"],
@@ -317,6 +304,36 @@ class SlaClock:
             )
         except KeyError as exc:
             raise ValueError(f"clock data lacks {exc.args[0]!r}") from exc
+        # What the constructor would do, without going through it: a monitor pass reads
+        # every due clock, and the generated __init__ plus __post_init__ cost twice this.
+        clock = object.__new__(cls)
+        clock.__dict__.update(_clock_fields(**fields))
+        return clock
+
+
+def _clock_fields(*, kind: Any, target: Any, started_at: Any, consumed: Any, consumed_at: Any, paused: bool,
+                  met_at: Any, breached_at: Any, fired: Any, trail: Any) -> dict[str, Any]:
+    """A clock's fields checked and normalised (UTC datetimes, timedeltas, enum members,
+    a tuple of checkpoints); ``ValueError`` / ``TypeError`` for anything invalid."""
+    if kind.__class__ is not ClockKind:
+        kind = ClockKind(kind)
+    target = _duration(target, "target")
+    consumed = _duration(consumed, "consumed")
+    started_at = _utc(started_at, "started_at")
+    consumed_at = _utc(consumed_at, "consumed_at")
+    met_at = _opt_utc(met_at, "met_at")
+    breached_at = _opt_utc(breached_at, "breached_at")
+    if fired.__class__ is not ClockStatus:
+        fired = ClockStatus(fired)
+    if fired not in _RANK:
+        raise ValueError(f"fired must be one of ok/warning/critical/breached, got {fired!r}")
+    if trail.__class__ is not tuple or trail:
+        trail = tuple(c if isinstance(c, Checkpoint) else Checkpoint.from_dict(c) for c in trail)
+    if met_at is not None and paused:
+        raise ValueError("a met clock cannot be paused")
+    return {"kind": kind, "target": target, "started_at": started_at, "consumed": consumed,
+            "consumed_at": consumed_at, "paused": paused, "met_at": met_at, "breached_at": breached_at,
+            "fired": fired, "trail": trail}
 
 
 @dataclass(frozen=True)

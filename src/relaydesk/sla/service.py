@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,10 @@ SEVERITY = {ClockStatus.OK: 0, ClockStatus.MET: 0, ClockStatus.PAUSED: 0, ClockS
             ClockStatus.CRITICAL: 2, ClockStatus.BREACHED: 3}
 DONE = {Status.RESOLVED.value, Status.CLOSED.value}
 ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an automatic escalation can follow
+
+
+# Thresholds are immutable and few; one per pair instead of one per tracker and pass.
+_thresholds = lru_cache(maxsize=256)(Thresholds)
 
 
 class SlaService:
@@ -116,7 +121,7 @@ class SlaService:
 
     @staticmethod
     def _thresholds(policy: SlaPolicy | None) -> Thresholds:
-        return Thresholds(policy.warning_at, policy.critical_at) if policy else Thresholds()
+        return _thresholds(policy.warning_at, policy.critical_at) if policy else _thresholds()
 
     async def _policy(self, policy_id: uuid.UUID | None) -> SlaPolicy | None:
         if policy_id is None:
