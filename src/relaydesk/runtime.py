@@ -52,8 +52,7 @@ class Runtime:
             except BaseException:
                 await session.rollback()
                 raise
-            if session.info.get("published_events"):
-                self.dispatcher.nudge()
+            await self.dispatcher.committed(session)
 
     async def close(self) -> None:
         await self.hub.stop()

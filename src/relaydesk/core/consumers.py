@@ -64,11 +64,12 @@ def event_for_job(event: Event) -> dict[str, Any]:
 
 
 class Consumers:
-    def __init__(self, db: Database, clock: Clock, jobs: Jobs, *, on_published: Callable[[], None]) -> None:
+    def __init__(self, db: Database, clock: Clock, jobs: Jobs, *,
+                 after_commit: Callable[[AsyncSession], Awaitable[None]]) -> None:
         self.db = db
         self.clock = clock
         self.jobs = jobs
-        self._on_published = on_published  # wakes the dispatcher for events the reactions published
+        self._committed = after_commit  # the dispatcher's: pushes what the reactions published
         self._by_type: dict[str, list[Consumer]] = defaultdict(list)
         self._by_name: dict[str, Consumer] = {}
 
@@ -92,8 +93,7 @@ class Consumers:
             except BaseException:
                 await session.rollback()
                 raise
-        if session.info.get("published_events"):
-            self._on_published()
+        await self._committed(session)
         for action in session.info.get(_AFTER_COMMIT, {}).values():
             await action()
 

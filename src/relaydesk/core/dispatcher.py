@@ -11,19 +11,22 @@ a crash after enqueueing but before the commit re-delivers, which consumers tole
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.clock import Clock
 from relaydesk.core.consumers import Consumers, event_for_job
 from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
-from relaydesk.core.outbox import Event, OutboxEvent
+from relaydesk.core.outbox import COMMITTED_EVENTS, Event, OutboxEvent
 from relaydesk.core.realtime import Hub, LiveEvent
 
 log = structlog.get_logger("relaydesk.dispatcher")
+LIVE_ALREADY_KEPT = 10_000
 
 
 class Dispatcher:
@@ -33,7 +36,7 @@ class Dispatcher:
         self.jobs = jobs
         self.clock = clock
         self.hub = hub
-        self.consumers = Consumers(db, clock, jobs, on_published=self.nudge)
+        self.consumers = Consumers(db, clock, jobs, after_commit=self.committed)
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
@@ -43,6 +46,8 @@ class Dispatcher:
         # After a wake-up, wait this long so a burst of commits leaves in one transaction.
         self.gather_seconds = gather_seconds
         self._wake = asyncio.Event()
+        # Ids this process has pushed live itself, so its own dispatch does not repeat them.
+        self._live_already: OrderedDict[int, None] = OrderedDict()
 
     def subscribe(self, routes: Mapping[str, Sequence[str]]) -> None:
         """Jobs that take single events by name (work that wants its own transaction
@@ -52,6 +57,22 @@ class Dispatcher:
 
     def nudge(self) -> None:
         self._wake.set()
+
+    async def committed(self, session: AsyncSession) -> None:
+        """Called by whoever owns a unit of work once it has committed: its events go to
+        live sockets at once, without waiting for a dispatch round (which would queue
+        behind the jobs for SQLite's writer), and the dispatcher is woken to hand them to
+        the consumers. Should the process die in between, the dispatch round publishes
+        them instead; sockets drop an id they have already sent."""
+        events: list[Event] = session.info.pop(COMMITTED_EVENTS, [])
+        if events:
+            await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events])
+            for e in events:
+                self._live_already[e.id] = None
+            while len(self._live_already) > LIVE_ALREADY_KEPT:
+                self._live_already.popitem(last=False)
+        if session.info.get("published_events"):
+            self.nudge()
 
     async def dispatch_pending(self) -> int:
         """Deliver one batch; returns how many events it delivered."""
@@ -73,7 +94,8 @@ class Dispatcher:
                 event.dispatched_at = now
             await session.commit()
         # Live sockets hear about an event only once it is committed and on its way.
-        await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events])
+        await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events
+                                if self._live_already.pop(e.id, True)])
         return len(events)
 
     async def drain(self) -> None:

@@ -78,20 +78,29 @@ class Outbox:
 
 
 _PENDING = "outbox_pending"
+COMMITTED_EVENTS = "outbox_committed"
 
 
 @event.listens_for(Session, "before_commit")
 def _write_published(session: Session) -> None:
     """A transaction's events are written together, in the order they were published,
-    as it commits: one statement however many there are (nobody needs their ids sooner)."""
+    as it commits: one statement however many there are (nobody needs their ids sooner).
+    The stored events are kept in ``session.info[COMMITTED_EVENTS]`` for whoever owns the
+    transaction to push live once it has committed."""
     pending = session.info.pop(_PENDING, None)
-    if pending:
-        session.execute(insert(OutboxEvent), pending)
+    if not pending:
+        return
+    # One multi-row INSERT takes its ids from the sequence (or SQLite's rowid) in row
+    # order, so the sorted ids pair with the rows as published.
+    ids = sorted(session.execute(insert(OutboxEvent).returning(OutboxEvent.id), pending).scalars())
+    session.info.setdefault(COMMITTED_EVENTS, []).extend(
+        Event(event_id, row["workspace_id"], row["type"], row["payload"]) for event_id, row in zip(ids, pending))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_published(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(COMMITTED_EVENTS, None)
 
 
 async def first_time_many(session: AsyncSession, pairs: list[tuple[str, int]], now: datetime) -> set[tuple[str, int]]:

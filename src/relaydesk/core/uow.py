@@ -25,10 +25,13 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
-            if session.info.get("published_events"):
-                request.app.state.runtime.dispatcher.nudge()
+            await request.app.state.runtime.dispatcher.committed(session)
         except AppError as exc:
-            await (session.commit() if exc.keep_changes else session.rollback())
+            if exc.keep_changes:
+                await session.commit()
+                await request.app.state.runtime.dispatcher.committed(session)
+            else:
+                await session.rollback()
             raise
         except BaseException:
             await session.rollback()
