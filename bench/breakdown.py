@@ -316,6 +316,37 @@ async def run(args: argparse.Namespace) -> None:
                     profiler.stop()
                     profile_report(profiler, args.requests, "POST /tickets + background work", functions=24)
 
+                # 4. Agents' public replies to routed tickets, with their background work
+                # (SLA, the customer's email, webhooks, live events): the fan-out benchmark's load.
+                if args.replies:
+                    page = (await client.get("/api/v1/tickets", params={"limit": 100})).json()["items"]
+                    tickets = [t["id"] for t in page if t.get("assignee_id")]
+
+                    async def reply(c: httpx.AsyncClient, i: int) -> httpx.Response:
+                        r = await c.post(f"/api/v1/tickets/{tickets[i % len(tickets)]}/messages",
+                                         json={"body": f"Reply {i}: we have shipped a replacement."})
+                        assert r.status_code == 201, r.text
+                        return r
+
+                    await timed(client, 20, reply)
+                    await drain(runtime)
+                    statements.clear()
+                    texts.clear()
+                    cpu0 = time.process_time()
+                    walls, _ = await timed(client, args.replies, reply)
+                    drained = await drain(runtime)
+                    cpu = (time.process_time() - cpu0) / args.replies
+                    per_reply = {k: v / args.replies for k, v in statements.items()}
+                    print(f"\nPOST /tickets/{{id}}/messages (agent reply) with background work: {ms(walls)}; "
+                          f"background went on {drained:.1f} s after the last response; CPU {1000 * cpu:.2f} ms "
+                          "per reply in all")
+                    print("  SQL statements per reply in all: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_reply.items()))
+                          + f"  (total {sum(per_reply.values()):.1f})")
+                    if args.statements:
+                        for statement, count in texts.most_common():
+                            print(f"    {count / args.replies:5.2f} x  {statement}")
+
             if args.list_tickets:
                 await seed_load(settings, "breakdown-list", args.list_tickets, 3)
                 token = await issue_access_token(settings, "breakdown-list")
@@ -375,6 +406,7 @@ def main() -> None:
     p.add_argument("--list-tickets", type=int, default=0, help="also break down list pages at this size")
     p.add_argument("--show-tree", action="store_true", help="print pyinstrument's call tree for creation")
     p.add_argument("--statements", action="store_true", help="list the SQL statements one ticket costs")
+    p.add_argument("--replies", type=int, default=0, help="also measure this many agent replies")
     p.add_argument("--where", action="store_true", help="with --statements: name the functions that issue each")
     args = p.parse_args()
     from harness import CLEANUP
