@@ -346,6 +346,13 @@ async def run(args: argparse.Namespace) -> None:
                     if args.statements:
                         for statement, count in texts.most_common():
                             print(f"    {count / args.replies:5.2f} x  {statement}")
+                    if Profiler:
+                        profiler = Profiler(interval=0.001, async_mode="disabled")
+                        profiler.start()
+                        await timed(client, args.replies, reply)
+                        await drain(runtime)
+                        profiler.stop()
+                        profile_report(profiler, args.replies, "agent reply + background work", functions=30)
 
             if args.list_tickets:
                 await seed_load(settings, "breakdown-list", args.list_tickets, 3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, Uuid, event, inspect
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -192,7 +194,10 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> No
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         driver: sqlite_inline.InlineConnection = conn.connection.driver_connection
-        driver.begin(begin, busy_timeout_ms / 1000, lambda seconds: await_(asyncio.sleep(seconds)))
+        try:
+            driver.begin(begin, busy_timeout_ms / 1000, lambda seconds: await_(asyncio.sleep(seconds)))
+        except sqlite3.OperationalError as exc:  # the same error type as a failing statement
+            raise OperationalError(begin, None, exc) from exc
 
 
 __all__ = [

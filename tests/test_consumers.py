@@ -1,0 +1,77 @@
+"""Consumers run a dispatched batch of events in one transaction: an event that fails
+holds nothing back and loses nothing, and each (consumer, event) has its effect once."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections import Counter
+
+from sqlalchemy import func, select, update
+
+from factories import make_workspace
+from relaydesk.core.consumers import after_commit
+from relaydesk.core.outbox import Outbox, OutboxEvent, ProcessedEvent
+
+
+def poke_consumer(runtime, *, fail_first_time: set[int]):  # noqa: ANN001, ANN201
+    """A consumer of a test-only event type: counts its calls, fails the first call for
+    the event numbers given, and notes each event once its transaction has committed."""
+    name, event_type = f"test.poke_{secrets.token_hex(3)}", f"test.poked_{secrets.token_hex(3)}"
+    calls: Counter[int] = Counter()
+    committed: list[int] = []
+
+    async def react(session, event, now) -> None:  # noqa: ANN001
+        n = event.payload["n"]
+        calls[n] += 1
+        if n in fail_first_time and calls[n] == 1:
+            raise RuntimeError(f"event {n} fails once")
+
+        async def note() -> None:
+            committed.append(n)
+
+        after_commit(session, f"note:{n}", note)
+
+    runtime.dispatcher.consumers.add(name, (event_type,), react)
+    return name, event_type, calls, committed
+
+
+async def publish(runtime, workspace_id: str, event_type: str, count: int) -> None:  # noqa: ANN001
+    async with runtime.transaction() as session:
+        for n in range(count):
+            Outbox(session).publish(uuid.UUID(workspace_id), event_type, runtime.clock.now(), n=n)
+
+
+async def processed(runtime, consumer: str) -> int:  # noqa: ANN001
+    async with runtime.db.read_session() as session:
+        return await session.scalar(select(func.count()).select_from(ProcessedEvent)
+                                    .where(ProcessedEvent.consumer == consumer))
+
+
+async def test_an_event_that_fails_holds_back_nothing_and_is_retried_alone(client, runtime, settle) -> None:
+    ws = await make_workspace(client)
+    name, event_type, calls, committed = poke_consumer(runtime, fail_first_time={2})
+    await publish(runtime, ws.id, event_type, 5)
+    await settle()
+
+    # The batch of five rolled back when event 2 failed; each was then run on its own.
+    assert sorted(committed) == [0, 1, 2, 3, 4]
+    assert calls[2] == 2 and calls[0] == 2 and calls[4] == 1
+    assert await processed(runtime, name) == 5
+
+
+async def test_a_batch_delivered_again_has_no_second_effect(client, runtime, settle) -> None:
+    ws = await make_workspace(client)
+    name, event_type, calls, committed = poke_consumer(runtime, fail_first_time=set())
+    await publish(runtime, ws.id, event_type, 3)
+    await settle()
+    assert calls == Counter({0: 1, 1: 1, 2: 1})
+
+    # As if the dispatcher had died after handing the batch over but before marking it.
+    async with runtime.db.write_session() as session:
+        await session.execute(update(OutboxEvent).where(OutboxEvent.type == event_type).values(dispatched_at=None))
+        await session.commit()
+    await settle()
+    assert calls == Counter({0: 1, 1: 1, 2: 1})
+    assert sorted(committed) == [0, 1, 2]
+    assert await processed(runtime, name) == 3

@@ -1,0 +1,74 @@
+"""SQLite statements run on the event loop's thread; a write lock held by another
+process is waited for without holding the loop, and only up to the busy timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from relaydesk.core.db import Database
+
+
+def make_database(path: Path) -> None:
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("CREATE TABLE notes (body TEXT)")
+    raw.commit()
+    raw.close()
+
+
+async def write(db: Database, body: str) -> None:
+    async with db.write_session() as session:
+        await session.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": body})
+        await session.commit()
+
+
+async def test_a_write_waits_for_another_process_without_holding_the_loop(tmp_path: Path) -> None:
+    make_database(tmp_path / "x.db")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_ms=5_000)
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)  # stands in for another process
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    try:
+        ticking = asyncio.create_task(ticker())
+        writing = asyncio.create_task(write(db, "mine"))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock...
+        assert ticks >= 10  # ...while the loop kept running everything else
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+        ticking.cancel()
+        async with db.read_session() as session:
+            assert (await session.execute(text("SELECT body FROM notes"))).scalars().all() == ["mine"]
+    finally:
+        other.close()
+        await db.dispose()
+
+
+async def test_a_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    make_database(tmp_path / "x.db")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_ms=200)
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            await asyncio.wait_for(write(db, "mine"), 5)
+        other.execute("COMMIT")
+        await write(db, "later")  # the writer connection is still usable afterwards
+        async with db.read_session() as session:
+            assert (await session.execute(text("SELECT body FROM notes"))).scalars().all() == ["later"]
+    finally:
+        other.close()
+        await db.dispose()
