@@ -1,8 +1,9 @@
 """Event consumers: what each domain does when one of its outbox events is delivered.
 
 A consumer is a named reaction ``react(session, event, now)`` to some event types.  The
-dispatcher hands committed events over in batches (``outbox.consume`` jobs), and a batch
-runs every consumer of every one of its events in *one* transaction:
+dispatcher hands committed events over in batches of one workspace's events
+(``outbox.consume`` jobs), and a batch runs every consumer of every one of its events in
+*one* transaction (on PostgreSQL one per consumer, see ``consume``):
 
 * the idempotency records of the whole batch are one ``INSERT ... ON CONFLICT DO
   NOTHING RETURNING`` (a pair already recorded was handled before and is skipped);
@@ -21,6 +22,7 @@ delivery job, say) registers it with ``after_commit``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -40,6 +42,7 @@ from relaydesk.core.outbox import Event, first_time_many
 log = structlog.get_logger("relaydesk.consumers")
 
 React = Callable[[AsyncSession, Event, datetime], Awaitable[None]]
+CONCURRENT_TRANSACTIONS = 8
 _AFTER_COMMIT = "after_commit"
 
 
@@ -72,6 +75,9 @@ class Consumers:
         self._committed = after_commit  # the dispatcher's: pushes what the reactions published
         self._by_type: dict[str, list[Consumer]] = defaultdict(list)
         self._by_name: dict[str, Consumer] = {}
+        # Consumer transactions at once in this process: fewer than its connection pool
+        # holds, so jobs queued behind a lock (routing's) never starve the pool.
+        self._slots = asyncio.Semaphore(CONCURRENT_TRANSACTIONS)
 
     def add(self, name: str, event_types: Iterable[str], react: React) -> None:
         if name in self._by_name:
@@ -98,14 +104,29 @@ class Consumers:
             await action()
 
     async def consume(self, events: list[dict[str, Any]]) -> int:
-        """The ``outbox.consume`` job: a batch of events, all their consumers, one
-        transaction. Returns how many (consumer, event) pairs ran."""
+        """The ``outbox.consume`` job: a batch of events and all their consumers.
+        Returns how many (consumer, event) pairs ran.
+
+        On SQLite the whole batch is one transaction (its one writer serialises them
+        anyway, and each commit costs). On PostgreSQL, where several workers run batches
+        at once, each consumer gets its own transaction over the batch, in registration
+        order: a consumer's locks (routing's workspace lock) are then held for its own
+        work only, not while the others do theirs."""
         pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)]
-        if not pairs:
-            return 0
+        if self.db.is_sqlite:
+            groups = [pairs] if pairs else []
+        else:
+            consumers = list(dict.fromkeys(consumer for consumer, _ in pairs))
+            groups = [[pair for pair in pairs if pair[0] is consumer] for consumer in consumers]
+        ran = 0
+        for group in groups:
+            ran += await self._run_together(group)
+        return ran
+
+    async def _run_together(self, pairs: list[tuple[Consumer, Event]]) -> int:
         ran = 0
         try:
-            async with self._transaction() as session:
+            async with self._slots, self._transaction() as session:
                 now = self.clock.now()
                 fresh = await first_time_many(session, [(c.name, e.id) for c, e in pairs], now)
                 for consumer, event in pairs:
@@ -113,7 +134,7 @@ class Consumers:
                         await consumer.react(session, event, now)
                         ran += 1
         except Exception as exc:
-            log.warning("consume_batch_failed", events=len(events), error=repr(exc))
+            log.warning("consume_batch_failed", pairs=len(pairs), error=repr(exc))
             for consumer, event in pairs:
                 await self.jobs.enqueue("outbox.consume_one", consumer=consumer.name, event=event_for_job(event))
             return 0
@@ -124,7 +145,7 @@ class Consumers:
         (the job queue retries it). False if it had been handled already."""
         chosen = self._by_name[consumer]
         parsed = event_from_job(event)
-        async with self._transaction() as session:
+        async with self._slots, self._transaction() as session:
             now = self.clock.now()
             if not await first_time_many(session, [(consumer, parsed.id)], now):
                 return False

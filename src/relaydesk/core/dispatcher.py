@@ -83,10 +83,16 @@ class Dispatcher:
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list(await session.scalars(stmt))
             now = self.clock.now()
-            consumed = [event_for_job(Event(e.id, e.workspace_id, e.type, e.payload))
-                        for e in events if self.consumers.of(e.type)]
-            for start in range(0, len(consumed), self.consume_batch):
-                await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
+            # A batch holds one workspace's events: its transaction then takes at most that
+            # workspace's locks, so two batches cannot each hold what the other waits for.
+            by_workspace: dict[object, list[dict]] = {}
+            for e in events:
+                if self.consumers.of(e.type):
+                    by_workspace.setdefault(e.workspace_id, []).append(
+                        event_for_job(Event(e.id, e.workspace_id, e.type, e.payload)))
+            for consumed in by_workspace.values():
+                for start in range(0, len(consumed), self.consume_batch):
+                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
             for event in events:
                 for job in self.routes.get(event.type, ()):
                     await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),

@@ -1,9 +1,12 @@
 """Routing: classify and prioritise new tickets, then give each to the best available
 agent, or queue it until somebody can take it.
 
-Decisions are taken with the team locked (PostgreSQL advisory lock; SQLite's single
-writer does the same), and the ticket service re-checks the winner's cap under a row
-lock, so concurrent routing never pushes an agent past their cap.
+Decisions are taken under the workspace's routing lock (a PostgreSQL advisory lock;
+SQLite's single writer does the same), and the ticket service re-checks the winner's cap
+under a row lock, so concurrent routing never pushes an agent past their cap. One lock
+per workspace, not per team: a consumer batch routes several tickets in one
+transaction, and agents serve several teams, so per-team locks taken in different
+orders by two batches deadlocked on each other's agent rows.
 """
 
 from __future__ import annotations
@@ -191,7 +194,7 @@ class RoutingService:
         rule = await self._matching_rule(ticket, requester)
         team_id = rule.team_id if rule and rule.team_id else ticket.team_id
         strategy = Strategy(rule.strategy) if rule else Strategy.SKILL_WEIGHTED
-        await self._lock_team(workspace_id, team_id)
+        await self._lock_routing(workspace_id)
         requirement = await self._requirement(ticket, requester)
         pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
@@ -258,9 +261,9 @@ class RoutingService:
         category = await self.categories.find(ticket.workspace_id, ticket.category_id) if ticket.category_id else None
         return Requirement(skills=tuple(category.required_skills) if category else (), language=requester.language)
 
-    async def _lock_team(self, workspace_id: uuid.UUID, team_id: uuid.UUID | None) -> None:
+    async def _lock_routing(self, workspace_id: uuid.UUID) -> None:
         if self.session.bind.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.sha256(f"route:{team_id or workspace_id}".encode()).digest()[:8], "big",
+            key = int.from_bytes(hashlib.sha256(f"route:{workspace_id}".encode()).digest()[:8], "big",
                                  signed=True)
             await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
@@ -332,7 +335,7 @@ class RoutingService:
             return None
         if ticket.status in (Status.RESOLVED.value, Status.CLOSED.value):
             return None
-        await self._lock_team(workspace_id, ticket.team_id)
+        await self._lock_routing(workspace_id)
         pool = [a for a in await self.agents.senior_pool(workspace_id, ticket.team_id)
                 if a["id"] != ticket.assignee_id]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
