@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import new_id
+from relaydesk.core.db import already_loaded, new_id
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -175,13 +175,15 @@ class SlaService:
             escalation_level=0, created_at=now, updated_at=now,
         )
         insert = sqlite_insert if self.session.bind.dialect.name == "sqlite" else postgresql_insert
-        await self.session.execute(insert(SlaTracker).values(**values).on_conflict_do_nothing())
-        tracker = await self._locked_tracker(ticket.id)
+        tracker = await self.session.scalar(
+            insert(SlaTracker).values(**values).on_conflict_do_nothing().returning(SlaTracker))
+        if tracker is None:  # another transaction made it meanwhile
+            tracker = await self._locked_tracker(ticket.id)
         assert tracker is not None
         return tracker
 
     async def _locked_tracker(self, ticket_id: uuid.UUID) -> SlaTracker | None:
-        return await self.session.scalar(
+        return already_loaded(self.session, SlaTracker, ticket_id, for_update=True) or await self.session.scalar(
             select(SlaTracker).where(SlaTracker.ticket_id == ticket_id).with_for_update())
 
     async def sync(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, at: datetime, now: datetime, *,
