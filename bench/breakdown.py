@@ -289,32 +289,36 @@ async def run(args: argparse.Namespace) -> None:
                         "password": secrets.token_urlsafe(16), "role": "agent", "max_concurrent": 500,
                         "availability": "online"})
                     assert r.status_code == 201, r.text
-                await timed(client, 20, create)
-                await drain(runtime)
-                statements.clear()
-                texts.clear()
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                walls, _ = await timed(client, args.requests, create)
-                drained = await drain(runtime)
-                cpu = (time.process_time() - cpu0) / args.requests
-                per_ticket = {k: v / args.requests for k, v in statements.items()}
-                print(f"\nPOST /tickets with background routing running: {ms(walls)}; background went on "
-                      f"{drained:.1f} s after the last response; CPU {1000 * cpu:.2f} ms per ticket in all, "
-                      f"{args.requests / (time.perf_counter() - wall0):.0f} tickets/s sequentially")
-                print("  SQL statements per ticket in all: "
-                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_ticket.items()))
-                      + f"  (total {sum(per_ticket.values()):.1f})")
-                if args.statements:
-                    for statement, count in texts.most_common():
-                        print(f"    {count / args.requests:5.2f} x  {statement}")
-                if Profiler:
-                    # async_mode disabled: sample whatever runs on the loop, background tasks included.
-                    profiler = Profiler(interval=0.001, async_mode="disabled")
-                    profiler.start()
-                    await timed(client, args.requests, create)
+                async def with_background(label: str, unit: str, n: int, request, functions: int) -> None:  # noqa: ANN001
+                    """Requests plus all the background work they set off: CPU, statements, profile."""
+                    await timed(client, 20, request)
                     await drain(runtime)
-                    profiler.stop()
-                    profile_report(profiler, args.requests, "POST /tickets + background work", functions=24)
+                    statements.clear()
+                    texts.clear()
+                    cpu0, wall0 = time.process_time(), time.perf_counter()
+                    walls, _ = await timed(client, n, request)
+                    drained = await drain(runtime)
+                    cpu = (time.process_time() - cpu0) / n
+                    per = {k: v / n for k, v in statements.items()}
+                    print(f"\n{label} with its background work: {ms(walls)}; background went on {drained:.1f} s "
+                          f"after the last response; CPU {1000 * cpu:.2f} ms per {unit} in all, "
+                          f"{n / (time.perf_counter() - wall0):.0f} {unit}s/s sequentially")
+                    print(f"  SQL statements per {unit} in all: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per.items()))
+                          + f"  (total {sum(per.values()):.1f})")
+                    if args.statements:
+                        for statement, count in texts.most_common():
+                            print(f"    {count / n:5.2f} x  {statement}")
+                    if Profiler:
+                        # async_mode disabled: sample whatever runs on the loop, background tasks included.
+                        profiler = Profiler(interval=0.001, async_mode="disabled")
+                        profiler.start()
+                        await timed(client, n, request)
+                        await drain(runtime)
+                        profiler.stop()
+                        profile_report(profiler, n, f"{label} + background work", functions=functions)
+
+                await with_background("POST /tickets", "ticket", args.requests, create, 24)
 
                 # 4. Agents' public replies to routed tickets, with their background work
                 # (SLA, the customer's email, webhooks, live events): the fan-out benchmark's load.
@@ -328,31 +332,8 @@ async def run(args: argparse.Namespace) -> None:
                         assert r.status_code == 201, r.text
                         return r
 
-                    await timed(client, 20, reply)
-                    await drain(runtime)
-                    statements.clear()
-                    texts.clear()
-                    cpu0 = time.process_time()
-                    walls, _ = await timed(client, args.replies, reply)
-                    drained = await drain(runtime)
-                    cpu = (time.process_time() - cpu0) / args.replies
-                    per_reply = {k: v / args.replies for k, v in statements.items()}
-                    print(f"\nPOST /tickets/{{id}}/messages (agent reply) with background work: {ms(walls)}; "
-                          f"background went on {drained:.1f} s after the last response; CPU {1000 * cpu:.2f} ms "
-                          "per reply in all")
-                    print("  SQL statements per reply in all: "
-                          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_reply.items()))
-                          + f"  (total {sum(per_reply.values()):.1f})")
-                    if args.statements:
-                        for statement, count in texts.most_common():
-                            print(f"    {count / args.replies:5.2f} x  {statement}")
-                    if Profiler:
-                        profiler = Profiler(interval=0.001, async_mode="disabled")
-                        profiler.start()
-                        await timed(client, args.replies, reply)
-                        await drain(runtime)
-                        profiler.stop()
-                        profile_report(profiler, args.replies, "agent reply + background work", functions=30)
+                    await with_background("POST /tickets/{id}/messages (agent reply)", "reply", args.replies,
+                                          reply, 30)
 
             if args.list_tickets:
                 await seed_load(settings, "breakdown-list", args.list_tickets, 3)

@@ -10,7 +10,7 @@ from collections import Counter
 from sqlalchemy import func, select, update
 
 from factories import make_workspace
-from relaydesk.core.consumers import after_commit
+from relaydesk.core.uow import after_commit
 from relaydesk.core.outbox import Outbox, OutboxEvent, ProcessedEvent
 
 

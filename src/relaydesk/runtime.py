@@ -5,8 +5,7 @@ Everything else receives a ``Runtime``; nothing else looks at URLs or modes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from relaydesk.core.mail import FolderMailer, Mailer, SmtpMailer
 from relaydesk.core.observability import Metrics
 from relaydesk.core.realtime import Hub, InProcessHub, RedisHub
 from relaydesk.core.storage import FileStorage, LocalFileStorage
+from relaydesk.core.uow import job_transaction
 from relaydesk.identity.security import PasswordHasher, TokenSigner
 
 
@@ -41,18 +41,10 @@ class Runtime:
     def scaled(self) -> bool:
         return not self.jobs.in_process
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A job's unit of work: commit at the end (rollback on error), then wake the
-        dispatcher if the work published events."""
-        async with self.db.write_session() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            await self.dispatcher.committed(session)
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A job's unit of work: commit at the end (rollback on error), then push what it
+        published and wake the dispatcher."""
+        return job_transaction(self.db, self.dispatcher.committed)
 
     async def close(self) -> None:
         await self.hub.stop()

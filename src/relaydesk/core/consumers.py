@@ -17,7 +17,7 @@ pair of it is retried on its own as an ``outbox.consume_one`` job, with the job
 queue's retries: one bad event never holds the others back or loses them.
 
 A reaction that needs something done once its transaction has committed (enqueue a
-delivery job, say) registers it with ``after_commit``.
+delivery job, say) registers it with ``core.uow.after_commit``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,24 +38,18 @@ from relaydesk.core.clock import Clock
 from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
 from relaydesk.core.outbox import Event, first_time_many
+from relaydesk.core.uow import job_transaction
 
 log = structlog.get_logger("relaydesk.consumers")
 
 React = Callable[[AsyncSession, Event, datetime], Awaitable[None]]
 CONCURRENT_TRANSACTIONS = 8
-_AFTER_COMMIT = "after_commit"
 
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
     name: str
     react: React
-
-
-def after_commit(session: AsyncSession, key: str, action: Callable[[], Awaitable[Any]]) -> None:
-    """Run ``action`` once the session's transaction has committed (never if it rolls
-    back). Actions are kept by ``key``: a batch that asks five times runs it once."""
-    session.info.setdefault(_AFTER_COMMIT, {})[key] = action
 
 
 def event_from_job(data: dict[str, Any]) -> Event:
@@ -68,11 +62,11 @@ def event_for_job(event: Event) -> dict[str, Any]:
 
 class Consumers:
     def __init__(self, db: Database, clock: Clock, jobs: Jobs, *,
-                 after_commit: Callable[[AsyncSession], Awaitable[None]]) -> None:
+                 committed: Callable[[AsyncSession], Awaitable[None]]) -> None:
         self.db = db
         self.clock = clock
         self.jobs = jobs
-        self._committed = after_commit  # the dispatcher's: pushes what the reactions published
+        self._committed = committed  # the dispatcher's: pushes what the reactions published
         self._by_type: dict[str, list[Consumer]] = defaultdict(list)
         self._by_name: dict[str, Consumer] = {}
         # Consumer transactions at once in this process: fewer than its connection pool
@@ -90,18 +84,8 @@ class Consumers:
     def of(self, event_type: str) -> list[Consumer]:
         return self._by_type.get(event_type, [])
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.db.write_session() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        await self._committed(session)
-        for action in session.info.get(_AFTER_COMMIT, {}).values():
-            await action()
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return job_transaction(self.db, self._committed)
 
     async def consume(self, events: list[dict[str, Any]]) -> int:
         """The ``outbox.consume`` job: a batch of events and all their consumers.

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, Uuid, event, inspect
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, Uuid, event, inspect, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -138,6 +138,23 @@ def already_loaded(session: AsyncSession, model: type[_T], pk: Any, *, for_updat
     return None if state.expired_attributes or state.deleted or state.was_deleted else obj
 
 
+async def get_many_in_workspace(session: AsyncSession, model: type[_T], workspace_id: uuid.UUID,
+                                ids: set[uuid.UUID]) -> dict[uuid.UUID, _T]:
+    """Rows of one workspace by id: those this transaction holds already without SQL, the
+    rest in one query. Ids of other workspaces are left out."""
+    found: dict[uuid.UUID, _T] = {}
+    for row_id in ids:
+        known = already_loaded(session, model, row_id)
+        if known is not None and known.workspace_id == workspace_id:  # type: ignore[attr-defined]
+            found[row_id] = known
+    missing = ids - found.keys()
+    if missing:
+        rows = await session.scalars(select(model).where(model.workspace_id == workspace_id,  # type: ignore[attr-defined]
+                                                         model.id.in_(missing)))  # type: ignore[attr-defined]
+        found.update((row.id, row) for row in rows)  # type: ignore[attr-defined]
+    return found
+
+
 async def read_once(session: AsyncSession, key: tuple[Any, ...], load: Callable[[], Awaitable[_T]]) -> _T:
     """``load()`` the first time this transaction asks for ``key``, the same answer after.
 
@@ -210,6 +227,7 @@ __all__ = [
     "UTCDateTime",
     "WorkspaceScoped",
     "already_loaded",
+    "get_many_in_workspace",
     "read_once",
     "new_id",
 ]

@@ -24,6 +24,7 @@ from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
 from relaydesk.core.outbox import COMMITTED_EVENTS, Event, OutboxEvent
 from relaydesk.core.realtime import Hub, LiveEvent
+from relaydesk.core.uow import run_after_commit
 
 log = structlog.get_logger("relaydesk.dispatcher")
 LIVE_ALREADY_KEPT = 10_000
@@ -36,7 +37,7 @@ class Dispatcher:
         self.jobs = jobs
         self.clock = clock
         self.hub = hub
-        self.consumers = Consumers(db, clock, jobs, after_commit=self.committed)
+        self.consumers = Consumers(db, clock, jobs, committed=self.committed)
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
@@ -73,6 +74,7 @@ class Dispatcher:
                 self._live_already.popitem(last=False)
         if session.info.get("published_events"):
             self.nudge()
+        await run_after_commit(session)
 
     async def dispatch_pending(self) -> int:
         """Deliver one batch; returns how many events it delivered."""

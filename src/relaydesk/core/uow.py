@@ -1,13 +1,17 @@
-"""The request's unit of work: one session, committed when the route returns.
+"""Units of work: a request's session, committed when the route returns, and a
+background job's (``job_transaction``).
 
-Services only ``add``/``flush``; this boundary commits, or rolls everything back when
-the route raised.  Safe methods get a read session, everything else the writer.
+Services only ``add``/``flush``; these boundaries commit, or roll everything back when
+the work raised.  Safe methods get a read session, everything else the writer.  After a
+commit the dispatcher's ``committed`` pushes the events it published; work that must
+wait for the commit (enqueueing a job) is registered with ``after_commit``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +20,33 @@ from relaydesk.core.db import Database
 from relaydesk.core.errors import AppError
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, key: str, action: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``action`` once the session's transaction has committed (never if it rolls
+    back). Actions are kept by ``key``: a batch that asks five times runs it once."""
+    session.info.setdefault(_AFTER_COMMIT, {})[key] = action
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, {}).values():
+        await action()
+
+
+@asynccontextmanager
+async def job_transaction(db: Database, committed: Callable[[AsyncSession], Awaitable[None]]
+                          ) -> AsyncIterator[AsyncSession]:
+    """A background job's unit of work: commit at the end (rollback on error), then
+    ``committed(session)``."""
+    async with db.write_session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        await committed(session)
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:

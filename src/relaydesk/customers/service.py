@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded
+from relaydesk.core.db import get_many_in_workspace
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
@@ -107,17 +107,7 @@ class CustomerService:
         return customer
 
     async def get_many(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, Customer]:
-        found = {}
-        for customer_id in ids:
-            known = already_loaded(self.session, Customer, customer_id)
-            if known is not None and known.workspace_id == workspace_id:
-                found[customer_id] = known
-        missing = ids - found.keys()
-        if missing:
-            rows = await self.session.scalars(select(Customer).where(
-                Customer.workspace_id == workspace_id, Customer.id.in_(missing)))
-            found.update((c.id, c) for c in rows)
-        return found
+        return await get_many_in_workspace(self.session, Customer, workspace_id, ids)
 
     async def list(
         self, principal: Principal, *, email: str | None, organisation_id: uuid.UUID | None,

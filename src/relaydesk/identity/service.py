@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import already_loaded
+from relaydesk.core.db import get_many_in_workspace
 from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated
 from relaydesk.core.principal import Principal, Role
 from relaydesk.identity.models import ApiToken, LoginThrottle, RefreshToken, User
@@ -63,17 +63,7 @@ class UserService:
         return user
 
     async def get_many(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
-        found = {}
-        for user_id in user_ids:
-            known = already_loaded(self.session, User, user_id)
-            if known is not None and known.workspace_id == workspace_id:
-                found[user_id] = known
-        missing = user_ids - found.keys()
-        if missing:
-            rows = await self.session.scalars(select(User).where(User.workspace_id == workspace_id,
-                                                                 User.id.in_(missing)))
-            found.update((u.id, u) for u in rows)
-        return found
+        return await get_many_in_workspace(self.session, User, workspace_id, user_ids)
 
     async def list_by_roles(
         self, workspace_id: uuid.UUID, roles: set[Role], *, after: uuid.UUID | None, limit: int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from relaydesk.core.consumers import after_commit
+from relaydesk.core.uow import after_commit
 from relaydesk.core.scheduler import Periodic
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
