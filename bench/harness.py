@@ -384,6 +384,10 @@ def base_env(data_dir: Path, database_url: str | None, secret_key: str) -> dict[
     })
     if database_url:
         env["DATABASE_URL"] = database_url
+    if os.environ.get("BENCH_SERVER_SRC"):
+        # Measure another version of the server (a `git worktree` of an older commit, say)
+        # with this version's benchmark code: only the server's processes import it.
+        env["PYTHONPATH"] = os.environ["BENCH_SERVER_SRC"]
     return env
 
 

@@ -80,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, default=8, help="online agents in the ticket-creation workspace")
     p.add_argument("--create-requests", type=int, help="stop ticket creation after this many requests")
     p.add_argument("--create-seconds", type=float, help="...or after this many seconds")
+    p.add_argument("--skip-lists", action="store_true", help="only the HTTP floor and ticket creation")
     p.add_argument("--sizes", help="comma-separated workspace sizes for the list benchmark (default 10000,100000)")
     p.add_argument("--list-requests", type=int, help="measured requests per list query and size")
     p.add_argument("--list-clients", type=int, default=4,
@@ -116,8 +117,9 @@ async def bench_backend(label: str, args: argparse.Namespace, database_url: str 
         settled = await wait_idle(server.pid)  # start-up work (e.g. loading the classifier) first
         console.print(f"server pid {server.pid} on {server.base_url} (busy {settled:.1f} s after start-up)")
         results["create"] = [await bench_floor(server, args)] + await bench_create(server, args)
-        results["list"], results["seed"] = await bench_lists(server, args, env, log, data_dir, database_url,
-                                                             secret_key)
+        if not args.skip_lists:
+            results["list"], results["seed"] = await bench_lists(server, args, env, log, data_dir, database_url,
+                                                                 secret_key)
     finally:
         server.stop()
     return results
