@@ -187,6 +187,19 @@ def test_training_is_deterministic(samples: list[tuple[str, str, str]], small_mo
 # --------------------------------------------------------------------------- classify()
 
 
+def test_several_tickets_at_once_get_the_answers_each_would_alone(shipped: CategoryClassifier) -> None:
+    tickets = [("Refund please", "I was charged twice for order 1001"),
+               ("Where is my parcel", "Tracking has not moved for a week"),
+               ("cant log in!!", "password reset email never arrives"),
+               ("", "")]
+    together = shipped.predict_many(tickets)
+    alone = [shipped.predict(subject, description) for subject, description in tickets]
+    assert [p.category for p in together] == [p.category for p in alone] == \
+        ["BILLING", "SHIPPING", "ACCOUNT", alone[3].category]
+    assert all(math.isclose(a.confidence, b.confidence, rel_tol=1e-6) for a, b in zip(together, alone))
+    assert shipped.predict_many([]) == []
+
+
 def test_classify_accepts_a_confident_prediction(shipped: CategoryClassifier) -> None:
     category, confidence, reason = classify(
         shipped, "Where is my order?", "It was due last week and the tracking hasn't moved since.",

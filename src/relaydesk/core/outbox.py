@@ -113,7 +113,9 @@ async def first_time_many(session: AsyncSession, pairs: list[tuple[str, int]], n
     if not pairs:
         return set()
     insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(ProcessedEvent).values([{"consumer": c, "event_id": e, "processed_at": now} for c, e in pairs])
-    result = await session.execute(stmt.on_conflict_do_nothing().returning(ProcessedEvent.consumer,
-                                                                          ProcessedEvent.event_id))
+    stmt = insert_(ProcessedEvent).on_conflict_do_nothing().returning(ProcessedEvent.consumer,
+                                                                      ProcessedEvent.event_id)
+    # Parameters as a list, not .values([...]): SQLAlchemy renders one multi-row INSERT
+    # from one cached compilation, where .values() compiled anew for every batch size.
+    result = await session.execute(stmt, [{"consumer": c, "event_id": e, "processed_at": now} for c, e in pairs])
     return {(consumer, event_id) for consumer, event_id in result.all()}

@@ -29,7 +29,7 @@ import pickle
 import re
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -182,10 +182,20 @@ class CategoryClassifier:
         return self._n_samples
 
     def predict(self, subject: str, description: str) -> Prediction:
-        probabilities = self._pipeline.predict_proba([_text(subject, description)])[0]
-        best = int(np.argmax(probabilities))
-        scores = {label: float(p) for label, p in zip(self._labels, probabilities)}
-        return Prediction(category=self._labels[best], confidence=float(probabilities[best]), scores=scores)
+        return self.predict_many([(subject, description)])[0]
+
+    def predict_many(self, tickets: Sequence[tuple[str, str]]) -> list[Prediction]:
+        """Several tickets in one call: scikit-learn's fixed cost per call is about twice the
+        work for one ticket, so five tickets together cost a third each."""
+        if not tickets:
+            return []
+        predictions = []
+        for probabilities in self._pipeline.predict_proba([_text(s, d) for s, d in tickets]):
+            best = int(np.argmax(probabilities))
+            scores = {label: float(p) for label, p in zip(self._labels, probabilities)}
+            predictions.append(Prediction(category=self._labels[best], confidence=float(probabilities[best]),
+                                          scores=scores))
+        return predictions
 
     def __repr__(self) -> str:
         return f"CategoryClassifier(labels={list(self._labels)}, n_samples={self._n_samples})"
@@ -247,7 +257,7 @@ _shipped_lock = threading.Lock()
 
 
 def classify(model: CategoryClassifier, subject: str, description: str, *,
-             min_confidence: float, fallback: str) -> tuple[str, float, str]:
+             min_confidence: float, fallback: str, prediction: Prediction | None = None) -> tuple[str, float, str]:
     """Pick a category for a ticket, or ``fallback`` when the model is not sure enough.
 
     Returns ``(category, confidence, reason)``; ``confidence`` is always the model's own
@@ -259,7 +269,8 @@ def classify(model: CategoryClassifier, subject: str, description: str, *,
         raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
     if not isinstance(fallback, str) or not fallback.strip():
         raise ValueError("fallback must be a non-empty category name")
-    prediction = model.predict(subject, description)
+    if prediction is None:  # else made beforehand, for a batch (``predict_many``)
+        prediction = model.predict(subject, description)
     if prediction.confidence >= min_confidence:
         return prediction.category, prediction.confidence, f"model: {prediction.category} ({prediction.confidence:.2f})"
     return fallback, prediction.confidence, (

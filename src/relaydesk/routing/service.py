@@ -52,6 +52,7 @@ from relaydesk.tickets.service import TicketService
 
 log = structlog.get_logger("relaydesk.routing")
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+_PREDICTIONS = "category_predictions"  # session.info: ticket id -> (model, prediction) from classify_ahead
 
 
 class ModelCache:
@@ -104,6 +105,17 @@ class RoutingService:
         self.outbox = Outbox(session)
 
     # -- intake ----------------------------------------------------------------------------
+    async def classify_ahead(self, workspace_id: uuid.UUID, ticket_ids: list[uuid.UUID]) -> None:
+        """Classify a batch's new tickets in one call to the model (about a third of the
+        cost of one call each); ``intake`` then uses the stored prediction."""
+        if len(ticket_ids) < 2:
+            return
+        tickets = list((await self.tickets.get_many(Principal.system(workspace_id), ticket_ids)).values())
+        model = await self.models.for_workspace(self.session, workspace_id)
+        predictions = model.predict_many([(t.subject, html_to_text(t.description)) for t in tickets])
+        self.session.info.setdefault(_PREDICTIONS, {}).update(
+            (t.id, (model, p)) for t, p in zip(tickets, predictions))
+
     async def intake(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
                      category_given: bool, priority_given: bool, assigned: bool) -> TicketRouting | None:
         """Classify and prioritise a new ticket, then route it. Safe to call twice."""
@@ -122,11 +134,12 @@ class RoutingService:
             source, label, confidence, reason = "given", None, None, "chosen when the ticket was opened"
         else:
             model = await self.models.for_workspace(self.session, workspace_id)
+            ahead_model, prediction = self.session.info.get(_PREDICTIONS, {}).get(ticket.id, (None, None))
             min_conf = settings.classifier_min_confidence
             label, confidence, reason = category_model.classify(
                 model, ticket.subject, html_to_text(ticket.description),
                 min_confidence=category_model.DEFAULT_MIN_CONFIDENCE if min_conf is None else min_conf,
-                fallback=settings.fallback_category)
+                fallback=settings.fallback_category, prediction=prediction if ahead_model is model else None)
             source = "fallback" if label == settings.fallback_category and "fell back" in reason else "model"
             category_id = await self._category_named(workspace_id, label)
             if category_id is None:

@@ -33,11 +33,19 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    def handler(consumer: str, event_types: tuple[str, ...], react):  # noqa: ANN001, ANN202
+    def handler(consumer: str, event_types: tuple[str, ...], react, prepare=None):  # noqa: ANN001, ANN202
         async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
             await react(routing_service(runtime, session), event.workspace_id, event.type, event.payload, now)
 
-        runtime.dispatcher.consumers.add(consumer, event_types, on_event)
+        runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare)
+
+    async def classify_together(session: AsyncSession, events: list[Event]) -> None:
+        by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for e in events:
+            if not e.payload.get("category_given"):
+                by_workspace.setdefault(e.workspace_id, []).append(uuid.UUID(e.payload["ticket_id"]))
+        for ws, ticket_ids in by_workspace.items():
+            await routing_service(runtime, session).classify_ahead(ws, ticket_ids)
 
     async def on_created(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.intake(ws, uuid.UUID(p["ticket_id"]), now, category_given=p.get("category_given", False),
@@ -66,7 +74,7 @@ def install(runtime: Runtime) -> list[Periodic]:
         if p.get("level") == 2:
             await service.reassign_to_senior(ws, uuid.UUID(p["ticket_id"]), now)
 
-    handler("routing.on_ticket_created", ("ticket.created",), on_created)
+    handler("routing.on_ticket_created", ("ticket.created",), on_created, prepare=classify_together)
     handler("routing.on_escalated", ("ticket.escalated",), on_escalated)
     handler("routing.on_assignee_changed", ("ticket.assigned",), on_assigned)
     handler("routing.on_status_changed", ("ticket.status_changed",), on_status)

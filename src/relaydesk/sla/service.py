@@ -187,18 +187,22 @@ class SlaService:
             select(SlaTracker).where(SlaTracker.ticket_id == ticket_id).with_for_update())
 
     async def sync(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, at: datetime, now: datetime, *,
-                   message: str | None = None) -> SlaTracker | None:
+                   message: str | None = None, priority_only: bool = False) -> SlaTracker | None:
         """Bring the ticket's tracker in line with the ticket as it is now.
 
         ``message`` is "agent" or "customer" when a public message prompted the call:
         an agent's reply meets the response clocks, a customer's starts the next-response
         clock. Everything else is read off the ticket itself, so out-of-order or repeated
-        events leave the same result."""
+        events leave the same result. ``priority_only``: the call is for a priority
+        change, which needs nothing when the tracker already follows the ticket's
+        priority (routing sets it before the tracker is first synced, so usually it does)."""
         try:
             ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
         except NotFound:
             return None
         tracker = await self.ensure_tracker(ticket, now)
+        if priority_only and tracker.priority == ticket.priority:
+            return tracker
         policy = await self._policy(tracker.policy_id)
         calendar = await self._calendar(policy)
         clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
