@@ -102,8 +102,10 @@ class Dispatcher:
                 event.dispatched_at = now
             await session.commit()
         # Live sockets hear about an event only once it is committed and on its way.
-        await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events
-                                if self._live_already.pop(e.id, True)])
+        not_yet_live = [e for e in events if e.id not in self._live_already]
+        for e in events:
+            self._live_already.pop(e.id, None)
+        await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in not_yet_live])
         return len(events)
 
     async def drain(self) -> None:
