@@ -58,5 +58,8 @@ class FolderMailer:
         await asyncio.to_thread(self._write, name, bytes(message))
 
     def _write(self, name: str, data: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / name).write_bytes(data)
+        try:
+            (self.folder / name).write_bytes(data)
+        except FileNotFoundError:  # the first message (or the folder was removed): make it, once
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / name).write_bytes(data)
