@@ -54,6 +54,9 @@ class Consumer:
     # Called once per batch, before ``react``, with the batch's events for this consumer:
     # work that is cheaper for many events at once (routing classifies them together).
     prepare: Prepare | None = None
+    # On PostgreSQL, run in a transaction of its own, before the others: for a consumer
+    # that takes a lock other batches wait for (routing's workspace lock).
+    alone: bool = False
 
 
 def event_from_job(data: dict[str, Any]) -> Event:
@@ -77,10 +80,11 @@ class Consumers:
         # holds, so jobs queued behind a lock (routing's) never starve the pool.
         self._slots = asyncio.Semaphore(CONCURRENT_TRANSACTIONS)
 
-    def add(self, name: str, event_types: Iterable[str], react: React, *, prepare: Prepare | None = None) -> None:
+    def add(self, name: str, event_types: Iterable[str], react: React, *, prepare: Prepare | None = None,
+            alone: bool = False) -> None:
         if name in self._by_name:
             raise ValueError(f"consumer {name!r} registered twice")
-        consumer = Consumer(name, react, prepare)
+        consumer = Consumer(name, react, prepare, alone)
         self._by_name[name] = consumer
         for event_type in event_types:
             self._by_type[event_type].append(consumer)
@@ -97,21 +101,24 @@ class Consumers:
 
         On SQLite the whole batch is one transaction (its one writer serialises them
         anyway, and each commit costs). On PostgreSQL, where several workers run batches
-        at once, each consumer gets its own transaction over the batch, in registration
-        order: a consumer's locks (routing's workspace lock) are then held for its own
-        work only, not while the others do theirs."""
+        at once, a consumer registered ``alone`` (routing) first gets a transaction of its
+        own over the batch, so its lock is held for its own work only, not while the
+        others do theirs; the rest share one."""
         pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)]
         if self.db.is_sqlite:
-            groups = [pairs] if pairs else []
+            groups = [pairs]
         else:
-            consumers = list(dict.fromkeys(consumer for consumer, _ in pairs))
-            groups = [[pair for pair in pairs if pair[0] is consumer] for consumer in consumers]
+            alone = list(dict.fromkeys(consumer for consumer, _ in pairs if consumer.alone))
+            groups = [[pair for pair in pairs if pair[0] is consumer] for consumer in alone]
+            groups.append([pair for pair in pairs if not pair[0].alone])
         ran = 0
         for group in groups:
             ran += await self._run_together(group)
         return ran
 
     async def _run_together(self, pairs: list[tuple[Consumer, Event]]) -> int:
+        if not pairs:
+            return 0
         ran = 0
         try:
             async with self._slots, self._transaction() as session:

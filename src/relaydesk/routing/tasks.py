@@ -37,7 +37,8 @@ def install(runtime: Runtime) -> list[Periodic]:
         async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
             await react(routing_service(runtime, session), event.workspace_id, event.type, event.payload, now)
 
-        runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare)
+        # alone: routing takes the workspace's routing lock, which other batches wait for.
+        runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare, alone=True)
 
     async def classify_together(session: AsyncSession, events: list[Event]) -> None:
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
