@@ -1,5 +1,6 @@
 """SQLite statements run on the event loop's thread; a write lock held by another
-process is waited for without holding the loop, and only up to the busy timeout."""
+process is waited for without holding the loop, and only up to the busy timeout, after
+which a request is answered 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from relaydesk.app import create_app
 from relaydesk.core.db import Database
+from relaydesk.migrate import upgrade
+from relaydesk.runtime import build_runtime
 
 
 def make_database(path: Path) -> None:
@@ -72,3 +77,27 @@ async def test_a_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
     finally:
         other.close()
         await db.dispose()
+
+
+async def test_a_request_that_cannot_get_the_lock_is_told_to_try_again(tmp_path: Path) -> None:
+    from conftest import test_settings
+
+    runtime = build_runtime(test_settings(tmp_path, sqlite_busy_timeout_ms=200))
+    await upgrade(runtime.db)
+    signup = {"name": "Busy Co", "admin_name": "Ada", "admin_email": "ada@busy.example.com",
+              "admin_password": "correct horse battery staple"}
+    other = sqlite3.connect(runtime.settings.data_dir / "relaydesk.db", isolation_level=None)
+    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://relaydesk.test") as client:
+            other.execute("BEGIN IMMEDIATE")  # another process is writing, longer than the timeout
+            busy = await client.post("/api/v1/workspaces", json=signup)
+            assert busy.status_code == 503
+            assert busy.headers["content-type"] == "application/problem+json"
+            assert busy.headers["retry-after"] == "1" and busy.json()["code"] == "database_busy"
+            other.execute("COMMIT")
+            # Nothing was half-written: the same sign-up now goes through.
+            assert (await client.post("/api/v1/workspaces", json=signup)).status_code == 201
+    finally:
+        other.close()
+        await runtime.close()

@@ -11,8 +11,10 @@ a crash after enqueueing but before the commit re-delivers, which consumers tole
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -72,7 +74,6 @@ class Dispatcher:
                 self._live_already[e.id] = None
             while len(self._live_already) > LIVE_ALREADY_KEPT:
                 self._live_already.popitem(last=False)
-        if session.info.get("published_events"):
             self.nudge()
         await run_after_commit(session)
 
@@ -87,7 +88,7 @@ class Dispatcher:
             now = self.clock.now()
             # A batch holds one workspace's events: its transaction then takes at most that
             # workspace's locks, so two batches cannot each hold what the other waits for.
-            by_workspace: dict[object, list[dict]] = {}
+            by_workspace: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for e in events:
                 if self.consumers.of(e.type):
                     by_workspace.setdefault(e.workspace_id, []).append(

@@ -74,7 +74,6 @@ class Outbox:
         self.session.info.setdefault(_PENDING, []).append(
             {"workspace_id": workspace_id, "type": type, "payload": jsonable({**payload, "at": at}),
              "created_at": at, "dispatched_at": None})
-        self.session.info["published_events"] = True
 
 
 _PENDING = "outbox_pending"

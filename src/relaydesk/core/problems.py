@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relaydesk.core.errors import AppError
@@ -83,7 +84,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem(exc.status_code, code, title, detail, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(OperationalError)
+    async def _database(_request: Request, exc: OperationalError) -> ProblemResponse:
+        if "locked" in str(exc.orig):  # another process held SQLite's write lock past the busy timeout
+            log.warning("database_busy", error=str(exc.orig))
+            return problem(503, "database_busy", "Busy", "The database is busy with another process's write; "
+                           "nothing was changed. Try again in a moment.", headers={"Retry-After": "1"})
+        return _internal_error(exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> ProblemResponse:
-        log.exception("unhandled_error", error=type(exc).__name__)
-        return problem(500, "internal_error", "Internal error", "Something went wrong on our side; it has been logged.")
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> ProblemResponse:
+    log.exception("unhandled_error", error=type(exc).__name__)
+    return problem(500, "internal_error", "Internal error", "Something went wrong on our side; it has been logged.")

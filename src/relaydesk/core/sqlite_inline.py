@@ -10,8 +10,8 @@ interface that SQLAlchemy's ``sqlite+aiosqlite`` dialect uses, but executes inli
 What that trades away: a statement now holds the loop while it runs.  The app's
 statements are index lookups and small writes, so that is microseconds; the one wait
 that could be long, another *process* holding the write lock, is not allowed to block:
-connections get ``busy_timeout=0`` and ``begin_immediately`` retries ``BEGIN`` with
-``asyncio.sleep`` until the configured timeout instead.
+connections get ``busy_timeout=0`` and ``InlineConnection.begin`` retries ``BEGIN``
+with ``asyncio.sleep`` until the configured timeout instead.
 """
 
 from __future__ import annotations
@@ -89,10 +89,7 @@ class _RunNow:
     """Stands in for aiosqlite's request queue, which SQLAlchemy's dialect feeds
     directly to change ``isolation_level``: the function runs at once."""
 
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: InlineConnection) -> None:
-        self._connection = connection
+    __slots__ = ()
 
     def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
         future, function = item
@@ -105,7 +102,7 @@ class _RunNow:
 class InlineConnection:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = connection
-        self._tx = _RunNow(self)
+        self._tx = _RunNow()
 
     @property
     def _connection(self) -> sqlite3.Connection | None:  # SQLAlchemy checks this before commit/rollback
@@ -137,11 +134,9 @@ class InlineConnection:
         self._live.rollback()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.stop()
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # SQLAlchemy's forced close; the same thing here
         if self._conn is not None:
             self._conn.close()
             self._conn = None
