@@ -137,15 +137,37 @@ def _hold(session: Session, instance: object) -> None:
         held.append(instance)
 
 
+_LOCKED = "locked_rows"
+
+
+def note_locked(session: AsyncSession | Session, model: type, pk: Any) -> None:
+    """Remember that this transaction holds the row's lock (it read it FOR UPDATE or
+    inserted it), so a later ``already_loaded(..., for_update=True)`` needs no SQL."""
+    session.info.setdefault(_LOCKED, set()).add(identity_key(model, pk))
+
+
+@event.listens_for(Session, "pending_to_persistent")
+def _inserted(session: Session, instance: object) -> None:
+    # A row this transaction inserted is invisible to others until the commit: it is ours.
+    session.info.setdefault(_LOCKED, set()).add(inspect(instance).key)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _locks_released(session: Session) -> None:
+    session.info.pop(_LOCKED, None)
+
+
 def already_loaded(session: AsyncSession, model: type[_T], pk: Any, *, for_update: bool = False) -> _T | None:
     """The row if this transaction has loaded it already (no SQL), else None.
 
     Background work looks at the same ticket, customer or tracker from several places in
     one transaction; the ORM keeps one object per row and every change made through it,
     so a second SELECT would only return that object again. A read that must take a row
-    lock still has to ask PostgreSQL (on SQLite the transaction holds the only write
-    lock already)."""
-    if for_update and session.get_bind().dialect.name != "sqlite":
+    lock asks PostgreSQL unless this transaction holds that lock already (``note_locked``;
+    on SQLite the transaction holds the only write lock anyway)."""
+    if for_update and session.get_bind().dialect.name != "sqlite" and \
+            identity_key(model, pk) not in session.info.get(_LOCKED, ()):
         return None
     obj = session.identity_map.get(identity_key(model, pk))
     if obj is None:

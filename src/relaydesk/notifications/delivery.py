@@ -90,10 +90,11 @@ class DeliveryService:
     async def queue(self, workspace_id: uuid.UUID, *, channel: str, kind: str, recipient: str, key: str,
                     context: dict[str, Any], now: datetime, user_id: uuid.UUID | None = None,
                     ticket_id: uuid.UUID | None = None, target_id: uuid.UUID | None = None, locale: str = "en",
-                    batch_window: timedelta | None = None) -> Delivery | None:
-        """Queue one delivery; None when this key was queued before."""
-        exists = await self.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key))
-        if exists is not None:
+                    batch_window: timedelta | None = None, key_is_new: bool = False) -> Delivery | None:
+        """Queue one delivery; None when this key was queued before. ``key_is_new``: the
+        key names an event whose consumer is idempotent already (so it cannot have been
+        queued before): no need to look."""
+        if not key_is_new and await self.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)):
             return None
         delivery = Delivery(
             workspace_id=workspace_id, channel=channel, kind=kind, recipient=recipient, user_id=user_id,

@@ -136,7 +136,7 @@ class Notifier:
             return
         queued = await self.deliveries.queue(
             self.ws, channel="sms", kind="reply_sms", recipient=customer.phone, key=f"{self.event_id}:sms",
-            context={"body": text[:1600]}, now=self.now, ticket_id=ticket.id)
+            context={"body": text[:1600]}, now=self.now, ticket_id=ticket.id, key_is_new=True)
         self.queued += queued is not None
 
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket, title: str, *, body: str = "",
@@ -165,7 +165,7 @@ class Notifier:
                     self.ws, channel="email", kind=kind, recipient=recipient.address,
                     key=f"{self.event_id}:{kind}:{recipient.user_id or recipient.address}", context=context,
                     now=self.now, user_id=recipient.user_id, ticket_id=ticket.id, locale=recipient.locale,
-                    batch_window=batch)
+                    batch_window=batch, key_is_new=True)
                 self.queued += queued is not None
 
     # -- who --------------------------------------------------------------------------------

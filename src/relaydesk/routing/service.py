@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, read_once
+from relaydesk.core.db import already_loaded, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -174,9 +174,12 @@ class RoutingService:
             queued_since=None if assigned else now,
         )
         self.session.add(routing)
-        await self.session.flush()
         if not assigned:
-            await self.route(workspace_id, ticket.id, now)
+            await self.route(workspace_id, ticket.id, now, routing=routing)
+        # Written once the decision is made: one INSERT of the record and one UPDATE of the
+        # ticket, not a write per step. Flushed here, not at the commit, so that later work
+        # of the same batch (a queue drain) finds the record by query.
+        await self.session.flush()
         return routing
 
     async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
@@ -189,9 +192,11 @@ class RoutingService:
 
     # -- assignment ------------------------------------------------------------------------
     async def route(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
-                    exclude: set[uuid.UUID] = frozenset()) -> TicketRouting | None:  # type: ignore[assignment]
-        """Assign the ticket to the best candidate now, or leave it queued with the reason."""
-        routing = await self._locked_routing(ticket_id)
+                    exclude: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+                    routing: TicketRouting | None = None) -> TicketRouting | None:
+        """Assign the ticket to the best candidate now, or leave it queued with the reason.
+        ``routing``: the ticket's record when this transaction has just made it."""
+        routing = routing or await self._locked_routing(ticket_id)
         system = Principal.system(workspace_id)
         try:
             ticket = await self.tickets.get(system, ticket_id)
@@ -223,7 +228,7 @@ class RoutingService:
                     assignee_id=winner, **({"team_id": team_id} if team_id != ticket.team_id else {})), now)
             except Conflict:
                 # Someone else's routing filled this agent meanwhile: decide again without them.
-                return await self.route(workspace_id, ticket_id, now, exclude={*exclude, winner})
+                return await self.route(workspace_id, ticket_id, now, exclude={*exclude, winner}, routing=routing)
             await self.agents.note_assigned(workspace_id, winner, now)
             routing.state, routing.queued_since = "assigned", None
             routing.decision = _record(decision, rule)
@@ -236,8 +241,11 @@ class RoutingService:
         return routing
 
     async def _locked_routing(self, ticket_id: uuid.UUID) -> TicketRouting | None:
-        return already_loaded(self.session, TicketRouting, ticket_id, for_update=True) or \
+        routing = already_loaded(self.session, TicketRouting, ticket_id, for_update=True) or \
             await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+        if routing is not None:
+            note_locked(self.session, TicketRouting, ticket_id)
+        return routing
 
     async def _matching_rule(self, ticket: Ticket, requester: Customer) -> AssignmentRule | None:
         async def enabled() -> list[AssignmentRule]:

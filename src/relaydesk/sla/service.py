@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, new_id
+from relaydesk.core.db import already_loaded, new_id, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -79,8 +79,11 @@ class SlaService:
     async def policy_for(self, ticket: Ticket) -> SlaPolicy | None:
         """Most specific matching policy: category and tier > category > tier; then the
         category's own policy (nearest first); then the workspace default."""
-        policies = list(await self.session.scalars(select(SlaPolicy).where(
-            SlaPolicy.workspace_id == ticket.workspace_id).order_by(SlaPolicy.created_at)))
+        async def workspace_policies() -> list[SlaPolicy]:
+            return list(await self.session.scalars(select(SlaPolicy).where(
+                SlaPolicy.workspace_id == ticket.workspace_id).order_by(SlaPolicy.created_at)))
+
+        policies = await read_once(self.session, ("sla_policies", ticket.workspace_id), workspace_policies)
         if not policies:
             return None
         lineage = await self._lineage(ticket.workspace_id, ticket.category_id)
@@ -156,12 +159,15 @@ class SlaService:
         return self._calendars[key]
 
     # -- trackers ----------------------------------------------------------------------------
-    async def ensure_tracker(self, ticket: Ticket, now: datetime) -> SlaTracker:
+    async def ensure_tracker(self, ticket: Ticket, now: datetime, *, probably_new: bool = False) -> SlaTracker:
         """The ticket's tracker, locked for this transaction; made on first need.
+        ``probably_new``: the ticket was just created, so try the insert first.
 
         Locks are always taken tracker first, then ticket, so SLA work never deadlocks
         with itself; concurrent first uses both insert, and one insert quietly yields."""
-        tracker = await self._locked_tracker(ticket.id)
+        tracker = already_loaded(self.session, SlaTracker, ticket.id, for_update=True)
+        if tracker is None and not probably_new:
+            tracker = await self._locked_tracker(ticket.id)
         if tracker is not None:
             return tracker
         policy = await self.policy_for(ticket)
@@ -179,15 +185,21 @@ class SlaService:
             insert(SlaTracker).values(**values).on_conflict_do_nothing().returning(SlaTracker))
         if tracker is None:  # another transaction made it meanwhile
             tracker = await self._locked_tracker(ticket.id)
+        else:
+            note_locked(self.session, SlaTracker, ticket.id)
         assert tracker is not None
         return tracker
 
     async def _locked_tracker(self, ticket_id: uuid.UUID) -> SlaTracker | None:
-        return already_loaded(self.session, SlaTracker, ticket_id, for_update=True) or await self.session.scalar(
+        tracker = already_loaded(self.session, SlaTracker, ticket_id, for_update=True) or await self.session.scalar(
             select(SlaTracker).where(SlaTracker.ticket_id == ticket_id).with_for_update())
+        if tracker is not None:
+            note_locked(self.session, SlaTracker, ticket_id)
+        return tracker
 
     async def sync(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, at: datetime, now: datetime, *,
-                   message: str | None = None, priority_only: bool = False) -> SlaTracker | None:
+                   message: str | None = None, priority_only: bool = False,
+                   new_ticket: bool = False) -> SlaTracker | None:
         """Bring the ticket's tracker in line with the ticket as it is now.
 
         ``message`` is "agent" or "customer" when a public message prompted the call:
@@ -195,12 +207,13 @@ class SlaService:
         clock. Everything else is read off the ticket itself, so out-of-order or repeated
         events leave the same result. ``priority_only``: the call is for a priority
         change, which needs nothing when the tracker already follows the ticket's
-        priority (routing sets it before the tracker is first synced, so usually it does)."""
+        priority (routing sets it before the tracker is first synced, so usually it does).
+        ``new_ticket``: the call is for the ticket's creation (its tracker is made now)."""
         try:
             ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
         except NotFound:
             return None
-        tracker = await self.ensure_tracker(ticket, now)
+        tracker = await self.ensure_tracker(ticket, now, probably_new=new_ticket)
         if priority_only and tracker.priority == ticket.priority:
             return tracker
         policy = await self._policy(tracker.policy_id)

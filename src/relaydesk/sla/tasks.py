@@ -41,7 +41,8 @@ def install(runtime: Runtime) -> list[Periodic]:
         at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
         await sla_service(runtime, session).sync(event.workspace_id, uuid.UUID(payload["ticket_id"]),
                                                  at, now, message=message,
-                                                 priority_only=event.type == "ticket.priority_changed")
+                                                 priority_only=event.type == "ticket.priority_changed",
+                                                 new_ticket=event.type == "ticket.created")
 
     async def on_policy_changed(session: AsyncSession, event: Event, now: datetime) -> None:
         await sla_service(runtime, session).retarget_policy(event.workspace_id,

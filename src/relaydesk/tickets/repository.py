@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, exists, func, or_, select
+from sqlalchemy import Select, and_, delete, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import already_loaded
+from relaydesk.core.db import already_loaded, note_locked
 from relaydesk.tickets.lifecycle import OPEN_WORK
 from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
 
@@ -48,6 +48,18 @@ class TicketFilters:
 SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at}
 
 
+def _work_pending(session: AsyncSession) -> bool:
+    """Whether this transaction has unflushed changes to who works on which ticket."""
+    if any(isinstance(obj, Ticket) for obj in session.new):
+        return True
+    for obj in session.dirty:
+        if isinstance(obj, Ticket):
+            attrs = inspect(obj).attrs
+            if any(attrs[name].history.has_changes() for name in ("assignee_id", "status", "deleted_at")):
+                return True
+    return False
+
+
 class TicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -67,9 +79,12 @@ class TicketRepository:
             if known is not None and known.workspace_id == vis.workspace_id and known.deleted_at is None:
                 return known
         stmt = self.visible(vis).where(Ticket.id == ticket_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return await self.session.scalar(stmt)
+        if not for_update:
+            return await self.session.scalar(stmt)
+        ticket = await self.session.scalar(stmt.with_for_update())
+        if ticket is not None:
+            note_locked(self.session, Ticket, ticket.id)
+        return ticket
 
     async def get_many(self, vis: Visibility, ids: list[uuid.UUID]) -> dict[uuid.UUID, Ticket]:
         if not ids:
@@ -137,8 +152,11 @@ class TicketRepository:
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                         exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
         """How many tickets each agent has in open work (what counts against their cap)."""
-        # Count this transaction's own assignments too (a queue drain makes several).
-        await self.session.flush()
+        # Count this transaction's own assignments too (a queue drain or a batch of new
+        # tickets makes several). Only those: flushing other changes early would cost a
+        # second UPDATE of the same row when the transaction changes it again.
+        if _work_pending(self.session):
+            await self.session.flush()
         stmt = (select(Ticket.assignee_id, func.count()).where(
             Ticket.workspace_id == workspace_id, Ticket.assignee_id.in_(agent_ids),
             Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),

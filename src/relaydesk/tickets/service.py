@@ -234,12 +234,14 @@ class TicketService:
                       changes: dict[str, tuple[object, object]]) -> list[str]:
         if assignee_id is not None:
             await self._check_assignee(ticket.workspace_id, assignee_id)
+        new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
+        if assignee_id is not None and (new_status or Status(ticket.status)) in lifecycle.OPEN_WORK:
+            # Before the ticket changes: its own row is left out of the count anyway, and
+            # the check then has nothing of it to flush (one UPDATE of the ticket, not two).
+            await self._ensure_capacity(ticket.workspace_id, assignee_id, ticket.id)
         changes["assignee_id"] = (ticket.assignee_id, assignee_id)
         ticket.assignee_id = assignee_id
         notes = ["Assigned to an agent." if assignee_id else "Unassigned."]
-        new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
-        if assignee_id is not None and (new_status or Status(ticket.status)) in lifecycle.OPEN_WORK:
-            await self._ensure_capacity(ticket.workspace_id, assignee_id, ticket.id)
         if new_status is not None:
             changes["status"] = (ticket.status, new_status.value)
             notes.append(f"Status changed from {ticket.status} to {new_status.value}.")
