@@ -87,14 +87,20 @@ def ms(values: list[float]) -> str:
             f"p95 {1000 * values[int(len(values) * 0.95)]:.2f} ms")
 
 
-async def timed(client: httpx.AsyncClient, n: int, request) -> tuple[list[float], float]:  # noqa: ANN001
+async def timed(client: httpx.AsyncClient, n: int, request, clients: int = 1) -> tuple[list[float], float]:  # noqa: ANN001
+    """``n`` requests from ``clients`` concurrent callers (each waits for its answer)."""
     walls = []
     cpu0 = time.process_time()
-    for i in range(n):
-        t0 = time.perf_counter()
-        r = await request(client, i)
-        walls.append(time.perf_counter() - t0)
-        assert r.status_code in (200, 201), r.text
+    numbers = iter(range(n))
+
+    async def caller() -> None:
+        for i in numbers:
+            t0 = time.perf_counter()
+            r = await request(client, i)
+            walls.append(time.perf_counter() - t0)
+            assert r.status_code in (200, 201), r.text
+
+    await asyncio.gather(*(caller() for _ in range(clients)))
     return walls, (time.process_time() - cpu0) / n
 
 
@@ -296,13 +302,13 @@ async def run(args: argparse.Namespace) -> None:
                     statements.clear()
                     texts.clear()
                     cpu0, wall0 = time.process_time(), time.perf_counter()
-                    walls, _ = await timed(client, n, request)
+                    walls, _ = await timed(client, n, request, args.clients)
                     drained = await drain(runtime)
                     cpu = (time.process_time() - cpu0) / n
                     per = {k: v / n for k, v in statements.items()}
                     print(f"\n{label} with its background work: {ms(walls)}; background went on {drained:.1f} s "
                           f"after the last response; CPU {1000 * cpu:.2f} ms per {unit} in all, "
-                          f"{n / (time.perf_counter() - wall0):.0f} {unit}s/s sequentially")
+                          f"{n / (time.perf_counter() - wall0):.0f} {unit}s/s with {args.clients} client(s)")
                     print(f"  SQL statements per {unit} in all: "
                           + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per.items()))
                           + f"  (total {sum(per.values()):.1f})")
@@ -395,6 +401,8 @@ def main() -> None:
     p.add_argument("--show-tree", action="store_true", help="print pyinstrument's call tree for creation")
     p.add_argument("--statements", action="store_true", help="list the SQL statements one ticket costs")
     p.add_argument("--replies", type=int, default=0, help="also measure this many agent replies")
+    p.add_argument("--clients", type=int, default=1,
+                   help="concurrent callers for the parts with background work (under load its batches grow)")
     p.add_argument("--where", action="store_true", help="with --statements: name the functions that issue each")
     args = p.parse_args()
     from harness import CLEANUP

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     MetaData,
     Uuid,
+    bindparam,
     event,
     inspect,
     select,
@@ -187,10 +188,17 @@ async def get_many_in_workspace(session: AsyncSession, model: type[_T], workspac
             found[row_id] = known
     missing = ids - found.keys()
     if missing:
-        rows = await session.scalars(select(model).where(model.workspace_id == workspace_id,  # type: ignore[attr-defined]
-                                                         model.id.in_(missing)))  # type: ignore[attr-defined]
+        stmt = _BY_IDS.get(model)
+        if stmt is None:  # built once per model: building and keying it cost as much as running it
+            stmt = _BY_IDS[model] = select(model).where(
+                model.workspace_id == bindparam("workspace_id"),  # type: ignore[attr-defined]
+                model.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+        rows = await session.scalars(stmt, {"workspace_id": workspace_id, "ids": list(missing)})
         found.update((row.id, row) for row in rows)  # type: ignore[attr-defined]
     return found
+
+
+_BY_IDS: dict[type, Any] = {}
 
 
 async def read_once(session: AsyncSession, key: tuple[Any, ...], load: Callable[[], Awaitable[_T]]) -> _T:

@@ -78,6 +78,14 @@ class Outbox:
 
 _PENDING = "outbox_pending"
 COMMITTED_EVENTS = "outbox_committed"
+# Hot statements are built once: building one and working out its cache key cost about as
+# much as SQLite running it.
+_INSERT_EVENTS = insert(OutboxEvent).returning(OutboxEvent.id)
+_RECORD_PROCESSED = {
+    dialect: insert_(ProcessedEvent).on_conflict_do_nothing().returning(ProcessedEvent.consumer,
+                                                                        ProcessedEvent.event_id)
+    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 @event.listens_for(Session, "before_commit")
@@ -91,7 +99,7 @@ def _write_published(session: Session) -> None:
         return
     # One multi-row INSERT takes its ids from the sequence (or SQLite's rowid) in row
     # order, so the sorted ids pair with the rows as published.
-    ids = sorted(session.execute(insert(OutboxEvent).returning(OutboxEvent.id), pending).scalars())
+    ids = sorted(session.execute(_INSERT_EVENTS, pending).scalars())
     session.info.setdefault(COMMITTED_EVENTS, []).extend(
         Event(event_id, row["workspace_id"], row["type"], row["payload"]) for event_id, row in zip(ids, pending))
 
@@ -111,9 +119,7 @@ async def first_time_many(session: AsyncSession, pairs: list[tuple[str, int]], n
     concurrent duplicate waits for the first to commit, then inserts nothing."""
     if not pairs:
         return set()
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(ProcessedEvent).on_conflict_do_nothing().returning(ProcessedEvent.consumer,
-                                                                      ProcessedEvent.event_id)
+    stmt = _RECORD_PROCESSED[session.get_bind().dialect.name]
     # Parameters as a list, not .values([...]): SQLAlchemy renders one multi-row INSERT
     # from one cached compilation, where .values() compiled anew for every batch size.
     result = await session.execute(stmt, [{"consumer": c, "event_id": e, "processed_at": now} for c, e in pairs])

@@ -12,7 +12,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +58,10 @@ ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an au
 
 # Thresholds are immutable and few; one per pair instead of one per tracker and pass.
 _thresholds = lru_cache(maxsize=256)(Thresholds)
+
+
+# Read on every ticket event; built once (building and keying it cost as much as running it).
+_TRACKER_LOCKED = select(SlaTracker).where(SlaTracker.ticket_id == bindparam("ticket_id")).with_for_update()
 
 
 class SlaService:
@@ -192,7 +196,7 @@ class SlaService:
 
     async def _locked_tracker(self, ticket_id: uuid.UUID) -> SlaTracker | None:
         tracker = already_loaded(self.session, SlaTracker, ticket_id, for_update=True) or await self.session.scalar(
-            select(SlaTracker).where(SlaTracker.ticket_id == ticket_id).with_for_update())
+            _TRACKER_LOCKED, {"ticket_id": ticket_id})
         if tracker is not None:
             note_locked(self.session, SlaTracker, ticket_id)
         return tracker

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, exists, func, inspect, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import already_loaded, note_locked
@@ -48,6 +48,19 @@ class TicketFilters:
 SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at}
 
 
+# What background work asks for on every event, built once (building a statement and its
+# cache key cost about as much as SQLite running it).
+_STAFF_GET = select(Ticket).where(Ticket.workspace_id == bindparam("workspace_id"), Ticket.deleted_at.is_(None),
+                                  Ticket.id == bindparam("ticket_id"))
+_STAFF_GET_LOCKED = _STAFF_GET.with_for_update()
+_NO_TICKET = uuid.UUID(int=0)
+_OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
+    Ticket.workspace_id == bindparam("workspace_id"), Ticket.assignee_id.in_(bindparam("agent_ids", expanding=True)),
+    Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
+    Ticket.id != bindparam("exclude"),
+).group_by(Ticket.assignee_id))
+
+
 def _work_pending(session: AsyncSession) -> bool:
     """Whether this transaction has unflushed changes to who works on which ticket."""
     if any(isinstance(obj, Ticket) for obj in session.new):
@@ -74,15 +87,15 @@ class TicketRepository:
         return stmt
 
     async def get(self, vis: Visibility, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None:
-        if not vis.is_customer:
-            known = already_loaded(self.session, Ticket, ticket_id, for_update=for_update)
-            if known is not None and known.workspace_id == vis.workspace_id and known.deleted_at is None:
-                return known
-        stmt = self.visible(vis).where(Ticket.id == ticket_id)
-        if not for_update:
-            return await self.session.scalar(stmt)
-        ticket = await self.session.scalar(stmt.with_for_update())
-        if ticket is not None:
+        if vis.is_customer:
+            stmt = self.visible(vis).where(Ticket.id == ticket_id)
+            return await self.session.scalar(stmt.with_for_update() if for_update else stmt)
+        known = already_loaded(self.session, Ticket, ticket_id, for_update=for_update)
+        if known is not None and known.workspace_id == vis.workspace_id and known.deleted_at is None:
+            return known
+        ticket = await self.session.scalar(_STAFF_GET_LOCKED if for_update else _STAFF_GET,
+                                           {"workspace_id": vis.workspace_id, "ticket_id": ticket_id})
+        if ticket is not None and for_update:
             note_locked(self.session, Ticket, ticket.id)
         return ticket
 
@@ -157,13 +170,10 @@ class TicketRepository:
         # second UPDATE of the same row when the transaction changes it again.
         if _work_pending(self.session):
             await self.session.flush()
-        stmt = (select(Ticket.assignee_id, func.count()).where(
-            Ticket.workspace_id == workspace_id, Ticket.assignee_id.in_(agent_ids),
-            Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
-        ).group_by(Ticket.assignee_id))
-        if exclude is not None:
-            stmt = stmt.where(Ticket.id != exclude)
-        counts = {agent: n for agent, n in (await self.session.execute(stmt)).all()}
+        # An id no ticket has stands for "exclude nothing": one statement for both uses.
+        rows = await self.session.execute(_OPEN_LOAD, {"workspace_id": workspace_id, "agent_ids": agent_ids,
+                                                       "exclude": exclude or _NO_TICKET})
+        counts = {agent: n for agent, n in rows.all()}
         return {a: counts.get(a, 0) for a in agent_ids}
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
