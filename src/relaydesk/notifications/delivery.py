@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.notifications.models import Delivery, NotificationPreference
@@ -48,6 +48,19 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
+# Asked on every notified event; built once (building and keying it cost about as much as running it).
+_CHOICES = select(NotificationPreference).where(
+    NotificationPreference.workspace_id == bindparam("workspace_id"),
+    NotificationPreference.user_id.in_(bindparam("user_ids", expanding=True)),
+    NotificationPreference.kind == bindparam("kind"))
+
+
+# Every delivery round asks; built once.
+_DUE = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= bindparam("now"))
+        .order_by(Delivery.next_attempt_at).limit(bindparam("limit")))
+_DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)
+
+
 class PreferenceService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -57,9 +70,8 @@ class PreferenceService:
         """Each (user, channel) choice that differs from the default, for one kind."""
         if not user_ids:
             return {}
-        rows = await self.session.execute(select(NotificationPreference).where(
-            NotificationPreference.workspace_id == workspace_id, NotificationPreference.user_id.in_(user_ids),
-            NotificationPreference.kind == kind))
+        rows = await self.session.execute(_CHOICES, {"workspace_id": workspace_id, "user_ids": list(user_ids),
+                                                     "kind": kind})
         return {(p.user_id, p.channel): p.enabled for (p,) in rows}
 
     async def of_user(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[NotificationPreference]:
@@ -107,12 +119,9 @@ class DeliveryService:
 
     async def claim_due(self, now: datetime, *, limit: int, is_sqlite: bool) -> list[Delivery]:
         """Take the due deliveries for sending; the caller commits before it sends."""
-        stmt = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= now)
-                .order_by(Delivery.next_attempt_at).limit(limit))
-        if not is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
+        stmt = _DUE if is_sqlite else _DUE_UNCLAIMED
         due, batches = [], set()
-        for delivery in await self.session.scalars(stmt):
+        for delivery in await self.session.scalars(stmt, {"now": now, "limit": limit}):
             if delivery.batchable:
                 # One per person: the rest of their batch leaves inside it (``batch_mates``).
                 batch = (delivery.workspace_id, delivery.recipient, delivery.channel)

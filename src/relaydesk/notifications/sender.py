@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
@@ -68,6 +68,9 @@ class SendFailed(Exception):
         self.permanent = permanent
 
 
+_BY_IDS = select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))  # every round: built once
+
+
 async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:
     """One round; returns how many deliveries it attempted."""
     now = runtime.clock.now()
@@ -86,8 +89,7 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:
     async with runtime.transaction() as session:
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
-        rows = {d.id: d for d in await session.scalars(select(Delivery).where(
-            Delivery.id.in_([i for i, _ in outcomes])))}
+        rows = {d.id: d for d in await session.scalars(_BY_IDS, {"ids": [i for i, _ in outcomes]})}
         for delivery_id, failure in outcomes:
             row = rows[delivery_id]
             if failure is None:

@@ -62,6 +62,8 @@ _thresholds = lru_cache(maxsize=256)(Thresholds)
 
 # Read on every ticket event; built once (building and keying it cost as much as running it).
 _TRACKER_LOCKED = select(SlaTracker).where(SlaTracker.ticket_id == bindparam("ticket_id")).with_for_update()
+_INSERT_TRACKER = {dialect: insert(SlaTracker).on_conflict_do_nothing().returning(SlaTracker)
+                   for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
 
 
 class SlaService:
@@ -184,9 +186,7 @@ class SlaService:
             clocks={k.value: c.to_dict() for k, c in clocks.items()}, state="ok", breached=False,
             escalation_level=0, created_at=now, updated_at=now,
         )
-        insert = sqlite_insert if self.session.bind.dialect.name == "sqlite" else postgresql_insert
-        tracker = await self.session.scalar(
-            insert(SlaTracker).values(**values).on_conflict_do_nothing().returning(SlaTracker))
+        tracker = await self.session.scalar(_INSERT_TRACKER[self.session.bind.dialect.name], values)
         if tracker is None:  # another transaction made it meanwhile
             tracker = await self._locked_tracker(ticket.id)
         else:

@@ -6,7 +6,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound
@@ -18,6 +18,11 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug[:60] or "workspace"
+
+
+# Run for every new ticket; built once (building and keying it cost about as much as running it).
+_NEXT_NUMBER = (update(Workspace).where(Workspace.id == bindparam("workspace_id"))
+                .values(ticket_seq=Workspace.ticket_seq + 1).returning(Workspace.ticket_seq))
 
 
 class WorkspaceService:
@@ -52,10 +57,7 @@ class WorkspaceService:
 
     async def next_ticket_number(self, workspace_id: uuid.UUID) -> int:
         """Reserve the next human ticket number; the row lock serialises creators."""
-        number = await self.session.scalar(
-            update(Workspace).where(Workspace.id == workspace_id)
-            .values(ticket_seq=Workspace.ticket_seq + 1).returning(Workspace.ticket_seq)
-        )
+        number = await self.session.scalar(_NEXT_NUMBER, {"workspace_id": workspace_id})
         if number is None:
             raise NotFound("No such workspace.")
         return number

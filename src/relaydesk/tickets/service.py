@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
@@ -62,6 +62,13 @@ def event_scope(ticket: Ticket) -> dict[str, object]:
     return {"number": ticket.number, "requester_id": ticket.requester_id,
             "organisation_id": ticket.organisation_id, "team_id": ticket.team_id,
             "assignee_id": ticket.assignee_id}
+
+
+# Asked for every email to a customer; built once (building and keying it cost about as much as running it).
+_THREAD_IDS = select(Message.external_id).where(
+    Message.workspace_id == bindparam("workspace_id"), Message.ticket_id == bindparam("ticket_id"),
+    Message.external_id.is_not(None),
+).order_by(Message.created_at.desc(), Message.id.desc()).limit(bindparam("limit"))
 
 
 class TicketService:
@@ -402,9 +409,8 @@ class TicketService:
     async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
         """The Message-IDs of the emails that came in on this ticket, oldest first, so the
         emails we send thread under them in the customer's mail client."""
-        rows = await self.session.scalars(select(Message.external_id).where(
-            Message.workspace_id == workspace_id, Message.ticket_id == ticket_id, Message.external_id.is_not(None),
-        ).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+        rows = await self.session.scalars(_THREAD_IDS, {"workspace_id": workspace_id, "ticket_id": ticket_id,
+                                                        "limit": limit})
         return [r for r in reversed(list(rows)) if r]
 
     # -- thread ----------------------------------------------------------------------------
