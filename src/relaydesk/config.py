@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     ws_idle_timeout_seconds: float = 75
     ws_auth_timeout_seconds: float = 10
     ws_replay_limit: int = 1000
+    # permessage-deflate for live sockets. Off: events are small JSON that deflate barely
+    # shrinks, and it nearly doubles a socket's memory (~45 KiB of zlib state each) and
+    # costs CPU per frame per socket. Worth turning on only for clients on slow links.
+    ws_compression: bool = False
     agent_away_after_seconds: float = 600
 
     # Where links in emails point (the address people open Relaydesk at).
