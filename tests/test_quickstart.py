@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
@@ -98,6 +99,11 @@ def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
         assert len(teams) == 2
         vip = httpx.get(f"{base}/api/v1/customers", headers=headers).json()["items"]
         assert any(c["tier"] == "vip" for c in vip)
+        # Live frames are not compressed unless the operator turns it on, though the client
+        # offers permessage-deflate (as browsers do).
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws?token={r.json()['access_token']}") as live:
+            assert json.loads(live.recv(timeout=10))["type"] == "hello"
+            assert "Sec-WebSocket-Extensions" not in live.response.headers
         # Logs are JSON lines carrying the request id.
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
         assert any(entry.get("event") == "request" and entry.get("request_id") for entry in lines)

@@ -56,6 +56,37 @@ class TestIntake:
         assert {s["agent_id"] for s in decision["scored"]} == {a.id for a in staff}
         assert all({"capacity", "skill"} <= s["parts"].keys() for s in decision["scored"])
 
+    async def test_routing_writes_the_ticket_and_its_record_once(self, client, settle, runtime):
+        """Routing decides first and writes once: classification, priority and the
+        assignment land in one UPDATE of the ticket and one INSERT of its record (they
+        were five writes, each flushed on its own)."""
+        from sqlalchemy import event
+
+        ws, team, staff, cats = await setup_desk(client)
+        cust = await ws.customer()
+        await settle()
+        writes: list[str] = []
+
+        def count(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
+            words = statement.split()
+            if words[0] in ("INSERT", "UPDATE") and words[1 if words[0] == "UPDATE" else 2] in (
+                    "tickets", "ticket_routing"):
+                writes.append(" ".join(words[:3]))
+
+        engine = runtime.db.write_engine.sync_engine
+        t = await ws.ticket(cust, subject="Charged twice", description="My card was charged twice. Refund it now!")
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            await settle()
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        got = await ticket(client, ws, t["id"])
+        assert got["assignee_id"] in {a.id for a in staff} and got["priority"] != "MEDIUM"
+        assert got["category_id"] == cats["Billing"]
+        assert sorted(writes) == ["INSERT INTO ticket_routing", "UPDATE tickets SET"], writes
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "assigned" and why["decision"]["winner"] == got["assignee_id"]
+
     async def test_what_a_person_chose_is_kept(self, client, settle):
         ws, team, staff, cats = await setup_desk(client)
         agent = staff[0]
