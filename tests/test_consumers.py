@@ -75,3 +75,21 @@ async def test_a_batch_delivered_again_has_no_second_effect(client, runtime, set
     assert calls == Counter({0: 1, 1: 1, 2: 1})
     assert sorted(committed) == [0, 1, 2]
     assert await processed(runtime, name) == 3
+
+
+async def test_events_a_consumer_does_not_want_cost_it_nothing(client, runtime, settle) -> None:
+    """A consumer that can tell from the event alone that it has nothing to do (routing,
+    for its own assignment) is not handed it: no call and no idempotency record."""
+    ws = await make_workspace(client)
+    name, event_type = f"test.picky_{secrets.token_hex(3)}", f"test.picked_{secrets.token_hex(3)}"
+    seen: list[int] = []
+
+    async def react(session, event, now) -> None:  # noqa: ANN001
+        seen.append(event.payload["n"])
+
+    runtime.dispatcher.consumers.add(name, (event_type,), react, alone=True,
+                                     wants=lambda event: event.payload["n"] % 2 == 0)
+    await publish(runtime, ws.id, event_type, 5)
+    await settle()
+    assert sorted(seen) == [0, 2, 4]
+    assert await processed(runtime, name) == 3

@@ -44,6 +44,7 @@ log = structlog.get_logger("relaydesk.consumers")
 
 React = Callable[[AsyncSession, Event, datetime], Awaitable[None]]
 Prepare = Callable[[AsyncSession, list[Event]], Awaitable[None]]
+Wants = Callable[[Event], bool]
 CONCURRENT_TRANSACTIONS = 8
 
 
@@ -57,6 +58,10 @@ class Consumer:
     # On PostgreSQL, run in a transaction of its own, before the others: for a consumer
     # that takes a lock other batches wait for (routing's workspace lock).
     alone: bool = False
+    # Whether an event needs the reaction at all, judged from the event alone: one that
+    # does not is never handed over, costs no idempotency record, and a batch left with
+    # nothing for a consumer ``alone`` opens no transaction for it.
+    wants: Wants | None = None
 
 
 def event_from_job(data: dict[str, Any]) -> Event:
@@ -81,10 +86,10 @@ class Consumers:
         self._slots = asyncio.Semaphore(CONCURRENT_TRANSACTIONS)
 
     def add(self, name: str, event_types: Iterable[str], react: React, *, prepare: Prepare | None = None,
-            alone: bool = False) -> None:
+            alone: bool = False, wants: Wants | None = None) -> None:
         if name in self._by_name:
             raise ValueError(f"consumer {name!r} registered twice")
-        consumer = Consumer(name, react, prepare, alone)
+        consumer = Consumer(name, react, prepare, alone, wants)
         self._by_name[name] = consumer
         for event_type in event_types:
             self._by_type[event_type].append(consumer)
@@ -104,7 +109,8 @@ class Consumers:
         at once, a consumer registered ``alone`` (routing) first gets a transaction of its
         own over the batch, so its lock is held for its own work only, not while the
         others do theirs; the rest share one."""
-        pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)]
+        pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)
+                 if consumer.wants is None or consumer.wants(event)]
         if self.db.is_sqlite:
             groups = [pairs]
         else:

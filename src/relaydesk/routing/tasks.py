@@ -32,13 +32,27 @@ def _uuid(value: Any) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
+def _routed(p: dict[str, Any]) -> bool:
+    """Routing (or another system step) gave an unassigned ticket to somebody."""
+    return p.get("actor_kind") == "system" and bool(p.get("after")) and not p.get("before")
+
+
+def _back_to_open(p: dict[str, Any]) -> bool:
+    return Status(p["after"]) is Status.OPEN
+
+
+def _frees_capacity(p: dict[str, Any]) -> bool:
+    return Status(p["before"]) in OPEN_WORK and Status(p["after"]) not in OPEN_WORK
+
+
 def install(runtime: Runtime) -> list[Periodic]:
-    def handler(consumer: str, event_types: tuple[str, ...], react, prepare=None):  # noqa: ANN001, ANN202
+    def handler(consumer: str, event_types: tuple[str, ...], react, prepare=None, wants=None):  # noqa: ANN001, ANN202
         async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
             await react(routing_service(runtime, session), event.workspace_id, event.type, event.payload, now)
 
         # alone: routing takes the workspace's routing lock, which other batches wait for.
-        runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare, alone=True)
+        runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare, alone=True,
+                                         wants=wants)
 
     async def classify_together(session: AsyncSession, events: list[Event]) -> None:
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
@@ -57,11 +71,10 @@ def install(runtime: Runtime) -> list[Periodic]:
                                           _uuid(p.get("after")), p.get("actor_kind") == "system", now)
 
     async def on_status(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
-        before, after = Status(p["before"]), Status(p["after"])
         ticket_id = uuid.UUID(p["ticket_id"])
-        if after is Status.OPEN:
+        if _back_to_open(p):
             await service.route(ws, ticket_id, now)
-        if before in OPEN_WORK and after not in OPEN_WORK:
+        if _frees_capacity(p):
             ticket = await service.tickets.get(Principal.system(ws), ticket_id)
             if ticket.assignee_id is not None:
                 await service.drain_for_agent(ws, ticket.assignee_id, now)
@@ -77,8 +90,11 @@ def install(runtime: Runtime) -> list[Periodic]:
 
     handler("routing.on_ticket_created", ("ticket.created",), on_created, prepare=classify_together)
     handler("routing.on_escalated", ("ticket.escalated",), on_escalated)
-    handler("routing.on_assignee_changed", ("ticket.assigned",), on_assigned)
-    handler("routing.on_status_changed", ("ticket.status_changed",), on_status)
+    # Routing's own assignment (and the status change it brings) needs nothing more from it.
+    handler("routing.on_assignee_changed", ("ticket.assigned",), on_assigned,
+            wants=lambda e: not _routed(e.payload))
+    handler("routing.on_status_changed", ("ticket.status_changed",), on_status,
+            wants=lambda e: _back_to_open(e.payload) or _frees_capacity(e.payload))
     handler("routing.on_agent_changed", ("agent.availability_changed", "agent.capacity_changed"), on_agent)
 
     async def sweep() -> None:

@@ -28,15 +28,17 @@ def sla_service(runtime: Runtime, session: AsyncSession) -> SlaService:
     return SlaService(session, tickets=tickets, customers=tickets.customers, teams=tickets.teams)
 
 
+def _moves_a_clock(event: Event) -> bool:
+    if event.type == "ticket.status_changed":  # e.g. OPEN -> ASSIGNED: no clock pauses, resumes or stops
+        return bool(CLOCK_STATUSES & {event.payload.get("before"), event.payload.get("after")})
+    return not (event.type == "message.posted" and event.payload.get("internal"))  # internal notes: none
+
+
 def install(runtime: Runtime) -> list[Periodic]:
     async def on_ticket_event(session: AsyncSession, event: Event, now: datetime) -> None:
         payload = event.payload
-        if event.type == "ticket.status_changed" and not CLOCK_STATUSES & {payload.get("before"), payload.get("after")}:
-            return  # e.g. OPEN -> ASSIGNED: no clock pauses, resumes or stops
         message = None
         if event.type == "message.posted":
-            if payload.get("internal"):
-                return
             message = "customer" if payload.get("actor_kind") == "customer" else "agent"
         at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
         await sla_service(runtime, session).sync(event.workspace_id, uuid.UUID(payload["ticket_id"]),
@@ -60,7 +62,7 @@ def install(runtime: Runtime) -> list[Periodic]:
                 break
         return total
 
-    runtime.dispatcher.consumers.add("sla.on_ticket_event", TICKET_EVENTS, on_ticket_event)
+    runtime.dispatcher.consumers.add("sla.on_ticket_event", TICKET_EVENTS, on_ticket_event, wants=_moves_a_clock)
     runtime.dispatcher.consumers.add("sla.on_policy_changed", ("sla.policy_changed",), on_policy_changed)
     runtime.jobs.register("sla.scan_due", scan_due)
     return [Periodic("sla.scan_due", runtime.settings.sla_scan_seconds)]
