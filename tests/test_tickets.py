@@ -249,6 +249,31 @@ class TestLifecycle:
             r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=agent.headers, json={"assignee_id": bad})
             assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assignee_id"
 
+    async def test_a_refused_assignment_leaves_the_ticket_as_it_was(self, client, runtime):
+        """Routing catches the refusal and carries on in the same transaction (it tries the
+        next agent): the refused agent must not stay on the ticket and be written with it."""
+        from relaydesk.core.errors import Conflict
+        from relaydesk.core.principal import Principal
+        from relaydesk.tickets.schemas import TicketPatch
+        from relaydesk.tickets.tasks import ticket_service
+
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(max_concurrent=1), await ws.customer()
+        first, second = await ws.ticket(cust), await ws.ticket(cust)
+        r = await client.patch(f"/api/v1/tickets/{first['id']}", headers=ws.admin.headers,
+                               json={"assignee_id": agent.id})
+        assert r.status_code == 200, r.text
+        async with runtime.transaction() as session:
+            tickets = ticket_service(runtime, session)
+            with pytest.raises(Conflict) as refused:
+                await tickets.update(Principal.system(uuid.UUID(ws.id)), second["id"],
+                                     TicketPatch(assignee_id=uuid.UUID(agent.id)), runtime.clock.now())
+            assert refused.value.code == "agent_at_capacity"
+            ticket = await tickets.get(Principal.system(uuid.UUID(ws.id)), second["id"])
+            assert ticket.assignee_id is None and ticket.status == "OPEN"
+        got = (await client.get(f"/api/v1/tickets/{second['id']}", headers=ws.admin.headers)).json()
+        assert got["assignee_id"] is None and got["status"] == "OPEN"
+
 
 class TestSoftDelete:
     async def test_deleted_ticket_is_gone_from_the_api_but_kept(self, client, runtime):

@@ -243,8 +243,9 @@ class TicketService:
             await self._check_assignee(ticket.workspace_id, assignee_id)
         new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
         if assignee_id is not None and (new_status or Status(ticket.status)) in lifecycle.OPEN_WORK:
-            # Before the ticket changes: its own row is left out of the count anyway, and
-            # the check then has nothing of it to flush (one UPDATE of the ticket, not two).
+            # Before the ticket changes: a refusal (which routing catches and carries on
+            # from) leaves it as it was, and the count has nothing of it to flush (its own
+            # row is left out anyway), so the ticket is written once, not twice.
             await self._ensure_capacity(ticket.workspace_id, assignee_id, ticket.id)
         changes["assignee_id"] = (ticket.assignee_id, assignee_id)
         ticket.assignee_id = assignee_id
