@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -19,12 +21,30 @@ from relaydesk.migrate import upgrade
 from relaydesk.runtime import build_runtime
 
 
-def make_database(path: Path) -> None:
+@asynccontextmanager
+async def locked_by_another_process(tmp_path: Path, busy_timeout_ms: int) -> AsyncIterator[
+        tuple[Database, sqlite3.Connection]]:
+    """A database with a ``notes`` table, and a second connection (standing in for
+    another process) that holds its write lock until the test commits it."""
+    path = tmp_path / "x.db"
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("CREATE TABLE notes (body TEXT)")
     raw.commit()
     raw.close()
+    db = Database(f"sqlite+aiosqlite:///{path}", busy_timeout_ms=busy_timeout_ms)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield db, other
+    finally:
+        other.close()
+        await db.dispose()
+
+
+async def notes(db: Database) -> list[str]:
+    async with db.read_session() as session:
+        return list((await session.execute(text("SELECT body FROM notes"))).scalars())
 
 
 async def write(db: Database, body: str) -> None:
@@ -34,10 +54,6 @@ async def write(db: Database, body: str) -> None:
 
 
 async def test_a_write_waits_for_another_process_without_holding_the_loop(tmp_path: Path) -> None:
-    make_database(tmp_path / "x.db")
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_ms=5_000)
-    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)  # stands in for another process
-    other.execute("BEGIN IMMEDIATE")
     ticks = 0
 
     async def ticker() -> None:
@@ -46,7 +62,7 @@ async def test_a_write_waits_for_another_process_without_holding_the_loop(tmp_pa
             ticks += 1
             await asyncio.sleep(0.01)
 
-    try:
+    async with locked_by_another_process(tmp_path, busy_timeout_ms=5_000) as (db, other):
         ticking = asyncio.create_task(ticker())
         writing = asyncio.create_task(write(db, "mine"))
         await asyncio.sleep(0.3)
@@ -55,28 +71,16 @@ async def test_a_write_waits_for_another_process_without_holding_the_loop(tmp_pa
         other.execute("COMMIT")
         await asyncio.wait_for(writing, 5)
         ticking.cancel()
-        async with db.read_session() as session:
-            assert (await session.execute(text("SELECT body FROM notes"))).scalars().all() == ["mine"]
-    finally:
-        other.close()
-        await db.dispose()
+        assert await notes(db) == ["mine"]
 
 
 async def test_a_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
-    make_database(tmp_path / "x.db")
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_ms=200)
-    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
+    async with locked_by_another_process(tmp_path, busy_timeout_ms=200) as (db, other):
         with pytest.raises(OperationalError, match="locked"):
             await asyncio.wait_for(write(db, "mine"), 5)
         other.execute("COMMIT")
         await write(db, "later")  # the writer connection is still usable afterwards
-        async with db.read_session() as session:
-            assert (await session.execute(text("SELECT body FROM notes"))).scalars().all() == ["later"]
-    finally:
-        other.close()
-        await db.dispose()
+        assert await notes(db) == ["later"]
 
 
 async def test_a_request_that_cannot_get_the_lock_is_told_to_try_again(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 A consumer is a named reaction ``react(session, event, now)`` to some event types.  The
 dispatcher hands committed events over in batches of one workspace's events
 (``outbox.consume`` jobs), and a batch runs every consumer of every one of its events in
-*one* transaction (on PostgreSQL one per consumer, see ``consume``):
+*one* transaction (on PostgreSQL routing gets one of its own first, see ``consume``):
 
 * the idempotency records of the whole batch are one ``INSERT ... ON CONFLICT DO
   NOTHING RETURNING`` (a pair already recorded was handled before and is skipped);

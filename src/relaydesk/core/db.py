@@ -189,7 +189,7 @@ async def get_many_in_workspace(session: AsyncSession, model: type[_T], workspac
     missing = ids - found.keys()
     if missing:
         stmt = _BY_IDS.get(model)
-        if stmt is None:  # built once per model: building and keying it cost as much as running it
+        if stmt is None:  # built once per model (docs/architecture.md, "Statements built once")
             stmt = _BY_IDS[model] = select(model).where(
                 model.workspace_id == bindparam("workspace_id"),  # type: ignore[attr-defined]
                 model.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
@@ -283,6 +283,7 @@ __all__ = [
     "WorkspaceScoped",
     "already_loaded",
     "get_many_in_workspace",
-    "read_once",
     "new_id",
+    "note_locked",
+    "read_once",
 ]

@@ -78,8 +78,7 @@ class Outbox:
 
 _PENDING = "outbox_pending"
 COMMITTED_EVENTS = "outbox_committed"
-# Hot statements are built once: building one and working out its cache key cost about as
-# much as SQLite running it.
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _INSERT_EVENTS = insert(OutboxEvent).returning(OutboxEvent.id)
 _RECORD_PROCESSED = {
     dialect: insert_(ProcessedEvent).on_conflict_do_nothing().returning(ProcessedEvent.consumer,

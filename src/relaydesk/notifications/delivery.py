@@ -48,14 +48,12 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
-# Asked on every notified event; built once (building and keying it cost about as much as running it).
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _CHOICES = select(NotificationPreference).where(
     NotificationPreference.workspace_id == bindparam("workspace_id"),
     NotificationPreference.user_id.in_(bindparam("user_ids", expanding=True)),
     NotificationPreference.kind == bindparam("kind"))
 
-
-# Every delivery round asks; built once.
 _DUE = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= bindparam("now"))
         .order_by(Delivery.next_attempt_at).limit(bindparam("limit")))
 _DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)

@@ -68,7 +68,8 @@ class SendFailed(Exception):
         self.permanent = permanent
 
 
-_BY_IDS = select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))  # every round: built once
+# Hot statements, built once (docs/architecture.md, "Statements built once").
+_BY_IDS = select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
 
 
 async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:

@@ -336,7 +336,8 @@ class RoutingService:
 
     async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
                                   after: uuid.UUID | None, by_system: bool, now: datetime) -> None:
-        # Routing's own assignment (the usual case) leaves its record as it is.
+        # A system's assignment (routing's own never gets here, see ``wants`` in tasks.py;
+        # a senior reassignment does) leaves the record as it is.
         routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
         if routing is not None and after is not None and not by_system:
             routing.state, routing.queued_since = "manual", None

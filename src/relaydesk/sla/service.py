@@ -56,11 +56,19 @@ DONE = {Status.RESOLVED.value, Status.CLOSED.value}
 ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an automatic escalation can follow
 
 
+def _business_calendar(row: SlaCalendar | None) -> BusinessCalendar:
+    """A stored calendar as the engine uses it; none (or a removed one) is 24/7."""
+    if row is None:
+        return BusinessCalendar.always_open()
+    return BusinessCalendar.from_dict({"timezone": row.timezone, "weekly_hours": row.weekly_hours,
+                                       "holidays": row.holidays})
+
+
 # Thresholds are immutable and few; one per pair instead of one per tracker and pass.
 _thresholds = lru_cache(maxsize=256)(Thresholds)
 
 
-# Read on every ticket event; built once (building and keying it cost as much as running it).
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _TRACKER_LOCKED = select(SlaTracker).where(SlaTracker.ticket_id == bindparam("ticket_id")).with_for_update()
 _INSERT_TRACKER = {dialect: insert(SlaTracker).on_conflict_do_nothing().returning(SlaTracker)
                    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
@@ -151,17 +159,12 @@ class SlaService:
             rows = {c.id: c for c in await self.session.scalars(select(SlaCalendar).where(
                 SlaCalendar.id.in_(calendar_ids)))}
             for calendar_id in calendar_ids:
-                row = rows.get(calendar_id)
-                self._calendars[calendar_id] = BusinessCalendar.always_open() if row is None else \
-                    BusinessCalendar.from_dict({"timezone": row.timezone, "weekly_hours": row.weekly_hours,
-                                                "holidays": row.holidays})
+                self._calendars[calendar_id] = _business_calendar(rows.get(calendar_id))
 
     async def _calendar(self, policy: SlaPolicy | None) -> BusinessCalendar:
         key = policy.calendar_id if policy else None
         if key not in self._calendars:
-            row = await self.session.get(SlaCalendar, key) if key else None
-            self._calendars[key] = BusinessCalendar.always_open() if row is None else BusinessCalendar.from_dict(
-                {"timezone": row.timezone, "weekly_hours": row.weekly_hours, "holidays": row.holidays})
+            self._calendars[key] = _business_calendar(await self.session.get(SlaCalendar, key) if key else None)
         return self._calendars[key]
 
     # -- trackers ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def slugify(name: str) -> str:
     return slug[:60] or "workspace"
 
 
-# Run for every new ticket; built once (building and keying it cost about as much as running it).
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _NEXT_NUMBER = (update(Workspace).where(Workspace.id == bindparam("workspace_id"))
                 .values(ticket_seq=Workspace.ticket_seq + 1).returning(Workspace.ticket_seq))
 

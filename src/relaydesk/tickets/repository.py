@@ -48,8 +48,7 @@ class TicketFilters:
 SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at}
 
 
-# What background work asks for on every event, built once (building a statement and its
-# cache key cost about as much as SQLite running it).
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _STAFF_GET = select(Ticket).where(Ticket.workspace_id == bindparam("workspace_id"), Ticket.deleted_at.is_(None),
                                   Ticket.id == bindparam("ticket_id"))
 _STAFF_GET_LOCKED = _STAFF_GET.with_for_update()

@@ -64,7 +64,7 @@ def event_scope(ticket: Ticket) -> dict[str, object]:
             "assignee_id": ticket.assignee_id}
 
 
-# Asked for every email to a customer; built once (building and keying it cost about as much as running it).
+# Hot statements, built once (docs/architecture.md, "Statements built once").
 _THREAD_IDS = select(Message.external_id).where(
     Message.workspace_id == bindparam("workspace_id"), Message.ticket_id == bindparam("ticket_id"),
     Message.external_id.is_not(None),
