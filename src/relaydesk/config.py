@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     auto_close_scan_seconds: float = 60
     queue_sweep_seconds: float = 60
     outbox_poll_seconds: float = 2
+    # Scaled mode: while this many jobs wait or run, dispatchers leave new events in the
+    # outbox, so that when a worker frees up they leave together as one bigger batch.
+    jobs_ahead: int = Field(default=8, ge=1)
     # The Redis stream jobs travel on (scaled mode); deployments sharing a Redis use different names.
     job_queue: str = "relaydesk:jobs"
     # The Redis pub/sub channel live events cross server processes on (scaled mode).

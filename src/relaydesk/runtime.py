@@ -72,7 +72,8 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
         metrics=Metrics(),
         files=LocalFileStorage(settings.resolved_upload_dir),
         jobs=jobs,
-        dispatcher=Dispatcher(db, jobs, clock, hub, poll_seconds=settings.outbox_poll_seconds),
+        dispatcher=Dispatcher(db, jobs, clock, hub, poll_seconds=settings.outbox_poll_seconds,
+                              jobs_ahead=settings.jobs_ahead),
         hub=hub,
         mailer=mailer,
     )

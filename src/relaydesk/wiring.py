@@ -31,10 +31,17 @@ def install_jobs(runtime: Runtime) -> list[Periodic]:
         async def dispatch() -> None:
             await runtime.dispatcher.drain()
 
+        async def trim_job_queue() -> None:
+            removed = await runtime.jobs.trim_finished()
+            if removed:
+                log.info("job_queue_trimmed", removed=removed)
+
         runtime.jobs.register("outbox.dispatch", dispatch)
+        runtime.jobs.register("jobs.trim", trim_job_queue)
         runtime.jobs.register("outbox.consume", runtime.dispatcher.consumers.consume, attempts=1)
         runtime.jobs.register("outbox.consume_one", runtime.dispatcher.consumers.consume_one)
-        periodic = [Periodic("outbox.dispatch", max(runtime.settings.outbox_poll_seconds * 5, 5))]
+        periodic = [Periodic("outbox.dispatch", max(runtime.settings.outbox_poll_seconds * 5, 5)),
+                    Periodic("jobs.trim", 60)]
         for install in INSTALLERS:
             periodic += install(runtime)
         runtime.extras["periodic"] = periodic

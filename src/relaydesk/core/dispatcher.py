@@ -6,6 +6,13 @@ slow poll as a safety net (a process that died between commit and delivery leave
 events pending; the next dispatcher anywhere picks them up). On PostgreSQL rows are
 claimed with SKIP LOCKED so several dispatchers never deliver the same batch at once;
 a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
+
+In the scaled mode a dispatcher holds back while the workers have ``jobs_ahead`` jobs
+queued or running: events then gather in the outbox and leave as one batch when a worker
+frees up. Without that, a dispatcher that is never busy itself sends every event on its
+own the moment it commits, the workers' queue fills with batches of one, and each event
+pays a batch's fixed cost (a transaction, its idempotency records, reading the
+workspace's agents and rules) just when the workers have the least time for it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ LIVE_ALREADY_KEPT = 10_000
 
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
-                 batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02) -> None:
+                 batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02,
+                 jobs_ahead: int | None = None) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
@@ -48,6 +56,8 @@ class Dispatcher:
         self.consume_batch = consume_batch
         # After a wake-up, wait this long so a burst of commits leaves in one transaction.
         self.gather_seconds = gather_seconds
+        self.jobs_ahead = jobs_ahead
+        self._held = False  # the last round left events behind for busy workers
         self._wake = asyncio.Event()
         # Ids this process has pushed live itself, so its own dispatch does not repeat them.
         self._live_already: OrderedDict[int, None] = OrderedDict()
@@ -110,14 +120,24 @@ class Dispatcher:
         return len(events)
 
     async def drain(self) -> None:
-        while await self.dispatch_pending() >= self.batch:
+        while not await self._workers_busy() and await self.dispatch_pending() >= self.batch:
             pass
+
+    async def _workers_busy(self) -> bool:
+        self._held = False
+        if self.jobs_ahead is None:
+            return False
+        unfinished = await self.jobs.unfinished()
+        self._held = unfinished is not None and unfinished >= self.jobs_ahead
+        return self._held
 
     async def run(self) -> None:
         failures = 0
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                # Held back: look again soon, not only when the next commit wakes us.
+                timeout = self.gather_seconds if self._held else self.poll_seconds
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             else:

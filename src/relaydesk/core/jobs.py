@@ -21,6 +21,7 @@ from relaydesk.core.errors import AppError
 log = structlog.get_logger("relaydesk.jobs")
 
 JobFunction = Callable[..., Awaitable[Any]]
+CONSUMER_GROUP = "relaydesk-workers"
 
 
 def build_broker(redis_url: str | None, *, queue: str = "relaydesk:jobs") -> AsyncBroker:
@@ -30,7 +31,7 @@ def build_broker(redis_url: str | None, *, queue: str = "relaydesk:jobs") -> Asy
 
     # consumer_id "0": a consumer group made after jobs were queued still reads them.
     # idle_timeout: a job taken by a worker that died is handed to another after 60 s.
-    return RedisStreamBroker(redis_url, queue_name=queue, consumer_group_name="relaydesk-workers",
+    return RedisStreamBroker(redis_url, queue_name=queue, consumer_group_name=CONSUMER_GROUP,
                              consumer_id="0", idle_timeout=60_000, unacknowledged_lock_timeout=30,
                              xread_block=1000)
 
@@ -74,6 +75,55 @@ class Jobs:
             raise KeyError(f"no job named {name!r}")
         await AsyncKicker(task_name=name, broker=self.broker, labels={}).kiq(**kwargs)
 
+    async def unfinished(self) -> int | None:
+        """Jobs queued or running anywhere in the deployment (scaled mode): the consumer
+        group's entries not yet handed to a worker plus those handed out and not yet
+        acknowledged (Taskiq acknowledges a job once it has run). None in-process, and where
+        Redis cannot tell (its lag is unknown after entries were deleted out of order)."""
+        if self.in_process:
+            return None
+        group = await self._group()
+        if group is None or group["lag"] is None:
+            return None
+        return int(group["pending"]) + int(group["lag"])
+
+    async def trim_finished(self) -> int:
+        """Drop the stream entries every worker is done with. Taskiq acknowledges jobs but
+        never deletes them, so without this the stream (and Redis's memory) grows by every
+        job ever run. Only entries already handed out and older than the oldest one still
+        unacknowledged go, so a job not yet run or still running is never lost. Returns how
+        many entries were removed."""
+        if self.in_process:
+            return 0
+        from redis.asyncio import Redis
+
+        group = await self._group()
+        if group is None:
+            return 0
+        queue = self.broker.queue_name  # type: ignore[attr-defined]
+        millis, sequence = _stream_id(group["last-delivered-id"])
+        keep_from = (millis, sequence + 1)  # everything handed out has been acknowledged...
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:  # type: ignore[attr-defined]
+            oldest_running = (await redis.xpending(queue, CONSUMER_GROUP))["min"]
+            if oldest_running is not None:  # ...unless a job is still running: keep it and all after
+                keep_from = min(keep_from, _stream_id(oldest_running))
+            # Exact, not "~": an approximate trim removes only whole nodes of the stream.
+            return int(await redis.xtrim(queue, minid=f"{keep_from[0]}-{keep_from[1]}", approximate=False))
+
+    async def _group(self) -> dict[str, Any] | None:
+        from redis.asyncio import Redis
+        from redis.exceptions import ResponseError
+
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:  # type: ignore[attr-defined]
+            try:
+                groups = await redis.xinfo_groups(self.broker.queue_name)  # type: ignore[attr-defined]
+            except ResponseError:  # no stream yet: no worker has started
+                return None
+        for group in groups:
+            if group["name"] in (CONSUMER_GROUP, CONSUMER_GROUP.encode()):
+                return group  # type: ignore[no-any-return]
+        return None
+
     async def wait_idle(self) -> None:
         """Tests: wait for every in-process job (and the jobs those enqueue) to finish."""
         if isinstance(self.broker, InMemoryBroker):
@@ -81,3 +131,9 @@ class Jobs:
                 await self.broker.wait_all()
                 # Awaiting finished tasks never yields; let their done-callbacks run.
                 await asyncio.sleep(0)
+
+
+def _stream_id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    millis, _, sequence = text.partition("-")
+    return int(millis), int(sequence or 0)
