@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -75,3 +79,22 @@ async def test_migrations_are_at_head_and_match_the_models(runtime):
         diff = await conn.run_sync(lambda c: compare_metadata(
             MigrationContext.configure(c, opts={"compare_type": True}), metadata))
     assert diff == [], f"models and migrations disagree; write a migration: {diff}"
+
+
+@pytest.mark.parametrize("runtime", ["postgres"], indirect=True)  # SQLite has no server to close them
+async def test_connections_the_database_server_closed_are_replaced_without_a_failed_request(client, runtime):
+    ws = await make_workspace(client)
+    for _ in range(3):  # a few requests, so the pool holds idle connections
+        assert (await client.get("/api/v1/me", headers=ws.admin.headers)).status_code == 200
+    # As when PostgreSQL restarts: every other connection to this database is closed.
+    admin = await asyncpg.connect(runtime.db.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        closed = await admin.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await admin.close()
+    assert closed >= 1
+    await asyncio.sleep(0.1)  # the event loop reads the closed sockets
+    for _ in range(3):
+        r = await client.get("/api/v1/me", headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
