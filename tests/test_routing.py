@@ -87,6 +87,34 @@ class TestIntake:
         why = await routing_of(client, ws, t["id"])
         assert why["state"] == "assigned" and why["decision"]["winner"] == got["assignee_id"]
 
+    async def test_a_batch_of_new_tickets_looks_up_and_locks_once(self, client, settle, runtime, backend):
+        """Tickets that arrive together are routed in one transaction: their routing
+        records are looked for in one query, not one each, and on PostgreSQL the
+        workspace's routing lock (held until commit) is taken once."""
+        from sqlalchemy import event
+
+        ws, team, staff, cats = await setup_desk(client)
+        cust = await ws.customer()
+        await settle()
+        seen: list[str] = []
+
+        def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
+            if "pg_advisory_xact_lock" in statement or statement.startswith("SELECT ticket_routing."):
+                seen.append("lock" if "pg_advisory_xact_lock" in statement else "lookup")
+
+        made = [await ws.ticket(cust, subject=f"Order {n} never arrived", description="Where is my parcel?")
+                for n in range(4)]
+        engine = runtime.db.write_engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            await settle()  # the four ticket.created events leave as one batch
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        for t in made:
+            assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+        assert seen.count("lookup") == 1, seen
+        assert seen.count("lock") == (1 if backend == "postgres" else 0), seen
+
     async def test_what_a_person_chose_is_kept(self, client, settle):
         ws, team, staff, cats = await setup_desk(client)
         agent = staff[0]

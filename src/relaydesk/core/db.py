@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -145,6 +145,17 @@ def note_locked(session: AsyncSession | Session, model: type, pk: Any) -> None:
     """Remember that this transaction holds the row's lock (it read it FOR UPDATE or
     inserted it), so a later ``already_loaded(..., for_update=True)`` needs no SQL."""
     session.info.setdefault(_LOCKED, set()).add(identity_key(model, pk))
+
+
+def first_to_lock(session: AsyncSession | Session, key: Hashable) -> bool:
+    """True the first time this transaction asks for ``key``, then False until it ends:
+    for a lock held until commit (a PostgreSQL advisory lock) that a batch would
+    otherwise take again for every event."""
+    held = session.info.setdefault(_LOCKED, set())
+    if key in held:
+        return False
+    held.add(key)
+    return True
 
 
 @event.listens_for(Session, "pending_to_persistent")
@@ -282,6 +293,7 @@ __all__ = [
     "UTCDateTime",
     "WorkspaceScoped",
     "already_loaded",
+    "first_to_lock",
     "get_many_in_workspace",
     "new_id",
     "note_locked",

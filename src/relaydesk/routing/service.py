@@ -19,12 +19,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, note_locked, read_once
+from relaydesk.core.db import already_loaded, first_to_lock, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -53,6 +53,9 @@ from relaydesk.tickets.service import TicketService
 log = structlog.get_logger("relaydesk.routing")
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 _PREDICTIONS = "category_predictions"  # session.info: ticket id -> (model, prediction) from classify_ahead
+_UNROUTED = "tickets_unrouted"  # session.info: new tickets found without a routing record, ahead of intake
+# Hot statements, built once (docs/architecture.md, "Statements built once").
+_ROUTED_AMONG = select(TicketRouting.ticket_id).where(TicketRouting.ticket_id.in_(bindparam("ids", expanding=True)))
 
 
 class ModelCache:
@@ -116,6 +119,14 @@ class RoutingService:
         self.session.info.setdefault(_PREDICTIONS, {}).update(
             (t.id, (model, p)) for t, p in zip(tickets, predictions))
 
+    async def find_unrouted_ahead(self, ticket_ids: list[uuid.UUID]) -> None:
+        """Which of a batch's new tickets have no routing record yet, in one query, so that
+        ``intake`` need not look for each one's (only a re-delivery finds one)."""
+        if len(ticket_ids) < 2:
+            return
+        routed = set(await self.session.scalars(_ROUTED_AMONG, {"ids": ticket_ids}))
+        self.session.info.setdefault(_UNROUTED, set()).update(set(ticket_ids) - routed)
+
     async def intake(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
                      category_given: bool, priority_given: bool, assigned: bool) -> TicketRouting | None:
         """Classify and prioritise a new ticket, then route it. Safe to call twice."""
@@ -124,8 +135,11 @@ class RoutingService:
             ticket = await self.tickets.get(system, ticket_id)
         except NotFound:
             return None  # deleted meanwhile
-        if await self.session.get(TicketRouting, ticket_id) is not None:
-            return None
+        unrouted = self.session.info.get(_UNROUTED, set())
+        if ticket_id in unrouted:
+            unrouted.discard(ticket_id)  # being routed now
+        elif await self.session.get(TicketRouting, ticket_id) is not None:
+            return None  # a re-delivery
         settings = await self.workspaces.settings(workspace_id)
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
         patch: dict[str, Any] = {}
@@ -283,7 +297,9 @@ class RoutingService:
         return Requirement(skills=tuple(category.required_skills) if category else (), language=requester.language)
 
     async def _lock_routing(self, workspace_id: uuid.UUID) -> None:
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.bind.dialect.name != "postgresql":
+            return  # SQLite's one writer already serialises routing
+        if first_to_lock(self.session, ("routing", workspace_id)):  # held until commit: once a batch
             key = int.from_bytes(hashlib.sha256(f"route:{workspace_id}".encode()).digest()[:8], "big",
                                  signed=True)
             await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -54,13 +54,17 @@ def install(runtime: Runtime) -> list[Periodic]:
         runtime.dispatcher.consumers.add(consumer, event_types, on_event, prepare=prepare, alone=True,
                                          wants=wants)
 
-    async def classify_together(session: AsyncSession, events: list[Event]) -> None:
+    async def look_ahead(session: AsyncSession, events: list[Event]) -> None:
+        """A batch's new tickets: classified in one call to the model, and looked up for a
+        routing record in one query."""
+        service = routing_service(runtime, session)
+        await service.find_unrouted_ahead([uuid.UUID(e.payload["ticket_id"]) for e in events])
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
         for e in events:
             if not e.payload.get("category_given"):
                 by_workspace.setdefault(e.workspace_id, []).append(uuid.UUID(e.payload["ticket_id"]))
         for ws, ticket_ids in by_workspace.items():
-            await routing_service(runtime, session).classify_ahead(ws, ticket_ids)
+            await service.classify_ahead(ws, ticket_ids)
 
     async def on_created(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.intake(ws, uuid.UUID(p["ticket_id"]), now, category_given=p.get("category_given", False),
@@ -88,7 +92,7 @@ def install(runtime: Runtime) -> list[Periodic]:
         if p.get("level") == 2:
             await service.reassign_to_senior(ws, uuid.UUID(p["ticket_id"]), now)
 
-    handler("routing.on_ticket_created", ("ticket.created",), on_created, prepare=classify_together)
+    handler("routing.on_ticket_created", ("ticket.created",), on_created, prepare=look_ahead)
     handler("routing.on_escalated", ("ticket.escalated",), on_escalated)
     # Routing's own assignment (and the status change it brings) needs nothing more from it.
     handler("routing.on_assignee_changed", ("ticket.assigned",), on_assigned,
