@@ -90,17 +90,22 @@ class TestIntake:
     async def test_a_batch_of_new_tickets_looks_up_and_locks_once(self, client, settle, runtime, backend):
         """Tickets that arrive together are routed in one transaction: their routing
         records are looked for in one query, not one each, and on PostgreSQL the
-        workspace's routing lock (held until commit) is taken once."""
+        workspace's routing lock and the agent's capacity lock (both held until commit)
+        are taken once, while the agent's cap still holds within the batch."""
         from sqlalchemy import event
 
-        ws, team, staff, cats = await setup_desk(client)
+        ws, team, [agent], cats = await setup_desk(client, agents=1, cap=3)
         cust = await ws.customer()
         await settle()
         seen: list[str] = []
 
         def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
-            if "pg_advisory_xact_lock" in statement or statement.startswith("SELECT ticket_routing."):
-                seen.append("lock" if "pg_advisory_xact_lock" in statement else "lookup")
+            if "pg_advisory_xact_lock" in statement:
+                seen.append("routing lock")
+            elif statement.startswith("SELECT agent_profiles.max_concurrent") and "FOR UPDATE" in statement:
+                seen.append("capacity lock")
+            elif statement.startswith("SELECT ticket_routing."):
+                seen.append("lookup")
 
         made = [await ws.ticket(cust, subject=f"Order {n} never arrived", description="Where is my parcel?")
                 for n in range(4)]
@@ -110,10 +115,13 @@ class TestIntake:
             await settle()  # the four ticket.created events leave as one batch
         finally:
             event.remove(engine, "before_cursor_execute", note)
-        for t in made:
-            assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+        states = [(await routing_of(client, ws, t["id"]))["state"] for t in made]
+        assert sorted(states) == ["assigned"] * 3 + ["queued"], states
+        owners = {(await ticket(client, ws, t["id"]))["assignee_id"] for t in made}
+        assert owners == {agent.id, None}
         assert seen.count("lookup") == 1, seen
-        assert seen.count("lock") == (1 if backend == "postgres" else 0), seen
+        locks = 1 if backend == "postgres" else 0
+        assert (seen.count("routing lock"), seen.count("capacity lock")) == (locks, locks), seen
 
     async def test_what_a_person_chose_is_kept(self, client, settle):
         ws, team, staff, cats = await setup_desk(client)

@@ -7,18 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, read_once
+from relaydesk.core.db import already_loaded, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
 from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService
+
+# Hot statement, built once (docs/architecture.md, "Statements built once").
+_LOCK_CAP = select(AgentProfile.max_concurrent).where(AgentProfile.user_id == bindparam("agent_id")).with_for_update()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +186,15 @@ class AgentService:
         concurrent assignments to one agent take turns (SQLite's single writer already
         serialises them)."""
         known = already_loaded(self.session, AgentProfile, agent_id, for_update=True)
-        if known is not None:
+        if known is not None:  # locked by this transaction already (a batch routing to them again)
             return known.max_concurrent
-        await self._profile(workspace_id, agent_id)
-        cap = await self.session.scalar(
-            select(AgentProfile.max_concurrent).where(AgentProfile.user_id == agent_id).with_for_update()
-        )
-        return int(cap or 0)
+        profile = await self._profile(workspace_id, agent_id)
+        cap = int(await self.session.scalar(_LOCK_CAP, {"agent_id": agent_id}) or 0)
+        # The profile may have been read before the lock; what the lock read is what holds
+        # until commit. Set as loaded, not as a change to write.
+        set_committed_value(profile, "max_concurrent", cap)
+        note_locked(self.session, AgentProfile, agent_id)
+        return cap
 
     async def staff_ids(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these ids are active staff of the workspace (for assignment checks)."""
