@@ -131,6 +131,46 @@ class TestStaffEmailsAndPreferences:
         kinds = [n["kind"] for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]]
         assert "reply_to_agent" in kinds
 
+    async def test_assignments_made_together_still_follow_each_agents_choice(self, client, settle, mail, runtime,
+                                                                              clock) -> None:  # noqa: ANN001
+        """Assignments that reach the notifier in one batch have their agents and choices
+        read together (one query each); each agent's choice still decides."""
+        from sqlalchemy import event
+
+        ws = await make_workspace(client)
+        quiet, keen = await ws.staff(availability="away"), await ws.staff(availability="away")
+        r = await client.put("/api/v1/me/notification-preferences", headers=quiet.headers, json={"preferences": [
+            {"kind": "assigned", "channel": "email", "enabled": False}]})
+        assert r.status_code == 200, r.text
+        customer = await ws.customer()
+        first, second = await ws.ticket(customer, subject="First"), await ws.ticket(customer, subject="Second")
+        await settle()
+        mail.clear()
+        for t, agent in ((first, quiet), (second, keen)):
+            r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers,
+                                   json={"assignee_id": agent.id})
+            assert r.status_code == 200, r.text
+        reads: list[str] = []
+
+        def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
+            if statement.startswith("SELECT notification_preferences."):
+                reads.append(statement)
+
+        engine = runtime.db.write_engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            await settle()  # both ticket.assigned events in one batch
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        assert to(mail, quiet.email) == []
+        [email] = to(mail, keen.email)
+        assert "Second" in email.message["Subject"]
+        for agent, subject in ((quiet, "First"), (keen, "Second")):
+            items = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+            assert [n["kind"] for n in items if subject in n["title"]] == ["assigned"]
+        assert len(reads) == 1, reads
+
     async def test_preferences_name_the_bad_field(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer()

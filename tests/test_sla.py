@@ -382,3 +382,33 @@ async def test_a_monitor_pass_that_escalates_adds_at_most_the_ticket_lock_per_ti
         escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
         assert [(e["level"], e["kind"]) for e in escalations] == [(1, "sla_breach")]
         assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "breached"
+
+
+async def test_replies_handled_together_lock_their_trackers_in_one_read(client, settle, clock, runtime):
+    """A batch of events about tickets that have trackers reads the trackers (locked) and
+    the tickets once for the batch; each clock still moves as it would alone."""
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    made = [await ws.ticket(cust, subject=f"Question {n}", description="Hello", category_id=cat["id"])
+            for n in range(3)]
+    await settle()
+    clock.advance(timedelta(hours=1))
+    await ws.relogin(agent, senior, cust)
+    for t in made:
+        owner = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"]
+        await ws.reply(agent if owner == agent.id else senior, t["id"], "Happy to help")
+    reads: list[str] = []
+
+    def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
+        if statement.startswith("SELECT sla_trackers."):
+            reads.append(statement)
+
+    engine = runtime.db.write_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        await settle()  # the three replies in one batch
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    for t in made:
+        assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "met"
+    assert len(reads) == 1, reads

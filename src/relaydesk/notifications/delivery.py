@@ -53,6 +53,10 @@ _CHOICES = select(NotificationPreference).where(
     NotificationPreference.workspace_id == bindparam("workspace_id"),
     NotificationPreference.user_id.in_(bindparam("user_ids", expanding=True)),
     NotificationPreference.kind == bindparam("kind"))
+_CHOICES_ANY_KIND = select(NotificationPreference).where(
+    NotificationPreference.workspace_id == bindparam("workspace_id"),
+    NotificationPreference.user_id.in_(bindparam("user_ids", expanding=True)))
+_AHEAD = "preferences_ahead"  # session.info: (workspace, user) -> their choices, read for a whole batch
 
 _DUE = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= bindparam("now"))
         .order_by(Delivery.next_attempt_at).limit(bindparam("limit")))
@@ -68,9 +72,23 @@ class PreferenceService:
         """Each (user, channel) choice that differs from the default, for one kind."""
         if not user_ids:
             return {}
+        ahead: dict[tuple[uuid.UUID, uuid.UUID], list[NotificationPreference]] = self.session.info.get(_AHEAD, {})
+        if all((workspace_id, u) in ahead for u in user_ids):
+            return {(p.user_id, p.channel): p.enabled for u in user_ids for p in ahead[(workspace_id, u)]
+                    if p.kind == kind}
         rows = await self.session.execute(_CHOICES, {"workspace_id": workspace_id, "user_ids": list(user_ids),
                                                      "kind": kind})
         return {(p.user_id, p.channel): p.enabled for (p,) in rows}
+
+    async def load_ahead(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID]) -> None:
+        """Every choice of these users, for a batch of events about to ask ``enabled`` for
+        each: one query instead of one per event."""
+        ahead = self.session.info.setdefault(_AHEAD, {})
+        for u in user_ids:
+            ahead[(workspace_id, u)] = []
+        for (p,) in await self.session.execute(_CHOICES_ANY_KIND, {"workspace_id": workspace_id,
+                                                                   "user_ids": list(user_ids)}):
+            ahead[(workspace_id, p.user_id)].append(p)
 
     async def of_user(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[NotificationPreference]:
         return list(await self.session.scalars(select(NotificationPreference).where(

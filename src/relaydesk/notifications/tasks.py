@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
-from relaydesk.core.uow import after_commit
 from relaydesk.core.scheduler import Periodic
+from relaydesk.core.uow import after_commit
+from relaydesk.identity.service import UserService
+from relaydesk.notifications.delivery import PreferenceService
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
 
@@ -43,7 +46,20 @@ def install(runtime: Runtime) -> list[Periodic]:
             await runtime.jobs.enqueue("notifications.deliver")
         return queued
 
-    runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event)
+    async def look_ahead(session: AsyncSession, events: list[Event]) -> None:
+        """The agents a batch assigns tickets to, and their notification choices, read
+        together: each assignment tells its agent, and would read both on its own."""
+        assignees: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for e in events:
+            if e.type == "ticket.assigned" and e.payload.get("after"):
+                assignees.setdefault(e.workspace_id, set()).add(uuid.UUID(e.payload["after"]))
+        if sum(map(len, assignees.values())) < 2:
+            return
+        for ws, user_ids in assignees.items():
+            await UserService(session, runtime.hasher).get_many(ws, user_ids)
+            await PreferenceService(session).load_ahead(ws, user_ids)
+
+    runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event, prepare=look_ahead)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
     runtime.jobs.register("notifications.deliver", deliver)
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),

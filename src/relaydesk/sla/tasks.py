@@ -46,6 +46,14 @@ def install(runtime: Runtime) -> list[Periodic]:
                                                  priority_only=event.type == "ticket.priority_changed",
                                                  new_ticket=event.type == "ticket.created")
 
+    async def look_ahead(session: AsyncSession, events: list[Event]) -> None:
+        tickets: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for e in events:
+            tickets.setdefault(e.workspace_id, []).append(uuid.UUID(e.payload["ticket_id"]))
+        # A new ticket's tracker is made by its ticket.created: there is none to lock yet.
+        existing = sorted({uuid.UUID(e.payload["ticket_id"]) for e in events if e.type != "ticket.created"})
+        await sla_service(runtime, session).load_ahead(tickets, existing)
+
     async def on_policy_changed(session: AsyncSession, event: Event, now: datetime) -> None:
         await sla_service(runtime, session).retarget_policy(event.workspace_id,
                                                             uuid.UUID(event.payload["policy_id"]), now)
@@ -62,7 +70,8 @@ def install(runtime: Runtime) -> list[Periodic]:
                 break
         return total
 
-    runtime.dispatcher.consumers.add("sla.on_ticket_event", TICKET_EVENTS, on_ticket_event, wants=_moves_a_clock)
+    runtime.dispatcher.consumers.add("sla.on_ticket_event", TICKET_EVENTS, on_ticket_event, prepare=look_ahead,
+                                     wants=_moves_a_clock)
     runtime.dispatcher.consumers.add("sla.on_policy_changed", ("sla.policy_changed",), on_policy_changed)
     runtime.jobs.register("sla.scan_due", scan_due)
     return [Periodic("sla.scan_due", runtime.settings.sla_scan_seconds)]
