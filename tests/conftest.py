@@ -12,12 +12,14 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import event
 
 from mailpeers import ImapServer, SmtpSink
 from relaydesk.app import create_app
@@ -40,6 +42,23 @@ def service_unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (RELAYDESK_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+@contextmanager
+def statements_run(runtime: Runtime) -> Iterator[list[str]]:
+    """The SQL the runtime's writers send while the block runs, in order: for tests that
+    show how often something is read or locked."""
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    engine = runtime.db.write_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 @pytest.fixture(scope="session")

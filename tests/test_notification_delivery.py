@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import statements_run
 from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
@@ -135,8 +136,6 @@ class TestStaffEmailsAndPreferences:
                                                                               clock) -> None:  # noqa: ANN001
         """Assignments that reach the notifier in one batch have their agents and choices
         read together (one query each); each agent's choice still decides."""
-        from sqlalchemy import event
-
         ws = await make_workspace(client)
         quiet, keen = await ws.staff(availability="away"), await ws.staff(availability="away")
         r = await client.put("/api/v1/me/notification-preferences", headers=quiet.headers, json={"preferences": [
@@ -150,18 +149,9 @@ class TestStaffEmailsAndPreferences:
             r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers,
                                    json={"assignee_id": agent.id})
             assert r.status_code == 200, r.text
-        reads: list[str] = []
-
-        def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
-            if statement.startswith("SELECT notification_preferences."):
-                reads.append(statement)
-
-        engine = runtime.db.write_engine.sync_engine
-        event.listen(engine, "before_cursor_execute", note)
-        try:
+        with statements_run(runtime) as seen:
             await settle()  # both ticket.assigned events in one batch
-        finally:
-            event.remove(engine, "before_cursor_execute", note)
+        reads = [sql for sql in seen if sql.startswith("SELECT notification_preferences.")]
         await send_due(runtime, clock, after=timedelta(minutes=5))
         assert to(mail, quiet.email) == []
         [email] = to(mail, keen.email)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from conftest import statements_run
 from factories import make_workspace
 
 
@@ -60,26 +61,15 @@ class TestIntake:
         """Routing decides first and writes once: classification, priority and the
         assignment land in one UPDATE of the ticket and one INSERT of its record (they
         were five writes, each flushed on its own)."""
-        from sqlalchemy import event
-
         ws, team, staff, cats = await setup_desk(client)
         cust = await ws.customer()
         await settle()
-        writes: list[str] = []
-
-        def count(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
-            words = statement.split()
-            if words[0] in ("INSERT", "UPDATE") and words[1 if words[0] == "UPDATE" else 2] in (
-                    "tickets", "ticket_routing"):
-                writes.append(" ".join(words[:3]))
-
-        engine = runtime.db.write_engine.sync_engine
         t = await ws.ticket(cust, subject="Charged twice", description="My card was charged twice. Refund it now!")
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with statements_run(runtime) as seen:
             await settle()
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
+        writes = [" ".join(sql.split()[:3]) for sql in seen
+                  if sql.startswith(("INSERT INTO tickets ", "INSERT INTO ticket_routing ", "UPDATE tickets ",
+                                     "UPDATE ticket_routing "))]
         got = await ticket(client, ws, t["id"])
         assert got["assignee_id"] in {a.id for a in staff} and got["priority"] != "MEDIUM"
         assert got["category_id"] == cats["Billing"]
@@ -92,36 +82,24 @@ class TestIntake:
         records are looked for in one query, not one each, and on PostgreSQL the
         workspace's routing lock and the agent's capacity lock (both held until commit)
         are taken once, while the agent's cap still holds within the batch."""
-        from sqlalchemy import event
-
         ws, team, [agent], cats = await setup_desk(client, agents=1, cap=3)
         cust = await ws.customer()
         await settle()
-        seen: list[str] = []
-
-        def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
-            if "pg_advisory_xact_lock" in statement:
-                seen.append("routing lock")
-            elif statement.startswith("SELECT agent_profiles.max_concurrent") and "FOR UPDATE" in statement:
-                seen.append("capacity lock")
-            elif statement.startswith("SELECT ticket_routing."):
-                seen.append("lookup")
-
         made = [await ws.ticket(cust, subject=f"Order {n} never arrived", description="Where is my parcel?")
                 for n in range(4)]
-        engine = runtime.db.write_engine.sync_engine
-        event.listen(engine, "before_cursor_execute", note)
-        try:
+        with statements_run(runtime) as seen:
             await settle()  # the four ticket.created events leave as one batch
-        finally:
-            event.remove(engine, "before_cursor_execute", note)
+        locks = [sql for sql in seen if "pg_advisory_xact_lock" in sql]
+        capacity_locks = [sql for sql in seen
+                          if sql.startswith("SELECT agent_profiles.max_concurrent") and "FOR UPDATE" in sql]
+        lookups = [sql for sql in seen if sql.startswith("SELECT ticket_routing.")]
         states = [(await routing_of(client, ws, t["id"]))["state"] for t in made]
         assert sorted(states) == ["assigned"] * 3 + ["queued"], states
         owners = {(await ticket(client, ws, t["id"]))["assignee_id"] for t in made}
         assert owners == {agent.id, None}
-        assert seen.count("lookup") == 1, seen
-        locks = 1 if backend == "postgres" else 0
-        assert (seen.count("routing lock"), seen.count("capacity lock")) == (locks, locks), seen
+        assert len(lookups) == 1, lookups
+        once = 1 if backend == "postgres" else 0
+        assert (len(locks), len(capacity_locks)) == (once, once), locks + capacity_locks
 
     async def test_what_a_person_chose_is_kept(self, client, settle):
         ws, team, staff, cats = await setup_desk(client)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
 
+from conftest import statements_run
 from factories import make_workspace
 
 
@@ -256,22 +257,14 @@ async def test_monitor_reads_only_due_trackers_and_two_scans_escalate_once(clien
     clock.set(datetime.fromisoformat(urgent[-1]["created_at"]) + timedelta(hours=1, minutes=1))
     from relaydesk.sla.tasks import sla_service
 
-    rows_read = []
+    async def one_scan():
+        async with runtime.transaction() as session:
+            return await sla_service(runtime, session).scan_due(clock.now())
 
-    def count(_conn, _cursor, statement, _params, _context, _many):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM sla_trackers" in statement \
-                and "next_check_at <=" in statement:
-            rows_read.append(statement)
-
-    engine = runtime.db.write_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        async def one_scan():
-            async with runtime.transaction() as session:
-                return await sla_service(runtime, session).scan_due(clock.now())
+    with statements_run(runtime) as seen:
         results = await asyncio.gather(one_scan(), one_scan())
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    rows_read = [sql for sql in seen if sql.lstrip().upper().startswith("SELECT") and "FROM sla_trackers" in sql
+                 and "next_check_at <=" in sql]
     # The due trackers of this workspace (and any other test's left due) — never the 8 slow ones.
     assert sum(results) >= 3 and len(rows_read) == 2
     await settle()
@@ -397,18 +390,9 @@ async def test_replies_handled_together_lock_their_trackers_in_one_read(client, 
     for t in made:
         owner = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"]
         await ws.reply(agent if owner == agent.id else senior, t["id"], "Happy to help")
-    reads: list[str] = []
-
-    def note(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
-        if statement.startswith("SELECT sla_trackers."):
-            reads.append(statement)
-
-    engine = runtime.db.write_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with statements_run(runtime) as seen:
         await settle()  # the three replies in one batch
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    reads = [sql for sql in seen if sql.startswith("SELECT sla_trackers.")]
     for t in made:
         assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "met"
     assert len(reads) == 1, reads
