@@ -4,6 +4,7 @@ workers are done with but never one still waiting or running."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import uuid
@@ -90,6 +91,25 @@ async def test_events_wait_while_the_workers_are_busy_and_then_leave_as_one_batc
     events = [event_from_job(e) for e in job.kwargs["events"]]
     assert [e.payload["n"] for e in events] == [0, 1, 2, 3, 4]
     assert [e.id for e in events] == [e.id for e in waiting]
+
+
+async def test_events_are_held_back_for_a_bounded_time_only(client, runtime, redis_jobs):
+    """Jobs that never seem to finish (slow jobs of another kind, a worker that died)
+    delay events by at most max_hold_seconds, then they leave anyway."""
+    jobs, redis, queue = redis_jobs
+    ws = await make_workspace(client)
+    dispatcher = Dispatcher(runtime.db, jobs, runtime.clock, InProcessHub(), jobs_ahead=2, max_hold_seconds=0.3)
+    dispatcher.consumers.add("probe", ["probe.happened"], react=lambda *_: _nothing())
+    await jobs.enqueue("mail.send")
+    await jobs.enqueue("mail.send")
+    await publish(runtime, uuid.UUID(ws.id), 3)
+    await dispatcher.drain()
+    assert await redis.xlen(queue) == 2
+    await asyncio.sleep(0.35)
+    await dispatcher.drain()  # still busy, but held long enough
+    assert await redis.xlen(queue) == 3
+    *_, (_, fields) = await redis.xrange(queue)
+    assert [e["payload"]["n"] for e in jobs.broker.formatter.loads(fields[b"data"]).kwargs["events"]] == [0, 1, 2]
 
 
 async def test_without_busy_workers_each_commit_leaves_at_once(client, runtime, redis_jobs):

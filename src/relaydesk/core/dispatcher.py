@@ -8,8 +8,8 @@ claimed with SKIP LOCKED so several dispatchers never deliver the same batch at 
 a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
 
 In the scaled mode a dispatcher holds back while the workers have ``jobs_ahead`` jobs
-queued or running: events then gather in the outbox and leave as one batch when a worker
-frees up. Without that, a dispatcher that is never busy itself sends every event on its
+queued or running (for at most ``max_hold_seconds``): events then gather in the outbox and
+leave as one batch when a worker frees up. Without that, a dispatcher that is never busy itself sends every event on its
 own the moment it commits, the workers' queue fills with batches of one, and each event
 pays a batch's fixed cost (a transaction, its idempotency records, reading the
 workspace's agents and rules) just when the workers have the least time for it.
@@ -18,6 +18,7 @@ workspace's agents and rules) just when the workers have the least time for it.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -42,7 +43,7 @@ LIVE_ALREADY_KEPT = 10_000
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
                  batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02,
-                 jobs_ahead: int | None = None) -> None:
+                 jobs_ahead: int | None = None, max_hold_seconds: float = 1.0) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
@@ -57,7 +58,11 @@ class Dispatcher:
         # After a wake-up, wait this long so a burst of commits leaves in one transaction.
         self.gather_seconds = gather_seconds
         self.jobs_ahead = jobs_ahead
-        self._held = False  # the last round left events behind for busy workers
+        # Events are held back at most this long: the jobs keeping the workers busy may be
+        # slow ones of another kind (a webhook to a slow endpoint), and routing must not
+        # wait behind them for long.
+        self.max_hold_seconds = max_hold_seconds
+        self._held_since: float | None = None  # monotonic time events were first held back
         self._wake = asyncio.Event()
         # Ids this process has pushed live itself, so its own dispatch does not repeat them.
         self._live_already: OrderedDict[int, None] = OrderedDict()
@@ -124,19 +129,24 @@ class Dispatcher:
             pass
 
     async def _workers_busy(self) -> bool:
-        self._held = False
         if self.jobs_ahead is None:
             return False
         unfinished = await self.jobs.unfinished()
-        self._held = unfinished is not None and unfinished >= self.jobs_ahead
-        return self._held
+        now = time.monotonic()
+        if unfinished is None or unfinished < self.jobs_ahead or (
+                self._held_since is not None and now - self._held_since >= self.max_hold_seconds):
+            self._held_since = None
+            return False
+        if self._held_since is None:
+            self._held_since = now
+        return True
 
     async def run(self) -> None:
         failures = 0
         while True:
             try:
                 # Held back: look again soon, not only when the next commit wakes us.
-                timeout = self.gather_seconds if self._held else self.poll_seconds
+                timeout = self.gather_seconds if self._held_since is not None else self.poll_seconds
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
