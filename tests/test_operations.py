@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -98,3 +102,18 @@ async def test_connections_the_database_server_closed_are_replaced_without_a_fai
     for _ in range(3):
         r = await client.get("/api/v1/me", headers=ws.admin.headers)
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("RELAYDESK_JOBS_AHEAD", "0", "RELAYDESK_JOBS_AHEAD: Input should be greater than or equal to 1"),
+    ("DATABASE_URL", "mysql://app:hunter2@db/helpdesk", "DATABASE_URL: must be a PostgreSQL URL"),
+    ("RELAYDESK_ENV", "production", "RELAYDESK_SECRET_KEY must be set when RELAYDESK_ENV=production"),
+])
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path, variable, value, says):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300", variable: value})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), "migrate"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"Configuration error: {says}" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr

@@ -18,10 +18,21 @@ T = TypeVar("T")
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+
     try:
         settings = Settings()
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
+    except ValidationError as exc:
+        # Named as the operator set it, without the value (it may be a secret). A rule
+        # across settings (production without a secret key) has no field and says it all.
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            if field in ("RELAYDESK_DATABASE_URL", "RELAYDESK_REDIS_URL"):
+                name = field.removeprefix("RELAYDESK_")  # either spelling is read; the README leads with this
+            else:
+                name = f"RELAYDESK_{field}"
+            message = error["msg"].removeprefix("Value error, ")
+            console.print(f"[red]Configuration error:[/red] {name + ': ' if field else ''}{message}.")
         raise typer.Exit(2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings

@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 8
     # Team leads get their team's daily summary at this hour (UTC).
     daily_summary_hour_utc: int = 8
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        # Refused here, named, rather than as a driver's traceback at the first connection.
+        if url is not None and not url.startswith(("sqlite://", "sqlite+aiosqlite://", "postgres://",
+                                                   "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host/db) "
+                             "or a SQLite one (sqlite:///path/to/file.db)")
+        return url
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> "Settings":

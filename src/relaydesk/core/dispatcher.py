@@ -8,11 +8,12 @@ claimed with SKIP LOCKED so several dispatchers never deliver the same batch at 
 a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
 
 In the scaled mode a dispatcher holds back while the workers have ``jobs_ahead`` jobs
-queued or running (for at most ``max_hold_seconds``): events then gather in the outbox and
-leave as one batch when a worker frees up. Without that, a dispatcher that is never busy itself sends every event on its
-own the moment it commits, the workers' queue fills with batches of one, and each event
-pays a batch's fixed cost (a transaction, its idempotency records, reading the
-workspace's agents and rules) just when the workers have the least time for it.
+queued or running (for at most ``max_hold_seconds``): events then gather in the outbox
+and leave as one batch when a worker frees up. Without that, a dispatcher that is never
+busy itself sends every event on its own the moment it commits, the workers' queue fills
+with batches of one, and each event pays a batch's fixed cost (a transaction, its
+idempotency records, reading the workspace's agents and rules) just when the workers
+have the least time for it.
 """
 
 from __future__ import annotations
@@ -125,10 +126,12 @@ class Dispatcher:
         return len(events)
 
     async def drain(self) -> None:
-        while not await self._workers_busy() and await self.dispatch_pending() >= self.batch:
+        while not await self._hold_back() and await self.dispatch_pending() >= self.batch:
             pass
 
-    async def _workers_busy(self) -> bool:
+    async def _hold_back(self) -> bool:
+        """Whether this round leaves the events in the outbox: the workers are busy, and
+        events have not been held for ``max_hold_seconds`` yet (the clock starts now)."""
         if self.jobs_ahead is None:
             return False
         unfinished = await self.jobs.unfinished()

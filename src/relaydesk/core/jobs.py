@@ -95,26 +95,29 @@ class Jobs:
         many entries were removed."""
         if self.in_process:
             return 0
-        from redis.asyncio import Redis
-
         group = await self._group()
         if group is None:
             return 0
         queue = self.broker.queue_name  # type: ignore[attr-defined]
         millis, sequence = _stream_id(group["last-delivered-id"])
         keep_from = (millis, sequence + 1)  # everything handed out has been acknowledged...
-        async with Redis(connection_pool=self.broker.connection_pool) as redis:  # type: ignore[attr-defined]
+        async with self._redis() as redis:
             oldest_running = (await redis.xpending(queue, CONSUMER_GROUP))["min"]
             if oldest_running is not None:  # ...unless a job is still running: keep it and all after
                 keep_from = min(keep_from, _stream_id(oldest_running))
             # Exact, not "~": an approximate trim removes only whole nodes of the stream.
             return int(await redis.xtrim(queue, minid=f"{keep_from[0]}-{keep_from[1]}", approximate=False))
 
-    async def _group(self) -> dict[str, Any] | None:
+    def _redis(self) -> Any:
+        """A client on the broker's connection pool (scaled mode only)."""
         from redis.asyncio import Redis
+
+        return Redis(connection_pool=self.broker.connection_pool)  # type: ignore[attr-defined]
+
+    async def _group(self) -> dict[str, Any] | None:
         from redis.exceptions import ResponseError
 
-        async with Redis(connection_pool=self.broker.connection_pool) as redis:  # type: ignore[attr-defined]
+        async with self._redis() as redis:
             try:
                 groups = await redis.xinfo_groups(self.broker.queue_name)  # type: ignore[attr-defined]
             except ResponseError:  # no stream yet: no worker has started
