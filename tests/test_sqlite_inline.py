@@ -32,7 +32,7 @@ async def locked_by_another_process(tmp_path: Path, busy_timeout_ms: int) -> Asy
     raw.execute("CREATE TABLE notes (body TEXT)")
     raw.commit()
     raw.close()
-    db = Database(f"sqlite+aiosqlite:///{path}", busy_timeout_ms=busy_timeout_ms)
+    db = Database(f"sqlite:///{path}", busy_timeout_ms=busy_timeout_ms)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:

@@ -123,8 +123,8 @@ class Settings(BaseSettings):
             url = "postgresql://" + url.removeprefix("postgres://")
         if url.startswith("postgresql://"):
             url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
-        if url.startswith("sqlite://"):
-            url = "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        if url.startswith("sqlite+aiosqlite://"):  # accepted from older configurations; the driver is ours now
+            url = "sqlite://" + url.removeprefix("sqlite+aiosqlite://")
         return url
 
     @property

@@ -241,12 +241,11 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            connect = sqlite_inline.connector(self.url.database or ":memory:",
-                                              uri=bool(self.url.query.get("uri")))
-            self.read_engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8,
-                                                   async_creator=connect, **_JSON)
-            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120,
-                                                    async_creator=connect, **_JSON)
+            uri = bool(self.url.query.get("uri"))
+            self.read_engine = sqlite_inline.create_engine(self.url, uri=uri, echo=echo, pool_size=8, max_overflow=8,
+                                                           **_JSON)
+            self.write_engine = sqlite_inline.create_engine(self.url, uri=uri, echo=echo, pool_size=1, max_overflow=0,
+                                                            pool_timeout=120, **_JSON)
             _tune_sqlite(self.read_engine, busy_timeout_ms, begin="BEGIN")
             _tune_sqlite(self.write_engine, busy_timeout_ms, begin="BEGIN IMMEDIATE")
         else:
@@ -276,9 +275,9 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> No
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        driver: sqlite_inline.InlineConnection = conn.connection.driver_connection
         try:
-            driver.begin(begin, busy_timeout_ms / 1000, lambda seconds: await_(asyncio.sleep(seconds)))
+            sqlite_inline.begin(conn.connection.driver_connection, begin, busy_timeout_ms / 1000,
+                                lambda seconds: await_(asyncio.sleep(seconds)))
         except sqlite3.OperationalError as exc:  # the same error type as a failing statement
             raise OperationalError(begin, None, exc) from exc
 
