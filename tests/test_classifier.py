@@ -261,6 +261,20 @@ def test_training_on_a_tiny_two_label_set() -> None:
     assert model.predict("", "trade price for 40 units").category == "Wholesale"
 
 
+def test_predictions_are_scikit_learns_own(shipped: CategoryClassifier, samples: list[tuple[str, str, str]]) -> None:
+    """Prediction skips scikit-learn's per-call machinery (classifier._Scorer); its
+    probabilities must stay the fitted pipeline's, for six labels and for two."""
+    two_labels = CategoryClassifier.train([(s, d, "Money" if label in {"BILLING", "RETURNS"} else "Other")
+                                           for s, d, label in samples[:300]])
+    texts = [(s, d) for s, d, _ in samples[::7]] + [("", ""), ("!!!", "?"), ("Ünïcødé", "ß straße 東京")]
+    for model in (shipped, two_labels):
+        ours = model.predict_many(texts)
+        theirs = model._pipeline.predict_proba([clf._text(s, d) for s, d in texts])
+        for prediction, probabilities in zip(ours, theirs, strict=True):
+            assert prediction.category == model.labels[probabilities.argmax()]
+            assert [prediction.scores[label] for label in model.labels] == pytest.approx(list(probabilities), abs=1e-5)
+
+
 @pytest.mark.parametrize("bad, message", [
     ([("s", "d", "A")] * 10 + [("s", "d", "B")] * 9, "at least 20"),
     ([("s", f"d{i}", "ONLY") for i in range(30)], "at least 2 categories"),

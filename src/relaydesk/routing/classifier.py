@@ -29,6 +29,7 @@ import pickle
 import re
 import struct
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -107,11 +108,71 @@ def _pipeline() -> Pipeline:
     return Pipeline([("features", features), ("model", model)])
 
 
+class _Scorer:
+    """The fitted pipeline's ``predict_proba`` for one text, computed from its fitted parts.
+
+    scikit-learn's fixed cost per call (input checks, a sparse matrix per vectorizer,
+    the feature union's joblib dispatch, the stack) was ~2.7 ms of the ~3 ms a ticket's
+    prediction took, against ~0.2 ms for the arithmetic: a few hundred n-grams looked up,
+    weighted and dotted with six rows of coefficients.  The steps are TfidfVectorizer's
+    (counts, ``1 + log`` for sublinear term frequency, times idf, L2 norm per vectorizer)
+    and LogisticRegression's (softmax of the decision, or the logistic for two labels);
+    a test holds the result to scikit-learn's own on the shipped data set.
+    """
+
+    __slots__ = ("_parts", "_coef", "_intercept")
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        features, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
+        self._parts = []
+        offset = 0
+        for _name, vectorizer in features.transformer_list:
+            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
+                                np.asarray(vectorizer.idf_, dtype=np.float64), offset))
+            offset += len(vectorizer.vocabulary_)
+        self._coef = np.ascontiguousarray(model.coef_.T, dtype=np.float64)  # one row per feature
+        self._intercept = np.asarray(model.intercept_, dtype=np.float64)
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> _Scorer | None:
+        """A scorer when the pipeline is shaped as :func:`_pipeline` makes it, else None."""
+        features, model = pipeline.named_steps.get("features"), pipeline.named_steps.get("model")
+        if not isinstance(features, FeatureUnion) or features.transformer_weights or \
+                not isinstance(model, LogisticRegression):
+            return None
+        for _name, vectorizer in features.transformer_list:
+            if not isinstance(vectorizer, TfidfVectorizer) or not vectorizer.sublinear_tf or \
+                    not vectorizer.use_idf or vectorizer.binary or vectorizer.norm != "l2":
+                return None
+        return cls(pipeline)
+
+    def probabilities(self, text: str) -> np.ndarray:
+        columns: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for analyze, vocabulary, idf, offset in self._parts:
+            found = [(vocabulary[gram], n) for gram, n in Counter(analyze(text)).items() if gram in vocabulary]
+            if not found:
+                continue
+            index, counts = np.array(found).T
+            weight = (np.log(counts) + 1.0) * idf[index]
+            weights.append(weight / np.sqrt(weight @ weight))
+            columns.append(index + offset)
+        decision = self._intercept.copy()
+        if columns:
+            decision += np.concatenate(weights) @ self._coef[np.concatenate(columns)]
+        if decision.size == 1:  # two labels: one decision, the logistic of it
+            positive = 1.0 / (1.0 + np.exp(-decision[0]))
+            return np.array([1.0 - positive, positive])
+        exp = np.exp(decision - decision.max())
+        return exp / exp.sum()
+
+
 class CategoryClassifier:
     """A trained category model.  Build one with :meth:`train`, :meth:`shipped` or :meth:`loads`."""
 
     def __init__(self, pipeline: Pipeline, *, n_samples: int) -> None:
         self._pipeline = pipeline
+        self._scorer = _Scorer.of(pipeline)
         self._labels: tuple[str, ...] = tuple(str(c) for c in pipeline.named_steps["model"].classes_)
         self._n_samples = n_samples
 
@@ -185,12 +246,12 @@ class CategoryClassifier:
         return self.predict_many([(subject, description)])[0]
 
     def predict_many(self, tickets: Sequence[tuple[str, str]]) -> list[Prediction]:
-        """Several tickets in one call: scikit-learn's fixed cost per call is about twice the
-        work for one ticket, so five tickets together cost a third each."""
         if not tickets:
             return []
+        texts = [_text(s, d) for s, d in tickets]
+        scorer = self._scorer
         predictions = []
-        for probabilities in self._pipeline.predict_proba([_text(s, d) for s, d in tickets]):
+        for probabilities in (map(scorer.probabilities, texts) if scorer else self._pipeline.predict_proba(texts)):
             best = int(np.argmax(probabilities))
             scores = {label: float(p) for label, p in zip(self._labels, probabilities)}
             predictions.append(Prediction(category=self._labels[best], confidence=float(probabilities[best]),

@@ -109,8 +109,8 @@ class RoutingService:
 
     # -- intake ----------------------------------------------------------------------------
     async def classify_ahead(self, workspace_id: uuid.UUID, ticket_ids: list[uuid.UUID]) -> None:
-        """Classify a batch's new tickets in one call to the model (about a third of the
-        cost of one call each); ``intake`` then uses the stored prediction."""
+        """Classify a batch's new tickets together (their rows in one read, the workspace's
+        model looked up once); ``intake`` then uses the stored prediction."""
         if len(ticket_ids) < 2:
             return
         tickets = list((await self.tickets.get_many(Principal.system(workspace_id), ticket_ids)).values())
