@@ -150,13 +150,19 @@ class _Scorer:
         columns: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for analyze, vocabulary, idf, offset in self._parts:
-            found = [(vocabulary[gram], n) for gram, n in Counter(analyze(text)).items() if gram in vocabulary]
-            if not found:
+            index: list[int] = []
+            counts: list[int] = []
+            for gram, n in Counter(analyze(text)).items():
+                j = vocabulary.get(gram)
+                if j is not None:
+                    index.append(j)
+                    counts.append(n)
+            if not index:
                 continue
-            index, counts = np.array(found).T
-            weight = (np.log(counts) + 1.0) * idf[index]
+            found = np.array(index)
+            weight = (np.log(np.array(counts, dtype=np.float64)) + 1.0) * idf[found]
             weights.append(weight / np.sqrt(weight @ weight))
-            columns.append(index + offset)
+            columns.append(found + offset)
         decision = self._intercept.copy()
         if columns:
             decision += np.concatenate(weights) @ self._coef[np.concatenate(columns)]
