@@ -200,7 +200,7 @@ async def run(args: argparse.Namespace) -> None:
             t0 = time.process_time()
             for _ in range(200):
                 model.predict(subject, description)
-            print(f"category classifier predict (scikit-learn, one ticket): "
+            print(f"category classifier predict (one ticket): "
                   f"{1000 * (time.process_time() - t0) / 200:.2f} ms CPU")
             if hasattr(priority_rules, "decide_priority"):
                 t0 = time.process_time()
