@@ -496,6 +496,11 @@ class _SinkHandler:
         # connection when TLS is not required too.
         if self.sink.require_auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        limit = self.sink.messages_per_connection
+        if limit is not None and getattr(session, "sink_accepted", 0) >= limit:
+            # As relays with a per-connection limit do: refuse, and hang up.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 Too many messages on this connection, reconnect"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -517,6 +522,7 @@ class _SinkHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         auth = session.auth_data
+        session.sink_accepted = getattr(session, "sink_accepted", 0) + 1  # type: ignore[attr-defined]
         self.sink._add(ReceivedMessage(
             mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=bytes(raw),
             message=parsed,  # type: ignore[arg-type]
@@ -532,7 +538,9 @@ class SmtpSink:
     ``require_auth=(user, password)`` makes it offer AUTH PLAIN/LOGIN without TLS and
     refuse MAIL FROM before a successful login (530); a wrong password gets 535.
     ``rejected_recipients`` get 550 at RCPT; ``fail_next(n)`` answers the next n DATA
-    commands with a temporary failure (for retry tests).
+    commands with a temporary failure (for retry tests). ``messages_per_connection``
+    answers MAIL with 421 and closes the connection once it has carried that many.
+    ``ReceivedMessage.peer`` tells which connection carried a message.
 
     aiosmtpd runs the server on its own thread and event loop, so the sink works the
     same from sync tests and from tests on the suite's session-scoped loop.
@@ -541,8 +549,10 @@ class SmtpSink:
     _PORT_ATTEMPTS = 3
 
     def __init__(self, *, host: str = LOOPBACK, require_auth: tuple[str, str] | None = None,
-                 rejected_recipients: Iterable[str] = (), hostname: str = "sink.relaydesk.test") -> None:
+                 rejected_recipients: Iterable[str] = (), hostname: str = "sink.relaydesk.test",
+                 messages_per_connection: int | None = None) -> None:
         self.host = host
+        self.messages_per_connection = messages_per_connection
         self.port: int | None = None
         self.require_auth = require_auth
         self.rejected_recipients = {r.lower() for r in rejected_recipients}

@@ -3,6 +3,8 @@ over webhooks: preferences, templates, batching, retries, crash safety, the deli
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import hmac
 import uuid
@@ -193,6 +195,40 @@ class TestReliability:
         assert ack["status"] == "sent" and ack["attempts"] == 3
         assert [a["outcome"] for a in ack["attempt_log"]] == ["failed", "failed", "sent"]
 
+    async def test_a_round_of_emails_shares_one_connection_to_the_relay(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customers = [await ws.customer() for _ in range(4)]
+        mail.fail_next(4)  # the acknowledgements wait for their retry, then go in one round
+        for customer in customers:
+            await ws.ticket(customer)
+        await settle()
+        assert mail.messages == []
+        await send_due(runtime, clock, after=timedelta(minutes=2))
+        sent = [m for c in customers for m in to(mail, c.email)]
+        assert len(sent) == 4
+        assert len({m.peer for m in sent}) == 1  # one TCP connection carried all four
+
+    async def test_a_relay_that_hangs_up_mid_round_is_dialled_again(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customers = [await ws.customer() for _ in range(5)]
+        with SmtpSink(messages_per_connection=2) as sink:
+            before, runtime.mailer = runtime.mailer, SmtpMailer("127.0.0.1", sink.port, timeout=5)
+            try:
+                sink.fail_next(5)
+                for customer in customers:
+                    await ws.ticket(customer)
+                await settle()
+                await send_due(runtime, clock, after=timedelta(minutes=2))
+            finally:
+                runtime.mailer = before
+            sent = [m for c in customers for m in to(sink, c.email)]
+        assert len(sent) == 5  # none lost to the 421s, none sent twice
+        assert len({m.peer for m in sent}) == 3  # 2 + 2 + 1
+        for customer in customers:
+            [ack] = await deliveries(client, ws, recipient=customer.email)
+            assert ack["status"] == "sent" and ack["attempts"] == 2
+
     async def test_a_permanent_refusal_gives_up_at_once(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer()
@@ -217,6 +253,9 @@ class TestReliability:
         class DiesBeforeSending:
             async def send(self, message):  # noqa: ANN001, ANN202
                 raise Crash
+
+            def batch(self):  # noqa: ANN202
+                return contextlib.nullcontext()
 
         before, runtime.mailer = runtime.mailer, DiesBeforeSending()
         try:

@@ -8,6 +8,9 @@ read it, so nothing fails and nothing is lost while mail is being set up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from email.message import Message
 from pathlib import Path
 from typing import Protocol
@@ -16,42 +19,120 @@ import aiosmtplib
 
 
 class MailError(Exception):
-    """``permanent``: the relay refused the recipient or the message (5xx); retrying won't help."""
+    """``permanent``: the relay refused the recipient or the message (5xx); retrying won't
+    help. ``dropped``: the connection is gone (or going), so it cannot carry another."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, dropped: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.dropped = dropped
 
 
 class Mailer(Protocol):
     async def send(self, message: Message) -> None: ...
 
+    def batch(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Messages sent inside may share a connection: a delivery round's."""
+        ...
+
+
+class _Held:
+    __slots__ = ("client",)
+
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+
 
 class SmtpMailer:
+    """Sends through a relay. Within ``batch()`` one connection carries every message:
+    a relay's TCP and TLS handshakes and AUTH cost more than a notification itself, and
+    relays limit connections per minute. Outside a batch each message has its own."""
+
     def __init__(self, host: str, port: int, *, starttls: bool = False, use_tls: bool = False,
                  username: str | None = None, password: str | None = None, timeout: float = 30) -> None:
         self.host, self.port = host, port
         self.starttls, self.use_tls = starttls, use_tls
         self.username, self.password = username, password
         self.timeout = timeout
+        # Per task, so that concurrent rounds never talk over each other on one connection.
+        self._held: ContextVar[_Held | None] = ContextVar(f"smtp_batch_{id(self)}", default=None)
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        held = _Held()
+        token = self._held.set(held)
+        try:
+            yield
+        finally:
+            self._held.reset(token)
+            if held.client is not None:
+                await _close(held.client)
 
     async def send(self, message: Message) -> None:
+        held = self._held.get()
+        if held is None:
+            async with self.batch():
+                return await self.send(message)
+        reused = held.client is not None and held.client.is_connected
+        if not reused:
+            held.client = await self._connect()
+        client = held.client
+        assert client is not None
         try:
-            await aiosmtplib.send(
-                message, hostname=self.host, port=self.port, start_tls=self.starttls, use_tls=self.use_tls,
-                username=self.username, password=self.password, timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise MailError(f"recipient refused: {exc}", permanent=True) from exc
+            await self._send_on(client, message)
+        except MailError as exc:
+            if client.is_connected and not exc.dropped:
+                raise  # the message was refused; the connection can carry the next one
+            client.close()
+            held.client = None
+            if not reused:
+                raise
+            # The relay closed a connection that had carried earlier messages (an idle
+            # or per-connection limit): once more on a fresh one, as a new round would.
+            held.client = await self._connect()
+            await self._send_on(held.client, message)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, start_tls=self.starttls, use_tls=self.use_tls,
+                                 username=self.username, password=self.password, timeout=self.timeout)
+        try:
+            await client.connect()
         except aiosmtplib.SMTPResponseException as exc:
             raise MailError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
+        return client
+
+    @staticmethod
+    async def _send_on(client: aiosmtplib.SMTP, message: Message) -> None:
+        try:
+            await client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise MailError(f"recipient refused: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # 421: the relay is closing this connection (RFC 5321 4.2.2).
+            raise MailError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600,
+                            dropped=exc.code == 421) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise MailError(f"{type(exc).__name__}: {exc}", dropped=True) from exc
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    if not client.is_connected:
+        return
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
 
 
 class FolderMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        yield
 
     async def send(self, message: Message) -> None:
         name = (message["Message-ID"] or "message").strip("<>").replace("/", "_") + ".eml"

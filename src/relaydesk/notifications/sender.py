@@ -81,12 +81,13 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:
     if not outgoing:
         return 0
     outcomes: list[tuple[uuid.UUID, SendFailed | None]] = []
-    for item in outgoing:
-        try:
-            await _send(runtime, item)
-            outcomes.append((item.delivery_id, None))
-        except SendFailed as exc:
-            outcomes.append((item.delivery_id, exc))
+    async with runtime.mailer.batch():  # the round's emails share one connection to the relay
+        for item in outgoing:
+            try:
+                await _send(runtime, item)
+                outcomes.append((item.delivery_id, None))
+            except SendFailed as exc:
+                outcomes.append((item.delivery_id, exc))
     async with runtime.transaction() as session:
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
