@@ -20,7 +20,7 @@ from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
 from relaydesk.channels.threading import ticket_of
-from relaydesk.core.mail import SmtpMailer
+from relaydesk.core.mail import SmtpMailer, flatten
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -91,6 +91,34 @@ class TestCustomerEmails:
         [email] = to(mail, customer.email)
         text = email.message.get_body(("plain",)).get_content()
         assert "yêu cầu" in text
+
+
+    async def test_emails_are_written_exactly_as_the_standard_library_writes_them(
+            self, client, settle, runtime) -> None:  # noqa: ANN001
+        """core.mail.flatten skips compat32's folding of headers that fit on one line;
+        the bytes must stay what compat32 writes, short headers and long ones alike."""
+        composed: list[Any] = []
+
+        class Recording:
+            async def send(self, message):  # noqa: ANN001, ANN202
+                composed.append(message)
+
+            def batch(self):  # noqa: ANN202
+                return contextlib.nullcontext()
+
+        ws = await make_workspace(client, name="Cửa hàng Hương & Sons " + "Trading " * 6)
+        customer = await ws.customer(language="vi", name="Nguyễn Thị Hương")
+        before, runtime.mailer = runtime.mailer, Recording()
+        try:
+            ticket = await ws.ticket(customer, subject="Đơn hàng bị hỏng " + "rất  dài\t " * 12)
+            await ws.ticket(customer, subject="Plain  ascii subject with double  spaces ")
+            assert (await ws.reply(ws.admin, ticket["id"], "Xin lỗi, chúng tôi sẽ gửi lại.")).status_code == 201
+            await settle()
+        finally:
+            runtime.mailer = before
+        assert len(composed) >= 3
+        for message in composed:
+            assert flatten(message) == bytes(message)
 
 
 class TestStaffEmailsAndPreferences:
