@@ -8,6 +8,8 @@ crash neither lose nor duplicate a delivery.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -190,6 +192,13 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     return message
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx builds a new TLS context for every client, reading the whole CA bundle: ~40 ms
+    of CPU for each webhook, Slack or SMS call here. The same settings, built once."""
+    return httpx.create_ssl_context()
+
+
 async def _send(runtime: Runtime, item: Outgoing) -> None:
     if item.problem:
         raise SendFailed(item.problem, permanent=True)
@@ -210,7 +219,7 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
     if item.secret and item.body is not None:
         headers["X-Relaydesk-Signature"] = sign(item.secret, int(time.time()), item.body)
     try:
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, verify=_tls()) as client:
             response = await client.post(item.url, content=item.body, data=item.form, headers=headers,
                                          auth=item.auth)
     except httpx.HTTPError as exc:
