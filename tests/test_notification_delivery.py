@@ -3,8 +3,8 @@ over webhooks: preferences, templates, batching, retries, crash safety, the deli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-
 import hashlib
 import hmac
 import uuid
@@ -33,6 +33,13 @@ def mail(runtime: Runtime, smtp_sink: SmtpSink) -> Iterator[SmtpSink]:
     runtime.mailer = SmtpMailer("127.0.0.1", smtp_sink.port, timeout=5)
     yield smtp_sink
     runtime.mailer = before
+
+
+class MailerDouble:
+    """Stands in for the runtime's mailer; subclasses say what ``send`` does."""
+
+    def batch(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
 
 def to(sink: SmtpSink, address: str) -> list[Any]:
@@ -92,19 +99,15 @@ class TestCustomerEmails:
         text = email.message.get_body(("plain",)).get_content()
         assert "yêu cầu" in text
 
-
     async def test_emails_are_written_exactly_as_the_standard_library_writes_them(
             self, client, settle, runtime) -> None:  # noqa: ANN001
         """core.mail.flatten skips compat32's folding of headers that fit on one line;
         the bytes must stay what compat32 writes, short headers and long ones alike."""
         composed: list[Any] = []
 
-        class Recording:
+        class Recording(MailerDouble):
             async def send(self, message):  # noqa: ANN001, ANN202
                 composed.append(message)
-
-            def batch(self):  # noqa: ANN202
-                return contextlib.nullcontext()
 
         ws = await make_workspace(client, name="Cửa hàng Hương & Sons " + "Trading " * 6)
         customer = await ws.customer(language="vi", name="Nguyễn Thị Hương")
@@ -257,6 +260,38 @@ class TestReliability:
             [ack] = await deliveries(client, ws, recipient=customer.email)
             assert ack["status"] == "sent" and ack["attempts"] == 2
 
+    async def test_an_unreachable_relay_fails_the_rest_of_the_round_without_dialling_each(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """A relay that hangs up before its greeting is dialled once per round: the other
+        emails fail at once (to be retried with back-off), not each after its own wait."""
+        ws = await make_workspace(client)
+        customers = [await ws.customer() for _ in range(3)]
+        mail.fail_next(3)  # first attempts fail, so the retries meet in one round
+        for customer in customers:
+            await ws.ticket(customer)
+        await settle()
+        dialled = 0
+
+        async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal dialled
+            dialled += 1
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        before, runtime.mailer = runtime.mailer, SmtpMailer("127.0.0.1", port, timeout=5)
+        try:
+            assert await send_due(runtime, clock, after=timedelta(minutes=2)) == 3
+        finally:
+            runtime.mailer = before
+            server.close()
+            await server.wait_closed()
+        assert dialled == 1
+        for customer in customers:
+            [ack] = await deliveries(client, ws, recipient=customer.email)
+            assert ack["status"] == "failed" and ack["attempts"] == 2 and ack["next_attempt_at"]
+        assert mail.messages == []
+
     async def test_a_permanent_refusal_gives_up_at_once(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer()
@@ -278,12 +313,9 @@ class TestReliability:
         class Crash(BaseException):
             pass
 
-        class DiesBeforeSending:
+        class DiesBeforeSending(MailerDouble):
             async def send(self, message):  # noqa: ANN001, ANN202
                 raise Crash
-
-            def batch(self):  # noqa: ANN202
-                return contextlib.nullcontext()
 
         before, runtime.mailer = runtime.mailer, DiesBeforeSending()
         try:
