@@ -117,10 +117,8 @@ class ChatService:
 
     async def start(self, workspace: Workspace, visitor: Visitor, subject: str | None, message: str,
                     now: datetime) -> tuple[ChatGrant, Ticket]:
-        customer = await self.customers.find_by_email(workspace.id, visitor.email)
-        if customer is None:
-            customer = await self.customers.create_profile(workspace.id, CustomerIn(
-                name=visitor.name[:200], email=visitor.email), now, actor=None)
+        customer = await self.customers.contact(workspace.id, CustomerIn(name=visitor.name[:200],
+                                                                         email=visitor.email), now)
         principal = await self.customers.principal_for(customer, now)
         first_line = message.strip().splitlines()[0] if message.strip() else "Chat"
         ticket = await self.tickets.create(principal, TicketIn(

@@ -93,7 +93,6 @@ class InboundMailService:
 
     # -- processing -------------------------------------------------------------------------
     async def process(self, row: InboundEmail, now: datetime) -> Outcome:
-        row.attempts += 1
         try:
             parsed = parse_email(row.raw, max_attachment_bytes=self.runtime.settings.max_upload_bytes)
         except UnparseableEmail as exc:
@@ -104,10 +103,8 @@ class InboundMailService:
         sender = parsed.sender
         ticket, author = await self._thread(row.workspace_id, parsed, sender.email)
         if author is None:
-            customer = await self.customers.find_by_email(row.workspace_id, sender.email)
-            if customer is None:
-                customer = await self.customers.create_profile(row.workspace_id, CustomerIn(
-                    name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now, actor=None)
+            customer = await self.customers.contact(row.workspace_id, CustomerIn(
+                name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
             author = await self.customers.principal_for(customer, now)
         attachment_ids = await self._attachments(author, parsed, now)
         if ticket is None:
@@ -124,6 +121,9 @@ class InboundMailService:
                                          new_ticket=posted.follow_up_created), now)
 
     def _finish(self, row: InboundEmail, outcome: Outcome, now: datetime) -> Outcome:
+        # Counted here, with the outcome, so the row is written once (an attempt that fails
+        # rolls back anyway, and the quarantine counts it in its own transaction).
+        row.attempts += 1
         row.status, row.reason, row.ticket_id = outcome.status, outcome.reason, outcome.ticket_id
         row.processed_at = now
         log.info("email_processed", inbound_id=str(row.id), status=outcome.status, reason=outcome.reason)

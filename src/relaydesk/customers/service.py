@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import get_many_in_workspace
+from relaydesk.core.db import get_many_in_workspace, new_id
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
@@ -19,7 +19,17 @@ from relaydesk.customers.schemas import (
     OrganisationIn,
     OrganisationPatch,
 )
+from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService, normalise_email
+
+_PROFILE_OF_USER = "customer_profile_of_user"
+
+
+def _current(customer: Customer) -> bool:
+    """Whether this transaction's object for the row still stands for it (not expired by a
+    commit or rollback, not deleted)."""
+    state = inspect(customer)
+    return state.pending or (state.persistent and not state.expired_attributes)
 
 
 class CustomerService:
@@ -42,22 +52,39 @@ class CustomerService:
     async def create_profile(
         self, workspace_id: uuid.UUID, data: CustomerIn, now: datetime, *, actor: Principal | None,
     ) -> Customer:
-        email = normalise_email(data.email)
-        if await self.find_by_email(workspace_id, email) is not None:
+        if await self.find_by_email(workspace_id, data.email) is not None:
             raise Conflict("A customer with this email already exists.", field="email", code="email_taken")
+        customer = await self._new_profile(workspace_id, data, now, actor=actor)
+        await self.session.flush()
+        return customer
+
+    async def contact(self, workspace_id: uuid.UUID, data: CustomerIn, now: datetime) -> Customer:
+        """The customer who writes in through a channel (email, chat), found by address or
+        made on first contact together with the login they act as (``principal_for``)."""
+        found = await self.find_by_email(workspace_id, data.email)
+        if found is not None:
+            return found
+        login = await self._login_for(workspace_id, data.email, data.name, now)
+        return await self._new_profile(workspace_id, data, now, actor=None, user_id=login.id)
+
+    async def _new_profile(
+        self, workspace_id: uuid.UUID, data: CustomerIn, now: datetime, *, actor: Principal | None,
+        user_id: uuid.UUID | None = None,
+    ) -> Customer:
+        email = normalise_email(data.email)
         await self._check_organisation(workspace_id, data.organisation_id)
-        user_id = None
         if data.password:
             user = await self.users.create(workspace_id=workspace_id, email=email, name=data.name,
                                            role=Role.CUSTOMER, password=data.password, now=now)
             user_id = user.id
+        # The id is set here, not at a flush, so the row need not be written yet: it goes
+        # out with the transaction's next statement.
         customer = Customer(
-            workspace_id=workspace_id, user_id=user_id, name=data.name, email=email, phone=data.phone,
+            id=new_id(), workspace_id=workspace_id, user_id=user_id, name=data.name, email=email, phone=data.phone,
             organisation_id=data.organisation_id, tier=data.tier.value, language=data.language.lower(),
             timezone=data.timezone, attributes=data.metadata, created_at=now, updated_at=now,
         )
         self.session.add(customer)
-        await self.session.flush()
         self.audit.record(workspace_id=workspace_id, entity_type="customer", entity_id=customer.id,
                           actor_id=actor.user_id if actor else None, actor_kind="agent" if actor else "system",
                           at=now, changes={"created": (None, email)})
@@ -67,12 +94,22 @@ class CustomerService:
         """The customer acting through a channel (email, chat, SMS): they need a user to act
         as, made without a password when they have none (they may set one later)."""
         if customer.user_id is None:
-            user = await self.users.find_by_email(customer.workspace_id, customer.email) or await self.users.create(
-                workspace_id=customer.workspace_id, email=customer.email, name=customer.name, role=Role.CUSTOMER,
-                password=None, now=now)
-            customer.user_id = user.id
-            await self.session.flush()
+            customer.user_id = (await self._login_for(customer.workspace_id, customer.email, customer.name, now)).id
+        # What the customer then does in this transaction (open a ticket, reply) asks for
+        # their profile by user; this answers without a query (``for_user``).
+        self.session.info.setdefault(_PROFILE_OF_USER, {})[customer.user_id] = customer
         return Principal(customer.user_id, customer.workspace_id, Role.CUSTOMER)
+
+    async def _login_for(self, workspace_id: uuid.UUID, email: str, name: str, now: datetime) -> User:
+        """The user with this address, or a new one without a password, written now: the
+        profile that refers to it is written after it (the ORM knows no order between the
+        two tables)."""
+        user = await self.users.find_by_email(workspace_id, email)
+        if user is None:
+            user = self.users.add(workspace_id=workspace_id, email=email, name=name, role=Role.CUSTOMER,
+                                  password_hash=None, now=now)
+            await self.session.flush()
+        return user
 
     async def mark_undeliverable(self, workspace_id: uuid.UUID, email: str, now: datetime) -> bool:
         customer = await self.find_by_email(workspace_id, email)
@@ -101,6 +138,10 @@ class CustomerService:
 
     async def for_user(self, principal: Principal) -> Customer:
         """The signed-in customer's own profile."""
+        known = self.session.info.get(_PROFILE_OF_USER, {}).get(principal.user_id)
+        if known is not None and _current(known) and known.user_id == principal.user_id and known.workspace_id == principal.workspace_id and \
+                known.deleted_at is None:
+            return known
         customer = await self.session.scalar(self._visible(principal).where(Customer.user_id == principal.user_id))
         if customer is None:
             raise NotFound("This sign-in has no customer profile.")

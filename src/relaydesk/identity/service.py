@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import get_many_in_workspace
+from relaydesk.core.db import get_many_in_workspace, new_id
 from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated
 from relaydesk.core.principal import Principal, Role
 from relaydesk.identity.models import ApiToken, LoginThrottle, RefreshToken, User
@@ -42,13 +42,18 @@ class UserService:
         if await self.find_by_email(workspace_id, email) is not None:
             raise Conflict("A user with this email already exists in the workspace.", field="email",
                            code="email_taken")
-        user = User(
-            workspace_id=workspace_id, email=email, name=name, role=role.value,
-            password_hash=await self.hasher.hash(password) if password else None,
-            is_active=True, created_at=now, updated_at=now,
-        )
-        self.session.add(user)
+        user = self.add(workspace_id=workspace_id, email=email, name=name, role=role,
+                        password_hash=await self.hasher.hash(password) if password else None, now=now)
         await self.session.flush()
+        return user
+
+    def add(self, *, workspace_id: uuid.UUID, email: str, name: str, role: Role, password_hash: str | None,
+            now: datetime) -> User:
+        """A new user, written at the next flush; for callers that have just looked the
+        address up themselves (the unique index still guards a race)."""
+        user = User(id=new_id(), workspace_id=workspace_id, email=normalise_email(email), name=name,
+                    role=role.value, password_hash=password_hash, is_active=True, created_at=now, updated_at=now)
+        self.session.add(user)
         return user
 
     async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> User | None:
