@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, inspect, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, event, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from relaydesk.core.db import already_loaded, note_locked
 from relaydesk.tickets.lifecycle import OPEN_WORK
@@ -53,6 +54,7 @@ _STAFF_GET = select(Ticket).where(Ticket.workspace_id == bindparam("workspace_id
                                   Ticket.id == bindparam("ticket_id"))
 _STAFF_GET_LOCKED = _STAFF_GET.with_for_update()
 _NO_TICKET = uuid.UUID(int=0)
+_OPEN_WORK_VALUES = frozenset(s.value for s in OPEN_WORK)
 _OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
     Ticket.workspace_id == bindparam("workspace_id"), Ticket.assignee_id.in_(bindparam("agent_ids", expanding=True)),
     Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
@@ -70,6 +72,21 @@ def _work_pending(session: AsyncSession) -> bool:
             if any(attrs[name].history.has_changes() for name in ("assignee_id", "status", "deleted_at")):
                 return True
     return False
+
+
+# session.info, SQLite only: agent -> tickets in open work, as counted since the last flush.
+# SQLite's write transaction holds the only write lock (BEGIN IMMEDIATE) and a read one a
+# fixed snapshot, so until this transaction writes again a second count could only repeat
+# the first: routing counts the pool, then the assignment checks the winner's cap. (Tickets
+# change only through the ORM, so a flush is the only way this transaction changes them.)
+_LOADS = "open_loads_counted"
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _loads_stale(session: Session, *_: object) -> None:
+    session.info.pop(_LOADS, None)
 
 
 class TicketRepository:
@@ -169,11 +186,33 @@ class TicketRepository:
         # second UPDATE of the same row when the transaction changes it again.
         if _work_pending(self.session):
             await self.session.flush()
+        known = self._counted(workspace_id, agent_ids, exclude)
+        if known is not None:
+            return known
         # An id no ticket has stands for "exclude nothing": one statement for both uses.
         rows = await self.session.execute(_OPEN_LOAD, {"workspace_id": workspace_id, "agent_ids": agent_ids,
                                                        "exclude": exclude or _NO_TICKET})
         counts = {agent: n for agent, n in rows.all()}
-        return {a: counts.get(a, 0) for a in agent_ids}
+        loads = {a: counts.get(a, 0) for a in agent_ids}
+        if exclude is None and self.session.get_bind().dialect.name == "sqlite":
+            self.session.info.setdefault(_LOADS, {}).update(((workspace_id, a), n) for a, n in loads.items())
+        return loads
+
+    def _counted(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
+                 exclude: uuid.UUID | None) -> dict[uuid.UUID, int] | None:
+        """The loads counted since the last flush (SQLite), or None. An excluded ticket
+        must be one this transaction holds, so that whether it counted is known."""
+        counted = self.session.info.get(_LOADS)
+        if not counted or any((workspace_id, a) not in counted for a in agent_ids):
+            return None
+        excluded = None
+        if exclude is not None:
+            excluded = already_loaded(self.session, Ticket, exclude)
+            if excluded is None:
+                return None
+        return {a: counted[(workspace_id, a)] - (
+            excluded is not None and excluded.assignee_id == a and excluded.workspace_id == workspace_id
+            and excluded.status in _OPEN_WORK_VALUES and excluded.deleted_at is None) for a in agent_ids}
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
