@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.uow import after_commit
+from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import PreferenceService
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
@@ -47,17 +48,35 @@ def install(runtime: Runtime) -> list[Periodic]:
         return queued
 
     async def look_ahead(session: AsyncSession, events: list[Event]) -> None:
-        """The agents a batch assigns tickets to, and their notification choices, read
-        together: each assignment tells its agent, and would read both on its own."""
-        assignees: dict[uuid.UUID, set[uuid.UUID]] = {}
+        """The people a batch's events will tell, and their notification choices, read
+        together: each event would read its own (the customer an acknowledgement or a
+        reply goes to, the agent a ticket is assigned to or a customer replied to)."""
+        customers: dict[uuid.UUID, set[uuid.UUID]] = {}
+        staff: dict[uuid.UUID, set[uuid.UUID]] = {}
         for e in events:
-            if e.type == "ticket.assigned" and e.payload.get("after"):
-                assignees.setdefault(e.workspace_id, set()).add(uuid.UUID(e.payload["after"]))
-        if sum(map(len, assignees.values())) < 2:
+            payload = e.payload
+            told_staff = None
+            if e.type == "ticket.assigned":
+                told_staff = payload.get("after")
+            elif e.type in ("ticket.created", "ticket.status_changed", "message.posted") and \
+                    not payload.get("internal"):
+                if payload.get("requester_id"):
+                    customers.setdefault(e.workspace_id, set()).add(uuid.UUID(payload["requester_id"]))
+                if e.type == "message.posted" and payload.get("author_kind") == "customer":
+                    told_staff = payload.get("assignee_id")
+            if told_staff:
+                staff.setdefault(e.workspace_id, set()).add(uuid.UUID(told_staff))
+        if sum(map(len, customers.values())) + sum(map(len, staff.values())) < 2:
             return
-        for ws, user_ids in assignees.items():
-            await UserService(session, runtime.hasher).get_many(ws, user_ids)
-            await PreferenceService(session).load_ahead(ws, user_ids)
+        users = UserService(session, runtime.hasher)
+        for ws in customers.keys() | staff.keys():
+            people = set(staff.get(ws, ()))
+            if people:
+                await users.get_many(ws, people)
+            if customers.get(ws):
+                found = await CustomerService(session, users).get_many(ws, customers[ws])
+                people |= {c.user_id for c in found.values() if c.user_id is not None}
+            await PreferenceService(session).load_ahead(ws, people)
 
     runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event, prepare=look_ahead)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
