@@ -197,11 +197,20 @@ class SlaService:
         targets = self._targets(policy, ticket.priority)
         clocks = {k: engine.start(k, targets[k.value], ticket.created_at)
                   for k in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)}
+        # Brought up to now as ``sync`` would leave them when that announces nothing (the
+        # usual case for a new ticket): the row is then written once, not inserted and
+        # updated straight after. A crossing is left to ``sync``, which acts on it.
+        calendar, thresholds = await self._calendar(policy), self._thresholds(policy)
+        advanced = {k: engine.advance(c, now, calendar, thresholds) for k, c in clocks.items()}
+        next_check_at = None
+        if not any(fired for _, fired in advanced.values()):
+            clocks = {k: c for k, (c, _) in advanced.items()}
+            next_check_at = engine.earliest([engine.next_check_at(c, calendar, thresholds) for c in clocks.values()])
         values = dict(
             workspace_id=ticket.workspace_id, ticket_id=ticket.id, policy_id=policy.id if policy else None,
             policy_name=policy.name if policy else "Default", priority=ticket.priority,
             clocks={k.value: c.to_dict() for k, c in clocks.items()}, state="ok", breached=False,
-            escalation_level=0, created_at=now, updated_at=now,
+            escalation_level=0, next_check_at=next_check_at, created_at=now, updated_at=now,
         )
         tracker = await self.session.scalar(_INSERT_TRACKER[self.session.bind.dialect.name], values)
         if tracker is None:  # another transaction made it meanwhile
