@@ -12,6 +12,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,9 +60,20 @@ ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an au
 def _business_calendar(row: SlaCalendar | None) -> BusinessCalendar:
     """A stored calendar as the engine uses it; none (or a removed one) is 24/7."""
     if row is None:
-        return BusinessCalendar.always_open()
-    return BusinessCalendar.from_dict({"timezone": row.timezone, "weekly_hours": row.weekly_hours,
-                                       "holidays": row.holidays})
+        return _ALWAYS_OPEN
+    return _calendar_of(row.timezone, orjson.dumps(row.weekly_hours, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+                        orjson.dumps(row.holidays))
+
+
+# Calendars are immutable and building one validates every interval: built once per
+# content and shared, not once per event (a new SlaService each time).
+_ALWAYS_OPEN = BusinessCalendar.always_open()
+
+
+@lru_cache(maxsize=256)
+def _calendar_of(timezone: str, weekly_hours: bytes, holidays: bytes) -> BusinessCalendar:
+    return BusinessCalendar.from_dict({"timezone": timezone, "weekly_hours": orjson.loads(weekly_hours),
+                                       "holidays": orjson.loads(holidays)})
 
 
 # Thresholds are immutable and few; one per pair instead of one per tracker and pass.
