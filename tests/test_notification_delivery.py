@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import hashlib
 import hmac
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 import orjson
@@ -122,6 +125,20 @@ class TestCustomerEmails:
         assert len(composed) >= 3
         for message in composed:
             assert flatten(message) == bytes(message)
+
+    def test_a_multipart_email_reads_back_as_written_whatever_its_text(self) -> None:
+        """flatten picks the MIME boundaries itself: text full of boundary-like lines
+        must still come back part for part."""
+        text = "\n".join(["Order lines:", "===============", "--===============0123456789abcdef0123==",
+                          "=" * 15 + "x" * 20 + "==", "Thanks"])
+        message = EmailMessage()
+        message["Subject"], message["From"], message["To"] = "Boundaries", "a@example.com", "b@example.com"
+        message.set_content(text)
+        message.add_alternative(f"<pre>{text}</pre>", subtype="html")
+        message.add_attachment(text.encode(), maintype="text", subtype="plain", filename="order.txt")
+        parsed = BytesParser(policy=email.policy.default).parsebytes(flatten(message))
+        parts = [p for p in parsed.walk() if not p.is_multipart()]
+        assert [p.get_content().strip() for p in parts] == [text, f"<pre>{text}</pre>", text]
 
 
 class TestStaffEmailsAndPreferences:

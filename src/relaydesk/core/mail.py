@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import secrets
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from email.generator import BytesGenerator
@@ -38,10 +39,23 @@ class _OneLineHeaders(Compat32):
 _ONE_LINE_HEADERS = _OneLineHeaders()
 
 
+class _Generator(BytesGenerator):
+    @classmethod
+    def _make_boundary(cls, text: bytes | None = None) -> str:
+        """A random boundary that occurs nowhere in the parts. The standard library checks
+        with a regular expression made for each boundary (so never cached): a third of a
+        millisecond per multipart email here. A plain search is as safe (stricter: it
+        refuses the boundary anywhere, not only at the start of a line)."""
+        while True:
+            boundary = f"==============={secrets.token_hex(10)}=="
+            if text is None or boundary.encode() not in text:
+                return boundary
+
+
 def flatten(message: Message) -> bytes:
     """The message as it goes on the wire (or into a .eml file)."""
     out = io.BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=_ONE_LINE_HEADERS).flatten(message)
+    _Generator(out, mangle_from_=False, policy=_ONE_LINE_HEADERS).flatten(message)
     return out.getvalue()
 
 
