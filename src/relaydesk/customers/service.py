@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, inspect, or_, select
+from sqlalchemy import and_, event, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from relaydesk.core.audit import AuditLog
 from relaydesk.core.db import get_many_in_workspace, new_id
@@ -22,14 +23,19 @@ from relaydesk.customers.schemas import (
 from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService, normalise_email
 
-_PROFILE_OF_USER = "customer_profile_of_user"
+_PROFILE_OF_USER = "customer_profile_of_user"  # session.info, for this transaction only
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_over(session: Session) -> None:
+    session.info.pop(_PROFILE_OF_USER, None)
 
 
 def _current(customer: Customer) -> bool:
-    """Whether this transaction's object for the row still stands for it (not expired by a
-    commit or rollback, not deleted)."""
+    """Whether the object is still the session's (not deleted or expunged meanwhile)."""
     state = inspect(customer)
-    return state.pending or (state.persistent and not state.expired_attributes)
+    return state.pending or state.persistent
 
 
 class CustomerService:
