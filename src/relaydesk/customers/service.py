@@ -145,8 +145,8 @@ class CustomerService:
     async def for_user(self, principal: Principal) -> Customer:
         """The signed-in customer's own profile."""
         known = self.session.info.get(_PROFILE_OF_USER, {}).get(principal.user_id)
-        if known is not None and _current(known) and known.user_id == principal.user_id and known.workspace_id == principal.workspace_id and \
-                known.deleted_at is None:
+        if known is not None and _current(known) and known.user_id == principal.user_id \
+                and known.workspace_id == principal.workspace_id and known.deleted_at is None:
             return known
         customer = await self.session.scalar(self._visible(principal).where(Customer.user_id == principal.user_id))
         if customer is None:

@@ -61,8 +61,8 @@ def _business_calendar(row: SlaCalendar | None) -> BusinessCalendar:
     """A stored calendar as the engine uses it; none (or a removed one) is 24/7."""
     if row is None:
         return _ALWAYS_OPEN
-    return _calendar_of(row.timezone, orjson.dumps(row.weekly_hours, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
-                        orjson.dumps(row.holidays))
+    hours = orjson.dumps(row.weekly_hours, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return _calendar_of(row.timezone, hours, orjson.dumps(row.holidays))
 
 
 # Calendars are immutable and building one validates every interval: built once per
