@@ -155,3 +155,29 @@ def test_serve_with_several_processes_shares_one_embedded_database(tmp_path: Pat
         assert "database is locked" not in log.read_text()
     finally:
         stop(proc)
+
+
+def test_serve_keeps_an_idle_connection_open_longer_than_a_load_balancer_would(tmp_path: Path):
+    """A proxy reuses its idle connections to the app for up to a minute (60 s on the
+    common load balancers); if the app closed them sooner, a request sent just as it did
+    would fail. So an idle keep-alive connection outlives uvicorn's 5 s default."""
+    port = free_port()
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port)}
+    env.pop("DATABASE_URL", None)
+    env.pop("RELAYDESK_DATABASE_URL", None)
+    relaydesk = str(VENV / "bin" / "relaydesk")
+    subprocess.run([relaydesk, "migrate"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([relaydesk, "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_ready(port, proc, log)
+        request = b"GET /healthz HTTP/1.1\r\nHost: relaydesk\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(6.5)
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")  # b"" once the server has hung up
+    finally:
+        stop(proc)

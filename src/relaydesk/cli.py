@@ -60,7 +60,8 @@ def serve(
     settings = _settings()
     options = dict(host=host or settings.host, port=port or settings.port, access_log=False,
                    log_level=settings.log_level.lower(), proxy_headers=True,
-                   ws_per_message_deflate=settings.ws_compression)
+                   ws_per_message_deflate=settings.ws_compression,
+                   timeout_keep_alive=settings.http_keep_alive_seconds)
     if workers > 1:
         # Each process builds its own runtime from the environment; they share the
         # database, and the outbox makes sure each event is delivered by one of them.

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # How long an idle HTTP keep-alive connection stays open. Longer than a load
+    # balancer's own idle timeout (60 s on the common ones), so that the proxy, not
+    # Relaydesk, closes idle connections: otherwise one closed here just as the proxy
+    # reuses it fails that request (uvicorn's default is 5 s).
+    http_keep_alive_seconds: int = Field(default=75, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
 
