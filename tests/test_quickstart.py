@@ -3,6 +3,7 @@ prints its logins and serves; the printed admin can sign in."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -172,12 +173,17 @@ def test_serve_keeps_an_idle_connection_open_longer_than_a_load_balancer_would(t
                             start_new_session=True)
     try:
         wait_ready(port, proc, log)
-        request = b"GET /healthz HTTP/1.1\r\nHost: relaydesk\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            conn.sendall(request)
-            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() == b'{"status":"ok"}'
+            first = conn.sock.getsockname()
             time.sleep(6.5)
-            conn.sendall(request)
-            assert conn.recv(65536).startswith(b"HTTP/1.1 200")  # b"" once the server has hung up
+            # On a connection the server has closed this raises RemoteDisconnected.
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() == b'{"status":"ok"}'
+            assert conn.sock.getsockname() == first  # the same connection, not a new one
+        finally:
+            conn.close()
     finally:
         stop(proc)
