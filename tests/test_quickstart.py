@@ -59,7 +59,7 @@ def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: float = 12
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"make run exited early:\n{log.read_text()}")
+            pytest.fail(f"the server exited early:\n{log.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return
@@ -120,17 +120,23 @@ def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
         stop(proc)
 
 
-def test_serve_with_several_processes_shares_one_embedded_database(tmp_path: Path):
-    port = free_port()
-    env = {**os.environ, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port),
-           "RELAYDESK_PASSWORD_HASH_TIME_COST": "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024"}
+def start_serve(data_dir: Path, port: int, *args: str, **env_extra: str) -> tuple[subprocess.Popen, Path]:
+    """``relaydesk migrate`` then ``relaydesk serve`` on the embedded database in ``data_dir``."""
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(data_dir), "RELAYDESK_PORT": str(port), **env_extra}
     env.pop("DATABASE_URL", None)
     env.pop("RELAYDESK_DATABASE_URL", None)
     relaydesk = str(VENV / "bin" / "relaydesk")
     subprocess.run([relaydesk, "migrate"], env=env, check=True, capture_output=True)
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([relaydesk, "serve", "--workers", "2"], env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    log = data_dir / "serve.log"
+    proc = subprocess.Popen([relaydesk, "serve", *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, log
+
+
+def test_serve_with_several_processes_shares_one_embedded_database(tmp_path: Path):
+    port = free_port()
+    proc, log = start_serve(tmp_path, port, "--workers", "2", RELAYDESK_PASSWORD_HASH_TIME_COST="1",
+                            RELAYDESK_PASSWORD_HASH_MEMORY_KIB="1024")
     try:
         wait_ready(port, proc, log)
         base = f"http://127.0.0.1:{port}"
@@ -163,14 +169,7 @@ def test_serve_keeps_an_idle_connection_open_longer_than_a_load_balancer_would(t
     common load balancers); if the app closed them sooner, a request sent just as it did
     would fail. So an idle keep-alive connection outlives uvicorn's 5 s default."""
     port = free_port()
-    env = {**os.environ, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port)}
-    env.pop("DATABASE_URL", None)
-    env.pop("RELAYDESK_DATABASE_URL", None)
-    relaydesk = str(VENV / "bin" / "relaydesk")
-    subprocess.run([relaydesk, "migrate"], env=env, check=True, capture_output=True)
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([relaydesk, "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc, log = start_serve(tmp_path, port)
     try:
         wait_ready(port, proc, log)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -54,7 +54,6 @@ _STAFF_GET = select(Ticket).where(Ticket.workspace_id == bindparam("workspace_id
                                   Ticket.id == bindparam("ticket_id"))
 _STAFF_GET_LOCKED = _STAFF_GET.with_for_update()
 _NO_TICKET = uuid.UUID(int=0)
-_OPEN_WORK_VALUES = frozenset(s.value for s in OPEN_WORK)
 _OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
     Ticket.workspace_id == bindparam("workspace_id"), Ticket.assignee_id.in_(bindparam("agent_ids", expanding=True)),
     Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
@@ -200,19 +199,17 @@ class TicketRepository:
 
     def _counted(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                  exclude: uuid.UUID | None) -> dict[uuid.UUID, int] | None:
-        """The loads counted since the last flush (SQLite), or None. An excluded ticket
-        must be one this transaction holds, so that whether it counted is known."""
+        """The loads counted since the last flush (SQLite), or None. With a ticket to
+        leave out, only when this transaction holds it and it is none of these agents'
+        (so the count never included it); otherwise the query decides."""
         counted = self.session.info.get(_LOADS)
         if not counted or any((workspace_id, a) not in counted for a in agent_ids):
             return None
-        excluded = None
         if exclude is not None:
             excluded = already_loaded(self.session, Ticket, exclude)
-            if excluded is None:
+            if excluded is None or excluded.assignee_id in agent_ids:
                 return None
-        return {a: counted[(workspace_id, a)] - (
-            excluded is not None and excluded.assignee_id == a and excluded.workspace_id == workspace_id
-            and excluded.status in _OPEN_WORK_VALUES and excluded.deleted_at is None) for a in agent_ids}
+        return {a: counted[(workspace_id, a)] for a in agent_ids}
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
