@@ -105,6 +105,36 @@ class TestNewTicketsByEmail:
         assert r.status_code == 409
 
 
+    async def test_a_team_member_who_writes_in_is_the_requester_and_keeps_their_sign_in(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        supervisor, agent = await ws.staff("supervisor"), await ws.staff()
+        to = address(runtime, ws)
+        await send(listener, email(f"Sam Supervisor <{supervisor.email}>", to, "My laptop will not boot",
+                                   "It shows a blank screen."), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        profile = f"/api/v1/customers/{ticket['requester_id']}"
+        assert (await client.get(profile, headers=ws.admin.headers)).json()["email"] == supervisor.email
+        # Whoever manages customers cannot take over the team member's sign-in through the profile.
+        r = await client.patch(profile, json={"password": "a password the agent chose"}, headers=agent.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text
+        r = await client.patch(profile, json={"name": "Renamed by an agent"}, headers=agent.headers)
+        assert r.status_code == 200, r.text
+        # Given another address, the profile is someone else: what comes from there is not the team member's.
+        r = await client.patch(profile, json={"email": "sam.home@customers.example.com"}, headers=agent.headers)
+        assert r.status_code == 200, r.text
+        await send(listener, email("sam.home@customers.example.com", to, f"Re: [{ticket['number']}] My laptop",
+                                   "Still blank."), to)
+        await settle()
+        [still_blank] = [m for m in await thread(client, ws, ticket["id"]) if m["body_text"] == "Still blank."]
+        assert still_blank["author_kind"] == "customer" and still_blank["author_id"] != supervisor.id
+        assert (await client.delete(profile, headers=ws.admin.headers)).status_code == 204
+        me = await client.get("/api/v1/me", headers={
+            "Authorization": f"Bearer {(await ws.login(supervisor.email))['access_token']}"})
+        assert me.json()["role"] == "supervisor" and me.json()["name"] != "Renamed by an agent", me.text
+
+
 class TestReplies:
     async def test_a_reply_to_our_email_joins_its_ticket_without_the_quoted_history(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

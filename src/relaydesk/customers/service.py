@@ -109,7 +109,8 @@ class CustomerService:
     async def _login_for(self, workspace_id: uuid.UUID, email: str, name: str, now: datetime) -> User:
         """The user with this address, or a new one without a password, written now: the
         profile that refers to it is written after it (the ORM knows no order between the
-        two tables)."""
+        two tables). A team member writing in from their own address is the requester, as
+        in other helpdesks: their profile shares their user (see ``_sync_login``)."""
         user = await self.users.find_by_email(workspace_id, email)
         if user is None:
             user = self.users.add(workspace_id=workspace_id, email=email, name=name, role=Role.CUSTOMER,
@@ -219,6 +220,17 @@ class CustomerService:
                 changes["can_sign_in"] = (False, True)
             return
         user = await self.users.get(customer.workspace_id, customer.user_id)
+        if user.role != Role.CUSTOMER.value:
+            # A team member who wrote in from their own address acts as this profile, but
+            # their sign-in stays theirs: whoever manages customers must not be able to set
+            # a supervisor's password, rename them or change the address they sign in with.
+            if data.password:
+                raise ValidationFailed("This customer is a member of the support team: they change their own "
+                                       "password.", field="password")
+            if customer.email != user.email:  # no longer their address: no longer them
+                changes["user_id"] = (customer.user_id, None)
+                customer.user_id = None
+            return
         changes.update({f"login_{k}": v for k, v in (await self.users.update(
             user, now=now, name=customer.name, email=customer.email, password=data.password,
         )).items()})
@@ -231,7 +243,8 @@ class CustomerService:
         customer.deleted_at = now
         if customer.user_id:
             user = await self.users.get(customer.workspace_id, customer.user_id)
-            await self.users.update(user, now=now, is_active=False)
+            if user.role == Role.CUSTOMER.value:  # a team member's sign-in is not a customer's to close
+                await self.users.update(user, now=now, is_active=False)
         self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
                           actor_id=principal.user_id, actor_kind="agent", at=now, changes={"deleted_at": (None, now)})
 
