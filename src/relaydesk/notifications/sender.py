@@ -38,6 +38,8 @@ from relaydesk.notifications.webhooks import UnsafeTarget, WebhookService, check
 from relaydesk.tenancy.service import WorkspaceService
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from relaydesk.runtime import Runtime
@@ -74,10 +76,14 @@ class SendFailed(Exception):
 _BY_IDS = select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
 
 
-async def deliver_due(runtime: Runtime, *, limit: int = 100) -> int:
-    """One round; returns how many deliveries it attempted."""
-    now = runtime.clock.now()
+async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[[], None] | None = None) -> int:
+    """One round; returns how many deliveries it attempted. ``claiming`` is called once
+    the round holds the writer, just before it reads what is due."""
     async with runtime.transaction() as session:
+        await session.connection()  # on SQLite, waits for the writer (BEGIN IMMEDIATE)
+        if claiming is not None:
+            claiming()
+        now = runtime.clock.now()
         claimed = await DeliveryService(session).claim_due(now, limit=limit, is_sqlite=runtime.db.is_sqlite)
         outgoing = [await _prepare(runtime, session, d, now) for d in claimed]
     if not outgoing:

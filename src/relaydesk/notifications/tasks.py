@@ -23,21 +23,42 @@ if TYPE_CHECKING:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
+    # In one process: whether a delivery job is queued that has not yet taken the writer.
+    # Deliveries committed meanwhile are due when it claims, so it takes them too, and
+    # their commits need not queue a job each (under load that was a round of one or two
+    # emails per consumer batch, each round two transactions).
+    waiting = False
+
+    async def kick_delivery() -> None:
+        nonlocal waiting
+        if runtime.jobs.in_process:
+            if waiting:
+                return
+            waiting = True
+        await runtime.jobs.enqueue("notifications.deliver")
+
+    def claiming() -> None:
+        nonlocal waiting
+        waiting = False
+
     async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
         """notifications.on_event: in-app rows, emails and webhooks for one event."""
         notifier = Notifier(runtime, session, event.workspace_id, event.id, now)
         await notifier.handle(event.type, event.payload)
         if notifier.queued:
-            after_commit(session, "notifications.deliver", lambda: runtime.jobs.enqueue("notifications.deliver"))
+            after_commit(session, "notifications.deliver", kick_delivery)
 
     async def deliver() -> int:
         """notifications.deliver: send what is due, round after round while rounds are full."""
         sent = 0
-        for _ in range(20):  # bounded: the next run picks up what is left
-            batch = await deliver_due(runtime, limit=100)
-            sent += batch
-            if batch < 100:
-                break
+        try:
+            for _ in range(20):  # bounded: the next run picks up what is left
+                batch = await deliver_due(runtime, limit=100, claiming=claiming)
+                sent += batch
+                if batch < 100:
+                    break
+        finally:
+            claiming()  # a round that failed early must not leave later commits waiting on it
         return sent
 
     async def daily_summary() -> int:
