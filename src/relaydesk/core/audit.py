@@ -31,7 +31,8 @@ class AuditEntry(IdMixin, WorkspaceScoped, Base):
 
 
 _PENDING = "audit_pending"
-_INSERT = insert(AuditEntry)
+# Against the table, not the mapped class: the ORM's bulk-insert path added ~70 µs a call.
+_INSERT = insert(AuditEntry.__table__)
 
 
 @event.listens_for(Session, "before_commit")
