@@ -23,7 +23,7 @@ from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
 from relaydesk.channels.threading import ticket_of
-from relaydesk.core.mail import SmtpMailer, flatten
+from relaydesk.core.mail import FolderMailer, SmtpMailer, flatten
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -139,6 +139,25 @@ class TestCustomerEmails:
         parsed = BytesParser(policy=email.policy.default).parsebytes(flatten(message))
         parts = [p for p in parsed.walk() if not p.is_multipart()]
         assert [p.get_content().strip() for p in parts] == [text, f"<pre>{text}</pre>", text]
+
+
+    async def test_without_a_relay_each_email_lands_in_the_outbox_folder(
+            self, client, settle, runtime, tmp_path) -> None:  # noqa: ANN001
+        before, runtime.mailer = runtime.mailer, FolderMailer(tmp_path / "mail-outbox")
+        try:
+            ws = await make_workspace(client)
+            customers = [await ws.customer() for _ in range(3)]
+            for customer in customers:
+                await ws.ticket(customer, subject=f"Parcel for {customer.email} is late")
+            await settle()
+        finally:
+            runtime.mailer = before
+        files = list((tmp_path / "mail-outbox").glob("*.eml"))
+        emails = [BytesParser(policy=email.policy.default).parsebytes(f.read_bytes()) for f in files]
+        assert sorted(e["To"] for e in emails) == sorted(c.email for c in customers)
+        for e in emails:
+            assert e["Message-ID"].strip().strip("<>") + ".eml" in {f.name for f in files}
+            assert e.get_body(("plain",)) is not None and e.get_body(("html",)) is not None
 
 
 class TestStaffEmailsAndPreferences:

@@ -191,23 +191,42 @@ async def _close(client: aiosmtplib.SMTP) -> None:
 
 
 class FolderMailer:
+    """Writes each message to ``<folder>/<Message-ID>.eml`` (no relay configured).
+
+    Creating a file is kernel work, 40 µs on one day and 350-800 µs on another on the same
+    machine, so it is done on a worker thread rather than holding up the loop; and since
+    each trip there cost the loop ~200 µs under load, a batch's files go in one trip, once
+    the batch is done (before its outcomes are recorded)."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._pending: ContextVar[list[tuple[str, bytes]] | None] = ContextVar(
+            f"folder_batch_{id(self)}", default=None)
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        yield
+        pending: list[tuple[str, bytes]] = []
+        token = self._pending.set(pending)
+        try:
+            yield
+        finally:
+            self._pending.reset(token)
+        if pending:
+            await asyncio.to_thread(self._write, pending)
 
     async def send(self, message: Message) -> None:
         name = (message["Message-ID"] or "message").strip("<>").replace("/", "_") + ".eml"
-        # Written on a worker thread: creating a file is kernel work that took 40 µs on one
-        # day and 350-800 µs on another on the same machine (empty files too), and on the
-        # loop's thread it holds up every request meanwhile. The hop costs ~15 µs.
-        await asyncio.to_thread(self._write, name, flatten(message))
+        file = (name, flatten(message))
+        pending = self._pending.get()
+        if pending is not None:
+            pending.append(file)
+        else:
+            await asyncio.to_thread(self._write, [file])
 
-    def _write(self, name: str, data: bytes) -> None:
-        try:
-            (self.folder / name).write_bytes(data)
-        except FileNotFoundError:  # the first message (or the folder was removed): make it, once
-            self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / name).write_bytes(data)
+    def _write(self, files: list[tuple[str, bytes]]) -> None:
+        for name, data in files:
+            try:
+                (self.folder / name).write_bytes(data)
+            except FileNotFoundError:  # the first message (or the folder was removed): make it, once
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / name).write_bytes(data)
