@@ -104,7 +104,6 @@ class TestNewTicketsByEmail:
         r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
         assert r.status_code == 409
 
-
     async def test_a_team_member_who_writes_in_is_the_requester_and_keeps_their_sign_in(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -140,7 +140,6 @@ class TestCustomerEmails:
         parts = [p for p in parsed.walk() if not p.is_multipart()]
         assert [p.get_content().strip() for p in parts] == [text, f"<pre>{text}</pre>", text]
 
-
     async def test_without_a_relay_each_email_lands_in_the_outbox_folder(
             self, client, settle, runtime, tmp_path) -> None:  # noqa: ANN001
         before, runtime.mailer = runtime.mailer, FolderMailer(tmp_path / "mail-outbox")
