@@ -52,19 +52,27 @@ def _run_command(coro: Coroutine[Any, Any, T]) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default RELAYDESK_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default RELAYDESK_PORT or 8000).")] = None,
-    workers: Annotated[int, typer.Option(help="Server processes; each uses one core.", min=1, max=64)] = 1,
+    workers: Annotated[int, typer.Option(help="Server processes (scaled mode only: needs REDIS_URL).",
+                                         min=1, max=64)] = 1,
 ) -> None:
     """Serve the API (and, in the embedded mode, everything else) in this process."""
     import uvicorn
 
     settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        # Without Redis, live events and queued jobs stay inside the process that made
+        # them: a socket on one process would miss what the other commits. And on one
+        # SQLite file a second process is slower, not faster (docs/benchmarks.md).
+        console.print("[red]--workers needs REDIS_URL:[/red] in the embedded mode one process serves "
+                      "everything; to run several, use the scaled mode (see the README).")
+        raise typer.Exit(2)
     options = dict(host=host or settings.host, port=port or settings.port, access_log=False,
                    log_level=settings.log_level.lower(), proxy_headers=True,
                    ws_per_message_deflate=settings.ws_compression,
                    timeout_keep_alive=settings.http_keep_alive_seconds)
     if workers > 1:
         # Each process builds its own runtime from the environment; they share the
-        # database, and the outbox makes sure each event is delivered by one of them.
+        # database and the Redis hub, and the workers run the jobs.
         uvicorn.run("relaydesk.app:app_from_environment", factory=True, workers=workers, **options)
         return
     from relaydesk.app import app_from_environment
