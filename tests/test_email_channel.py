@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -19,6 +21,7 @@ from relaydesk.channels.smtp import SmtpListener
 from relaydesk.channels.tasks import poll_mailbox
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.mail import SmtpMailer
+from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
 CORPUS = Path(__file__).parent / "email_corpus"
@@ -171,20 +174,43 @@ class TestReplies:
         texts = [m["body_text"] for m in await thread(client, ws, ticket["id"])]
         assert "Any news?" in texts and not any("my account instead" in t for t in texts)
 
-    async def test_an_agent_can_answer_by_email(self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+    async def test_an_agent_answers_by_replying_to_our_email_and_nobody_can_do_it_in_their_name(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()
         to = address(runtime, ws)
         await send(listener, email("lan@customers.example.com", to, "Question", "How do I reset it?"), to)
         await settle()
         [ticket] = await tickets(client, ws)
+        assert ticket["assignee_id"] == agent.id
+        clock.advance(timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        await deliver_due(runtime)  # "assigned to you" waits out the batching window
+        [ack] = [m for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]
+        [assigned] = [m for m in smtp_sink.messages if agent.email in m.rcpt_tos]
+        seen = len(smtp_sink.messages)
+
+        # Someone who knows the ticket's token, and has even seen the customer's copy of
+        # the thread, puts the agent's address in From: that is new mail, not the agent.
+        ack_id = "".join(message_from_bytes(ack.raw)["Message-ID"].split())  # unfolded
         await send(listener, email(agent.email, to, f"Re: [{ticket['number']}] Question",
-                                   "Hold the button for ten seconds."), to)
+                                   "Pay the refund fee at https://pay.example.net", In_Reply_To=ack_id,
+                                   References=ack_id), to, sender="mallory@example.net")
+        await settle()
+        assert not [m for m in await thread(client, ws, ticket["id"]) if "refund fee" in m["body_text"]]
+        assert not [m for m in smtp_sink.messages[seen:] if "lan@customers.example.com" in m.rcpt_tos]
+        [opened] = [t for t in await tickets(client, ws) if t["id"] != ticket["id"]]
+        assert opened["subject"] == f"Re: [{ticket['number']}] Question"
+
+        # The agent answers the email we sent them: it goes on the ticket and to the customer.
+        assigned_id = "".join(message_from_bytes(assigned.raw)["Message-ID"].split())
+        await send(listener, email(agent.email, to, f"Re: [{ticket['number']}] Question",
+                                   "Hold the button for ten seconds.", In_Reply_To=assigned_id,
+                                   References=assigned_id), to)
         await settle()
         [answer] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "agent"
                     and "ten seconds" in m["body_text"]]
-        assert answer["internal"] is False
-        assert any("ten seconds" in m.raw.decode(errors="replace") for m in smtp_sink.messages
+        assert answer["internal"] is False and answer["author_id"] == agent.id
+        assert any("ten seconds" in m.raw.decode(errors="replace") for m in smtp_sink.messages[seen:]
                    if "lan@customers.example.com" in m.rcpt_tos)
 
 

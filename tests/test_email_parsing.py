@@ -7,7 +7,9 @@ before anyone writes an assertion about it.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from relaydesk.channels.mime import (
     parse_email,
     strip_quoted,
 )
+from relaydesk.channels.threading import make_message_id, sent_to, ticket_of
 
 CORPUS = Path(__file__).parent / "email_corpus"
 UNPARSEABLE = {"unparseable_no_from.eml", "unparseable_binary.eml"}
@@ -497,6 +500,30 @@ def test_named_unparseable_corpus_files_give_reasons() -> None:
 )
 def test_extract_ticket_tokens(subject: str, tokens: list[int]) -> None:
     assert extract_ticket_tokens(subject) == tokens
+
+
+def test_a_long_reference_folded_into_encoded_words_still_threads() -> None:
+    """Python's email package, and a few mailers, fold a long Message-ID into encoded words."""
+    ours = make_message_id(uuid.uuid4(), uuid.uuid4().hex, secret="s", domain="relaydesk.localhost",
+                           recipient="ana@staff.example.com")
+    reply = EmailMessage()
+    reply["From"] = "ana@staff.example.com"
+    reply["In-Reply-To"] = reply["References"] = f"<{ours}>"
+    reply.set_content("Done.")
+    assert b"=?utf-8?q?" in bytes(reply)  # folded as encoded words indeed
+    parsed = parse_email(bytes(reply))
+    assert parsed.in_reply_to == parsed.references == [ours]
+
+
+def test_our_message_ids_say_whom_the_email_went_to() -> None:
+    ticket = uuid.uuid4()
+    sent = make_message_id(ticket, "n1", secret="s", domain="d.example", recipient="Ana@Staff.example.com")
+    assert ticket_of(sent, secret="s") == ticket
+    assert sent_to(f"<{sent}>", "ana@staff.example.com", secret="s") == ticket
+    assert sent_to(sent, "lan@customers.example.com", secret="s") is None
+    assert sent_to(sent, "ana@staff.example.com", secret="other secret") is None
+    shared = make_message_id(ticket, "root", secret="s", domain="d.example")  # the thread's root: everyone's
+    assert ticket_of(shared, secret="s") == ticket and sent_to(shared, "ana@staff.example.com", secret="s") is None
 
 
 def test_strip_quoted_keeps_text_when_everything_would_go() -> None:

@@ -8,8 +8,9 @@
   undeliverable;
 * a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
   or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
-  but only when the sender belongs to the ticket (its requester or one of the staff);
-  anyone else, however the subject reads, opens a new ticket;
+  but only when the sender belongs to the ticket: its requester, or one of the staff
+  answering an email we sent to their address; anyone else, however the subject reads,
+  opens a new ticket;
 * anything else opens a new ticket; unknown senders become customers.
 
 What cannot be parsed or stored goes to the quarantine with its raw bytes, for an admin
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
-from relaydesk.channels.threading import ticket_of
+from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
@@ -161,20 +162,29 @@ class InboundMailService:
             found = await self.tickets.id_by_number(workspace_id, number)
             if found is not None:
                 candidates.append(found)
+        # Tickets about which an email went to this very address (signed into our ids).
+        answered = {ticket for ticket in (sent_to(ref, sender, secret=secret) for ref in references) if ticket}
         for ticket_id in dict.fromkeys(candidates):
             try:
                 ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
             except NotFound:
                 continue
-            author = await self._member(ticket, sender)
+            author = await self._member(ticket, sender, answers_us=ticket.id in answered)
             if author is not None:
                 return ticket, author
         return None, None
 
-    async def _member(self, ticket: Ticket, sender: str) -> Principal | None:
+    async def _member(self, ticket: Ticket, sender: str, *, answers_us: bool) -> Principal | None:
+        """Who ``sender`` is on this ticket: its requester, or a team member answering an
+        email we sent them. Anyone can put a team member's address in From, and what an
+        agent writes is emailed to the customer from the support address; so a team
+        member's reply must prove it answers our email to them (its token alone, or the
+        customer's copy of the thread, does not). Otherwise it is new mail from them."""
         customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
         if customer is not None and customer.email == sender.lower():
             return await self.customers.principal_for(customer, self.runtime.clock.now())
+        if not answers_us:
+            return None
         user = await self.users.find_by_email(ticket.workspace_id, sender)
         if user is not None and user.is_active and user.role != Role.CUSTOMER.value:
             return Principal(user.id, ticket.workspace_id, Role(user.role))

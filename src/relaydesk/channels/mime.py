@@ -327,6 +327,10 @@ _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 def _message_ids(value: str | None, *, loose: bool = False) -> list[str]:
     if not value:
         return []
+    if "=?" in value:
+        # Message-IDs are never encoded, but some mailers (Python's own email package
+        # among them) fold a long one into encoded words: read through them.
+        value = _decode_words(value)
     ids = _ANGLE_ID.findall(value) or [t.strip("<>") for t in re.split(r"[\s,]+", value) if "@" in t]
     if not ids and loose and value.split():
         ids = [value.split()[0].strip("<>")]

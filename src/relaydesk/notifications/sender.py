@@ -182,7 +182,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     message["Date"] = format_datetime(now)
     secret = settings.resolved_secret_key()
     anchor = uuid.UUID(ticket["id"]) if ticket.get("id") and not digest else delivery.workspace_id
-    message["Message-ID"] = f"<{make_message_id(anchor, delivery.id.hex, secret=secret, domain=settings.mail_domain)}>"
+    own_id = make_message_id(anchor, delivery.id.hex, secret=secret, domain=settings.mail_domain,
+                             recipient=delivery.recipient)
+    message["Message-ID"] = f"<{own_id}>"
     if ticket.get("id") and not digest:
         # One stable root per ticket groups every email about it in the customer's client.
         root = make_message_id(anchor, "root", secret=secret, domain=settings.mail_domain)
