@@ -8,6 +8,7 @@ import contextlib
 import email.policy
 import hashlib
 import hmac
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -239,6 +240,12 @@ class TestStaffEmailsAndPreferences:
         r = await client.put("/api/v1/me/notification-preferences", headers=customer.headers, json={"preferences": [
             {"kind": "ticket_created", "channel": "pigeon", "enabled": False}]})
         assert r.status_code == 422 and "channel" in r.text
+        r = await client.put("/api/v1/me/notification-preferences", headers=customer.headers, json={"preferences": [
+            {"kind": "ticket_created", "channel": "email", "enabled": False},
+            {"kind": "ticket_created", "channel": "email", "enabled": True}]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "preferences.1"
+        current = (await client.get("/api/v1/me/notification-preferences", headers=customer.headers)).json()
+        assert [p["enabled"] for p in current if (p["kind"], p["channel"]) == ("ticket_created", "email")] == [True]
 
 
 class TestReliability:
@@ -434,6 +441,35 @@ class TestTemplates:
         agent = await ws.staff()
         assert (await client.get("/api/v1/notification-templates", headers=agent.headers)).status_code == 403
 
+    async def test_a_template_that_would_hold_the_server_is_refused_in_good_time(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        slow = ("{% set ns = namespace(c=0) %}{% for a in range(3000) %}{% for b in range(3000) %}"
+                "{% set ns.c = ns.c + 1 %}{% endfor %}{% endfor %}{{ ns.c }}")
+        for request in (client.put("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers,
+                                   json={"subject": "Hi", "text": slow}),
+                        client.post("/api/v1/notification-templates/ticket_created/en/preview",
+                                    headers=ws.admin.headers, json={"template": {"subject": "Hi", "text": slow}})):
+            started = time.perf_counter()
+            r = await request
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "text", r.text
+            assert "takes too long" in r.text and time.perf_counter() - started < 2
+        r = await client.get("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers)
+        assert r.json()["customised"] is False
+
+    @pytest.mark.parametrize(("kind", "context"), [
+        ("digest", {"items": 5}), ("digest", {"items": [{"ticket": {"reference": ["a"]}}]}),
+        ("daily_summary", {"counts": "x", "oldest": 5}),
+    ])
+    async def test_a_preview_with_a_context_of_the_wrong_shape_names_it(self, client, kind: str,  # noqa: ANN001
+                                                                         context: dict) -> None:
+        ws = await make_workspace(client)
+        r = await client.post(f"/api/v1/notification-templates/{kind}/en/preview", headers=ws.admin.headers,
+                              json={"context": context})
+        assert r.status_code in (200, 422), r.text
+        if r.status_code == 422:
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["errors"][0]["field"] == "context"
+
 
 class TestWebhooks:
     async def test_private_targets_need_an_admins_say_so(self, client, receiver) -> None:  # noqa: ANN001
@@ -447,6 +483,22 @@ class TestWebhooks:
         r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
                               json={"url": url, "events": ["ticket.exploded"], "allow_private": True})
         assert r.status_code == 422 and "events" in r.text
+        for bad in ("http://example.com:99999/", "http://example.com:abc/", "http://[::1/"):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                                  json={"url": bad, "events": ["ticket.created"]})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", (bad, r.text)
+
+    async def test_a_change_that_empties_a_field_is_refused_and_changes_nothing(self, client, receiver) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        _, url = receiver
+        hook = (await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"], "allow_private": True})).json()
+        for field in ("active", "events", "description", "allow_private", "url"):
+            r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers,
+                                   json={field: None, "active": False} if field != "active" else {field: None})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, (field, r.text)
+        [after] = (await client.get("/api/v1/webhooks", headers=ws.admin.headers)).json()
+        assert after["active"] is True and after["events"] == ["ticket.created"] and after["url"] == url
 
     async def test_events_are_posted_signed_retried_and_never_carry_internal_notes(
             self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
@@ -482,14 +534,19 @@ class TestWebhooks:
         r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
             "url": url, "kind": "slack", "events": ["ticket.escalated"], "allow_private": True})
         assert r.status_code == 201, r.text
-        ticket = await ws.ticket(ws.admin)
-        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Outage for a VIP"},
+        ticket = await ws.ticket(ws.admin, subject="<!channel> urgent <http://evil.example/login|Reset your password>")
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations",
+                              json={"reason": "Outage for a VIP <!here> & <http://evil.example|click>"},
                               headers=ws.admin.headers)
         assert r.status_code in (200, 201), r.text
         await settle()
         [(headers, body)] = hooks.requests
         text = orjson.loads(body)["text"]
         assert ticket['number'] in text and "Outage for a VIP" in text
+        # What people wrote shows as written: no @channel, no disguised link.
+        assert "&lt;!channel&gt; urgent &lt;http://evil.example/login|Reset your password&gt;" in text
+        assert "&lt;!here&gt; &amp; &lt;http://evil.example|click&gt;" in text
+        assert "<!channel>" not in text and "<!here>" not in text and "<http://evil" not in text
         assert "x-relaydesk-signature" not in headers
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 
 import pytest
@@ -359,3 +360,38 @@ def test_oversized_template_is_refused() -> None:
     with pytest.raises(TemplateInvalid, match="too long") as err:
         validate(_override(text="x" * (t.SOURCE_MAX_CHARS + 1)), "assigned")
     assert err.value.field == "text"
+
+
+@pytest.mark.parametrize("text", [
+    "{% set ns = namespace(c=0) %}{% for a in range(3000) %}{% for b in range(3000) %}{% set ns.c = ns.c + 1 %}"
+    "{% endfor %}{% endfor %}{{ ns.c }}",
+    "{% for a in range(90000) %}{% for b in range(90000) %}.{% endfor %}{% endfor %}",
+])
+def test_a_template_that_would_hold_the_server_is_stopped_and_named(text: str) -> None:
+    """One workspace's template renders on the loop every workspace shares: minutes of
+    nested loops must end within the budget, as an error on the part."""
+    started = time.perf_counter()
+    with pytest.raises(TemplateInvalid, match="takes too long") as err:
+        validate(_override(text=text), "assigned")
+    assert err.value.field == "text"
+    assert time.perf_counter() - started < 1.0
+    # The same override in a real email fails the same way (the sender then falls back to the default).
+    with pytest.raises(TemplateInvalid, match="takes too long"):
+        render("assigned", "en", sample_context("assigned"), _override(text=text))
+
+
+@pytest.mark.parametrize(("html", "says"), [
+    ("<p>{{ 'x' * 1000 * 1000 * 1000 }}</p>", "repetitions are limited"),
+    ("<p>{{ 'x' | center(1000000000) }}</p>", "numbers above 100,000"),
+    ("<p>{{ 10 ** 10 ** 10 }}</p>", "powers are limited"),
+])
+def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
+    with pytest.raises(TemplateInvalid, match=says) as err:
+        validate(_override(html=html), "assigned")
+    assert err.value.field == "html"
+
+
+def test_ordinary_arithmetic_and_repetition_still_work() -> None:
+    rendered = render("assigned", "en", sample_context("assigned"),
+                      _override(text="{{ '-' * 20 }} {{ 2 ** 10 }} {{ 1500 * 3 }}"))
+    assert "-" * 20 + " 1024 4500" in rendered.text

@@ -96,10 +96,15 @@ async def set_preferences(data: PreferencesIn, principal: CurrentPrincipal, sess
     allowed = set(_relevant_kinds(principal))
     service = PreferenceService(session)
     assert principal.user_id is not None
+    listed: set[tuple[str, str]] = set()
     for i, choice in enumerate(data.preferences):
         if choice.kind not in allowed:
             raise ValidationFailed(f"You do not receive '{choice.kind}' notifications.",
                                    field=f"preferences.{i}.kind")
+        if (choice.kind, choice.channel) in listed:
+            raise ValidationFailed(f"'{choice.kind}' by {choice.channel} is listed twice; list each choice once.",
+                                   field=f"preferences.{i}")
+        listed.add((choice.kind, choice.channel))
         await service.set(principal.workspace_id, principal.user_id, choice.kind, choice.channel, choice.enabled)
     await session.flush()
     return await _preferences(principal, session)

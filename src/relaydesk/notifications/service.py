@@ -121,4 +121,7 @@ class TemplateService:
                 templates.validate(source, kind, locale)
             except templates.TemplateInvalid as exc:
                 raise ValidationFailed(str(exc), field=exc.field) from None
-        return templates.render(kind, locale, {**templates.sample_context(kind), **(context or {})}, source)
+        try:
+            return templates.render(kind, locale, {**templates.sample_context(kind), **(context or {})}, source)
+        except templates.TemplateInvalid as exc:  # the template is fine with its sample; not with this context
+            raise ValidationFailed(f"Cannot be previewed with this context: {exc}", field="context") from None

@@ -38,6 +38,8 @@ from __future__ import annotations
 import html as _html
 import re
 import string
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,6 +68,13 @@ STATUSES: tuple[str, ...] = (
 SUBJECT_MAX_CHARS = 250
 # Bounds what one admin-written part may cost to parse and compile; real templates are a few KB.
 SOURCE_MAX_CHARS = 64_000
+# What rendering one admin-written part may cost. Templates render on the server's event
+# loop, shared by every workspace, and a few nested loops can take minutes: a real
+# template needs well under a millisecond. Numbers and repetitions are bounded too, since
+# one C-level step ("x" * 10**9, a filter given a width of a billion) is not interruptible.
+RENDER_BUDGET_SECONDS = 0.05
+LARGEST_NUMBER = 100_000
+LONGEST_REPETITION = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +162,23 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if not (isinstance(left, int | float) and isinstance(right, int | float)) or abs(right) > 64 \
+                    or abs(left) > LARGEST_NUMBER:
+                raise SecurityError("powers are limited to small numbers")
+        elif isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+            sequence, count = (left, right) if isinstance(left, str | list | tuple) else (right, left)
+            if isinstance(count, int) and len(sequence) * count > LONGEST_REPETITION:
+                raise SecurityError(f"repetitions are limited to {LONGEST_REPETITION} items")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment(*, html: bool, strict: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         autoescape=html,
         # Rendering real emails must not fail over a missing optional value (ChainableUndefined also lets
         # `ticket.url` through when `ticket` itself is missing); validation is strict to catch typos.
@@ -199,6 +223,10 @@ def _static_check(field: str, tree: nodes.Template) -> None:
     # There is no template loader (nothing to include), and templates must stand alone so previews are exact.
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         raise TemplateInvalid(field, "extends, include and import are not supported", node.lineno)
+    for node in tree.find_all(nodes.Const):
+        if isinstance(node.value, int | float) and not isinstance(node.value, bool) \
+                and abs(node.value) > LARGEST_NUMBER:
+            raise TemplateInvalid(field, f"numbers above {LARGEST_NUMBER:,} are not allowed", node.lineno)
 
 
 @lru_cache(maxsize=512)
@@ -214,10 +242,36 @@ def _compile(field: str, source: str, strict: bool) -> Template:
     return env.from_string(tree)
 
 
-def _render_part(field: str, source: str, context: Mapping[str, Any], *, strict: bool) -> str:
-    template = _compile(field, source, strict)
+class _OverBudget(Exception):
+    pass
+
+
+def _within_budget(template: Template, context: Mapping[str, Any]) -> str:
+    """Render, stopping once ``RENDER_BUDGET_SECONDS`` have passed. A trace function
+    sees every line the compiled template runs, so no loop escapes it; it makes
+    rendering a few times slower, which is why only admins' templates pay for it."""
+    deadline = time.perf_counter() + RENDER_BUDGET_SECONDS
+
+    def check(_frame: Any, _event: str, _arg: Any) -> Any:
+        if time.perf_counter() > deadline:
+            raise _OverBudget
+        return check
+
+    before = sys.gettrace()
+    sys.settrace(check)
     try:
         return template.render(context)
+    finally:
+        sys.settrace(before)
+
+
+def _render_part(field: str, source: str, context: Mapping[str, Any], *, strict: bool, trusted: bool = False) -> str:
+    template = _compile(field, source, strict)
+    try:
+        return template.render(context) if trusted else _within_budget(template, context)
+    except _OverBudget:
+        raise TemplateInvalid(field, f"takes too long to render (more than {RENDER_BUDGET_SECONDS * 1000:.0f} ms); "
+                                     "simplify its loops") from None
     except SecurityError as exc:
         raise TemplateInvalid(field, f"forbidden attribute or call: {exc}", _runtime_line(exc)) from None
     except UndefinedError as exc:
@@ -241,7 +295,7 @@ def _digest_groups(items: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         ticket = item.get("ticket")
         ticket = ticket if isinstance(ticket, Mapping) and ticket else None
-        key: object = ("ticket", ticket.get("reference") or index) if ticket else ("other",)
+        key: object = ("ticket", str(ticket.get("reference") or index)) if ticket else ("other",)
         group = groups.setdefault(key, {"ticket": ticket, "updates": []})
         group["updates"].append(item)
     # Updates without a ticket come last, under "Other updates".
@@ -261,7 +315,8 @@ def _prepare(kind: str, locale: str, context: Mapping[str, Any]) -> dict[str, An
             message["text"] = html_to_text(str(message["html"]))
         ctx["message"] = message
     if kind == "digest":
-        items = [item for item in ctx.get("items") or () if isinstance(item, Mapping)]
+        given = ctx.get("items")
+        items = [item for item in given if isinstance(item, Mapping)] if isinstance(given, list | tuple) else []
         groups = _digest_groups(items)
         ctx.update(items=items, groups=groups, count=len(items),
                    ticket_count=sum(1 for g in groups if g["ticket"] is not None))
@@ -451,18 +506,19 @@ def render(kind: str, locale: str, context: Mapping[str, Any], override: Templat
     source = default if override is None else override
     ctx = _prepare(kind, locale, context)
 
+    ours = source is default
     subject = ""
     if source.subject.strip():
-        subject = _one_line(_render_part("subject", source.subject, ctx, strict=False))
-    if not subject and source is not default:
-        subject = _one_line(_render_part("subject", default.subject, ctx, strict=False))
+        subject = _one_line(_render_part("subject", source.subject, ctx, strict=False, trusted=ours))
+    if not subject and not ours:
+        subject = _one_line(_render_part("subject", default.subject, ctx, strict=False, trusted=True))
 
     # Admins can write any markup, and values are only escaped, so the fragment is always sanitised.
     fragment = text = ""
     if source.html.strip():
-        fragment = sanitize_html(_render_part("html", source.html, ctx, strict=False)).strip()
+        fragment = sanitize_html(_render_part("html", source.html, ctx, strict=False, trusted=ours)).strip()
     if source.text.strip():
-        text = _tidy_text(_render_part("text", source.text, ctx, strict=False))
+        text = _tidy_text(_render_part("text", source.text, ctx, strict=False, trusted=ours))
     if not text:
         text = html_to_text(fragment)
     if not fragment:

@@ -50,14 +50,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 async def check_target(url: str, *, allow_private: bool) -> None:
     """Refuse URLs that are not http(s) or that point into private networks."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number or out of range
+    except ValueError as exc:
+        raise UnsafeTarget(f"Not a usable URL: {exc}.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget("Use an http:// or https:// URL with a host name.")
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
-                                                             type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeTarget(f"The host name does not resolve: {exc.strerror}.") from None
     for info in infos:
@@ -67,11 +70,19 @@ async def check_target(url: str, *, allow_private: bool) -> None:
                                "an admin may allow private targets for this endpoint.")
 
 
+def _slack_escaped(text: object) -> str:
+    """Slack reads <...> as mentions and links (<!channel>, <http://x|label>): whatever a
+    customer wrote is shown as written, never as markup."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: str) -> str:
-    ref = f"<{url}|{ticket_reference(ticket.number)}> “{ticket.subject}”"
+    ref = f"<{url}|{ticket_reference(ticket.number)}> “{_slack_escaped(ticket.subject)}”"
     if event_type == "ticket.escalated":
-        return f":rotating_light: {ref} escalated to level {payload.get('level')}: {payload.get('reason') or ''}"
-    return f":alarm_clock: {ref}: {str(payload.get('clock', '')).replace('_', ' ')} SLA {payload.get('level')}"
+        return (f":rotating_light: {ref} escalated to level {_slack_escaped(payload.get('level'))}: "
+                f"{_slack_escaped(payload.get('reason') or '')}")
+    clock = str(payload.get("clock", "")).replace("_", " ")
+    return f":alarm_clock: {ref}: {_slack_escaped(clock)} SLA {_slack_escaped(payload.get('level'))}"
 
 
 class WebhookService:
@@ -112,6 +123,9 @@ class WebhookService:
             WebhookEndpoint.workspace_id == principal.workspace_id).order_by(WebhookEndpoint.created_at)))
 
     async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> WebhookEndpoint:
+        for field, value in changes.items():
+            if value is None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
         endpoint = await self.get(principal, endpoint_id)
         for key, value in changes.items():
             setattr(endpoint, key, sorted(set(value)) if key == "events" else value)
