@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from starlette.types import Message, Receive, Scope, Send
 
 from relaydesk import __version__
 from relaydesk.agents.api import router as agents_router
@@ -38,6 +39,31 @@ input an `errors` list naming each offending field.
 """
 
 
+class _Relaydesk(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        answered = False
+
+        async def watched(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+
+        try:
+            await super().__call__(scope, receive, watched)
+        except Exception:
+            # Starlette re-raises an error its 500 handler has already answered and logged,
+            # for the server to log once more; uvicorn then also closes the keep-alive
+            # connection, so the client's next request on it failed with a reset. An error
+            # before the whole answer was sent still goes up, so the server closes the
+            # connection rather than leave a half-sent response hanging.
+            if not answered:
+                raise
+
+
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or build_runtime()
 
@@ -53,7 +79,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         await sockets.stop()
         await runtime.close()
 
-    app = FastAPI(
+    app = _Relaydesk(
         title="Relaydesk", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
         openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
     )
