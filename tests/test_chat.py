@@ -101,6 +101,29 @@ class TestIdentityTokens:
         assert r.status_code == 422 and "identity_token" in r.text
         assert (await client.post("/api/v1/chat-identity-secret", headers=agent.headers)).status_code == 403
 
+    async def test_a_signed_token_with_a_bad_email_or_name_is_refused_by_field(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        secret = (await client.post("/api/v1/chat-identity-secret", headers=ws.admin.headers)).json()["secret"]
+        exp = int(time.time()) + 600
+        for claims in ({"email": "not an email"}, {"email": "12345"}, {"email": ""}, {"email": 12345},
+                       {"email": ["a@shop.example.com"]}, {"email": "a@shop.example.com", "name": 7},
+                       {"email": "a@shop.example.com", "name": ["Mai"]}):
+            identity = jwt.encode({**claims, "exp": exp}, secret, algorithm="HS256")
+            r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                                  json={"identity_token": identity, "message": "Hello"})
+            assert r.status_code == 422, (claims, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert [e["field"] for e in r.json()["errors"]] == ["identity_token"], r.text
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+        assert (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"] == []
+        # A blank name is no name: the visitor is called by their email.
+        identity = jwt.encode({"email": "a@shop.example.com", "name": "  ", "exp": exp}, secret, algorithm="HS256")
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                              json={"identity_token": identity, "message": "Hello"})
+        assert r.status_code == 201, r.text
+        [customer] = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert customer["name"] == "a@shop.example.com"
+
 
 async def test_the_widget_script_is_served(client) -> None:  # noqa: ANN001
     r = await client.get("/widget.js")

@@ -3,6 +3,7 @@ listener, a real IMAP server (Dovecot) polled for mail, and outbound mail to a s
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ import pytest
 from factories import Workspace, make_workspace
 from mailpeers import ImapServer, SmtpSink, smtp_send
 from relaydesk.channels.smtp import SmtpListener
-from relaydesk.channels.tasks import poll_mailbox
+from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_email
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.mail import SmtpMailer
 from relaydesk.notifications.sender import deliver_due
@@ -45,7 +46,7 @@ def email(sender: str, to: str, subject: str, body: str, **headers: str) -> byte
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain="customers.example.com")
+    message["Message-ID"] = headers.pop("Message_ID", None) or make_msgid(domain="customers.example.com")
     for name, value in headers.items():
         message[name.replace("_", "-")] = value
     message.set_content(body)
@@ -135,6 +136,129 @@ class TestNewTicketsByEmail:
         me = await client.get("/api/v1/me", headers={
             "Authorization": f"Bearer {(await ws.login(supervisor.email))['access_token']}"})
         assert me.json()["role"] == "supervisor" and me.json()["name"] != "Renamed by an agent", me.text
+
+    async def test_html_only_mail_with_no_tags_left_is_escaped_once(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "tom@customers.example.com", to, "Cartoons"
+        message.set_content("<html><body>Tom &amp; Jerry &lt;3</body></html>", subtype="html")
+        await send(listener, bytes(message), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [first] = await thread(client, ws, ticket["id"])
+        assert first["body_text"] == "Tom & Jerry <3"
+        assert first["body_html"] == "<p>Tom &amp; Jerry &lt;3</p>"
+
+    async def test_a_customer_on_an_internationalised_domain_replies_into_their_ticket(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Ulla <ulla@xn--bcher-kva.example>", to, "Wrong edition", "I got the 2nd."), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await send(listener, email("Ulla <Ulla@XN--BCHER-KVA.example>", to, f"Re: [{ticket['number']}] Wrong edition",
+                                   "It should be the 3rd."), to)
+        await settle()
+        assert [t["id"] for t in await tickets(client, ws)] == [ticket["id"]]
+        texts = [m["body_text"] for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "customer"]
+        assert texts == ["I got the 2nd.", "It should be the 3rd."]
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert [c["email"] for c in customers] == ["ulla@bücher.example"]
+        # New mail (no token) from the same person is theirs too, not a second profile.
+        await send(listener, email("ulla@xn--bcher-kva.example", to, "Another thing", "And a bookmark."), to)
+        await settle()
+        assert {t["requester_id"] for t in await tickets(client, ws)} == {ticket["requester_id"]}
+
+    async def test_mail_from_the_workspaces_own_support_address_is_ignored(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        own = f"support-{uuid.uuid4().hex[:6]}@merchant.example"
+        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        to = address(runtime, ws)
+        await send(listener, email(f"Merchant Support <{own.upper()}>", to, "Test from our mailbox", "Hello?"), to)
+        await settle()
+        assert await tickets(client, ws) == []
+        assert smtp_sink.messages == []
+        [row] = await inbound(client, ws)
+        assert row["status"] == "ignored" and "own support address" in row["reason"]
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert customers == []
+
+
+class TestCopies:
+    async def test_a_message_delivered_again_is_kept_but_makes_no_second_ticket_nor_answer(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        own = f"help-{uuid.uuid4().hex[:6]}@acme.example.com"
+        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        raw = email("lan@customers.example.com", to, "Order 77", "Where is it?", Message_ID="<dup-1@example.com>")
+        # One envelope to two addresses of the workspace is one message; then the sender
+        # retries twice (its 250s got lost), once before and once after we processed it.
+        await smtp_send("127.0.0.1", listener.port, raw, "lan@customers.example.com", [to, own])
+        await send(listener, raw, to)
+        await settle()
+        await send(listener, raw, to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert [m["body_text"] for m in await thread(client, ws, ticket["id"])] == ["Where is it?"]
+        assert len([m for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]) == 1
+        rows = await inbound(client, ws)
+        assert sorted(r["status"] for r in rows) == ["ignored", "ignored", "processed"]
+        for row in rows:
+            if row["status"] == "ignored":
+                assert row["reason"] == "A copy of an email already received (same Message-ID)."
+                kept = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
+                assert b"Where is it?" in kept.content
+        # A reply delivered twice is one reply.
+        reply = email("lan@customers.example.com", to, f"Re: [{ticket['number']}] Order 77", "Any news?")
+        await send(listener, reply, to)
+        await send(listener, reply, to)
+        await settle()
+        assert [m["body_text"] for m in await thread(client, ws, ticket["id"])] == ["Where is it?", "Any news?"]
+
+    async def test_two_copies_processed_at_once_make_one_ticket(self, client, runtime, settle, smtp_sink,
+                                                               listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        # A customer with a login: for a new sender both copies would race to create it, and
+        # the loser would start again after the winner committed, never really at once.
+        mai = await ws.customer()
+        raw = email(mai.email, to, "Twice at once", "Hello", Message_ID="<dup-2@example.com>")
+        async with runtime.transaction() as session:
+            service = inbound_service(runtime, session)
+            copies = [service.receive(uuid.UUID(ws.id), raw, source="smtp", now=runtime.clock.now()) for _ in "ab"]
+            ids = [row.id for row in copies]
+        assert sorted(await asyncio.gather(*(process_email(runtime, i) for i in ids))) == ["ignored", "processed"]
+        await settle()
+        assert len(await tickets(client, ws)) == 1
+        assert len([m for m in smtp_sink.messages if mai.email in m.rcpt_tos]) == 1
+
+    async def test_a_copy_that_was_quarantined_does_not_hold_back_the_next_one(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        broken = b"To: " + to.encode() + b"\r\nSubject: Lost\r\nMessage-ID: <dup-3@example.com>\r\n\r\nNo sender.\r\n"
+        await send(listener, broken, to)
+        await settle()
+        [quarantined] = await inbound(client, ws, status="quarantined")
+        r = await client.post(f"/api/v1/inbound-emails/{quarantined['id']}/discard", headers=ws.admin.headers)
+        assert r.status_code == 200
+        await send(listener, email("kim@customers.example.com", to, "Found", "Hi", Message_ID="<dup-3@example.com>"),
+                   to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Found"
+        # Retried now, the broken copy is a copy of what became a ticket.
+        r = await client.post(f"/api/v1/inbound-emails/{quarantined['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        [row] = [r for r in await inbound(client, ws) if r["id"] == quarantined["id"]]
+        assert row["status"] == "ignored" and "same Message-ID" in row["reason"]
+        assert len(await tickets(client, ws)) == 1
 
 
 class TestReplies:

@@ -67,6 +67,16 @@ class TestSms:
         other = await make_workspace(client)
         assert (await text_in(client, runtime, other, "+1555", "hi", "SM8")).status_code == 404
 
+    async def test_a_signature_with_non_ascii_characters_is_a_bad_signature(self, client, runtime,
+                                                                           receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        r = await client.post(f"/api/v1/sms/{ws.slug}/twilio", data={"From": "+15557654321", "Body": "hi"},
+                              headers={"X-Twilio-Signature": "sïgnature".encode()})
+        assert r.status_code == 403 and r.json()["code"] == "bad_signature", r.text
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+
 
 SECRET = "channel-secret-0123456789abcdef"
 
@@ -112,3 +122,36 @@ class TestChannelWebhook:
         raw, headers = signed({"user_id": "x", "text": "hi", "channel": "email"})
         r = await client.post(path, content=raw, headers=headers)
         assert r.status_code == 422 and "channel" in r.text
+        raw, headers = signed({"user_id": "x", "text": "hi"})
+        stamp = headers["X-Relaydesk-Signature"].split(",")[0]
+        for header in (f"{stamp},v1=ünïcode", "t=" + "9" * 400 + ",v1=00"):
+            r = await client.post(path, content=raw, headers={**headers, "X-Relaydesk-Signature": header.encode()})
+            assert r.status_code == 403 and r.json()["code"] == "bad_signature", r.text
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+
+    async def test_each_platform_user_id_is_a_person_of_their_own(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        long_id = "u" * 70
+        user_ids = ["ig:AbC", "ig:abc", "ig.abc", long_id + "1", long_id + "2", "1029384756"]
+        tickets = set()
+        for user_id in user_ids:
+            raw, headers = signed({"user_id": user_id, "name": user_id, "text": f"Hello from {user_id}"})
+            r = await client.post(path, content=raw, headers=headers)
+            assert r.status_code == 202, r.text
+            tickets.add(r.json()["ticket_id"])
+        assert len(tickets) == len(user_ids)
+        customers = (await client.get("/api/v1/customers", params={"limit": 50},
+                                      headers=ws.admin.headers)).json()["items"]
+        assert sorted(c["name"] for c in customers) == sorted(user_ids)
+        assert len({c["email"] for c in customers}) == len(user_ids)
+        # An id that is only lowercase letters and digits keeps the address it always had.
+        assert {c["email"] for c in customers if c["name"] == "1029384756"} == {"social-1029384756@social.invalid"}
+        # And each person's next message still finds them.
+        raw, headers = signed({"user_id": "ig:AbC", "text": "Me again"})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 202 and r.json()["ticket_id"] in tickets
+        assert len((await client.get("/api/v1/customers", params={"limit": 50},
+                                     headers=ws.admin.headers)).json()["items"]) == len(user_ids)

@@ -19,11 +19,14 @@ from datetime import datetime, timedelta
 
 import jwt
 import orjson
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService
 from relaydesk.core.errors import NotFound, Unauthenticated, ValidationFailed
 from relaydesk.core.principal import Principal, Role
+from relaydesk.core.schemas import Email
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
@@ -74,6 +77,15 @@ def read_chat_token(token: str, secret: str, now: datetime) -> ChatGrant:
         raise Unauthenticated("The chat token is invalid.") from None
 
 
+class _IdentityClaims(BaseModel):
+    """What an identity token must say about the visitor; its other claims (exp...) pass."""
+
+    email: Email
+    name: str | None = None
+
+    model_config = ConfigDict(str_strip_whitespace=True)  # a blank name falls back to another
+
+
 @dataclass(frozen=True, slots=True)
 class Visitor:
     name: str
@@ -108,7 +120,14 @@ class ChatService:
                 claims = jwt.decode(identity_token, secret, algorithms=["HS256"], options={"require": ["exp", "email"]})
             except jwt.PyJWTError as exc:
                 raise ValidationFailed(f"The identity token is not valid: {exc}.", field="identity_token") from None
-            return Visitor(str(claims.get("name") or name or claims["email"]), str(claims["email"]), verified=True)
+            # Signed by the host site, but still its input: a bad email must not fail later, half-made.
+            try:
+                vouched = _IdentityClaims.model_validate(claims)
+            except PydanticValidationError as exc:
+                first = exc.errors()[0]
+                raise ValidationFailed(f"The identity token's {first['loc'][0]} claim is not valid: {first['msg']}.",
+                                       field="identity_token") from None
+            return Visitor(vouched.name or name or vouched.email, vouched.email, verified=True)
         if not email:
             raise ValidationFailed("Tell us your email so we can reply if you leave.", field="email")
         if not name:

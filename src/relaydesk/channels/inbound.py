@@ -3,9 +3,10 @@
 ``receive`` only stores the bytes (the SMTP listener answers 250 once that committed);
 ``process`` runs as a job and decides what the message is:
 
-* our own mail coming back (our loop header), an auto-reply or a bounce: recorded as
-  *ignored*, never a ticket, never acknowledged; a permanent bounce marks the address
-  undeliverable;
+* a second copy of a message (same Message-ID: a sender retrying after our 250 got lost,
+  or mail reaching us by two routes), our own mail coming back (our loop header or one of
+  our addresses in From), an auto-reply or a bounce: recorded as *ignored*, never a
+  ticket, never acknowledged; a permanent bounce marks the address undeliverable;
 * a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
   or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
   but only when the sender belongs to the ticket: its requester, or one of the staff
@@ -25,19 +26,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
+from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
+from relaydesk.core.sanitize import looks_like_html
+from relaydesk.core.schemas import Email
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
-from relaydesk.identity.service import UserService
+from relaydesk.identity.service import UserService, normalise_email
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
@@ -52,6 +57,7 @@ log = structlog.get_logger("relaydesk.email")
 MAX_SUBJECT = 500
 MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
 EMPTY_BODY = "(This email had no text.)"
+_EMAIL = TypeAdapter(Email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class InboundMailService:
         users = UserService(session, runtime.hasher)
         self.users = users
         self.customers = CustomerService(session, users)
+        self.mailboxes = MailboxService(session)
         self.files = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
 
     # -- arrival ---------------------------------------------------------------------------
@@ -94,15 +101,19 @@ class InboundMailService:
 
     # -- processing -------------------------------------------------------------------------
     async def process(self, row: InboundEmail, now: datetime) -> Outcome:
+        if await self._copy_taken_care_of(row):
+            return self._finish(row, Outcome("ignored", "A copy of an email already received (same Message-ID)."),
+                                now)
         try:
             parsed = parse_email(row.raw, max_attachment_bytes=self.runtime.settings.max_upload_bytes)
         except UnparseableEmail as exc:
             return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
-        screened = await self._screen(row.workspace_id, parsed, now)
+        sender = parsed.sender
+        address = _stored_form(sender.email)
+        screened = await self._screen(row.workspace_id, parsed, address, now)
         if screened is not None:
             return self._finish(row, screened, now)
-        sender = parsed.sender
-        ticket, author = await self._thread(row.workspace_id, parsed, sender.email)
+        ticket, author = await self._thread(row.workspace_id, parsed, address)
         if author is None:
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
@@ -121,6 +132,20 @@ class InboundMailService:
         return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
                                          new_ticket=posted.follow_up_created), now)
 
+    async def _copy_taken_care_of(self, row: InboundEmail) -> bool:
+        """Whether another copy of this message (same Message-ID) became a ticket or a reply,
+        or waits ahead of this one (received earlier). Of two copies processed at once each
+        sees the other still waiting, and only the later one steps back. A copy that was
+        quarantined, discarded or ignored does not count, so retrying it still works."""
+        if not row.header_message_id:
+            return False
+        ahead = or_(InboundEmail.received_at < row.received_at,
+                    and_(InboundEmail.received_at == row.received_at, InboundEmail.id < row.id))
+        return await self.session.scalar(select(InboundEmail.id).where(
+            InboundEmail.workspace_id == row.workspace_id, InboundEmail.header_message_id == row.header_message_id,
+            or_(InboundEmail.status == "processed", and_(InboundEmail.status == "received", ahead))).limit(1)) \
+            is not None
+
     def _finish(self, row: InboundEmail, outcome: Outcome, now: datetime) -> Outcome:
         # Counted here, with the outcome, so the row is written once (an attempt that fails
         # rolls back anyway, and the quarantine counts it in its own transaction).
@@ -130,7 +155,8 @@ class InboundMailService:
         log.info("email_processed", inbound_id=str(row.id), status=outcome.status, reason=outcome.reason)
         return outcome
 
-    async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, now: datetime) -> Outcome | None:
+    async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str,
+                      now: datetime) -> Outcome | None:
         """Mail that must never become a ticket or get an acknowledgement."""
         if parsed.loop_marker:
             return Outcome("ignored", "Our own email came back (loop header).")
@@ -143,8 +169,11 @@ class InboundMailService:
             return Outcome("ignored", "Delivery delay notice.")
         if parsed.auto_submitted:
             return Outcome("ignored", "Automatic reply (out of office, list or bulk mail).")
-        if parsed.sender.email.split("@")[-1] == self.runtime.settings.mail_domain.lower():
+        if sender.split("@")[-1] == self.runtime.settings.mail_domain.lower():
             return Outcome("ignored", "Sent from Relaydesk's own domain.")
+        if await self.mailboxes.is_address_of(workspace_id, sender):
+            # Acknowledging it would write from the support address to itself: a mail loop.
+            return Outcome("ignored", "Sent from this workspace's own support address.")
         return None
 
     async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
@@ -181,7 +210,7 @@ class InboundMailService:
         member's reply must prove it answers our email to them (its token alone, or the
         customer's copy of the thread, does not). Otherwise it is new mail from them."""
         customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
-        if customer is not None and customer.email == sender.lower():
+        if customer is not None and customer.email == sender:
             return await self.customers.principal_for(customer, self.runtime.clock.now())
         if not answers_us:
             return None
@@ -240,11 +269,25 @@ class InboundMailService:
                                                .order_by(InboundEmail.received_at).limit(limit)))
 
 
+def _stored_form(address: str) -> str:
+    """An address as customer profiles, users and mailboxes keep it (validated as they are:
+    an internationalised domain in Unicode, ``user@xn--bcher-kva.example`` as
+    ``user@bücher.example``), so mail from either spelling is recognised as theirs."""
+    try:
+        return normalise_email(_EMAIL.validate_python(address))
+    except ValidationError:
+        return normalise_email(address)
+
+
 def _body(parsed: ParsedEmail, *, whole: bool) -> str:
     """The thread shows the new words of a reply; a new ticket keeps all it was sent."""
-    html = parsed.html if whole else parsed.reply_html
+    html = (parsed.html if whole else parsed.reply_html).strip()
+    if html and not looks_like_html(html):
+        # Sanitised HTML without a tag left ("Tom &amp; Jerry") would be taken for plain
+        # text and escaped a second time.
+        html = f"<p>{html}</p>"
     text = parsed.text if whole else parsed.reply_text
-    return ((html if html.strip() else text).strip() or EMPTY_BODY)[:MAX_BODY]
+    return (html or text.strip() or EMPTY_BODY)[:MAX_BODY]
 
 
 def header_message_id(raw: bytes) -> str | None:

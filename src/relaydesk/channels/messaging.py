@@ -26,6 +26,7 @@ from relaydesk.tickets.schemas import MessageIn, TicketIn
 from relaydesk.tickets.service import TicketService
 
 TWILIO_MESSAGES_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
+_PLAIN_HANDLE = re.compile(r"[a-z0-9]{1,60}")  # these keep the placeholder the first scheme gave them
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -36,11 +37,20 @@ def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -
 
 
 def valid_twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]], given: str) -> bool:
-    return hmac.compare_digest(twilio_signature(auth_token, url, params), given or "")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+    return hmac.compare_digest(twilio_signature(auth_token, url, params).encode(), (given or "").encode())
 
 
 def placeholder_email(channel: str, handle: str) -> str:
-    return f"{channel}-{re.sub(r'[^a-z0-9]+', '-', handle.lower()).strip('-')[:60]}@{channel}.invalid"
+    """One address per distinct handle. A handle of lowercase letters and digits only is
+    its own readable part; any other gets a slug plus a hash of the exact handle, so
+    ``ig:AbC``, ``ig:abc`` and ``ig.abc`` stay three people (and, having a dash in the
+    slug part, never meet a plain handle's address)."""
+    if _PLAIN_HANDLE.fullmatch(handle):
+        return f"{channel}-{handle}@{channel}.invalid"
+    slug = re.sub(r"[^a-z0-9]+", "-", handle.lower()).strip("-")[:40]
+    digest = hashlib.sha256(handle.encode()).hexdigest()[:16]
+    return f"{channel}-{slug}-{digest}@{channel}.invalid"
 
 
 class TextChannelService:

@@ -133,8 +133,8 @@ def _check_signature(secret: str, body: bytes, header: str) -> None:
         given = parts["v1"]
     except (ValueError, KeyError):
         raise Forbidden("Sign the body: X-Relaydesk-Signature: t=<unix>,v1=<hex>.", code="bad_signature") from None
-    if abs(time.time() - stamp) > SIGNATURE_MAX_AGE_SECONDS:
+    if abs(int(time.time()) - stamp) > SIGNATURE_MAX_AGE_SECONDS:  # in ints: a huge t cannot overflow
         raise Forbidden("The signature is too old.", code="bad_signature")
     expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    if not hmac.compare_digest(expected.encode(), given.encode()):  # bytes: the header may hold any character
         raise Forbidden("The signature does not match.", code="bad_signature")

@@ -45,6 +45,11 @@ class MailboxService:
                 return workspace.id, None
         return None
 
+    async def is_address_of(self, workspace_id: uuid.UUID, address: str) -> bool:
+        """Whether ``address`` (as mailboxes keep it) is one of the workspace's own, active or not."""
+        return await self.session.scalar(select(Mailbox.id).where(
+            Mailbox.workspace_id == workspace_id, Mailbox.address == address).limit(1)) is not None
+
     async def create(self, principal: Principal, data: dict[str, Any], now: datetime) -> Mailbox:
         address = data["address"].strip().lower()
         if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
