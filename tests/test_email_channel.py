@@ -352,6 +352,24 @@ class TestNoise:
         [row] = await inbound(client, ws)
         assert row["status"] == "ignored" and row["reason"]
 
+    async def test_a_person_writing_through_a_mailing_list_gets_a_ticket_but_no_automatic_answer(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await ws.staff()
+        to = address(runtime, ws)
+        await send(listener, (CORPUS / "mailing_list_post.eml").read_bytes(), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "We cannot log in to the dashboard since this morning"
+        assert ticket["assignee_id"] is not None  # routed like any other
+        assert smtp_sink.messages == []  # an answer could reach every member of the list
+        # An agent's own reply still goes to the person, as any reply does.
+        agent_reply = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers,
+                                        json={"body": "We are looking into it."})
+        assert agent_reply.status_code == 201, agent_reply.text
+        await settle()
+        assert [m.rcpt_tos for m in smtp_sink.messages] == [["priya.raman@northwind.example.com"]]
+
     async def test_a_bounce_marks_the_address_undeliverable(self, client, runtime, settle, listener,
                                                            smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -289,10 +289,17 @@ def test_loop_marker_on_our_own_echoed_mail() -> None:
         ("plain_ascii.eml", False),
         ("gmail_reply_wrapped.eml", False),
         ("loop_own_outbound.eml", False),
+        ("mailing_list_post.eml", False),
     ],
 )
 def test_auto_submitted(name: str, automatic: bool) -> None:
     assert load(name).auto_submitted is automatic
+
+
+def test_a_post_through_a_mailing_list_is_a_person_writing_but_not_to_be_answered_automatically() -> None:
+    parsed = load("mailing_list_post.eml")
+    assert parsed.mailing_list and not parsed.auto_submitted
+    assert not load("plain_ascii.eml").mailing_list and not load("newsletter_bulk.eml").mailing_list
 
 
 # --- attachments ------------------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ class InboundMailService:
             created = await self.tickets.create(author, TicketIn(
                 subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
                 description=_body(parsed, whole=True),
-                channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id)
+                channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
+                acknowledge=not parsed.mailing_list)
             return self._finish(row, Outcome("processed", ticket_id=created.id, new_ticket=True), now)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
             body=_body(parsed, whole=False), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
@@ -168,7 +169,7 @@ class InboundMailService:
                                                         if marked else "no known customer"))
             return Outcome("ignored", "Delivery delay notice.")
         if parsed.auto_submitted:
-            return Outcome("ignored", "Automatic reply (out of office, list or bulk mail).")
+            return Outcome("ignored", "Automatic reply (out of office or bulk mail).")
         if sender.split("@")[-1] == self.runtime.settings.mail_domain.lower():
             return Outcome("ignored", "Sent from Relaydesk's own domain.")
         if await self.mailboxes.is_address_of(workspace_id, sender):

@@ -77,7 +77,8 @@ class ParsedEmail:
     reply_text: str  # what the thread view shows: quoted history, device footer and signature cut off
     reply_html: str
     attachments: list[ParsedAttachment]
-    auto_submitted: bool  # machine-sent (auto-reply, list, bulk, bounce): never answer it automatically
+    auto_submitted: bool  # machine-sent (auto-reply, bulk, bounce): never answer it automatically
+    mailing_list: bool  # a person's mail through a mailing list: a ticket, but no automatic answer
     bounce: Bounce | None
     loop_marker: str | None  # our X-Relaydesk-Loop header; "" if present but empty, None only when absent
     ticket_tokens: list[int]
@@ -136,6 +137,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
         reply_html=text_to_html(reply_text) if reply_text else "",
         attachments=attachments,
         auto_submitted=bounce is not None or _is_automatic(msg, subject),  # not every MTA marks its bounces
+        mailing_list=_through_a_list(msg),
         bounce=bounce,
         loop_marker=_raw_header(msg, LOOP_HEADER.lower()),
         ticket_tokens=extract_ticket_tokens(subject),
@@ -359,10 +361,10 @@ _AUTO_SUBJECT = re.compile(
 def _is_automatic(msg: Message, subject: str) -> bool:
     """Mail nobody typed: never answer it automatically (the classic helpdesk mail loop).
 
-    The header names are RFC 3834 and the common de-facto ones. Precedence list is included on purpose: a message
-    through a mailing list may still become a ticket, it only must not get an auto-acknowledgement. List-Id or
-    List-Unsubscribe alone do not count (Google Groups adds them to people's mail), but List-Unsubscribe-Post does:
-    only bulk senders offer one-click unsubscribe. Exchange's X-Auto-Response-Suppress is also set on ordinary
+    The header names are RFC 3834 and the common de-facto ones. Precedence list is not among them: a person's
+    message through a mailing list becomes a ticket, only without an acknowledgement (see ``_through_a_list``).
+    List-Id or List-Unsubscribe alone do not count (Google Groups adds them to people's mail), but
+    List-Unsubscribe-Post does: only bulk senders offer one-click unsubscribe. Exchange's X-Auto-Response-Suppress is also set on ordinary
     mail, so it counts only with an out-of-office style subject.
     """
     auto_submitted = (_raw_header(msg, "auto-submitted") or "").split(";", 1)[0].strip().lower()
@@ -372,12 +374,18 @@ def _is_automatic(msg: Message, subject: str) -> bool:
         value = _raw_header(msg, name)
         if value is not None and value.lower() not in ("no", "false", "0"):
             return True
-    if (_raw_header(msg, "precedence") or "").lower() in ("bulk", "junk", "list", "auto_reply", "auto-reply"):
+    if (_raw_header(msg, "precedence") or "").lower() in ("bulk", "junk", "auto_reply", "auto-reply"):
         return True
     if _raw_header(msg, "list-unsubscribe-post") is not None:
         return True
     suppress = {t.strip().lower() for t in (_raw_header(msg, "x-auto-response-suppress") or "").split(",")}
     return bool(suppress & {"all", "oof"}) and bool(_AUTO_SUBJECT.match(subject))
+
+
+def _through_a_list(msg: Message) -> bool:
+    """Sent through a mailing list: its From may be the list itself (lists rewrite it for
+    DMARC), so an automatic answer could go to every member, and come back."""
+    return (_raw_header(msg, "precedence") or "").strip().lower() == "list"
 
 
 # --- MIME parameters --------------------------------------------------------------------------------------------

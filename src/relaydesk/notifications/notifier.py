@@ -73,7 +73,7 @@ class Notifier:
             ticket_url=self._ticket_context(ticket, staff=True)["url"])
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
-            case "ticket.created":
+            case "ticket.created" if payload.get("acknowledge", True):
                 await self.send(await self._requester(ticket), "ticket_created", ticket,
                                 f"We received your request {ticket_reference(ticket.number)}")
             case "ticket.assigned" if payload.get("after") and payload.get("after") != payload.get("actor_id"):

@@ -134,8 +134,10 @@ class TicketService:
 
     # -- create ------------------------------------------------------------------------
     async def create(self, principal: Principal, data: TicketIn, now: datetime, *,
-                     external_id: str | None = None) -> Ticket:
-        """``external_id``: the Message-ID of the email the ticket arrived as."""
+                     external_id: str | None = None, acknowledge: bool = True) -> Ticket:
+        """``external_id``: the Message-ID of the email the ticket arrived as.
+        ``acknowledge``: whether the requester is told it arrived (not when an automatic
+        answer could go to a whole mailing list)."""
         ws = principal.workspace_id
         if principal.is_customer:
             staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags"} & data.model_fields_set
@@ -191,7 +193,8 @@ class TicketService:
         self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
                             actor_kind=principal.actor_kind, category_given=data.category_id is not None,
                             priority_given=data.priority is not None, assigned=data.assignee_id is not None,
-                            subject=ticket.subject, **event_scope(ticket))
+                            subject=ticket.subject, **({} if acknowledge else {"acknowledge": False}),
+                            **event_scope(ticket))
         return ticket
 
     # -- change --------------------------------------------------------------------------
