@@ -183,6 +183,28 @@ class TestStaffEmailsAndPreferences:
         statuses = sorted(d["status"] for d in log)
         assert statuses == ["batched"] * (len(log) - 1) + ["sent"] and len(log) >= 10
 
+    async def test_a_digest_lists_its_updates_in_order_and_in_the_recipients_language(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer(language="vi")
+        ticket = await ws.ticket(customer)
+        await settle()
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        mail.clear()
+        assert (await ws.move(agent, ticket["id"], "RESOLVED")).status_code == 200
+        await settle()
+        clock.advance(timedelta(seconds=5))
+        assert (await ws.move(agent, ticket["id"], "CLOSED")).status_code == 200
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        [digest] = to(mail, customer.email)
+        body = digest.message.get_body(("plain",)).get_content()
+        resolved = body.index("Trạng thái đã chuyển sang Đã giải quyết")
+        closed = body.index("Trạng thái đã chuyển sang Đã đóng")
+        assert resolved < closed
+        assert "RESOLVED" not in body and "Status changed" not in body
+
     async def test_preferences_turn_email_off_but_keep_in_app(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()

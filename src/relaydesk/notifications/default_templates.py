@@ -449,6 +449,16 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
     },
 }
 
+# One line per update in a digest; {name} is who wrote, {status} the new status in words.
+DIGEST_TITLES: dict[str, dict[str, str]] = {
+    "en": {"reply_to_agent": "New reply from {name}", "reply_to_customer": "New reply from {name}",
+           "status_changed": "Status changed to {status}", "assigned": "Assigned to you",
+           "customer": "the customer", "team": "our support team"},
+    "vi": {"reply_to_agent": "Phản hồi mới từ {name}", "reply_to_customer": "Phản hồi mới từ {name}",
+           "status_changed": "Trạng thái đã chuyển sang {status}", "assigned": "Đã được phân công cho bạn",
+           "customer": "khách hàng", "team": "đội ngũ hỗ trợ"},
+}
+
 PREFERENCES_LABELS: dict[str, str] = {
     "en": "Manage notification preferences",
     "vi": "Quản lý tùy chọn nhận thông báo",

@@ -33,7 +33,14 @@ from relaydesk.core.db import read_once
 from relaydesk.core.mail import MailError
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
-from relaydesk.notifications.templates import TemplateInvalid, TemplateSource, render
+from relaydesk.notifications.default_templates import DIGEST_TITLES
+from relaydesk.notifications.templates import (
+    TemplateInvalid,
+    TemplateSource,
+    normalize_locale,
+    render,
+    status_label,
+)
 from relaydesk.notifications.webhooks import UnsafeTarget, WebhookService, check_target, encode_body, sign
 from relaydesk.tenancy.service import WorkspaceService
 
@@ -132,16 +139,19 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     mates = await DeliveryService(session).batch_mates(delivery, now)
     if mates:
         # Frozen into the delivery so a retry sends the same digest.
-        delivery.context = {**delivery.context, "digest": [_digest_item(d) for d in (delivery, *mates)]}
+        in_order = sorted((delivery, *mates), key=lambda d: (d.created_at, d.id))
+        delivery.context = {**delivery.context, "digest": [_digest_item(d, delivery.locale) for d in in_order]}
     return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
 
 
-def _digest_item(delivery: Delivery) -> dict[str, Any]:
+def _digest_item(delivery: Delivery, locale: str) -> dict[str, Any]:
+    """One update of a digest, in the recipient's language (``locale``: the digest's own)."""
     ctx = delivery.context
     message = ctx.get("message") or {}
-    title = {"reply_to_agent": f"New reply from {message.get('author_name') or 'the customer'}",
-             "status_changed": f"Status changed to {ctx.get('new_status', '')}",
-             "assigned": "Assigned to you"}.get(delivery.kind, delivery.kind)
+    words = DIGEST_TITLES[normalize_locale(locale)]
+    writer = message.get("author_name") or words["customer" if delivery.kind == "reply_to_agent" else "team"]
+    status = status_label(ctx.get("new_status", ""), locale, "customer" if delivery.kind == "status_changed" else "agent")
+    title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status)
     return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
             "at": delivery.created_at.strftime("%H:%M")}
 
