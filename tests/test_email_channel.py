@@ -151,12 +151,16 @@ class TestNewTicketsByEmail:
         assert first["body_html"] == "<p>Tom &amp; Jerry &lt;3</p>"
 
     async def test_a_customer_on_an_internationalised_domain_replies_into_their_ticket(
-            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)
         await send(listener, email("Ulla <ulla@xn--bcher-kva.example>", to, "Wrong edition", "I got the 2nd."), to)
         await settle()
         [ticket] = await tickets(client, ws)
+        # The acknowledgement is addressed so that a mail server can deliver it.
+        [ack] = smtp_sink.messages
+        assert ack.rcpt_tos == ["ulla@xn--bcher-kva.example"]
+        assert message_from_bytes(ack.raw)["To"] == "ulla@xn--bcher-kva.example"
         await send(listener, email("Ulla <Ulla@XN--BCHER-KVA.example>", to, f"Re: [{ticket['number']}] Wrong edition",
                                    "It should be the 3rd."), to)
         await settle()
@@ -262,6 +266,26 @@ class TestCopies:
 
 
 class TestReplies:
+    async def test_a_customers_odd_message_id_does_not_break_the_threading_of_our_answers(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await ws.staff()
+        to = address(runtime, ws)
+        raw = email("lan@customers.example.com", to, "Question", "Hello", Message_ID="<x>")
+        raw = raw.replace(b"Message-ID: <x>", "Message-ID: <тест.123@example.com>".encode())
+        await send(listener, raw, to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers,
+                              json={"body": "Here is the answer."})
+        assert r.status_code == 201, r.text
+        await settle()
+        answer = message_from_bytes(smtp_sink.messages[-1].raw)
+        assert "Here is the answer." in smtp_sink.messages[-1].raw.decode(errors="replace")
+        for header in ("In-Reply-To", "References"):
+            value = " ".join(answer[header].split())
+            assert "=?" not in value and value.startswith("<rd."), (header, value)
+
     async def test_a_reply_to_our_email_joins_its_ticket_without_the_quoted_history(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

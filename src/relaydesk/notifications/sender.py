@@ -144,6 +144,17 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
 
 
+def _ascii_domain(address: str) -> str:
+    """Profiles keep an internationalised domain in Unicode (``bücher.example``); a header
+    would carry that as an encoded word, which no server can deliver to, so it goes out in
+    its ASCII form (``xn--bcher-kva.example``)."""
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def _digest_item(delivery: Delivery, locale: str) -> dict[str, Any]:
     """One update of a digest, in the recipient's language (``locale``: the digest's own)."""
     ctx = delivery.context
@@ -184,7 +195,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # is given, which made composing an email cost three times as much as rendering it.
     message = MIMEMultipart("alternative")
     message["From"] = formataddr((workspace.name, sender), charset="utf-8")
-    message["To"] = delivery.recipient
+    message["To"] = _ascii_domain(delivery.recipient)
     ticket = ctx.get("ticket") or {}
     subject = with_token(rendered.subject, ticket["reference"]) if ticket.get("reference") and not digest \
         else rendered.subject
@@ -198,7 +209,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     if ticket.get("id") and not digest:
         # One stable root per ticket groups every email about it in the customer's client.
         root = make_message_id(anchor, "root", secret=secret, domain=settings.mail_domain)
-        thread = [root, *ctx.get("thread", [])]
+        # A Message-ID with other than ASCII in it (some broken client's) would be written as
+        # an encoded word, hiding every id around it from mail clients: leave it out.
+        thread = [root, *(t for t in ctx.get("thread", []) if t.isascii())]
         message["In-Reply-To"] = f"<{thread[-1]}>"
         message["References"] = " ".join(f"<{t}>" for t in thread[-10:])
     if delivery.kind != "reply_to_customer" or digest:
