@@ -174,6 +174,30 @@ class TestNewTicketsByEmail:
         await settle()
         assert {t["requester_id"] for t in await tickets(client, ws)} == {ticket["requester_id"]}
 
+    async def test_attachments_left_out_are_named_to_the_agents(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "kim@customers.example.com", to, "Logs attached"
+        message.set_content("Everything is attached.")
+        message.add_attachment(b"%PDF-1.4\n%%EOF\n", maintype="application", subtype="pdf", filename="invoice.pdf")
+        message.add_attachment(b"MZ\x90\x00binary", maintype="application", subtype="x-msdownload",
+                               filename="setup.exe")
+        for i in range(21):
+            message.add_attachment(f"line {i}\n".encode(), maintype="text", subtype="plain", filename=f"log{i:02}.txt")
+        await send(listener, bytes(message), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [first, note] = await thread(client, ws, ticket["id"])
+        assert len(first["attachments"]) == 20 and first["attachments"][0]["filename"] == "invoice.pdf"
+        assert note["author_kind"] == "system" and note["internal"] is True
+        assert "setup.exe (Files of type application/x-msdownload are not accepted)" in note["body_text"]
+        assert "log18.txt" not in note["body_text"]  # the 20th kept
+        assert "log19.txt (more than 20 attachments); log20.txt (more than 20 attachments)" in note["body_text"]
+        [row] = await inbound(client, ws)
+        assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
+        assert "invoice.pdf" not in note["body_text"]
+
     async def test_mail_from_the_workspaces_own_support_address_is_ignored(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

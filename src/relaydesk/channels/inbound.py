@@ -56,6 +56,7 @@ log = structlog.get_logger("relaydesk.email")
 
 MAX_SUBJECT = 500
 MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
+MAX_ATTACHMENTS = 20  # per message, as uploads to one message
 EMPTY_BODY = "(This email had no text.)"
 _EMAIL = TypeAdapter(Email)
 
@@ -118,20 +119,32 @@ class InboundMailService:
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
             author = await self.customers.principal_for(customer, now)
-        attachment_ids = await self._attachments(author, parsed, now)
+        attachment_ids, left_out = await self._attachments(author, parsed, now)
         if ticket is None:
             created = await self.tickets.create(author, TicketIn(
                 subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
                 description=_body(parsed, whole=True),
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
                 acknowledge=not parsed.mailing_list)
+            self._note_left_out(created, row, left_out, now)
             return self._finish(row, Outcome("processed", ticket_id=created.id, new_ticket=True), now)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
             body=_body(parsed, whole=False), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
             external_id=parsed.message_id)
         row.message_id = posted.message.id
+        if left_out:
+            self._note_left_out(await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id),
+                                row, left_out, now)
         return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
                                          new_ticket=posted.follow_up_created), now)
+
+    def _note_left_out(self, ticket: Ticket, row: InboundEmail, left_out: list[str], now: datetime) -> None:
+        """Tells the agents, not only the log, what an email brought that the thread does
+        not show, and where the original is."""
+        if left_out:
+            self.tickets.system_note(ticket, "Not attached from this email: " + "; ".join(left_out) +
+                                     f". The original email has them: /api/v1/inbound-emails/{row.id}/raw",
+                                     now, internal=True)
 
     async def _copy_taken_care_of(self, row: InboundEmail) -> bool:
         """Whether another copy of this message (same Message-ID) became a ticket or a reply,
@@ -220,14 +233,21 @@ class InboundMailService:
             return Principal(user.id, ticket.workspace_id, Role(user.role))
         return None
 
-    async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime) -> list[uuid.UUID]:
-        ids = []
-        for part in parsed.attachments[:20]:
+    async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime
+                           ) -> tuple[list[uuid.UUID], list[str]]:
+        """The uploads made from the email's attachments, and what was left out and why."""
+        ids: list[uuid.UUID] = []
+        left_out = [f"{name} (too large, or damaged)" for name in parsed.omitted_attachments]
+        for part in parsed.attachments:
+            if len(ids) == MAX_ATTACHMENTS:
+                left_out.append(f"{part.filename} (more than {MAX_ATTACHMENTS} attachments)")
+                continue
             try:
                 ids.append((await self.files.upload(author, part.filename, part.data, now)).id)
             except AppError as exc:  # a type we do not keep: the raw email still has it
                 log.info("email_attachment_skipped", filename=part.filename, reason=exc.detail)
-        return ids
+                left_out.append(f"{part.filename} ({exc.detail.rstrip('.')})")
+        return ids, left_out
 
     # -- the quarantine ----------------------------------------------------------------------
     async def list(self, principal: Principal, *, status: str | None, after: tuple[datetime, uuid.UUID] | None,
