@@ -198,6 +198,18 @@ class TestNewTicketsByEmail:
         assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
         assert "invoice.pdf" not in note["body_text"]
 
+    async def test_an_inline_image_shows_in_the_thread(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, (CORPUS / "nested_related_inline_image.eml").read_bytes(), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        first, *_system_notes = await thread(client, ws, ticket["id"])  # routing's
+        [image] = [a for a in first["attachments"] if a["filename"] == "image001.png"]
+        assert f'src="/api/v1/attachments/{image["id"]}"' in first["body_html"] and "cid:" not in first["body_html"]
+        r = await client.get(f"/api/v1/attachments/{image['id']}", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+
     async def test_mail_from_the_workspaces_own_support_address_is_ignored(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

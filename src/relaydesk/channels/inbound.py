@@ -119,17 +119,17 @@ class InboundMailService:
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
             author = await self.customers.principal_for(customer, now)
-        attachment_ids, left_out = await self._attachments(author, parsed, now)
+        attachment_ids, left_out, inline = await self._attachments(author, parsed, now)
         if ticket is None:
             created = await self.tickets.create(author, TicketIn(
                 subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
-                description=_body(parsed, whole=True),
+                description=_body(parsed, whole=True, inline=inline),
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
                 acknowledge=not parsed.mailing_list)
             self._note_left_out(created, row, left_out, now)
             return self._finish(row, Outcome("processed", ticket_id=created.id, new_ticket=True), now)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
-            body=_body(parsed, whole=False), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
+            body=_body(parsed, whole=False, inline=inline), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
             external_id=parsed.message_id)
         row.message_id = posted.message.id
         if left_out:
@@ -234,20 +234,26 @@ class InboundMailService:
         return None
 
     async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime
-                           ) -> tuple[list[uuid.UUID], list[str]]:
-        """The uploads made from the email's attachments, and what was left out and why."""
+                           ) -> tuple[list[uuid.UUID], list[str], dict[str, uuid.UUID]]:
+        """The uploads made from the email's attachments, what was left out and why, and
+        the uploads of inline images by the Content-ID the HTML names them with."""
         ids: list[uuid.UUID] = []
+        inline: dict[str, uuid.UUID] = {}
         left_out = [f"{name} (too large, or damaged)" for name in parsed.omitted_attachments]
         for part in parsed.attachments:
             if len(ids) == MAX_ATTACHMENTS:
                 left_out.append(f"{part.filename} (more than {MAX_ATTACHMENTS} attachments)")
                 continue
             try:
-                ids.append((await self.files.upload(author, part.filename, part.data, now)).id)
+                upload = await self.files.upload(author, part.filename, part.data, now)
             except AppError as exc:  # a type we do not keep: the raw email still has it
                 log.info("email_attachment_skipped", filename=part.filename, reason=exc.detail)
                 left_out.append(f"{part.filename} ({exc.detail.rstrip('.')})")
-        return ids, left_out
+                continue
+            ids.append(upload.id)
+            if part.content_id:
+                inline[part.content_id] = upload.id
+        return ids, left_out, inline
 
     # -- the quarantine ----------------------------------------------------------------------
     async def list(self, principal: Principal, *, status: str | None, after: tuple[datetime, uuid.UUID] | None,
@@ -300,9 +306,13 @@ def _stored_form(address: str) -> str:
         return normalise_email(address)
 
 
-def _body(parsed: ParsedEmail, *, whole: bool) -> str:
-    """The thread shows the new words of a reply; a new ticket keeps all it was sent."""
+def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> str:
+    """The thread shows the new words of a reply; a new ticket keeps all it was sent.
+    Inline images (``cid:`` references) point at their uploads, which those who may see
+    the message may download."""
     html = (parsed.html if whole else parsed.reply_html).strip()
+    for content_id, upload in inline.items():
+        html = html.replace(f'src="cid:{content_id}"', f'src="/api/v1/attachments/{upload}"')
     if html and not looks_like_html(html):
         # Sanitised HTML without a tag left ("Tom &amp; Jerry") would be taken for plain
         # text and escaped a second time.
