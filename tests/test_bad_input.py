@@ -138,3 +138,19 @@ async def test_duplicate_email_is_a_conflict_naming_the_field(client):
     assert (await client.post("/api/v1/customers", json=body, headers=ws.admin.headers)).status_code == 201
     r = await client.post("/api/v1/customers", json={**body, "email": "SAME@example.com"}, headers=ws.admin.headers)
     assert r.status_code == 409 and r.json()["code"] == "email_taken" and r.json()["errors"][0]["field"] == "email"
+
+
+@pytest.mark.parametrize("field", ["auto_close_hours", "queue_wait_alert_minutes", "escalation_l1_on",
+                                   "escalation_l2_after_minutes", "escalation_l3_after_minutes",
+                                   "fallback_category"])
+async def test_settings_with_a_default_cannot_be_emptied(client, field):
+    ws = await make_workspace(client)
+    before = (await client.get("/api/v1/workspace/settings", headers=ws.admin.headers)).json()
+    r = await client.patch("/api/v1/workspace/settings", json={"auto_close_hours": 5, field: None},
+                           headers=ws.admin.headers)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0] == {"field": field, "message": "This field cannot be emptied."}
+    assert (await client.get("/api/v1/workspace/settings", headers=ws.admin.headers)).json() == before
+    r = await client.patch("/api/v1/workspace/settings", json={"classifier_min_confidence": None},
+                           headers=ws.admin.headers)
+    assert r.status_code == 200  # an optional setting: null turns it back to the built-in

@@ -137,6 +137,23 @@ class TestIntake:
         assert ("priority", "agent") in system
 
 
+class TestSettings:
+    @pytest.mark.parametrize("bad", [{"fallback_category": ""}, {"fallback_category": "   "},
+                                     {"priority_keywords": {"!!": "URGENT"}}])
+    async def test_settings_that_would_break_routing_are_refused(self, client, settle, bad):
+        ws, team, staff, cats = await setup_desk(client)
+        r = await client.patch("/api/v1/workspace/settings", json=bad, headers=ws.admin.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"].startswith(next(iter(bad)))
+        settings = (await client.get("/api/v1/workspace/settings", headers=ws.admin.headers)).json()
+        assert (settings["fallback_category"], settings["priority_keywords"]) == ("GENERAL", None)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="Charged twice", description="My card was charged twice for one invoice.")
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert got["category_id"] == cats["Billing"] and got["assignee_id"] in {a.id for a in staff}
+
+
 class TestStrategies:
     async def test_round_robin_rotates(self, client, settle):
         ws, team, staff, cats = await setup_desk(client, agents=3)
@@ -276,6 +293,95 @@ class TestQueue:
         assert (await routing_of(client, ws, t["id"]))["state"] == "manual"
 
 
+    async def test_unassigning_hands_the_ticket_to_someone_else(self, client, settle):
+        ws, team, [strong], cats = await setup_desk(client, agents=1, skills=(("billing", 5),))
+        weak = await ws.staff(team_ids=[team["id"]], skills=[{"skill": "billing", "level": 1}], languages=["en"])
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == strong.id  # the better scorer
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["status"] == "OPEN"
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert (got["assignee_id"], got["status"]) == (weak.id, "ASSIGNED")
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "assigned" and why["decision"]["winner"] == weak.id
+
+    async def test_a_ticket_handed_back_by_the_only_agent_waits_for_someone_else(self, client, settle, runtime):
+        ws, team, [agent], cats = await setup_desk(client, agents=1)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
+        r = await ws.move(ws.admin, t["id"], "OPEN", "needs someone else")
+        assert r.status_code == 200, r.text
+        await settle()
+        await runtime.jobs.enqueue("routing.sweep_queues")  # nor does the sweep give it back
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] is None
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "queued" and why["decision"]["handed_back_by"] == agent.id
+        other = await ws.staff(team_ids=[team["id"]], skills=[{"skill": "billing", "level": 2}], languages=["en"])
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == other.id
+        assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+
+    async def test_an_escalated_ticket_without_an_owner_stays_queued(self, client, settle):
+        ws, team, [agent], cats = await setup_desk(client, agents=1, availability="offline")
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
+        await settle()
+        r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers,
+                              json={"kind": "manual", "reason": "Customer is about to churn"})
+        assert r.status_code == 201, r.text
+        await settle()
+        assert (await routing_of(client, ws, t["id"]))["state"] == "queued"
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert (got["assignee_id"], got["status"]) == (agent.id, "ESCALATED")
+        assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+
+    async def test_the_queue_follows_a_changed_priority(self, client, settle):
+        ws, team, [agent], cats = await setup_desk(client, agents=1, cap=1, availability="offline")
+        made = [await ws.ticket(ws.admin, subject=f"invoice {n}", description="billing question", priority="LOW",
+                                category_id=cats["Billing"]) for n in range(2)]
+        await settle()
+        r = await client.patch(f"/api/v1/tickets/{made[1]['id']}", json={"priority": "URGENT"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        await settle()
+        owners = [(await ticket(client, ws, t["id"]))["assignee_id"] for t in made]
+        assert owners == [None, agent.id]
+
+
+    async def test_a_category_override_routes_a_queued_ticket_again(self, client, settle):
+        ws, team, [billing_agent], cats = await setup_desk(client, agents=1, availability="offline")
+        logistics = (await client.post("/api/v1/teams", json={"name": "Logistics"}, headers=ws.admin.headers)).json()
+        returns = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+            "name": "Returns", "required_skills": ["returns"], "team_id": logistics["id"]})).json()
+        handler = await ws.staff(team_ids=[logistics["id"]], skills=[{"skill": "returns", "level": 3}],
+                                 languages=["en"])
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="Charged twice", description="My card was charged twice for one invoice.")
+        await settle()
+        assert (await routing_of(client, ws, t["id"]))["state"] == "queued"
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"category_id": returns["id"], "priority": "LOW"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert (got["assignee_id"], got["team_id"]) == (handler.id, logistics["id"])
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "assigned" and why["team_id"] == logistics["id"]
+        assert (why["category"]["source"], why["category"]["label"]) == ("agent", "Returns")
+        assert why["priority"]["source"] == "agent"
+
+
 class TestCapUnderConcurrency:
     async def test_fifty_concurrent_tickets_never_push_an_agent_past_cap(self, client, settle):
         ws, team, staff, cats = await setup_desk(client, agents=4, cap=3)
@@ -320,6 +426,9 @@ class TestRules:
         bad = await client.post("/api/v1/assignment-rules", json={**body, "strategy": "random"},
                                 headers=ws.admin.headers)
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "strategy"
+        bad = await client.post("/api/v1/assignment-rules", headers=ws.admin.headers,
+                                json={**body, "conditions": {"languages": ["english!!"]}})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "conditions.languages.0"
         other = await make_workspace(client)
         assert (await client.get(f"/api/v1/assignment-rules/{rule['id']}",
                                  headers=other.admin.headers)).status_code == 404

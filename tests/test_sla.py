@@ -201,6 +201,58 @@ async def test_business_hours_policy_across_a_weekend(client, settle, clock):
     assert due == datetime(2026, 12, 29, 11, 0, tzinfo=UTC) + late_by
 
 
+
+MONDAYS = {"0": [{"start": "09:00", "end": "17:00"}]}
+# Monday-only hours with the next 157 Mondays off: closed for over three years in a row.
+MONDAYS_OFF = [(datetime(2027, 1, 4) + timedelta(weeks=n)).date().isoformat() for n in range(157)]
+
+
+async def test_a_calendar_must_leave_opening_hours(client, settle):
+    """A calendar that is never open would leave its tickets without SLA clocks (and the
+    SLA view answering 500), so it is refused when it is made or changed."""
+    ws, team, lead, agent, senior, cat = await desk(client)
+    for hours, holidays, field in (({}, [], "weekly_hours"), ({"0": [], "1": []}, [], "weekly_hours"),
+                                   (MONDAYS, MONDAYS_OFF, "holidays")):
+        r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+            "name": "Never open", "timezone": "UTC", "weekly_hours": hours, "holidays": holidays})
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json" and r.json()["errors"][0]["field"] == field
+    assert (await client.get("/api/v1/sla-calendars", headers=ws.admin.headers)).json()["items"] == []
+    cal = (await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Mondays", "timezone": "UTC", "weekly_hours": MONDAYS, "holidays": MONDAYS_OFF[:100]})).json()
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Mondays only", "is_default": True, "calendar_id": cal["id"]})
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    assert (await sla(client, ws, t["id"]))["_"]["business_hours"] == "Mondays"
+    for change, field in (({"weekly_hours": {}}, "weekly_hours"), ({"holidays": MONDAYS_OFF}, "holidays")):
+        r = await client.patch(f"/api/v1/sla-calendars/{cal['id']}", headers=ws.admin.headers, json=change)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    await settle()
+    stored = (await client.get(f"/api/v1/sla-calendars/{cal['id']}", headers=ws.admin.headers)).json()
+    assert stored["weekly_hours"] == {"0": [["09:00", "17:00"]]} and len(stored["holidays"]) == 100
+    assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "ok"
+
+
+async def test_renaming_to_a_taken_name_and_emptying_are_refused(client):
+    ws = await make_workspace(client)
+    for path, body in (("/api/v1/sla-policies", {}),
+                       ("/api/v1/sla-calendars", {"timezone": "UTC", "weekly_hours": MONDAYS})):
+        first = (await client.post(path, headers=ws.admin.headers, json={"name": "First", **body})).json()
+        second = (await client.post(path, headers=ws.admin.headers, json={"name": "Second", **body})).json()
+        r = await client.patch(f"{path}/{second['id']}", headers=ws.admin.headers, json={"name": "First"})
+        assert r.status_code == 409 and r.json()["code"] == "name_taken", r.text
+        assert r.json()["errors"][0]["field"] == "name"
+        r = await client.patch(f"{path}/{second['id']}", headers=ws.admin.headers, json={"name": None})
+        assert r.status_code == 422 and r.json()["errors"][0] == {"field": "name",
+                                                                   "message": "This field cannot be emptied."}
+        r = await client.patch(f"{path}/{first['id']}", headers=ws.admin.headers, json={"name": "First"})
+        assert r.status_code == 200  # keeping its own name is no clash
+        names = [x["name"] for x in (await client.get(path, headers=ws.admin.headers)).json()["items"]]
+        assert names == ["First", "Second"]
+
+
 async def test_most_specific_policy_wins(client, settle):
     ws, team, lead, agent, senior, cat = await desk(client)
     await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Base", "is_default": True})
@@ -232,6 +284,9 @@ async def test_manual_and_customer_escalations(client, settle):
     r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=cust.headers,
                           json={"kind": "customer_request", "reason": "Nobody is answering"})
     assert r.status_code == 201 and r.json()["level"] == 1
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=agent.headers,
+                          json={"kind": "customer_request", "reason": "Staff-only remark on this customer"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "kind"
     r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=agent.headers,
                           json={"kind": "incident", "reason": "Payment outage"})
     assert r.status_code == 201 and r.json()["level"] == 3
@@ -282,7 +337,7 @@ async def test_policy_and_calendar_admin(client):
     assert r.status_code == 403
     r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers,
                           json={"name": "bad", "warning_at": 0.9, "critical_at": 0.8})
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "warning_at"
     r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
         "name": "x", "timezone": "Mars/Olympus", "weekly_hours": {"0": [{"start": "09:00", "end": "17:00"}]}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "timezone"

@@ -36,11 +36,11 @@ class TicketRouting(WorkspaceScoped, Base):
     )
 
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
-    category_source: Mapped[str] = mapped_column(String(20))  # given | model | fallback | none
+    category_source: Mapped[str] = mapped_column(String(20))  # given | agent | model | fallback | none
     category_label: Mapped[str | None] = mapped_column(String(120))
     category_confidence: Mapped[float | None]
     category_reason: Mapped[str] = mapped_column(String(500))
-    priority_source: Mapped[str] = mapped_column(String(20))  # given | rules
+    priority_source: Mapped[str] = mapped_column(String(20))  # given | agent | rules
     priority_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     state: Mapped[str] = mapped_column(String(20))  # queued | assigned | manual
     priority_rank: Mapped[int] = mapped_column(default=1)

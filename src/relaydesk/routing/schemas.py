@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from relaydesk.agents.schemas import Language
 from relaydesk.core.schemas import Input, Output
 from relaydesk.customers.schemas import Tier
 from relaydesk.routing.strategies import Strategy
@@ -20,8 +21,7 @@ class RuleConditions(Input):
     channels: list[Channel] = Field(default_factory=list)
     priorities: list[Priority] = Field(default_factory=list)
     customer_tiers: list[Tier] = Field(default_factory=list)
-    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] = Field(
-        default_factory=list, max_length=30)
+    languages: list[Language] = Field(default_factory=list, max_length=30)
 
 
 class RuleIn(Input):
@@ -63,14 +63,16 @@ class RuleOut(Output):
 
 
 class CategoryDecisionOut(Output):
-    source: str = Field(description="given (chosen by a person), model, fallback or none")
+    source: str = Field(description="given (chosen when the ticket was opened), agent (changed by staff "
+                                    "since), model, fallback or none")
     label: str | None
     confidence: float | None
     reason: str
 
 
 class PriorityDecisionOut(Output):
-    source: str = Field(description="given (chosen by a person) or rules")
+    source: str = Field(description="given (chosen when the ticket was opened), agent (changed by staff "
+                                    "since) or rules")
     reasons: list[str]
 
 

@@ -52,6 +52,11 @@ from relaydesk.tickets.service import TicketService
 
 log = structlog.get_logger("relaydesk.routing")
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+# An unowned ticket in these waits for an agent; an escalated one needs an owner even more.
+NEEDS_ROUTING = frozenset({Status.OPEN.value, Status.ESCALATED.value})
+# In a queued ticket's decision record: the agent who last gave it back, whom routing
+# passes over until somebody takes it (else the best scorer got it straight back).
+HANDED_BACK = "handed_back_by"
 _PREDICTIONS = "category_predictions"  # session.info: ticket id -> (model, prediction) from classify_ahead
 _UNROUTED = "tickets_unrouted"  # session.info: new tickets found without a routing record, ahead of intake
 # Hot statements, built once (docs/architecture.md, "Statements built once").
@@ -218,10 +223,13 @@ class RoutingService:
             return None
         if routing is None:
             return None
-        if ticket.assignee_id is not None or ticket.status != Status.OPEN.value:
+        if ticket.assignee_id is not None or ticket.status not in NEEDS_ROUTING:
             if routing.state == "queued":  # a person took it, or moved it on, meanwhile
                 routing.state, routing.queued_since = "manual", None
             return routing
+        handed_back = (routing.decision or {}).get(HANDED_BACK)
+        if handed_back:
+            exclude = {*exclude, uuid.UUID(handed_back)}
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
         rule = await self._matching_rule(ticket, requester)
         team_id = rule.team_id if rule and rule.team_id else ticket.team_id
@@ -251,7 +259,7 @@ class RoutingService:
             await self.tickets.update(system, str(ticket.id), TicketPatch(team_id=team_id), now)
         routing.state = "queued"
         routing.queued_since = routing.queued_since or now
-        routing.decision = _record(decision, rule)
+        routing.decision = {**_record(decision, rule), **({HANDED_BACK: handed_back} if handed_back else {})}
         return routing
 
     async def _locked_routing(self, ticket_id: uuid.UUID) -> TicketRouting | None:
@@ -358,11 +366,50 @@ class RoutingService:
         if routing is not None and after is not None and not by_system:
             routing.state, routing.queued_since = "manual", None
         if routing is not None and after is None:
-            # Unassigned by a person: back into the pool, preferring somebody else.
+            # Unassigned by a person: back into the pool, never straight back to them.
             routing.state, routing.queued_since = "queued", routing.queued_since or now
-            await self.route(workspace_id, ticket_id, now, exclude={before} if before else set())
+            if before is not None:
+                routing.decision = {**(routing.decision or {}), HANDED_BACK: str(before)}
+            await self.route(workspace_id, ticket_id, now)
         if before is not None:
             await self.drain_for_agent(workspace_id, before, now)
+
+    async def follow_priority(self, ticket_id: uuid.UUID) -> None:
+        """A person changed the ticket's priority: the record says so, and a queued ticket
+        takes its new place in the queue."""
+        routing = await self._locked_routing(ticket_id)
+        if routing is None:
+            return  # intake, still to come, reads the priority then
+        try:
+            ticket = await self.tickets.get(Principal.system(routing.workspace_id), ticket_id)
+        except NotFound:
+            return
+        routing.priority_source, routing.priority_reasons = "agent", [f"changed by staff to {ticket.priority}"]
+        routing.priority_rank = PRIORITY_RANK[Priority(ticket.priority)]
+
+    async def follow_category(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
+                              now: datetime) -> None:
+        """A person changed the ticket's category: the record says so, and a ticket nobody
+        owns is routed again with the new category's team and skills."""
+        routing = await self._locked_routing(ticket_id)
+        if routing is None:
+            return  # intake, still to come, keeps what was chosen
+        system = Principal.system(workspace_id)
+        try:
+            ticket = await self.tickets.get(system, ticket_id)
+        except NotFound:
+            return
+        category = await self.categories.find(workspace_id, ticket.category_id) if ticket.category_id else None
+        routing.category_source, routing.category_label = "agent", category.name if category else None
+        routing.category_confidence, routing.category_reason = None, "changed by staff"
+        if ticket.assignee_id is not None or ticket.status not in NEEDS_ROUTING:
+            return
+        previous = await self.categories.find(workspace_id, before) if before else None
+        # The team follows the category, unless a person moved the ticket to another team.
+        if category is not None and category.team_id is not None and \
+                ticket.team_id in (None, previous.team_id if previous else None):
+            await self.tickets.update(system, str(ticket.id), TicketPatch(team_id=category.team_id), now)
+        await self.route(workspace_id, ticket_id, now, routing=routing)
 
     async def reassign_to_senior(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime) -> str | None:
         """A level-2 escalation: hand the ticket to the least-loaded senior agent (or a

@@ -38,7 +38,13 @@ def _routed(p: dict[str, Any]) -> bool:
 
 
 def _back_to_open(p: dict[str, Any]) -> bool:
-    return Status(p["after"]) is Status.OPEN
+    """Re-opened without an owner to lose (a ticket that lost one is routed from
+    ticket.assigned, which says whom to pass over)."""
+    return Status(p["after"]) is Status.OPEN and not p.get("unassigned")
+
+
+def _by_a_person(p: dict[str, Any]) -> bool:
+    return p.get("actor_kind") != "system"
 
 
 def _frees_capacity(p: dict[str, Any]) -> bool:
@@ -83,6 +89,12 @@ def install(runtime: Runtime) -> list[Periodic]:
             if ticket.assignee_id is not None:
                 await service.drain_for_agent(ws, ticket.assignee_id, now)
 
+    async def on_priority(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        await service.follow_priority(uuid.UUID(p["ticket_id"]))
+
+    async def on_category(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
+        await service.follow_category(ws, uuid.UUID(p["ticket_id"]), _uuid(p.get("before")), now)
+
     async def on_agent(service: RoutingService, ws: uuid.UUID, type: str, p: dict, now) -> None:  # noqa: ANN001
         if type == "agent.availability_changed" and p.get("after") != "online":
             return
@@ -99,6 +111,11 @@ def install(runtime: Runtime) -> list[Periodic]:
             wants=lambda e: not _routed(e.payload))
     handler("routing.on_status_changed", ("ticket.status_changed",), on_status,
             wants=lambda e: _back_to_open(e.payload) or _frees_capacity(e.payload))
+    # Intake's own category and priority are in the record it makes.
+    handler("routing.on_priority_changed", ("ticket.priority_changed",), on_priority,
+            wants=lambda e: _by_a_person(e.payload))
+    handler("routing.on_category_changed", ("ticket.category_changed",), on_category,
+            wants=lambda e: _by_a_person(e.payload))
     handler("routing.on_agent_changed", ("agent.availability_changed", "agent.capacity_changed"), on_agent)
 
     async def sweep() -> None:

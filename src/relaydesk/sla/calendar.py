@@ -343,6 +343,36 @@ class BusinessCalendar:
             total += min(stop, end) - begin
         return total
 
+    def longest_closure(self) -> int:
+        """The most consecutive local dates without opening hours (an interval lost in a
+        daylight-saving jump aside); ``next_opening`` and ``add_business_time`` give up
+        on a closure of ``MAX_SEARCH_DAYS`` or more.  ``ValueError`` when the calendar
+        has no opening hours at all."""
+        if self._always:
+            return 0
+        open_weekdays = sorted(day for day, spans in enumerate(self._spans) if spans)
+        if not open_weekdays:
+            raise ValueError("the calendar has no opening hours")
+        # Without holidays: the widest gap between open weekdays, round the week.
+        longest = max((later - earlier - 1) % 7
+                      for earlier, later in zip(open_weekdays, open_weekdays[1:] + open_weekdays[:1]))
+
+        def closed(day: date) -> bool:
+            return day.weekday() not in open_weekdays or day in self.holidays
+
+        reached = date.min
+        for holiday in sorted(self.holidays):
+            if holiday <= reached:
+                continue  # inside the closure measured last
+            first = last = holiday
+            while first > date.min and closed(first - _DAY):
+                first -= _DAY
+            while last < date.max and closed(last + _DAY):
+                last += _DAY
+            longest = max(longest, (last - first).days + 1)
+            reached = last
+        return longest
+
     # -- internals ----------------------------------------------------------------------
 
     def _local_date(self, at: datetime) -> date:

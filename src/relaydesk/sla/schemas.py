@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from relaydesk.core.schemas import Input, Output, TimeZone
 from relaydesk.customers.schemas import Tier
@@ -71,12 +71,6 @@ class PolicyIn(Input):
     warning_at: float = Field(default=0.75, gt=0, lt=1)
     critical_at: float = Field(default=0.90, gt=0, lt=1)
     calendar_id: uuid.UUID | None = Field(default=None, description="Business hours; null means 24/7.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "PolicyIn":
-        if self.warning_at >= self.critical_at:
-            raise ValueError("warning_at must be below critical_at")
-        return self
 
     model_config = {"json_schema_extra": {"examples": [{
         "name": "VIP", "conditions": {"customer_tiers": ["vip"]},

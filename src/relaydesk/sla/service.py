@@ -26,7 +26,7 @@ from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
 from relaydesk.customers.service import CustomerService
 from relaydesk.sla import engine
-from relaydesk.sla.calendar import BusinessCalendar
+from relaydesk.sla.calendar import MAX_SEARCH_DAYS, BusinessCalendar
 from relaydesk.sla.engine import ClockKind, ClockStatus, SlaClock, Thresholds
 from relaydesk.sla.models import Escalation, SlaCalendar, SlaPolicy, SlaTracker
 from relaydesk.sla.repository import DueTracker, TrackerRepository
@@ -405,9 +405,12 @@ class SlaService:
         return escalation
 
     async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:
-        """Raised by hand: by staff (any kind) or by the customer (a customer request)."""
+        """Raised by hand: by staff (manual, high_impact, incident) or by the customer (a customer request)."""
         if principal.is_customer and data.kind.value != "customer_request":
             raise Forbidden("Customers may only ask for their ticket to be escalated.", field="kind")
+        if not principal.is_customer and data.kind.value == "customer_request":
+            # Customers read their own requests: a staff reason would reach them too.
+            raise ValidationFailed("Staff escalate as manual, high_impact or incident.", field="kind")
         ticket = await self.tickets.get(principal, ticket_ref)
         if ticket.status in DONE:
             raise Conflict("Resolved and closed tickets cannot be escalated; reply to re-open it.",
@@ -479,9 +482,16 @@ class SlaService:
     @staticmethod
     def _validated_hours(timezone: str, hours: dict[str, list[list[str]]], holidays: list[str]) -> dict[str, Any]:
         try:
-            BusinessCalendar.from_dict({"timezone": timezone, "weekly_hours": hours, "holidays": holidays})
+            calendar = BusinessCalendar.from_dict({"timezone": timezone, "weekly_hours": hours, "holidays": holidays})
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="weekly_hours") from None
+        # Clocks on a calendar that is never open (or not for years) could never be given
+        # a due time: every ticket under it would go without SLA.
+        if not calendar.weekly_hours:
+            raise ValidationFailed("A calendar needs opening hours on at least one day.", field="weekly_hours")
+        if calendar.longest_closure() >= MAX_SEARCH_DAYS:
+            raise ValidationFailed(f"These holidays close the calendar for {MAX_SEARCH_DAYS} days or more in a row.",
+                                   field="holidays")
         return {"timezone": timezone, "weekly_hours": hours, "holidays": sorted(set(holidays))}
 
     @staticmethod
@@ -494,9 +504,7 @@ class SlaService:
         self._require_manager(principal)
         fields = self._validated_hours(data.timezone, self._hours(data.weekly_hours),
                                        [d.isoformat() for d in data.holidays])
-        if await self.session.scalar(select(SlaCalendar.id).where(
-                SlaCalendar.workspace_id == principal.workspace_id, SlaCalendar.name == data.name)):
-            raise Conflict("A calendar with this name already exists.", field="name", code="name_taken")
+        await self._check_name(SlaCalendar, principal.workspace_id, data.name)
         row = SlaCalendar(workspace_id=principal.workspace_id, name=data.name, created_at=now, updated_at=now,
                           **fields)
         self.session.add(row)
@@ -507,6 +515,9 @@ class SlaService:
                               now: datetime) -> SlaCalendar:
         self._require_manager(principal)
         row = await self.get_calendar(principal, calendar_id)
+        self._refuse_emptying(data, ("name", "timezone", "weekly_hours", "holidays"))
+        if data.name is not None and data.name != row.name:
+            await self._check_name(SlaCalendar, row.workspace_id, data.name)
         fields = self._validated_hours(
             data.timezone or row.timezone,
             self._hours(data.weekly_hours) if data.weekly_hours is not None else row.weekly_hours,
@@ -521,6 +532,23 @@ class SlaService:
             row.name = data.name
         row.updated_at = now
         return row
+
+    async def _check_name(self, model: type[SlaCalendar] | type[SlaPolicy], workspace_id: uuid.UUID,
+                          name: str) -> None:
+        if await self.session.scalar(select(model.id).where(model.workspace_id == workspace_id, model.name == name)):
+            what = "calendar" if model is SlaCalendar else "policy"
+            raise Conflict(f"A {what} with this name already exists.", field="name", code="name_taken")
+
+    @staticmethod
+    def _refuse_emptying(data: CalendarPatch | PolicyPatch, fields: tuple[str, ...]) -> None:
+        for field in fields:
+            if field in data.model_fields_set and getattr(data, field) is None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+
+    @staticmethod
+    def _check_thresholds(warning_at: float, critical_at: float) -> None:
+        if warning_at >= critical_at:
+            raise ValidationFailed("warning_at must be below critical_at.", field="warning_at")
 
     async def list_policies(self, principal: Principal) -> list[SlaPolicy]:
         if not principal.is_staff:
@@ -553,10 +581,9 @@ class SlaService:
 
     async def create_policy(self, principal: Principal, data: PolicyIn, now: datetime) -> SlaPolicy:
         self._require_manager(principal)
+        self._check_thresholds(data.warning_at, data.critical_at)
         await self._check_policy_refs(principal, data.calendar_id, data.conditions.category_ids)
-        if await self.session.scalar(select(SlaPolicy.id).where(
-                SlaPolicy.workspace_id == principal.workspace_id, SlaPolicy.name == data.name)):
-            raise Conflict("A policy with this name already exists.", field="name", code="name_taken")
+        await self._check_name(SlaPolicy, principal.workspace_id, data.name)
         targets = {p: {**DEFAULT_TARGETS[p], **(data.targets[p].model_dump() if data.targets and p in data.targets
                                                else {})} for p in DEFAULT_TARGETS}
         policy = SlaPolicy(workspace_id=principal.workspace_id, name=data.name, is_default=data.is_default,
@@ -577,14 +604,15 @@ class SlaService:
         self._require_manager(principal)
         policy = await self.get_policy(principal, policy_id)
         fields = data.model_fields_set
+        self._refuse_emptying(data, ("name", "is_default", "conditions", "targets", "warning_at", "critical_at"))
         await self._check_policy_refs(principal, data.calendar_id if "calendar_id" in fields else None,
                                       data.conditions.category_ids if data.conditions else [])
         warning = data.warning_at if data.warning_at is not None else policy.warning_at
         critical = data.critical_at if data.critical_at is not None else policy.critical_at
-        if warning >= critical:
-            raise ValidationFailed("warning_at must be below critical_at.", field="warning_at")
+        self._check_thresholds(warning, critical)
         new: dict[str, Any] = {"warning_at": warning, "critical_at": critical}
-        if data.name is not None:
+        if data.name is not None and data.name != policy.name:
+            await self._check_name(SlaPolicy, policy.workspace_id, data.name)
             new["name"] = data.name
         if data.is_default is not None:
             new["is_default"] = data.is_default

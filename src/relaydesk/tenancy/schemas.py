@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
+
+
+def _matchable(keyword: str) -> str:
+    # Keywords match word by word (routing/priority.py): one without a word would make
+    # every new ticket's routing fail, long after the setting was accepted.
+    if not re.search(r"\w", keyword):
+        raise ValueError("A keyword needs a letter or a digit to match.")
+    return keyword
 
 
 class WorkspaceSettings(BaseModel):
@@ -51,10 +60,12 @@ class WorkspaceSettingsPatch(BaseModel):
     escalation_l1_on: Literal["breach", "critical"] | None = None
     escalation_l2_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     escalation_l3_after_minutes: int | None = Field(default=None, ge=1, le=14 * 24 * 60)
-    priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
-        default=None, max_length=500)
+    priority_keywords: dict[Annotated[Keyword, AfterValidator(_matchable)],
+                            Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(default=None, max_length=500)
     classifier_min_confidence: float | None = Field(default=None, ge=0, le=1)
-    fallback_category: str | None = Field(default=None, max_length=120)
+    # Not blank: routing falls back to it for every ticket the model is unsure of.
+    fallback_category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                        max_length=120)] | None = None
     sms_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
     sms_account_sid: str | None = Field(default=None, max_length=64)
     sms_api_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")

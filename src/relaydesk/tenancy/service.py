@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.errors import NotFound
+from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.schemas import SECRET_SETTINGS, WorkspaceSettings, WorkspaceSettingsPatch
 
@@ -72,7 +72,12 @@ class WorkspaceService:
 
     async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch) -> WorkspaceSettings:
         workspace = await self.get(workspace_id)
-        stored = {**(workspace.settings or {}), **patch.model_dump(exclude_unset=True)}
+        changed = patch.model_dump(exclude_unset=True)
+        for field, value in changed.items():
+            # Null turns an optional setting off; one that has a default value cannot be off.
+            if value is None and WorkspaceSettings.model_fields[field].default is not None:
+                raise ValidationFailed("This field cannot be emptied.", field=field)
+        stored = {**(workspace.settings or {}), **changed}
         merged = WorkspaceSettings.model_validate(stored)
         # Store only what differs from the defaults, so a later default change reaches everyone;
         # secrets are excluded from dumps (they are never shown), so they are carried over by hand.

@@ -568,7 +568,10 @@ class TicketService:
                                 body_html=message.body_html, body_text=message.body_text, **by)
         if "status" in changes:
             before, after = changes["status"]
-            self.outbox.publish(ws, "ticket.status_changed", now, ticket_id=tid, before=before, after=after, **by)
+            # Whether the same change took the owner away (ticket.assigned says from whom).
+            unassigned = "assignee_id" in changes and changes["assignee_id"][1] is None
+            self.outbox.publish(ws, "ticket.status_changed", now, ticket_id=tid, before=before, after=after,
+                                unassigned=unassigned, **by)
         if "assignee_id" in changes:
             before, after = changes["assignee_id"]
             self.outbox.publish(ws, "ticket.assigned", now, ticket_id=tid, before=before, after=after, **by)
