@@ -93,6 +93,30 @@ async def test_thresholds_fire_once_in_order_and_breach_escalates(client, settle
     assert first["state"] == "breached" and first["met_at"] is not None
 
 
+async def test_a_breach_after_an_escalation_by_hand_still_escalates(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers,
+                          json={"kind": "manual", "reason": "VIP asked twice"})
+    assert r.status_code == 201, r.text
+    await settle()
+    start = datetime.fromisoformat(t["created_at"])
+    clock.set(start + timedelta(hours=8, minutes=1))  # first response breached
+    await scan(runtime, settle)
+    await ws.relogin()
+    escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+    assert [(e["level"], e["kind"]) for e in escalations] == [(1, "manual"), (1, "sla_breach")]
+    lead_kinds = [n["kind"] for n in await notes_for(client, ws, lead) if n["ticket_id"] == t["id"]]
+    assert lead_kinds.count("escalated") == 2
+    clock.set(start + timedelta(hours=9, minutes=2))  # and level 2 follows on its timer
+    await scan(runtime, settle)
+    await ws.relogin()
+    escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+    assert [e["level"] for e in escalations] == [1, 1, 2]
+
+
 async def test_level_two_reassigns_to_a_senior_and_level_three_tells_managers(client, settle, clock, runtime):
     ws, team, lead, agent, senior, cat = await desk(client)
     await client.patch(f"/api/v1/agents/{senior.id}", json={"availability": "away"}, headers=ws.admin.headers)

@@ -358,7 +358,11 @@ class SlaService:
             return  # none of the steps below can apply, so the settings need not be read
         settings = await self.workspaces.settings(ticket.workspace_id)
         trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
-        if tracker.escalation_level == 0 and any(e.level in trigger for e in crossed):
+        # Level 1 by hand sets no timer; an automatic level 1 always does. So a ticket at
+        # level 1 without one was escalated by hand, and its SLA trigger still owes the
+        # team lead the news and starts the clock towards level 2.
+        by_hand_only = tracker.escalation_level == 1 and tracker.next_escalation_at is None
+        if (tracker.escalation_level == 0 or by_hand_only) and any(e.level in trigger for e in crossed):
             first = next(e for e in crossed if e.level in trigger)
             kind = "sla_breach" if first.level is ClockStatus.BREACHED else "sla_critical"
             await self._raise(ticket, tracker, 1, kind, f"{first.kind.value.replace('_', ' ')} SLA "
