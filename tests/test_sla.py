@@ -297,6 +297,40 @@ async def test_most_specific_policy_wins(client, settle):
         assert (await sla(client, ws, t["id"]))["_"]["policy"] == want
 
 
+async def test_a_category_of_its_own_policy_overrides_the_default(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Base", "is_default": True})
+    returns = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Returns"})).json()
+    parent = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={"name": "Returns"})).json()
+    child = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+        "name": "Damaged", "parent_id": parent["id"]})).json()
+    r = await client.put(f"/api/v1/categories/{parent['id']}/sla-policy", headers=ws.admin.headers,
+                         json={"policy_id": returns["id"]})
+    assert r.status_code == 200 and r.json()["sla_policy_id"] == returns["id"], r.text
+    customer = await ws.customer()
+    tickets = [await ws.ticket(customer, subject="Broken on arrival", description="hi", category_id=k)
+               for k in (parent["id"], child["id"], cat["id"])]
+    await settle()
+    assert [(await sla(client, ws, t["id"]))["_"]["policy"] for t in tickets] == ["Returns", "Returns", "Base"]
+    # Only managers, only this workspace's policies, and it can be taken away again.
+    r = await client.put(f"/api/v1/categories/{parent['id']}/sla-policy", headers=agent.headers,
+                         json={"policy_id": returns["id"]})
+    assert r.status_code == 403
+    other = await make_workspace(client)
+    foreign = (await client.post("/api/v1/sla-policies", headers=other.admin.headers, json={"name": "X"})).json()
+    r = await client.put(f"/api/v1/categories/{parent['id']}/sla-policy", headers=ws.admin.headers,
+                         json={"policy_id": foreign["id"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "policy_id"
+    r = await client.put(f"/api/v1/categories/{parent['id']}/sla-policy", headers=other.admin.headers,
+                         json={"policy_id": foreign["id"]})
+    assert r.status_code == 404
+    r = await client.put(f"/api/v1/categories/{parent['id']}/sla-policy", headers=ws.admin.headers,
+                         json={"policy_id": None})
+    assert r.status_code == 200 and r.json()["sla_policy_id"] is None
+    assert (await client.get(f"/api/v1/categories/{parent['id']}", headers=ws.admin.headers)).json()[
+        "sla_policy_id"] is None
+
+
 async def test_manual_and_customer_escalations(client, settle):
     ws, team, lead, agent, senior, cat = await desk(client)
     cust = await ws.customer()

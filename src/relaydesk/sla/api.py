@@ -13,6 +13,7 @@ from relaydesk.sla.schemas import (
     CalendarIn,
     CalendarOut,
     CalendarPatch,
+    CategoryPolicyIn,
     EscalationIn,
     EscalationOut,
     PolicyIn,
@@ -23,6 +24,7 @@ from relaydesk.sla.schemas import (
 from relaydesk.sla.service import SlaService
 from relaydesk.sla.tasks import sla_service
 from relaydesk.tickets.api import TicketRef
+from relaydesk.tickets.schemas import CategoryOut
 
 router = APIRouter(prefix="/api/v1")
 
@@ -72,6 +74,13 @@ async def get_policy(policy_id: uuid.UUID, principal: CurrentPrincipal, request:
 async def update_policy(policy_id: uuid.UUID, body: PolicyPatch, principal: StaffPrincipal, request: Request,
                         session: SessionDep):  # noqa: ANN201
     return await service(request, session).update_policy(principal, policy_id, body, now(request))
+
+
+@router.put("/categories/{category_id}/sla-policy", response_model=CategoryOut, tags=["sla"],
+            summary="Give a category its own SLA policy (supervisors, admins)")
+async def set_category_policy(category_id: uuid.UUID, body: CategoryPolicyIn, principal: StaffPrincipal,
+                              request: Request, session: SessionDep):  # noqa: ANN201
+    return await service(request, session).set_category_policy(principal, category_id, body.policy_id, now(request))
 
 
 @router.post("/sla-calendars", status_code=status.HTTP_201_CREATED, response_model=CalendarOut, tags=["sla"],

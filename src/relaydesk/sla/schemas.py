@@ -133,6 +133,13 @@ class EscalationKind(StrEnum):
     INCIDENT = "incident"
 
 
+class CategoryPolicyIn(Input):
+    policy_id: uuid.UUID | None = Field(description="The SLA policy for the category's tickets when no policy's "
+                                                    "conditions match them more closely; null: none of its own.")
+
+    model_config = {"json_schema_extra": {"examples": [{"policy_id": "01a245d0-eba7-7fa5-95a1-ab97033a9333"}]}}
+
+
 class EscalationIn(Input):
     kind: EscalationKind = EscalationKind.MANUAL
     reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]

@@ -40,7 +40,7 @@ from relaydesk.sla.schemas import (
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Status, can_move
-from relaydesk.tickets.models import Ticket
+from relaydesk.tickets.models import Category, Ticket
 from relaydesk.tickets.service import TicketService, event_scope
 
 HOUR = 3600
@@ -640,6 +640,24 @@ class SlaService:
             if {"targets", "warning_at", "critical_at", "calendar_id"} & changes.keys():
                 self.outbox.publish(policy.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
         return policy
+
+    async def set_category_policy(self, principal: Principal, category_id: uuid.UUID, policy_id: uuid.UUID | None,
+                                  now: datetime) -> Category:
+        """The category's own policy, for new tickets in it and their sub-categories' (open
+        tickets keep their clocks until their category or priority changes)."""
+        self._require_manager(principal)
+        category = await self.categories.get(principal, category_id)
+        if policy_id is not None:
+            try:
+                await self.get_policy(principal, policy_id)
+            except NotFound:
+                raise ValidationFailed("No such SLA policy in this workspace.", field="policy_id") from None
+        if category.sla_policy_id != policy_id:
+            self.audit.record(workspace_id=category.workspace_id, entity_type="category", entity_id=category.id,
+                              actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                              changes={"sla_policy_id": (category.sla_policy_id, policy_id)})
+            category.sla_policy_id = policy_id
+        return category
 
     async def retarget_policy(self, workspace_id: uuid.UUID, policy_id: uuid.UUID, now: datetime) -> int:
         """A policy's targets or hours changed: recompute the open trackers that use it."""
