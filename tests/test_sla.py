@@ -255,7 +255,7 @@ async def test_a_calendar_must_leave_opening_hours(client, settle):
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
     await settle()
     stored = (await client.get(f"/api/v1/sla-calendars/{cal['id']}", headers=ws.admin.headers)).json()
-    assert stored["weekly_hours"] == {"0": [["09:00", "17:00"]]} and len(stored["holidays"]) == 100
+    assert stored["weekly_hours"] == {"0": [{"start": "09:00", "end": "17:00"}]} and len(stored["holidays"]) == 100
     assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "ok"
 
 
@@ -403,6 +403,20 @@ async def test_policy_and_calendar_admin(client):
         "name": "x", "timezone": "UTC", "weekly_hours": {"0": [{"start": "09:00", "end": "12:00"},
                                                                {"start": "11:00", "end": "17:00"}]}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weekly_hours"
+    # Whole minutes only: seconds would be lost in storage, and hide an overlap.
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "x", "timezone": "UTC", "weekly_hours": {"0": [{"start": "09:00:00", "end": "12:00:30"},
+                                                               {"start": "12:00:10", "end": "13:00"}]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("weekly_hours.0.0.end"), r.text
+    # What a GET shows can be sent back as it is, the end of the day included.
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Late", "timezone": "UTC", "weekly_hours": {"4": [{"start": "18:00", "end": "24:00"}]}})
+    assert r.status_code == 201, r.text
+    shown = r.json()
+    assert shown["weekly_hours"] == {"4": [{"start": "18:00", "end": "24:00"}]}
+    r = await client.patch(f"/api/v1/sla-calendars/{shown['id']}", headers=ws.admin.headers,
+                           json={"weekly_hours": shown["weekly_hours"], "holidays": shown["holidays"]})
+    assert r.status_code == 200 and r.json()["weekly_hours"] == shown["weekly_hours"], r.text
     r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "Base"})
     assert r.status_code == 201 and r.json()["targets"]["URGENT"]["first_response"] == 3600
     r = await client.patch(f"/api/v1/sla-policies/{r.json()['id']}", headers=ws.admin.headers,

@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
 
 from relaydesk.core.schemas import Input, Output, TimeZone
 from relaydesk.customers.schemas import Tier
@@ -14,9 +14,32 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=120)]
 Seconds = Annotated[int, Field(ge=60, le=365 * 24 * 3600)]
 
 
+def _minutes(value: Any) -> Any:
+    """Opening hours are whole minutes, as written on a shop door: seconds would be lost
+    in storage, so they are refused rather than silently dropped. ``24:00`` (what the API
+    shows for the end of the day) is read as midnight."""
+    if value == "24:00":
+        return time(0, 0)
+    return value
+
+
+def _whole_minute(value: time) -> time:
+    if value.second or value.microsecond or value.tzinfo is not None:
+        raise ValueError("give hours and minutes only, as HH:MM")
+    return value
+
+
+Clock = Annotated[time, BeforeValidator(_minutes), AfterValidator(_whole_minute)]
+
+
 class Interval(Input):
-    start: time
-    end: time = Field(description="00:00 means midnight at the end of the day.")
+    start: Clock
+    end: Clock = Field(description="00:00 or 24:00 means midnight at the end of the day.")
+
+
+class IntervalOut(Output):
+    start: str
+    end: str
 
 
 class CalendarIn(Input):
@@ -46,9 +69,16 @@ class CalendarOut(Output):
     id: uuid.UUID
     name: str
     timezone: str
-    weekly_hours: dict[str, Any]
+    # Shown as it is given, so what one GET returns can be sent back unchanged.
+    weekly_hours: dict[str, list[IntervalOut]]
     holidays: list[str]
     created_at: datetime
+
+    @field_validator("weekly_hours", mode="before")
+    @classmethod
+    def _as_intervals(cls, stored: Any) -> Any:
+        return {day: [{"start": start, "end": end} for start, end in spans] for day, spans in stored.items()} \
+            if isinstance(stored, dict) else stored
 
 
 class Targets(Input):
