@@ -4,6 +4,7 @@ webhooks and SMS providers in tests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 class Receiver:
@@ -28,11 +30,9 @@ class Receiver:
         return Response(status_code=204)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    """(the recorder, the URL to post to)"""
-    hooks = Receiver()
-    app = Starlette(routes=[Route("/hook", hooks.endpoint, methods=["POST"])])
+@contextlib.asynccontextmanager
+async def served(app: ASGIApp) -> AsyncIterator[int]:
+    """``app`` behind a real uvicorn on a free loopback port (yielded), for the test's duration."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -40,6 +40,16 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    yield hooks, f"http://127.0.0.1:{port}/hook"
-    server.should_exit = True
-    await task
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    """(the recorder, the URL to post to)"""
+    hooks = Receiver()
+    async with served(Starlette(routes=[Route("/hook", hooks.endpoint, methods=["POST"])])) as port:
+        yield hooks, f"http://127.0.0.1:{port}/hook"

@@ -123,23 +123,15 @@ async def test_an_unexpected_error_is_answered_and_the_connection_stays_usable(a
     """A 500 is a problem+json answer, logged once; the client's keep-alive connection
     then carries its next request as usual (uvicorn used to drop it after a 500)."""
     import http.client
-    import socket
 
-    import uvicorn
+    from httppeers import served
 
     async def boom() -> None:
         raise RuntimeError("a bug")
 
     app.add_api_route("/api/v1/test-boom", boom)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
 
-    def two_requests_on_one_connection() -> list[tuple[int, str, bytes]]:
+    def two_requests_on_one_connection(port: int) -> list[tuple[int, str, bytes]]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         answers = []
         for path in ("/api/v1/test-boom", "/healthz"):
@@ -149,10 +141,7 @@ async def test_an_unexpected_error_is_answered_and_the_connection_stays_usable(a
         conn.close()
         return answers
 
-    try:
-        failed, healthy = await asyncio.to_thread(two_requests_on_one_connection)
-    finally:
-        server.should_exit = True
-        await task
+    async with served(app) as port:
+        failed, healthy = await asyncio.to_thread(two_requests_on_one_connection, port)
     assert failed[0] == 500 and failed[1] == "application/problem+json" and b"internal_error" in failed[2]
     assert healthy == (200, "application/json", b'{"status":"ok"}')
