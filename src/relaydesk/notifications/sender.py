@@ -161,7 +161,7 @@ def _digest_item(delivery: Delivery, locale: str) -> dict[str, Any]:
     message = ctx.get("message") or {}
     words = DIGEST_TITLES[normalize_locale(locale)]
     writer = message.get("author_name") or words["customer" if delivery.kind == "reply_to_agent" else "team"]
-    status = status_label(ctx.get("new_status", ""), locale, "customer" if delivery.kind == "status_changed" else "agent")
+    status = status_label(ctx.get("new_status", ""), locale)  # status news go to customers only
     title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status)
     return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
             "at": delivery.created_at.strftime("%H:%M")}
