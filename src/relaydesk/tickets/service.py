@@ -45,6 +45,12 @@ def render_body(raw: str) -> Body:
     return Body(html=text_to_html(raw), text=raw.strip())
 
 
+def _ticket_number(text: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and few enough to
+    # fit the database's integer.
+    return text.isascii() and text.isdigit() and len(text) <= 12
+
+
 def normalise_tags(tags: list[str]) -> list[str]:
     return sorted({t.strip().lower() for t in tags if t.strip()})
 
@@ -102,7 +108,7 @@ class TicketService:
         ticket = None
         if isinstance(ticket_ref, uuid.UUID):
             ticket = await self.repo.get(vis, ticket_ref, for_update=for_update)
-        elif ticket_ref.upper().startswith("T-") and ticket_ref[2:].isdigit():
+        elif ticket_ref.upper().startswith("T-") and _ticket_number(ticket_ref[2:]):
             ticket = await self.repo.get_by_number(vis, int(ticket_ref[2:]))
         else:
             try:
