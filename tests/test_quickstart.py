@@ -171,3 +171,28 @@ def test_serve_keeps_an_idle_connection_open_longer_than_a_load_balancer_would(t
             conn.close()
     finally:
         stop(proc)
+
+
+def test_tokens_in_a_socket_address_stay_out_of_the_log(tmp_path: Path):
+    """Browsers put the access token in the WebSocket's address; the server logs every
+    handshake at INFO, and the log must not hand out sign-ins."""
+    port = free_port()
+    proc, log = start_serve(tmp_path, port, RELAYDESK_LOG_LEVEL="INFO", RELAYDESK_PASSWORD_HASH_TIME_COST="1",
+                            RELAYDESK_PASSWORD_HASH_MEMORY_KIB="1024")
+    try:
+        wait_ready(port, proc, log)
+        base = f"http://127.0.0.1:{port}"
+        pw = "correct horse battery staple"
+        slug = httpx.post(f"{base}/api/v1/workspaces", json={"name": "Logs", "admin_name": "A",
+                          "admin_email": "a@logs.example.com", "admin_password": pw}).json()["workspace"]["slug"]
+        token = httpx.post(f"{base}/api/v1/auth/login", json={"email": "a@logs.example.com", "password": pw,
+                                                              "workspace": slug}).json()["access_token"]
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws?token={token}") as live:
+            assert json.loads(live.recv(timeout=10))["type"] == "hello"
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws?access_token={token}&token={token}x") as refused:
+            assert json.loads(refused.recv(timeout=10))["type"] == "error"  # a bad token is logged too
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert "WebSocket /api/v1/ws?token=[redacted]" in text, text[-2000:]
+    assert token not in text

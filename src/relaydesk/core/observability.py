@@ -6,6 +6,7 @@ All three are plain ASGI middleware: cheap on the hot path and blind to the doma
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import uuid
@@ -17,7 +18,26 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+_TOKEN_IN_QUERY = re.compile(r"((?:access_)?token=)[^&\s\"']+")
+
+
+class _RedactTokens(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its query string, and browsers pass
+    the access token there (they cannot set headers on a WebSocket): keep it out of the
+    logs, where anyone reading them could sign in with it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message), ()
+        return True
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    for server_log in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(server_log)
+        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+            logger.addFilter(_RedactTokens())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
