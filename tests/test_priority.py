@@ -32,6 +32,21 @@ def test_sentiment_is_vader_compound() -> None:
     assert -1.0 <= sentiment("terrible horrible disgusting awful " * 20) <= 1.0
 
 
+def test_the_tone_is_read_from_a_bounded_opening() -> None:
+    """Whatever a customer sends, the analyzer sees a bounded text (its cost grows with the
+    square of what it reads, and it ran on the shared event loop: 100,000 emoji in one
+    description stalled the server for minutes)."""
+    flood = "😀" * 100_000
+    assert len(prio.opening(flood)) == prio.SENTIMENT_SYMBOLS
+    long_angry = "This is the worst, most useless service ever. " + "Filler words here. " * 5_000
+    assert len(prio.opening(long_angry)) == prio.SENTIMENT_CHARS
+    assert prio.sentiment(long_angry) < -0.6  # what the opening says still counts
+    mixed = "Terrible 😡 " * 200
+    kept = prio.opening(mixed)
+    assert kept.count("😡") == prio.SENTIMENT_SYMBOLS and kept.startswith("Terrible 😡 Terrible")
+    assert prio.opening("A short question.") == "A short question."
+
+
 def test_sentiment_analyzer_is_built_once() -> None:
     sentiment("warm up")
     analyzer = prio._analyzer
