@@ -165,6 +165,36 @@ class TestRefresh:
         _problem(r, 401)
 
 
+    async def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(self, client):
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        tokens = await ws.login(customer.email)
+        r = await client.patch(f"/api/v1/customers/{customer.customer_id}", headers=ws.admin.headers,
+                               json={"password": "a brand new passphrase"})
+        assert r.status_code == 200, r.text
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+        r = await client.post("/api/v1/auth/login", json={"email": customer.email, "password": "a brand new passphrase",
+                                                          "workspace": ws.slug})
+        assert r.status_code == 200
+
+    async def test_the_last_active_admin_stays_an_admin(self, client):
+        ws = await make_workspace(client)
+        me = (await client.get("/api/v1/me", headers=ws.admin.headers)).json()["id"]
+        for change, field in (({"role": "agent"}, "role"), ({"role": "supervisor"}, "role")):
+            r = await client.patch(f"/api/v1/agents/{me}", json=change, headers=ws.admin.headers)
+            assert r.status_code == 409 and r.json()["code"] == "last_admin", r.text
+            assert r.json()["errors"][0]["field"] == field
+        assert (await client.get("/api/v1/me", headers=ws.admin.headers)).json()["role"] == "admin"
+        # With a second admin, either may step down, but not both.
+        other = await ws.staff("admin")
+        r = await client.patch(f"/api/v1/agents/{me}", json={"role": "agent"}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["role"] == "agent"
+        r = await client.patch(f"/api/v1/agents/{other.id}", json={"role": "agent"}, headers=other.headers)
+        assert r.status_code == 409 and r.json()["code"] == "last_admin"
+        r = await client.patch(f"/api/v1/agents/{me}", json={"is_active": False}, headers=other.headers)
+        assert r.status_code == 200  # an agent now, so not the last admin
+
+
 class TestApiTokens:
     async def test_create_use_list_revoke(self, client):
         ws = await make_workspace(client)

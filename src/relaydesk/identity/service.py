@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import get_many_in_workspace, new_id
@@ -83,6 +83,10 @@ class UserService:
         role: Role | None = None, is_active: bool | None = None, password: str | None = None,
     ) -> dict[str, tuple[object, object]]:
         """Apply the given changes and return them as {field: (before, after)} for the audit."""
+        if user.role == Role.ADMIN.value and user.is_active and (
+                (role is not None and role is not Role.ADMIN) or is_active is False):
+            await self._keep_an_admin(user, field="role" if role is not None and role is not Role.ADMIN
+                                      else "is_active")
         changes: dict[str, tuple[object, object]] = {}
         if email is not None and normalise_email(email) != user.email:
             other = await self.find_by_email(user.workspace_id, email)
@@ -97,9 +101,22 @@ class UserService:
         if password is not None:
             user.password_hash = await self.hasher.hash(password)
             changes["password"] = ("***", "*** (changed)")
+            # A new password ends the sessions signed in with the old one.
+            await self.session.execute(update(RefreshToken).where(
+                RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
         if changes:
             user.updated_at = now
         return changes
+
+    async def _keep_an_admin(self, user: User, *, field: str) -> None:
+        """Nobody could ever manage a workspace left without an active admin: not even
+        the CLI, which acts as one of them."""
+        others = await self.session.scalar(select(func.count()).select_from(User).where(
+            User.workspace_id == user.workspace_id, User.role == Role.ADMIN.value, User.is_active.is_(True),
+            User.id != user.id))
+        if not others:
+            raise Conflict("This is the workspace's last active admin; make someone else an admin first.",
+                           field=field, code="last_admin")
 
 
 @dataclass(frozen=True, slots=True)
