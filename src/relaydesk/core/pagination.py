@@ -37,5 +37,5 @@ def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         when = datetime.fromisoformat(at)
         return (when if when.tzinfo else when.replace(tzinfo=UTC)), uuid.UUID(row_id)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:  # AttributeError: an id that is not a string
         raise ValidationFailed("The cursor is not one this server gave out.", field="cursor") from exc

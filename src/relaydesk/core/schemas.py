@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -45,3 +47,15 @@ def _known_timezone(value: str) -> str:
 
 _TIMEZONES = frozenset(available_timezones())
 TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_timezone)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 is past the last moment there is
+        raise ValueError("is out of range") from None
+
+
+# A moment someone gives us: with its time zone (a bare 2026-01-31T09:00 could be any of
+# 26 hours), and one that exists in UTC, where it is compared and stored.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]

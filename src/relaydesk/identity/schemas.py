@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from relaydesk.core.principal import Role
-from relaydesk.core.schemas import Email, Input, Name, Output, Password
+from relaydesk.core.schemas import Email, Input, Moment, Name, Output, Password
 
 
 class UserOut(Output):
@@ -69,7 +69,7 @@ class SignupOut(Output):
 
 class ApiTokenIn(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
 
     model_config = {"json_schema_extra": {"examples": [{"name": "Shopify sync", "expires_at": "2027-01-01T00:00:00Z"}]}}
 
