@@ -174,6 +174,20 @@ class TestNewTicketsByEmail:
         await settle()
         assert {t["requester_id"] for t in await tickets(client, ws)} == {ticket["requester_id"]}
 
+    async def test_a_deleted_customer_who_writes_in_again_is_restored(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        gone = await ws.customer(login=False)
+        first = await ws.ticket(ws.admin, requester_id=gone.customer_id)
+        assert (await client.delete(f"/api/v1/customers/{gone.customer_id}", headers=ws.admin.headers)).status_code \
+            == 204
+        to = address(runtime, ws)
+        await send(listener, email(gone.email, to, "Me again", "Hello, I am back."), to)
+        await settle()
+        [new] = [t for t in await tickets(client, ws) if t["id"] != first["id"]]
+        assert new["requester_id"] == gone.customer_id
+        r = await client.get(f"/api/v1/customers/{gone.customer_id}", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["email"] == gone.email
+
     async def test_attachments_left_out_are_named_to_the_agents(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)

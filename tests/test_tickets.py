@@ -308,6 +308,27 @@ class TestSoftDelete:
                                                           "workspace": ws.slug})
         assert r.status_code == 401
 
+    async def test_a_deleted_customer_can_be_restored_and_their_email_says_so(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        assert (await client.delete(f"/api/v1/customers/{cust.customer_id}", headers=ws.admin.headers)).status_code == 204
+        r = await client.post("/api/v1/customers", headers=agent.headers, json={"name": "Again", "email": cust.email})
+        assert r.status_code == 409 and r.json()["errors"][0]["field"] == "email"
+        assert f"/api/v1/customers/{cust.customer_id}/restore" in r.json()["detail"]
+        r = await client.post(f"/api/v1/customers/{cust.customer_id}/restore", headers=agent.headers)
+        assert r.status_code == 403
+        r = await client.post(f"/api/v1/customers/{cust.customer_id}/restore", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["id"] == cust.customer_id
+        assert (await client.get(f"/api/v1/customers/{cust.customer_id}", headers=agent.headers)).status_code == 200
+        r = await client.post("/api/v1/auth/login", json={"email": cust.email, "password": "correct horse battery staple",
+                                                          "workspace": ws.slug})
+        assert r.status_code == 200
+        mine = (await client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {r.json()['access_token']}"}))
+        assert [x["id"] for x in mine.json()["items"]] == [t["id"]]
+        r = await client.post(f"/api/v1/customers/{cust.customer_id}/restore", headers=ws.admin.headers)
+        assert r.status_code == 404  # not deleted (any more)
+
 
 async def _raw_audit(runtime, ticket_id):
     async with runtime.db.read_session() as s:

@@ -66,6 +66,13 @@ async def delete_customer(customer_id: uuid.UUID, principal: CurrentPrincipal, r
     await customer_service(request, session).delete(principal, customer_id, now(request))
 
 
+@router.post("/customers/{customer_id}/restore", response_model=CustomerOut, tags=["customers"],
+             summary="Restore a deleted customer, with their sign-in and tickets (supervisors, admins)")
+async def restore_customer(customer_id: uuid.UUID, principal: CurrentPrincipal, request: Request,
+                           session: SessionDep):  # noqa: ANN201
+    return await customer_service(request, session).restore(principal, customer_id, now(request))
+
+
 @router.post("/organisations", status_code=status.HTTP_201_CREATED, response_model=OrganisationOut,
              tags=["customers"], summary="Add an organisation")
 async def create_organisation(body: OrganisationIn, principal: CurrentPrincipal, request: Request,

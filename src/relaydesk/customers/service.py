@@ -58,7 +58,11 @@ class CustomerService:
     async def create_profile(
         self, workspace_id: uuid.UUID, data: CustomerIn, now: datetime, *, actor: Principal | None,
     ) -> Customer:
-        if await self.find_by_email(workspace_id, data.email) is not None:
+        found = await self.find_by_email(workspace_id, data.email)
+        if found is not None and found.deleted_at is not None:
+            raise Conflict(f"A deleted customer ({found.id}) has this email: restore them with "
+                           f"POST /api/v1/customers/{found.id}/restore.", field="email", code="email_taken")
+        if found is not None:
             raise Conflict("A customer with this email already exists.", field="email", code="email_taken")
         customer = await self._new_profile(workspace_id, data, now, actor=actor)
         await self.session.flush()
@@ -69,6 +73,8 @@ class CustomerService:
         made on first contact together with the login they act as (``principal_for``)."""
         found = await self.find_by_email(workspace_id, data.email)
         if found is not None:
+            if found.deleted_at is not None:  # they came back: their profile, and their history, with them
+                await self._restore(found, now, actor=None)
             return found
         login = await self._login_for(workspace_id, data.email, data.name, now)
         return await self._new_profile(workspace_id, data, now, actor=None, user_id=login.id)
@@ -247,6 +253,29 @@ class CustomerService:
                 await self.users.update(user, now=now, is_active=False)
         self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
                           actor_id=principal.user_id, actor_kind="agent", at=now, changes={"deleted_at": (None, now)})
+
+    async def restore(self, principal: Principal, customer_id: uuid.UUID, now: datetime) -> Customer:
+        """Undo a delete: the profile, its sign-in and its tickets are theirs again."""
+        if not principal.can_manage_team:
+            raise Forbidden("Only supervisors and admins may restore customers.")
+        customer = await self.session.scalar(select(Customer).where(
+            Customer.workspace_id == principal.workspace_id, Customer.id == customer_id,
+            Customer.deleted_at.is_not(None)))
+        if customer is None:
+            raise NotFound("No such deleted customer.")
+        await self._restore(customer, now, actor=principal)
+        return customer
+
+    async def _restore(self, customer: Customer, now: datetime, *, actor: Principal | None) -> None:
+        if customer.user_id:
+            user = await self.users.get(customer.workspace_id, customer.user_id)
+            if user.role == Role.CUSTOMER.value:  # closed by the delete, so opened again
+                await self.users.update(user, now=now, is_active=True)
+        self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
+                          actor_id=actor.user_id if actor else None, actor_kind="agent" if actor else "system",
+                          at=now, changes={"deleted_at": (customer.deleted_at, None)})
+        customer.deleted_at = None
+        customer.updated_at = now
 
     async def _check_organisation(self, workspace_id: uuid.UUID, organisation_id: uuid.UUID | None) -> None:
         if organisation_id is None:
