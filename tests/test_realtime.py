@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -17,7 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from factories import Actor, Workspace, make_workspace
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.realtime.audience import Viewer
-from relaydesk.realtime.sockets import CLOSE_IDLE, CLOSE_TOO_SLOW, Connection
+from relaydesk.realtime.credentials import Credential
+from relaydesk.realtime.sockets import CLOSE_IDLE, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED, Connection
 from relaydesk.runtime import Runtime
 
 
@@ -309,9 +311,9 @@ class TestTypingAndPresence:
 
         # Idle past the limit: away; a sign of life: online again.
         registry = app.state.sockets
-        connection = registry.connections_of(*_ids(ws, agent))[0]
-        connection.last_active = time.monotonic() - app.state.runtime.settings.agent_away_after_seconds - 1
-        await registry.sweep_idle(time.monotonic())
+        registry.presence[_ids(ws, agent)].last_active = \
+            time.monotonic() - app.state.runtime.settings.agent_away_after_seconds - 1
+        await registry.sweep(time.monotonic())
         assert await _availability(client, ws, agent) == "away"
         await live.send(type="activity")
         await live.send(type="ping")
@@ -366,9 +368,11 @@ class TestSlowAndSilentSockets:
 
         ws_id, user = uuid.uuid4(), uuid.uuid4()
         principal = Principal(user, ws_id, Role.AGENT)
-        stuck = Connection(Stuck(), principal, Viewer(user, is_staff=True), buffer=5)  # type: ignore[arg-type]
+        stuck = Connection(Stuck(), principal, Viewer(user, is_staff=True),  # type: ignore[arg-type]
+                           credential=Credential(""), buffer=5)
         quick_peer = Quick()
-        quick = Connection(quick_peer, principal, Viewer(user, is_staff=True), buffer=5)  # type: ignore[arg-type]
+        quick = Connection(quick_peer, principal, Viewer(user, is_staff=True),  # type: ignore[arg-type]
+                           credential=Credential(""), buffer=5)
         for c in (stuck, quick):
             c.subscriptions.add("dashboard")
         pumps = [asyncio.create_task(c.pump()) for c in (stuck, quick)]
@@ -391,8 +395,237 @@ class TestSlowAndSilentSockets:
         registry = app.state.sockets
         connection = registry.connections_of(*_ids(ws, ws.admin))[0]
         connection.last_heard = time.monotonic() - app.state.runtime.settings.ws_idle_timeout_seconds - 1
-        await registry.sweep_idle(time.monotonic())
+        await registry.sweep(time.monotonic())
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 await live.next()
         assert closed.value.rcvd.code == CLOSE_IDLE
+
+
+async def _refused(live: Live) -> dict[str, Any]:
+    """The socket's last word (an unauthenticated error), then its 4401 close."""
+    error = await live.expect("error", code="unauthenticated")
+    with pytest.raises(ConnectionClosed) as closed:
+        await live.next()
+    assert closed.value.rcvd.code == CLOSE_UNAUTHENTICATED
+    return error
+
+
+async def _still_open(live: Live) -> None:
+    await live.send(type="ping")
+    while (frame := await live.next())["type"] == "event":
+        pass
+    assert frame["type"] == "pong", frame
+
+
+class TestSignInThatStopsHolding:
+    """A socket lasts only as long as what it signed in with (checked by each sweep)."""
+
+    async def test_a_revoked_api_token_closes_its_socket(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        created = (await client.post("/api/v1/me/api-tokens", json={"name": "wallboard"},
+                                     headers=agent.headers)).json()
+        live = await open_live(ws_url, Actor(agent.id, agent.email, "agent", created["token"]), "dashboard")
+        await app.state.sockets.sweep(time.monotonic())
+        await _still_open(live)
+        r = await client.delete(f"/api/v1/me/api-tokens/{created['id']}", headers=agent.headers)
+        assert r.status_code == 204
+        await app.state.sockets.sweep(time.monotonic())
+        assert "revoked" in (await _refused(live))["detail"]
+
+    async def test_a_deactivated_agent_is_disconnected(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        live = await open_live(ws_url, agent)
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await app.state.sockets.sweep(time.monotonic())
+        await _refused(live)
+
+    async def test_signing_out_closes_that_sessions_sockets_only(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        other_session = await open_live(ws_url, agent)
+        tokens = await ws.login(agent.email)
+        live = await open_live(ws_url, Actor(agent.id, agent.email, "agent", tokens["access_token"]))
+        r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 204
+        await app.state.sockets.sweep(time.monotonic())
+        await _refused(live)
+        await _still_open(other_session)
+
+    async def test_an_access_token_that_runs_out_closes_the_socket(self, client, ws_url, app, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        live = await open_live(ws_url, ws.admin, "dashboard")
+        clock.advance(timedelta(seconds=app.state.runtime.settings.access_token_ttl_seconds + 1))
+        await app.state.sockets.sweep(time.monotonic())
+        assert "expired" in (await _refused(live))["detail"]
+        await ws.relogin()
+        await _still_open(await open_live(ws_url, ws.admin, "dashboard"))
+
+    async def test_leaving_a_sharing_organisation_stops_its_tickets(self, client, ws_url, settle, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        org = (await client.post("/api/v1/organisations", json={"name": f"Org {ws.slug}", "shared_tickets": True},
+                                 headers=ws.admin.headers)).json()
+        owner = await ws.customer(organisation_id=org["id"])
+        colleague = await ws.customer(organisation_id=org["id"])
+        ticket = await ws.ticket(owner)
+        await settle()
+        live = await open_live(ws_url, colleague, f"ticket:{ticket['id']}")
+        r = await client.patch(f"/api/v1/customers/{colleague.customer_id}", json={"organisation_id": None},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await app.state.sockets.sweep(time.monotonic())
+        await live.expect("unsubscribed", channel=f"ticket:{ticket['id']}")
+        await ws.reply(agent, ticket["id"], "Only for the requester now")
+        await settle()
+        assert [e for e in await live.events() if e["event"] != "notification.created"] == []
+        await live.send(type="typing", ticket_id=ticket["id"], state="started")
+        await live.expect("error", code="not_subscribed")
+
+
+class TestFramesThatMustNotBreakTheSocket:
+    async def test_odd_numbers_get_an_error_and_the_socket_stays(self, client, ws_url) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        live = await open_live(ws_url, ws.admin)
+        for channel in ("ticket:T-²", "ticket:T-99999999999999999999999"):
+            await live.send(type="subscribe", channel=channel)
+            await live.expect("error", code="not_found")
+        for value in ("²", "99999999999999999999999", 18446744073709551615, "9" * 5000):
+            await live.send(type="resume", last_event_id=value)
+            await live.expect("error", code="invalid_value", field="last_event_id")
+        await live.socket.send('{"type": "resume", "last_event_id": 99999999999999999999999}')
+        await live.expect("error", code="invalid_value")
+        await _still_open(live)
+
+        query = f"?token={ws.admin.token}&subscribe=ticket:T-%C2%B2&last_event_id=18446744073709551615"
+        from_query = Live(await connect(ws_url + query))
+        await from_query.expect("hello")
+        await from_query.expect("error", code="not_found")
+        await from_query.expect("error", code="invalid_value")
+        await _still_open(from_query)
+
+    async def test_a_binary_first_frame_is_refused_like_any_bad_one(self, ws_url) -> None:
+        live = Live(await connect(ws_url))
+        await live.socket.send(b"\x01")
+        await _refused(live)
+
+
+class TestTypingFloods:
+    async def test_one_senders_flood_reaches_the_watchers_at_most_once_a_second(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        watcher = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        flooder = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        for i in range(400):
+            await flooder.send(type="typing", ticket_id=ticket["id"], state=("started", "stopped")[i % 2])
+        await _still_open(flooder)  # dropped silently, no error for each
+        heard = [e["data"]["state"] for e in await watcher.events(quiet=1.5)]
+        # The first at once; the last (held back) when the second is over, so nobody shows as typing.
+        assert heard == ["started", "stopped"]
+        await _still_open(watcher)
+
+    async def test_no_typing_after_unsubscribing(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        await live.send(type="unsubscribe", channel=f"ticket:{ticket['id']}")
+        await live.expect("unsubscribed")
+        await live.send(type="typing", ticket_id=ticket["id"], state="started")
+        await live.expect("error", code="not_subscribed")
+
+
+class TestPresenceIsPerPerson:
+    async def _until(self, client, ws: Workspace, agent: Actor, status: str) -> str:  # noqa: ANN001
+        for _ in range(100):
+            if (now := await _availability(client, ws, agent)) == status:
+                return now
+            await asyncio.sleep(0.02)
+        return now
+
+    async def test_offline_when_the_last_tab_closes_whichever_set_it(self, client, ws_url) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff(availability="offline")
+        first, second = await open_live(ws_url, agent), await open_live(ws_url, agent)
+        await first.send(type="presence", status="online")
+        await first.expect("presence")
+        await first.socket.close()
+        await _still_open(second)
+        assert await _availability(client, ws, agent) == "online"
+        await second.socket.close()
+        assert await self._until(client, ws, agent, "offline") == "offline"
+
+    async def test_a_chosen_away_outlasts_idleness_and_activity(self, client, ws_url, app, monkeypatch) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        live = await open_live(ws_url, agent)
+        await live.send(type="presence", status="away")
+        await live.expect("presence", status="away")
+        monkeypatch.setattr(app.state.runtime.settings, "agent_away_after_seconds", 0.05)
+        await asyncio.sleep(0.1)
+        await app.state.sockets.sweep(time.monotonic())
+        await live.send(type="activity")
+        await _still_open(live)
+        assert await _availability(client, ws, agent) == "away"
+
+    async def test_activity_in_any_tab_keeps_the_agent_online(self, client, ws_url, app, monkeypatch) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        background, working = await open_live(ws_url, agent), await open_live(ws_url, agent)
+        for tab in (background, working):
+            await tab.send(type="presence", status="online")
+            await tab.expect("presence")
+        monkeypatch.setattr(app.state.runtime.settings, "agent_away_after_seconds", 0.3)
+        for _ in range(4):
+            await asyncio.sleep(0.1)
+            await working.send(type="activity")
+            await background.send(type="pong")
+        await _still_open(working)
+        await app.state.sockets.sweep(time.monotonic())
+        assert await _availability(client, ws, agent) == "online"
+        await asyncio.sleep(0.4)  # now quiet in every tab
+        await app.state.sockets.sweep(time.monotonic())
+        assert await _availability(client, ws, agent) == "away"
+
+
+class TestResumeCounts:
+    async def test_nothing_missed_keeps_the_clients_place(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        live = Live(await connect(f"{ws_url}?token={ws.admin.token}"))
+        latest = (await live.expect("hello"))["last_event_id"]
+        assert latest > 0
+        await live.send(type="resume", last_event_id=latest)
+        await live.expect("replayed", count=0, last_event_id=latest)
+
+    async def test_count_is_what_this_socket_was_sent(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        live = Live(await connect(f"{ws_url}?token={customer.token}&subscribe=ticket:{ticket['id']}"))
+        last_seen = (await live.expect("hello"))["last_event_id"]
+        await live.expect("subscribed")
+        for n in range(4):
+            await ws.reply(agent, ticket["id"], f"internal note {n}", internal=True)
+        await settle()
+        await live.events()  # live, none of it for the customer
+        await live.send(type="resume", last_event_id=last_seen)
+        replayed = await live.expect("replayed", count=0)
+        assert replayed["last_event_id"] > last_seen
+
+
+class TestCookieOrigin:
+    async def test_a_cookie_is_taken_only_from_the_deployments_own_pages(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        cookie = {"Cookie": f"relaydesk_access={ws.admin.token}"}
+        own = app.state.runtime.settings.public_url.rstrip("/")
+        hijack = Live(await connect(ws_url, origin="https://evil.example", additional_headers=cookie))
+        assert "cookie" in (await _refused(hijack))["detail"]
+        for origin in (own, None):  # a page of ours, or no browser at all
+            await Live(await connect(ws_url, origin=origin, additional_headers=cookie)).expect("hello")
+        # A token is not ambient: any site may use one it was given, the chat widget's included.
+        await Live(await connect(f"{ws_url}?token={ws.admin.token}", origin="https://evil.example")).expect("hello")
+        chat = (await client.post(f"/api/v1/chat/{ws.slug}/conversations", json={"message": "hi", "name": "Lan", "email": "lan@visitors.example.com"},
+                                  headers={"Origin": "https://shop.example"})).json()
+        widget = Live(await connect(f"{ws_url}?chat_token={chat['token']}", origin="https://shop.example",
+                                    additional_headers=cookie))
+        await widget.expect("hello")

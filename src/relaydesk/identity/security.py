@@ -52,7 +52,9 @@ class TokenSigner:
     secret: str
     ttl: timedelta
 
-    def issue(self, principal: Principal, now: datetime) -> str:
+    def issue(self, principal: Principal, now: datetime, *, session: uuid.UUID | None = None) -> str:
+        """``session``: the sign-in's refresh-token family, so what holds a token open (a
+        live socket) can tell when that sign-in ends."""
         claims = {
             "sub": str(principal.user_id),
             "ws": str(principal.workspace_id),
@@ -62,6 +64,8 @@ class TokenSigner:
             "exp": int((now + self.ttl).timestamp()),
             "jti": uuid.uuid4().hex,
         }
+        if session is not None:
+            claims["sid"] = session.hex
         return jwt.encode(claims, self.secret, algorithm=_JWT_ALGORITHM)
 
     def verify(self, token: str, now: datetime) -> Principal:

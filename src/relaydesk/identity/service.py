@@ -207,7 +207,7 @@ class AuthService:
         ))
         principal = Principal(user_id=user.id, workspace_id=user.workspace_id, role=Role(user.role))
         return TokenPair(
-            access_token=self.signer.issue(principal, now), refresh_token=refresh,
+            access_token=self.signer.issue(principal, now, session=family_id), refresh_token=refresh,
             expires_in=int(self.signer.ttl.total_seconds()), user=user,
         )
 

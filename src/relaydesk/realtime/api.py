@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -27,6 +28,7 @@ from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
 from relaydesk.identity.wiring import auth_service_for
 from relaydesk.realtime.audience import DASHBOARD, Viewer
+from relaydesk.realtime.credentials import Credential
 from relaydesk.realtime.sockets import CLOSE_UNAUTHENTICATED, Connection, SocketRegistry
 from relaydesk.tickets.service import event_scope
 from relaydesk.tickets.tasks import ticket_service
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/api/v1")
 
 MAX_FRAME_CHARS = 16_384
-TYPING_REPEAT_SECONDS = 2.0
+MAX_EVENT_ID_DIGITS = 18  # any such number fits the database's 64-bit integer
+FIRST_FRAME = "The first frame must be {\"type\": \"auth\", \"token\": ...}."
 
 
 class ProtocolError(Exception):
@@ -51,7 +54,7 @@ async def live(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     registry: SocketRegistry = websocket.app.state.sockets
     await websocket.accept()
-    token = websocket.query_params.get("token") or websocket.cookies.get("relaydesk_access")
+    token = websocket.query_params.get("token")
     chat_token = websocket.query_params.get("chat_token")
     only_ticket = None
     try:
@@ -60,10 +63,14 @@ async def live(websocket: WebSocket) -> None:
             grant = read_chat_token(chat_token, runtime.settings.resolved_secret_key(), runtime.clock.now())
             principal, only_ticket = grant.principal, grant.ticket_id
             viewer = Viewer(grant.user_id, is_staff=False, customer_id=grant.customer_id)
+            credential = Credential(chat_token, chat=True)
         else:
+            if not token and (token := websocket.cookies.get("relaydesk_access")):
+                _refuse_foreign_origin(websocket, runtime.settings.public_url)
             if not token:
                 token = await _first_frame_token(websocket, runtime.settings.ws_auth_timeout_seconds)
             principal, viewer = await _authenticate(runtime, token)
+            credential = Credential.of(token)
     except (ProtocolError, AppError, TimeoutError, WebSocketDisconnect) as exc:
         detail = getattr(exc, "detail", None) or "Authenticate with a valid access token."
         try:
@@ -74,7 +81,8 @@ async def live(websocket: WebSocket) -> None:
             pass
         return
 
-    connection = Connection(websocket, principal, viewer, buffer=runtime.settings.ws_buffer_frames)
+    connection = Connection(websocket, principal, viewer, credential=credential,
+                            buffer=runtime.settings.ws_buffer_frames)
     connection.only_ticket = only_ticket
     pump = asyncio.create_task(connection.pump())
     registry.add(connection)
@@ -102,19 +110,39 @@ async def live(websocket: WebSocket) -> None:
         registry.remove(connection)
         connection.drop(1000)
         await pump
-        if connection.presence_managed and not registry.connections_of(principal.workspace_id, principal.user_id):
-            # The agent's last live tab closed: they are no longer at their desk.
-            await registry.set_availability(principal, Availability.OFFLINE)
+        if not registry.connections_of(principal.workspace_id, principal.user_id):
+            await registry.person_left(principal)
+
+
+def _refuse_foreign_origin(websocket: WebSocket, public_url: str) -> None:
+    """A browser sends the cookie whichever site opened the socket, so a cookie is only
+    taken from pages of this deployment (tokens in the URL or a frame are not ambient)."""
+    origin = websocket.headers.get("origin")
+    if origin is not None and _origin(origin) != _origin(public_url):
+        raise ProtocolError("unauthenticated", "The sign-in cookie is only accepted from this deployment's own "
+                                               "pages; elsewhere, send a token.")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip().lower())
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname}" + ("" if port in (None, default_port) else f":{port}")
 
 
 async def _first_frame_token(websocket: WebSocket, timeout: float) -> str:
-    raw = await asyncio.wait_for(websocket.receive_text(), timeout=timeout)
+    message = await asyncio.wait_for(websocket.receive(), timeout=timeout)
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
     try:
-        frame = orjson.loads(raw)
+        frame = orjson.loads(message.get("text") or "")
     except orjson.JSONDecodeError:
-        raise ProtocolError("unauthenticated", "The first frame must be {\"type\": \"auth\", \"token\": ...}.")
+        raise ProtocolError("unauthenticated", FIRST_FRAME) from None
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
-        raise ProtocolError("unauthenticated", "The first frame must be {\"type\": \"auth\", \"token\": ...}.")
+        raise ProtocolError("unauthenticated", FIRST_FRAME)
     return frame["token"]
 
 
@@ -156,10 +184,7 @@ class _Session:
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind not in ("pong", "ping"):
-            self.connection.last_active = time.monotonic()
-            if self.connection.auto_away:
-                self.connection.auto_away = False
-                await self.registry.set_availability(self.principal, Availability.ONLINE)
+            await self.registry.person_active(self.principal)
         try:
             match kind:
                 case "pong" | "activity":
@@ -174,6 +199,8 @@ class _Session:
                 case "unsubscribe":
                     channel = await self._resolve(frame.get("channel"))
                     self.registry.unsubscribe(self.connection, channel)
+                    if channel.startswith("ticket:"):  # no longer watching, so no longer typing there
+                        self.connection.tickets.pop(uuid.UUID(channel.removeprefix("ticket:")), None)
                     self.connection.send({"type": "unsubscribed", "channel": channel})
                 case "resume":
                     after = _non_negative_int(frame.get("last_event_id"), "last_event_id")
@@ -235,18 +262,15 @@ class _Session:
         ticket_id = _uuid(str(frame.get("ticket_id") or ""))
         if ticket_id is None or ticket_id not in self.connection.tickets:
             raise ProtocolError("not_subscribed", "Subscribe to the ticket before typing on it.", "ticket_id")
-        last = self.connection.last_typing.get(ticket_id)
-        now = time.monotonic()
-        if last and last[0] == state and now - last[1] < TYPING_REPEAT_SECONDS:
-            return  # keystrokes repeat "started"; the others need it once in a while, not each time
-        self.connection.last_typing[ticket_id] = (state, now)
-        await self.runtime.hub.publish([LiveEvent(None, self.principal.workspace_id, "typing", jsonable({
-            "ticket_id": ticket_id, "state": state, "user_id": self.principal.user_id,
-            "author_kind": self.principal.actor_kind,
-            # An agent drafting an internal note is not something the customer hears about.
-            "internal": bool(frame.get("internal")) and self.principal.is_staff,
-            **self.connection.tickets[ticket_id],
-        }))])
+        person = (self.principal.workspace_id, self.principal.user_id)
+        await self.registry.relay_typing(person, ticket_id, LiveEvent(
+            None, self.principal.workspace_id, "typing", jsonable({
+                "ticket_id": ticket_id, "state": state, "user_id": self.principal.user_id,
+                "author_kind": self.principal.actor_kind,
+                # An agent drafting an internal note is not something the customer hears about.
+                "internal": bool(frame.get("internal")) and self.principal.is_staff,
+                **self.connection.tickets[ticket_id],
+            })))
 
     async def _presence(self, frame: dict[str, Any]) -> None:
         if not self.principal.is_staff:
@@ -255,9 +279,7 @@ class _Session:
             status = Availability(frame.get("status"))
         except ValueError:
             raise ProtocolError("invalid_value", "status is online, away or offline.", "status") from None
-        self.connection.presence_managed = status is not Availability.OFFLINE
-        self.connection.auto_away = False
-        await self.registry.set_availability(self.principal, status)
+        await self.registry.choose_presence(self.principal, status)
         self.connection.send({"type": "presence", "status": status.value})
 
 
@@ -269,8 +291,17 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 def _non_negative_int(value: object, field: str) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProtocolError("invalid_value", f"{field} is a non-negative integer.", field)
+    if isinstance(value, str):
+        value = _digits(value, MAX_EVENT_ID_DIGITS)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 10**MAX_EVENT_ID_DIGITS:
+        raise ProtocolError("invalid_value", f"{field} is a non-negative integer below 10^{MAX_EVENT_ID_DIGITS}.",
+                            field)
     return value
+
+
+def _digits(text: str, most: int) -> int | None:
+    """The number written, in at most ``most`` ASCII digits (str.isdigit also takes "²",
+    which int() refuses)."""
+    if text.isascii() and text.isdigit() and len(text) <= most:
+        return int(text)
+    return None

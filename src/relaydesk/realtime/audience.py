@@ -73,7 +73,7 @@ def view(event_type: str, payload: dict[str, Any], viewer: Viewer, subscriptions
     fields = _CUSTOMER_FIELDS.get(event_type)
     if fields is None or payload.get("internal"):
         return None
-    if not _customer_owns(payload, viewer):
+    if not customer_owns(payload, viewer):
         return None
     channel = f"ticket:{payload.get('ticket_id')}"
     if channel not in subscriptions:
@@ -81,7 +81,8 @@ def view(event_type: str, payload: dict[str, Any], viewer: Viewer, subscriptions
     return [channel], {key: payload[key] for key in fields if key in payload}
 
 
-def _customer_owns(payload: dict[str, Any], viewer: Viewer) -> bool:
+def customer_owns(payload: dict[str, Any], viewer: Viewer) -> bool:
+    """Whether a ticket (as an event, or its event scope, describes it) is one the customer sees."""
     requester, organisation = payload.get("requester_id"), payload.get("organisation_id")
     if requester is not None and str(requester) == str(viewer.customer_id):
         return True

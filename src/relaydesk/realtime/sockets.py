@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,7 +27,8 @@ from relaydesk.core.outbox import OutboxEvent
 from relaydesk.core.principal import Principal
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
-from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, view
+from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, customer_owns, view
+from relaydesk.realtime.credentials import Credential, recheck
 
 if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
@@ -37,13 +39,40 @@ CLOSE_TOO_SLOW = 1013  # "try again later": reconnect and resume from the last e
 CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
 RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
+# Typing: at most one signal per person per ticket this often, so nobody's flood (started,
+# stopped, started...) can fill the buffers of the people watching; and a repeat of the
+# same state only this often, as keystrokes repeat "started".
+TYPING_INTERVAL_SECONDS = 1.0
+TYPING_REPEAT_SECONDS = 2.0
+
+Person = tuple[uuid.UUID, uuid.UUID | None]  # workspace, user
+
+
+@dataclass
+class Presence:
+    """An agent's presence as their sockets on this server see it: one person, however
+    many tabs, and active when any of them is."""
+
+    principal: Principal
+    chosen: Availability  # what they last set through a socket
+    last_active: float  # something they did, in any tab
+    auto_away: bool = False  # shown away because they went quiet, not because they chose it
+
+
+@dataclass
+class _Typing:
+    state: str  # what the watchers heard last
+    sent_at: float
+    held: LiveEvent | None = None  # a change that came too soon, sent when the interval ends
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, principal: Principal, viewer: Viewer, *, buffer: int) -> None:
+    def __init__(self, websocket: WebSocket, principal: Principal, viewer: Viewer, *, credential: Credential,
+                 buffer: int) -> None:
         self.websocket = websocket
         self.principal = principal
         self.viewer = viewer
+        self.credential = credential  # checked again by the sweep
         self.subscriptions: set[str] = set()
         # Tickets this socket may see, with who they concern (for typing signals).
         self.tickets: dict[uuid.UUID, dict[str, Any]] = {}
@@ -54,12 +83,8 @@ class Connection:
         self.replaying = False
         self._held: list[LiveEvent] = []
         self.last_heard = time.monotonic()  # any frame from the client, heartbeat replies included
-        self.last_active = time.monotonic()  # something the person did
-        self.presence_managed = False  # the agent set their presence through this socket
-        self.auto_away = False
         self.closed = False
         self.close_code: int | None = None
-        self.last_typing: dict[uuid.UUID, tuple[str, float]] = {}
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a frame; a full buffer means the client cannot keep up, so let it go."""
@@ -70,7 +95,8 @@ class Connection:
         except asyncio.QueueFull:
             self.drop(CLOSE_TOO_SLOW)
 
-    def drop(self, code: int) -> None:
+    def drop(self, code: int, last_word: dict[str, Any] | None = None) -> None:
+        """Close the socket, after ``last_word`` (why) but nothing else still queued."""
         if self.closed:
             return
         self.closed = True
@@ -78,6 +104,8 @@ class Connection:
         # Make room for the sender's stop signal whatever the buffer holds.
         while not self.outgoing.empty():
             self.outgoing.get_nowait()
+        if last_word is not None:
+            self.outgoing.put_nowait(orjson.dumps(last_word))
         self.outgoing.put_nowait(None)
 
     def receive(self, event: LiveEvent) -> None:
@@ -86,29 +114,33 @@ class Connection:
             return
         self._offer(event)
 
-    def _offer(self, event: LiveEvent) -> None:
+    def _offer(self, event: LiveEvent) -> bool:
+        """Send the event if this socket may see it and has not had it yet; whether it was sent."""
         if event.id is not None:
             if event.id in self._recent:
-                return
+                return False
             self.last_event_id = max(self.last_event_id, event.id)
         if self.only_ticket is not None and str(event.payload.get("ticket_id")) != str(self.only_ticket):
-            return  # a chat visitor hears of their conversation only, not even their own notifications
+            return False  # a chat visitor hears of their conversation only, not even their own notifications
         seen = view(event.type, event.payload, self.viewer, self.subscriptions)
         if seen is None:
-            return
+            return False
         if event.id is not None:  # only what was sent needs remembering: a replay may bring it again
             self._recent[event.id] = None
             if len(self._recent) > RECENT_IDS:
                 self._recent.popitem(last=False)
         channels, data = seen
         self.send({"type": "event", "id": event.id, "event": event.type, "channels": channels, "data": data})
+        return True
 
-    def finish_replay(self, replayed: Sequence[LiveEvent]) -> None:
-        """Missed events first, then whatever arrived live meanwhile."""
+    def finish_replay(self, replayed: Sequence[LiveEvent]) -> int:
+        """Missed events first, then whatever arrived live meanwhile; how many missed ones were sent."""
         held, self._held = self._held, []
         self.replaying = False
-        for event in [*replayed, *held]:
+        sent = sum(self._offer(event) for event in replayed)
+        for event in held:
             self._offer(event)
+        return sent
 
     async def pump(self) -> None:
         """The sender task: one slow client only ever waits on its own socket."""
@@ -137,7 +169,9 @@ class SocketRegistry:
         self.runtime = runtime
         self.by_workspace: dict[uuid.UUID, set[Connection]] = {}
         self.by_channel: dict[tuple[uuid.UUID, str], set[Connection]] = {}
-        self.by_person: dict[tuple[uuid.UUID, uuid.UUID | None], set[Connection]] = {}
+        self.by_person: dict[Person, set[Connection]] = {}
+        self.presence: dict[Person, Presence] = {}  # agents who set their presence through a socket
+        self._typing: dict[tuple[Person, uuid.UUID], _Typing] = {}  # per person and ticket
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -176,6 +210,16 @@ class SocketRegistry:
     def connections_of(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> list[Connection]:
         return list(self.by_person.get((workspace_id, user_id), ()))
 
+    def change_viewer(self, connection: Connection, viewer: Viewer) -> None:
+        """A customer's reach changed (they left or joined a sharing organisation): drop the
+        tickets they may no longer watch, and say so."""
+        connection.viewer = viewer
+        for ticket_id, scope in tuple(connection.tickets.items()):
+            if not customer_owns(scope, viewer):
+                del connection.tickets[ticket_id]
+                self.unsubscribe(connection, f"ticket:{ticket_id}")
+                connection.send({"type": "unsubscribed", "channel": f"ticket:{ticket_id}"})
+
     def listeners(self, event: LiveEvent) -> set[Connection]:
         ws = event.workspace_id
         if event.type == PERSONAL_EVENT:
@@ -208,6 +252,8 @@ class SocketRegistry:
 
     async def replay(self, connection: Connection, after_id: int) -> None:
         limit = self.runtime.settings.ws_replay_limit
+        # The client has everything up to after_id: what it should keep never goes back.
+        connection.last_event_id = max(connection.last_event_id, after_id)
         connection.replaying = True
         try:
             async with self.runtime.db.read_session() as session:
@@ -225,8 +271,38 @@ class SocketRegistry:
             connection.send({"type": "resync_required", "last_event_id": connection.last_event_id})
             connection.finish_replay([])
             return
-        connection.finish_replay([LiveEvent(r.id, ws, r.type, r.payload) for r in rows])
-        connection.send({"type": "replayed", "count": len(rows), "last_event_id": connection.last_event_id})
+        sent = connection.finish_replay([LiveEvent(r.id, ws, r.type, r.payload) for r in rows])
+        connection.send({"type": "replayed", "count": sent, "last_event_id": connection.last_event_id})
+
+    # -- typing --------------------------------------------------------------------------
+    async def relay_typing(self, person: Person, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
+        """Pass a typing signal on, throttled per person and ticket (TYPING_INTERVAL_SECONDS).
+
+        What comes too soon is not lost but held: the latest change goes out when the
+        interval ends, so the watchers never keep showing someone typing who stopped."""
+        now = time.monotonic()
+        state = signal.payload["state"]
+        key = (person, ticket_id)
+        last = self._typing.get(key)
+        if last is not None and now - last.sent_at < TYPING_INTERVAL_SECONDS:
+            pending = last.held is not None
+            last.held = signal if state != last.state else None
+            if last.held is not None and not pending:
+                self._spawn(self._send_held(key, last.sent_at + TYPING_INTERVAL_SECONDS - now))
+            return
+        if last is not None and state == last.state and now - last.sent_at < TYPING_REPEAT_SECONDS:
+            return
+        self._typing[key] = _Typing(state, now)
+        await self.runtime.hub.publish([signal])
+
+    async def _send_held(self, key: tuple[Person, uuid.UUID], delay: float) -> None:
+        await asyncio.sleep(delay)
+        last = self._typing.get(key)
+        if last is None or last.held is None:
+            return  # withdrawn meanwhile: the watchers already hear the state it went back to
+        signal, last.held = last.held, None
+        last.state, last.sent_at = signal.payload["state"], time.monotonic()
+        await self.runtime.hub.publish([signal])
 
     # -- presence --------------------------------------------------------------------------
     async def set_availability(self, principal: Principal, availability: Availability) -> None:
@@ -237,17 +313,56 @@ class SocketRegistry:
             await agents.update(principal, principal.user_id, AgentPatch(availability=availability),
                                 runtime.clock.now())
 
-    async def sweep_idle(self, now: float) -> None:
-        """Close silent sockets; show agents as away after a quiet spell (back when they act)."""
+    async def choose_presence(self, principal: Principal, status: Availability) -> None:
+        person = (principal.workspace_id, principal.user_id)
+        self.presence[person] = Presence(principal, status, time.monotonic())
+        await self.set_availability(principal, status)
+
+    async def person_active(self, principal: Principal) -> None:
+        """Something the person did, in any of their tabs: back online if only quiet made them away."""
+        presence = self.presence.get((principal.workspace_id, principal.user_id))
+        if presence is None:
+            return
+        presence.last_active = time.monotonic()
+        if presence.auto_away:
+            presence.auto_away = False
+            await self.set_availability(principal, Availability.ONLINE)
+
+    async def person_left(self, principal: Principal) -> None:
+        """Their last socket here closed: an agent present through the socket is no longer at their desk."""
+        presence = self.presence.pop((principal.workspace_id, principal.user_id), None)
+        if presence is not None and presence.chosen is not Availability.OFFLINE:
+            await self.set_availability(principal, Availability.OFFLINE)
+
+    # -- housekeeping ----------------------------------------------------------------------
+    async def sweep(self, now: float) -> None:
+        """Close silent sockets and those whose sign-in no longer holds; show agents as away
+        after a quiet spell (back when they act)."""
         s = self.runtime.settings
         for group in tuple(self.by_workspace.values()):
             for connection in tuple(group):
                 if now - connection.last_heard > s.ws_idle_timeout_seconds:
                     connection.drop(CLOSE_IDLE)
-                elif connection.presence_managed and not connection.auto_away and \
-                        now - connection.last_active > s.agent_away_after_seconds:
-                    connection.auto_away = True
-                    await self.set_availability(connection.principal, Availability.AWAY)
+        self._forget_typing(now)
+        await self._recheck_credentials()
+        for presence in tuple(self.presence.values()):
+            if presence.chosen is Availability.ONLINE and not presence.auto_away and \
+                    now - presence.last_active > s.agent_away_after_seconds:
+                presence.auto_away = True
+                await self.set_availability(presence.principal, Availability.AWAY)
+
+    async def _recheck_credentials(self) -> None:
+        open_ = [c for group in self.by_workspace.values() for c in group if not c.closed]
+        verdict = await recheck(self.runtime, open_)
+        for connection, reason in verdict.lapsed.items():
+            connection.drop(CLOSE_UNAUTHENTICATED, {"type": "error", "code": "unauthenticated", "detail": reason})
+        for connection, viewer in verdict.viewers.items():
+            self.change_viewer(connection, viewer)
+
+    def _forget_typing(self, now: float) -> None:
+        for key, last in tuple(self._typing.items()):
+            if last.held is None and now - last.sent_at >= TYPING_REPEAT_SECONDS:
+                del self._typing[key]
 
     def ping_all(self) -> None:
         for group in tuple(self.by_workspace.values()):
@@ -264,7 +379,7 @@ class SocketRegistry:
                 self.ping_all()
                 last_ping = now
             try:
-                await self.sweep_idle(now)
+                await self.sweep(now)
             except Exception as exc:  # the database away for a moment: try again next round
                 log.warning("realtime_sweep_failed", error=str(exc))
 
