@@ -150,6 +150,18 @@ class TestNewTicketsByEmail:
         assert first["body_text"] == "Tom & Jerry <3"
         assert first["body_html"] == "<p>Tom &amp; Jerry &lt;3</p>"
 
+    async def test_html_mail_with_nothing_in_it_still_makes_a_ticket(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "blank@customers.example.com", to, "See subject"
+        message.set_content("<html><body><div><br></div><script>x()</script></body></html>", subtype="html")
+        await send(listener, bytes(message), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [first] = await thread(client, ws, ticket["id"])
+        assert first["body_text"] == "(This email had no text.)"
+
     async def test_a_customer_on_an_internationalised_domain_replies_into_their_ticket(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

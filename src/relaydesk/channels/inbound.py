@@ -311,14 +311,16 @@ def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> 
     Inline images (``cid:`` references) point at their uploads, which those who may see
     the message may download."""
     html = (parsed.html if whole else parsed.reply_html).strip()
+    text = (parsed.text if whole else parsed.reply_text).strip()
+    if not text and "<img" not in html:
+        html = ""  # markup with nothing in it (<div><br></div>): the thread says there was no text
     for content_id, upload in inline.items():
         html = html.replace(f'src="cid:{content_id}"', f'src="/api/v1/attachments/{upload}"')
     if html and not looks_like_html(html):
         # Sanitised HTML without a tag left ("Tom &amp; Jerry") would be taken for plain
         # text and escaped a second time.
         html = f"<p>{html}</p>"
-    text = parsed.text if whole else parsed.reply_text
-    return (html or text.strip() or EMPTY_BODY)[:MAX_BODY]
+    return (html or text or EMPTY_BODY)[:MAX_BODY]
 
 
 def header_message_id(raw: bytes) -> str | None:

@@ -37,11 +37,16 @@ class Body:
     text: str
 
 
-def render_body(raw: str) -> Body:
-    """Accept plain text or HTML; keep a sanitised HTML and a plain-text form."""
+def render_body(raw: str, *, field: str) -> Body:
+    """Accept plain text or HTML; keep a sanitised HTML and a plain-text form. What
+    sanitising leaves nothing of (``<script>…</script>``) is as empty as an empty string."""
     if looks_like_html(raw):
         clean = sanitize_html(raw)
-        return Body(html=clean, text=html_to_text(clean))
+        body = Body(html=clean, text=html_to_text(clean))
+        if not body.text.strip() and "<img" not in clean:
+            raise ValidationFailed("Nothing is left of this once unsafe HTML is removed; write some text.",
+                                   field=field)
+        return body
     return Body(html=text_to_html(raw), text=raw.strip())
 
 
@@ -169,7 +174,7 @@ class TicketService:
             await self._check_assignee(ws, data.assignee_id)
             await self._ensure_capacity(ws, data.assignee_id, None)
         priority = data.priority or (Priority(category.default_priority) if category else Priority.MEDIUM)
-        body = render_body(data.description)
+        body = render_body(data.description, field="description")
         ticket = Ticket(
             workspace_id=ws, number=await self.workspaces.next_ticket_number(ws), subject=data.subject,
             description=body.html, status=Status.ASSIGNED if data.assignee_id else Status.OPEN,
@@ -428,7 +433,7 @@ class TicketService:
                            channel: Channel | None = None, external_id: str | None = None) -> PostedMessage:
         """``channel``/``external_id``: set by the channel adapters (email, chat) for what they bring in."""
         ticket = await self.get(principal, ticket_ref, for_update=True)
-        body = render_body(data.body)
+        body = render_body(data.body, field="body")
         if principal.is_customer:
             if data.internal:
                 raise Forbidden("Customers cannot post internal notes.", field="internal")
