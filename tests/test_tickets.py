@@ -458,3 +458,18 @@ def test_path_table_is_legal():
             current = step
         assert current == target
     assert set(itertools.chain.from_iterable(PATH.values())) <= set(S)
+
+
+async def test_a_new_organisation_is_in_the_audit_trail(client, runtime):
+    ws = await make_workspace(client)
+    org = (await client.post("/api/v1/organisations", headers=ws.admin.headers, json={"name": "Northwind"})).json()
+    assert [row["field"] for row in await _raw_audit(runtime, org["id"])] == ["created"]
+
+
+async def test_a_customers_language_is_kept_in_lower_case_however_it_is_given(client):
+    ws = await make_workspace(client)
+    r = await client.post("/api/v1/customers", headers=ws.admin.headers,
+                          json={"name": "Mai", "email": "mai@customers.example.com", "language": "VI"})
+    assert r.json()["language"] == "vi"
+    r = await client.patch(f"/api/v1/customers/{r.json()['id']}", headers=ws.admin.headers, json={"language": "PT-BR"})
+    assert r.status_code == 200 and r.json()["language"] == "pt-br"

@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from relaydesk.core.schemas import Email, Input, Name, Output, Password, TimeZone
+from relaydesk.core.schemas import Email, Input, Language, Name, Output, Password, TimeZone
 
-Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
 SkillName = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 StaffRole = Literal["agent", "supervisor", "admin"]
 

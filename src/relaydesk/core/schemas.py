@@ -35,6 +35,9 @@ class Page(Output, Generic[T]):
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# A language tag (en, vi, pt-BR), kept in lower case so "VI" and "vi" are one language.
+Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$",
+                                            to_lower=True)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=200)]
 Email = EmailStr
 

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
-from relaydesk.core.schemas import Email, Input, Name, Output, Password, TimeZone
+from relaydesk.core.schemas import Email, Input, Language, Name, Output, Password, TimeZone
 
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]{3,40}$")]
-Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})?$")]
 
 
 class Tier(StrEnum):

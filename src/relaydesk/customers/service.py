@@ -310,6 +310,8 @@ class OrganisationService:
                            created_at=now, updated_at=now)
         self.session.add(org)
         await self.session.flush()
+        self.audit.record(workspace_id=ws, entity_type="organisation", entity_id=org.id, actor_id=principal.user_id,
+                          actor_kind=principal.actor_kind, at=now, changes={"created": (None, data.name)})
         return org
 
     async def get(self, principal: Principal, org_id: uuid.UUID) -> Organisation:

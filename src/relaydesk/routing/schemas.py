@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from relaydesk.agents.schemas import Language
-from relaydesk.core.schemas import Input, Output
+from relaydesk.core.schemas import Input, Language, Output
 from relaydesk.customers.schemas import Tier
 from relaydesk.routing.strategies import Strategy
 from relaydesk.tickets.lifecycle import Channel, Priority
