@@ -473,3 +473,29 @@ async def test_a_customers_language_is_kept_in_lower_case_however_it_is_given(cl
     assert r.json()["language"] == "vi"
     r = await client.patch(f"/api/v1/customers/{r.json()['id']}", headers=ws.admin.headers, json={"language": "PT-BR"})
     assert r.status_code == 200 and r.json()["language"] == "pt-br"
+
+
+async def test_categories_nest_five_levels_deep_however_they_are_moved(client):
+    ws = await make_workspace(client)
+
+    async def category(name, parent=None):
+        r = await client.post("/api/v1/categories", headers=ws.admin.headers,
+                              json={"name": name, **({"parent_id": parent} if parent else {})})
+        return r
+
+    chain = [None]
+    for level in range(5):
+        r = await category(f"Depth {level}", chain[-1])
+        assert r.status_code == 201, r.text
+        chain.append(r.json()["id"])
+    r = await category("Too deep", chain[-1])
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parent_id"
+    # A branch three levels high may go under level 2 (levels 3 to 5), not under level 3.
+    y1 = (await category("Y1")).json()["id"]
+    y2 = (await category("Y2", y1)).json()["id"]
+    await category("Y3", y2)
+    r = await client.patch(f"/api/v1/categories/{y1}", headers=ws.admin.headers, json={"parent_id": chain[4]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parent_id"
+    assert (await client.get(f"/api/v1/categories/{y1}", headers=ws.admin.headers)).json()["parent_id"] is None
+    r = await client.patch(f"/api/v1/categories/{y1}", headers=ws.admin.headers, json={"parent_id": chain[2]})
+    assert r.status_code == 200, r.text

@@ -99,6 +99,17 @@ class CategoryService:
         if taken:
             raise Conflict("A category with this name already exists at this level.", field="name", code="name_taken")
 
+    async def _levels_below(self, workspace_id: uuid.UUID, category_id: uuid.UUID) -> int:
+        children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+        for row_id, parent in await self.session.execute(select(Category.id, Category.parent_id).where(
+                Category.workspace_id == workspace_id)):
+            children.setdefault(parent, []).append(row_id)
+        levels, layer = 0, children.get(category_id, [])
+        while layer:
+            levels += 1
+            layer = [child for parent in layer for child in children.get(parent, [])]
+        return levels
+
     async def _check_refs(self, workspace_id: uuid.UUID, parent_id: uuid.UUID | None, team_id: uuid.UUID | None,
                           *, moving: uuid.UUID | None) -> None:
         if team_id is not None and not await self.teams.exists(workspace_id, team_id):
@@ -111,6 +122,8 @@ class CategoryService:
             if parent is None:
                 raise ValidationFailed("No such parent category in this workspace.", field="parent_id")
             depth += 1
-            if depth >= MAX_DEPTH:
-                raise ValidationFailed(f"Categories nest at most {MAX_DEPTH} levels deep.", field="parent_id")
             cursor = parent.parent_id
+        # What moves takes its sub-categories along: the deepest of them must fit too.
+        below = await self._levels_below(workspace_id, moving) if moving is not None and parent_id else 0
+        if depth + 1 + below > MAX_DEPTH:
+            raise ValidationFailed(f"Categories nest at most {MAX_DEPTH} levels deep.", field="parent_id")
