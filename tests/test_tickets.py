@@ -499,3 +499,12 @@ async def test_categories_nest_five_levels_deep_however_they_are_moved(client):
     assert (await client.get(f"/api/v1/categories/{y1}", headers=ws.admin.headers)).json()["parent_id"] is None
     r = await client.patch(f"/api/v1/categories/{y1}", headers=ws.admin.headers, json={"parent_id": chain[2]})
     assert r.status_code == 200, r.text
+
+
+async def test_control_characters_are_dropped_from_what_people_write(client):
+    ws = await make_workspace(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Bell\x07 and NUL\x00 here", description="Line one\nLine\ttwo\x1b[31m")
+    assert t["subject"] == "Bell and NUL here"
+    [first] = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=ws.admin.headers)).json()["items"]
+    assert first["body_text"] == "Line one\nLine\ttwo[31m"
