@@ -66,7 +66,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> ProblemResponse:
         errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
-        return problem(exc.status, exc.code, exc.title, exc.detail, errors=errors, extra=exc.extra)
+        # Clients and proxies read the wait from the header; the body says it too.
+        wait = exc.extra.get("retry_after")
+        return problem(exc.status, exc.code, exc.title, exc.detail, errors=errors, extra=exc.extra,
+                       headers={"Retry-After": str(wait)} if wait is not None else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> ProblemResponse:
