@@ -11,7 +11,7 @@ from factories import make_workspace
 from relaydesk.core.clock import FrozenClock
 from relaydesk.core.outbox import OutboxEvent, ProcessedEvent
 from relaydesk.runtime import build_runtime
-from relaydesk.wiring import install_jobs
+from relaydesk.wiring import background, install_jobs
 
 
 async def new_process(runtime, at: datetime):
@@ -93,3 +93,23 @@ async def test_sla_clocks_carry_on_across_a_restart(client, runtime, settle):
     first = next(c for c in clocks if c["kind"] == "first_response")
     assert first["state"] == "breached"
     assert datetime.fromisoformat(first["breached_at"]) == start + timedelta(hours=1)
+
+
+async def test_a_stopping_server_lets_its_running_jobs_finish(client, runtime):
+    """In one process the consume jobs live in memory, and their events are already marked
+    dispatched: a server stopping (a deploy's restart) must not cut them off."""
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
+    agent = await ws.staff(team_ids=[team["id"]])
+    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Hello", description="A question about my order")
+    rt = await new_process(runtime, runtime.clock.now())
+    try:
+        async with background(rt, dispatcher=False, runs_jobs=True):
+            assert await rt.dispatcher.dispatch_pending() > 0  # handed to jobs, marked dispatched
+        # The server has stopped: what those jobs were doing is done.
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+        assert got["assignee_id"] == agent.id
+    finally:
+        await rt.close()

@@ -88,3 +88,15 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if runs_jobs and runtime.jobs.in_process:
+            await _finish_running_jobs(runtime)
+
+
+async def _finish_running_jobs(runtime: Runtime) -> None:
+    """In one process the jobs live in memory, and the events they consume are already
+    marked dispatched: a restart that cut them off would lose that work (a ticket never
+    routed, no SLA clock). So a stopping server lets them finish first, for a while."""
+    try:
+        await asyncio.wait_for(runtime.jobs.wait_idle(), timeout=runtime.settings.shutdown_grace_seconds)
+    except TimeoutError:
+        log.warning("jobs_cut_off_at_shutdown", grace_seconds=runtime.settings.shutdown_grace_seconds)

@@ -128,7 +128,8 @@ class Jobs:
         return None
 
     async def wait_idle(self) -> None:
-        """Tests: wait for every in-process job (and the jobs those enqueue) to finish."""
+        """Wait for every in-process job (and the jobs those enqueue) to finish: in tests,
+        and when the server stops (see ``wiring.background``)."""
         if isinstance(self.broker, InMemoryBroker):
             while self.broker._running_tasks:
                 await self.broker.wait_all()
