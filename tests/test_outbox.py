@@ -45,11 +45,15 @@ async def test_events_committed_before_a_crash_are_delivered_once_after_restart(
         await settle_in(rt)
         got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
         assert got["assignee_id"] == agent.id
-        # The dispatcher crashed after enqueueing but before marking: the event comes again.
+        # The process crashed after enqueueing but before marking: the next one hands it out again.
         async with rt.db.write_session() as s:
             await s.execute(update(OutboxEvent).where(OutboxEvent.id == created.id).values(dispatched_at=None))
             await s.commit()
-        await settle_in(rt)
+        again = await new_process(runtime, runtime.clock.now())
+        try:
+            await settle_in(again)
+        finally:
+            await again.close()
     finally:
         await rt.close()
     trail = (await client.get(f"/api/v1/tickets/{t['id']}/audit", headers=ws.admin.headers)).json()
@@ -113,3 +117,39 @@ async def test_a_stopping_server_lets_its_running_jobs_finish(client, runtime):
         assert got["assignee_id"] == agent.id
     finally:
         await rt.close()
+
+
+async def test_events_handed_to_jobs_that_died_with_their_process_are_handed_out_again(client, runtime):
+    """In one process the consume jobs live in memory: an event is marked dispatched only by
+    the transaction that consumed it, so a process that dies first leaves it pending."""
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
+    agent = await ws.staff(team_ids=[team["id"]])
+    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Hello", description="A question about my order")
+    dying = await new_process(runtime, runtime.clock.now())
+    lost = []
+
+    async def queued_then_lost(name, **kwargs):  # the process dies before its jobs run
+        lost.append(name)
+
+    dying.jobs.enqueue = queued_then_lost
+    try:
+        assert await dying.dispatcher.dispatch_pending() > 0 and "outbox.consume" in lost
+    finally:
+        await dying.close()
+    got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+    assert got["assignee_id"] is None  # nothing was done...
+    async with runtime.db.read_session() as s:
+        pending = await s.scalar(select(func.count()).select_from(OutboxEvent).where(
+            OutboxEvent.type == "ticket.created", OutboxEvent.payload["ticket_id"].as_string() == t["id"],
+            OutboxEvent.dispatched_at.is_(None)))
+    assert pending == 1  # ...and nothing is lost
+    restarted = await new_process(runtime, runtime.clock.now())
+    try:
+        await settle_in(restarted)
+    finally:
+        await restarted.close()
+    got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+    assert got["assignee_id"] == agent.id

@@ -93,9 +93,9 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
 
 
 async def _finish_running_jobs(runtime: Runtime) -> None:
-    """In one process the jobs live in memory, and the events they consume are already
-    marked dispatched: a restart that cut them off would lose that work (a ticket never
-    routed, no SLA clock). So a stopping server lets them finish first, for a while."""
+    """In one process the jobs live in memory: a stopping server lets them finish first,
+    for a while, rather than leave their work to be handed out again after the restart
+    (their events stay pending until consumed, see ``Dispatcher.dispatch_pending``)."""
     try:
         await asyncio.wait_for(runtime.jobs.wait_idle(), timeout=runtime.settings.shutdown_grace_seconds)
     except TimeoutError:

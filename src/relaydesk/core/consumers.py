@@ -32,17 +32,20 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.clock import Clock
 from relaydesk.core.db import Database
 from relaydesk.core.jobs import Jobs
-from relaydesk.core.outbox import Event, first_time_many
+from relaydesk.core.outbox import Event, OutboxEvent, first_time_many
 from relaydesk.core.uow import job_transaction
 
 log = structlog.get_logger("relaydesk.consumers")
 
 React = Callable[[AsyncSession, Event, datetime], Awaitable[None]]
+_MARK_DISPATCHED = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.id.in_(bindparam("ids", expanding=True)))
+                    .values(dispatched_at=bindparam("now")))
 Prepare = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 Wants = Callable[[Event], bool]
 CONCURRENT_TRANSACTIONS = 8
@@ -100,7 +103,11 @@ class Consumers:
     def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return job_transaction(self.db, self._committed)
 
-    async def consume(self, events: list[dict[str, Any]]) -> int:
+    def wanted(self, event: Event) -> bool:
+        """Whether any consumer will react to the event."""
+        return any(c.wants is None or c.wants(event) for c in self.of(event.type))
+
+    async def consume(self, events: list[dict[str, Any]], mark_dispatched: bool = False) -> int:
         """The ``outbox.consume`` job: a batch of events and all their consumers.
         Returns how many (consumer, event) pairs ran.
 
@@ -108,8 +115,14 @@ class Consumers:
         anyway, and each commit costs). On PostgreSQL, where several workers run batches
         at once, a consumer registered ``alone`` (routing) first gets a transaction of its
         own over the batch, so its lock is held for its own work only, not while the
-        others do theirs; the rest share one."""
-        pairs = [(consumer, event) for event in map(event_from_job, events) for consumer in self.of(event.type)
+        others do theirs; the rest share one.
+
+        ``mark_dispatched`` (in-process jobs, which a dying process takes with it): the
+        events are marked dispatched by the transaction that handles them, the last one,
+        and only if those before it succeeded; until then they stay pending, and a
+        restarted process hands them out again (what was done is skipped by its record)."""
+        parsed = list(map(event_from_job, events))
+        pairs = [(consumer, event) for event in parsed for consumer in self.of(event.type)
                  if consumer.wants is None or consumer.wants(event)]
         if self.db.is_sqlite:
             groups = [pairs]
@@ -117,18 +130,25 @@ class Consumers:
             alone = list(dict.fromkeys(consumer for consumer, _ in pairs if consumer.alone))
             groups = [[pair for pair in pairs if pair[0] is consumer] for consumer in alone]
             groups.append([pair for pair in pairs if not pair[0].alone])
-        ran = 0
-        for group in groups:
-            ran += await self._run_together(group)
+        groups = [group for group in groups if group]
+        ran, intact = 0, True
+        for index, group in enumerate(groups):
+            last = index == len(groups) - 1
+            done = await self._run_together(group, mark=[e.id for e in parsed] if mark_dispatched and last and intact
+                                            else None)
+            intact = intact and done is not None
+            ran += done or 0
         return ran
 
-    async def _run_together(self, pairs: list[tuple[Consumer, Event]]) -> int:
-        if not pairs:
-            return 0
+    async def _run_together(self, pairs: list[tuple[Consumer, Event]], *, mark: list[int] | None = None) -> int | None:
+        """Runs the pairs in one transaction; how many ran, or None if it failed (each pair
+        then goes on as a job of its own)."""
         ran = 0
         try:
             async with self._slots, self._transaction() as session:
                 now = self.clock.now()
+                if mark:
+                    await session.execute(_MARK_DISPATCHED, {"now": now, "ids": mark})
                 fresh = await first_time_many(session, [(c.name, e.id) for c, e in pairs], now)
                 for consumer in dict.fromkeys(c for c, _ in pairs):
                     if consumer.prepare is not None:
@@ -142,7 +162,7 @@ class Consumers:
             log.warning("consume_batch_failed", pairs=len(pairs), error=repr(exc))
             for consumer, event in pairs:
                 await self.jobs.enqueue("outbox.consume_one", consumer=consumer.name, event=event_for_job(event))
-            return 0
+            return None
         return ran
 
     async def consume_one(self, consumer: str, event: dict[str, Any]) -> bool:

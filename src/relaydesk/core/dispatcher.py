@@ -64,6 +64,7 @@ class Dispatcher:
         # wait behind them for long.
         self.max_hold_seconds = max_hold_seconds
         self._held_since: float | None = None  # monotonic time events were first held back
+        self._handed_out_to = 0  # in one process: the last event id handed to jobs here
         self._wake = asyncio.Event()
         # Ids this process has pushed live itself, so its own dispatch does not repeat them.
         self._live_already: OrderedDict[int, None] = OrderedDict()
@@ -94,9 +95,18 @@ class Dispatcher:
         await run_after_commit(session)
 
     async def dispatch_pending(self) -> int:
-        """Deliver one batch; returns how many events it delivered."""
+        """Deliver one batch; returns how many events it delivered.
+
+        Jobs on Redis survive this process; jobs in memory do not. So in one process an
+        event for the consumers is marked dispatched by the consumers' own transaction
+        (``Consumers.consume``), not here: should the process die first, it is still
+        pending when the next one starts. Meanwhile this process remembers how far it
+        has handed events out, so it does not hand them out twice."""
+        in_memory = self.jobs.in_process
         async with self.db.write_session() as session:
             stmt = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.id)
+            if in_memory:
+                stmt = stmt.where(OutboxEvent.id > self._handed_out_to)
             stmt = stmt.limit(self.batch)
             if not self.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
@@ -106,18 +116,23 @@ class Dispatcher:
             # workspace's locks, so two batches cannot each hold what the other waits for.
             by_workspace: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for e in events:
-                if self.consumers.of(e.type):
-                    by_workspace.setdefault(e.workspace_id, []).append(
-                        event_for_job(Event(e.id, e.workspace_id, e.type, e.payload)))
+                event = Event(e.id, e.workspace_id, e.type, e.payload)
+                if self.consumers.wanted(event):
+                    by_workspace.setdefault(e.workspace_id, []).append(event_for_job(event))
+                    if in_memory:
+                        continue  # marked by the transaction that consumes it
+                e.dispatched_at = now
             for consumed in by_workspace.values():
                 for start in range(0, len(consumed), self.consume_batch):
-                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
+                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch],
+                                            mark_dispatched=in_memory)
             for event in events:
                 for job in self.routes.get(event.type, ()):
                     await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),
                                             type=event.type, payload=event.payload)
-                event.dispatched_at = now
             await session.commit()
+        if events:
+            self._handed_out_to = max(self._handed_out_to, events[-1].id)
         # Live sockets hear about an event only once it is committed and on its way.
         not_yet_live = [e for e in events if e.id not in self._live_already]
         for e in events:
