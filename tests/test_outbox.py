@@ -21,6 +21,17 @@ async def new_process(runtime, at: datetime):
     return rt
 
 
+async def new_ticket_for_a_desk(client):
+    """A workspace with one agent on the team its category routes to, and a ticket just
+    opened (committed; nothing dispatched yet)."""
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
+    agent = await ws.staff(team_ids=[team["id"]])
+    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
+    cust = await ws.customer()
+    return ws, agent, await ws.ticket(cust, subject="Hello", description="A question about my order")
+
+
 async def settle_in(rt):
     while await rt.dispatcher.dispatch_pending():
         await rt.jobs.wait_idle()
@@ -28,12 +39,7 @@ async def settle_in(rt):
 
 
 async def test_events_committed_before_a_crash_are_delivered_once_after_restart(client, runtime):
-    ws = await make_workspace(client)
-    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
-    agent = await ws.staff(team_ids=[team["id"]])
-    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
-    cust = await ws.customer()
-    t = await ws.ticket(cust, subject="Hello", description="A question about my order")
+    ws, agent, t = await new_ticket_for_a_desk(client)
     # The serving process "dies" here: committed, never dispatched.
     async with runtime.db.read_session() as s:
         created = await s.scalar(select(OutboxEvent).where(
@@ -102,12 +108,7 @@ async def test_sla_clocks_carry_on_across_a_restart(client, runtime, settle):
 async def test_a_stopping_server_lets_its_running_jobs_finish(client, runtime):
     """In one process the consume jobs live in memory, and their events are already marked
     dispatched: a server stopping (a deploy's restart) must not cut them off."""
-    ws = await make_workspace(client)
-    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
-    agent = await ws.staff(team_ids=[team["id"]])
-    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
-    cust = await ws.customer()
-    t = await ws.ticket(cust, subject="Hello", description="A question about my order")
+    ws, agent, t = await new_ticket_for_a_desk(client)
     rt = await new_process(runtime, runtime.clock.now())
     try:
         async with background(rt, dispatcher=False, runs_jobs=True):
@@ -122,12 +123,7 @@ async def test_a_stopping_server_lets_its_running_jobs_finish(client, runtime):
 async def test_events_handed_to_jobs_that_died_with_their_process_are_handed_out_again(client, runtime):
     """In one process the consume jobs live in memory: an event is marked dispatched only by
     the transaction that consumed it, so a process that dies first leaves it pending."""
-    ws = await make_workspace(client)
-    team = (await client.post("/api/v1/teams", json={"name": "Desk"}, headers=ws.admin.headers)).json()
-    agent = await ws.staff(team_ids=[team["id"]])
-    await client.post("/api/v1/categories", json={"name": "General", "team_id": team["id"]}, headers=ws.admin.headers)
-    cust = await ws.customer()
-    t = await ws.ticket(cust, subject="Hello", description="A question about my order")
+    ws, agent, t = await new_ticket_for_a_desk(client)
     dying = await new_process(runtime, runtime.clock.now())
     lost = []
 
