@@ -143,6 +143,15 @@ class CustomerService:
             Customer.workspace_id == workspace_id, Customer.email == normalise_email(email),
         ))
 
+    async def reach_of(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]]:
+        """For each of these customer sign-ins with a live profile: the profile, and the
+        organisation whose tickets they also see (None unless it shares its tickets)."""
+        return {row.user_id: (row.id, row.organisation_id if row.shared_tickets else None)
+                for row in await self.session.execute(
+                    select(Customer.user_id, Customer.id, Customer.organisation_id, Organisation.shared_tickets)
+                    .outerjoin(Organisation, Organisation.id == Customer.organisation_id)
+                    .where(Customer.user_id.in_(user_ids), Customer.deleted_at.is_(None)))}
+
     async def get(self, principal: Principal, customer_id: uuid.UUID) -> Customer:
         customer = await self.session.scalar(self._visible(principal).where(Customer.id == customer_id))
         if customer is None:
@@ -247,10 +256,8 @@ class CustomerService:
             raise Forbidden("Only supervisors and admins may delete customers.")
         customer = await self.get(principal, customer_id)
         customer.deleted_at = now
-        if customer.user_id:
-            user = await self.users.get(customer.workspace_id, customer.user_id)
-            if user.role == Role.CUSTOMER.value:  # a team member's sign-in is not a customer's to close
-                await self.users.update(user, now=now, is_active=False)
+        if (user := await self._own_sign_in(customer)) is not None:
+            await self.users.update(user, now=now, is_active=False)
         self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
                           actor_id=principal.user_id, actor_kind="agent", at=now, changes={"deleted_at": (None, now)})
 
@@ -266,11 +273,17 @@ class CustomerService:
         await self._restore(customer, now, actor=principal)
         return customer
 
+    async def _own_sign_in(self, customer: Customer) -> User | None:
+        """The profile's sign-in, if it is the customer's own: a team member who wrote in
+        shares their user with the profile, and it is not the customer service's to close."""
+        if customer.user_id is None:
+            return None
+        user = await self.users.get(customer.workspace_id, customer.user_id)
+        return user if user.role == Role.CUSTOMER.value else None
+
     async def _restore(self, customer: Customer, now: datetime, *, actor: Principal | None) -> None:
-        if customer.user_id:
-            user = await self.users.get(customer.workspace_id, customer.user_id)
-            if user.role == Role.CUSTOMER.value:  # closed by the delete, so opened again
-                await self.users.update(user, now=now, is_active=True)
+        if (user := await self._own_sign_in(customer)) is not None:  # closed by the delete, so opened again
+            await self.users.update(user, now=now, is_active=True)
         self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
                           actor_id=actor.user_id if actor else None, actor_kind="agent" if actor else "system",
                           at=now, changes={"deleted_at": (customer.deleted_at, None)})

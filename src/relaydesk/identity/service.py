@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import get_many_in_workspace, new_id
@@ -69,6 +69,11 @@ class UserService:
 
     async def get_many(self, workspace_id: uuid.UUID, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
         return await get_many_in_workspace(self.session, User, workspace_id, user_ids)
+
+    async def active_roles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The role of each of these users who is still active (the others are left out)."""
+        return {row.id: row.role for row in await self.session.execute(
+            select(User.id, User.role).where(User.id.in_(user_ids), User.is_active.is_(True)))}
 
     async def list_by_roles(
         self, workspace_id: uuid.UUID, roles: set[Role], *, after: uuid.UUID | None, limit: int,
@@ -249,6 +254,18 @@ class AuthService:
         if user is None or not user.is_active:
             raise Unauthenticated("The API token's owner is no longer active.")
         return Principal(user_id=user.id, workspace_id=user.workspace_id, role=Role(user.role))
+
+    async def sign_ins_still_open(self, families: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these sign-ins (refresh-token families) have not ended: signing out, a
+        new password or a stolen refresh token coming back revokes all of a family."""
+        return set(await self.session.scalars(select(RefreshToken.family_id).where(
+            RefreshToken.family_id.in_(families), RefreshToken.revoked_at.is_(None))))
+
+    async def api_tokens_still_valid(self, digests: list[str], now: datetime) -> set[str]:
+        """Which of these API tokens (by digest) are neither revoked nor expired."""
+        return set(await self.session.scalars(select(ApiToken.token_hash).where(
+            ApiToken.token_hash.in_(digests), ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))))
 
     # -- personal API tokens -------------------------------------------------------
     async def create_api_token(

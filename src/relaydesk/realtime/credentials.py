@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import jwt
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.chat import read_chat_token
 from relaydesk.core.errors import Unauthenticated
-from relaydesk.customers.models import Customer, Organisation
-from relaydesk.identity.models import ApiToken, RefreshToken, User
+from relaydesk.customers.service import CustomerService
 from relaydesk.identity.security import API_TOKEN_PREFIX, token_digest
+from relaydesk.identity.wiring import auth_service_for
 from relaydesk.realtime.audience import Viewer
 
 if TYPE_CHECKING:
@@ -81,58 +79,42 @@ async def recheck(runtime: Runtime, connections: Collection[Connection]) -> Verd
     standing = [c for c in connections if c not in verdict.lapsed]
     if not standing:
         return verdict
+    customers = {c for c in standing if not c.principal.is_staff and c.only_ticket is None}
     async with runtime.db.read_session() as session:
-        users: dict[uuid.UUID, str] = {}  # the active ones, with their role
+        auth = auth_service_for(runtime, session)
+        profiles = CustomerService(session, auth.users)
+        roles: dict[uuid.UUID, str] = {}  # the active ones, with their role
         for chunk in _chunks(list({c.principal.user_id for c in standing})):
-            users.update((row.id, row.role) for row in await session.execute(
-                select(User.id, User.role).where(User.id.in_(chunk), User.is_active.is_(True))))
+            roles.update(await auth.users.active_roles(list(chunk)))
         live_api_tokens: set[str] = set()
-        for chunk in _chunks(list(api_tokens.values())):
-            live_api_tokens.update(await session.scalars(select(ApiToken.token_hash).where(
-                ApiToken.token_hash.in_(chunk), ApiToken.revoked_at.is_(None),
-                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))))
-        ended = await _signed_out(session, signed_in)
-        customers = {c for c in standing if not c.principal.is_staff and c.only_ticket is None}
-        viewers = await _customer_viewers(session, customers)
+        for chunk in _chunks(list(set(api_tokens.values()))):
+            live_api_tokens |= await auth.api_tokens_still_valid(list(chunk), now)
+        open_sign_ins: set[uuid.UUID] = set()
+        for chunk in _chunks(list(set(signed_in.values()))):
+            open_sign_ins |= await auth.sign_ins_still_open(list(chunk))
+        reach: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]] = {}
+        for chunk in _chunks(list({c.principal.user_id for c in customers})):
+            reach.update(await profiles.reach_of(list(chunk)))
     for connection in standing:
         principal = connection.principal
-        if users.get(principal.user_id) != principal.role.value:
+        if roles.get(principal.user_id) != principal.role.value:
             verdict.lapsed[connection] = "The account is no longer active, or its role has changed."
         elif connection in api_tokens and api_tokens[connection] not in live_api_tokens:
             verdict.lapsed[connection] = "The API token has been revoked or has expired."
-        elif connection in ended:
+        elif connection in signed_in and signed_in[connection] not in open_sign_ins:
+            # A token minted without a sign-in (a script's) names none and is never here.
             verdict.lapsed[connection] = "The session has ended; sign in again."
         elif connection in customers:
-            viewer = viewers.get(principal.user_id)
-            if viewer is None:
+            if principal.user_id not in reach:
                 verdict.lapsed[connection] = "This sign-in no longer has a customer profile."
-            elif viewer != connection.viewer:
+                continue
+            customer_id, organisation_id = reach[principal.user_id]
+            # What the customer sees now (the rule of TicketService.visibility).
+            viewer = Viewer(principal.user_id, is_staff=False, customer_id=customer_id,
+                            organisation_id=organisation_id)
+            if viewer != connection.viewer:
                 verdict.viewers[connection] = viewer
     return verdict
-
-
-async def _signed_out(session: AsyncSession, signed_in: dict[Connection, uuid.UUID]) -> set[Connection]:
-    """Sockets whose sign-in has ended: signing out (or a new password, or a stolen
-    refresh token coming back) revokes every refresh token of its family. A token minted
-    without a sign-in (a script's) names none and is left alone."""
-    alive: set[uuid.UUID] = set()
-    for chunk in _chunks(list(set(signed_in.values()))):
-        alive.update(await session.scalars(select(RefreshToken.family_id).where(
-            RefreshToken.family_id.in_(chunk), RefreshToken.revoked_at.is_(None))))
-    return {connection for connection, family in signed_in.items() if family not in alive}
-
-
-async def _customer_viewers(session: AsyncSession, connections: Collection[Connection]) -> dict[uuid.UUID, Viewer]:
-    """What each customer sees now (the rule of TicketService.visibility, for many at once)."""
-    found: dict[uuid.UUID, Viewer] = {}
-    for chunk in _chunks(list({c.principal.user_id for c in connections})):
-        for row in await session.execute(
-                select(Customer.user_id, Customer.id, Customer.organisation_id, Organisation.shared_tickets)
-                .outerjoin(Organisation, Organisation.id == Customer.organisation_id)
-                .where(Customer.user_id.in_(chunk), Customer.deleted_at.is_(None))):
-            found[row.user_id] = Viewer(row.user_id, is_staff=False, customer_id=row.id,
-                                        organisation_id=row.organisation_id if row.shared_tickets else None)
-    return found
 
 
 def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
