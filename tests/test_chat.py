@@ -73,6 +73,9 @@ class TestConversations:
         assert r.status_code == 422 and "email" in r.text
         r = await start(client, ws.slug, message="")
         assert r.status_code == 422 and "message" in r.text
+        r = await start(client, ws.slug, message="<script>alert(1)</script>")  # nothing left once made safe
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "message", r.text
+        assert (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"] == []
         r = await start(client, "no-such-workspace")
         assert r.status_code == 404
         r = await client.options(f"/api/v1/chat/{ws.slug}/conversations",

@@ -478,17 +478,20 @@ class TestTemplates:
         r = await client.get("/api/v1/notification-templates/ticket_created/en", headers=ws.admin.headers)
         assert r.json()["customised"] is False
 
-    @pytest.mark.parametrize(("kind", "context"), [
-        ("digest", {"items": 5}), ("digest", {"items": [{"ticket": {"reference": ["a"]}}]}),
-        ("daily_summary", {"counts": "x", "oldest": 5}),
+    @pytest.mark.parametrize(("kind", "context", "status", "says"), [
+        # Items that are not a list of updates read as none; an odd reference is shown as given.
+        ("digest", {"items": 5}, 200, "0 new updates"),
+        ("digest", {"items": [{"ticket": {"reference": ["a"]}}]}, 200, "1 new update"),
+        # What the template cannot render at all is named, on the context.
+        ("daily_summary", {"counts": "x", "oldest": 5}, 422, "Cannot be previewed with this context"),
     ])
-    async def test_a_preview_with_a_context_of_the_wrong_shape_names_it(self, client, kind: str,  # noqa: ANN001
-                                                                         context: dict) -> None:
+    async def test_a_preview_with_a_context_of_the_wrong_shape_is_answered(  # noqa: ANN001
+            self, client, kind: str, context: dict, status: int, says: str) -> None:
         ws = await make_workspace(client)
         r = await client.post(f"/api/v1/notification-templates/{kind}/en/preview", headers=ws.admin.headers,
                               json={"context": context})
-        assert r.status_code in (200, 422), r.text
-        if r.status_code == 422:
+        assert r.status_code == status and says in r.text, r.text
+        if status == 422:
             assert r.headers["content-type"].startswith("application/problem+json")
             assert r.json()["errors"][0]["field"] == "context"
 

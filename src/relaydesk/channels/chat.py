@@ -140,8 +140,11 @@ class ChatService:
                                                                          email=visitor.email), now)
         principal = await self.customers.principal_for(customer, now)
         first_line = message.strip().splitlines()[0] if message.strip() else "Chat"
-        ticket = await self.tickets.create(principal, TicketIn(
-            subject=(subject or first_line)[:120] or "Chat", description=message, channel=Channel.CHAT), now)
+        try:
+            ticket = await self.tickets.create(principal, TicketIn(
+                subject=(subject or first_line)[:120] or "Chat", description=message, channel=Channel.CHAT), now)
+        except ValidationFailed as exc:  # the visitor wrote a message, not a ticket's description
+            raise ValidationFailed(exc.detail, field="message" if exc.field == "description" else exc.field) from None
         # Tags are staff's to set; Relaydesk itself marks whom it could not verify.
         ticket = await self.tickets.update(Principal.system(workspace.id), str(ticket.id), TicketPatch(
             tags=["chat"] if visitor.verified else ["chat", "unverified"]), now)

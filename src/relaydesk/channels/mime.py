@@ -364,8 +364,8 @@ def _is_automatic(msg: Message, subject: str) -> bool:
     The header names are RFC 3834 and the common de-facto ones. Precedence list is not among them: a person's
     message through a mailing list becomes a ticket, only without an acknowledgement (see ``_through_a_list``).
     List-Id or List-Unsubscribe alone do not count (Google Groups adds them to people's mail), but
-    List-Unsubscribe-Post does: only bulk senders offer one-click unsubscribe. Exchange's X-Auto-Response-Suppress is also set on ordinary
-    mail, so it counts only with an out-of-office style subject.
+    List-Unsubscribe-Post does: only bulk senders offer one-click unsubscribe. Exchange's X-Auto-Response-Suppress
+    is also set on ordinary mail, so it counts only with an out-of-office style subject.
     """
     auto_submitted = (_raw_header(msg, "auto-submitted") or "").split(";", 1)[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
@@ -385,7 +385,7 @@ def _is_automatic(msg: Message, subject: str) -> bool:
 def _through_a_list(msg: Message) -> bool:
     """Sent through a mailing list: its From may be the list itself (lists rewrite it for
     DMARC), so an automatic answer could go to every member, and come back."""
-    return (_raw_header(msg, "precedence") or "").strip().lower() == "list"
+    return (_raw_header(msg, "precedence") or "").lower() == "list"
 
 
 # --- MIME parameters --------------------------------------------------------------------------------------------
