@@ -169,9 +169,9 @@ async def quiet_background(request: pytest.FixtureRequest) -> None:
     if "runtime" not in request.fixturenames:
         return
     runtime: Runtime = request.getfixturevalue("runtime")
-    from sqlalchemy import update
+    from sqlalchemy import delete, update
 
-    from relaydesk.core.outbox import OutboxEvent
+    from relaydesk.core.outbox import FailedConsumption, OutboxEvent
     from relaydesk.routing.models import TicketRouting
     from relaydesk.sla.models import SlaTracker
     from relaydesk.tickets.models import Ticket
@@ -185,4 +185,5 @@ async def quiet_background(request: pytest.FixtureRequest) -> None:
                               .values(next_check_at=None))
         await session.execute(update(TicketRouting).where(TicketRouting.state == "queued").values(state="manual"))
         await session.execute(update(Ticket).where(Ticket.auto_close_at.is_not(None)).values(auto_close_at=None))
+        await session.execute(delete(FailedConsumption))
         await session.commit()

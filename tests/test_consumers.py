@@ -6,12 +6,13 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
 from factories import make_workspace
 from relaydesk.core.uow import after_commit
-from relaydesk.core.outbox import Outbox, OutboxEvent, ProcessedEvent
+from relaydesk.core.outbox import FailedConsumption, Outbox, OutboxEvent, ProcessedEvent
 
 
 def poke_consumer(runtime, *, fail_first_time: set[int]):  # noqa: ANN001, ANN201
@@ -93,3 +94,79 @@ async def test_events_a_consumer_does_not_want_cost_it_nothing(client, runtime, 
     await settle()
     assert sorted(seen) == [0, 2, 4]
     assert await processed(runtime, name) == 3
+
+
+def broken_consumer(runtime):  # noqa: ANN001, ANN201
+    """A consumer that fails on every try while ``state["broken"]``; counts its successes."""
+    name, event_type = f"test.broken_{secrets.token_hex(3)}", f"test.broke_{secrets.token_hex(3)}"
+    state = {"broken": True, "done": 0}
+
+    async def react(session, event, now) -> None:  # noqa: ANN001
+        if state["broken"]:
+            raise RuntimeError("the mail server is down")
+        state["done"] += 1
+
+    runtime.dispatcher.consumers.add(name, (event_type,), react)
+    return name, event_type, state
+
+
+async def kept_failures(runtime, consumer: str) -> list[FailedConsumption]:  # noqa: ANN001
+    async with runtime.db.read_session() as session:
+        return list(await session.scalars(select(FailedConsumption).where(FailedConsumption.consumer == consumer)))
+
+
+async def retry_due(runtime) -> None:  # noqa: ANN001
+    await runtime.jobs.enqueue("outbox.retry_failed")
+    await runtime.jobs.wait_idle()
+
+
+async def test_a_reaction_that_fails_every_try_is_kept_and_tried_again_later(client, runtime, settle, clock) -> None:
+    ws = await make_workspace(client)
+    name, event_type, state = broken_consumer(runtime)
+    await publish(runtime, ws.id, event_type, 1)
+    await settle()  # the batch, then the job of its own with all its attempts
+
+    [kept] = await kept_failures(runtime, name)
+    assert kept.attempts == 0 and "the mail server is down" in kept.error
+    assert kept.event["type"] == event_type and await processed(runtime, name) == 0
+    first_try = kept.next_attempt_at - clock.now()
+    assert timedelta(minutes=4) < first_try <= timedelta(minutes=5)
+
+    await retry_due(runtime)  # not due yet: left alone
+    assert (await kept_failures(runtime, name))[0].attempts == 0
+
+    clock.advance(timedelta(minutes=6))
+    await retry_due(runtime)  # due, and still failing: the next pause is longer
+    [kept] = await kept_failures(runtime, name)
+    assert kept.attempts == 1 and kept.next_attempt_at - clock.now() > timedelta(minutes=14)
+
+    state["broken"] = False  # the outage is over
+    clock.advance(timedelta(minutes=16))
+    await retry_due(runtime)
+    assert state["done"] == 1 and await kept_failures(runtime, name) == []
+    assert await processed(runtime, name) == 1
+    await retry_due(runtime)
+    assert state["done"] == 1
+
+
+async def test_after_the_last_pause_a_failure_waits_for_an_operator(client, runtime, settle, clock) -> None:
+    ws = await make_workspace(client)
+    name, event_type, state = broken_consumer(runtime)
+    await publish(runtime, ws.id, event_type, 2)
+    await settle()
+    assert len(await kept_failures(runtime, name)) == 2
+    for _ in range(10):
+        clock.advance(timedelta(days=1))
+        await retry_due(runtime)
+    kept = await kept_failures(runtime, name)
+    assert [k.next_attempt_at for k in kept] == [None, None] and {k.attempts for k in kept} == {6}
+
+    state["broken"] = False
+    clock.advance(timedelta(days=30))
+    await retry_due(runtime)
+    assert state["done"] == 0  # no more automatic tries
+    seen: list[tuple[int, int]] = []
+    done, failed = await runtime.dispatcher.consumers.retry_failed(everything=True,
+                                                                   progress=lambda n, t: seen.append((n, t)))
+    assert (done, failed) == (2, 0) and seen[-1] == (2, 2)
+    assert state["done"] == 2 and await kept_failures(runtime, name) == []

@@ -145,3 +145,47 @@ async def test_an_unexpected_error_is_answered_and_the_connection_stays_usable(a
         failed, healthy = await asyncio.to_thread(two_requests_on_one_connection, port)
     assert failed[0] == 500 and failed[1] == "application/problem+json" and b"internal_error" in failed[2]
     assert healthy == (200, "application/json", b'{"status":"ok"}')
+
+
+async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try(tmp_path):
+    """`relaydesk failed-events` shows what the job queue gave up on; `--retry` runs it now."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from relaydesk.config import Settings
+    from relaydesk.core.outbox import FailedConsumption
+    from relaydesk.runtime import build_runtime
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300", "RELAYDESK_ADMIN_PASSWORD": "a long passphrase"})
+    relaydesk = str(Path(sys.prefix) / "bin" / "relaydesk")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([relaydesk, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    run("migrate")
+    created = run("create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example")
+    workspace_id = uuid.UUID(created.rsplit("id ", 1)[1].split(")")[0])
+
+    # What the job queue keeps when routing a new ticket failed on every try (the ticket
+    # was deleted since, so the retry has nothing left to do but finish).
+    runtime = build_runtime(Settings(data_dir=tmp_path))
+    try:
+        async with runtime.db.write_session() as session:
+            session.add(FailedConsumption(
+                consumer="routing.on_ticket_created", event_id=7, workspace_id=workspace_id,
+                event={"id": 7, "workspace_id": str(workspace_id), "type": "ticket.created",
+                       "payload": {"ticket_id": str(uuid.uuid4())}},
+                attempts=6, error="RuntimeError: routing settings unreadable",
+                failed_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), next_attempt_at=None))
+            await session.commit()
+    finally:
+        await runtime.close()
+
+    listed = run("failed-events")
+    assert "routing.on_ticket_created" in listed and "ticket.created #7" in listed
+    assert "RuntimeError: routing settings unreadable" in listed and "by hand" in listed
+    assert "1 done, 0 failed again." in run("failed-events", "--retry")
+    assert "No failed reactions." in run("failed-events")

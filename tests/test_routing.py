@@ -382,6 +382,35 @@ class TestQueue:
         assert why["priority"]["source"] == "agent"
 
 
+    async def test_a_ticket_whose_routing_failed_every_try_is_routed_once_the_fault_is_gone(
+            self, client, settle, clock, runtime, monkeypatch):
+        """A fault in routing (a bad setting, the database away for longer than the job's
+        retries) does not leave a ticket unrouted for good: the reaction is kept and tried
+        again a few minutes later."""
+        from relaydesk.routing.service import RoutingService
+
+        ws, team, staff, cats = await setup_desk(client, agents=1)
+        cust = await ws.customer()
+        await settle()
+        real_intake = RoutingService.intake
+
+        async def broken_intake(self, *args, **kwargs):  # noqa: ANN001, ANN202
+            raise RuntimeError("routing settings unreadable")
+
+        monkeypatch.setattr(RoutingService, "intake", broken_intake)
+        t = await ws.ticket(cust, subject="Charged twice", description="My card was charged twice for one invoice.")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] is None
+
+        monkeypatch.setattr(RoutingService, "intake", real_intake)  # the fix is deployed
+        clock.advance(timedelta(minutes=6))
+        await runtime.jobs.enqueue("outbox.retry_failed")
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert got["assignee_id"] == staff[0].id and got["category_id"] == cats["Billing"]
+        assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+
+
 class TestCapUnderConcurrency:
     async def test_fifty_concurrent_tickets_never_push_an_agent_past_cap(self, client, settle):
         ws, team, staff, cats = await setup_desk(client, agents=4, cap=3)

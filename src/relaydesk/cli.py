@@ -273,6 +273,51 @@ def retrain(
     asyncio.run(_run())
 
 
+@app.command("failed-events")
+def failed_events(
+    retry: Annotated[bool, typer.Option("--retry", help="Try them all again now, with progress.")] = False,
+) -> None:
+    """Reactions to events that failed every try (routing, SLA, notifications): list them or retry."""
+    from rich.progress import Progress
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from relaydesk.core.outbox import FailedConsumption
+    from relaydesk.runtime import build_runtime
+    from relaydesk.wiring import install_jobs
+
+    settings = _settings()
+
+    async def _run() -> None:
+        runtime = build_runtime(settings)
+        try:
+            install_jobs(runtime)  # the consumers the kept reactions belong to
+            if retry:
+                with Progress(console=console) as progress:
+                    task = progress.add_task("Trying again", total=None)
+                    done, failed = await runtime.dispatcher.consumers.retry_failed(
+                        everything=True, limit=1_000_000,
+                        progress=lambda n, total: progress.update(task, completed=n, total=total))
+                typer.echo(f"{done} done, {failed} failed again.")
+                return
+            async with runtime.db.read_session() as session:
+                rows = list(await session.scalars(select(FailedConsumption).order_by(FailedConsumption.failed_at)))
+        finally:
+            await runtime.close()
+        if not rows:
+            typer.echo("No failed reactions.")
+            return
+        table = Table("failed at", "consumer", "event", "ticket", "tried again", "next try", "error")
+        for row in rows:
+            table.add_row(f"{row.failed_at:%Y-%m-%d %H:%M}", row.consumer, f"{row.event['type']} #{row.event_id}",
+                          str(row.event["payload"].get("ticket_id", "")), str(row.attempts),
+                          f"{row.next_attempt_at:%Y-%m-%d %H:%M}" if row.next_attempt_at else "by hand",
+                          row.error)
+        Console().print(table)
+
+    asyncio.run(_run())
+
+
 @app.command("seed-load")
 def seed_load(
     tickets: Annotated[int, typer.Option(help="How many tickets to add.", min=1)] = 10_000,

@@ -38,10 +38,16 @@ def install_jobs(runtime: Runtime) -> list[Periodic]:
 
         runtime.jobs.register("outbox.dispatch", dispatch)
         runtime.jobs.register("jobs.trim", trim_job_queue)
-        runtime.jobs.register("outbox.consume", runtime.dispatcher.consumers.consume, attempts=1)
-        runtime.jobs.register("outbox.consume_one", runtime.dispatcher.consumers.consume_one)
+        consumers = runtime.dispatcher.consumers
+        runtime.jobs.register("outbox.consume", consumers.consume, attempts=1)
+        runtime.jobs.register("outbox.consume_one", consumers.consume_one, on_give_up=consumers.keep_failed)
+
+        async def retry_failed() -> None:
+            await consumers.retry_failed()
+
+        runtime.jobs.register("outbox.retry_failed", retry_failed)
         periodic = [Periodic("outbox.dispatch", max(runtime.settings.outbox_poll_seconds * 5, 5)),
-                    Periodic("jobs.trim", 60)]
+                    Periodic("jobs.trim", 60), Periodic("outbox.retry_failed", 60)]
         for install in INSTALLERS:
             periodic += install(runtime)
         runtime.extras["periodic"] = periodic

@@ -14,7 +14,10 @@ dispatcher hands committed events over in batches of one workspace's events
 
 If anything in a batch fails, the transaction rolls back and every (consumer, event)
 pair of it is retried on its own as an ``outbox.consume_one`` job, with the job
-queue's retries: one bad event never holds the others back or loses them.
+queue's retries: one bad event never holds the others back or loses them. A pair
+whose job gives up too is kept (``FailedConsumption``) and tried again by the periodic
+``outbox.retry_failed`` job after growing pauses, then by an operator's
+``relaydesk failed-events --retry``.
 
 A reaction that needs something done once its transaction has committed (enqueue a
 delivery job, say) registers it with ``core.uow.after_commit``.
@@ -28,17 +31,18 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.clock import Clock
 from relaydesk.core.db import Database
+from relaydesk.core.errors import AppError
 from relaydesk.core.jobs import Jobs
-from relaydesk.core.outbox import Event, OutboxEvent, first_time_many
+from relaydesk.core.outbox import Event, FailedConsumption, OutboxEvent, first_time_many
 from relaydesk.core.uow import job_transaction
 
 log = structlog.get_logger("relaydesk.consumers")
@@ -49,6 +53,9 @@ _MARK_DISPATCHED = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.
 Prepare = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 Wants = Callable[[Event], bool]
 CONCURRENT_TRANSACTIONS = 8
+# A kept failure is tried again after these pauses (5 minutes to a day, about two days in
+# all); after the last it waits for an operator.
+RETRY_PAUSES = tuple(timedelta(minutes=m) for m in (5, 15, 60, 180, 720, 1440))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +172,82 @@ class Consumers:
             return None
         return ran
 
-    async def consume_one(self, consumer: str, event: dict[str, Any]) -> bool:
+    async def consume_one(self, consumer: str, event: dict[str, Any], *, kept: bool = False) -> bool:
         """The ``outbox.consume_one`` job: one consumer, one event, its own transaction
-        (the job queue retries it). False if it had been handled already."""
+        (the job queue retries it). False if it had been handled already. ``kept``: a
+        failure being tried again, whose record goes with the same commit."""
         chosen = self._by_name[consumer]
         parsed = event_from_job(event)
         async with self._slots, self._transaction() as session:
             now = self.clock.now()
+            if kept:
+                await session.execute(_forget(consumer, parsed.id))
             if not await first_time_many(session, [(consumer, parsed.id)], now):
                 return False
             await chosen.react(session, parsed, now)
         return True
+
+    async def keep_failed(self, job: dict[str, Any], error: Exception) -> None:
+        """``outbox.consume_one`` gave up: keep the pair, to be tried again later."""
+        consumer, event = job["consumer"], job["event"]
+        log.error("consumption_kept_for_later", consumer=consumer, event_id=event["id"], event_type=event["type"],
+                  error=repr(error))
+        async with self._transaction() as session:
+            now = self.clock.now()
+            row = await session.get(FailedConsumption, (consumer, int(event["id"])))
+            if row is None:
+                session.add(FailedConsumption(consumer=consumer, event_id=int(event["id"]),
+                                              workspace_id=uuid.UUID(event["workspace_id"]), event=event, attempts=0,
+                                              error=_described(error), failed_at=now,
+                                              next_attempt_at=now + RETRY_PAUSES[0]))
+            else:
+                row.error = _described(error)
+
+    async def retry_failed(self, *, everything: bool = False, limit: int = 100,
+                           progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """The periodic ``outbox.retry_failed`` job: the kept failures whose pause is over,
+        oldest first, each in its own transaction. ``everything`` (an operator's retry) takes
+        those whose tries are used up too. Returns (done, failed again)."""
+        now = self.clock.now()
+        stmt = select(FailedConsumption).order_by(FailedConsumption.failed_at).limit(limit)
+        if not everything:
+            stmt = stmt.where(FailedConsumption.next_attempt_at <= now)
+        async with self.db.read_session() as session:
+            rows = list(await session.scalars(stmt))
+        done = failed = 0
+        for index, row in enumerate(rows):
+            try:
+                await self.consume_one(row.consumer, row.event, kept=True)
+                done += 1
+            except AppError as exc:  # a rule says no by now (the ticket moved on): nothing left to do
+                log.warning("consumption_refused", consumer=row.consumer, event_id=row.event_id, code=exc.code)
+                async with self._transaction() as session:
+                    await session.execute(_forget(row.consumer, row.event_id))
+                done += 1
+            except Exception as exc:
+                log.warning("consumption_failed_again", consumer=row.consumer, event_id=row.event_id,
+                            error=repr(exc))
+                await self._failed_again(row, exc)
+                failed += 1
+            if progress is not None:
+                progress(index + 1, len(rows))
+        return done, failed
+
+    async def _failed_again(self, row: FailedConsumption, error: Exception) -> None:
+        async with self._transaction() as session:
+            kept = await session.get(FailedConsumption, (row.consumer, row.event_id))
+            if kept is None:
+                return
+            kept.attempts += 1
+            kept.error = _described(error)
+            pauses_left = kept.attempts < len(RETRY_PAUSES)
+            kept.next_attempt_at = self.clock.now() + RETRY_PAUSES[kept.attempts] if pauses_left else None
+
+
+def _forget(consumer: str, event_id: int):  # noqa: ANN202
+    return delete(FailedConsumption).where(FailedConsumption.consumer == consumer,
+                                           FailedConsumption.event_id == event_id)
+
+
+def _described(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]

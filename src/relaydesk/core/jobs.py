@@ -45,10 +45,12 @@ class Jobs:
     def in_process(self) -> bool:
         return isinstance(self.broker, InMemoryBroker)
 
-    def register(self, name: str, fn: JobFunction, *, attempts: int = 4) -> None:
+    def register(self, name: str, fn: JobFunction, *, attempts: int = 4,
+                 on_give_up: Callable[[dict[str, Any], Exception], Awaitable[None]] | None = None) -> None:
         """``fn`` receives the job's keyword arguments. A failure (a deadlock, the
         database restarting) is retried with back-off; jobs are idempotent, so a retry
-        after a partial failure is safe."""
+        after a partial failure is safe. ``on_give_up`` is told of a job whose last
+        attempt failed too, to keep it for later."""
 
         async def run(**kwargs: Any) -> Any:
             for attempt in range(1, attempts + 1):
@@ -58,9 +60,14 @@ class Jobs:
                     # A rule said no (the ticket moved on meanwhile): retrying cannot help.
                     log.warning("job_refused", job=name, code=exc.code, detail=exc.detail)
                     return None
-                except Exception:
+                except Exception as exc:
                     if attempt == attempts:
                         log.exception("job_failed", job=name, attempts=attempts)
+                        if on_give_up is not None:
+                            try:
+                                await on_give_up(kwargs, exc)
+                            except Exception:  # the database is gone too: the log has it all
+                                log.exception("job_not_kept", job=name)
                         raise
                     log.warning("job_retry", job=name, attempt=attempt, exc_info=True)
                     await asyncio.sleep(0.1 * 2**attempt)

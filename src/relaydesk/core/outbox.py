@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, event, insert, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +50,26 @@ class ProcessedEvent(Base):
     consumer: Mapped[str] = mapped_column(String(60), primary_key=True)
     event_id: Mapped[int] = mapped_column(_EventId, primary_key=True)
     processed_at: Mapped[datetime]
+
+
+class FailedConsumption(Base):
+    """A consumer's reaction to an event that failed every attempt its job had: kept and
+    tried again later with growing pauses (``Consumers.retry_failed``), so that once the
+    bug is fixed or the outage is over, the ticket still gets routed, clocked and
+    acknowledged. Deleted once it has run."""
+
+    __tablename__ = "failed_consumptions"
+    __table_args__ = (Index(None, "next_attempt_at"),)
+
+    consumer: Mapped[str] = mapped_column(String(60), primary_key=True)
+    event_id: Mapped[int] = mapped_column(_EventId, primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)  # as its job carried it
+    attempts: Mapped[int]  # later tries that failed too
+    error: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime]
+    # None: the automatic tries are used up; `relaydesk failed-events --retry` tries again.
+    next_attempt_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
