@@ -275,6 +275,29 @@ class TestLifecycle:
         assert got["assignee_id"] is None and got["status"] == "OPEN"
 
 
+    async def test_an_agent_at_their_cap_can_still_answer_an_unowned_ticket(self, client):
+        """A reply to an unowned ticket takes it, but only where there is room: at the cap
+        the customer still gets the answer and the ticket stays unowned for routing."""
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(max_concurrent=1), await ws.customer()
+        mine, waiting = await ws.ticket(cust), await ws.ticket(cust)
+        r = await client.patch(f"/api/v1/tickets/{mine['id']}", headers=agent.headers,
+                               json={"assignee_id": agent.id})
+        assert r.status_code == 200, r.text
+
+        r = await ws.reply(agent, waiting["id"], "We are looking into it.")
+        assert r.status_code == 201, r.text
+        got = (await client.get(f"/api/v1/tickets/{waiting['id']}", headers=ws.admin.headers)).json()
+        assert (got["assignee_id"], got["status"]) == (None, "OPEN") and got["first_response_at"]
+        assert "We are looking into it." in [m["body_text"] for m in await thread(ws, cust, waiting["id"])]
+
+        # With room again, answering takes the ticket as before.
+        assert (await ws.move(agent, mine["id"], "RESOLVED")).status_code == 200
+        assert (await ws.reply(agent, waiting["id"], "Found it.")).status_code == 201
+        got = (await client.get(f"/api/v1/tickets/{waiting['id']}", headers=ws.admin.headers)).json()
+        assert (got["assignee_id"], got["status"]) == (agent.id, "IN_PROGRESS")
+
+
 class TestSoftDelete:
     async def test_deleted_ticket_is_gone_from_the_api_but_kept(self, client, runtime):
         ws = await make_workspace(client)

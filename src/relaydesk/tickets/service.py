@@ -272,11 +272,19 @@ class TicketService:
 
     async def _ensure_capacity(self, workspace_id: uuid.UUID, agent_id: uuid.UUID,
                                ticket_id: uuid.UUID | None) -> None:
-        cap = await self.agents.lock_capacity(workspace_id, agent_id)
-        load = (await self.repo.open_load(workspace_id, [agent_id], exclude=ticket_id))[agent_id]
-        if load >= cap:
+        full = await self._over_capacity(workspace_id, agent_id, ticket_id)
+        if full is not None:
+            load, cap = full
             raise Conflict(f"This agent already has {load} open tickets and their cap is {cap}.",
                            field="assignee_id", code="agent_at_capacity", extra={"load": load, "cap": cap})
+
+    async def _over_capacity(self, workspace_id: uuid.UUID, agent_id: uuid.UUID,
+                             ticket_id: uuid.UUID | None) -> tuple[int, int] | None:
+        """(load, cap) if one more ticket would pass the agent's cap. Locks the agent's
+        capacity until commit, so two assignments cannot both see the last free slot."""
+        cap = await self.agents.lock_capacity(workspace_id, agent_id)
+        load = (await self.repo.open_load(workspace_id, [agent_id], exclude=ticket_id))[agent_id]
+        return (load, cap) if load >= cap else None
 
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         return await self.repo.open_load(workspace_id, agent_ids)
@@ -465,9 +473,13 @@ class TicketService:
                 changes["first_response_at"] = (None, now)
                 ticket.first_response_at = now
             if ticket.assignee_id is None and principal.user_id is not None:
-                await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
-                changes["assignee_id"] = (None, principal.user_id)
-                ticket.assignee_id = principal.user_id
+                if await self._over_capacity(ticket.workspace_id, principal.user_id, ticket.id) is None:
+                    changes["assignee_id"] = (None, principal.user_id)
+                    ticket.assignee_id = principal.user_id
+                else:
+                    # At their cap the reply still goes out; the ticket stays unowned, and
+                    # with routing, rather than pass the cap (docs/architecture.md).
+                    outcome = lifecycle.ReplyOutcome()
         if outcome.new_status is not None and outcome.new_status.value != ticket.status:
             previous = ticket.status
             await self._move(ticket, outcome.new_status, now, changes)
