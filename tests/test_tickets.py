@@ -197,6 +197,9 @@ class TestLifecycle:
         t = await ws.ticket(cust)
         r = await ws.move(cust, t["id"], "RESOLVED")
         assert r.status_code == 409 and r.json()["allowed"] == []
+        # Told what they can do, not that the ticket is stuck.
+        assert "once it is resolved" in r.json()["detail"] and "reply" in r.json()["detail"]
+        assert "no further status changes" not in r.json()["detail"]
         await ws.move(agent, t["id"], "RESOLVED")
         r = await ws.move(cust, t["id"], "CLOSED")
         assert r.status_code == 200 and r.json()["closed_at"] is not None

@@ -302,11 +302,14 @@ class TicketService:
         by_customer = principal.is_customer
         if not lifecycle.can_move(current, target, by_customer=by_customer):
             allowed = sorted(lifecycle.allowed_next(current, by_customer=by_customer))
-            raise InvalidTransition(
-                f"A ticket that is {current} cannot move to {target}."
-                + (f" Allowed next: {', '.join(allowed)}." if allowed else " It accepts no further status changes."),
-                field="status", extra={"current": current.value, "allowed": [s.value for s in allowed]},
-            )
+            if by_customer:  # the rule is theirs, not the ticket's: the team can still move it
+                detail = ("You can close your request once it is resolved; until then your support team sets "
+                          "its status. To add to it or reopen it, reply.")
+            else:
+                detail = f"A ticket that is {current} cannot move to {target}." + (
+                    f" Allowed next: {', '.join(allowed)}." if allowed else " It accepts no further status changes.")
+            raise InvalidTransition(detail, field="status",
+                                    extra={"current": current.value, "allowed": [s.value for s in allowed]})
         changes: dict[str, tuple[object, object]] = {}
         if target is Status.OPEN and ticket.assignee_id is not None:
             changes["assignee_id"] = (ticket.assignee_id, None)
