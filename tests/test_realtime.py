@@ -327,6 +327,58 @@ class TestTypingAndPresence:
             await asyncio.sleep(0.02)
         assert await _availability(client, ws, agent) == "offline"
 
+    async def test_quiet_here_is_not_away_while_another_server_sees_the_agent_work(
+            self, client, ws_url, settle, app, monkeypatch) -> None:  # noqa: ANN001
+        """In the scaled mode the servers share on Redis when they last saw an agent act;
+        here a second ``RedisPresence`` plays the server where the agent's other tab is."""
+        import os
+        import secrets
+
+        import redis.asyncio as aioredis
+
+        from conftest import service_unavailable
+        from relaydesk.realtime.presence import RedisPresence
+
+        url = os.environ.get("RELAYDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        try:
+            async with aioredis.from_url(url) as r:
+                await r.ping()
+        except (OSError, aioredis.RedisError) as exc:
+            service_unavailable(f"Redis at {url} is unreachable: {exc}")
+        prefix = f"relaydesk-test:{secrets.token_hex(4)}:presence"
+        here, elsewhere = RedisPresence(url, prefix), RedisPresence(url, prefix)
+        registry = app.state.sockets
+        monkeypatch.setattr(registry, "shared", here)
+        try:
+            ws = await make_workspace(client)
+            agent = await ws.staff(availability="offline")
+            live = await open_live(ws_url, agent)
+            await live.send(type="presence", status="online")
+            await live.expect("presence", status="online")
+            person, quiet_for = _ids(ws, agent), app.state.runtime.settings.agent_away_after_seconds
+
+            registry.presence[person].last_active = time.monotonic() - quiet_for - 1
+            await elsewhere.acted(person, time.time())  # working in the tab on the other server
+            await registry.sweep(time.monotonic())
+            assert await _availability(client, ws, agent) == "online"
+
+            await elsewhere.acted(person, time.time() - quiet_for - 1)  # quiet there too
+            await registry.sweep(time.monotonic())
+            assert await _availability(client, ws, agent) == "away"
+
+            await elsewhere.acted(person, time.time())  # back at work, in the other tab
+            await registry.sweep(time.monotonic())
+            assert await _availability(client, ws, agent) == "online"
+            await live.socket.close()
+            for _ in range(100):  # its only tab anywhere: offline
+                if await _availability(client, ws, agent) == "offline":
+                    break
+                await asyncio.sleep(0.02)
+            assert await _availability(client, ws, agent) == "offline"
+        finally:
+            await here.close()
+            await elsewhere.close()
+
     async def test_customers_have_no_presence(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         live = await open_live(ws_url, customer)

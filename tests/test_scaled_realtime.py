@@ -138,3 +138,34 @@ async def test_a_reply_through_one_server_reaches_a_socket_on_the_other_and_surv
             missed = await next_frame(sock, "message", timeout=30)
             assert missed["data"]["body_text"] == "Posted while Redis was away"
             assert missed["id"] > event["id"]
+
+
+async def test_an_agent_with_tabs_on_two_servers_stays_online_until_the_last_one_closes(two_servers):
+    """Each server sees only its own sockets; closing the tab on one server must not take
+    an agent offline who still works in a tab on the other."""
+    (first, second), _redis = two_servers
+    async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
+        r = await api.post("/api/v1/workspaces", json={"name": "Tabs", "admin_name": "A", "admin_password": PASSWORD,
+                                                       "admin_email": "a@tabs.example.com"})
+        slug = r.json()["workspace"]["slug"]
+        login = await api.post("/api/v1/auth/login", json={"email": "a@tabs.example.com", "password": PASSWORD,
+                                                           "workspace": slug})
+        token, me = login.json()["access_token"], login.json()["user"]["id"]
+        admin = {"Authorization": f"Bearer {token}"}
+
+        async def availability() -> str:
+            return (await api.get(f"/api/v1/agents/{me}", headers=admin)).json()["availability"]
+
+        async with connect(f"ws://{second}/api/v1/ws?token={token}") as on_second:
+            await next_frame(on_second, "hello")
+            async with connect(f"ws://{first}/api/v1/ws?token={token}") as on_first:
+                await next_frame(on_first, "hello")
+                await on_first.send(orjson.dumps({"type": "presence", "status": "online"}).decode())
+                await next_frame(on_first, "presence")
+                assert await availability() == "online"
+            await asyncio.sleep(1)  # the first server has seen its socket close
+            assert await availability() == "online"
+        deadline = time.monotonic() + 10
+        while await availability() != "offline":
+            assert time.monotonic() < deadline, "the last tab closed and the agent is still shown online"
+            await asyncio.sleep(0.2)

@@ -87,6 +87,8 @@ async def live(websocket: WebSocket) -> None:
     pump = asyncio.create_task(connection.pump())
     registry.add(connection)
     try:
+        if principal.is_staff:
+            await registry.staff_joined(principal)
         connection.send({"type": "hello", "user_id": str(principal.user_id), "role": principal.role.value,
                          "workspace_id": str(principal.workspace_id),
                          "last_event_id": await registry.latest_event_id(principal.workspace_id)})
@@ -110,8 +112,8 @@ async def live(websocket: WebSocket) -> None:
         registry.remove(connection)
         connection.drop(1000)
         await pump
-        if not registry.connections_of(principal.workspace_id, principal.user_id):
-            await registry.person_left(principal)
+        if principal.is_staff and not registry.connections_of(principal.workspace_id, principal.user_id):
+            await registry.staff_left(principal)
 
 
 def _refuse_foreign_origin(websocket: WebSocket, public_url: str) -> None:

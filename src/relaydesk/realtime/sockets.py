@@ -29,6 +29,7 @@ from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
 from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, customer_owns, view
 from relaydesk.realtime.credentials import Credential, recheck
+from relaydesk.realtime.presence import Person, shared_presence
 
 if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
@@ -44,8 +45,7 @@ RECENT_IDS = 1024  # per socket: enough to span a replay and the live events hel
 # same state only this often, as keystrokes repeat "started".
 TYPING_INTERVAL_SECONDS = 1.0
 TYPING_REPEAT_SECONDS = 2.0
-
-Person = tuple[uuid.UUID, uuid.UUID | None]  # workspace, user
+SHARE_ACTIVITY_SECONDS = 5.0  # an agent's activity reaches the other servers this often at most
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Presence:
     chosen: Availability  # what they last set through a socket
     last_active: float  # something they did, in any tab
     auto_away: bool = False  # shown away because they went quiet, not because they chose it
+    shared_at: float = 0.0  # when this server last told the others they acted
 
 
 @dataclass
@@ -171,6 +172,7 @@ class SocketRegistry:
         self.by_channel: dict[tuple[uuid.UUID, str], set[Connection]] = {}
         self.by_person: dict[Person, set[Connection]] = {}
         self.presence: dict[Person, Presence] = {}  # agents who set their presence through a socket
+        self.shared = shared_presence(runtime.settings.redis_url, f"{runtime.settings.realtime_channel}:presence")
         self._typing: dict[tuple[Person, uuid.UUID], _Typing] = {}  # per person and ticket
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -315,24 +317,56 @@ class SocketRegistry:
 
     async def choose_presence(self, principal: Principal, status: Availability) -> None:
         person = (principal.workspace_id, principal.user_id)
-        self.presence[person] = Presence(principal, status, time.monotonic())
+        now = time.monotonic()
+        self.presence[person] = Presence(principal, status, now, shared_at=now)
+        await self.shared.chose(person, status.value)
+        await self.shared.acted(person, time.time())
         await self.set_availability(principal, status)
 
     async def person_active(self, principal: Principal) -> None:
         """Something the person did, in any of their tabs: back online if only quiet made them away."""
-        presence = self.presence.get((principal.workspace_id, principal.user_id))
+        person = (principal.workspace_id, principal.user_id)
+        presence = self.presence.get(person)
         if presence is None:
             return
-        presence.last_active = time.monotonic()
+        now = presence.last_active = time.monotonic()
+        if now - presence.shared_at >= SHARE_ACTIVITY_SECONDS:
+            presence.shared_at = now
+            await self.shared.acted(person, time.time())
         if presence.auto_away:
             presence.auto_away = False
             await self.set_availability(principal, Availability.ONLINE)
 
-    async def person_left(self, principal: Principal) -> None:
-        """Their last socket here closed: an agent present through the socket is no longer at their desk."""
-        presence = self.presence.pop((principal.workspace_id, principal.user_id), None)
-        if presence is not None and presence.chosen is not Availability.OFFLINE:
+    async def staff_joined(self, principal: Principal) -> None:
+        await self.shared.hold([(principal.workspace_id, principal.user_id)])
+
+    async def staff_left(self, principal: Principal) -> None:
+        """Their last socket here closed: an agent present through a socket is no longer
+        at their desk, unless a tab of theirs is open on another server."""
+        person = (principal.workspace_id, principal.user_id)
+        presence = self.presence.pop(person, None)
+        last, chosen_anywhere = await self.shared.release(person)
+        chosen = presence.chosen.value if presence is not None else chosen_anywhere
+        if last and chosen is not None and chosen != Availability.OFFLINE.value:
             await self.set_availability(principal, Availability.OFFLINE)
+
+    async def _follow_quiet(self, now: float) -> None:
+        """Away after a quiet spell (unless they are busy in a tab on another server), and
+        online again when the other server sees them act."""
+        quiet_for = self.runtime.settings.agent_away_after_seconds
+        await self.shared.hold([person for person, group in self.by_person.items()
+                                if next(iter(group)).principal.is_staff])
+        for person, presence in tuple(self.presence.items()):
+            if presence.chosen is not Availability.ONLINE or now - presence.last_active <= quiet_for:
+                continue  # chosen otherwise, or active here (``person_active`` keeps them online)
+            acted = await self.shared.last_acted(person)
+            busy_elsewhere = acted is not None and time.time() - acted <= quiet_for
+            if busy_elsewhere and presence.auto_away:
+                presence.auto_away = False
+                await self.set_availability(presence.principal, Availability.ONLINE)
+            elif not busy_elsewhere and not presence.auto_away:
+                presence.auto_away = True
+                await self.set_availability(presence.principal, Availability.AWAY)
 
     # -- housekeeping ----------------------------------------------------------------------
     async def sweep(self, now: float) -> None:
@@ -345,11 +379,7 @@ class SocketRegistry:
                     connection.drop(CLOSE_IDLE)
         self._forget_typing(now)
         await self._recheck_credentials()
-        for presence in tuple(self.presence.values()):
-            if presence.chosen is Availability.ONLINE and not presence.auto_away and \
-                    now - presence.last_active > s.agent_away_after_seconds:
-                presence.auto_away = True
-                await self.set_availability(presence.principal, Availability.AWAY)
+        await self._follow_quiet(now)
 
     async def _recheck_credentials(self) -> None:
         open_ = [c for group in self.by_workspace.values() for c in group if not c.closed]
@@ -393,6 +423,7 @@ class SocketRegistry:
         for task in tuple(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.shared.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
