@@ -176,8 +176,10 @@ class InboundMailService:
             return Outcome("ignored", "Our own email came back (loop header).")
         if parsed.bounce is not None:
             if parsed.bounce.permanent:
-                marked = [a for a in parsed.bounce.failed_recipients
-                          if await self.customers.mark_undeliverable(workspace_id, a, now)]
+                # Reports name the address as it went out: an internationalised domain in
+                # its ASCII form, which profiles keep in Unicode.
+                failed = map(_stored_form, parsed.bounce.failed_recipients)
+                marked = [a for a in failed if await self.customers.mark_undeliverable(workspace_id, a, now)]
                 return Outcome("ignored", "Bounce: " + (", ".join(marked) + " marked undeliverable"
                                                         if marked else "no known customer"))
             return Outcome("ignored", "Delivery delay notice.")

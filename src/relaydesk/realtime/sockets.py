@@ -354,8 +354,6 @@ class SocketRegistry:
         """Away after a quiet spell (unless they are busy in a tab on another server), and
         online again when the other server sees them act."""
         quiet_for = self.runtime.settings.agent_away_after_seconds
-        await self.shared.hold([person for person, group in self.by_person.items()
-                                if next(iter(group)).principal.is_staff])
         for person, presence in tuple(self.presence.items()):
             if presence.chosen is not Availability.ONLINE or now - presence.last_active <= quiet_for:
                 continue  # chosen otherwise, or active here (``person_active`` keeps them online)
@@ -379,6 +377,9 @@ class SocketRegistry:
                     connection.drop(CLOSE_IDLE)
         self._forget_typing(now)
         await self._recheck_credentials()
+        # This server's claims on its agents lapse unless renewed (so a dead server's do).
+        await self.shared.hold([person for person, group in self.by_person.items()
+                                if next(iter(group)).principal.is_staff])
         await self._follow_quiet(now)
 
     async def _recheck_credentials(self) -> None:
