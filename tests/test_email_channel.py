@@ -108,6 +108,20 @@ class TestNewTicketsByEmail:
         r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
         assert r.status_code == 409
 
+    async def test_a_support_address_on_an_internationalised_domain_receives_in_either_spelling(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        """Mail servers hand the recipient over in the domain's ASCII form."""
+        ws = await make_workspace(client)
+        local = f"hilfe-{uuid.uuid4().hex[:6]}"
+        r = await client.post("/api/v1/mailboxes", json={"address": f"{local}@bücher.example"},
+                              headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        for to in (f"{local}@xn--bcher-kva.example", f"{local.upper()}@XN--BCHER-KVA.example"):
+            await send(listener, email("x@customers.example.com", to, f"Sent to {to}", "Hallo"), to)
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == sorted(
+            [f"Sent to {local}@xn--bcher-kva.example", f"Sent to {local.upper()}@XN--BCHER-KVA.example"])
+
     async def test_a_team_member_who_writes_in_is_the_requester_and_keeps_their_sign_in(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -26,23 +26,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
-from relaydesk.channels.service import MailboxService
+from relaydesk.channels.service import MailboxService, stored_form
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
 from relaydesk.core.sanitize import looks_like_html
-from relaydesk.core.schemas import Email
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
-from relaydesk.identity.service import UserService, normalise_email
+from relaydesk.identity.service import UserService
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
@@ -58,7 +56,6 @@ MAX_SUBJECT = 500
 MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
 MAX_ATTACHMENTS = 20  # per message, as uploads to one message
 EMPTY_BODY = "(This email had no text.)"
-_EMAIL = TypeAdapter(Email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +107,7 @@ class InboundMailService:
         except UnparseableEmail as exc:
             return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
         sender = parsed.sender
-        address = _stored_form(sender.email)
+        address = stored_form(sender.email)
         screened = await self._screen(row.workspace_id, parsed, address, now)
         if screened is not None:
             return self._finish(row, screened, now)
@@ -296,16 +293,6 @@ class InboundMailService:
     async def due(self, limit: int) -> list[InboundEmail]:
         return list(await self.session.scalars(select(InboundEmail).where(InboundEmail.status == "received")
                                                .order_by(InboundEmail.received_at).limit(limit)))
-
-
-def _stored_form(address: str) -> str:
-    """An address as customer profiles, users and mailboxes keep it (validated as they are:
-    an internationalised domain in Unicode, ``user@xn--bcher-kva.example`` as
-    ``user@bücher.example``), so mail from either spelling is recognised as theirs."""
-    try:
-        return normalise_email(_EMAIL.validate_python(address))
-    except ValidationError:
-        return normalise_email(address)
 
 
 def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> str:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,8 @@ from relaydesk.channels.models import Mailbox
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import Conflict, NotFound
 from relaydesk.core.principal import Principal
+from relaydesk.core.schemas import Email
+from relaydesk.identity.service import normalise_email
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.service import WorkspaceService
 
@@ -31,8 +34,9 @@ class MailboxService:
             or f"{workspace.slug}@{mail_domain}"
 
     async def workspace_for(self, address: str, mail_domain: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
-        """Which workspace (and mailbox) mail to this address is for, if any."""
-        address = address.strip().lower()
+        """Which workspace (and mailbox) mail to this address is for, if any (a mail server
+        gives an internationalised domain in its ASCII form)."""
+        address = stored_form(address.strip())
         row = await self.session.execute(select(Mailbox.workspace_id, Mailbox.id).where(
             Mailbox.address == address, Mailbox.active.is_(True)))
         found = row.first()
@@ -82,3 +86,16 @@ class MailboxService:
     async def pollable(self) -> list[Mailbox]:
         return list(await self.session.scalars(select(Mailbox).where(
             Mailbox.active.is_(True), Mailbox.imap_host.is_not(None))))
+
+
+_EMAIL = TypeAdapter(Email)
+
+
+def stored_form(address: str) -> str:
+    """An address as customer profiles, users and mailboxes keep it (validated as they are:
+    an internationalised domain in Unicode, ``user@xn--bcher-kva.example`` as
+    ``user@bücher.example``), so mail from either spelling is recognised as theirs."""
+    try:
+        return normalise_email(_EMAIL.validate_python(address))
+    except ValidationError:
+        return normalise_email(address)
