@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,9 @@ class TestNewTicketsByEmail:
         assert r.status_code == 409
 
     async def test_a_support_address_on_an_internationalised_domain_receives_in_either_spelling(
-            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
-        """Mail servers hand the recipient over in the domain's ASCII form."""
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """Mail servers hand the recipient over in the domain's ASCII form, and the answers
+        go out from it in that form (a header cannot carry the Unicode one)."""
         ws = await make_workspace(client)
         local = f"hilfe-{uuid.uuid4().hex[:6]}"
         r = await client.post("/api/v1/mailboxes", json={"address": f"{local}@bücher.example"},
@@ -121,6 +122,8 @@ class TestNewTicketsByEmail:
         await settle()
         assert sorted(t["subject"] for t in await tickets(client, ws)) == sorted(
             [f"Sent to {local}@xn--bcher-kva.example", f"Sent to {local.upper()}@XN--BCHER-KVA.example"])
+        acks = [message_from_bytes(m.raw) for m in smtp_sink.messages]
+        assert len(acks) == 2 and {parseaddr(a["From"])[1] for a in acks} == {f"{local}@xn--bcher-kva.example"}
 
     async def test_a_team_member_who_writes_in_is_the_requester_and_keeps_their_sign_in(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001

@@ -290,6 +290,29 @@ class TestReliability:
         assert ack["status"] == "sent" and ack["attempts"] == 3
         assert [a["outcome"] for a in ack["attempt_log"]] == ["failed", "failed", "sent"]
 
+    async def test_an_email_that_cannot_be_composed_fails_alone(
+            self, client, settle, mail, runtime, monkeypatch) -> None:  # noqa: ANN001
+        """A fault composing one email (a template, an address no header can carry) is that
+        delivery's failure, logged with its reason; the round's other emails still go."""
+        from relaydesk.notifications import sender
+
+        ws = await make_workspace(client)
+        unlucky, lucky = await ws.customer(), await ws.customer()
+        compose = sender._compose
+
+        async def breaks_for_one(runtime, session, delivery, now):  # noqa: ANN001, ANN202
+            if delivery.recipient == unlucky.email:
+                raise UnicodeEncodeError("ascii", "ü", 0, 1, "ordinal not in range(128)")
+            return await compose(runtime, session, delivery, now)
+
+        monkeypatch.setattr(sender, "_compose", breaks_for_one)
+        await ws.ticket(unlucky)
+        await ws.ticket(lucky)
+        await settle()
+        assert len(to(mail, lucky.email)) == 1 and to(mail, unlucky.email) == []
+        [failed] = await deliveries(client, ws, recipient=unlucky.email)
+        assert failed["status"] == "dead" and "could not be composed: UnicodeEncodeError" in failed["last_error"]
+
     async def test_a_round_of_emails_shares_one_connection_to_the_relay(
             self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -175,7 +175,7 @@ class InboundMailService:
             if parsed.bounce.permanent:
                 # Reports name the address as it went out: an internationalised domain in
                 # its ASCII form, which profiles keep in Unicode.
-                failed = map(_stored_form, parsed.bounce.failed_recipients)
+                failed = map(stored_form, parsed.bounce.failed_recipients)
                 marked = [a for a in failed if await self.customers.mark_undeliverable(workspace_id, a, now)]
                 return Outcome("ignored", "Bounce: " + (", ".join(marked) + " marked undeliverable"
                                                         if marked else "no known customer"))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import structlog
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
@@ -92,7 +93,7 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
             claiming()
         now = runtime.clock.now()
         claimed = await DeliveryService(session).claim_due(now, limit=limit, is_sqlite=runtime.db.is_sqlite)
-        outgoing = [await _prepare(runtime, session, d, now) for d in claimed]
+        outgoing = [await _prepare_alone(runtime, session, d, now) for d in claimed]
     if not outgoing:
         return 0
     outcomes: list[tuple[uuid.UUID, SendFailed | None]] = []
@@ -117,6 +118,18 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
                 log.warning("delivery_failed", delivery_id=str(delivery_id), channel=row.channel,
                             attempts=row.attempts, error=str(failure), gave_up=row.status == "dead")
     return len(outgoing)
+
+
+async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
+    """A delivery that cannot be put together fails on its own (recorded, with the reason),
+    never the round it came in with: the other recipients still get theirs."""
+    try:
+        return await _prepare(runtime, session, delivery, now)
+    except SQLAlchemyError:
+        raise  # the transaction is gone: the round is retried as a whole
+    except Exception as exc:
+        log.exception("delivery_not_composed", delivery_id=str(delivery.id))
+        return Outgoing(delivery.id, delivery.channel, problem=f"could not be composed: {type(exc).__name__}: {exc}")
 
 
 async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
@@ -194,7 +207,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # compat32 MIME classes, not EmailMessage: the default policy parses every header it
     # is given, which made composing an email cost three times as much as rendering it.
     message = MIMEMultipart("alternative")
-    message["From"] = formataddr((workspace.name, sender), charset="utf-8")
+    message["From"] = formataddr((workspace.name, _ascii_domain(sender)), charset="utf-8")
     message["To"] = _ascii_domain(delivery.recipient)
     ticket = ctx.get("ticket") or {}
     subject = with_token(rendered.subject, ticket["reference"]) if ticket.get("reference") and not digest \
