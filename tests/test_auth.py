@@ -125,6 +125,68 @@ class TestAccessTokens:
         _problem(await client.get(f"/api/v1/customers/{cust.customer_id}", headers=b.admin.headers), 404)
 
 
+class TestAccessThatNoLongerStands:
+    """An access token lives 15 minutes, but deactivation, a new role and signing out end
+    what it allows at once (in the process that made the change) or within seconds."""
+
+    @staticmethod
+    def bearer(tokens):  # noqa: ANN001, ANN205
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async def test_a_deactivated_agent_is_refused_at_once(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tokens = await ws.login(agent.email)
+        assert (await client.get("/api/v1/me", headers=self.bearer(tokens))).status_code == 200
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200
+        _problem(await client.get("/api/v1/tickets", headers=self.bearer(tokens)), 401, "account_inactive")
+
+    async def test_a_new_role_needs_a_new_token(self, client):
+        ws = await make_workspace(client)
+        admin = await ws.staff("admin")
+        tokens = await ws.login(admin.email)
+        assert (await client.get("/api/v1/me", headers=self.bearer(tokens))).status_code == 200
+        r = await client.patch(f"/api/v1/agents/{admin.id}", json={"role": "agent"}, headers=ws.admin.headers)
+        assert r.status_code == 200
+        # The old token still says admin: refused, not obeyed.
+        _problem(await client.get("/api/v1/notifications/deliveries", headers=self.bearer(tokens)), 401,
+                 "role_changed")
+        refreshed = (await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).json()
+        assert (await client.get("/api/v1/me", headers=self.bearer(refreshed))).json()["role"] == "agent"
+        _problem(await client.get("/api/v1/notifications/deliveries", headers=self.bearer(refreshed)), 403)
+
+    async def test_signing_out_ends_the_access_token_too(self, client):
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        tokens = await ws.login(customer.email)
+        other_device = await ws.login(customer.email)
+        assert (await client.get("/api/v1/me", headers=self.bearer(tokens))).status_code == 200
+        r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 204
+        _problem(await client.get("/api/v1/me", headers=self.bearer(tokens)), 401, "signed_out")
+        assert (await client.get("/api/v1/me", headers=self.bearer(other_device))).status_code == 200
+
+    async def test_a_change_made_by_another_process_is_seen_within_seconds(self, client, runtime, monkeypatch):
+        import asyncio
+
+        from sqlalchemy import update
+
+        from relaydesk.identity.standing import standing
+
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tokens = await ws.login(agent.email)
+        assert (await client.get("/api/v1/me", headers=self.bearer(tokens))).status_code == 200
+        monkeypatch.setattr(standing, "seconds", 0.2)
+        async with runtime.db.write_session() as session:  # as another server would: straight to the database
+            await session.execute(update(User).where(User.email == agent.email).values(is_active=False))
+            await session.commit()
+        assert (await client.get("/api/v1/me", headers=self.bearer(tokens))).status_code == 200  # read just now
+        await asyncio.sleep(0.25)
+        _problem(await client.get("/api/v1/me", headers=self.bearer(tokens)), 401, "account_inactive")
+
+
 class TestRefresh:
     async def test_rotation_and_reuse_detection(self, client):
         ws = await make_workspace(client)

@@ -69,6 +69,10 @@ class TokenSigner:
         return jwt.encode(claims, self.secret, algorithm=_JWT_ALGORITHM)
 
     def verify(self, token: str, now: datetime) -> Principal:
+        return self.verify_sign_in(token, now)[0]
+
+    def verify_sign_in(self, token: str, now: datetime) -> tuple[Principal, uuid.UUID | None]:
+        """The caller, and the sign-in (refresh-token family) the token was issued for."""
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[_JWT_ALGORITHM],
@@ -86,7 +90,7 @@ class TokenSigner:
                 user_id=uuid.UUID(claims["sub"]),
                 workspace_id=uuid.UUID(claims["ws"]),
                 role=Role(claims["role"]),
-            )
+            ), uuid.UUID(claims["sid"]) if "sid" in claims else None
         except (ValueError, TypeError) as exc:
             raise Unauthenticated("The access token is invalid.") from exc
 

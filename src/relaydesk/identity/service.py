@@ -14,6 +14,7 @@ from relaydesk.core.db import get_many_in_workspace, new_id
 from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated
 from relaydesk.core.principal import Principal, Role
 from relaydesk.identity.models import ApiToken, LoginThrottle, RefreshToken, User
+from relaydesk.identity.standing import standing
 from relaydesk.identity.security import (
     API_TOKEN_PREFIX,
     PasswordHasher,
@@ -106,11 +107,13 @@ class UserService:
         if password is not None:
             user.password_hash = await self.hasher.hash(password)
             changes["password"] = ("***", "*** (changed)")
+            standing.changed(self.session, every_sign_in=True)
             # A new password ends the sessions signed in with the old one.
             await self.session.execute(update(RefreshToken).where(
                 RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
         if changes:
             user.updated_at = now
+            standing.changed(self.session, user=user.id)  # the next request sees the new role or state
         return changes
 
     async def _keep_an_admin(self, user: User, *, field: str) -> None:
@@ -239,6 +242,7 @@ class AuthService:
             await self._revoke_family(stored.family_id, now)
 
     async def _revoke_family(self, family_id: uuid.UUID, now: datetime) -> None:
+        standing.changed(self.session, sign_in=family_id)
         await self.session.execute(
             update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
@@ -246,7 +250,9 @@ class AuthService:
 
     async def authenticate(self, bearer: str, now: datetime) -> Principal:
         if not bearer.startswith(API_TOKEN_PREFIX):
-            return self.signer.verify(bearer, now)
+            principal, sign_in = self.signer.verify_sign_in(bearer, now)
+            await standing.check(self.session, principal, sign_in)
+            return principal
         row = await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(bearer)))
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
             raise Unauthenticated("The API token is not valid.")
