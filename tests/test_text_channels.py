@@ -57,6 +57,32 @@ class TestSms:
         assert form == {"To": "+15557654321", "From": "+15550001111", "Body": "It is on the way, sorry!"}
         assert headers["authorization"].startswith("Basic ")
 
+    async def test_a_text_after_the_ticket_was_resolved_reopens_it_as_typed(self, client, runtime, settle,
+                                                                           receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        await set_up_sms(client, ws, url)
+        await text_in(client, runtime, ws, "+15557654322", "Where is my parcel?", "SM21")
+        [ticket] = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        await settle()
+        await ws.reply(agent, ticket["id"], "It was delivered this morning.")
+        assert (await ws.move(agent, ticket["id"], "RESOLVED")).status_code == 200
+        r = await text_in(client, runtime, ws, "+15557654322", "Not here! Can you ship to <my office>?", "SM22")
+        assert r.status_code == 200
+        [again] = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        assert again["id"] == ticket["id"] and again["status"] == "IN_PROGRESS" and again["reopen_count"] == 1
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers)).json()
+        assert [m["body_text"] for m in messages["items"] if m["author_kind"] == "customer"][-1] == \
+            "Not here! Can you ship to <my office>?"
+        # Once closed, the next text is a new ticket that points back to it.
+        assert (await ws.move(agent, ticket["id"], "RESOLVED")).status_code == 200
+        assert (await ws.move(agent, ticket["id"], "CLOSED")).status_code == 200
+        await text_in(client, runtime, ws, "+15557654322", "One more thing", "SM23")
+        tickets = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        [follow_up] = [t for t in tickets if t["id"] != ticket["id"]]
+        assert follow_up["follow_up_of_id"] == ticket["id"] and follow_up["channel"] == "sms"
+
     async def test_a_bad_signature_is_refused_and_nothing_is_stored(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
         _, url = receiver
         ws = await make_workspace(client)

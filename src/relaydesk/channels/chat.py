@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.agents.service import AgentService
 from relaydesk.core.errors import NotFound, Unauthenticated, ValidationFailed
 from relaydesk.core.principal import Principal, Role
+from relaydesk.core.sanitize import text_to_html
 from relaydesk.core.schemas import Email
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
@@ -142,7 +143,8 @@ class ChatService:
         first_line = message.strip().splitlines()[0] if message.strip() else "Chat"
         try:
             ticket = await self.tickets.create(principal, TicketIn(
-                subject=(subject or first_line)[:120] or "Chat", description=message, channel=Channel.CHAT), now)
+                subject=(subject or first_line)[:120] or "Chat", description=text_to_html(message),
+                channel=Channel.CHAT), now)
         except ValidationFailed as exc:  # the visitor wrote a message, not a ticket's description
             raise ValidationFailed(exc.detail, field="message" if exc.field == "description" else exc.field) from None
         # Tags are staff's to set; Relaydesk itself marks whom it could not verify.
@@ -154,8 +156,9 @@ class ChatService:
     async def say(self, grant: ChatGrant, body: str, now: datetime) -> tuple[Message, ChatGrant]:
         """The message, and the grant to use from now on: writing into a closed conversation
         opens a follow-up ticket, and the chat moves there."""
-        posted = await self.tickets.post_message(grant.principal, grant.ticket_id, MessageIn(body=body), now,
-                                                 channel=Channel.CHAT)
+        # A chat is plain text: "<my office>" is what the visitor typed, not markup to drop.
+        posted = await self.tickets.post_message(grant.principal, grant.ticket_id, MessageIn(body=text_to_html(body)),
+                                                 now, channel=Channel.CHAT)
         if posted.follow_up_created:
             grant = ChatGrant(grant.workspace_id, posted.message.ticket_id, grant.customer_id, grant.user_id)
         return posted.message, grant

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.core.sanitize import text_to_html
 from relaydesk.customers.models import Customer
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
@@ -86,12 +87,15 @@ class TextChannelService:
     async def receive_text(self, customer: Customer, channel: Channel, text: str, now: datetime, *,
                            external_id: str | None = None) -> Ticket:
         principal = await self.customers.principal_for(customer, now)
-        ticket = await self.tickets.latest_open_on_channel(customer.workspace_id, customer.id, channel)
-        body = text.strip() or "(empty message)"
+        ticket = await self.tickets.latest_on_channel(customer.workspace_id, customer.id, channel)
+        text = text.strip() or "(empty message)"
+        body = text_to_html(text)  # texts are plain: "<my office>" is what they typed, not markup
         if ticket is None:
-            first_line = body.splitlines()[0][:80]
+            first_line = text.splitlines()[0][:80]
             return await self.tickets.create(principal, TicketIn(subject=first_line, description=body,
                                                                  channel=channel), now, external_id=external_id)
-        await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now, channel=channel,
-                                        external_id=external_id)
+        posted = await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now, channel=channel,
+                                                 external_id=external_id)
+        if posted.follow_up_created:
+            return await self.tickets.get(principal, posted.message.ticket_id)
         return ticket

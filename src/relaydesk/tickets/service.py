@@ -424,12 +424,14 @@ class TicketService:
         return await self.session.scalar(select(Ticket.id).where(
             Ticket.workspace_id == workspace_id, Ticket.number == number, Ticket.deleted_at.is_(None)))
 
-    async def latest_open_on_channel(self, workspace_id: uuid.UUID, requester_id: uuid.UUID,
-                                     channel: Channel) -> Ticket | None:
+    async def latest_on_channel(self, workspace_id: uuid.UUID, requester_id: uuid.UUID,
+                                channel: Channel) -> Ticket | None:
+        """The customer's latest conversation on a channel without threads (SMS, social):
+        their next message is a reply to it, so a resolved one re-opens and a closed one
+        gets a linked follow-up, as an email reply would."""
         return await self.session.scalar(select(Ticket).where(
             Ticket.workspace_id == workspace_id, Ticket.requester_id == requester_id,
             Ticket.channel == channel.value, Ticket.deleted_at.is_(None),
-            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]),
         ).order_by(Ticket.updated_at.desc()).limit(1))
 
     async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
