@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 import pytest
 from playwright.async_api import Browser, Error as PlaywrightError, Page, WebSocket, async_playwright, expect
@@ -46,6 +47,7 @@ class Server:
         self.ws = base.replace("http://", "ws://") + "/api/v1/ws"
         self.log = log
         self.http = httpx.AsyncClient(base_url=base, timeout=10)
+        self.admins: dict[str, str] = {}  # slug: the admin's access token
 
     def tail(self) -> str:
         return self.log.read_text()[-3000:]
@@ -69,7 +71,7 @@ class Server:
             "name": f"Shop {tag}", "admin_name": "Ada Admin", "admin_email": admin_email,
             "admin_password": PASSWORD})
         slug = made["workspace"]["slug"]
-        admin = await self.login(admin_email, slug)
+        admin = self.admins[slug] = await self.login(admin_email, slug)
         await self.call("POST", "/api/v1/agents", admin, expect_status=201, json={
             "name": "Sam Support", "email": agent_email, "password": PASSWORD, "role": "agent",
             "availability": agent_availability, "max_concurrent": 50})
@@ -183,7 +185,10 @@ class Visitor:
 
 
 @asynccontextmanager
-async def visitor_on_shop(browser: Browser, server: Server, slug: str) -> AsyncIterator[Visitor]:
+async def visitor_on_shop(browser: Browser, server: Server, slug: str,
+                          signed_in: dict[str, str | None] | None = None) -> AsyncIterator[Visitor]:
+    """``signed_in``: the shop's page carries ``signed_in["token"]`` as the widget's identity
+    token whenever it is loaded (change it between loads to switch users)."""
     context = await browser.new_context()
     # In production the support host is on the internet; here it is on loopback, which
     # Chromium's Local Network Access shields from public sites unless the visitor allows it.
@@ -191,11 +196,15 @@ async def visitor_on_shop(browser: Browser, server: Server, slug: str) -> AsyncI
         await context.grant_permissions(["local-network-access"])
     except PlaywrightError:
         pass  # a Chromium without Local Network Access checks
-    page_html = (f'<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head>'
-                 f'<body><h1>Our shop</h1><p>Buy things.</p>'
-                 f'<script src="{server.base}/widget.js" data-workspace="{slug}" async></script></body></html>')
+    def page_html() -> str:
+        token = (signed_in or {}).get("token")
+        identity = f' data-identity-token="{token}"' if token else ""
+        return (f'<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head>'
+                f'<body><h1>Our shop</h1><p>Buy things.</p><script src="{server.base}/widget.js" '
+                f'data-workspace="{slug}"{identity} async></script></body></html>')
+
     await context.route(f"{SHOP}/**", lambda route: route.fulfill(status=200, content_type="text/html",
-                                                                  body=page_html))
+                                                                  body=page_html()))
     try:
         visitor = Visitor(await context.new_page())
         yield visitor
@@ -398,3 +407,35 @@ async def test_a_reloaded_chat_shows_what_was_said_and_nothing_else(browser, ser
         await visitor.el("button.launch").click()
         await expect(visitor.el(".log .msg.agent").first).to_be_attached(timeout=WAIT_MS)
         assert await visitor.bubbles() == said  # the transcript is drawn in one go
+
+
+async def test_on_a_shared_browser_the_next_person_starts_afresh(browser, server) -> None:  # noqa: ANN001
+    """Signed-in users of the shop, one after the other in the same browser: the second
+    never sees, nor writes into, the first one's conversation."""
+    slug, agent = await server.workspace(agent_availability="online")
+    secret = (await server.call("POST", "/api/v1/chat-identity-secret", server.admins[slug]))["secret"]
+
+    def identity(email: str) -> str:
+        return jwt.encode({"email": email, "name": email.split("@")[0], "exp": int(time.time()) + 600}, secret,
+                          algorithm="HS256")
+
+    signed_in: dict[str, str | None] = {"token": identity("minh@members.example")}
+    async with visitor_on_shop(browser, server, slug, signed_in) as visitor:
+        await visitor.open_shop()
+        await visitor.el("form.start textarea[name=message]").fill("About order 777, card ending 4242")
+        await visitor.el("form.start button[type=submit]").click()
+        await expect(visitor.el("form.say")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+        await visitor.shows(("customer", "About order 777, card ending 4242"))
+
+        signed_in["token"] = identity("kate@members.example")  # Minh signs out, Kate signs in
+        await visitor.open_shop()
+        await expect(visitor.el("form.start")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+        assert await visitor.bubbles() == []
+        signed_in["token"] = None  # and then somebody not signed in
+        await visitor.open_shop()
+        await expect(visitor.el("form.start")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+        assert await visitor.bubbles() == []
+    [minhs] = [t for t in (await server.call("GET", "/api/v1/tickets", agent))["items"] if t["channel"] == "chat"]
+    thread = await server.call("GET", f"/api/v1/tickets/{minhs['id']}/messages", agent)
+    assert [m["body_text"] for m in thread["items"] if m["author_kind"] == "customer"] == [
+        "About order 777, card ending 4242"]

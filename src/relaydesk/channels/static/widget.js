@@ -22,7 +22,12 @@
   var storageKey = "relaydesk-chat:" + base + ":" + workspace;
   var api = base + "/api/v1/chat/" + encodeURIComponent(workspace);
 
+  // Whose conversation the stored one is: a shared browser where one signed-in user
+  // leaves and another arrives (or an anonymous visitor follows) must not be shown, or
+  // continue, the previous person's chat.
+  var owner = identityToken ? "identity:" + (identityEmail(identityToken) || "?") : "visitor";
   var state = load() || {};
+  if (state.owner !== owner) state = { owner: owner };
   var socket = null;
   var lastEventId = state.lastEventId || 0;
   var seen = {};
@@ -30,6 +35,13 @@
   var typingSent = false;
   var reconnectDelay = 1000;
 
+  function identityEmail(token) {
+    // Only to tell people apart; the server checks the signature.
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return String(JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).email || "").toLowerCase();
+    } catch (e) { return null; }
+  }
   function load() {
     try { return JSON.parse(localStorage.getItem(storageKey)); } catch (e) { return null; }
   }
@@ -150,7 +162,8 @@
     if (identityToken) body.identity_token = identityToken;
     else { body.name = f.name.value; body.email = f.email.value; }
     request("POST", "/conversations", body).then(function (started) {
-      state = { token: started.token, ticketId: started.ticket_id, number: started.number, email: body.email };
+      state = { owner: owner, token: started.token, ticketId: started.ticket_id, number: started.number,
+                email: body.email };
       save();
       setStatus(started.agents_online);
       enterConversation();
@@ -232,7 +245,7 @@
   }
 
   if (state.token && state.ticketId) {
-    loadTranscript().then(enterConversation).catch(function () { state = {}; save(); });
+    loadTranscript().then(enterConversation).catch(function () { state = { owner: owner }; save(); });
   }
   refreshStatus();
 })();
