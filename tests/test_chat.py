@@ -58,6 +58,32 @@ class TestConversations:
         html = [m["body_html"] for m in shown["items"] if m["author_kind"] == "customer"]
         assert html[-1] == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" and "<script" not in "".join(html)
 
+    async def test_a_long_chat_comes_back_with_its_latest_lines(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        chat = (await start(client, ws.slug, message="line 0")).json()
+        token = {"X-Chat-Token": chat["token"]}
+        for n in range(1, 205):
+            r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                                  json={"body": f"line {n}"}, headers=token)
+            assert r.status_code == 201
+        lines = (await client.get(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                                  headers=token)).json()
+        assert [m["body_text"] for m in lines] == [f"line {n}" for n in range(5, 205)]
+
+    async def test_writing_into_a_closed_chat_opens_a_follow_up_that_keeps_its_tags(self, client, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        chat = (await start(client, ws.slug, message="Do you ship to Norway?")).json()
+        await ws.reply(agent, chat["ticket_id"], "We do.")
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(agent, chat["ticket_id"], status)).status_code == 200
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                              json={"body": "And to Iceland?"}, headers={"X-Chat-Token": chat["token"]})
+        assert r.status_code == 201, r.text
+        follow_up = (await client.get(f"/api/v1/tickets/{r.json()['ticket_id']}", headers=agent.headers)).json()
+        assert follow_up["follow_up_of_id"] == chat["ticket_id"] and follow_up["channel"] == "chat"
+        assert follow_up["tags"] == ["chat", "unverified"]  # nobody has checked who this is, still
+
     async def test_the_widget_says_when_nobody_is_online(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         await ws.staff(availability="offline")

@@ -164,6 +164,8 @@ class ChatService:
         return posted.message, grant
 
     async def transcript(self, grant: ChatGrant, limit: int = 200) -> list[Message]:
-        rows, _ = await self.tickets.messages(grant.principal, str(grant.ticket_id), after=None, limit=limit)
+        # The latest of a long chat: what the visitor came back for is at its end.
+        rows, _ = await self.tickets.messages(grant.principal, str(grant.ticket_id), after=None, limit=limit,
+                                              latest=True)
         # What was said, by whom: no internal notes, no workflow lines ("Status changed: ...").
         return [m for m in rows if not m.internal and m.author_kind != "system"]

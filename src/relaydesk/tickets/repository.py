@@ -230,11 +230,16 @@ class TicketRepository:
 
     async def messages(
         self, vis: Visibility, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int,
+        latest: bool = False,
     ) -> list[Message]:
+        """Oldest first from ``after``; ``latest``: the last ``limit`` of them (still oldest first)."""
         stmt = self.visible_messages(vis, ticket_id)
         if after is not None:
             stmt = stmt.where(or_(Message.created_at > after[0],
                                   and_(Message.created_at == after[0], Message.id > after[1])))
+        if latest:
+            rows = await self.session.scalars(stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+            return list(reversed(list(rows)))
         return list(await self.session.scalars(stmt.order_by(Message.created_at, Message.id).limit(limit)))
 
     async def attachments_of(self, workspace_id: uuid.UUID, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attachment]]:

@@ -507,7 +507,11 @@ class TicketService:
         ), now, external_id=external_id)
         ticket.follow_up_of_id = closed.id
         ticket.team_id = ticket.team_id or closed.team_id
-        self._audit(principal, ticket, now, {"follow_up_of_id": (None, closed.id)})
+        changes: dict[str, tuple[object, object]] = {"follow_up_of_id": (None, closed.id)}
+        if closed.tags:  # what staff (or Relaydesk: "chat", "unverified") said of the conversation still holds
+            changes["tags"] = (list(ticket.tags or []), list(closed.tags))
+            ticket.tags = list(closed.tags)
+        self._audit(principal, ticket, now, changes)
         self._system_message(ticket, f"Follow-up to {ticket_reference(closed.number)}, which was closed.", now,
                              internal=False)
         self._system_message(closed, f"The customer replied after closing; follow-up "
@@ -520,10 +524,10 @@ class TicketService:
         return PostedMessage(first, attachments, follow_up_created=True)
 
     async def messages(self, principal: Principal, ticket_ref: str, *, after: tuple[datetime, uuid.UUID] | None,
-                       limit: int) -> tuple[list[Message], dict[uuid.UUID, list[Attachment]]]:
+                       limit: int, latest: bool = False) -> tuple[list[Message], dict[uuid.UUID, list[Attachment]]]:
         vis = await self.visibility(principal)
         ticket = await self._get(vis, ticket_ref)
-        rows = await self.repo.messages(vis, ticket.id, after=after, limit=limit)
+        rows = await self.repo.messages(vis, ticket.id, after=after, limit=limit, latest=latest)
         return rows, await self.repo.attachments_of(ticket.workspace_id, [m.id for m in rows])
 
     async def delete_message(self, principal: Principal, ticket_ref: str, message_id: uuid.UUID, now: datetime) -> None:
