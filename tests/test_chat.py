@@ -58,7 +58,8 @@ class TestConversations:
         html = [m["body_html"] for m in shown["items"] if m["author_kind"] == "customer"]
         assert html[-1] == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" and "<script" not in "".join(html)
 
-    async def test_a_long_chat_comes_back_with_its_latest_lines(self, client) -> None:  # noqa: ANN001
+    async def test_a_long_chat_comes_back_with_its_latest_lines(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
+        monkeypatch.setattr(runtime.settings, "chat_lines_per_minute", 1000)
         ws = await make_workspace(client)
         chat = (await start(client, ws.slug, message="line 0")).json()
         token = {"X-Chat-Token": chat["token"]}
@@ -83,6 +84,33 @@ class TestConversations:
         follow_up = (await client.get(f"/api/v1/tickets/{r.json()['ticket_id']}", headers=agent.headers)).json()
         assert follow_up["follow_up_of_id"] == chat["ticket_id"] and follow_up["channel"] == "chat"
         assert follow_up["tags"] == ["chat", "unverified"]  # nobody has checked who this is, still
+
+    async def test_nobody_can_use_the_chat_to_mail_anyone_at_will(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
+        """Anyone may start a chat without signing in, and each sends an acknowledgement to
+        the email given: so starts are limited per address and per email, and lines per
+        conversation."""
+        ws = await make_workspace(client)
+        victim = {"name": "Spam", "email": "victim@example.org", "message": "Your account is suspended, verify at"}
+        for _ in range(runtime.settings.chat_starts_per_email):
+            assert (await start(client, ws.slug, **victim)).status_code == 201
+        r = await start(client, ws.slug, **victim)
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited" and int(r.headers["retry-after"]) > 0
+        tickets = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        assert len(tickets) == runtime.settings.chat_starts_per_email  # the refused one made nothing
+        assert (await start(client, ws.slug, email="someone.else@example.org")).status_code == 201
+
+        monkeypatch.setattr(runtime.settings, "chat_lines_per_minute", 3)
+        chat = (await start(client, ws.slug, email="chatty@example.org")).json()
+        said = [await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                                  json={"body": f"line {n}"}, headers={"X-Chat-Token": chat["token"]})
+                for n in range(4)]
+        assert [r.status_code for r in said] == [201, 201, 201, 429]
+
+        monkeypatch.setattr(runtime.settings, "chat_starts_per_ip", 2)
+        other = await make_workspace(client)
+        for n in range(2):
+            assert (await start(client, other.slug, email=f"v{n}@example.org")).status_code == 201
+        assert (await start(client, other.slug, email="v9@example.org")).status_code == 429
 
     async def test_the_widget_says_when_nobody_is_online(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # The Redis pub/sub channel live events cross server processes on (scaled mode).
     realtime_channel: str = "relaydesk:live"
 
+    # The public chat, which anyone can use without signing in: conversations started per
+    # address (IP) in 10 minutes and per email in an hour, and lines said per minute in one
+    # conversation, each per workspace. Without them it would mail whatever anybody typed
+    # to any address, from the support address.
+    chat_starts_per_ip: int = Field(default=20, ge=1)
+    chat_starts_per_email: int = Field(default=5, ge=1)
+    chat_lines_per_minute: int = Field(default=30, ge=1)
+
     # Live sockets: frames buffered per socket before a slow client is dropped (it
     # reconnects and resumes), heartbeat, silence before a socket is closed, how long an
     # agent may be idle before showing as away, how many missed events a resume replays.

@@ -16,6 +16,7 @@ from relaydesk.core.dispatcher import Dispatcher
 from relaydesk.core.jobs import Jobs, build_broker
 from relaydesk.core.mail import FolderMailer, Mailer, SmtpMailer
 from relaydesk.core.observability import Metrics
+from relaydesk.core.ratelimit import RateLimiter
 from relaydesk.core.realtime import Hub, InProcessHub, RedisHub
 from relaydesk.core.storage import FileStorage, LocalFileStorage
 from relaydesk.core.uow import job_transaction
@@ -35,6 +36,7 @@ class Runtime:
     dispatcher: Dispatcher
     hub: Hub
     mailer: Mailer
+    limits: RateLimiter = field(default_factory=RateLimiter)
     extras: dict[str, object] = field(default_factory=dict)  # per-process caches (e.g. loaded models)
 
     @property
@@ -47,6 +49,7 @@ class Runtime:
         return job_transaction(self.db, self.dispatcher.committed)
 
     async def close(self) -> None:
+        await self.limits.close()
         await self.hub.stop()
         await self.jobs.broker.shutdown()
         await self.db.dispose()
@@ -76,4 +79,5 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
                               jobs_ahead=settings.jobs_ahead),
         hub=hub,
         mailer=mailer,
+        limits=RateLimiter(settings.redis_url, f"{settings.job_queue}:limits"),
     )

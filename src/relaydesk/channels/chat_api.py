@@ -109,6 +109,13 @@ async def start_chat(workspace: str, data: ChatStartIn, request: Request, sessio
     chat = _chat(request, session)
     ws = await chat.workspace(workspace)
     visitor = await chat.visitor(ws, name=data.name, email=data.email, identity_token=data.identity_token)
+    runtime = request.app.state.runtime
+    address = request.client.host if request.client else "unknown"
+    await runtime.limits.hit(f"chat-start:{ws.id}:ip:{address}", limit=runtime.settings.chat_starts_per_ip,
+                             seconds=600, message="Too many conversations from here; try again later.")
+    await runtime.limits.hit(f"chat-start:{ws.id}:email:{visitor.email.lower()}",
+                             limit=runtime.settings.chat_starts_per_email, seconds=3600,
+                             message="Too many conversations for this email; try again later.")
     grant, ticket = await chat.start(ws, visitor, None, data.message, now(request))
     secret = request.app.state.runtime.settings.resolved_secret_key()
     return {"ticket_id": ticket.id, "number": ticket_reference(ticket.number),
@@ -134,6 +141,9 @@ async def chat_say(workspace: str, ticket_id: uuid.UUID, data: ChatMessageIn, to
     grant = _grant(request, token, (await chat.workspace(workspace)).id)
     if grant.ticket_id != ticket_id:
         raise NotFound("No such conversation.")
+    runtime = request.app.state.runtime
+    await runtime.limits.hit(f"chat-say:{grant.ticket_id}", limit=runtime.settings.chat_lines_per_minute,
+                             seconds=60, message="You are sending messages too quickly; wait a moment.")
     message, grant = await chat.say(grant, data.body, now(request))
     secret = request.app.state.runtime.settings.resolved_secret_key()
     return {"id": message.id, "author_kind": message.author_kind, "body_text": message.body_text,
