@@ -292,6 +292,17 @@ class TestTypingAndPresence:
         frame = await customer_live.expect("event", event="typing")
         assert frame["data"]["state"] == "stopped" and "user_id" not in frame["data"]
 
+    async def test_switching_from_a_note_to_a_reply_shows_the_customer_typing(self, client, ws_url) -> None:  # noqa: ANN001
+        """Drafting a note and then a reply, quickly: the reply's "started" is news to the
+        customer, not a repeat of the note's."""
+        ws, agent, customer, ticket = await setup(client)
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        await staff_live.send(type="typing", ticket_id=ticket["id"], state="started", internal=True)
+        await staff_live.send(type="typing", ticket_id=ticket["id"], state="started")
+        frame = await customer_live.expect("event", event="typing")
+        assert frame["data"]["state"] == "started" and frame["data"]["author_kind"] == "agent"
+
     async def test_typing_needs_a_subscription(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         live = await open_live(ws_url, customer)

@@ -60,6 +60,12 @@ class Presence:
     shared_at: float = 0.0  # when this server last told the others they acted
 
 
+def _typing_state(signal: LiveEvent) -> str:
+    """What a watcher sees: typing a note (staff only) and typing a reply (the customer
+    too) are different things, so one right after the other is a change, not a repeat."""
+    return signal.payload["state"] + (" note" if signal.payload.get("internal") else "")
+
+
 @dataclass
 class _Typing:
     state: str  # what the watchers heard last
@@ -283,7 +289,7 @@ class SocketRegistry:
         What comes too soon is not lost but held: the latest change goes out when the
         interval ends, so the watchers never keep showing someone typing who stopped."""
         now = time.monotonic()
-        state = signal.payload["state"]
+        state = _typing_state(signal)
         key = (person, ticket_id)
         last = self._typing.get(key)
         if last is not None and now - last.sent_at < TYPING_INTERVAL_SECONDS:
@@ -303,7 +309,7 @@ class SocketRegistry:
         if last is None or last.held is None:
             return  # withdrawn meanwhile: the watchers already hear the state it went back to
         signal, last.held = last.held, None
-        last.state, last.sent_at = signal.payload["state"], time.monotonic()
+        last.state, last.sent_at = _typing_state(signal), time.monotonic()
         await self.runtime.hub.publish([signal])
 
     # -- presence --------------------------------------------------------------------------
