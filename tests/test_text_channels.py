@@ -26,9 +26,11 @@ async def set_up_sms(client, ws: Workspace, provider_url: str) -> None:  # noqa:
 
 
 async def text_in(client, runtime, ws: Workspace, sender: str, body: str, sid: str, *,  # noqa: ANN001
-                  token: str = AUTH_TOKEN):  # noqa: ANN201
+                  token: str = AUTH_TOKEN, media: tuple[tuple[str, str], ...] = ()):  # noqa: ANN201
     path = f"/api/v1/sms/{ws.slug}/twilio"
-    form = {"From": sender, "To": "+15550001111", "Body": body, "MessageSid": sid, "NumMedia": "0"}
+    form = {"From": sender, "To": "+15550001111", "Body": body, "MessageSid": sid, "NumMedia": str(len(media))}
+    for n, (content_type, url) in enumerate(media):
+        form[f"MediaContentType{n}"], form[f"MediaUrl{n}"] = content_type, url
     signature = twilio_signature(token, runtime.settings.public_url.rstrip("/") + path, list(form.items()))
     return await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
@@ -82,6 +84,37 @@ class TestSms:
         tickets = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
         [follow_up] = [t for t in tickets if t["id"] != ticket["id"]]
         assert follow_up["follow_up_of_id"] == ticket["id"] and follow_up["channel"] == "sms"
+
+    async def test_a_picture_sent_by_mms_is_linked_on_the_ticket(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        picture = "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages/MM1/Media/ME1"
+        r = await text_in(client, runtime, ws, "+15557654324", "", "MM1", media=(("image/jpeg", picture),))
+        assert r.status_code == 200
+        [ticket] = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)).json()
+        [first] = [m for m in messages["items"] if m["author_kind"] == "customer"]
+        assert first["body_text"] == f"[image/jpeg] {picture}"
+
+    async def test_a_long_answer_goes_out_whole_as_numbered_texts(self, client, runtime, settle,
+                                                                 receiver) -> None:  # noqa: ANN001, F811
+        provider, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        await set_up_sms(client, ws, url)
+        await text_in(client, runtime, ws, "+15557654323", "How do I reset the router?", "SM31")
+        [ticket] = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        await settle()
+        answer = " ".join(f"Step {n}: press the button marked {n} and wait for the light." for n in range(1, 61))
+        assert len(answer) > 3200
+        await ws.reply(agent, ticket["id"], answer)
+        await settle()
+        texts = [dict(parse_qsl(body.decode()))["Body"] for _, body in provider.requests]
+        assert len(texts) == 3 and all(len(t) <= 1600 for t in texts)
+        assert sorted(t[:6] for t in texts) == ["(1/3) ", "(2/3) ", "(3/3) "]
+        in_order = sorted(texts)
+        assert " ".join(t[6:] for t in in_order) == answer  # cut between words, nothing lost
 
     async def test_a_bad_signature_is_refused_and_nothing_is_stored(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
         _, url = receiver

@@ -50,6 +50,21 @@ async def _seen(request: Request, session, workspace_id: uuid.UUID, external_id:
     return bool(await tickets.tickets_of_messages(workspace_id, [external_id]))
 
 
+def _media_lines(fields: dict[str, str]) -> list[str]:
+    """An MMS's pictures (or other media) as links on the ticket: Twilio keeps the files and
+    gives their addresses (``MediaUrl0``…), at most ten."""
+    try:
+        count = min(int(fields.get("NumMedia") or 0), 10)
+    except ValueError:
+        count = 0
+    lines = []
+    for n in range(count):
+        url = fields.get(f"MediaUrl{n}", "").strip()
+        if url.startswith(("https://", "http://")):
+            lines.append(f"[{fields.get(f'MediaContentType{n}') or 'media'}] {url}")
+    return lines
+
+
 @router.post("/sms/{workspace}/twilio", tags=["channels"], response_class=Response,
              summary="Twilio's incoming-message webhook (form-encoded, X-Twilio-Signature checked)")
 async def twilio_incoming(workspace: str, request: Request, session: SessionDep) -> Response:
@@ -68,6 +83,7 @@ async def twilio_incoming(workspace: str, request: Request, session: SessionDep)
         raise Forbidden("The X-Twilio-Signature does not match.", code="bad_signature")
     fields = dict(params)
     sender, body, sid = fields.get("From", "").strip(), fields.get("Body", ""), fields.get("MessageSid", "")
+    body = "\n".join(filter(None, [body.strip(), *_media_lines(fields)]))
     if not sender:
         raise ValidationFailed("From is missing.", field="From")
     external_id = f"twilio:{sid}" if sid else None

@@ -134,10 +134,12 @@ class Notifier:
         customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
         if customer is None or not customer.phone or not text.strip():
             return
-        queued = await self.deliveries.queue(
-            self.ws, channel="sms", kind="reply_sms", recipient=customer.phone, key=f"{self.event_id}:sms",
-            context={"body": text[:1600]}, now=self.now, ticket_id=ticket.id, key_is_new=True)
-        self.queued += queued is not None
+        for n, part in enumerate(sms_parts(text)):
+            queued = await self.deliveries.queue(
+                self.ws, channel="sms", kind="reply_sms", recipient=customer.phone,
+                key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part}, now=self.now,
+                ticket_id=ticket.id, key_is_new=True)
+            self.queued += queued is not None
 
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket, title: str, *, body: str = "",
                    extra: dict[str, Any] | None = None, thread: bool = False,
@@ -250,3 +252,29 @@ async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
                     workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
                     key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None
     return queued
+
+
+SMS_MAX = 1600  # characters in one message; the providers split it into segments themselves
+SMS_MAX_PARTS = 10
+
+
+def sms_parts(text: str) -> list[str]:
+    """A long answer as several texts, cut between words and numbered ("(1/3) ..."), so
+    the customer gets all of it, in an order they can follow; beyond ten texts, the rest
+    is waiting on the ticket."""
+    text = text.strip()
+    if len(text) <= SMS_MAX:
+        return [text]
+    room = SMS_MAX - len(f"({SMS_MAX_PARTS}/{SMS_MAX_PARTS}) ")
+    parts: list[str] = []
+    while text and len(parts) < SMS_MAX_PARTS:
+        if len(text) <= room:
+            cut = len(text)
+        else:
+            cut = text.rfind(" ", room // 2, room + 1)
+            cut = cut if cut > 0 else room
+        parts.append(text[:cut].strip())
+        text = text[cut:].strip()
+    if text:
+        parts[-1] = parts[-1][:room - 60].rstrip() + " … (the rest is waiting on your request)"
+    return [f"({n}/{len(parts)}) {part}" for n, part in enumerate(parts, 1)]
