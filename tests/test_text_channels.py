@@ -168,6 +168,43 @@ class TestChannelWebhook:
         ticket = (await client.get(f"/api/v1/tickets/{first['ticket_id']}", headers=ws.admin.headers)).json()
         assert ticket["channel"] == "social"
 
+    async def test_a_person_stays_one_when_the_platform_later_gives_their_email(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        seen = []
+        for n, extra in enumerate(({}, {"email": "mai.anh@example.com"}, {})):
+            raw, headers = signed({"user_id": "ig:MaiAnh", "text": f"message {n}", **extra})
+            r = await client.post(path, content=raw, headers=headers)
+            assert r.status_code == 202, r.text
+            seen.append(r.json()["ticket_id"])
+        assert len(set(seen)) == 1
+        assert len((await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]) == 1
+
+    async def test_a_connector_hears_whom_to_answer_on_the_platform(self, client, settle,
+                                                                     receiver) -> None:  # noqa: ANN001, F811
+        """The way out: a webhook for agents' replies carries the ticket's channel and the
+        platform's id of the person, so the connector can post the answer there."""
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                              json={"url": url, "events": ["message.posted"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        raw, headers = signed({"user_id": "fb:55501", "name": "Lan", "text": "Do you ship to Hanoi?"})
+        ticket_id = (await client.post(f"/api/v1/channels/{ws.slug}/messages", content=raw,
+                                       headers=headers)).json()["ticket_id"]
+        await settle()
+        await ws.reply(agent, ticket_id, "We do, in three days.")
+        await settle()
+        bodies = [orjson.loads(body) for _, body in hooks.requests]
+        [answer] = [b for b in bodies if b["data"].get("author_kind") == "agent"]
+        assert answer["ticket"]["channel"] == "social"
+        assert answer["ticket"]["requester"]["channel_user_id"] == "fb:55501"
+
     async def test_unsigned_or_invalid_posts_are_refused_with_the_field(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,

@@ -62,7 +62,12 @@ class TextChannelService:
 
     async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
                      email: str | None = None, phone: str | None = None, now: datetime) -> Customer:
-        """The customer behind a number or a connector's user id, made on first contact."""
+        """The customer behind a number or a connector's user id, made on first contact.
+        Someone already known by their handle stays that person when the platform later
+        also gives an email: their conversation must not split in two."""
+        known = await self.customers.find_by_email(workspace_id, placeholder_email(channel.value, handle))
+        if known is not None:
+            return known
         if email:
             found = await self.customers.find_by_email(workspace_id, email)
             if found is not None:
@@ -72,13 +77,11 @@ class TextChannelService:
             if found is not None:
                 return found
         address = email or placeholder_email(channel.value, handle)
-        found = await self.customers.find_by_email(workspace_id, address)
-        if found is not None:
-            return found
         # A placeholder address is not a real one: skip the email check and never send to it.
         data = CustomerIn.model_construct(name=(name or phone or handle)[:200], email=address, phone=phone,
                                           organisation_id=None, tier=CustomerIn.model_fields["tier"].default,
-                                          language="en", timezone="UTC", metadata={}, password=None)
+                                          language="en", timezone="UTC", metadata={"channel_user_id": handle},
+                                          password=None)
         customer = await self.customers.create_profile(workspace_id, data, now, actor=None)
         if not email:
             customer.email_undeliverable_at = now

@@ -27,8 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
+from relaydesk.customers.models import Customer
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import WebhookEndpoint
+from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
 
@@ -36,6 +38,7 @@ WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "ticket.assigned", 
                   "ticket.category_changed", "message.posted", "sla.threshold_crossed", "ticket.escalated")
 SLACK_EVENTS = ("ticket.escalated", "sla.threshold_crossed")
 # Keys of an event's payload that stay inside Relaydesk.
+TEXT_CHANNELS = {Channel.SMS.value, Channel.SOCIAL.value}
 _PRIVATE_KEYS = {"actor_id", "requester_id", "organisation_id", "body_html"}
 
 
@@ -151,21 +154,33 @@ class WebhookService:
                      if event_type in e.events]
         deliveries = DeliveryService(self.session)
         queued = 0
+        summary: dict[str, Any] | None = None
         for endpoint in endpoints:
             if endpoint.kind == "slack":
                 body: dict[str, Any] = {"text": slack_text(event_type, payload, ticket, ticket_url)}
             else:
+                summary = summary or await self._summary(ticket)
                 data = {k: v for k, v in payload.items() if k not in _PRIVATE_KEYS}
                 body = {"id": event_id, "type": event_type, "workspace_id": str(workspace_id),
-                        "created_at": payload.get("at"),
-                        "ticket": {"id": str(ticket.id), "reference": ticket_reference(ticket.number),
-                                   "subject": ticket.subject, "status": ticket.status, "priority": ticket.priority},
-                        "data": data}
+                        "created_at": payload.get("at"), "ticket": summary, "data": data}
             queued += await deliveries.queue(
                 workspace_id, channel=endpoint.kind if endpoint.kind == "slack" else "webhook", kind=event_type,
                 recipient=endpoint.url[:500], key=f"{event_id}:webhook:{endpoint.id}", context={"body": body},
                 now=now, ticket_id=ticket.id, target_id=endpoint.id) is not None
         return queued
+
+
+    async def _summary(self, ticket: Ticket) -> dict[str, Any]:
+        summary: dict[str, Any] = {"id": str(ticket.id), "reference": ticket_reference(ticket.number),
+                                   "subject": ticket.subject, "status": ticket.status, "priority": ticket.priority,
+                                   "channel": ticket.channel}
+        if ticket.channel in TEXT_CHANNELS:
+            # What a connector needs to answer on the platform: whom, there.
+            requester = await self.session.get(Customer, ticket.requester_id)
+            if requester is not None:
+                summary["requester"] = {"channel_user_id": (requester.attributes or {}).get("channel_user_id"),
+                                        "phone": requester.phone}
+        return summary
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
