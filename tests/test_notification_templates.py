@@ -384,6 +384,15 @@ def test_a_template_that_would_hold_the_server_is_stopped_and_named(text: str) -
     ("<p>{{ 'x' * 1000 * 1000 * 1000 }}</p>", "repetitions are limited"),
     ("<p>{{ 'x' | center(1000000000) }}</p>", "numbers above 100,000"),
     ("<p>{{ 10 ** 10 ** 10 }}</p>", "powers are limited"),
+    # Widths written inside a string are numbers too, and so is what a replacement adds.
+    ("<p>{{ '%080000000d' % 1 }}</p>", "format widths are limited"),
+    ("<p>{{ '%-*d' % (5000, 1) }}</p>", "format widths are limited"),
+    ("<p>{{ '{:>20000000}'.format(1) }}</p>", "format widths are limited"),
+    ("<p>{{ '{:{w}}'.format(1, w=50000) }}</p>", "format widths are limited"),
+    ("<p>{{ '%020000000d' | format(1) }}</p>", "format widths are limited"),
+    ("<p>{{ 'x'.ljust(50000) }}</p>", "widths are limited"),
+    ("<p>{{ ('a' * 99999) | replace('a', 'a' * 99999) }}</p>", "a replacement may add at most"),
+    ("<p>{{ ('a' * 99999).replace('a', 'aaa') }}</p>", "a replacement may add at most"),
 ])
 def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
     with pytest.raises(TemplateInvalid, match=says) as err:
@@ -393,5 +402,12 @@ def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
 
 def test_ordinary_arithmetic_and_repetition_still_work() -> None:
     rendered = render("assigned", "en", sample_context("assigned"),
-                      _override(text="{{ '-' * 20 }} {{ 2 ** 10 }} {{ 1500 * 3 }}"))
-    assert "-" * 20 + " 1024 4500" in rendered.text
+                      _override(text="{{ '-' * 20 }} {{ 2 ** 10 }} {{ 1500 * 3 }} {{ '%5d' % 3 }}|"
+                                     "{{ '{:>4}'.format('ok') }}|{{ 'a,b' | replace(',', ', ') }}"))
+    assert "-" * 20 + " 1024 4500     3|  ok|a, b" in rendered.text
+
+
+def test_an_unknown_filter_is_named_on_its_part() -> None:
+    with pytest.raises(TemplateInvalid, match="No filter named 'nosuchfilter'") as err:
+        validate(_override(text="Hi {{ recipient_name | nosuchfilter }}"), "assigned")
+    assert err.value.field == "text" and err.value.line == 1

@@ -45,7 +45,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, nodes, pass_context
+from jinja2 import (
+    ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, nodes, pass_context, pass_eval_context,
+)
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
@@ -75,6 +77,10 @@ SOURCE_MAX_CHARS = 64_000
 RENDER_BUDGET_SECONDS = 0.05
 LARGEST_NUMBER = 100_000
 LONGEST_REPETITION = 100_000
+WIDEST_FIELD = 1_000  # a format width, a padding, an indent: real emails need a few dozen
+LARGEST_PART = 1_000_000  # characters one rendered part may have
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[a-zA-Z%]")
+_FORMAT_FIELD = re.compile(r"\{[^{}]*:([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +168,57 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _check_printf(text: str) -> None:
+    for width, precision in _PRINTF_SPEC.findall(text):
+        for number in (width, precision):
+            if number == "*" or (number and int(number) > WIDEST_FIELD):
+                raise SecurityError(f"format widths are limited to {WIDEST_FIELD}")
+
+
+def _check_format(text: str) -> None:
+    for spec in _FORMAT_FIELD.findall(text):
+        if "{" in spec or any(int(n) > WIDEST_FIELD for n in re.findall(r"\d+", spec)):
+            raise SecurityError(f"format widths are limited to {WIDEST_FIELD}")
+
+
+def _check_width(width: Any) -> None:
+    if isinstance(width, int) and width > WIDEST_FIELD:
+        raise SecurityError(f"widths are limited to {WIDEST_FIELD}")
+
+
+def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
+    if isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+        times = text.count(old) if old else len(text) + 1
+        if isinstance(count, int) and count >= 0:
+            times = min(times, count)
+        if times * (len(new) - len(old)) > LONGEST_REPETITION:
+            raise SecurityError(f"a replacement may add at most {LONGEST_REPETITION} characters")
+
+
+def _check_str_call(text: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Calls on a string that could make one huge one in a single C-level step."""
+    if method in ("format", "format_map"):
+        _check_format(text)
+    elif method in ("center", "ljust", "rjust", "zfill", "expandtabs"):
+        _check_width(args[0] if args else kwargs.get("width", kwargs.get("tabsize")))
+    elif method == "replace" and len(args) >= 2:
+        _check_replace(text, *args[:3])
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+        if isinstance(getattr(target, "__self__", None), str):
+            _check_str_call(target.__self__, getattr(target, "__name__", ""), args, kwargs)
+        return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
+        if operator == "%":
+            if isinstance(left, str):
+                _check_printf(left)
+        elif operator == "**":
             if not (isinstance(left, int | float) and isinstance(right, int | float)) or abs(right) > 64 \
                     or abs(left) > LARGEST_NUMBER:
                 raise SecurityError("powers are limited to small numbers")
@@ -188,7 +240,32 @@ def _environment(*, html: bool, strict: bool) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.filters.update(status_label=_status_filter, priority_label=_priority_filter, clock_label=_clock_filter)
+    _guard_filters(env)
     return env
+
+
+def _guard_filters(env: ImmutableSandboxedEnvironment) -> None:
+    """The built-in filters that can grow a string in one step check their arguments first."""
+    plain = dict(env.filters)
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_printf(str(value))
+        return plain["format"](value, *args, **kwargs)
+
+    def center(value: Any, width: int = 80) -> Any:
+        _check_width(width)
+        return plain["center"](value, width)
+
+    def indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> Any:
+        _check_width(width if isinstance(width, int) else len(str(width)))
+        return plain["indent"](value, width, *args, **kwargs)
+
+    @pass_eval_context
+    def replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> Any:
+        _check_replace(str(value), old, new, -1 if count is None else count)
+        return plain["replace"](eval_ctx, value, old, new, count)
+
+    env.filters.update(format=format_, center=center, indent=indent, replace=replace)
 
 
 _ENVIRONMENTS = {(h, s): _environment(html=h, strict=s) for h in (False, True) for s in (False, True)}
@@ -236,10 +313,10 @@ def _compile(field: str, source: str, strict: bool) -> Template:
     env = _ENVIRONMENTS[(field == "html", strict)]
     try:
         tree = env.parse(source)
-    except TemplateSyntaxError as exc:
+        _static_check(field, tree)
+        return env.from_string(tree)
+    except TemplateSyntaxError as exc:  # also an unknown filter or test, found when compiling
         raise TemplateInvalid(field, f"syntax error: {exc.message}", exc.lineno) from None
-    _static_check(field, tree)
-    return env.from_string(tree)
 
 
 class _OverBudget(Exception):
@@ -268,7 +345,7 @@ def _within_budget(template: Template, context: Mapping[str, Any]) -> str:
 def _render_part(field: str, source: str, context: Mapping[str, Any], *, strict: bool, trusted: bool = False) -> str:
     template = _compile(field, source, strict)
     try:
-        return template.render(context) if trusted else _within_budget(template, context)
+        rendered = template.render(context) if trusted else _within_budget(template, context)
     except _OverBudget:
         raise TemplateInvalid(field, f"takes too long to render (more than {RENDER_BUDGET_SECONDS * 1000:.0f} ms); "
                                      "simplify its loops") from None
@@ -279,6 +356,9 @@ def _render_part(field: str, source: str, context: Mapping[str, Any], *, strict:
     except Exception as exc:  # noqa: BLE001 - whatever an admin's template does wrong, report it on that part
         raise TemplateInvalid(field, f"cannot be rendered: {type(exc).__name__}: {exc}",
                               _runtime_line(exc)) from None
+    if len(rendered) > LARGEST_PART:
+        raise TemplateInvalid(field, f"renders too large ({len(rendered):,} characters, at most {LARGEST_PART:,})")
+    return rendered
 
 
 # --- Context ----------------------------------------------------------------------------------------------
