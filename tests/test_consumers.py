@@ -3,6 +3,7 @@ holds nothing back and loses nothing, and each (consumer, event) has its effect 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from collections import Counter
@@ -169,4 +170,39 @@ async def test_after_the_last_pause_a_failure_waits_for_an_operator(client, runt
     done, failed = await runtime.dispatcher.consumers.retry_failed(everything=True,
                                                                    progress=lambda n, t: seen.append((n, t)))
     assert (done, failed) == (2, 0) and seen[-1] == (2, 2)
+    assert state["done"] == 2 and await kept_failures(runtime, name) == []
+
+
+async def test_a_batch_cut_off_by_a_stopping_process_is_kept_and_done_later(client, runtime, settle) -> None:
+    """A worker whose grace ran out cancels the batch it was running; the queue counts
+    that job as done, so the batch's pairs are kept, due at once, and done by the next
+    round of retries."""
+    import asyncio
+
+    ws = await make_workspace(client)
+    name, event_type = f"test.slow_{secrets.token_hex(3)}", f"test.slowed_{secrets.token_hex(3)}"
+    state = {"hang": True, "done": 0}
+    started = asyncio.Event()
+
+    async def react(session, event, now) -> None:  # noqa: ANN001
+        if state["hang"]:
+            started.set()
+            await asyncio.sleep(60)
+        state["done"] += 1
+
+    runtime.dispatcher.consumers.add(name, (event_type,), react)
+    await publish(runtime, ws.id, event_type, 2)
+    async with runtime.db.read_session() as session:
+        events = list(await session.scalars(select(OutboxEvent).where(OutboxEvent.type == event_type)))
+    batch = asyncio.create_task(runtime.dispatcher.consumers.consume(
+        [{"id": e.id, "workspace_id": str(e.workspace_id), "type": e.type, "payload": e.payload} for e in events]))
+    await asyncio.wait_for(started.wait(), 10)
+    batch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await batch
+    kept = await kept_failures(runtime, name)
+    assert len(kept) == 2 and all(k.next_attempt_at is not None for k in kept)
+
+    state["hang"] = False
+    await retry_due(runtime)
     assert state["done"] == 2 and await kept_failures(runtime, name) == []

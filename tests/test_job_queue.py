@@ -140,3 +140,55 @@ async def test_the_stream_sheds_finished_jobs_and_keeps_those_waiting_or_running
     assert len(remaining) == 2 and all(entry_id > third[0] for entry_id, _ in remaining)
     assert await jobs.unfinished() == 2
     assert len(await take(redis, queue, 10)) == 2  # still there for a worker
+
+
+async def until(condition, seconds: float = 15.0) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "it never happened"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_stopping_worker_lets_its_running_job_finish(redis_jobs) -> None:  # noqa: ANN001
+    """SIGTERM (a deploy, systemd, Kubernetes) sets ``finish``: no new jobs are taken, and
+    the running one ends and is acknowledged instead of being cut off and lost."""
+    jobs, redis, queue = redis_jobs
+    started, done = asyncio.Event(), []
+
+    async def slow(n: int) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        done.append(n)
+
+    jobs.register("test.slow", slow)
+    finish = asyncio.Event()
+    worker = asyncio.create_task(jobs.work(concurrency=4, finish=finish, grace=5))
+    await jobs.enqueue("test.slow", n=1)
+    await asyncio.wait_for(started.wait(), 15)
+    finish.set()
+    await asyncio.wait_for(worker, 15)
+    assert done == [1]
+    assert (await redis.xpending(queue, CONSUMER_GROUP))["pending"] == 0
+
+
+async def test_a_worker_carries_on_when_redis_comes_back_empty(redis_jobs) -> None:  # noqa: ANN001
+    """A Redis restarted without its data has no consumer group: the worker declares it
+    again and goes on, rather than failing on every read until someone restarts it."""
+    jobs, redis, queue = redis_jobs
+    ran: list[int] = []
+
+    async def note(n: int) -> None:
+        ran.append(n)
+
+    jobs.register("test.note", note)
+    finish = asyncio.Event()
+    worker = asyncio.create_task(jobs.work(concurrency=4, finish=finish, grace=5))
+    try:
+        await jobs.enqueue("test.note", n=1)
+        await until(lambda: ran == [1])
+        await redis.delete(queue)  # the stream and its consumer group are gone
+        await jobs.enqueue("test.note", n=2)
+        await until(lambda: ran == [1, 2])
+    finally:
+        finish.set()
+        await asyncio.wait_for(worker, 15)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -98,22 +98,23 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1, max=1000)] = 50,
     smtp: Annotated[bool, typer.Option(help="Also run the inbound SMTP listener (on one worker).")] = False,
 ) -> None:
-    """Run background jobs from the Redis queue (scaled mode; run as many as you like)."""
-    from taskiq.api import run_receiver_task
-
+    """Run background jobs from the Redis queue (scaled mode; run as many as you like). SIGTERM lets the
+    running jobs finish (up to RELAYDESK_SHUTDOWN_GRACE_SECONDS); a second one stops at once."""
     from relaydesk.wiring import background
 
     runtime = _scaled_runtime()
+    finish = asyncio.Event()
 
     async def _run() -> None:
         try:
             async with background(runtime, dispatcher=True, scheduler=False, smtp=smtp, runs_jobs=True):
                 console.print(f"Worker started (concurrency {concurrency}).")
-                await run_receiver_task(runtime.jobs.broker, max_async_tasks=concurrency, run_startup=False)
+                await runtime.jobs.work(concurrency=concurrency, finish=finish,
+                                        grace=runtime.settings.shutdown_grace_seconds)
         finally:
             await runtime.close()
 
-    _run_until_signalled(_run())
+    _run_until_signalled(_run(), first_signal=finish.set)
 
 
 @app.command()
@@ -135,15 +136,26 @@ def scheduler() -> None:
     _run_until_signalled(_run())
 
 
-def _run_until_signalled(coro: Coroutine[Any, Any, None]) -> None:
-    """Run until SIGTERM/SIGINT, then let the coroutine clean up."""
+def _run_until_signalled(coro: Coroutine[Any, Any, None], first_signal: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then let the coroutine clean up. ``first_signal``: asks the
+    coroutine to wind down by itself; a second signal cancels it."""
     import signal
 
     async def _main() -> None:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if first_signal is not None and signals == 1:
+                first_signal()
+            else:
+                task.cancel()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal)
         try:
             await task
         except asyncio.CancelledError:

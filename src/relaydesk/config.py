@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     auto_close_scan_seconds: float = 60
     queue_sweep_seconds: float = 60
     outbox_poll_seconds: float = 2
-    # Embedded mode: how long a stopping server waits for its running jobs to finish.
+    # How long a stopping server (embedded mode) or worker (scaled mode) lets its running jobs finish.
     shutdown_grace_seconds: float = Field(default=10, ge=0)
     # Scaled mode: while this many jobs wait or run, dispatchers leave new events in the
     # outbox, so that when a worker frees up they leave together as one bigger batch.

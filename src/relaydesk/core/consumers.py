@@ -165,12 +165,36 @@ class Consumers:
                     if (consumer.name, event.id) in fresh:
                         await consumer.react(session, event, now)
                         ran += 1
+        except asyncio.CancelledError:
+            # The process is stopping mid-batch (a worker's grace ran out): its stream entry
+            # counts as done, so the pairs are kept for the next round of retries.
+            await self._keep_for_retry(pairs, "stopped before it finished")
+            raise
         except Exception as exc:
             log.warning("consume_batch_failed", pairs=len(pairs), error=repr(exc))
-            for consumer, event in pairs:
-                await self.jobs.enqueue("outbox.consume_one", consumer=consumer.name, event=event_for_job(event))
+            for n, (consumer, event) in enumerate(pairs):
+                try:
+                    await self.jobs.enqueue("outbox.consume_one", consumer=consumer.name, event=event_for_job(event))
+                except Exception as refused:  # the queue is going away too: keep the rest in the database
+                    await self._keep_for_retry(pairs[n:], f"could not be queued: {refused!r}")
+                    break
             return None
         return ran
+
+    async def _keep_for_retry(self, pairs: list[tuple[Consumer, Event]], why: str) -> None:
+        """Pairs no job will run: kept as failures due at once (``outbox.retry_failed``
+        takes them within a minute); one already kept is left as it is."""
+        try:
+            async with self.db.write_session() as session:
+                now = self.clock.now()
+                for consumer, event in pairs:
+                    if await session.get(FailedConsumption, (consumer.name, event.id)) is None:
+                        session.add(FailedConsumption(
+                            consumer=consumer.name, event_id=event.id, workspace_id=event.workspace_id,
+                            event=event_for_job(event), attempts=0, error=why, failed_at=now, next_attempt_at=now))
+                await session.commit()
+        except Exception:  # nothing left to keep them with: the log has what was lost
+            log.exception("consumption_not_kept", pairs=[(c.name, e.id) for c, e in pairs], why=why)
 
     async def consume_one(self, consumer: str, event: dict[str, Any], *, kept: bool = False) -> bool:
         """The ``outbox.consume_one`` job: one consumer, one event, its own transaction

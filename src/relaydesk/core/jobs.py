@@ -9,6 +9,7 @@ a job reloads what it needs by id and tolerates arriving late or twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -81,6 +82,38 @@ class Jobs:
         if name not in self._names:
             raise KeyError(f"no job named {name!r}")
         await AsyncKicker(task_name=name, broker=self.broker, labels={}).kiq(**kwargs)
+
+    async def work(self, *, concurrency: int, finish: asyncio.Event, grace: float) -> None:
+        """A worker's loop (scaled mode): run jobs from the Redis stream until ``finish`` is
+        set, then take no new ones and give those running ``grace`` seconds to end. Jobs
+        handed to this worker and not started stay unacknowledged in the stream, and
+        another worker takes them over (``idle_timeout``).
+
+        While Redis is away it tries again with back-off (a line in the log each time, not
+        a trace per poll), and declares the consumer group again first: a Redis that
+        came back empty (no persistence, a failover) has none, and reading would fail for
+        ever."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from taskiq.receiver import Receiver
+
+        failures = 0
+        self.broker.is_worker_process = True
+        with ThreadPoolExecutor() as executor:
+            while not finish.is_set():
+                receiver = Receiver(broker=self.broker, executor=executor, run_startup=False,
+                                    max_async_tasks=concurrency, wait_tasks_timeout=grace)
+                try:
+                    await receiver.listen(finish)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    pause = min(2 ** failures, 30)
+                    log.warning("job_queue_unreachable", error=str(exc)[:300], retry_in=pause)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(finish.wait(), timeout=pause)
+                    with contextlib.suppress(Exception):
+                        await self.broker._declare_consumer_group()  # type: ignore[attr-defined]
 
     async def unfinished(self) -> int | None:
         """Jobs queued or running anywhere in the deployment (scaled mode): the consumer
