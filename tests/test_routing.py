@@ -382,6 +382,23 @@ class TestQueue:
         assert why["priority"]["source"] == "agent"
 
 
+    async def test_more_capacity_empties_a_long_queue_at_once(self, client, settle):
+        """Not just the first page of the queue: every waiting ticket the new capacity
+        has room for is assigned when it is raised, with no sweep needed."""
+        ws, team, staff, cats = await setup_desk(client, agents=1, cap=1)
+        cust = await ws.customer()
+        made = [await ws.ticket(cust, subject=f"invoice {i}", description="billing issue with invoice")
+                for i in range(60)]
+        await settle()
+        owned = [(await ticket(client, ws, t["id"]))["assignee_id"] for t in made]
+        assert owned.count(staff[0].id) == 1
+        r = await client.patch(f"/api/v1/agents/{staff[0].id}", json={"max_concurrent": 100},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        owned = [(await ticket(client, ws, t["id"]))["assignee_id"] for t in made]
+        assert owned == [staff[0].id] * 60
+
     async def test_a_ticket_whose_routing_failed_every_try_is_routed_once_the_fault_is_gone(
             self, client, settle, clock, runtime, monkeypatch):
         """A fault in routing (a bad setting, the database away for longer than the job's

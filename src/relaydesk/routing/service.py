@@ -215,6 +215,9 @@ class RoutingService:
                     routing: TicketRouting | None = None) -> TicketRouting | None:
         """Assign the ticket to the best candidate now, or leave it queued with the reason.
         ``routing``: the ticket's record when this transaction has just made it."""
+        # The workspace's lock before any record's: two drains locking records first and
+        # then waiting for each other's workspace lock deadlocked on PostgreSQL.
+        await self._lock_routing(workspace_id)
         routing = routing or await self._locked_routing(ticket_id)
         system = Principal.system(workspace_id)
         try:
@@ -234,7 +237,6 @@ class RoutingService:
         rule = await self._matching_rule(ticket, requester)
         team_id = rule.team_id if rule and rule.team_id else ticket.team_id
         strategy = Strategy(rule.strategy) if rule else Strategy.SKILL_WEIGHTED
-        await self._lock_routing(workspace_id)
         requirement = await self._requirement(ticket, requester)
         pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
@@ -315,7 +317,10 @@ class RoutingService:
     async def drain(self, workspace_id: uuid.UUID, team_ids: list[uuid.UUID | None], now: datetime,
                     limit: int = 50) -> int:
         """Offer queued tickets of these teams (most urgent, then longest waiting first) to
-        whoever has room now. Returns how many were assigned."""
+        whoever has room now, a page of ``limit`` at a time while pages keep getting
+        assigned (a big rise in capacity empties the queue, not just its first page).
+        Returns how many were assigned."""
+        await self._lock_routing(workspace_id)
         stmt = select(TicketRouting.ticket_id).where(
             TicketRouting.workspace_id == workspace_id, TicketRouting.state == "queued")
         named = [t for t in team_ids if t is not None]
@@ -323,13 +328,18 @@ class RoutingService:
             stmt = stmt.where((TicketRouting.team_id.in_(named)) | TicketRouting.team_id.is_(None))
         else:
             stmt = stmt.where(TicketRouting.team_id.in_(named))
-        queued = list(await self.session.scalars(stmt.order_by(
-            TicketRouting.priority_rank.desc(), TicketRouting.queued_since).limit(limit)))
-        assigned = 0
-        for ticket_id in queued:
-            routing = await self.route(workspace_id, ticket_id, now)
-            assigned += routing is not None and routing.state == "assigned"
-        return assigned
+        stmt = stmt.order_by(TicketRouting.priority_rank.desc(), TicketRouting.queued_since, TicketRouting.ticket_id)
+        assigned, offered = 0, set()
+        while True:
+            page = [t for t in await self.session.scalars(stmt.limit(limit + len(offered))) if t not in offered]
+            assigned_here = 0
+            for ticket_id in page[:limit]:
+                offered.add(ticket_id)
+                routing = await self.route(workspace_id, ticket_id, now)
+                assigned_here += routing is not None and routing.state == "assigned"
+            assigned += assigned_here
+            if len(page) < limit or assigned_here == 0:
+                return assigned
 
     async def drain_for_agent(self, workspace_id: uuid.UUID, agent_id: uuid.UUID, now: datetime) -> int:
         teams: list[uuid.UUID | None] = [*await self.agents.teams_of(workspace_id, agent_id), None]
