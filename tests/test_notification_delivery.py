@@ -183,6 +183,31 @@ class TestStaffEmailsAndPreferences:
         statuses = sorted(d["status"] for d in log)
         assert statuses == ["batched"] * (len(log) - 1) + ["sent"] and len(log) >= 10
 
+    async def test_a_digest_retried_after_a_failed_send_loses_nothing(self, client, settle, mail, runtime,
+                                                                      clock) -> None:  # noqa: ANN001
+        """The first try takes the waiting updates into one digest; the retry sends that
+        same digest, and an update that came meanwhile leaves in the next email."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        for i in range(3):
+            await ws.reply(customer, ticket["id"], f"Update number {i}")
+        await settle()
+        mail.fail_next(1)
+        window = timedelta(seconds=runtime.settings.notification_batch_seconds + 1)
+        await send_due(runtime, clock, after=window)
+        assert to(mail, agent.email) == []
+        await ws.reply(customer, ticket["id"], "Update number 3")
+        await settle()
+        for _ in range(3):
+            await send_due(runtime, clock, after=window)
+        bodies = [e.message.get_body(("plain",)).get_content() for e in to(mail, agent.email)]
+        assert len(bodies) == 2 and all(f"Update number {i}" in bodies[0] for i in range(3))
+        assert "Update number 3" in bodies[1] and "Update number 3" not in bodies[0]
+
     async def test_a_digest_lists_its_updates_in_order_and_in_the_recipients_language(
             self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

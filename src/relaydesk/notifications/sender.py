@@ -149,9 +149,11 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
                         url=settings.sms_api_url or TWILIO_MESSAGES_URL.format(sid=settings.sms_account_sid),
                         form={"To": delivery.recipient, "From": settings.sms_number, "Body": delivery.context["body"]},
                         auth=(settings.sms_account_sid or "", settings.sms_auth_token), allow_private=True)
-    mates = await DeliveryService(session).batch_mates(delivery, now)
+    # Mates join on the first attempt only, and the digest is frozen into the delivery: a
+    # retry (after a failure, or a crash after the relay took it) sends the same email
+    # under the same Message-ID; what arrived meanwhile leaves with the next one.
+    mates = await DeliveryService(session).batch_mates(delivery, now) if delivery.attempts <= 1 else []
     if mates:
-        # Frozen into the delivery so a retry sends the same digest.
         in_order = sorted((delivery, *mates), key=lambda d: (d.created_at, d.id))
         delivery.context = {**delivery.context, "digest": [_digest_item(d, delivery.locale) for d in in_order]}
     return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
