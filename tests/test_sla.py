@@ -523,3 +523,22 @@ async def test_replies_handled_together_lock_their_trackers_in_one_read(client, 
     for t in made:
         assert (await sla(client, ws, t["id"]))["first_response"]["state"] == "met"
     assert len(reads) == 1, reads
+
+
+async def test_an_escalation_on_a_ticket_without_a_team_reaches_the_managers(client, settle):
+    """No team, so no team lead: the escalation goes up to the supervisors and admins, not
+    back to the agent who raised it."""
+    ws = await make_workspace(client)
+    agent, supervisor = await ws.staff(), await ws.staff("supervisor")
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello")
+    await settle()
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers, json={"assignee_id": agent.id})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=agent.headers,
+                          json={"kind": "manual", "reason": "The customer threatens to sue"})
+    assert r.status_code == 201, r.text
+    await settle()
+    for manager in (supervisor, ws.admin):
+        assert any(n["kind"] == "escalated" and n["ticket_id"] == t["id"] for n in await notes_for(client, ws, manager))
+    assert not any(n["kind"] == "escalated" for n in await notes_for(client, ws, agent))

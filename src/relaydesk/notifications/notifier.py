@@ -96,21 +96,28 @@ class Notifier:
                                 extra={"waited_minutes": payload["waited_minutes"], "team_name": team})
             case "sla.threshold_crossed":
                 level = payload["level"]
-                lead = await self.teams.lead_of(self.ws, ticket.team_id)
-                users = {ticket.assignee_id} if level == "warning" else {ticket.assignee_id, lead}
+                users = {ticket.assignee_id} if level == "warning" else {ticket.assignee_id,
+                                                                         *await self._someone_above(ticket)}
                 clock = payload["clock"].replace("_", " ")
                 await self.send(await self._staff(users), f"sla_{level}", ticket,
                                 f"{ref}: {clock} SLA {_level_word(level)}", body=f"Due {payload.get('due_at')}",
                                 extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at"))})
             case "ticket.escalated":
                 level = payload["level"]
-                lead = await self.teams.lead_of(self.ws, ticket.team_id)
-                users: set[uuid.UUID | None] = {lead, ticket.assignee_id}
+                users: set[uuid.UUID | None] = {ticket.assignee_id, *await self._someone_above(ticket)}
                 if level >= 3 or payload.get("kind") in ("incident", "high_impact"):
                     users |= set(await self.agents.managers(self.ws))
+                users.discard(_uuid(payload.get("actor_id")))  # who raised it knows
                 await self.send(await self._staff(users), "escalated", ticket, f"{ref} escalated to level {level}",
                                 body=payload.get("reason") or "",
                                 extra={"level": level, "reason": payload.get("reason") or ""})
+
+    async def _someone_above(self, ticket: Ticket) -> set[uuid.UUID]:
+        """Whom an SLA breach or an escalation goes up to: the team's lead, or, for a ticket
+        without a team (or a team without a lead), the workspace's managers, so it always
+        reaches someone besides the agent."""
+        lead = await self.teams.lead_of(self.ws, ticket.team_id)
+        return {lead} if lead is not None else set(await self.agents.managers(self.ws))
 
     async def _message(self, ticket: Ticket, ref: str, payload: dict[str, Any]) -> None:
         author = await self._name_of(payload.get("author_id"))
@@ -278,3 +285,10 @@ def sms_parts(text: str) -> list[str]:
     if text:
         parts[-1] = parts[-1][:room - 60].rstrip() + " … (the rest is waiting on your request)"
     return [f"({n}/{len(parts)}) {part}" for n, part in enumerate(parts, 1)]
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
