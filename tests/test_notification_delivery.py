@@ -75,6 +75,27 @@ class TestCustomerEmails:
         assert ticket_of(email["Message-ID"], secret=runtime.settings.resolved_secret_key()) is not None
         assert email.message.get_body(("html",)) is not None
 
+    async def test_links_point_into_the_web_app_when_there_is_one_and_nowhere_else(
+            self, client, settle, mail, runtime, monkeypatch) -> None:  # noqa: ANN001
+        """Relaydesk serves no ticket pages itself: without RELAYDESK_APP_URL an email has no
+        link that would lead to a 404."""
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        await ws.ticket(customer, subject="No web app")
+        await settle()
+        [plain] = to(mail, customer.email)
+        body = plain.message.get_body(("plain",)).get_content() + plain.message.get_body(("html",)).get_content()
+        assert "http" not in body.replace("http://www.w3.org", "")
+
+        monkeypatch.setattr(runtime.settings, "app_url", "https://help.shop.example/")
+        mail.clear()
+        ticket = await ws.ticket(customer, subject="With a web app")
+        await settle()
+        [linked] = to(mail, customer.email)
+        text = linked.message.get_body(("plain",)).get_content()
+        assert f"https://help.shop.example/portal/tickets/{ticket['number']}" in text
+        assert "https://help.shop.example/settings/notifications" in text
+
     async def test_an_agent_reply_is_a_threaded_email_to_the_customer(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()
@@ -476,6 +497,16 @@ class TestReliability:
 
 
 class TestTemplates:
+    async def test_a_preview_shows_the_workspaces_own_name_and_links(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
+        monkeypatch.setattr(runtime.settings, "app_url", "https://help.shop.example")
+        ws = await make_workspace(client, name="Demo Outfitters")
+        r = await client.post("/api/v1/notification-templates/ticket_created/en/preview", headers=ws.admin.headers,
+                              json={})
+        assert r.status_code == 200, r.text
+        shown = r.json()["text"] + r.json()["html"]
+        assert "Demo Outfitters" in shown and "Lotus Travel" not in shown
+        assert "https://help.shop.example/portal/tickets/T-000123" in shown and "help.example.com" not in shown
+
     async def test_an_admin_customises_previews_and_resets_a_template(self, client, settle, mail) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         r = await client.post("/api/v1/notification-templates/ticket_created/en/preview", headers=ws.admin.headers,

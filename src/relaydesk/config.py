@@ -90,8 +90,12 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     agent_away_after_seconds: float = 600
 
-    # Where links in emails point (the address people open Relaydesk at).
+    # The address Relaydesk itself is reached at (Twilio signs it; the API and widget live there).
     public_url: str = "http://127.0.0.1:8000"
+    # The web app agents and customers open tickets in (Relaydesk serves the API and the chat
+    # widget, not those pages): links in emails point into it. Unset, emails carry none
+    # rather than links that lead nowhere.
+    app_url: str | None = None
     # Outbound mail goes to this SMTP relay; without one it is written to <data dir>/mail-outbox.
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -141,9 +141,10 @@ async def reset_template(kind: str, locale: str, principal: AdminPrincipal, sess
 @router.post("/notification-templates/{kind}/{locale}/preview", response_model=RenderedOut, tags=["notifications"],
              summary="Render a template (saved or not) with sample values")
 async def preview_template(kind: str, locale: str, data: PreviewIn, principal: AdminPrincipal,
-                           session: SessionDep):  # noqa: ANN201
+                           session: SessionDep, request: Request):  # noqa: ANN201
     source = TemplateSource(data.template.subject, data.template.text, data.template.html) if data.template else None
-    return await TemplateService(session).preview(principal, kind, locale, source, data.context)
+    return await TemplateService(session).preview(principal, kind, locale, source, data.context,
+                                                  app_url=request.app.state.runtime.settings.app_url)
 
 
 # -- deliveries --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from relaydesk.notifications.delivery import (
     wants,
 )
 from relaydesk.notifications.service import NotificationService
-from relaydesk.notifications.templates import normalize_locale
+from relaydesk.notifications.templates import app_link, normalize_locale
 from relaydesk.notifications.webhooks import WebhookService
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
@@ -165,7 +165,7 @@ class Notifier:
                 context = {"workspace_name": workspace.name, "recipient_name": recipient.name,
                            "ticket": self._ticket_context(ticket, staff=recipient.staff), **(extra or {})}
                 if recipient.user_id is not None:
-                    context["unsubscribe_url"] = f"{self.settings.public_url}/settings/notifications"
+                    context["unsubscribe_url"] = app_link(self.settings.app_url, "/settings/notifications")
                 if thread:
                     context["thread"] = await self.tickets.email_thread_ids(self.ws, ticket.id)
                 if batch is None and kind in BATCHABLE_KINDS:
@@ -209,7 +209,7 @@ class Notifier:
         ref = ticket_reference(ticket.number)
         path = f"/tickets/{ref}" if staff else f"/portal/tickets/{ref}"
         return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject, "status": ticket.status,
-                "priority": ticket.priority, "url": f"{self.settings.public_url}{path}"}
+                "priority": ticket.priority, "url": app_link(self.settings.app_url, path)}
 
 
 def _level_word(level: str) -> str:
@@ -250,11 +250,11 @@ async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
                 summary = await tickets.team_summary(workspace.id, team["id"], now - timedelta(days=1))
                 oldest = [{"reference": ticket_reference(t.number), "subject": t.subject, "status": t.status,
                            "priority": t.priority,
-                           "url": f"{runtime.settings.public_url}/tickets/{ticket_reference(t.number)}"}
+                           "url": app_link(runtime.settings.app_url, f"/tickets/{ticket_reference(t.number)}")}
                           for t in summary["oldest"]]
                 context = {"workspace_name": workspace.name, "recipient_name": lead.name, "date": day,
                            "team_name": team["name"], "counts": summary["counts"], "oldest": oldest,
-                           "unsubscribe_url": f"{runtime.settings.public_url}/settings/notifications"}
+                           "unsubscribe_url": app_link(runtime.settings.app_url, "/settings/notifications")}
                 queued += await deliveries.queue(
                     workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
                     key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None

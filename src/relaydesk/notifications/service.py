@@ -17,6 +17,7 @@ from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.notifications import templates
 from relaydesk.notifications.models import Notification, NotificationTemplate
+from relaydesk.tenancy.service import WorkspaceService
 
 
 class NotificationService:
@@ -111,7 +112,8 @@ class TemplateService:
             await self.session.delete(row)
 
     async def preview(self, principal: Principal, kind: str, locale: str, source: templates.TemplateSource | None,
-                      context: dict[str, Any] | None) -> templates.RenderedEmail:
+                      context: dict[str, Any] | None, *, app_url: str | None = None) -> templates.RenderedEmail:
+        """Sample values, but the workspace's own name and links, so the admin sees their email."""
         self._check(kind, locale)
         if source is None:
             row = await self._row(principal.workspace_id, kind, locale)
@@ -121,7 +123,15 @@ class TemplateService:
                 templates.validate(source, kind, locale)
             except templates.TemplateInvalid as exc:
                 raise ValidationFailed(str(exc), field=exc.field) from None
+        sample = templates.sample_context(kind)
+        workspace = await WorkspaceService(self.session).get(principal.workspace_id)
+        own = {"workspace_name": workspace.name,
+               "unsubscribe_url": templates.app_link(app_url, "/settings/notifications")}
+        if isinstance(sample.get("ticket"), dict):
+            staff_page = kind not in templates.CUSTOMER_KINDS
+            own["ticket"] = {**sample["ticket"], "url": templates.app_link(
+                app_url, f"/{'tickets' if staff_page else 'portal/tickets'}/{sample['ticket']['reference']}")}
         try:
-            return templates.render(kind, locale, {**templates.sample_context(kind), **(context or {})}, source)
+            return templates.render(kind, locale, {**sample, **own, **(context or {})}, source)
         except templates.TemplateInvalid as exc:  # the template is fine with its sample; not with this context
             raise ValidationFailed(f"Cannot be previewed with this context: {exc}", field="context") from None

@@ -403,13 +403,18 @@ def _prepare(kind: str, locale: str, context: Mapping[str, Any]) -> dict[str, An
     return ctx
 
 
+def app_link(app_url: str | None, path: str) -> str:
+    """A page of the web app (``RELAYDESK_APP_URL``), or nothing: no link beats a dead one."""
+    return f"{app_url.rstrip('/')}{path}" if app_url else ""
+
+
 def _sample_ticket(number: int, subject: str, status: str, priority: str, requester: str) -> dict[str, Any]:
     reference = f"T-{number:06d}"
     return {"reference": reference, "subject": subject, "status": status, "priority": priority,
             "url": f"https://help.example.com/tickets/{reference}", "requester_name": requester}
 
 
-_CUSTOMER_KINDS = frozenset({"ticket_created", "reply_to_customer", "status_changed"})
+CUSTOMER_KINDS = frozenset({"ticket_created", "reply_to_customer", "status_changed"})
 
 
 def sample_context(kind: str) -> dict[str, Any]:
@@ -418,7 +423,7 @@ def sample_context(kind: str) -> dict[str, Any]:
     ticket = _sample_ticket(123, "Cannot download the invoice for March", "IN_PROGRESS", "HIGH", "Lan Nguyen")
     ctx: dict[str, Any] = {
         "workspace_name": "Lotus Travel",
-        "recipient_name": "Lan Nguyen" if kind in _CUSTOMER_KINDS else "Minh Tran",
+        "recipient_name": "Lan Nguyen" if kind in CUSTOMER_KINDS else "Minh Tran",
         "ticket": ticket,
         "unsubscribe_url": "https://help.example.com/settings/notifications",
     }

@@ -66,7 +66,7 @@ async def live(websocket: WebSocket) -> None:
             credential = Credential(chat_token, chat=True)
         else:
             if not token and (token := websocket.cookies.get("relaydesk_access")):
-                _refuse_foreign_origin(websocket, runtime.settings.public_url)
+                _refuse_foreign_origin(websocket, runtime.settings.public_url, runtime.settings.app_url)
             if not token:
                 token = await _first_frame_token(websocket, runtime.settings.ws_auth_timeout_seconds)
             principal, viewer = await _authenticate(runtime, token)
@@ -116,11 +116,12 @@ async def live(websocket: WebSocket) -> None:
             await registry.staff_left(principal)
 
 
-def _refuse_foreign_origin(websocket: WebSocket, public_url: str) -> None:
+def _refuse_foreign_origin(websocket: WebSocket, public_url: str, app_url: str | None) -> None:
     """A browser sends the cookie whichever site opened the socket, so a cookie is only
-    taken from pages of this deployment (tokens in the URL or a frame are not ambient)."""
+    taken from pages of this deployment, its API's or its web app's (tokens in the URL or
+    a frame are not ambient)."""
     origin = websocket.headers.get("origin")
-    if origin is not None and _origin(origin) != _origin(public_url):
+    if origin is not None and _origin(origin) not in {_origin(u) for u in (public_url, app_url) if u}:
         raise ProtocolError("unauthenticated", "The sign-in cookie is only accepted from this deployment's own "
                                                "pages; elsewhere, send a token.")
 
