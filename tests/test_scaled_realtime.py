@@ -169,3 +169,39 @@ async def test_an_agent_with_tabs_on_two_servers_stays_online_until_the_last_one
         while await availability() != "offline":
             assert time.monotonic() < deadline, "the last tab closed and the agent is still shown online"
             await asyncio.sleep(0.2)
+
+
+async def test_a_hanging_redis_neither_slows_the_api_nor_loses_live_events(two_servers):
+    """Redis stopped but not gone (a partition, a stuck failover) refuses nothing, so it
+    is noticed by a ping that gets no answer: the API stays fast, sockets are told, and
+    what they missed is replayed once Redis answers again."""
+    (first, second), redis = two_servers
+    async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
+        r = await api.post("/api/v1/workspaces", json={"name": "Hang", "admin_name": "A", "admin_password": PASSWORD,
+                                                       "admin_email": "a@hang.example.com"})
+        slug = r.json()["workspace"]["slug"]
+        login = await api.post("/api/v1/auth/login", json={"email": "a@hang.example.com", "password": PASSWORD,
+                                                           "workspace": slug})
+        token = login.json()["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        customer = (await api.post("/api/v1/customers", headers=admin,
+                                   json={"name": "C", "email": "c@customers.example.com"})).json()
+        ticket = (await api.post("/api/v1/tickets", headers=admin, json={
+            "subject": "Where is my order?", "description": "Ordered last week.",
+            "requester_id": customer["id"]})).json()
+
+        async with connect(f"ws://{second}/api/v1/ws?token={token}&subscribe=ticket:{ticket['id']}") as sock:
+            await next_frame(sock, "subscribed")
+            assert redis.process is not None
+            redis.process.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                r = await api.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin,
+                                   json={"body": "Posted while Redis hung"})
+                assert r.status_code == 201 and time.monotonic() - started < 1.5
+                assert (await next_frame(sock, "live", timeout=20))["state"] == "degraded"
+            finally:
+                redis.process.send_signal(signal.SIGCONT)
+            assert (await next_frame(sock, "live", timeout=30))["state"] == "up"
+            missed = await next_frame(sock, "message", timeout=30)
+            assert missed["data"]["body_text"] == "Posted while Redis hung"

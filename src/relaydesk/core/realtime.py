@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,7 +88,17 @@ class InProcessHub:
 
 
 class RedisHub:
-    """Scaled mode: events cross processes on one Redis pub/sub channel."""
+    """Scaled mode: events cross processes on one Redis pub/sub channel.
+
+    Publishing never holds up the request that committed the events: they go to a queue
+    a task of its own sends from. A Redis that refuses connections shows at once; one
+    that hangs (stopped, partitioned) would not, so the listening connection pings every
+    ``HEALTH_SECONDS`` and counts the hub down when no answer comes. Either way the
+    listeners hear "down", and "up" once Redis answers again, and replay what they missed."""
+
+    HEALTH_SECONDS = 3.0
+    SEND_TIMEOUT_SECONDS = 2.0
+    QUEUED_MAX = 10_000  # batches waiting to be sent; beyond that they are dropped (the outbox has them)
 
     def __init__(self, url: str, channel: str, *, retry_seconds: float = 1.0) -> None:
         self.url = url
@@ -95,8 +106,9 @@ class RedisHub:
         self.retry_seconds = retry_seconds
         self.listeners: list[HubListener] = []
         self.up = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
+        self._outgoing: asyncio.Queue[Sequence[LiveEvent]] = asyncio.Queue(self.QUEUED_MAX)
 
     def listen(self, listener: HubListener) -> None:
         self.listeners.append(listener)
@@ -105,15 +117,18 @@ class RedisHub:
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
-        if self.listeners and self._task is None:
-            self._task = asyncio.create_task(self._receive(), name="realtime-hub")
+        if not self._tasks:
+            self._tasks.append(asyncio.create_task(self._send(), name="realtime-hub-send"))
+            if self.listeners:
+                self._tasks.append(asyncio.create_task(self._receive(), name="realtime-hub"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -122,33 +137,54 @@ class RedisHub:
         if not events or self._client is None:
             return
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(self.channel, event.encode())
-                await pipe.execute()
-        except Exception as exc:  # Redis away: the outbox still has them for replay
-            log.warning("realtime_publish_failed", error=str(exc), events=len(events))
+            self._outgoing.put_nowait(events)
+        except asyncio.QueueFull:  # Redis has been hanging for a while: the outbox still has them
+            log.warning("realtime_publish_dropped", events=len(events))
+
+    async def _send(self) -> None:
+        while True:
+            events = list(await self._outgoing.get())
+            while not self._outgoing.empty() and len(events) < 500:
+                events.extend(self._outgoing.get_nowait())
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for event in events:
+                        pipe.publish(self.channel, event.encode())
+                    await asyncio.wait_for(pipe.execute(), self.SEND_TIMEOUT_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the outbox still has them for replay
+                log.warning("realtime_publish_failed", error=str(exc) or type(exc).__name__, events=len(events))
+                await self._set_state(False)  # told now; "up" again once the listening side hears Redis
 
     async def _receive(self) -> None:
         while True:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
-                await self._set_state(True)
+                await pubsub.ping()
+                pinged_at, answered = time.monotonic(), False
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None or message["type"] != "message":
-                        continue
-                    await self._fan_out([LiveEvent.decode(message["data"])])
+                    if message is not None and message["type"] == "pong":
+                        answered = True
+                        await self._set_state(True)
+                    elif message is not None and message["type"] == "message":
+                        await self._fan_out([LiveEvent.decode(message["data"])])
+                    if time.monotonic() - pinged_at >= self.HEALTH_SECONDS:
+                        if not answered:
+                            raise TimeoutError(f"Redis did not answer a ping within {self.HEALTH_SECONDS:g} s")
+                        await pubsub.ping()
+                        pinged_at, answered = time.monotonic(), False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("realtime_hub_down", error=str(exc), retry_in=self.retry_seconds)
+                log.warning("realtime_hub_down", error=str(exc) or type(exc).__name__, retry_in=self.retry_seconds)
                 await self._set_state(False)
                 await asyncio.sleep(self.retry_seconds)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), self.SEND_TIMEOUT_SECONDS)
 
     async def _fan_out(self, events: Sequence[LiveEvent]) -> None:
         for listener in self.listeners:
