@@ -108,6 +108,10 @@ async def test_connections_the_database_server_closed_are_replaced_without_a_fai
     ("RELAYDESK_JOBS_AHEAD", "0", "RELAYDESK_JOBS_AHEAD: Input should be greater than or equal to 1"),
     ("DATABASE_URL", "mysql://app:hunter2@db/helpdesk", "DATABASE_URL: must be a PostgreSQL URL"),
     ("RELAYDESK_ENV", "production", "RELAYDESK_SECRET_KEY must be set when RELAYDESK_ENV=production"),
+    ("RELAYDESK_LOG_LEVEL", "LOUD", "RELAYDESK_LOG_LEVEL: Input should be 'DEBUG', 'INFO'"),
+    ("REDIS_URL", "http://cache:6379", "REDIS_URL: must be a Redis URL"),
+    ("RELAYDESK_PASSWORD_HASH_MEMORY_KIB", "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB: Input should be greater than"),
+    ("RELAYDESK_SLA_SCAN_SECONDS", "0", "RELAYDESK_SLA_SCAN_SECONDS: Input should be greater than 0"),
 ])
 def test_a_bad_setting_is_named_without_a_traceback(tmp_path, variable, value, says):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
@@ -116,6 +120,17 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path, variable, value, s
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"Configuration error: {says}" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300",
+                "DATABASE_URL": "postgresql://relaydesk:hunter2@127.0.0.1:1/helpdesk"})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), "migrate"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Cannot reach the database (DATABASE_URL)" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr
 
 
@@ -178,7 +193,7 @@ async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try
                 consumer="routing.on_ticket_created", event_id=7, workspace_id=workspace_id,
                 event={"id": 7, "workspace_id": str(workspace_id), "type": "ticket.created",
                        "payload": {"ticket_id": str(uuid.uuid4())}},
-                attempts=6, error="RuntimeError: routing settings unreadable",
+                attempts=6, error="RuntimeError: routing settings unreadable\n[SQL: SELECT a long statement]",
                 failed_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), next_attempt_at=None))
             await session.commit()
     finally:
@@ -187,5 +202,6 @@ async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try
     listed = run("failed-events")
     assert "routing.on_ticket_created" in listed and "ticket.created #7" in listed
     assert "RuntimeError: routing settings unreadable" in listed and "by hand" in listed
+    assert "[SQL:" not in listed  # the first line says it; the log has the rest
     assert "1 done, 0 failed again." in run("failed-events", "--retry")
     assert "No failed reactions." in run("failed-events")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,6 +37,24 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
+
+
+@contextmanager
+def _services_named() -> Iterator[None]:
+    """A database or Redis that cannot be reached is said in a line, not a traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        console.print(f"[red]Cannot reach Redis (REDIS_URL):[/red] {exc}")
+        raise typer.Exit(1) from None
+    except (DBAPIError, OSError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        console.print(f"[red]Cannot reach the database (DATABASE_URL):[/red] {detail}")
+        raise typer.Exit(1) from None
 
 
 def _run_command(coro: Coroutine[Any, Any, T]) -> T:
@@ -161,7 +180,8 @@ def _run_until_signalled(coro: Coroutine[Any, Any, None], first_signal: Callable
         except asyncio.CancelledError:
             pass
 
-    _event_loop_run(_main())
+    with _services_named():
+        _event_loop_run(_main())
 
 
 def _event_loop_run(coro: Coroutine[Any, Any, None]) -> None:
@@ -195,7 +215,8 @@ def migrate() -> None:
         console.print(f"Database schema at revision {after}" + (" (unchanged)." if before == after else
                                                                   f" (was {before or 'empty'})."))
 
-    asyncio.run(_run())
+    with _services_named():
+        asyncio.run(_run())
 
 
 @app.command("seed-demo")
@@ -294,8 +315,12 @@ def failed_events(
     from rich.table import Table
     from sqlalchemy import select
 
+    import uuid
+
     from relaydesk.core.outbox import FailedConsumption
     from relaydesk.runtime import build_runtime
+    from relaydesk.tickets.models import Ticket
+    from relaydesk.tickets.schemas import ticket_reference
     from relaydesk.wiring import install_jobs
 
     settings = _settings()
@@ -314,6 +339,9 @@ def failed_events(
                 return
             async with runtime.db.read_session() as session:
                 rows = list(await session.scalars(select(FailedConsumption).order_by(FailedConsumption.failed_at)))
+                numbers = dict((await session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(
+                    {uuid.UUID(r.event["payload"]["ticket_id"]) for r in rows if r.event["payload"].get("ticket_id")}
+                )))).all())
         finally:
             await runtime.close()
         if not rows:
@@ -321,11 +349,15 @@ def failed_events(
             return
         table = Table("failed at", "consumer", "event", "ticket", "tried again", "next try", "error")
         for row in rows:
+            ticket_id = row.event["payload"].get("ticket_id")
+            number = numbers.get(uuid.UUID(ticket_id)) if ticket_id else None
+            # The first line says what went wrong; the log has the rest (SQL, parameters).
+            error = row.error.strip().splitlines()[0] if row.error.strip() else ""
             table.add_row(f"{row.failed_at:%Y-%m-%d %H:%M}", row.consumer, f"{row.event['type']} #{row.event_id}",
-                          str(row.event["payload"].get("ticket_id", "")), str(row.attempts),
+                          ticket_reference(number) if number is not None else "", str(row.attempts),
                           f"{row.next_attempt_at:%Y-%m-%d %H:%M}" if row.next_attempt_at else "by hand",
-                          row.error)
-        Console().print(table)
+                          error[:160] + ("…" if len(error) > 160 else ""))
+        Console(width=max(Console().width, 160)).print(table)
 
     asyncio.run(_run())
 

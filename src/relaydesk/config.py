@@ -35,18 +35,18 @@ class Settings(BaseSettings):
     # Relaydesk, closes idle connections: otherwise one closed here just as the proxy
     # reuses it fails that request (uvicorn's default is 5 s).
     http_keep_alive_seconds: int = Field(default=75, ge=1)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = True
 
-    access_token_ttl_seconds: int = 900
-    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    access_token_ttl_seconds: int = Field(default=900, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     # After this many failed sign-ins in a row each next try must wait 1 s, 2 s, 4 s...
     login_slowdown_after: int = 3
     # ...and after this many the email is locked out for login_lockout_seconds.
     login_max_failures: int = 8
     login_lockout_seconds: int = 900
-    password_hash_time_cost: int = 3
-    password_hash_memory_kib: int = 65536
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)  # Argon2's least (one lane)
 
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -54,10 +54,10 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10_000
 
     # Background work: how often the periodic scans run and the outbox is polled.
-    sla_scan_seconds: float = 60
-    auto_close_scan_seconds: float = 60
-    queue_sweep_seconds: float = 60
-    outbox_poll_seconds: float = 2
+    sla_scan_seconds: float = Field(default=60, gt=0)
+    auto_close_scan_seconds: float = Field(default=60, gt=0)
+    queue_sweep_seconds: float = Field(default=60, gt=0)
+    outbox_poll_seconds: float = Field(default=2, gt=0)
     # How long a stopping server (embedded mode) or worker (scaled mode) lets its running jobs finish.
     shutdown_grace_seconds: float = Field(default=10, ge=0)
     # Scaled mode: while this many jobs wait or run, dispatchers leave new events in the
@@ -79,16 +79,16 @@ class Settings(BaseSettings):
     # Live sockets: frames buffered per socket before a slow client is dropped (it
     # reconnects and resumes), heartbeat, silence before a socket is closed, how long an
     # agent may be idle before showing as away, how many missed events a resume replays.
-    ws_buffer_frames: int = 1000
-    ws_heartbeat_seconds: float = 25
-    ws_idle_timeout_seconds: float = 75
+    ws_buffer_frames: int = Field(default=1000, ge=1)
+    ws_heartbeat_seconds: float = Field(default=25, gt=0)
+    ws_idle_timeout_seconds: float = Field(default=75, gt=0)
     ws_auth_timeout_seconds: float = 10
-    ws_replay_limit: int = 1000
+    ws_replay_limit: int = Field(default=1000, ge=1)
     # permessage-deflate for live sockets. Off: events are small JSON that deflate barely
     # shrinks, and it nearly doubles a socket's memory (~45 KiB of zlib state each) and
     # costs CPU per frame per socket. Worth turning on only for clients on slow links.
     ws_compression: bool = False
-    agent_away_after_seconds: float = 600
+    agent_away_after_seconds: float = Field(default=600, gt=0)
 
     # The address Relaydesk itself is reached at (Twilio signs it; the API and widget live there).
     public_url: str = "http://127.0.0.1:8000"
@@ -110,14 +110,26 @@ class Settings(BaseSettings):
     # `worker --smtp` in the scaled mode); port 0 turns it off.
     smtp_listen_host: str = "127.0.0.1"
     smtp_listen_port: int = 2525
-    imap_poll_seconds: float = 60
+    imap_poll_seconds: float = Field(default=60, gt=0)
     # Notification deliveries: how often due ones are looked for, and how long replies
     # and status changes to one person wait to be sent together as one email.
-    delivery_scan_seconds: float = 5
-    notification_batch_seconds: float = 60
-    delivery_max_attempts: int = 8
+    delivery_scan_seconds: float = Field(default=5, gt=0)
+    notification_batch_seconds: float = Field(default=60, ge=0)
+    delivery_max_attempts: int = Field(default=8, ge=1)
     # Team leads get their team's daily summary at this hour (UTC).
-    daily_summary_hour_utc: int = 8
+    daily_summary_hour_utc: int = Field(default=8, ge=0, le=23)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a Redis URL (redis://host:6379/0, rediss://… or unix://…)")
+        return url
 
     @field_validator("database_url")
     @classmethod
