@@ -51,6 +51,17 @@ async def test_metrics_count_requests_by_route_and_tickets_created(client):
     assert 'relaydesk_tickets_created_total{channel="web"}' in text
     assert t["id"] not in text  # ids never become label values
 
+    def created(channel: str, metrics: str) -> float:
+        line = next((x for x in metrics.splitlines() if x.startswith(f'relaydesk_tickets_created_total{{channel="{channel}"}}')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    # Tickets from the other channels count too, not only those made through POST /tickets.
+    before = created("chat", text)
+    r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                          json={"name": "Lan", "email": "lan@visitors.example.com", "message": "Hello?"})
+    assert r.status_code == 201, r.text
+    assert created("chat", (await client.get("/metrics")).text) == before + 1
+
 
 async def test_request_id_is_returned_and_honoured(client):
     r = await client.get("/healthz")

@@ -61,6 +61,7 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
     db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock = clock or SystemClock()
     jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue))
+    metrics = Metrics()
     hub: Hub = RedisHub(settings.redis_url, settings.realtime_channel) if settings.redis_url else InProcessHub()
     mailer: Mailer = (SmtpMailer(settings.smtp_host, settings.smtp_port, starttls=settings.smtp_starttls,
                                  use_tls=settings.smtp_tls, username=settings.smtp_username,
@@ -72,11 +73,11 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
         clock=clock,
         hasher=PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib),
         signer=TokenSigner(settings.resolved_secret_key(), timedelta(seconds=settings.access_token_ttl_seconds)),
-        metrics=Metrics(),
+        metrics=metrics,
         files=LocalFileStorage(settings.resolved_upload_dir),
         jobs=jobs,
         dispatcher=Dispatcher(db, jobs, clock, hub, poll_seconds=settings.outbox_poll_seconds,
-                              jobs_ahead=settings.jobs_ahead),
+                              jobs_ahead=settings.jobs_ahead, on_committed=metrics.count_events),
         hub=hub,
         mailer=mailer,
         limits=RateLimiter(settings.redis_url, f"{settings.job_queue}:limits"),

@@ -22,7 +22,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -44,12 +44,14 @@ LIVE_ALREADY_KEPT = 10_000
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
                  batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02,
-                 jobs_ahead: int | None = None, max_hold_seconds: float = 1.0) -> None:
+                 jobs_ahead: int | None = None, max_hold_seconds: float = 1.0,
+                 on_committed: Callable[[list[Event]], None] | None = None) -> None:
         self.db = db
         self.jobs = jobs
         self.clock = clock
         self.hub = hub
         self.consumers = Consumers(db, clock, jobs, committed=self.committed)
+        self.on_committed = on_committed  # sees every unit of work's events here (metrics)
         self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
@@ -86,6 +88,8 @@ class Dispatcher:
         them instead; sockets drop an id they have already sent."""
         events: list[Event] = session.info.pop(COMMITTED_EVENTS, [])
         if events:
+            if self.on_committed is not None:
+                self.on_committed(events)
             await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in events])
             for e in events:
                 self._live_already[e.id] = None

@@ -10,6 +10,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -71,8 +72,16 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.tickets_created = Counter(
-            "relaydesk_tickets_created_total", "Tickets created", ["channel"], registry=self.registry,
+            "relaydesk_tickets_created_total", "Tickets created, by channel, by this process",
+            ["channel"], registry=self.registry,
         )
+
+    def count_events(self, events: Sequence[Any]) -> None:
+        """Outbox events this process has just committed: every ticket, whatever made it
+        (the API, the chat, an email, a text), counts where it was created."""
+        for event in events:
+            if event.type == "ticket.created":
+                self.tickets_created.labels(event.payload.get("channel") or "unknown").inc()
 
 
 class RequestContextMiddleware:

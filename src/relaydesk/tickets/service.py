@@ -204,7 +204,8 @@ class TicketService:
         self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
                             actor_kind=principal.actor_kind, category_given=data.category_id is not None,
                             priority_given=data.priority is not None, assigned=data.assignee_id is not None,
-                            subject=ticket.subject, **({} if acknowledge else {"acknowledge": False}),
+                            subject=ticket.subject, channel=ticket.channel,
+                            **({} if acknowledge else {"acknowledge": False}),
                             **event_scope(ticket))
         return ticket
 
