@@ -332,9 +332,12 @@ class TestReliability:
         await send_due(runtime, clock, after=timedelta(seconds=2))
         await send_due(runtime, clock, after=timedelta(seconds=61))
         assert len(to(mail, customer.email)) == 1
-        [ack] = await deliveries(client, ws, recipient=customer.email)
+        [ack] = await deliveries(client, ws, recipient=customer.email.upper())  # however the admin types it
         assert ack["status"] == "sent" and ack["attempts"] == 3
         assert [a["outcome"] for a in ack["attempt_log"]] == ["failed", "failed", "sent"]
+        # The log names the email as it went out, to find it in a mailbox or the relay's log.
+        [sent] = to(mail, customer.email)
+        assert ack["message_id"] and sent["Message-ID"].strip().strip("<>") == ack["message_id"]
 
     async def test_an_email_that_cannot_be_composed_fails_alone(
             self, client, settle, mail, runtime, monkeypatch) -> None:  # noqa: ANN001

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.channels.service import stored_form
 from relaydesk.notifications.models import Delivery, NotificationPreference
 
 CLAIM_SECONDS = 300  # a send that has not finished in this long is presumed dead
@@ -194,7 +195,8 @@ class DeliveryService:
         if status:
             stmt = stmt.where(Delivery.status == status)
         if recipient:
-            stmt = stmt.where(Delivery.recipient == recipient)
+            # An address is looked up as profiles keep it (LAN@Example.com finds lan@example.com).
+            stmt = stmt.where(Delivery.recipient == (stored_form(recipient) if "@" in recipient else recipient))
         if after is not None:
             stmt = stmt.where(or_(Delivery.created_at < after[0],
                                   and_(Delivery.created_at == after[0], Delivery.id < after[1])))

@@ -108,8 +108,11 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
         rows = {d.id: d for d in await session.scalars(_BY_IDS, {"ids": [i for i, _ in outcomes]})}
+        sent_as = {item.delivery_id: str(item.email["Message-ID"]).strip("<> ") for item in outgoing
+                   if item.email is not None and item.email["Message-ID"]}
         for delivery_id, failure in outcomes:
             row = rows[delivery_id]
+            row.message_id = sent_as.get(delivery_id, row.message_id)  # to find it in a mailbox or the relay's log
             if failure is None:
                 deliveries.succeeded(row, now)
             else:
