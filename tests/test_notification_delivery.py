@@ -124,6 +124,24 @@ class TestCustomerEmails:
         text = email.message.get_body(("plain",)).get_content()
         assert "yêu cầu" in text
 
+    async def test_in_app_notifications_speak_the_customers_language(self, client, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        lan, ann = await ws.customer(language="vi"), await ws.customer(language="en")
+        for customer in (lan, ann):
+            ticket = await ws.ticket(customer)
+            await settle()
+            await ws.reply(agent, ticket["id"], "Đã xử lý / Done.")
+            await ws.move(agent, ticket["id"], "RESOLVED")
+            await settle()
+        titles = {c.email: [n["title"] for n in (await client.get("/api/v1/notifications", headers=c.headers)).json()["items"]]
+                  for c in (lan, ann)}
+        assert any(t.startswith("Chúng tôi đã nhận được yêu cầu T-") for t in titles[lan.email])
+        assert any(t.startswith("Phản hồi mới cho yêu cầu T-") for t in titles[lan.email])
+        assert not any("We received" in t or "New reply" in t or "is now" in t for t in titles[lan.email])
+        assert any(t.startswith("We received your request T-") for t in titles[ann.email])
+        assert any(t.endswith("is now resolved") for t in titles[ann.email])
+
     async def test_emails_are_written_exactly_as_the_standard_library_writes_them(
             self, client, settle, runtime) -> None:  # noqa: ANN001
         """core.mail.flatten skips compat32's folding of headers that fit on one line;

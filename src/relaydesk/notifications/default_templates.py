@@ -459,6 +459,15 @@ DIGEST_TITLES: dict[str, dict[str, str]] = {
            "customer": "khách hàng", "team": "đội ngũ hỗ trợ"},
 }
 
+# In-app titles of what customers are told, in their language ({ref}: T-000123; {status}:
+# the status as customers read it). Staff titles are written in the notifier.
+CUSTOMER_TITLES: dict[str, dict[str, str]] = {
+    "en": {"ticket_created": "We received your request {ref}", "reply_to_customer": "New reply on {ref}",
+           "status_changed": "{ref} is now {status}"},
+    "vi": {"ticket_created": "Chúng tôi đã nhận được yêu cầu {ref}", "reply_to_customer": "Phản hồi mới cho yêu cầu {ref}",
+           "status_changed": "Yêu cầu {ref}: {status}"},
+}
+
 PREFERENCES_LABELS: dict[str, str] = {
     "en": "Manage notification preferences",
     "vi": "Quản lý tùy chọn nhận thông báo",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relaydesk.agents.service import AgentService, TeamService
@@ -24,7 +25,8 @@ from relaydesk.notifications.delivery import (
     wants,
 )
 from relaydesk.notifications.service import NotificationService
-from relaydesk.notifications.templates import app_link, normalize_locale
+from relaydesk.notifications.default_templates import CUSTOMER_TITLES
+from relaydesk.notifications.templates import app_link, normalize_locale, status_label
 from relaydesk.notifications.webhooks import WebhookService
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
@@ -74,8 +76,7 @@ class Notifier:
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
             case "ticket.created" if payload.get("acknowledge", True):
-                await self.send(await self._requester(ticket), "ticket_created", ticket,
-                                f"We received your request {ticket_reference(ticket.number)}")
+                await self.send(await self._requester(ticket), "ticket_created", ticket, _for_customer(ticket))
             case "ticket.assigned" if payload.get("after") and payload.get("after") != payload.get("actor_id"):
                 actor = await self._name_of(payload.get("actor_id"))
                 await self.send(await self._staff({uuid.UUID(payload["after"])}), "assigned", ticket,
@@ -85,7 +86,7 @@ class Notifier:
             case "ticket.status_changed" if payload.get("after") in CUSTOMER_STATUS_NEWS and \
                     payload.get("actor_kind") != "customer":
                 await self.send(await self._requester(ticket), "status_changed", ticket,
-                                f"{ticket_reference(ticket.number)} is now {payload['after'].lower()}",
+                                _for_customer(ticket, payload["after"]),
                                 extra={"old_status": payload.get("before"), "new_status": payload["after"]})
             case "routing.queue_waiting":
                 lead = await self.teams.lead_of(self.ws, ticket.team_id)
@@ -129,7 +130,7 @@ class Notifier:
             # once, except in a chat, where the visitor usually reads it live; they get a
             # recap a few minutes later (in case they left).
             await self.send(await self._requester(ticket), "reply_to_customer", ticket,
-                            f"New reply on {ticket_reference(ticket.number)}", body=message["text"][:300],
+                            _for_customer(ticket), body=message["text"][:300],
                             extra={"message": message}, thread=True,
                             batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
         elif payload.get("author_kind") == "customer" and ticket.assignee_id:
@@ -148,16 +149,19 @@ class Notifier:
                 ticket_id=ticket.id, key_is_new=True)
             self.queued += queued is not None
 
-    async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket, title: str, *, body: str = "",
-                   extra: dict[str, Any] | None = None, thread: bool = False,
-                   batch: timedelta | None = None) -> None:
+    async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket,
+                   title: str | Callable[[str, str], str], *, body: str = "", extra: dict[str, Any] | None = None,
+                   thread: bool = False, batch: timedelta | None = None) -> None:
+        """``title``: the in-app title, or a function of (kind, locale) for one in the
+        recipient's language."""
         if not recipients:
             return
         choices = await self.prefs.enabled(self.ws, {r.user_id for r in recipients if r.user_id}, kind)
         workspace = await self.tickets.workspaces.get(self.ws)
         for recipient in recipients:
             if wants(choices, recipient, kind, "in_app") and recipient.user_id is not None:
-                row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=title, body=body,
+                heading = title if isinstance(title, str) else title(kind, normalize_locale(recipient.locale))
+                row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=heading, body=body,
                                             ticket_id=ticket.id, now=self.now, event_id=self.event_id)
                 self.outbox.publish(self.ws, "notification.created", self.now, notification_id=row.id,
                                     user_id=recipient.user_id, kind=kind, title=row.title, ticket_id=ticket.id)
@@ -292,3 +296,13 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+def _for_customer(ticket: Ticket, status: str | None = None) -> Callable[[str, str], str]:
+    """A customer's in-app title, in their language."""
+    def title(kind: str, locale: str) -> str:
+        label = status_label(status, locale) if status else ""
+        return CUSTOMER_TITLES[locale][kind].format(ref=ticket_reference(ticket.number),
+                                                    status=label.lower() if locale == "en" else label)
+
+    return title
