@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
@@ -268,6 +269,25 @@ class TestStaffEmailsAndPreferences:
         closed = body.index("Trạng thái đã chuyển sang Đã đóng")
         assert resolved < closed
         assert "RESOLVED" not in body and "Status changed" not in body
+        assert " UTC" in body  # times in the recipient's time zone; this customer keeps none, and it says so
+
+    async def test_digest_times_are_in_the_recipients_time_zone(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer(timezone="Asia/Ho_Chi_Minh")
+        ticket = await ws.ticket(customer)
+        await settle()
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        mail.clear()
+        moved = clock.now()
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(agent, ticket["id"], status)).status_code == 200
+            await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        [digest] = to(mail, customer.email)
+        body = digest.message.get_body(("plain",)).get_content()
+        local = moved.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert f"{local:%H:%M}" in body and " UTC" not in body
 
     async def test_preferences_turn_email_off_but_keep_in_app(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
@@ -27,11 +28,13 @@ import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from relaydesk.agents.models import AgentProfile
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
 from relaydesk.core.db import read_once
 from relaydesk.core.mail import MailError
+from relaydesk.customers.models import Customer
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
@@ -158,7 +161,9 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     mates = await DeliveryService(session).batch_mates(delivery, now) if delivery.attempts <= 1 else []
     if mates:
         in_order = sorted((delivery, *mates), key=lambda d: (d.created_at, d.id))
-        delivery.context = {**delivery.context, "digest": [_digest_item(d, delivery.locale) for d in in_order]}
+        zone = await _recipient_zone(session, delivery)
+        delivery.context = {**delivery.context,
+                            "digest": [_digest_item(d, delivery.locale, zone) for d in in_order]}
     return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
 
 
@@ -173,8 +178,30 @@ def _ascii_domain(address: str) -> str:
         return address
 
 
-def _digest_item(delivery: Delivery, locale: str) -> dict[str, Any]:
-    """One update of a digest, in the recipient's language (``locale``: the digest's own)."""
+async def _recipient_zone(session: AsyncSession, delivery: Delivery) -> str:
+    """The time zone on the recipient's profile (staff: their agent profile; customers:
+    theirs, by address), for the times in a digest."""
+    if delivery.user_id is not None:
+        zone = await session.scalar(select(AgentProfile.timezone).where(AgentProfile.user_id == delivery.user_id))
+    else:
+        zone = None
+    if zone is None:
+        zone = await session.scalar(select(Customer.timezone).where(
+            Customer.workspace_id == delivery.workspace_id, Customer.email == delivery.recipient).limit(1))
+    return zone or "UTC"
+
+
+def _clock_time(at: datetime, zone: str) -> str:
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, local = "UTC", at
+    return local.strftime("%H:%M") + (" UTC" if zone == "UTC" else "")
+
+
+def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str, Any]:
+    """One update of a digest, in the recipient's language (``locale``: the digest's own)
+    and time zone."""
     ctx = delivery.context
     message = ctx.get("message") or {}
     words = DIGEST_TITLES[normalize_locale(locale)]
@@ -182,7 +209,7 @@ def _digest_item(delivery: Delivery, locale: str) -> dict[str, Any]:
     status = status_label(ctx.get("new_status", ""), locale)  # status news go to customers only
     title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status)
     return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
-            "at": delivery.created_at.strftime("%H:%M")}
+            "at": _clock_time(delivery.created_at, zone)}
 
 
 async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Message:
