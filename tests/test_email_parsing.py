@@ -141,7 +141,7 @@ def test_html_only_message_gets_readable_text() -> None:
     parsed = load("html_only.eml")
     assert parsed.text == (
         "Hello Acme,\n\nHere is your API usage for February & the amount due.\n\nEndpoint Calls\n/tickets 120,400\n"
-        "/search 8,312\n\nPlan: Growth\nAmount due: €49.00\n\nQuestions? Just reply to this email."
+        "/search 8,312\n\n- Plan: Growth\n- Amount due: €49.00\n\nQuestions? Just reply to this email."
     )
     assert "Usage report" not in parsed.text  # the <title> is not content
 

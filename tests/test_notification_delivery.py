@@ -116,6 +116,20 @@ class TestCustomerEmails:
         assert str(ticket_of(email["In-Reply-To"], secret=secret)) == ticket["id"]
         assert email["X-Relaydesk-Loop"]
 
+    async def test_the_plain_text_of_a_formatted_reply_keeps_its_links_and_lists(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent, customer = await ws.staff(), await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        await ws.reply(agent, ticket["id"], '<p>Follow it <a href="https://carrier.example/track/88">here</a>:</p>'
+                                            "<ul><li>Open the link</li><li>Enter your postcode</li></ul>")
+        await settle()
+        [email] = to(mail, customer.email)
+        text = email.message.get_body(("plain",)).get_content()
+        assert "here (https://carrier.example/track/88)" in text
+        assert "- Open the link\n- Enter your postcode" in text
+
     async def test_vietnamese_customers_get_vietnamese_email(self, client, settle, mail) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer(language="vi")

@@ -184,7 +184,7 @@ def test_empty_override_parts_fall_back() -> None:
     validate(override, "assigned")
     email = render("assigned", "en", sample_context("assigned"), override)
     assert email.subject == render("assigned", "en", sample_context("assigned")).subject
-    assert email.text.startswith("Hello Minh Tran\nT-000123") and not TAG.search(email.text)
+    assert email.text.startswith("Hello Minh Tran\n- T-000123") and not TAG.search(email.text)
     only_text = render("assigned", "en", sample_context("assigned"), _override(html="", text="A\n\nB <c>"))
     assert "<p>A</p><p>B &lt;c&gt;</p>" in only_text.html
     with pytest.raises(TemplateInvalid) as err:

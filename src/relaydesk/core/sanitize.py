@@ -35,9 +35,24 @@ def sanitize_html(value: str) -> str:
     )
 
 
+_LINK = re.compile(r'(?is)<a\b[^>]*?\bhref\s*=\s*"([^"]*)"[^>]*>(.*?)</a>')
+
+
+def _link_as_text(match: re.Match[str]) -> str:
+    """A link keeps its target in plain text, where nothing can be clicked: "Track (https://…)"."""
+    target, words = html.unescape(match.group(1)).strip(), match.group(2)
+    shown = html.unescape(re.sub(r"<[^>]+>", "", words)).strip()
+    if not target.lower().startswith(("http://", "https://", "mailto:")) or target.removeprefix("mailto:") == shown:
+        return words
+    return f"{words} ({html.escape(target)})"
+
+
 def html_to_text(value: str) -> str:
-    """A plain-text rendering of sanitised HTML, for search and email text parts."""
-    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>", "\n", value)
+    """A plain-text rendering of sanitised HTML, for search and email text parts: link
+    targets stay (in brackets) and list items get a dash."""
+    text = _LINK.sub(_link_as_text, value)
+    text = re.sub(r"(?i)<li\b[^>]*>", "- ", text)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>", "\n", text)
     text = re.sub(r"<[^>]+>", "", text)
     text = html.unescape(text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
