@@ -397,6 +397,13 @@ class TestList:
             if not cursor:
                 break
         assert seen == [f"t{i}" for i in reversed(range(7))]
+        # Where they came from.
+        chat = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                                 json={"name": "Lan", "email": "lan@visitors.example.com", "message": "t7"})
+        assert chat.status_code == 201
+        assert await ids(channel="chat") == ["t7"] and "t7" not in await ids(channel=["web", "api"])
+        r = await client.get("/api/v1/tickets", headers=h, params={"channel": "pigeon"})
+        assert r.status_code == 422 and "channel" in r.text
 
     async def test_date_range_filters(self, client, clock):
         ws = await make_workspace(client)

@@ -17,7 +17,7 @@ from relaydesk.identity.deps import CurrentPrincipal
 from relaydesk.identity.wiring import user_service
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.categories import CategoryService
-from relaydesk.tickets.lifecycle import Priority, Status
+from relaydesk.tickets.lifecycle import Channel, Priority, Status
 from relaydesk.tickets.models import Attachment, Message
 from relaydesk.tickets.repository import TicketFilters
 from relaydesk.tickets.schemas import (
@@ -83,6 +83,7 @@ async def list_tickets(
     sort: SortKey = Query(default="-created_at", description="Field to sort by; a leading '-' means newest first."),
     status_: list[Status] | None = Query(default=None, alias="status", description="Repeat to match any of several."),
     priority: list[Priority] | None = Query(default=None),
+    channel: list[Channel] | None = Query(default=None, description="Where tickets came from; repeat for several."),
     assignee_id: str | None = Query(default=None, description="An agent's id, or 'none' for unassigned tickets."),
     team_id: uuid.UUID | None = None, category_id: uuid.UUID | None = None,
     tag: str | None = Query(default=None, max_length=60), requester_id: uuid.UUID | None = None,
@@ -98,6 +99,7 @@ async def list_tickets(
             raise ValidationFailed("Give an agent's id or 'none'.", field="assignee_id") from None
     filters = TicketFilters(
         status=[s.value for s in status_] if status_ else None, priority=[p.value for p in priority] if priority else None,
+        channel=[c.value for c in channel] if channel else None,
         assignee_id=assignee, unassigned=unassigned, team_id=team_id, category_id=category_id,
         tag=tag.lower() if tag else None, requester_id=requester_id, created_from=created_from,
         created_to=created_to, updated_from=updated_from, updated_to=updated_to,

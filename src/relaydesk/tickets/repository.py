@@ -40,6 +40,7 @@ class TicketFilters:
     category_id: uuid.UUID | None = None
     tag: str | None = None
     requester_id: uuid.UUID | None = None
+    channel: list[str] | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     updated_from: datetime | None = None
@@ -149,6 +150,8 @@ class TicketRepository:
             stmt = stmt.where(Ticket.status.in_(f.status))
         if f.priority:
             stmt = stmt.where(Ticket.priority.in_(f.priority))
+        if f.channel:
+            stmt = stmt.where(Ticket.channel.in_(f.channel))
         if f.unassigned:
             stmt = stmt.where(Ticket.assignee_id.is_(None))
         elif f.assignee_id:
