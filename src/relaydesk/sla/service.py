@@ -374,12 +374,12 @@ class SlaService:
         elif tracker.next_escalation_at is not None and tracker.next_escalation_at <= now:
             if tracker.escalation_level == 1:
                 await self._raise(ticket, tracker, 2, "sla_breach",
-                                  f"still unresolved {settings.escalation_l2_after_minutes} minutes after level 1",
+                                  f"still unresolved {_minutes(settings.escalation_l2_after_minutes)} after level 1",
                                   None, now)
                 tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
             elif tracker.escalation_level == 2:
                 await self._raise(ticket, tracker, 3, "sla_breach",
-                                  f"still unresolved {settings.escalation_l3_after_minutes} minutes after level 2",
+                                  f"still unresolved {_minutes(settings.escalation_l3_after_minutes)} after level 2",
                                   None, now)
                 tracker.next_escalation_at = None
             else:  # already at the top (raised by hand meanwhile): nothing further to schedule
@@ -682,3 +682,7 @@ class SlaService:
             await self._store(tracker, ticket, clocks, policy, calendar, now)
             count += 1
         return count
+
+
+def _minutes(n: int) -> str:
+    return "1 minute" if n == 1 else f"{n} minutes"
