@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -389,6 +390,33 @@ class TestTypingAndPresence:
         finally:
             await here.close()
             await elsewhere.close()
+
+    async def test_presence_left_behind_by_a_crash_ends_but_not_one_set_through_the_api(
+            self, client, ws_url, app, runtime) -> None:  # noqa: ANN001
+        """A server killed with its agents' sockets open never saw them leave: on its next
+        start they are taken offline. An agent made available through the API (an
+        integration, a supervisor) has no socket to lose and stays so."""
+        from sqlalchemy import update
+
+        from relaydesk.agents.models import AgentProfile
+
+        ws = await make_workspace(client)
+        at_desk, left_behind, by_api = [await ws.staff(availability="offline") for _ in range(3)]
+        live = await open_live(ws_url, at_desk)
+        await live.send(type="presence", status="online")
+        await live.expect("presence", status="online")
+        r = await client.patch(f"/api/v1/agents/{by_api.id}", json={"availability": "online"}, headers=ws.admin.headers)
+        assert r.status_code == 200
+        async with runtime.db.write_session() as session:  # as a crashed server left it
+            await session.execute(update(AgentProfile).where(AgentProfile.user_id == uuid.UUID(left_behind.id))
+                                  .values(availability="online", availability_by_socket=True))
+            await session.commit()
+
+        assert await app.state.sockets.end_presence_without_sockets() >= 1
+        assert await _availability(client, ws, left_behind) == "offline"
+        assert await _availability(client, ws, at_desk) == "online"
+        assert await _availability(client, ws, by_api) == "online"
+        await live.socket.close()
 
     async def test_customers_have_no_presence(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)

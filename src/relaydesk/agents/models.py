@@ -19,6 +19,9 @@ class AgentProfile(WorkspaceScoped, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     max_concurrent: Mapped[int] = mapped_column(default=5)
     availability: Mapped[str] = mapped_column(String(20), default="offline")
+    # Set through a live socket (the agent's desk), not through the API: then it holds only
+    # while a socket of theirs is open somewhere (``realtime``'s reconciliation).
+    availability_by_socket: Mapped[bool] = mapped_column(default=False)
     is_senior: Mapped[bool] = mapped_column(default=False)
     languages: Mapped[list[str]] = mapped_column(default=list)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")

@@ -87,7 +87,10 @@ class AgentService:
         users = await self.users.list_by_roles(principal.workspace_id, set(STAFF_ROLES), after=after, limit=limit)
         return await self._views(principal.workspace_id, [u.id for u in users])
 
-    async def update(self, principal: Principal, agent_id: uuid.UUID, data: AgentPatch, now: datetime) -> dict[str, Any]:
+    async def update(self, principal: Principal, agent_id: uuid.UUID, data: AgentPatch, now: datetime, *,
+                     by_socket: bool = False) -> dict[str, Any]:
+        """``by_socket``: the availability comes from the agent's live socket, and lasts as
+        long as one of their sockets is open."""
         ws = principal.workspace_id
         user = await self._staff_user(ws, agent_id)
         fields = data.model_fields_set
@@ -106,9 +109,11 @@ class AgentService:
             if field in fields and getattr(data, field) is not None and getattr(profile, field) != getattr(data, field):
                 changes[field] = (getattr(profile, field), getattr(data, field))
                 setattr(profile, field, getattr(data, field))
-        if data.availability is not None and profile.availability != data.availability.value:
-            changes["availability"] = (profile.availability, data.availability.value)
-            profile.availability = data.availability.value
+        if data.availability is not None:
+            profile.availability_by_socket = by_socket
+            if profile.availability != data.availability.value:
+                changes["availability"] = (profile.availability, data.availability.value)
+                profile.availability = data.availability.value
         if data.shifts is not None and _shifts(data.shifts) != profile.shifts:
             changes["shifts"] = (profile.shifts, _shifts(data.shifts))
             profile.shifts = _shifts(data.shifts)
@@ -153,6 +158,12 @@ class AgentService:
         # from the live rows each time.
         cached = await read_once(self.session, ("agent_pool", workspace_id, team_id), roster)
         return [v for v in cached.views() if v["is_active"]]
+
+    async def present_by_socket(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(workspace, agent) of everyone online or away through a socket, in every workspace."""
+        return [(row.workspace_id, row.user_id) for row in await self.session.execute(
+            select(AgentProfile.workspace_id, AgentProfile.user_id).where(
+                AgentProfile.availability_by_socket.is_(True), AgentProfile.availability != "offline"))]
 
     async def anyone_online(self, workspace_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(AgentProfile.user_id).where(

@@ -38,6 +38,9 @@ class SharedPresence(Protocol):
         """This server's last socket of theirs closed: whether no other server holds one
         either, and the presence they last chose through a socket on any server."""
 
+    async def held_anywhere(self, people: list[Person]) -> set[Person]:
+        """Which of these some server holds sockets of (as far as anybody knows)."""
+
     async def acted(self, person: Person, at: float) -> None:
         """They did something here at ``at`` (wall clock)."""
 
@@ -56,6 +59,9 @@ class LocalPresence:
 
     async def release(self, person: Person) -> tuple[bool, str | None]:
         return True, None
+
+    async def held_anywhere(self, people: list[Person]) -> set[Person]:
+        return set()
 
     async def acted(self, person: Person, at: float) -> None:
         return None
@@ -123,6 +129,20 @@ class RedisPresence:
             log.warning("presence_not_shared", error=str(exc))
             return True, None
         return last, status.decode() if status is not None else None
+
+    async def held_anywhere(self, people: list[Person]) -> set[Person]:
+        if not people:
+            return set()
+        try:
+            async with self._redis().pipeline(transaction=False) as pipe:
+                for person in people:
+                    pipe.hvals(self._key("held", person))
+                claims = await pipe.execute()
+        except Exception as exc:
+            log.warning("presence_not_shared", error=str(exc))
+            return set(people)  # not knowing, nobody is taken offline
+        now = time.time()
+        return {person for person, held in zip(people, claims) if any(float(until) > now for until in held)}
 
     async def acted(self, person: Person, at: float) -> None:
         try:

@@ -46,6 +46,9 @@ RECENT_IDS = 1024  # per socket: enough to span a replay and the live events hel
 TYPING_INTERVAL_SECONDS = 1.0
 TYPING_REPEAT_SECONDS = 2.0
 SHARE_ACTIVITY_SECONDS = 5.0  # an agent's activity reaches the other servers this often at most
+# How often presence without an open socket is looked for (and the grace after a start):
+# longer than a server's claims take to lapse (``presence.HOLD_SECONDS``).
+PRESENCE_RECONCILE_SECONDS = 45.0
 
 
 @dataclass
@@ -319,7 +322,7 @@ class SocketRegistry:
             agents = AgentService(session, UserService(session, runtime.hasher))
             assert principal.user_id is not None
             await agents.update(principal, principal.user_id, AgentPatch(availability=availability),
-                                runtime.clock.now())
+                                runtime.clock.now(), by_socket=True)
 
     async def choose_presence(self, principal: Principal, status: Availability) -> None:
         person = (principal.workspace_id, principal.user_id)
@@ -406,9 +409,30 @@ class SocketRegistry:
             for connection in tuple(group):
                 connection.send({"type": "ping"})
 
+    async def end_presence_without_sockets(self) -> int:
+        """Agents shown online or away through a socket while no socket of theirs is open
+        on any server (the one that held it crashed or was killed, so nobody saw them
+        leave) are taken offline: routing would keep giving them work, and the chat would
+        promise visitors an answer. Returns how many."""
+        runtime = self.runtime
+        async with runtime.db.read_session() as session:
+            present = await AgentService(session, UserService(session, runtime.hasher)).present_by_socket()
+        gone = [person for person in present if person not in self.by_person]
+        held = await self.shared.held_anywhere(gone)
+        gone = [person for person in gone if person not in held]
+        for workspace_id, user_id in gone:
+            assert user_id is not None
+            async with runtime.transaction() as session:
+                await AgentService(session, UserService(session, runtime.hasher)).update(
+                    Principal.system(workspace_id), user_id, AgentPatch(availability=Availability.OFFLINE),
+                    runtime.clock.now(), by_socket=True)
+        if gone:
+            log.info("presence_ended_without_sockets", agents=len(gone))
+        return len(gone)
+
     async def _housekeeping(self) -> None:
         heartbeat = self.runtime.settings.ws_heartbeat_seconds
-        last_ping = time.monotonic()
+        last_ping = last_reconciled = time.monotonic()  # a grace after start: clients reconnect first
         while True:
             await asyncio.sleep(min(heartbeat, 5))
             now = time.monotonic()
@@ -417,6 +441,9 @@ class SocketRegistry:
                 last_ping = now
             try:
                 await self.sweep(now)
+                if now - last_reconciled >= PRESENCE_RECONCILE_SECONDS:
+                    last_reconciled = now
+                    await self.end_presence_without_sockets()
             except Exception as exc:  # the database away for a moment: try again next round
                 log.warning("realtime_sweep_failed", error=str(exc))
 
