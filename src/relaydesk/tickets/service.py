@@ -185,8 +185,8 @@ class TicketService:
         self.session.add(ticket)
         await self.session.flush()
         self.repo.add_tags(ticket, ticket.tags)
-        # The description opens the thread, written by the requester even when staff
-        # typed it in on their behalf (a phone call, say).
+        # The description opens the thread: the requester's words when they wrote in,
+        # the agent's when staff opened it on their behalf (their notes of a phone call).
         first = Message(
             workspace_id=ws, ticket_id=ticket.id, author_id=requester.user_id if principal.is_customer else principal.user_id,
             author_kind="customer" if principal.is_customer else "agent", internal=False,
