@@ -79,6 +79,22 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
 
 
+REDIS_URL = os.environ.get("RELAYDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The test Redis's URL, once it answers (else the test is skipped, with the reason)."""
+    import redis.asyncio as aioredis
+
+    try:
+        async with aioredis.from_url(REDIS_URL) as r:
+            await r.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        service_unavailable(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    return REDIS_URL
+
+
 def test_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:
     return Settings(
         env="test", data_dir=data_dir, database_url=database_url, secret_key="test-" + secrets.token_hex(16),

@@ -281,15 +281,18 @@ class TestStaffEmailsAndPreferences:
         assert len(bodies) == 2 and all(f"Update number {i}" in bodies[0] for i in range(3))
         assert "Update number 3" in bodies[1] and "Update number 3" not in bodies[0]
 
-    async def test_a_digest_lists_its_updates_in_order_and_in_the_recipients_language(
-            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+    @staticmethod
+    async def status_digest(client, settle, mail, runtime, clock, **customer_fields):  # noqa: ANN001, ANN205
+        """A customer's ticket resolved, then closed five seconds later: the one digest
+        email they get (its plain text), and when the first change was made."""
         ws = await make_workspace(client)
         agent = await ws.staff()
-        customer = await ws.customer(language="vi")
+        customer = await ws.customer(**customer_fields)
         ticket = await ws.ticket(customer)
         await settle()
         await send_due(runtime, clock, after=timedelta(minutes=5))
         mail.clear()
+        moved = clock.now()
         assert (await ws.move(agent, ticket["id"], "RESOLVED")).status_code == 200
         await settle()
         clock.advance(timedelta(seconds=5))
@@ -297,7 +300,11 @@ class TestStaffEmailsAndPreferences:
         await settle()
         await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
         [digest] = to(mail, customer.email)
-        body = digest.message.get_body(("plain",)).get_content()
+        return digest.message.get_body(("plain",)).get_content(), moved
+
+    async def test_a_digest_lists_its_updates_in_order_and_in_the_recipients_language(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        body, _ = await self.status_digest(client, settle, mail, runtime, clock, language="vi")
         resolved = body.index("Trạng thái đã chuyển sang Đã giải quyết")
         closed = body.index("Trạng thái đã chuyển sang Đã đóng")
         assert resolved < closed
@@ -305,20 +312,7 @@ class TestStaffEmailsAndPreferences:
         assert " UTC" in body  # times in the recipient's time zone; this customer keeps none, and it says so
 
     async def test_digest_times_are_in_the_recipients_time_zone(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
-        ws = await make_workspace(client)
-        agent = await ws.staff()
-        customer = await ws.customer(timezone="Asia/Ho_Chi_Minh")
-        ticket = await ws.ticket(customer)
-        await settle()
-        await send_due(runtime, clock, after=timedelta(minutes=5))
-        mail.clear()
-        moved = clock.now()
-        for status in ("RESOLVED", "CLOSED"):
-            assert (await ws.move(agent, ticket["id"], status)).status_code == 200
-            await settle()
-        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
-        [digest] = to(mail, customer.email)
-        body = digest.message.get_body(("plain",)).get_content()
+        body, moved = await self.status_digest(client, settle, mail, runtime, clock, timezone="Asia/Ho_Chi_Minh")
         local = moved.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
         assert f"{local:%H:%M}" in body and " UTC" not in body
 

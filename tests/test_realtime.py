@@ -340,23 +340,14 @@ class TestTypingAndPresence:
         assert await _availability(client, ws, agent) == "offline"
 
     async def test_quiet_here_is_not_away_while_another_server_sees_the_agent_work(
-            self, client, ws_url, settle, app, monkeypatch) -> None:  # noqa: ANN001
+            self, client, ws_url, settle, app, monkeypatch, redis_url) -> None:  # noqa: ANN001
         """In the scaled mode the servers share on Redis when they last saw an agent act;
         here a second ``RedisPresence`` plays the server where the agent's other tab is."""
-        import os
         import secrets
 
-        import redis.asyncio as aioredis
-
-        from conftest import service_unavailable
         from relaydesk.realtime.presence import RedisPresence
 
-        url = os.environ.get("RELAYDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-        try:
-            async with aioredis.from_url(url) as r:
-                await r.ping()
-        except (OSError, aioredis.RedisError) as exc:
-            service_unavailable(f"Redis at {url} is unreachable: {exc}")
+        url = redis_url
         prefix = f"relaydesk-test:{secrets.token_hex(4)}:presence"
         here, elsewhere = RedisPresence(url, prefix), RedisPresence(url, prefix)
         registry = app.state.sockets

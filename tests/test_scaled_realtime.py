@@ -103,21 +103,26 @@ async def next_frame(sock, want: str, timeout: float = 15.0) -> dict:  # noqa: A
             return frame
 
 
+async def desk(api: httpx.AsyncClient, name: str) -> tuple[str, dict[str, str], dict]:  # noqa: ANN001
+    """A workspace with one customer's ticket: the admin's token, their headers, the ticket."""
+    email = f"a@{name.lower()}.example.com"
+    r = await api.post("/api/v1/workspaces", json={"name": name, "admin_name": "A", "admin_password": PASSWORD,
+                                                   "admin_email": email})
+    slug = r.json()["workspace"]["slug"]
+    login = await api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD, "workspace": slug})
+    token = login.json()["access_token"]
+    admin = {"Authorization": f"Bearer {token}"}
+    customer = (await api.post("/api/v1/customers", headers=admin,
+                               json={"name": "C", "email": "c@customers.example.com"})).json()
+    ticket = (await api.post("/api/v1/tickets", headers=admin, json={
+        "subject": "Where is my order?", "description": "Ordered last week.", "requester_id": customer["id"]})).json()
+    return token, admin, ticket
+
+
 async def test_a_reply_through_one_server_reaches_a_socket_on_the_other_and_survives_redis_going_away(two_servers):
     (first, second), redis = two_servers
     async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
-        r = await api.post("/api/v1/workspaces", json={"name": "Twin", "admin_name": "A", "admin_password": PASSWORD,
-                                                       "admin_email": "a@twin.example.com"})
-        slug = r.json()["workspace"]["slug"]
-        login = await api.post("/api/v1/auth/login", json={"email": "a@twin.example.com", "password": PASSWORD,
-                                                           "workspace": slug})
-        token = login.json()["access_token"]
-        admin = {"Authorization": f"Bearer {token}"}
-        customer = (await api.post("/api/v1/customers", headers=admin,
-                                   json={"name": "C", "email": "c@customers.example.com"})).json()
-        ticket = (await api.post("/api/v1/tickets", headers=admin, json={
-            "subject": "Where is my order?", "description": "Ordered last week.",
-            "requester_id": customer["id"]})).json()
+        token, admin, ticket = await desk(api, "Twin")
 
         async with connect(f"ws://{second}/api/v1/ws?token={token}&subscribe=ticket:{ticket['id']}") as sock:
             await next_frame(sock, "subscribed")
@@ -177,18 +182,7 @@ async def test_a_hanging_redis_neither_slows_the_api_nor_loses_live_events(two_s
     what they missed is replayed once Redis answers again."""
     (first, second), redis = two_servers
     async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
-        r = await api.post("/api/v1/workspaces", json={"name": "Hang", "admin_name": "A", "admin_password": PASSWORD,
-                                                       "admin_email": "a@hang.example.com"})
-        slug = r.json()["workspace"]["slug"]
-        login = await api.post("/api/v1/auth/login", json={"email": "a@hang.example.com", "password": PASSWORD,
-                                                           "workspace": slug})
-        token = login.json()["access_token"]
-        admin = {"Authorization": f"Bearer {token}"}
-        customer = (await api.post("/api/v1/customers", headers=admin,
-                                   json={"name": "C", "email": "c@customers.example.com"})).json()
-        ticket = (await api.post("/api/v1/tickets", headers=admin, json={
-            "subject": "Where is my order?", "description": "Ordered last week.",
-            "requester_id": customer["id"]})).json()
+        token, admin, ticket = await desk(api, "Hang")
 
         async with connect(f"ws://{second}/api/v1/ws?token={token}&subscribe=ticket:{ticket['id']}") as sock:
             await next_frame(sock, "subscribed")
