@@ -183,18 +183,27 @@ class Consumers:
 
     async def _keep_for_retry(self, pairs: list[tuple[Consumer, Event]], why: str) -> None:
         """Pairs no job will run: kept as failures due at once (``outbox.retry_failed``
-        takes them within a minute); one already kept is left as it is."""
+        takes them within a minute)."""
+        await self._keep([(consumer.name, event_for_job(event)) for consumer, event in pairs], why,
+                         due_in=timedelta(0))
+
+    async def _keep(self, jobs: list[tuple[str, dict[str, Any]]], why: str, *, due_in: timedelta) -> None:
+        """Keeps (consumer, event) pairs as failures, due ``due_in`` from now; one kept
+        already only has its error brought up to date."""
         try:
             async with self.db.write_session() as session:
                 now = self.clock.now()
-                for consumer, event in pairs:
-                    if await session.get(FailedConsumption, (consumer.name, event.id)) is None:
+                for consumer, event in jobs:
+                    row = await session.get(FailedConsumption, (consumer, int(event["id"])))
+                    if row is None:
                         session.add(FailedConsumption(
-                            consumer=consumer.name, event_id=event.id, workspace_id=event.workspace_id,
-                            event=event_for_job(event), attempts=0, error=why, failed_at=now, next_attempt_at=now))
+                            consumer=consumer, event_id=int(event["id"]), workspace_id=uuid.UUID(event["workspace_id"]),
+                            event=event, attempts=0, error=why, failed_at=now, next_attempt_at=now + due_in))
+                    else:
+                        row.error = why
                 await session.commit()
         except Exception:  # nothing left to keep them with: the log has what was lost
-            log.exception("consumption_not_kept", pairs=[(c.name, e.id) for c, e in pairs], why=why)
+            log.exception("consumption_not_kept", pairs=[(c, e["id"]) for c, e in jobs], why=why)
 
     async def consume_one(self, consumer: str, event: dict[str, Any], *, kept: bool = False) -> bool:
         """The ``outbox.consume_one`` job: one consumer, one event, its own transaction
@@ -213,19 +222,10 @@ class Consumers:
 
     async def keep_failed(self, job: dict[str, Any], error: Exception) -> None:
         """``outbox.consume_one`` gave up: keep the pair, to be tried again later."""
-        consumer, event = job["consumer"], job["event"]
-        log.error("consumption_kept_for_later", consumer=consumer, event_id=event["id"], event_type=event["type"],
-                  error=repr(error))
-        async with self._transaction() as session:
-            now = self.clock.now()
-            row = await session.get(FailedConsumption, (consumer, int(event["id"])))
-            if row is None:
-                session.add(FailedConsumption(consumer=consumer, event_id=int(event["id"]),
-                                              workspace_id=uuid.UUID(event["workspace_id"]), event=event, attempts=0,
-                                              error=_described(error), failed_at=now,
-                                              next_attempt_at=now + RETRY_PAUSES[0]))
-            else:
-                row.error = _described(error)
+        event = job["event"]
+        log.error("consumption_kept_for_later", consumer=job["consumer"], event_id=event["id"],
+                  event_type=event["type"], error=repr(error))
+        await self._keep([(job["consumer"], event)], _described(error), due_in=RETRY_PAUSES[0])
 
     async def retry_failed(self, *, everything: bool = False, limit: int = 100,
                            progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
