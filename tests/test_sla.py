@@ -542,3 +542,26 @@ async def test_an_escalation_on_a_ticket_without_a_team_reaches_the_managers(cli
     for manager in (supervisor, ws.admin):
         assert any(n["kind"] == "escalated" and n["ticket_id"] == t["id"] for n in await notes_for(client, ws, manager))
     assert not any(n["kind"] == "escalated" for n in await notes_for(client, ws, agent))
+
+
+async def test_a_staff_escalations_reason_stays_with_the_staff(client, settle):
+    ws = await make_workspace(client)
+    agent, cust = await ws.staff(), await ws.customer()
+    t = await ws.ticket(cust, subject="Refund", description="Where is my refund?")
+    await settle()
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers, json={"assignee_id": agent.id})
+    assert r.status_code == 200
+    assert (await ws.move(agent, t["id"], "IN_PROGRESS")).status_code == 200
+    secret = "Finance has sat on this for two weeks; VIP"
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=agent.headers,
+                          json={"kind": "manual", "reason": secret})
+    assert r.status_code == 201
+    await settle()
+    seen_by_customer = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=cust.headers)).json()
+    assert not any(secret in m["body_text"] for m in seen_by_customer["items"])
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()["status"] == "ESCALATED"
+    staff_view = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=agent.headers)).json()
+    assert any(secret in m["body_text"] and m["internal"] for m in staff_view["items"])
+    audit = (await client.get(f"/api/v1/tickets/{t['id']}/audit", headers=ws.admin.headers)).json()
+    rows = audit["items"] if isinstance(audit, dict) else audit
+    assert any(a["field"] == "status" and a["after"] == "ESCALATED" and a["actor_id"] == agent.id for a in rows)

@@ -52,7 +52,8 @@ class TicketPatch(Input):
 
 class StatusChangeIn(Input):
     status: Status
-    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
+        default=None, description="Shown in the thread with the change, to the customer too.")
 
     model_config = {"json_schema_extra": {"examples": [{"status": "RESOLVED", "reason": "Replacement shipped"}]}}
 
