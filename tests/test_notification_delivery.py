@@ -116,25 +116,6 @@ class TestCustomerEmails:
         assert str(ticket_of(email["In-Reply-To"], secret=secret)) == ticket["id"]
         assert email["X-Relaydesk-Loop"]
 
-    async def test_a_burst_of_replies_reaches_the_customer_as_two_emails_not_ten(
-            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
-        """The first reply goes at once; the ones right after it wait for the batching
-        window and leave together."""
-        ws = await make_workspace(client)
-        agent, customer = await ws.staff(), await ws.customer()
-        ticket = await ws.ticket(customer)
-        await settle()
-        mail.clear()
-        for n in range(10):
-            await ws.reply(agent, ticket["id"], f"Part {n} of the answer.")
-        await settle()
-        assert len(to(mail, customer.email)) == 1
-        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
-        first, rest = to(mail, customer.email)
-        assert "Part 0 of the answer." in first.message.get_body(("plain",)).get_content()
-        body = rest.message.get_body(("plain",)).get_content()
-        assert all(f"Part {n} of the answer." in body for n in range(1, 10))
-
     async def test_the_plain_text_of_a_formatted_reply_keeps_its_links_and_lists(self, client, settle, mail) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent, customer = await ws.staff(), await ws.customer()

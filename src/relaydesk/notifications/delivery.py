@@ -134,16 +134,6 @@ class DeliveryService:
         self.session.add(delivery)
         return delivery
 
-    async def emailed_lately(self, workspace_id: uuid.UUID, recipient: str, kind: str, since: datetime) -> bool:
-        """Whether an email of this kind went to (or waits for) this address since then,
-        this transaction's own included (sessions do not flush before each query)."""
-        if any(isinstance(d, Delivery) and d.workspace_id == workspace_id and d.recipient == recipient
-               and d.kind == kind and d.channel == "email" and d.created_at >= since for d in self.session.new):
-            return True
-        return await self.session.scalar(select(Delivery.id).where(
-            Delivery.workspace_id == workspace_id, Delivery.recipient == recipient, Delivery.kind == kind,
-            Delivery.channel == "email", Delivery.created_at >= since).limit(1)) is not None
-
     async def claim_due(self, now: datetime, *, limit: int, is_sqlite: bool) -> list[Delivery]:
         """Take the due deliveries for sending; the caller commits before it sends."""
         stmt = _DUE if is_sqlite else _DUE_UNCLAIMED

@@ -128,16 +128,11 @@ class Notifier:
         if payload.get("author_kind") == "agent":
             # This email *is* the agent's reply reaching the customer: threaded, and sent at
             # once, except in a chat, where the visitor usually reads it live; they get a
-            # recap a few minutes later (in case they left). A burst (several replies within
-            # the batching window) is one email: the first goes at once, the rest together.
-            requester = await self._requester(ticket)
-            batch = CHAT_RECAP_DELAY if ticket.channel == "chat" else None
-            window = timedelta(seconds=self.settings.notification_batch_seconds)
-            if batch is None and window and requester and requester[0].address and await \
-                    self.deliveries.emailed_lately(self.ws, requester[0].address, "reply_to_customer", self.now - window):
-                batch = window
-            await self.send(requester, "reply_to_customer", ticket, _for_customer(ticket), body=message["text"][:300],
-                            extra={"message": message}, thread=True, batch=batch)
+            # recap a few minutes later (in case they left).
+            await self.send(await self._requester(ticket), "reply_to_customer", ticket,
+                            _for_customer(ticket), body=message["text"][:300],
+                            extra={"message": message}, thread=True,
+                            batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
         elif payload.get("author_kind") == "customer" and ticket.assignee_id:
             await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
                             f"{ref}: the customer replied", body=message["text"][:300], extra={"message": message})
