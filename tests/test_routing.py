@@ -382,6 +382,21 @@ class TestQueue:
         assert why["priority"]["source"] == "agent"
 
 
+    async def test_a_deactivated_agents_tickets_go_to_someone_else(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client, agents=1, cap=5)
+        leaving = staff[0]
+        cust = await ws.customer()
+        made = [await ws.ticket(cust, subject=f"invoice {i}", description="billing issue with invoice")
+                for i in range(2)]
+        await settle()
+        assert {(await ticket(client, ws, t["id"]))["assignee_id"] for t in made} == {leaving.id}
+        staying = await ws.staff(max_concurrent=5, skills=[{"skill": "billing", "level": 3}], languages=["en"],
+                                 team_ids=[team["id"]])
+        r = await client.patch(f"/api/v1/agents/{leaving.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["availability"] == "offline"
+        await settle()
+        assert {(await ticket(client, ws, t["id"]))["assignee_id"] for t in made} == {staying.id}
+
     async def test_more_capacity_empties_a_long_queue_at_once(self, client, settle):
         """Not just the first page of the queue: every waiting ticket the new capacity
         has room for is assigned when it is raised, with no sweep needed."""

@@ -109,11 +109,14 @@ class AgentService:
             if field in fields and getattr(data, field) is not None and getattr(profile, field) != getattr(data, field):
                 changes[field] = (getattr(profile, field), getattr(data, field))
                 setattr(profile, field, getattr(data, field))
-        if data.availability is not None:
+        # Deactivated staff are at nobody's desk: offline (and routing gives their tickets away).
+        availability = "offline" if data.is_active is False else (
+            data.availability.value if data.availability is not None else None)
+        if availability is not None:
             profile.availability_by_socket = by_socket
-            if profile.availability != data.availability.value:
-                changes["availability"] = (profile.availability, data.availability.value)
-                profile.availability = data.availability.value
+            if profile.availability != availability:
+                changes["availability"] = (profile.availability, availability)
+                profile.availability = availability
         if data.shifts is not None and _shifts(data.shifts) != profile.shifts:
             changes["shifts"] = (profile.shifts, _shifts(data.shifts))
             profile.shifts = _shifts(data.shifts)

@@ -384,6 +384,20 @@ class RoutingService:
         if before is not None:
             await self.drain_for_agent(workspace_id, before, now)
 
+    async def release_from_inactive(self, workspace_id: uuid.UUID, agent_id: uuid.UUID, now: datetime) -> int:
+        """A deactivated agent's unfinished tickets are unassigned, so routing gives them to
+        someone else (or queues them, where the sweep alerts supervisors) instead of them
+        sitting with an account nobody uses. Returns how many."""
+        if await self.agents.staff_ids(workspace_id, {agent_id}):
+            return 0  # active again meanwhile
+        system = Principal.system(workspace_id)
+        open_ids = list(await self.session.scalars(select(Ticket.id).where(
+            Ticket.workspace_id == workspace_id, Ticket.assignee_id == agent_id, Ticket.deleted_at.is_(None),
+            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]))))
+        for ticket_id in open_ids:
+            await self.tickets.update(system, str(ticket_id), TicketPatch(assignee_id=None), now)
+        return len(open_ids)
+
     async def follow_priority(self, ticket_id: uuid.UUID) -> None:
         """A person changed the ticket's priority: the record says so, and a queued ticket
         takes its new place in the queue."""

@@ -96,6 +96,9 @@ def install(runtime: Runtime) -> list[Periodic]:
         await service.follow_category(ws, uuid.UUID(p["ticket_id"]), _uuid(p.get("before")), now)
 
     async def on_agent(service: RoutingService, ws: uuid.UUID, type: str, p: dict, now) -> None:  # noqa: ANN001
+        if type == "agent.capacity_changed" and "is_active" in p.get("fields", ()):
+            if await service.release_from_inactive(ws, uuid.UUID(p["agent_id"]), now):
+                return  # deactivated: their tickets are on their way to others
         if type == "agent.availability_changed" and p.get("after") != "online":
             return
         await service.drain_for_agent(ws, uuid.UUID(p["agent_id"]), now)
