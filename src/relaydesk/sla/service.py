@@ -426,10 +426,10 @@ class SlaService:
         escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now)
         if can_move(Status(ticket.status), Status.ESCALATED):
             # The status line is public: the customer reads that it was escalated, not the
-            # staff's reason (that is in the internal note above). Staff move it in their own
-            # name, so the audit says who; a customer's request moves it as Relaydesk.
-            mover = principal if principal.is_staff else Principal.system(ticket.workspace_id)
-            await self.tickets.change_status(mover, str(ticket.id), Status.ESCALATED, None, now)
+            # staff's reason (that is in the internal note above, and on the escalation with
+            # who raised it). Moved as Relaydesk: in the escalator's name it would become theirs.
+            await self.tickets.change_status(Principal.system(ticket.workspace_id), str(ticket.id),
+                                             Status.ESCALATED, None, now)
         return escalation
 
     async def escalations(self, principal: Principal, ticket_ref: str) -> list[Escalation]:
