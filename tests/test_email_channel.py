@@ -566,3 +566,40 @@ class TestImap:
         assert await poll_mailbox(runtime, mailbox) == 0
         [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
         assert box["last_error"]
+
+
+class TestPrivateTargets:
+    """A workspace admin (anyone can make a workspace) must not have the server reach the
+    network around it: loopback, private and metadata addresses are refused for IMAP hosts
+    and the SMS provider, unless the operator allows private targets."""
+
+    async def test_imap_hosts_and_sms_urls_on_private_addresses_are_refused(self, client, runtime,
+                                                                             monkeypatch) -> None:  # noqa: ANN001
+        monkeypatch.setattr(runtime.settings, "allow_private_targets", False)
+        ws = await make_workspace(client)
+        for host in ("127.0.0.1", "localhost", "10.0.0.5", "169.254.169.254"):
+            r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+                "address": f"help-{uuid.uuid4().hex[:6]}@acme.example.com", "imap_host": host, "imap_port": 9556,
+                "imap_tls": False, "imap_username": "u", "imap_password": "p"})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "imap_host", r.text
+        r = await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                               json={"sms_api_url": "http://169.254.169.254/latest/"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sms_api_url", r.text
+        assert (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json() == []
+
+    async def test_a_mailbox_whose_host_turned_private_is_not_polled(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
+        """Checked again at each poll: the name may resolve somewhere else by now."""
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": f"help-{uuid.uuid4().hex[:6]}@acme.example.com", "imap_host": "127.0.0.1", "imap_port": 9,
+            "imap_tls": False, "imap_username": "u", "imap_password": "p"})
+        assert r.status_code == 201, r.text
+        r = await client.patch(f"/api/v1/mailboxes/{r.json()['id']}", headers=ws.admin.headers, json={"active": None})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "active"
+        monkeypatch.setattr(runtime.settings, "allow_private_targets", False)
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        async with runtime.db.read_session() as s:
+            mailbox = await s.get(Mailbox, uuid.UUID(box["id"]))
+        assert await poll_mailbox(runtime, mailbox) == 0
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert "loopback or private address" in box["last_error"]

@@ -22,7 +22,9 @@ router = APIRouter(prefix="/api/v1")
              summary="Add a support address (forwarded to the SMTP listener, or polled over IMAP)")
 async def create_mailbox(data: MailboxIn, principal: AdminPrincipal, request: Request,
                          session: SessionDep):  # noqa: ANN201
-    return await MailboxService(session).create(principal, data.model_dump(), now(request))
+    return await MailboxService(session).create(
+        principal, data.model_dump(), now(request),
+        allow_private=request.app.state.runtime.settings.allow_private_targets)
 
 
 @router.get("/mailboxes", response_model=list[MailboxOut], tags=["email"], summary="The workspace's support addresses")
@@ -32,8 +34,10 @@ async def list_mailboxes(principal: AdminPrincipal, session: SessionDep):  # noq
 
 @router.patch("/mailboxes/{mailbox_id}", response_model=MailboxOut, tags=["email"], summary="Change a mailbox")
 async def update_mailbox(mailbox_id: uuid.UUID, data: MailboxPatch, principal: AdminPrincipal,
-                         session: SessionDep):  # noqa: ANN201
-    return await MailboxService(session).update(principal, mailbox_id, data.model_dump(exclude_unset=True))
+                         session: SessionDep, request: Request):  # noqa: ANN201
+    return await MailboxService(session).update(
+        principal, mailbox_id, data.model_dump(exclude_unset=True),
+        allow_private=request.app.state.runtime.settings.allow_private_targets)
 
 
 @router.delete("/mailboxes/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["email"],

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.db import read_once
-from relaydesk.core.errors import Conflict, NotFound
+from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.schemas import Email
+from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.identity.service import normalise_email
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.service import WorkspaceService
@@ -54,10 +55,13 @@ class MailboxService:
         return await self.session.scalar(select(Mailbox.id).where(
             Mailbox.workspace_id == workspace_id, Mailbox.address == address).limit(1)) is not None
 
-    async def create(self, principal: Principal, data: dict[str, Any], now: datetime) -> Mailbox:
+    async def create(self, principal: Principal, data: dict[str, Any], now: datetime, *,
+                     allow_private: bool = False) -> Mailbox:
+        """``allow_private``: the operator lets IMAP hosts be on loopback or private networks."""
         address = data["address"].strip().lower()
         if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
             raise Conflict("This address is already a support address.", field="address", code="address_taken")
+        await self._check_host(data.get("imap_host"), data.get("imap_port"), data.get("imap_tls", True), allow_private)
         mailbox = Mailbox(workspace_id=principal.workspace_id, created_at=now, **{**data, "address": address})
         self.session.add(mailbox)
         await self.session.flush()
@@ -74,11 +78,24 @@ class MailboxService:
         return list(await self.session.scalars(select(Mailbox).where(
             Mailbox.workspace_id == principal.workspace_id).order_by(Mailbox.created_at)))
 
-    async def update(self, principal: Principal, mailbox_id: uuid.UUID, changes: dict[str, Any]) -> Mailbox:
+    async def update(self, principal: Principal, mailbox_id: uuid.UUID, changes: dict[str, Any], *,
+                     allow_private: bool = False) -> Mailbox:
         mailbox = await self.get(principal, mailbox_id)
+        for key in ("imap_tls", "imap_folder", "active"):  # null means nothing for these
+            if key in changes and changes[key] is None:
+                raise ValidationFailed("Give a value or leave it out.", field=key)
         for key, value in changes.items():
             setattr(mailbox, key, value)
+        await self._check_host(mailbox.imap_host, mailbox.imap_port, mailbox.imap_tls, allow_private)
         return mailbox
+
+    @staticmethod
+    async def _check_host(host: str | None, port: int | None, tls: bool, allow_private: bool) -> None:
+        if host and not allow_private:
+            try:
+                await check_host(host, port or (993 if tls else 143))
+            except UnsafeTarget as exc:
+                raise ValidationFailed(str(exc), field="imap_host") from None
 
     async def delete(self, principal: Principal, mailbox_id: uuid.UUID) -> None:
         await self.session.delete(await self.get(principal, mailbox_id))

@@ -17,6 +17,7 @@ from relaydesk.channels.inbound import InboundMailService, header_message_id
 from relaydesk.channels.models import InboundEmail, Mailbox
 from relaydesk.channels.service import MailboxService
 from relaydesk.core.scheduler import Periodic
+from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
@@ -97,12 +98,14 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
     """Store every unseen message, then mark them seen; a crash between the two is
     harmless because the next poll recognises them by Message-ID."""
     try:
+        if not runtime.settings.allow_private_targets:  # again at each poll: a name may resolve elsewhere now
+            await check_host(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143))
         fetched = await asyncio.to_thread(_fetch_unseen, mailbox, IMAP_BATCH)
-    except (OSError, imaplib.IMAP4.error) as exc:
+    except (OSError, imaplib.IMAP4.error, UnsafeTarget) as exc:
         async with runtime.transaction() as session:
             row = await session.get(Mailbox, mailbox.id)
             if row is not None:
-                row.last_error, row.last_polled_at = f"{type(exc).__name__}: {exc}"[:2000], runtime.clock.now()
+                row.last_error, row.last_polled_at = _poll_error(exc), runtime.clock.now()
         log.warning("imap_poll_failed", mailbox=mailbox.address, error=str(exc))
         return 0
     stored: list[uuid.UUID] = []
@@ -122,6 +125,14 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
     if fetched:
         await asyncio.to_thread(_mark_seen, mailbox, [uid for uid, _ in fetched])
     return len(stored)
+
+
+def _poll_error(exc: Exception) -> str:
+    """What the admin is shown: what went wrong, not what a server that is not an IMAP one
+    answered (whatever it sent would otherwise be read back through this field)."""
+    if isinstance(exc, imaplib.IMAP4.abort) and "unexpected response" in str(exc):
+        return "The server did not answer as an IMAP server does."
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def install(runtime: Runtime) -> list[Periodic]:

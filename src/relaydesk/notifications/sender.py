@@ -45,7 +45,8 @@ from relaydesk.notifications.templates import (
     render,
     status_label,
 )
-from relaydesk.notifications.webhooks import UnsafeTarget, WebhookService, check_target, encode_body, sign
+from relaydesk.core.targets import UnsafeTarget, check_target
+from relaydesk.notifications.webhooks import WebhookService, encode_body, sign
 from relaydesk.tenancy.service import WorkspaceService
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         return Outgoing(delivery.id, "sms",
                         url=settings.sms_api_url or TWILIO_MESSAGES_URL.format(sid=settings.sms_account_sid),
                         form={"To": delivery.recipient, "From": settings.sms_number, "Body": delivery.context["body"]},
-                        auth=(settings.sms_account_sid or "", settings.sms_auth_token), allow_private=True)
+                        auth=(settings.sms_account_sid or "", settings.sms_auth_token),
+                        allow_private=runtime.settings.allow_private_targets)
     # Mates join on the first attempt only, and the digest is frozen into the delivery: a
     # retry (after a failure, or a crash after the relay took it) sends the same email
     # under the same Message-ID; what arrived meanwhile leaves with the next one.

@@ -9,16 +9,12 @@ endpoint is saved and again at each send, unless an admin allowed it for that en
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
 import secrets
-import socket
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import select
@@ -27,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
+from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.models import Customer
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import WebhookEndpoint
@@ -42,35 +39,9 @@ TEXT_CHANNELS = {Channel.SMS.value, Channel.SOCIAL.value}
 _PRIVATE_KEYS = {"actor_id", "requester_id", "organisation_id", "body_html"}
 
 
-class UnsafeTarget(Exception):
-    pass
-
-
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
-
-
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or that point into private networks."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises for a port that is not a number or out of range
-    except ValueError as exc:
-        raise UnsafeTarget(f"Not a usable URL: {exc}.") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeTarget("Use an http:// or https:// URL with a host name.")
-    if allow_private:
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UnsafeTarget(f"The host name does not resolve: {exc.strerror}.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeTarget(f"{parts.hostname} resolves to {address}, a loopback or private address; "
-                               "an admin may allow private targets for this endpoint.")
 
 
 def _slack_escaped(text: object) -> str:

@@ -1,0 +1,50 @@
+"""Where a workspace may make the server connect: the public internet, not the networks
+around the deployment.
+
+Webhook URLs, the SMS provider's URL and IMAP hosts are set by workspace admins, and
+anyone can make a workspace. Left unchecked, they would have the server reach its own
+loopback, the cloud's metadata address or the private network behind it, and report back
+what answered. A host is refused when it resolves to anything but global addresses,
+checked when it is saved and again before each connection (a name may change what it
+resolves to). The deployment's operator may allow private targets (``RELAYDESK_ALLOW_
+PRIVATE_TARGETS``: one company with an internal mail server); a webhook's own
+``allow_private`` is an admin's say-so for that endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+
+class UnsafeTarget(Exception):
+    """A target the server must not connect to; the message says why."""
+
+
+async def check_host(host: str, port: int, *, hint: str = "") -> None:
+    """Raises ``UnsafeTarget`` unless every address ``host`` resolves to is public."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UnsafeTarget(f"The host name does not resolve: {exc.strerror}.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeTarget(f"{host} resolves to {address}, a loopback or private address{hint}.")
+
+
+async def check_target(url: str, *, allow_private: bool,
+                       hint: str = "; an admin may allow private targets for this endpoint") -> None:
+    """Refuse URLs that are not http(s) or that point into private networks."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number or out of range
+    except ValueError as exc:
+        raise UnsafeTarget(f"Not a usable URL: {exc}.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeTarget("Use an http:// or https:// URL with a host name.")
+    if allow_private:
+        return
+    await check_host(parts.hostname, port or (443 if parts.scheme == "https" else 80), hint=hint)
