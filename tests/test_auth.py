@@ -142,6 +142,21 @@ class TestAccessThatNoLongerStands:
         assert r.status_code == 200
         _problem(await client.get("/api/v1/tickets", headers=self.bearer(tokens)), 401, "account_inactive")
 
+    async def test_switching_an_account_back_on_brings_back_no_old_session(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tokens = await ws.login(agent.email)
+        r = await client.post("/api/v1/me/api-tokens", headers=self.bearer(tokens), json={"name": "script"})
+        assert r.status_code == 201, r.text
+        api_token = r.json()["token"]
+        for active in (False, True):
+            r = await client.patch(f"/api/v1/agents/{agent.id}", json={"is_active": active}, headers=ws.admin.headers)
+            assert r.status_code == 200
+        _problem(await client.get("/api/v1/me", headers=self.bearer(tokens)), 401)
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+        _problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {api_token}"}), 401)
+        assert (await ws.login(agent.email))["access_token"]  # signing in again works
+
     async def test_a_new_role_needs_a_new_token(self, client):
         ws = await make_workspace(client)
         admin = await ws.staff("admin")

@@ -111,6 +111,14 @@ class UserService:
             # A new password ends the sessions signed in with the old one.
             await self.session.execute(update(RefreshToken).where(
                 RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+        if changes.get("is_active") == (True, False):
+            # Switched off ends every sign-in and API token: switching back on must not
+            # bring back sessions from before (a leaver's laptop, a leaked token).
+            await self.session.execute(update(RefreshToken).where(
+                RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+            await self.session.execute(update(ApiToken).where(
+                ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=now))
+            standing.changed(self.session, every_sign_in=True)
         if changes:
             user.updated_at = now
             standing.changed(self.session, user=user.id)  # the next request sees the new role or state
