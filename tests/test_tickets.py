@@ -49,7 +49,13 @@ class TestCreate:
         cust = await ws.customer()
         t = await ws.ticket(cust, subject="Lamp broken", description="It arrived cracked.")
         assert t["number"] == "T-000001"
-        assert (t["status"], t["priority"], t["channel"]) == ("OPEN", "MEDIUM", "web")
+        assert (t["status"], t["channel"]) == ("OPEN", "web")
+        # What staff say of it (priority, tags, who has it) is theirs: null in the customer's view.
+        assert (t["priority"], t["tags"], t["assignee_id"], t["team_id"], t["sla_breached"]) == (None,) * 5
+        staff_view = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
+        assert (staff_view["priority"], staff_view["tags"]) == ("MEDIUM", [])
+        r = await client.get("/api/v1/tickets", params={"tag": "fraud-suspect"}, headers=cust.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tag"
         assert t["requester_id"] == cust.customer_id
         assert t["first_response_at"] is None and t["resolved_at"] is None
         msgs = await thread(ws, cust, t["id"])
@@ -91,6 +97,7 @@ class TestCreate:
         assert cat.status_code == 201, cat.text
         cust = await ws.customer()
         t = await ws.ticket(cust, category_id=cat.json()["id"])
+        t = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()
         assert (t["priority"], t["team_id"], t["category_id"]) == ("HIGH", team["id"], cat.json()["id"])
 
     async def test_customers_cannot_route_their_own_tickets(self, client):
@@ -187,7 +194,7 @@ class TestLifecycle:
         await ws.move(agent, t["id"], "RESOLVED")
         r = await ws.reply(cust, t["id"], "It is still broken")
         assert r.status_code == 201 and r.json()["ticket_id"] == t["id"]
-        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
         assert (got["status"], got["reopen_count"], got["resolved_at"]) == ("IN_PROGRESS", 1, None)
         assert got["assignee_id"] == agent.id
 

@@ -32,6 +32,7 @@ from relaydesk.tickets.schemas import (
     StatusChangeIn,
     TicketIn,
     TicketOut,
+    shown_to,
     TicketPatch,
 )
 from relaydesk.tickets import tasks
@@ -72,7 +73,7 @@ def _message_out(m: Message, attachments: list[Attachment], model: type[MessageO
              summary="Open a ticket (customers for themselves; staff on a customer's behalf)")
 async def create_ticket(body: TicketIn, principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
     ticket = await ticket_service(request, session).create(principal, body, now(request))
-    return ticket
+    return shown_to(principal, ticket)
 
 
 @router.get("/tickets", response_model=Page[TicketOut], tags=["tickets"],
@@ -90,6 +91,10 @@ async def list_tickets(
     created_from: Moment | None = None, created_to: Moment | None = None,
     updated_from: Moment | None = None, updated_to: Moment | None = None,
 ) -> dict:
+    if principal.is_customer:  # what staff say of tickets is not theirs to search by either
+        for name, given in (("tag", tag), ("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
+            if given:
+                raise ValidationFailed("Customers cannot filter by this.", field=name)
     unassigned = assignee_id == "none"
     assignee: uuid.UUID | None = None
     if assignee_id and not unassigned:
@@ -111,19 +116,20 @@ async def list_tickets(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_keyset(getattr(rows[-1], key), rows[-1].id) if more else None}
+    return {"items": [shown_to(principal, t) for t in rows],
+            "next_cursor": encode_keyset(getattr(rows[-1], key), rows[-1].id) if more else None}
 
 
 @router.get("/tickets/{ticket_ref}", response_model=TicketOut, tags=["tickets"], summary="One ticket")
 async def get_ticket(ticket_ref: TicketRef, principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
-    return await ticket_service(request, session).get(principal, ticket_ref)
+    return shown_to(principal, await ticket_service(request, session).get(principal, ticket_ref))
 
 
 @router.patch("/tickets/{ticket_ref}", response_model=TicketOut, tags=["tickets"],
               summary="Change priority, category, tags, assignee or team (staff)")
 async def update_ticket(ticket_ref: TicketRef, body: TicketPatch, principal: CurrentPrincipal, request: Request,
                         session: SessionDep):  # noqa: ANN201
-    return await ticket_service(request, session).update(principal, ticket_ref, body, now(request))
+    return shown_to(principal, await ticket_service(request, session).update(principal, ticket_ref, body, now(request)))
 
 
 @router.delete("/tickets/{ticket_ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["tickets"],
@@ -137,8 +143,8 @@ async def delete_ticket(ticket_ref: TicketRef, principal: CurrentPrincipal, requ
              summary="Move a ticket through its lifecycle; an illegal move answers 409 with the allowed ones")
 async def change_status(ticket_ref: TicketRef, body: StatusChangeIn, principal: CurrentPrincipal, request: Request,
                         session: SessionDep):  # noqa: ANN201
-    return await ticket_service(request, session).change_status(principal, ticket_ref, body.status, body.reason,
-                                                                 now(request))
+    return shown_to(principal, await ticket_service(request, session).change_status(
+        principal, ticket_ref, body.status, body.reason, now(request)))
 
 
 @router.get("/tickets/{ticket_ref}/audit", response_model=list[AuditOut], tags=["tickets"],

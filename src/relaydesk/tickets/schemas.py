@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from relaydesk.core.principal import Principal
 from relaydesk.core.schemas import Input, Output
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 
@@ -64,10 +65,11 @@ class TicketOut(Output):
     subject: str
     description: str
     status: Status
-    priority: Priority
+    priority: Priority | None = Field(description="Staff only: null for customers, as are the tags, the assignee, "
+                                                  "the team and the SLA flag.")
     channel: Channel
     category_id: uuid.UUID | None
-    tags: list[str]
+    tags: list[str] | None
     requester_id: uuid.UUID
     organisation_id: uuid.UUID | None
     assignee_id: uuid.UUID | None
@@ -80,12 +82,24 @@ class TicketOut(Output):
     resolved_at: datetime | None
     closed_at: datetime | None
     auto_close_at: datetime | None = Field(description="When a RESOLVED ticket will close itself if nobody replies.")
-    sla_breached: bool
+    sla_breached: bool | None
 
     @field_validator("number", mode="before")
     @classmethod
     def _reference(cls, value: Any) -> str:
         return ticket_reference(value) if isinstance(value, int) else value
+
+
+# What customers are not shown of their tickets (live events leave the same out).
+STAFF_ONLY_FIELDS = {"priority": None, "tags": None, "assignee_id": None, "team_id": None, "sla_breached": None}
+
+
+def shown_to(principal: Principal, ticket: Any) -> Any:
+    """The ticket as this caller may see it: whole for staff, without what staff say of it
+    (priority, tags such as "fraud-suspect", who has it) for customers."""
+    if not principal.is_customer:
+        return ticket
+    return TicketOut.model_validate(ticket).model_copy(update=STAFF_ONLY_FIELDS)
 
 
 class MessageIn(Input):
