@@ -304,6 +304,14 @@ class TestTypingAndPresence:
         frame = await customer_live.expect("event", event="typing")
         assert frame["data"]["state"] == "started" and frame["data"]["author_kind"] == "agent"
 
+    async def test_typing_names_the_ticket_by_id_or_by_number(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['number']}")
+        await customer_live.send(type="typing", ticket_id=ticket["number"], state="started")
+        frame = await staff_live.expect("event", event="typing")
+        assert frame["data"]["ticket_id"] == ticket["id"] and frame["data"]["state"] == "started"
+
     async def test_typing_needs_a_subscription(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         live = await open_live(ws_url, customer)

@@ -262,8 +262,8 @@ class _Session:
         state = frame.get("state")
         if state not in ("started", "stopped"):
             raise ProtocolError("invalid_value", "state is \"started\" or \"stopped\".", "state")
-        ticket_id = _uuid(str(frame.get("ticket_id") or ""))
-        if ticket_id is None or ticket_id not in self.connection.tickets:
+        ticket_id = self._subscribed_ticket(str(frame.get("ticket_id") or ""))
+        if ticket_id is None:
             raise ProtocolError("not_subscribed", "Subscribe to the ticket before typing on it.", "ticket_id")
         person = (self.principal.workspace_id, self.principal.user_id)
         await self.registry.relay_typing(person, ticket_id, LiveEvent(
@@ -274,6 +274,16 @@ class _Session:
                 "internal": bool(frame.get("internal")) and self.principal.is_staff,
                 **self.connection.tickets[ticket_id],
             })))
+
+    def _subscribed_ticket(self, ref: str) -> uuid.UUID | None:
+        """A ticket this socket watches, by id or by number (T-000123), as everywhere else."""
+        ticket_id = _uuid(ref)
+        if ticket_id is None:
+            digits = ref.upper().removeprefix("T-")
+            number = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else None
+            ticket_id = next((t for t, scope in self.connection.tickets.items() if scope.get("number") == number
+                              and number is not None), None)
+        return ticket_id if ticket_id in self.connection.tickets else None
 
     async def _presence(self, frame: dict[str, Any]) -> None:
         if not self.principal.is_staff:
