@@ -32,7 +32,7 @@ class TestConversations:
         await ws.reply(agent, chat["ticket_id"], "staff only", internal=True)
         token = {"X-Chat-Token": chat["token"]}
         r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
-                              json={"body": "Thank you!"}, headers=token)
+                              json={"message": "Thank you!"}, headers=token)  # "body" works too
         assert r.status_code == 201, r.text
         lines = (await client.get(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
                                   headers=token)).json()

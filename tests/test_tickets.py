@@ -426,6 +426,9 @@ class TestList:
         r = await client.get("/api/v1/tickets", headers=cust.headers,
                              params={"created_to": boundary.isoformat()})
         assert [x["subject"] for x in r.json()["items"]] == ["old"]
+        r = await client.get("/api/v1/tickets", headers=cust.headers, params={
+            "created_from": boundary.isoformat(), "created_to": (boundary - timedelta(days=1)).isoformat()})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "created_to"
 
     async def test_queries_per_page_do_not_grow_with_page_size(self, client, runtime):
         ws = await make_workspace(client)

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.chat import ChatGrant, ChatService, issue_chat_token, read_chat_token
@@ -47,7 +47,8 @@ class ChatStartIn(Input):
 
 
 class ChatMessageIn(Input):
-    body: str = Field(min_length=1, max_length=10_000)
+    # "message" as when the chat was started is taken too: one name for what a visitor says.
+    body: str = Field(min_length=1, max_length=10_000, validation_alias=AliasChoices("body", "message"))
 
     model_config = {"json_schema_extra": {"examples": [{"body": "It was sent to my old address."}]}}
 

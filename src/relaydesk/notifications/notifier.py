@@ -101,7 +101,7 @@ class Notifier:
                                                                          *await self._someone_above(ticket)}
                 clock = payload["clock"].replace("_", " ")
                 await self.send(await self._staff(users), f"sla_{level}", ticket,
-                                f"{ref}: {clock} SLA {_level_word(level)}", body=f"Due {payload.get('due_at')}",
+                                f"{ref}: {clock} SLA {_level_word(level)}", body=f"Due {_when(payload.get('due_at'))}",
                                 extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at"))})
             case "ticket.escalated":
                 level = payload["level"]

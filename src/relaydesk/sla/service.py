@@ -411,7 +411,8 @@ class SlaService:
     async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:
         """Raised by hand: by staff (manual, high_impact, incident) or by the customer (a customer request)."""
         if principal.is_customer and data.kind.value != "customer_request":
-            raise Forbidden("Customers may only ask for their ticket to be escalated.", field="kind")
+            raise Forbidden("Customers may only ask for their ticket to be escalated: "
+                            "send kind 'customer_request'.", field="kind")
         if not principal.is_customer and data.kind.value == "customer_request":
             # Customers read their own requests: a staff reason would reach them too.
             raise ValidationFailed("Staff escalate as manual, high_impact or incident.", field="kind")

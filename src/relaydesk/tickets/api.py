@@ -91,6 +91,9 @@ async def list_tickets(
     created_from: Moment | None = None, created_to: Moment | None = None,
     updated_from: Moment | None = None, updated_to: Moment | None = None,
 ) -> dict:
+    for field, low, high in (("created_to", created_from, created_to), ("updated_to", updated_from, updated_to)):
+        if low is not None and high is not None and high < low:
+            raise ValidationFailed("The end comes before the start.", field=field)
     if principal.is_customer:  # what staff say of tickets is not theirs to search by either
         for name, given in (("tag", tag), ("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
             if given:
