@@ -467,6 +467,26 @@ class TestCapUnderConcurrency:
 
 
 class TestRules:
+    async def test_a_rule_put_at_a_taken_position_runs_before_the_one_there(self, client):
+        ws, team, staff, cats = await setup_desk(client)
+        made = {}
+        for name, position in (("VIP to Billing", None), ("Second", None), ("Urgent first", 0)):
+            body = {"name": name, "team_id": team["id"], "strategy": "least_loaded", "conditions": {}}
+            if position is not None:
+                body["position"] = position
+            r = await client.post("/api/v1/assignment-rules", headers=ws.admin.headers, json=body)
+            assert r.status_code == 201, r.text
+            made[name] = r.json()["id"]
+        listed = (await client.get("/api/v1/assignment-rules", headers=ws.admin.headers)).json()
+        rules = listed["items"] if isinstance(listed, dict) else listed
+        assert [(r["name"], r["position"]) for r in rules] == [("Urgent first", 0), ("VIP to Billing", 1), ("Second", 2)]
+        r = await client.patch(f"/api/v1/assignment-rules/{made['Second']}", headers=ws.admin.headers,
+                               json={"position": 0})
+        assert r.status_code == 200
+        listed = (await client.get("/api/v1/assignment-rules", headers=ws.admin.headers)).json()
+        rules = listed["items"] if isinstance(listed, dict) else listed
+        assert [r["name"] for r in rules] == ["Second", "Urgent first", "VIP to Billing"]
+
     async def test_rule_crud_and_permissions(self, client):
         ws, team, staff, cats = await setup_desk(client)
         agent = staff[0]

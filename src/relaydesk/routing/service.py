@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
@@ -506,6 +506,8 @@ class RoutingService:
             last = await self.session.scalar(select(func.max(AssignmentRule.position)).where(
                 AssignmentRule.workspace_id == principal.workspace_id))
             position = 0 if last is None else last + 1
+        else:
+            await self._make_room_at(principal.workspace_id, position, None)
         rule = AssignmentRule(workspace_id=principal.workspace_id, name=data.name, position=position,
                               enabled=data.enabled, conditions=data.conditions.model_dump(mode="json"),
                               team_id=data.team_id, strategy=data.strategy.value, created_at=now, updated_at=now)
@@ -536,6 +538,8 @@ class RoutingService:
         await self._check_rule_refs(rule.workspace_id, new.get("team_id", rule.team_id),
                                     (data.conditions.category_ids if data.conditions else []))
         changes = {k: (getattr(rule, k), v) for k, v in new.items() if getattr(rule, k) != v}
+        if "position" in changes:
+            await self._make_room_at(rule.workspace_id, changes["position"][1], rule.id)
         for k, (_, v) in changes.items():
             setattr(rule, k, v)
         if changes:
@@ -551,6 +555,17 @@ class RoutingService:
                           actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
                           changes={"deleted": (rule.name, None)})
         await self.session.delete(rule)
+
+    async def _make_room_at(self, workspace_id: uuid.UUID, position: int, rule_id: uuid.UUID | None) -> None:
+        """A rule put at a taken position goes before the one there: those from it on move
+        down one, so what the admin asked to run first does."""
+        taken = await self.session.scalar(select(AssignmentRule.id).where(
+            AssignmentRule.workspace_id == workspace_id, AssignmentRule.position == position,
+            AssignmentRule.id != rule_id).limit(1))
+        if taken is not None:
+            await self.session.execute(update(AssignmentRule).where(
+                AssignmentRule.workspace_id == workspace_id, AssignmentRule.position >= position,
+                AssignmentRule.id != rule_id).values(position=AssignmentRule.position + 1))
 
     @staticmethod
     def _require_manager(principal: Principal) -> None:
