@@ -439,3 +439,23 @@ async def test_on_a_shared_browser_the_next_person_starts_afresh(browser, server
     thread = await server.call("GET", f"/api/v1/tickets/{minhs['id']}/messages", agent)
     assert [m["body_text"] for m in thread["items"] if m["author_kind"] == "customer"] == [
         "About order 777, card ending 4242"]
+
+
+async def test_lines_stay_in_the_order_they_were_said_however_they_arrive(browser, server) -> None:  # noqa: ANN001
+    """The agent answers while the widget is still fetching the transcript: the live
+    answer arrives first, and must still be drawn after the question."""
+    slug, agent = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        async def slow_transcript(route) -> None:  # noqa: ANN001
+            if route.request.method == "GET":
+                await asyncio.sleep(1.5)
+            await route.continue_()
+
+        await visitor.page.context.route(f"{server.base}/api/v1/chat/*/conversations/*/messages", slow_transcript)
+        await visitor.open_shop()
+        await start_chat(visitor, "Oli Berg", "oli@visitors.example", "Is the red one in stock?")
+        await visitor.live()
+        ticket = await the_chat_ticket(server, agent)
+        await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
+                          json={"body": "Two left."})
+        await visitor.shows(("customer", "Is the red one in stock?"), ("agent", "Two left."))

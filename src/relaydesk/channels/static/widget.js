@@ -117,7 +117,18 @@
     var div = document.createElement("div");
     div.className = "msg " + (kind === "customer" ? "customer" : "agent");
     div.textContent = text;
-    log.appendChild(div);
+    // In the order they were said, however they arrive: a live line can come before the
+    // transcript it follows. Message ids are time-ordered (UUIDv7), so they sort as said.
+    div.setAttribute("data-id", id || "");
+    var later = null;
+    if (id) {
+      var shown = log.querySelectorAll(".msg[data-id]");
+      for (var i = 0; i < shown.length && !later; i++) {
+        var other = shown[i].getAttribute("data-id");
+        if (other && other > id) later = shown[i];
+      }
+    }
+    log.insertBefore(div, later);
     log.scrollTop = log.scrollHeight;
   }
 
