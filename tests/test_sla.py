@@ -564,3 +564,7 @@ async def test_a_staff_escalations_reason_stays_with_the_staff(client, settle):
     assert any(secret in m["body_text"] and m["internal"] for m in staff_view["items"])
     [raised] = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
     assert raised["reason"] == secret and raised["raised_by"] == agent.id
+    audit = (await client.get(f"/api/v1/tickets/{t['id']}/audit", headers=ws.admin.headers)).json()
+    rows = audit["items"] if isinstance(audit, dict) else audit
+    assert any(a["field"] == "escalation" and a["after"] == "level 1 (manual)" and a["actor_id"] == agent.id
+               for a in rows)

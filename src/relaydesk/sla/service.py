@@ -391,7 +391,8 @@ class SlaService:
         return len(breached) >= 2
 
     async def _raise(self, ticket: Ticket, tracker: SlaTracker | DueTracker | None, level: int, kind: str,
-                     reason: str, raised_by: uuid.UUID | None, now: datetime) -> Escalation:
+                     reason: str, raised_by: uuid.UUID | None, now: datetime, *,
+                     actor_kind: str = "system") -> Escalation:
         # The id is set here so the event can name it without a flush of its own: a pass
         # that escalates many tickets writes their escalations in one statement.
         escalation = Escalation(id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, level=level,
@@ -403,6 +404,10 @@ class SlaService:
                   3: "the managers are notified"}[level]
         self.tickets.system_note(ticket, f"Escalated to level {level} ({kind.replace('_', ' ')}): {reason}; "
                                          f"{action}.", now, internal=True)
+        # In the ticket's audit trail too, with who raised it (none: the SLA monitor).
+        self.audit.record(workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id,
+                          actor_id=raised_by, actor_kind=actor_kind, at=now,
+                          changes={"escalation": (None, f"level {level} ({kind})")})
         self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id, level=level,
                             kind=kind, reason=reason, escalation_id=escalation.id,
                             actor_id=raised_by, **event_scope(ticket))
@@ -424,7 +429,8 @@ class SlaService:
         level = min(tracker.escalation_level + 1, 3)
         if data.kind.value in ("incident", "high_impact"):
             level = 3
-        escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now)
+        escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now,
+                                       actor_kind=principal.actor_kind)
         if can_move(Status(ticket.status), Status.ESCALATED):
             # The status line is public: the customer reads that it was escalated, not the
             # staff's reason (that is in the internal note above, and on the escalation with
