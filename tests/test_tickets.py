@@ -509,6 +509,26 @@ async def test_a_new_organisation_is_in_the_audit_trail(client, runtime):
     assert [row["field"] for row in await _raw_audit(runtime, org["id"])] == ["created"]
 
 
+async def test_new_customers_at_an_organisations_domain_join_it(client, settle):
+    ws = await make_workspace(client)
+    r = await client.post("/api/v1/organisations", headers=ws.admin.headers, json={"name": "Acme", "domain": "not a domain!!"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "domain"
+    org = (await client.post("/api/v1/organisations", headers=ws.admin.headers,
+                             json={"name": "Newcust", "domain": "NewCust.example.org."})).json()
+    assert org["domain"] == "newcust.example.org"
+    r = await client.post("/api/v1/customers", headers=ws.admin.headers,
+                          json={"name": "Giulia", "email": "giulia@newcust.example.org"})
+    assert r.json()["organisation_id"] == org["id"]
+    r = await client.post("/api/v1/customers", headers=ws.admin.headers,
+                          json={"name": "Ann", "email": "ann@elsewhere.example.org"})
+    assert r.json()["organisation_id"] is None
+    # Writing in is joining too.
+    chat = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                             json={"name": "Marco", "email": "marco@newcust.example.org", "message": "Hello"})
+    ticket = (await client.get(f"/api/v1/tickets/{chat.json()['ticket_id']}", headers=ws.admin.headers)).json()
+    assert ticket["organisation_id"] == org["id"]
+
+
 async def test_a_customers_language_is_kept_in_lower_case_however_it_is_given(client):
     ws = await make_workspace(client)
     r = await client.post("/api/v1/customers", headers=ws.admin.headers,

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from relaydesk.core.schemas import Email, Input, Language, Name, Output, Password, TimeZone
 
@@ -76,9 +76,19 @@ class CustomerOut(Output):
     updated_at: datetime
 
 
+def _domain_as_kept(value: object) -> object:
+    return value.strip().lower().rstrip(".") if isinstance(value, str) else value
+
+
+# An email domain (unicode letters allowed): new customers whose address is at it join the
+# organisation.
+Domain = Annotated[str, BeforeValidator(_domain_as_kept), StringConstraints(
+    max_length=253, pattern=r"^(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}$")]
+
+
 class OrganisationIn(Input):
     name: Name
-    domain: Annotated[str, StringConstraints(max_length=253)] | None = None
+    domain: Domain | None = Field(default=None, description="New customers with an email at this domain join.")
     shared_tickets: bool = False
 
     model_config = {"json_schema_extra": {"examples": [{"name": "Northwind Traders", "domain": "northwind.example.com", "shared_tickets": True}]}}
@@ -86,7 +96,7 @@ class OrganisationIn(Input):
 
 class OrganisationPatch(Input):
     name: Name | None = None
-    domain: Annotated[str, StringConstraints(max_length=253)] | None = None
+    domain: Domain | None = None
     shared_tickets: bool | None = None
 
     model_config = {"json_schema_extra": {"examples": [{"shared_tickets": False}]}}

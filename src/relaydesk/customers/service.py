@@ -85,6 +85,7 @@ class CustomerService:
     ) -> Customer:
         email = normalise_email(data.email)
         await self._check_organisation(workspace_id, data.organisation_id)
+        organisation_id = data.organisation_id or await self._organisation_of_domain(workspace_id, email)
         if data.password:
             user = await self.users.create(workspace_id=workspace_id, email=email, name=data.name,
                                            role=Role.CUSTOMER, password=data.password, now=now)
@@ -93,7 +94,7 @@ class CustomerService:
         # out with the transaction's next statement.
         customer = Customer(
             id=new_id(), workspace_id=workspace_id, user_id=user_id, name=data.name, email=email, phone=data.phone,
-            organisation_id=data.organisation_id, tier=data.tier.value, language=data.language.lower(),
+            organisation_id=organisation_id, tier=data.tier.value, language=data.language.lower(),
             timezone=data.timezone, attributes=data.metadata, created_at=now, updated_at=now,
         )
         self.session.add(customer)
@@ -289,6 +290,13 @@ class CustomerService:
                           at=now, changes={"deleted_at": (customer.deleted_at, None)})
         customer.deleted_at = None
         customer.updated_at = now
+
+    async def _organisation_of_domain(self, workspace_id: uuid.UUID, email: str) -> uuid.UUID | None:
+        """The organisation whose domain the address is at (the oldest, should two claim it)."""
+        domain = email.rpartition("@")[2]
+        return await self.session.scalar(select(Organisation.id).where(
+            Organisation.workspace_id == workspace_id, Organisation.domain == domain,
+        ).order_by(Organisation.created_at).limit(1)) if domain else None
 
     async def _check_organisation(self, workspace_id: uuid.UUID, organisation_id: uuid.UUID | None) -> None:
         if organisation_id is None:
