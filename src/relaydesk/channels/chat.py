@@ -167,5 +167,5 @@ class ChatService:
         # The latest of a long chat: what the visitor came back for is at its end.
         rows, _ = await self.tickets.messages(grant.principal, str(grant.ticket_id), after=None, limit=limit,
                                               latest=True)
-        # What was said, by whom: no internal notes, no workflow lines ("Status changed: ...").
+        # What was said, by whom: no internal notes, no workflow lines ("Status changed from ...").
         return [m for m in rows if not m.internal and m.author_kind != "system"]

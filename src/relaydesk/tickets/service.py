@@ -492,8 +492,10 @@ class TicketService:
             if outcome.reopened:
                 ticket.reopen_count += 1
                 changes["reopen_count"] = (ticket.reopen_count - 1, ticket.reopen_count)
-            verb = "Re-opened by the customer's reply" if outcome.reopened else "Status changed"
-            self._system_message(ticket, f"{verb}: {previous} to {outcome.new_status.value}.", now, internal=False)
+            text = f"Status changed from {previous} to {outcome.new_status.value}."  # as change_status says it
+            if outcome.reopened:
+                text = "Re-opened by the customer's reply. " + text
+            self._system_message(ticket, text, now, internal=False)
         ticket.updated_at = now
         self._audit(principal, ticket, now, changes, message)
         return PostedMessage(message, attachments)
