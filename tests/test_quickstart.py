@@ -85,6 +85,9 @@ def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
         output = log.read_text()
         logins = dict(re.findall(r"^\s+admin\s+(\S+@\S+)\s+password: (\S+)$", output, re.M))
         assert len(logins) == 1, output
+        # Every member of staff can be signed in as (routing and presence need more than one).
+        agents = re.findall(r"^\s+agent\s+(\S+@\S+)\s+password: \S+$", output, re.M)
+        assert sorted(a.split("@")[0] for a in agents) == ["alice", "bob", "chi", "dan"], output
         (email, password), = logins.items()
         base = f"http://127.0.0.1:{port}"
         r = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": password, "workspace": "demo"})
