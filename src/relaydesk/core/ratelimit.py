@@ -2,7 +2,7 @@
 
 A window of ``seconds`` allows ``limit`` hits per key; the next one is refused with 429
 and the seconds until the window ends. In one process the counts live in memory; in the
-scaled mode in Redis (``INCR`` + ``EXPIRE``), so every server counts together. Redis being
+scaled mode in Redis (``SET NX EX`` + ``INCR``), so every server counts together. Redis being
 away lets the request through: a limit exists to stop abuse, not to take the chat down
 with it.
 """
@@ -52,10 +52,12 @@ class RateLimiter:
                 self._client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2)
             name = f"{self.prefix}:{key}"
             async with self._client.pipeline(transaction=True) as pipe:
+                # The window starts with its first hit (SET NX EX works on every Redis;
+                # EXPIRE NX needs 7, and a Redis 6 would have failed every hit open).
+                pipe.set(name, 0, ex=seconds, nx=True)
                 pipe.incr(name)
-                pipe.expire(name, seconds, nx=True)
                 pipe.ttl(name)
-                hits, _, ttl = await pipe.execute()
+                _, hits, ttl = await pipe.execute()
             return int(hits), float(ttl if ttl and ttl > 0 else seconds)
         except Exception as exc:
             log.warning("rate_limit_unavailable", error=str(exc))

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request, status
 from relaydesk.core.http import now
 from relaydesk.core.errors import Forbidden, ValidationFailed
 from relaydesk.core.principal import Role
-from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import AdminPrincipal, CurrentPrincipal, StaffPrincipal
 from relaydesk.identity.schemas import (
@@ -107,9 +106,5 @@ async def get_settings(principal: StaffPrincipal, session: SessionDep) -> Worksp
               summary="Change this workspace's settings (admins)")
 async def update_settings(body: WorkspaceSettingsPatch, principal: AdminPrincipal, session: SessionDep,
                           request: Request) -> WorkspaceSettings:
-    if body.sms_api_url and not request.app.state.runtime.settings.allow_private_targets:
-        try:
-            await check_target(body.sms_api_url, allow_private=False, hint="")
-        except UnsafeTarget as exc:
-            raise ValidationFailed(str(exc), field="sms_api_url") from None
-    return await WorkspaceService(session).update_settings(principal.workspace_id, body)
+    return await WorkspaceService(session).update_settings(
+        principal.workspace_id, body, allow_private=request.app.state.runtime.settings.allow_private_targets)

@@ -35,6 +35,7 @@ from relaydesk.tickets.tasks import ticket_service
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from relaydesk.customers.models import Customer
     from relaydesk.runtime import Runtime
 
 EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_changed", "ticket.priority_changed",
@@ -70,9 +71,12 @@ class Notifier:
             ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
         except NotFound:
             return  # deleted meanwhile: nobody needs telling
+        async def requester() -> Customer | None:
+            return (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
+
         self.queued += await self.webhooks.queue_for_event(
             self.ws, self.event_id, event_type, payload, ticket, self.now,
-            ticket_url=self._ticket_context(ticket, staff=True)["url"])
+            ticket_url=self._ticket_context(ticket, staff=True)["url"], requester=requester)
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
             case "ticket.created" if payload.get("acknowledge", True):

@@ -28,13 +28,17 @@ import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from relaydesk.agents.models import AgentProfile
+from relaydesk.agents.service import AgentService
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
 from relaydesk.core.db import read_once
+from relaydesk.core.errors import NotFound
 from relaydesk.core.mail import MailError
-from relaydesk.customers.models import Customer
+from relaydesk.core.principal import Principal
+from relaydesk.core.targets import UnsafeTarget, check_target
+from relaydesk.customers.service import CustomerService
+from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
@@ -45,7 +49,6 @@ from relaydesk.notifications.templates import (
     render,
     status_label,
 )
-from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.notifications.webhooks import WebhookService, encode_body, sign
 from relaydesk.tenancy.service import WorkspaceService
 
@@ -163,7 +166,7 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     mates = await DeliveryService(session).batch_mates(delivery, now) if delivery.attempts <= 1 else []
     if mates:
         in_order = sorted((delivery, *mates), key=lambda d: (d.created_at, d.id))
-        zone = await _recipient_zone(session, delivery)
+        zone = await _recipient_zone(runtime, session, delivery)
         delivery.context = {**delivery.context,
                             "digest": [_digest_item(d, delivery.locale, zone) for d in in_order]}
     return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
@@ -180,17 +183,19 @@ def _ascii_domain(address: str) -> str:
         return address
 
 
-async def _recipient_zone(session: AsyncSession, delivery: Delivery) -> str:
+async def _recipient_zone(runtime: Runtime, session: AsyncSession, delivery: Delivery) -> str:
     """The time zone on the recipient's profile (staff: their agent profile; customers:
-    theirs, by address), for the times in a digest."""
+    theirs, by address), for the times in a digest. Digests are few: asking the owning
+    services costs little."""
+    users = UserService(session, runtime.hasher)
     if delivery.user_id is not None:
-        zone = await session.scalar(select(AgentProfile.timezone).where(AgentProfile.user_id == delivery.user_id))
-    else:
-        zone = None
-    if zone is None:
-        zone = await session.scalar(select(Customer.timezone).where(
-            Customer.workspace_id == delivery.workspace_id, Customer.email == delivery.recipient).limit(1))
-    return zone or "UTC"
+        try:
+            agent = await AgentService(session, users).get(Principal.system(delivery.workspace_id), delivery.user_id)
+            return str(agent.get("timezone") or "UTC")
+        except NotFound:
+            pass  # a customer with a sign-in
+    customer = await CustomerService(session, users).find_by_email(delivery.workspace_id, delivery.recipient)
+    return customer.timezone if customer is not None else "UTC"
 
 
 def _clock_time(at: datetime, zone: str) -> str:

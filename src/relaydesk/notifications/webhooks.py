@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import select
@@ -24,12 +25,14 @@ from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
-from relaydesk.customers.models import Customer
 from relaydesk.notifications.delivery import DeliveryService
 from relaydesk.notifications.models import WebhookEndpoint
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
+
+if TYPE_CHECKING:
+    from relaydesk.customers.models import Customer
 
 WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "ticket.assigned", "ticket.priority_changed",
                   "ticket.category_changed", "message.posted", "sla.threshold_crossed", "ticket.escalated")
@@ -114,7 +117,10 @@ class WebhookService:
             WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.id == endpoint_id))
 
     async def queue_for_event(self, workspace_id: uuid.UUID, event_id: int, event_type: str,
-                              payload: dict[str, Any], ticket: Ticket, now: datetime, *, ticket_url: str = "") -> int:
+                              payload: dict[str, Any], ticket: Ticket, now: datetime, *, ticket_url: str = "",
+                              requester: Callable[[], Awaitable[Customer | None]] | None = None) -> int:
+        """``requester``: loads the ticket's customer, asked only for what a text channel's
+        connector needs to answer (their platform id)."""
         if event_type == "message.posted" and payload.get("internal"):
             return 0
         async def active() -> list[WebhookEndpoint]:
@@ -130,7 +136,7 @@ class WebhookService:
             if endpoint.kind == "slack":
                 body: dict[str, Any] = {"text": slack_text(event_type, payload, ticket, ticket_url)}
             else:
-                summary = summary or await self._summary(ticket)
+                summary = summary or await self._summary(ticket, requester)
                 data = {k: v for k, v in payload.items() if k not in _PRIVATE_KEYS}
                 body = {"id": event_id, "type": event_type, "workspace_id": str(workspace_id),
                         "created_at": payload.get("at"), "ticket": summary, "data": data}
@@ -141,16 +147,17 @@ class WebhookService:
         return queued
 
 
-    async def _summary(self, ticket: Ticket) -> dict[str, Any]:
+    @staticmethod
+    async def _summary(ticket: Ticket, requester: Callable[[], Awaitable[Customer | None]] | None) -> dict[str, Any]:
         summary: dict[str, Any] = {"id": str(ticket.id), "reference": ticket_reference(ticket.number),
                                    "subject": ticket.subject, "status": ticket.status, "priority": ticket.priority,
                                    "channel": ticket.channel}
         if ticket.channel in TEXT_CHANNELS:
             # What a connector needs to answer on the platform: whom, there.
-            requester = await self.session.get(Customer, ticket.requester_id)
-            if requester is not None:
-                summary["requester"] = {"channel_user_id": (requester.attributes or {}).get("channel_user_id"),
-                                        "phone": requester.phone}
+            customer = await requester() if requester is not None else None
+            if customer is not None:
+                summary["requester"] = {"channel_user_id": (customer.attributes or {}).get("channel_user_id"),
+                                        "phone": customer.phone}
         return summary
 
 

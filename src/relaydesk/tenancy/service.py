@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound, ValidationFailed
+from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.schemas import SECRET_SETTINGS, WorkspaceSettings, WorkspaceSettingsPatch
 
@@ -70,9 +71,16 @@ class WorkspaceService:
             cache[workspace_id] = WorkspaceSettings.model_validate(workspace.settings or {})
         return cache[workspace_id]
 
-    async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch) -> WorkspaceSettings:
+    async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch, *,
+                              allow_private: bool = False) -> WorkspaceSettings:
+        """``allow_private``: the operator lets the SMS provider be on a loopback or private address."""
         workspace = await self.get(workspace_id)
         changed = patch.model_dump(exclude_unset=True)
+        if changed.get("sms_api_url") and not allow_private:
+            try:
+                await check_target(changed["sms_api_url"], allow_private=False, hint="")
+            except UnsafeTarget as exc:
+                raise ValidationFailed(str(exc), field="sms_api_url") from None
         for field, value in changed.items():
             # Null turns an optional setting off; one that has a default value cannot be off.
             if value is None and WorkspaceSettings.model_fields[field].default is not None:
