@@ -97,6 +97,10 @@ def test_make_run_on_a_clean_clone_serves_the_demo(clone: Path, tmp_path: Path):
         assert 25 <= len(tickets) <= 40
         assert {"OPEN", "IN_PROGRESS", "WAITING_ON_CUSTOMER", "RESOLVED", "CLOSED", "ESCALATED"} <= {
             t["status"] for t in tickets}
+        # A ticket that came in by email opens with the customer's own words, not an admin's.
+        by_email = next(t for t in tickets if t["channel"] == "email")
+        thread = httpx.get(f"{base}/api/v1/tickets/{by_email['id']}/messages", headers=headers).json()["items"]
+        assert thread[0]["author_kind"] == "customer", thread[0]
         agents = httpx.get(f"{base}/api/v1/agents", headers=headers).json()["items"]
         assert len(agents) >= 4 and any(a["skills"] for a in agents)
         teams = httpx.get(f"{base}/api/v1/teams", headers=headers).json()["items"]

@@ -20,13 +20,14 @@ from relaydesk.agents.schemas import AgentIn, SkillIn, TeamIn
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.config import Settings
 from relaydesk.core.principal import Principal, Role
+from relaydesk.customers.models import Customer
 from relaydesk.customers.schemas import CustomerIn, OrganisationIn
 from relaydesk.customers.service import CustomerService, OrganisationService
 from relaydesk.identity.service import UserService
 from relaydesk.runtime import Runtime, build_runtime
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
-from relaydesk.tickets.lifecycle import Priority, Status
+from relaydesk.tickets.lifecycle import Channel, Priority, Status
 from relaydesk.tickets.schemas import CategoryIn, MessageIn, TicketIn, TicketPatch
 from relaydesk.tickets.service import TicketService
 
@@ -222,6 +223,7 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
             name="Northwind Traders", domain="northwind.example.com", shared_tickets=True), start)
         customer_service = CustomerService(session, users)
         customers: dict[str, Principal] = {}
+        profiles: dict[str, Customer] = {}
         customer_ids = {}
         for key, name, tier, language, tz, in_org, portal in CUSTOMERS:
             password = _password() if portal else None
@@ -230,6 +232,7 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
                 organisation_id=org.id if in_org else None, password=password,
                 metadata={"orders": [f"A-{1000 + len(customer_ids) * 5 + 1}"]}), start)
             customer_ids[key] = customer.id
+            profiles[key] = customer
             if customer.user_id is not None:
                 customers[key] = Principal(customer.user_id, ws.id, Role.CUSTOMER)
                 logins.append(Login("customer", name, customer.email, password or ""))
@@ -238,12 +241,12 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
         at = start + timedelta(hours=1)
         for i, (cust, category, subject, description, steps) in enumerate(TICKETS, 1):
             at += step * 7
-            opener = customers.get(cust)
-            body = TicketIn(subject=subject, description=description, category_id=category_ids[category])
-            if opener is None:
-                body = TicketIn(subject=subject, description=description, category_id=category_ids[category],
-                                requester_id=customer_ids[cust], channel="email")
-            ticket = await tickets.create(opener or as_admin, body, at)
+            # Customers without a portal login wrote in by email: their first message is
+            # theirs, as the email channel would have stored it.
+            opener = customers.get(cust) or await customer_service.principal_for(profiles[cust], at)
+            body = TicketIn(subject=subject, description=description, category_id=category_ids[category],
+                            channel=Channel.WEB if cust in customers else Channel.EMAIL)
+            ticket = await tickets.create(opener, body, at)
             ref = str(ticket.id)
             for action in steps:
                 at += step
@@ -255,9 +258,7 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
                     case ("note", agent, text):
                         await tickets.post_message(staff[agent], ref, MessageIn(body=text, internal=True), at)
                     case ("customer", text):
-                        who = customers.get(cust)
-                        if who is not None:
-                            await tickets.post_message(who, ref, MessageIn(body=text), at)
+                        await tickets.post_message(opener, ref, MessageIn(body=text), at)
                     case ("status", agent, status):
                         await tickets.change_status(staff[agent], ref, Status(status), None, at)
             if "URGENT" in subject:
