@@ -568,3 +568,62 @@ async def test_a_staff_escalations_reason_stays_with_the_staff(client, settle):
     rows = audit["items"] if isinstance(audit, dict) else audit
     assert any(a["field"] == "escalation" and a["after"] == "level 1 (manual)" and a["actor_id"] == agent.id
                for a in rows)
+
+
+async def test_a_queue_sorted_by_sla_shows_what_falls_due_first(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    made = {}
+    for name, priority in (("low", "LOW"), ("urgent", "URGENT"), ("medium", "MEDIUM"), ("waiting", "MEDIUM"),
+                           ("medium2", "MEDIUM")):
+        t = await ws.ticket(cust, subject=f"Question {name}", description="Hello", category_id=cat["id"])
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"priority": priority}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        made[name] = t["id"]
+        clock.advance(timedelta(minutes=1))
+    await settle()
+    # Answered, then waiting on the customer: no clock runs, so it comes after the others.
+    await ws.reply(ws.admin, made["waiting"], "Could you send a photo?")
+    await ws.move(ws.admin, made["waiting"], "WAITING_ON_CUSTOMER")
+    await settle()
+    names = {v: k for k, v in made.items()}
+
+    async def walk(sort, limit=2):
+        seen, cursor = [], None
+        while True:
+            params = {"sort": sort, "limit": limit, **({"cursor": cursor} if cursor else {})}
+            r = await client.get("/api/v1/tickets", params=params, headers=ws.admin.headers)
+            assert r.status_code == 200, r.text
+            seen += r.json()["items"]
+            cursor = r.json()["next_cursor"]
+            if cursor is None:
+                return seen
+
+    by_due = await walk("sla_due_at")
+    assert [names[t["id"]] for t in by_due] == ["urgent", "medium", "medium2", "low", "waiting"]
+    first = (await sla(client, ws, made["urgent"]))["first_response"]
+    assert by_due[0]["sla_due_at"] == first["due_at"] and by_due[-1]["sla_due_at"] is None
+    assert [names[t["id"]] for t in await walk("sla_due_at", limit=1)] == [names[t["id"]] for t in by_due]
+    assert [names[t["id"]] for t in await walk("-sla_due_at")] == ["low", "medium2", "medium", "urgent", "waiting"]
+    # Most urgent first, and within a priority the oldest first, across pages.
+    by_priority = await walk("-priority")
+    assert [names[t["id"]] for t in by_priority] == ["urgent", "medium", "waiting", "medium2", "low"]
+    assert [names[t["id"]] for t in await walk("priority", limit=3)] == ["low", "medium", "waiting", "medium2",
+                                                                          "urgent"]
+
+    # Answering the urgent ticket stops its first-response clock: what is due next is its resolution.
+    await ws.reply(ws.admin, made["urgent"], "On it")
+    await settle()
+    resolution = (await sla(client, ws, made["urgent"]))["resolution"]
+    shown = (await client.get(f"/api/v1/tickets/{made['urgent']}", headers=ws.admin.headers)).json()
+    assert shown["sla_due_at"] == resolution["due_at"]
+
+    # Customers neither see nor sort by what staff track.
+    await ws.relogin(cust)
+    r = await client.get("/api/v1/tickets", params={"sort": "-priority"}, headers=cust.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort", r.text
+    mine = (await client.get(f"/api/v1/tickets/{made['urgent']}", headers=cust.headers)).json()
+    assert mine["sla_due_at"] is None
+    r = await client.get("/api/v1/tickets", params={"sort": "sla_due_at", "cursor": "WzEsMl0"},
+                         headers=ws.admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"

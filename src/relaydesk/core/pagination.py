@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -32,10 +32,21 @@ def encode_keyset(value: Any, row_id: Any) -> str:
     return encode_cursor([value.isoformat() if hasattr(value, "isoformat") else value, str(row_id)])
 
 
-def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
-    at, row_id = decode_cursor(cursor, 2)
+def decode_keyset(cursor: str, *, value: Literal["datetime", "int"] = "datetime",
+                  nullable: bool = False) -> tuple[Any, uuid.UUID]:
+    """The (sort value, id) a cursor holds; the value a timestamp or a whole number, and
+    ``None`` only where the sort's column may be empty."""
+    given, row_id = decode_cursor(cursor, 2)
     try:
-        when = datetime.fromisoformat(at)
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)), uuid.UUID(row_id)
+        if given is None and nullable:
+            sort_value = None
+        elif value == "int":
+            if given.__class__ is not int:
+                raise TypeError("not a whole number")
+            sort_value = given
+        else:
+            when = datetime.fromisoformat(given)
+            sort_value = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return sort_value, uuid.UUID(row_id)
     except (TypeError, ValueError, AttributeError) as exc:  # AttributeError: an id that is not a string
         raise ValidationFailed("The cursor is not one this server gave out.", field="cursor") from exc

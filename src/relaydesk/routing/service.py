@@ -133,8 +133,11 @@ class RoutingService:
         self.session.info.setdefault(_UNROUTED, set()).update(set(ticket_ids) - routed)
 
     async def intake(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, now: datetime, *,
-                     category_given: bool, priority_given: bool, assigned: bool) -> TicketRouting | None:
-        """Classify and prioritise a new ticket, then route it. Safe to call twice."""
+                     category_given: bool, priority_given: bool, assigned: bool,
+                     opened_with: dict[str, Any] | None = None) -> TicketRouting | None:
+        """Classify and prioritise a new ticket, then route it. Safe to call twice.
+        ``opened_with``: its priority and category when it was opened; a person who changed
+        either before this ran has the last word, as they would have after it."""
         system = Principal.system(workspace_id)
         try:
             ticket = await self.tickets.get(system, ticket_id)
@@ -149,7 +152,10 @@ class RoutingService:
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
         patch: dict[str, Any] = {}
 
-        if category_given:
+        opened_with = opened_with or {}
+        if "category_id" in opened_with and str(ticket.category_id or "") != str(opened_with["category_id"] or ""):
+            source, label, confidence, reason = "agent", None, None, "changed by staff before routing"
+        elif category_given:
             source, label, confidence, reason = "given", None, None, "chosen when the ticket was opened"
         else:
             model = await self.models.for_workspace(self.session, workspace_id)
@@ -174,7 +180,9 @@ class RoutingService:
             category_default = category.default_priority
             if ticket.team_id is None and category.team_id is not None:
                 patch["team_id"] = category.team_id
-        if priority_given:
+        if opened_with.get("priority", ticket.priority) != ticket.priority:
+            priority_source, reasons = "agent", [f"changed by staff to {ticket.priority}"]
+        elif priority_given:
             priority_source, reasons = "given", [f"chosen when the ticket was opened: {ticket.priority}"]
         else:
             decision = decide_priority(

@@ -74,7 +74,8 @@ def install(runtime: Runtime) -> list[Periodic]:
 
     async def on_created(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.intake(ws, uuid.UUID(p["ticket_id"]), now, category_given=p.get("category_given", False),
-                             priority_given=p.get("priority_given", False), assigned=p.get("assigned", False))
+                             priority_given=p.get("priority_given", False), assigned=p.get("assigned", False),
+                             opened_with=p.get("opened_with"))
 
     async def on_assigned(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.on_assignee_changed(ws, uuid.UUID(p["ticket_id"]), _uuid(p.get("before")),

@@ -7,6 +7,7 @@ needs, keeps each ticket's tracker in step with the ticket, and acts on crossing
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
 from datetime import datetime, timedelta
@@ -225,6 +226,7 @@ class SlaService:
             escalation_level=0, next_check_at=next_check_at, created_at=now, updated_at=now,
         )
         tracker = await self.session.scalar(_INSERT_TRACKER[self.session.bind.dialect.name], values)
+        self.tickets.note_sla_due(ticket, _soonest_due(clocks.values(), calendar))
         if tracker is None:  # another transaction made it meanwhile
             tracker = await self._locked_tracker(ticket.id)
         else:
@@ -312,6 +314,7 @@ class SlaService:
             [engine.next_check_at(c, calendar, thresholds) for c in clocks.values()]
             + [tracker.next_escalation_at if open_ticket else None])
         tracker.updated_at = now
+        self.tickets.note_sla_due(ticket, _soonest_due(clocks.values(), calendar))
 
     # -- the monitor ---------------------------------------------------------------------------
     async def scan_due(self, now: datetime, limit: int = 200) -> int:
@@ -696,3 +699,9 @@ class SlaService:
 
 def _minutes(n: int) -> str:
     return "1 minute" if n == 1 else f"{n} minutes"
+
+
+def _soonest_due(clocks: Iterable[SlaClock], calendar: BusinessCalendar) -> datetime | None:
+    """What a queue sorted by SLA is sorted by: the soonest due of the running clocks (a
+    breached one's breach instant, so overdue tickets come first)."""
+    return engine.earliest(engine.due_at(clock, calendar) for clock in clocks)

@@ -19,7 +19,7 @@ from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 from relaydesk.tickets.models import Attachment, Message
-from relaydesk.tickets.repository import TicketFilters
+from relaydesk.tickets.repository import QUEUE_SORTS, TicketFilters, sort_value
 from relaydesk.tickets.schemas import (
     AttachmentOut,
     AuditOut,
@@ -41,7 +41,11 @@ from relaydesk.tickets.service import TicketService
 router = APIRouter(prefix="/api/v1")
 
 TicketRef = Annotated[str, Path(max_length=64, description="The ticket's id or its number, e.g. T-000123.")]
-SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
+SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "priority", "-priority", "sla_due_at",
+                  "-sla_due_at"]
+SORT_HELP = ("Field to sort by; a leading '-' means descending (newest, most urgent or latest due first). "
+             "`-priority` and `sla_due_at` work a queue: ties oldest first, and by SLA, tickets with no clock "
+             "running come last. Staff only for priority and sla_due_at.")
 
 
 def ticket_service(request: Request, session: AsyncSession) -> TicketService:
@@ -81,7 +85,7 @@ async def create_ticket(body: TicketIn, principal: CurrentPrincipal, request: Re
 async def list_tickets(
     principal: CurrentPrincipal, request: Request, session: SessionDep,
     limit: Limit = 50, cursor: Cursor = None,
-    sort: SortKey = Query(default="-created_at", description="Field to sort by; a leading '-' means newest first."),
+    sort: SortKey = Query(default="-created_at", description=SORT_HELP),
     status_: list[Status] | None = Query(default=None, alias="status", description="Repeat to match any of several."),
     priority: list[Priority] | None = Query(default=None),
     channel: list[Channel] | None = Query(default=None, description="Where tickets came from; repeat for several."),
@@ -98,6 +102,9 @@ async def list_tickets(
         for name, given in (("tag", tag), ("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
             if given:
                 raise ValidationFailed("Customers cannot filter by this.", field=name)
+    key = sort.lstrip("-")
+    if principal.is_customer and key in QUEUE_SORTS:
+        raise ValidationFailed("Customers cannot sort by this.", field="sort")
     unassigned = assignee_id == "none"
     assignee: uuid.UUID | None = None
     if assignee_id and not unassigned:
@@ -112,15 +119,15 @@ async def list_tickets(
         tag=tag.lower() if tag else None, requester_id=requester_id, created_from=created_from,
         created_to=created_to, updated_from=updated_from, updated_to=updated_to,
     )
-    key = sort.lstrip("-")
+    after = decode_keyset(cursor, value="int" if key == "priority" else "datetime",
+                          nullable=key == "sla_due_at") if cursor else None
     rows = await ticket_service(request, session).list(
-        principal, filters, sort=key, descending=sort.startswith("-"),
-        after=decode_keyset(cursor) if cursor else None, limit=limit + 1,
+        principal, filters, sort=key, descending=sort.startswith("-"), after=after, limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [shown_to(principal, t) for t in rows],
-            "next_cursor": encode_keyset(getattr(rows[-1], key), rows[-1].id) if more else None}
+            "next_cursor": encode_keyset(sort_value(rows[-1], key), rows[-1].id) if more else None}
 
 
 @router.get("/tickets/{ticket_ref}", response_model=TicketOut, tags=["tickets"], summary="One ticket")

@@ -38,6 +38,7 @@ class Ticket(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
         Index(None, "workspace_id", "team_id", "status", "created_at", "id"),
         Index(None, "workspace_id", "priority", "created_at", "id"),
         Index(None, "workspace_id", "category_id", "created_at", "id"),
+        Index(None, "workspace_id", "sla_due_at", "id"),
         # Only RESOLVED tickets carry auto_close_at, so the auto-close scan reads due rows only.
         Index(None, "auto_close_at"),
     )
@@ -66,6 +67,9 @@ class Ticket(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
     auto_close_at: Mapped[datetime | None]
     # Set by the SLA domain's first escalation; stays set (a breach is never undone).
     sla_breached: Mapped[bool] = mapped_column(default=False)
+    # Kept by the SLA domain: the soonest due time of the clocks still running (None when
+    # every clock is met or paused), so a queue can be worked in the order things fall due.
+    sla_due_at: Mapped[datetime | None]
 
 
 class TicketTag(WorkspaceScoped, Base):

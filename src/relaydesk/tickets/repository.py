@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, delete, event, exists, func, inspect, or_, select
+from sqlalchemy import Select, and_, bindparam, case, delete, event, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from relaydesk.core.db import already_loaded, note_locked
-from relaydesk.tickets.lifecycle import OPEN_WORK
+from relaydesk.tickets.lifecycle import OPEN_WORK, Priority
 from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
 
 
@@ -47,7 +47,18 @@ class TicketFilters:
     updated_to: datetime | None = None
 
 
-SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at}
+# Most urgent highest; the column holds names, whose alphabetical order means nothing.
+PRIORITY_RANK = {p.value: rank for rank, p in enumerate(Priority, 1)}
+SORTS = {"created_at": Ticket.created_at, "updated_at": Ticket.updated_at,
+         "priority": case(PRIORITY_RANK, value=Ticket.priority, else_=0), "sla_due_at": Ticket.sla_due_at}
+# Sorts that work a queue: ties (the same priority, the same due time) oldest first, and
+# tickets with no clock running after all the others, whichever the direction.
+QUEUE_SORTS = {"priority", "sla_due_at"}
+
+
+def sort_value(ticket: Ticket, sort: str) -> object:
+    """The value of ``ticket`` the list was sorted by, for the next page's cursor."""
+    return PRIORITY_RANK.get(ticket.priority, 0) if sort == "priority" else getattr(ticket, sort)
 
 
 # Hot statements, built once (docs/architecture.md, "Statements built once").
@@ -171,13 +182,18 @@ class TicketRepository:
             if high is not None:
                 stmt = stmt.where(column < high)
         key = SORTS[sort]
+        oldest_first = sort in QUEUE_SORTS or not descending
         if after is not None:
             value, last_id = after
-            if descending:
-                stmt = stmt.where(or_(key < value, and_(key == value, Ticket.id < last_id)))
+            later_id = Ticket.id > last_id if oldest_first else Ticket.id < last_id
+            if value is None:  # past the last ticket with a value: among those without one
+                stmt = stmt.where(key.is_(None), later_id)
             else:
-                stmt = stmt.where(or_(key > value, and_(key == value, Ticket.id > last_id)))
-        order = (key.desc(), Ticket.id.desc()) if descending else (key.asc(), Ticket.id.asc())
+                beyond = or_(key < value if descending else key > value, and_(key == value, later_id))
+                stmt = stmt.where(or_(beyond, key.is_(None)) if sort == "sla_due_at" else beyond)
+        order = [key.desc() if descending else key.asc(), Ticket.id.asc() if oldest_first else Ticket.id.desc()]
+        if sort == "sla_due_at":
+            order[0] = order[0].nulls_last()
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
 
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],

@@ -83,6 +83,9 @@ class TicketOut(Output):
     closed_at: datetime | None
     auto_close_at: datetime | None = Field(description="When a RESOLVED ticket will close itself if nobody replies.")
     sla_breached: bool | None
+    sla_due_at: datetime | None = Field(
+        description="The soonest due time of the SLA clocks still running; null when none runs (all met or "
+                    "paused, or no SLA applies). Staff only.")
 
     @field_validator("number", mode="before")
     @classmethod
@@ -91,7 +94,8 @@ class TicketOut(Output):
 
 
 # What customers are not shown of their tickets (live events leave the same out).
-STAFF_ONLY_FIELDS = {"priority": None, "tags": None, "assignee_id": None, "team_id": None, "sla_breached": None}
+STAFF_ONLY_FIELDS = {"priority": None, "tags": None, "assignee_id": None, "team_id": None, "sla_breached": None,
+                     "sla_due_at": None}
 
 
 def shown_to(principal: Principal, ticket: Any) -> Any:

@@ -204,6 +204,7 @@ class TicketService:
         self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
                             actor_kind=principal.actor_kind, category_given=data.category_id is not None,
                             priority_given=data.priority is not None, assigned=data.assignee_id is not None,
+                            opened_with={"priority": ticket.priority, "category_id": ticket.category_id},
                             subject=ticket.subject, channel=ticket.channel,
                             **({} if acknowledge else {"acknowledge": False}),
                             **event_scope(ticket))
@@ -379,6 +380,14 @@ class TicketService:
             ticket.updated_at = now
             self._audit(principal, ticket, now, {"sla_breached": (False, True)})
         return ticket
+
+    @staticmethod
+    def note_sla_due(ticket: Ticket, due_at: datetime | None) -> None:
+        """What the SLA domain works out: the soonest due time of the clocks still running.
+        Derived, so neither audited nor announced, and it leaves ``updated_at`` alone (a
+        clock starting or stopping is not an update anyone made)."""
+        if ticket.sla_due_at != due_at:
+            ticket.sla_due_at = due_at
 
     async def training_samples(self, workspace_id: uuid.UUID, limit: int = 50_000) -> list[tuple[str, str, str]]:
         """(subject, description text, category name) of resolved and closed tickets, newest
