@@ -24,6 +24,8 @@ from conftest import statements_run
 from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
+from relaydesk.channels.models import InboundEmail
+from relaydesk.channels.tasks import inbound_service
 from relaydesk.channels.threading import ticket_of
 from relaydesk.core.mail import FolderMailer, SmtpMailer, flatten
 from relaydesk.notifications.sender import deliver_due
@@ -291,6 +293,49 @@ class TestStaffEmailsAndPreferences:
         assert resolved < closed
         assert "RESOLVED" not in body and "Status changed" not in body
         assert " UTC" in body  # times in the recipient's time zone; this customer keeps none, and it says so
+
+    async def test_a_customers_updates_are_batched_per_ticket_and_stay_in_its_thread(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """Two of a customer's tickets resolved in the same minute: two emails, each in its
+        ticket's conversation (its token, threaded on it), so answering either reaches that
+        ticket. One ticket resolved and closed: one email, threaded the same way."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        tickets = [await ws.ticket(customer, subject=f"Parcel {n} is late") for n in (1, 2)]
+        await settle()
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        mail.clear()
+        for t in tickets:
+            assert (await ws.move(agent, t["id"], "RESOLVED")).status_code == 200
+        assert (await ws.move(agent, tickets[1]["id"], "CLOSED")).status_code == 200
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        emails = sorted((e.message for e in to(mail, customer.email)), key=lambda m: "Parcel 2" in str(m["Subject"]))
+        assert len(emails) == 2, [str(m["Subject"]) for m in emails]
+        assert str(emails[1]["Subject"]) == f"2 new updates on “Parcel 2 is late” [{tickets[1]['number']}]"
+        for message, t in zip(emails, tickets, strict=True):
+            assert f"[{t['number']}]" in str(message["Subject"])
+            assert message["In-Reply-To"] and message["References"]
+            body = message.get_body(("plain",)).get_content()
+            other = tickets[1 - tickets.index(t)]
+            assert other["number"] not in body
+        # A reply to the digest (resolved, then closed) follows its ticket up, as a reply to
+        # any of our emails about a closed ticket does.
+        first = emails[1]
+        reply = (f"From: {customer.email}\r\nTo: {ws.slug}@{runtime.settings.mail_domain}\r\n"
+                 f"Subject: Re: {first['Subject']}\r\nMessage-ID: <answer-1@example.com>\r\n"
+                 f"In-Reply-To: {first['Message-ID']}\r\nReferences: {first['References']} {first['Message-ID']}\r\n"
+                 "\r\nThanks, all good now.\r\n").encode()
+        async with runtime.transaction() as session:
+            row = inbound_service(runtime, session).receive(uuid.UUID(ws.id), reply, source="smtp",
+                                                            now=clock.now())
+        await settle()
+        async with runtime.db.read_session() as session:
+            stored = await session.get(InboundEmail, row.id)
+        assert stored.status == "processed", stored.reason
+        follow_up = (await client.get(f"/api/v1/tickets/{stored.ticket_id}", headers=agent.headers)).json()
+        assert follow_up["follow_up_of_id"] == tickets[1]["id"], follow_up
 
     async def test_digest_times_are_in_the_recipients_time_zone(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         body, moved = await self.status_digest(client, settle, mail, runtime, clock, timezone="Asia/Ho_Chi_Minh")

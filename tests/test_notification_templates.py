@@ -305,7 +305,7 @@ def test_digest_puts_updates_without_a_ticket_last() -> None:
     assert email.subject == "2 new updates on your tickets"
     assert email.text.index("T-000123") < email.text.index("Other updates (1 update)")
     one = render("digest", "en", {"items": [ctx["items"][1]]})
-    assert one.subject == "1 new update on your tickets"
+    assert one.subject == "1 new update on “Cannot download the invoice for March”"  # one ticket's: named
 
 
 def test_unknown_locale_falls_back_to_english() -> None:

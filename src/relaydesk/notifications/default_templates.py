@@ -187,7 +187,9 @@ _EN: dict[str, dict[str, str]] = {
         "</ul>\n{% endif %}\n",
     ),
     "digest": _t(
-        '{{ count }} new update{{ "" if count == 1 else "s" }} on your tickets',
+        '{{ count }} new update{{ "" if count == 1 else "s" }} on '
+        '{% if groups|length == 1 and groups[0].ticket %}“{{ groups[0].ticket.subject }}”{% else %}your tickets'
+        '{% endif %}',
         _HI_EN + 'You have {{ count }} new update{{ "" if count == 1 else "s" }}:\n'
         "{% for group in groups %}\n\n"
         "{% if group.ticket %}{{ group.ticket.reference }} “{{ group.ticket.subject }}”{% else %}Other updates"
@@ -341,7 +343,8 @@ _VI: dict[str, dict[str, str]] = {
         "</ul>\n{% endif %}\n",
     ),
     "digest": _t(
-        "{{ count }} cập nhật mới về các phiếu yêu cầu của bạn",
+        "{{ count }} cập nhật mới về {% if groups|length == 1 and groups[0].ticket %}phiếu yêu cầu "
+        "“{{ groups[0].ticket.subject }}”{% else %}các phiếu yêu cầu của bạn{% endif %}",
         _HI_VI + "Bạn có {{ count }} cập nhật mới:\n"
         "{% for group in groups %}\n\n"
         "{% if group.ticket %}{{ group.ticket.reference }} “{{ group.ticket.subject }}”{% else %}Cập nhật khác"

@@ -140,8 +140,9 @@ class DeliveryService:
         due, batches = [], set()
         for delivery in await self.session.scalars(stmt, {"now": now, "limit": limit}):
             if delivery.batchable:
-                # One per person: the rest of their batch leaves inside it (``batch_mates``).
-                batch = (delivery.workspace_id, delivery.recipient, delivery.channel)
+                # One per batch: the rest of it leaves inside this one (``batch_mates``).
+                batch = (delivery.workspace_id, delivery.recipient, delivery.channel,
+                         None if delivery.kind in STAFF_EMAIL_KINDS else delivery.ticket_id)
                 if batch in batches:
                     continue
                 batches.add(batch)
@@ -153,13 +154,19 @@ class DeliveryService:
         return due
 
     async def batch_mates(self, delivery: Delivery, now: datetime) -> list[Delivery]:
-        """Other batchable emails waiting for the same person: they leave with this one."""
+        """Other batchable emails waiting for the same person: they leave with this one.
+        A customer's only join others about the same ticket (and ``claim_due`` batches
+        them so), so the email stays in that ticket's conversation and answering it
+        reaches the ticket (a digest of several tickets could belong to none)."""
         if not delivery.batchable:
             return []
-        mates = list(await self.session.scalars(select(Delivery).where(
+        stmt = select(Delivery).where(
             Delivery.workspace_id == delivery.workspace_id, Delivery.recipient == delivery.recipient,
             Delivery.channel == delivery.channel, Delivery.status == "pending", Delivery.batchable.is_(True),
-            Delivery.id != delivery.id).order_by(Delivery.created_at, Delivery.id).limit(50)))
+            Delivery.id != delivery.id)
+        if delivery.kind not in STAFF_EMAIL_KINDS:
+            stmt = stmt.where(Delivery.ticket_id == delivery.ticket_id)
+        mates = list(await self.session.scalars(stmt.order_by(Delivery.created_at, Delivery.id).limit(50)))
         for mate in mates:
             mate.status = "batched"
             mate.batched_into_id = delivery.id

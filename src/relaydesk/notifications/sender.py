@@ -249,16 +249,19 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     message["From"] = formataddr((workspace.name, _ascii_domain(sender)), charset="utf-8")
     message["To"] = _ascii_domain(delivery.recipient)
     ticket = ctx.get("ticket") or {}
-    subject = with_token(rendered.subject, ticket["reference"]) if ticket.get("reference") and not digest \
+    # A digest of one ticket's updates (all a customer's ever are) belongs to its thread.
+    one_ticket = bool(ticket.get("id")) and all((item.get("ticket") or {}).get("id") == ticket["id"]
+                                                for item in digest or [])
+    subject = with_token(rendered.subject, ticket["reference"]) if ticket.get("reference") and one_ticket \
         else rendered.subject
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["Date"] = format_datetime(now)
     secret = settings.resolved_secret_key()
-    anchor = uuid.UUID(ticket["id"]) if ticket.get("id") and not digest else delivery.workspace_id
+    anchor = uuid.UUID(ticket["id"]) if one_ticket else delivery.workspace_id
     own_id = make_message_id(anchor, delivery.id.hex, secret=secret, domain=settings.mail_domain,
                              recipient=delivery.recipient)
     message["Message-ID"] = f"<{own_id}>"
-    if ticket.get("id") and not digest:
+    if one_ticket:
         # One stable root per ticket groups every email about it in the customer's client.
         root = make_message_id(anchor, "root", secret=secret, domain=settings.mail_domain)
         # A Message-ID with other than ASCII in it (some broken client's) would be written as
