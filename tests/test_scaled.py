@@ -42,7 +42,9 @@ async def scaled(tmp_path):
            "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
     subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
     procs = []
-    for name, args in (("serve", ["serve"]), ("worker1", ["worker"]), ("worker2", ["worker"])):
+    metrics_ports = [free_port(), free_port()]
+    for name, args in (("serve", ["serve"]), ("worker1", ["worker", "--metrics-port", str(metrics_ports[0])]),
+                       ("worker2", ["worker", "--metrics-port", str(metrics_ports[1])])):
         log = (tmp_path / f"{name}.log").open("w")
         procs.append(subprocess.Popen([str(BIN), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True))
@@ -57,7 +59,7 @@ async def scaled(tmp_path):
                 await asyncio.sleep(0.3)
         else:
             pytest.fail("server did not start: " + (tmp_path / "serve.log").read_text())
-        yield base, procs, tmp_path
+        yield base, procs, tmp_path, metrics_ports
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
@@ -82,7 +84,7 @@ async def wait_for(predicate, timeout=60.0):
 
 
 async def test_two_workers_assign_each_ticket_exactly_once(scaled):
-    base, procs, tmp_path = scaled
+    base, procs, tmp_path, metrics_ports = scaled
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
         r = await c.post("/api/v1/workspaces", json={"name": "Scaled", "admin_name": "A",
                                                      "admin_email": "a@scaled.example.com",
@@ -156,3 +158,11 @@ async def test_two_workers_assign_each_ticket_exactly_once(scaled):
         assert p.poll() is None, "a process died"
     worker_logs = (tmp_path / "worker1.log").read_text() + (tmp_path / "worker2.log").read_text()
     assert "Traceback" not in worker_logs, worker_logs[-3000:]
+    # Each worker serves its own metrics: the routing it did shows there, not on the API's /metrics.
+    done = 0.0
+    for port in metrics_ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        done += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith('relaydesk_jobs_total{') and 'outcome="done"' in line)
+        assert "relaydesk_job_duration_seconds_bucket" in text
+    assert done > 0

@@ -116,6 +116,9 @@ def _scaled_runtime():  # noqa: ANN202
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1, max=1000)] = 50,
     smtp: Annotated[bool, typer.Option(help="Also run the inbound SMTP listener (on one worker).")] = False,
+    metrics_port: Annotated[int, typer.Option(
+        help="Serve this worker's Prometheus metrics (jobs by outcome and duration, tickets it created) on this "
+             "port at RELAYDESK_HOST; 0: not served.", min=0, max=65535)] = 0,
 ) -> None:
     """Run background jobs from the Redis queue (scaled mode; run as many as you like). SIGTERM lets the
     running jobs finish (up to RELAYDESK_SHUTDOWN_GRACE_SECONDS); a second one stops at once."""
@@ -123,6 +126,14 @@ def worker(
 
     runtime = _scaled_runtime()
     finish = asyncio.Event()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr=runtime.settings.host, registry=runtime.metrics.registry)
+        except OSError as exc:
+            console.print(f"[red]Cannot serve metrics on {runtime.settings.host}:{metrics_port}: {exc.strerror}[/red]")
+            raise typer.Exit(2) from None
 
     async def _run() -> None:
         try:

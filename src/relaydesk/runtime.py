@@ -60,8 +60,8 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock = clock or SystemClock()
-    jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue))
     metrics = Metrics()
+    jobs = Jobs(build_broker(settings.redis_url, queue=settings.job_queue), observe=metrics.observe_job)
     hub: Hub = RedisHub(settings.redis_url, settings.realtime_channel) if settings.redis_url else InProcessHub()
     mailer: Mailer = (SmtpMailer(settings.smtp_host, settings.smtp_port, starttls=settings.smtp_starttls,
                                  use_tls=settings.smtp_tls, username=settings.smtp_username,

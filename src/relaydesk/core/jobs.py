@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,9 +39,12 @@ def build_broker(redis_url: str | None, *, queue: str = "relaydesk:jobs") -> Asy
 
 
 class Jobs:
-    def __init__(self, broker: AsyncBroker) -> None:
+    def __init__(self, broker: AsyncBroker, *, observe: Callable[[str, str, float], None] | None = None) -> None:
+        """``observe(job, outcome, seconds)`` is told how each job ended (done, refused
+        or failed) and how long it took with its retries: the process's metrics."""
         self.broker = broker
         self._names: set[str] = set()
+        self._observe = observe or (lambda _job, _outcome, _seconds: None)
 
     @property
     def in_process(self) -> bool:
@@ -53,16 +57,23 @@ class Jobs:
         after a partial failure is safe. ``on_give_up`` is told of a job whose last
         attempt failed too, to keep it for later."""
 
+        observe = self._observe
+
         async def run(**kwargs: Any) -> Any:
+            started = time.perf_counter()
             for attempt in range(1, attempts + 1):
                 try:
-                    return await fn(**kwargs)
+                    result = await fn(**kwargs)
+                    observe(name, "done", time.perf_counter() - started)
+                    return result
                 except AppError as exc:
                     # A rule said no (the ticket moved on meanwhile): retrying cannot help.
                     log.warning("job_refused", job=name, code=exc.code, detail=exc.detail)
+                    observe(name, "refused", time.perf_counter() - started)
                     return None
                 except Exception as exc:
                     if attempt == attempts:
+                        observe(name, "failed", time.perf_counter() - started)
                         log.exception("job_failed", job=name, attempts=attempts)
                         if on_give_up is not None:
                             try:

@@ -75,6 +75,19 @@ class Metrics:
             "relaydesk_tickets_created_total", "Tickets created, by channel, by this process",
             ["channel"], registry=self.registry,
         )
+        self.jobs = Counter(
+            "relaydesk_jobs_total", "Background jobs this process ran, by job and outcome (done, refused, failed)",
+            ["job", "outcome"], registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "relaydesk_job_duration_seconds", "How long background jobs took, retries included, by job",
+            ["job"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    def observe_job(self, job: str, outcome: str, seconds: float) -> None:
+        self.jobs.labels(job, outcome).inc()
+        self.job_duration.labels(job).observe(seconds)
 
     def count_events(self, events: Sequence[Any]) -> None:
         """Outbox events this process has just committed: every ticket, whatever made it
