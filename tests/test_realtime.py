@@ -16,7 +16,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from factories import Actor, Workspace, make_workspace
+from factories import PASSWORD, Actor, Workspace, make_workspace
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.realtime.audience import Viewer
 from relaydesk.realtime.credentials import Credential
@@ -719,3 +719,19 @@ class TestCookieOrigin:
         widget = Live(await connect(f"{ws_url}?chat_token={chat['token']}", origin="https://shop.example",
                                     additional_headers=cookie))
         await widget.expect("hello")
+
+    async def test_signing_in_gives_the_web_app_its_socket_cookie(self, client, ws_url, app) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/auth/login", json={"email": ws.admin.email, "password": PASSWORD,
+                                                          "workspace": ws.slug})
+        set_cookie = r.headers["set-cookie"]
+        attributes = {part.strip().split("=")[0].lower() for part in set_cookie.split(";")}
+        assert set_cookie.startswith("relaydesk_access=") and "path=/api/v1/ws" in set_cookie.lower()
+        assert {"httponly", "samesite", "max-age"} <= attributes and "samesite=strict" in set_cookie.lower()
+        value = set_cookie.split(";")[0].split("=", 1)[1]
+        own = app.state.runtime.settings.public_url.rstrip("/")
+        live = Live(await connect(ws_url, origin=own, additional_headers={"Cookie": f"relaydesk_access={value}"}))
+        await live.expect("hello", user_id=ws.admin.id)
+        # Signing out takes it away.
+        r = await client.post("/api/v1/auth/logout", json={"refresh_token": r.json()["refresh_token"]})
+        assert r.status_code == 204 and 'relaydesk_access=""' in r.headers["set-cookie"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from relaydesk.core.http import now
 from relaydesk.core.errors import Forbidden, ValidationFailed
@@ -22,11 +22,25 @@ from relaydesk.identity.schemas import (
     UserOut,
     WorkspaceOut,
 )
+from relaydesk.identity.service import TokenPair
 from relaydesk.identity.wiring import auth_service, user_service
 from relaydesk.tenancy.schemas import WorkspaceSettings, WorkspaceSettingsPatch
 from relaydesk.tenancy.service import WorkspaceService
 
 router = APIRouter(prefix="/api/v1")
+
+# A web app served by the deployment opens the live socket with this cookie
+# (docs/realtime.md). Scoped to the socket's path, so no REST request ever carries it (a
+# cookie there would make every endpoint open to cross-site requests); HttpOnly, so
+# scripts cannot read it; strict, so other sites' pages do not send it.
+LIVE_COOKIE, LIVE_COOKIE_PATH = "relaydesk_access", "/api/v1/ws"
+
+
+def _set_live_cookie(request: Request, response: Response, pair: TokenPair) -> TokenPair:
+    secure = request.app.state.runtime.settings.public_url.startswith("https://")
+    response.set_cookie(LIVE_COOKIE, pair.access_token, max_age=pair.expires_in, path=LIVE_COOKIE_PATH,
+                        httponly=True, secure=secure, samesite="strict")
+    return pair
 
 
 @router.post("/workspaces", status_code=status.HTTP_201_CREATED, response_model=SignupOut, tags=["workspaces"],
@@ -46,22 +60,24 @@ async def create_workspace(body: SignupIn, request: Request, session: SessionDep
 
 
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"], summary="Sign in with email and password")
-async def login(body: LoginIn, request: Request, session: SessionDep):  # noqa: ANN201
-    return await auth_service(request, session).login(
+async def login(body: LoginIn, request: Request, response: Response, session: SessionDep):  # noqa: ANN201
+    return _set_live_cookie(request, response, await auth_service(request, session).login(
         workspace=body.workspace, email=body.email, password=body.password, now=now(request)
-    )
+    ))
 
 
 @router.post("/auth/refresh", response_model=TokenOut, tags=["auth"],
              summary="Swap a refresh token for a new pair (the old one stops working)")
-async def refresh(body: RefreshIn, request: Request, session: SessionDep):  # noqa: ANN201
-    return await auth_service(request, session).refresh(body.refresh_token, now(request))
+async def refresh(body: RefreshIn, request: Request, response: Response, session: SessionDep):  # noqa: ANN201
+    return _set_live_cookie(request, response,
+                            await auth_service(request, session).refresh(body.refresh_token, now(request)))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
              summary="End the session the refresh token belongs to")
-async def logout(body: RefreshIn, request: Request, session: SessionDep) -> None:
+async def logout(body: RefreshIn, request: Request, response: Response, session: SessionDep) -> None:
     await auth_service(request, session).logout(body.refresh_token, now(request))
+    response.delete_cookie(LIVE_COOKIE, path=LIVE_COOKIE_PATH, httponly=True, samesite="strict")
 
 
 @router.get("/me", response_model=MeOut, tags=["auth"], summary="The signed-in user")
