@@ -538,6 +538,23 @@ def test_strip_quoted_keeps_text_when_everything_would_go() -> None:
     assert strip_quoted("") == ""
 
 
+def test_strip_quoted_keeps_answers_written_into_the_quote() -> None:
+    text = ("Hi Ada,\n\nOn Sat, Dec 5, 2026 at 3:40 PM Ada <ada@shop.example> wrote:\n> Which order?\nA-1234\n"
+            "> Which size?\nEU 42\n\nThanks\n\n> Kind regards, Ada\n")
+    assert strip_quoted(text) == ("Hi Ada,\n\nOn Sat, Dec 5, 2026 at 3:40 PM Ada <ada@shop.example> wrote:\n"
+                                  "> Which order?\nA-1234\n> Which size?\nEU 42\n\nThanks")
+    # A plain reply above the quote is still cut at the attribution.
+    plain = "Yes please.\n\nOn Sat, Dec 5, 2026 at 3:40 PM Ada wrote:\n> Shall we refund?\n> Ada\n"
+    assert strip_quoted(plain) == "Yes please."
+
+
+def test_strip_quoted_dashes_used_as_separators_are_not_a_signature() -> None:
+    text = "Items to return:\n--\n2x Trail Runner, EU 42\n1x Rain Jacket, M\n--\nPlease send labels.\n"
+    assert strip_quoted(text) == text.strip()
+    assert strip_quoted("Cancel it please.\n--\nOlu Ade\nAde Trading Ltd\n") == "Cancel it please."
+    assert strip_quoted("Cancel it please.\n-- \nOlu\n--\nnot a separator here\n") == "Cancel it please."
+
+
 def test_strip_quoted_needs_a_date_in_the_attribution() -> None:
     text = "On Monday I wrote:\nthe report is attached.\n"
     assert strip_quoted(text) == text.strip()

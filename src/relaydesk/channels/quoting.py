@@ -1,8 +1,9 @@
 """The text an agent reads: HTML bodies made readable, and a reply's new words told from its quoted history.
 
 Mail clients never mark where the new words end, so the boundary is found by the lines they write around it. The
-thread view shows only the new part; the full text stays on the message, so a wrong cut hides words from the agent
-but never loses them. When in doubt the heuristics keep text rather than cut it.
+thread shows only the new part; the stored raw email keeps everything (``/inbound-emails/{id}/raw``), so a wrong
+cut hides words from the agent but never loses them. When in doubt the heuristics keep text rather than cut it:
+answers written between quoted lines keep the quote, and a bare "--" is a signature only when it looks like one.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _DEVICE_LINE = re.compile(
     re.IGNORECASE,
 )
 _SEPARATOR_ONLY = re.compile(r"^[\s_\-=*]*$")
+_MAX_SIGNATURE_LINES = 10  # a corporate signature: name, role, company, address, phones, legal
 
 
 def strip_quoted(text: str, *, forwarded: bool = False) -> str:
@@ -58,16 +60,19 @@ def strip_quoted(text: str, *, forwarded: bool = False) -> str:
     ``forwarded`` is for callers that know the message is a forward without a marker line in the body (Outlook
     forwards look exactly like Outlook replies; only the "FW:" subject tells them apart): nothing is cut then.
     """
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = [line.rstrip() for line in raw_lines]
     whole = "\n".join(lines).strip()
     if forwarded:
         return whole
     quote_cut = _history_start(lines)
+    if quote_cut is not None and _answered_inline(lines, quote_cut):
+        quote_cut = None  # the answers sit between the quoted questions: only a trailing quote goes
     forward_at = next((i for i, line in enumerate(lines) if _FORWARD_MARKER.match(line.strip())), None)
     if forward_at is not None and (quote_cut is None or forward_at < quote_cut):
         # What follows the marker is the content being handed to us; cutting at a footer above it would drop it.
         return whole
-    candidates = [c for c in (quote_cut, _footer_start(lines), _trailing_quote_start(lines)) if c is not None]
+    candidates = [c for c in (quote_cut, _footer_start(raw_lines), _trailing_quote_start(lines)) if c is not None]
     if not candidates:
         return whole
     kept = lines[: min(candidates)]
@@ -118,9 +123,30 @@ def _header_fields_follow(lines: list[str], index: int) -> bool:
     return sum(1 for line in following[:4] if _HEADER_FIELD.match(line)) >= 2
 
 
-def _footer_start(lines: list[str]) -> int | None:
-    for i, line in enumerate(lines):
-        if line in ("--", "-- ") or _DEVICE_LINE.match(line.strip()):
+def _answered_inline(lines: list[str], attribution: int) -> bool:
+    """Whether new text follows quoted lines below the attribution ("On ... wrote:", then
+    "> which size?", "EU 42", ...): a reply written into the quote, where cutting at the
+    attribution would drop every answer."""
+    quoted = False
+    for line in lines[attribution + 1:]:
+        stripped = line.strip()
+        if stripped.startswith(">"):
+            quoted = True
+        elif stripped and quoted and not _DEVICE_LINE.match(stripped) and stripped != "--":
+            return True
+    return False
+
+
+def _footer_start(raw_lines: list[str]) -> int | None:
+    """The signature or device footer. "-- " (with its space) is the standard signature
+    delimiter; a bare "--" is one only when it is the message's only one and little
+    follows it, since people also use it as a separator ("Items:", "--", a list, "--", ...)."""
+    bare = [i for i, line in enumerate(raw_lines) if line.rstrip() == "--" and line != "-- "]
+    lone_bare = bare[0] if len(bare) == 1 and sum(
+        1 for line in raw_lines[bare[0] + 1:] if line.strip() and not line.lstrip().startswith(">")) \
+        <= _MAX_SIGNATURE_LINES else None
+    for i, line in enumerate(raw_lines):
+        if line == "-- " or i == lone_bare or _DEVICE_LINE.match(line.strip()):
             return i
     return None
 
