@@ -571,3 +571,40 @@ async def test_control_characters_are_dropped_from_what_people_write(client):
     assert t["subject"] == "Bell and NUL here"
     [first] = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=ws.admin.headers)).json()["items"]
     assert first["body_text"] == "Line one\nLine\ttwo[31m"
+
+
+async def test_searching_finds_tickets_by_their_words_number_and_requester(client, settle):
+    ws = await make_workspace(client)
+    agent = await ws.staff()
+    lan = await ws.customer(name="Lan Nguyen")
+    other = await ws.customer()
+    zipper = await ws.ticket(lan, subject="Broken zipper on my jacket", description="The zipper came off.")
+    parcel = await ws.ticket(other, subject="Parcel late", description="Tracking says 100% delivered_ but no box")
+    noted = await ws.ticket(other, subject="Refund", description="Please refund me")
+    await ws.reply(agent, noted["id"], "Checked with the warehouse: the RMA-7781 label is ready.")
+    r = await client.post(f"/api/v1/tickets/{noted['id']}/messages", headers=agent.headers,
+                          json={"body": "Customer looks like a repeat chargeback case", "internal": True})
+    assert r.status_code == 201, r.text
+    await settle()
+
+    async def found(q, actor=ws.admin, **params):
+        r = await client.get("/api/v1/tickets", params={"q": q, **params}, headers=actor.headers)
+        assert r.status_code == 200, r.text
+        return {t["id"] for t in r.json()["items"]}
+
+    assert await found("ZIPPER") == {zipper["id"]}  # subject and thread, any case
+    assert await found("rma-7781") == {noted["id"]}  # an agent's reply
+    assert await found("chargeback case") == {noted["id"]}  # staff find internal notes
+    assert await found("lan nguyen") == {zipper["id"]}  # the requester's name
+    assert await found(lan.email.upper()) == {zipper["id"]}  # and email
+    assert await found(parcel["number"]) == {parcel["id"]}
+    assert await found(parcel["number"].removeprefix("T-").lstrip("0")) >= {parcel["id"]}
+    assert await found("100%") == {parcel["id"]} and await found("d_") == {parcel["id"]}  # taken literally
+    assert await found("zipper", status="RESOLVED") == set()  # with the other filters
+    # Customers search their own tickets, and not what staff noted.
+    await ws.relogin(other)
+    assert await found("refund", actor=other) == {noted["id"]}
+    assert await found("chargeback", actor=other) == set()
+    assert await found("zipper", actor=other) == set()
+    r = await client.get("/api/v1/tickets", params={"q": "x"}, headers=ws.admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q"

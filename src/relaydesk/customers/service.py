@@ -173,6 +173,14 @@ class CustomerService:
     async def get_many(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, Customer]:
         return await get_many_in_workspace(self.session, Customer, workspace_id, ids)
 
+    async def matching(self, workspace_id: uuid.UUID, pattern: str, *, limit: int = 200) -> list[uuid.UUID]:
+        """Customers whose name or email matches the LIKE ``pattern`` (case-insensitive;
+        backslash escapes), for a ticket search by who asked."""
+        return list(await self.session.scalars(select(Customer.id).where(
+            Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None),
+            or_(Customer.name.ilike(pattern, escape="\\"), Customer.email.ilike(pattern, escape="\\")))
+            .limit(limit)))
+
     async def list(
         self, principal: Principal, *, email: str | None, organisation_id: uuid.UUID | None,
         after: tuple[datetime, uuid.UUID] | None, limit: int,

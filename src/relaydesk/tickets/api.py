@@ -36,7 +36,7 @@ from relaydesk.tickets.schemas import (
     TicketPatch,
 )
 from relaydesk.tickets import tasks
-from relaydesk.tickets.service import TicketService
+from relaydesk.tickets.service import TicketService, ticket_number_in
 
 router = APIRouter(prefix="/api/v1")
 
@@ -94,6 +94,9 @@ async def list_tickets(
     tag: str | None = Query(default=None, max_length=60), requester_id: uuid.UUID | None = None,
     created_from: Moment | None = None, created_to: Moment | None = None,
     updated_from: Moment | None = None, updated_to: Moment | None = None,
+    q: str | None = Query(default=None, max_length=200, description=(
+        "Words to find (two characters or more), case-insensitively, in the subject, the thread (customers: its "
+        "public part) or the requester's name or email; a ticket number (T-000123 or 123) also finds that ticket.")),
 ) -> dict:
     for field, low, high in (("created_to", created_from, created_to), ("updated_to", updated_from, updated_to)):
         if low is not None and high is not None and high < low:
@@ -105,6 +108,9 @@ async def list_tickets(
     key = sort.lstrip("-")
     if principal.is_customer and key in QUEUE_SORTS:
         raise ValidationFailed("Customers cannot sort by this.", field="sort")
+    number = ticket_number_in(q) if q else None
+    if q is not None and len(q.strip()) < 2 and number is None:
+        raise ValidationFailed("Search for two characters or more.", field="q")
     unassigned = assignee_id == "none"
     assignee: uuid.UUID | None = None
     if assignee_id and not unassigned:
@@ -118,6 +124,7 @@ async def list_tickets(
         assignee_id=assignee, unassigned=unassigned, team_id=team_id, category_id=category_id,
         tag=tag.lower() if tag else None, requester_id=requester_id, created_from=created_from,
         created_to=created_to, updated_from=updated_from, updated_to=updated_to,
+        text=q.strip() if q else None, number=number,
     )
     after = decode_keyset(cursor, value="int" if key == "priority" else "datetime",
                           nullable=key == "sla_due_at") if cursor else None

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, case, delete, event, exists, func, inspect, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, event, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,14 @@ class TicketFilters:
     created_to: datetime | None = None
     updated_from: datetime | None = None
     updated_to: datetime | None = None
+    text: str | None = None  # words to find in the subject or the thread
+    number: int | None = None  # the ticket number ``text`` names, if it names one
+    requesters: list[uuid.UUID] | None = None  # customers whose name or email holds ``text``
+
+
+def like_pattern(text: str) -> str:
+    """``text`` anywhere, its own % and _ taken literally (escaped with a backslash)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 # Most urgent highest; the column holds names, whose alphabetical order means nothing.
@@ -175,6 +183,8 @@ class TicketRepository:
             stmt = stmt.where(exists().where(
                 TicketTag.workspace_id == vis.workspace_id, TicketTag.tag == f.tag, TicketTag.ticket_id == Ticket.id,
             ))
+        if f.text:
+            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters or []))
         for column, low, high in ((Ticket.created_at, f.created_from, f.created_to),
                                   (Ticket.updated_at, f.updated_from, f.updated_to)):
             if low is not None:
@@ -195,6 +205,26 @@ class TicketRepository:
         if sort == "sla_due_at":
             order[0] = order[0].nulls_last()
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
+
+    @staticmethod
+    def _matching(vis: Visibility, text: str, number: int | None, requesters: list[uuid.UUID]
+                  ) -> ColumnElement[bool]:
+        """Tickets whose subject or thread (what this caller may read of it: customers not the
+        internal notes) contains ``text``, case-insensitively, or whose number it is, or
+        whose requester is one of ``requesters``. A scan of the workspace's tickets and
+        messages, not an index: meant to be narrowed by the other filters on large workspaces."""
+        pattern = like_pattern(text)
+        said = select(Message.id).where(
+            Message.workspace_id == vis.workspace_id, Message.ticket_id == Ticket.id, Message.deleted_at.is_(None),
+            Message.body_text.ilike(pattern, escape="\\"))
+        if vis.is_customer:
+            said = said.where(Message.internal.is_(False))
+        found = [Ticket.subject.ilike(pattern, escape="\\"), exists(said)]
+        if requesters:
+            found.append(Ticket.requester_id.in_(requesters))
+        if number is not None:
+            found.append(Ticket.number == number)
+        return or_(*found)
 
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                         exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from relaydesk.tickets import lifecycle
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 from relaydesk.tickets.models import Attachment, Category, Message, Ticket
-from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility
+from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility, like_pattern
 from relaydesk.tickets.schemas import MessageIn, TicketIn, TicketPatch, ticket_reference
 
 
@@ -54,6 +54,13 @@ def _ticket_number(text: str) -> bool:
     # ASCII digits only ("²".isdigit() is true, and int() refuses it), and few enough to
     # fit the database's integer.
     return text.isascii() and text.isdigit() and len(text) <= 12
+
+
+def ticket_number_in(text: str) -> int | None:
+    """The number a search names: "T-000123", "t-123" or "123"."""
+    text = text.strip()
+    digits = text[2:] if text[:2].upper() == "T-" else text
+    return int(digits) if _ticket_number(digits) else None
 
 
 def normalise_tags(tags: list[str]) -> list[str]:
@@ -141,6 +148,9 @@ class TicketService:
         after: tuple[datetime, uuid.UUID] | None, limit: int,
     ) -> list[Ticket]:
         vis = await self.visibility(principal)
+        if filters.text and not vis.is_customer:  # a customer's own tickets are all theirs anyway
+            filters = replace(filters, requesters=await self.customers.matching(vis.workspace_id,
+                                                                                like_pattern(filters.text)))
         return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
 
     # -- create ------------------------------------------------------------------------
