@@ -277,10 +277,15 @@ def create_user(
 @app.command()
 def retrain(
     workspace: Annotated[str, typer.Option(help="The workspace's slug or id.")],
+    force: Annotated[bool, typer.Option(help="Switch to the new model even if it does worse on held-out tickets "
+                                             "than the one in use.")] = False,
+    revert: Annotated[bool, typer.Option(help="Go back to the shipped model instead of training.")] = False,
 ) -> None:
-    """Retrain a workspace's category model from its own resolved tickets (with progress)."""
+    """Retrain a workspace's category model from its own resolved tickets (with progress); a model that does
+    worse than the one in use is kept out unless --force. --revert goes back to the shipped model."""
     from rich.progress import Progress
 
+    from relaydesk.routing.service import MEASURABLE_SAMPLES
     from relaydesk.routing.tasks import routing_service
     from relaydesk.runtime import build_runtime
     from relaydesk.tenancy.service import WorkspaceService
@@ -298,19 +303,35 @@ def retrain(
                         console.print(f"[red]No workspace '{workspace}'.[/red]")
                         raise typer.Exit(1)
                     service = routing_service(runtime, session)
-                    samples = await service.tickets.training_samples(ws.id)
+                    if revert:
+                        had = await service.revert_model(ws.id)
+                        progress.update(task, completed=5, description="Reverted")
+                        typer.echo("Back to the shipped model." if had else
+                                   "This workspace already uses the shipped model.")
+                        return
+                    samples = await service.training_samples(ws.id)
                     progress.update(task, advance=1, description=f"Training on {len(samples)} tickets")
                     try:
                         result = await service.retrain(
-                            ws.id, samples, runtime.clock.now(),
+                            ws.id, samples, runtime.clock.now(), force=force,
                             progress=lambda done, total: progress.update(task, completed=1 + 3 * done / total))
                     except ValueError as exc:
                         console.print(f"[red]Cannot retrain:[/red] {exc}")
                         raise typer.Exit(1) from None
-                    progress.update(task, completed=5, description="Saved")
+                    progress.update(task, completed=5, description="Kept the model in use" if result.kept_current
+                                    else "Saved")
         finally:
             await runtime.close()
-        accuracy = f"{result.accuracy:.1%}" if result.accuracy is not None else "not measured (too few tickets)"
+        if result.kept_current:
+            typer.echo(f"Not switched: the new model scored {result.accuracy:.1%} on held-out tickets, the one in "
+                       f"use {result.current_accuracy:.1%}. Use --force to switch anyway.")
+            raise typer.Exit(3)
+        if result.accuracy is None:
+            accuracy = (f"not measured (fewer than {MEASURABLE_SAMPLES} tickets, or a category with one); "
+                        "if it sorts worse than before, `relaydesk retrain --revert` goes back to the shipped model")
+        else:
+            accuracy = f"{result.accuracy:.1%}" + (f" (the model it replaces: {result.current_accuracy:.1%})"
+                                                    if result.current_accuracy is not None else "")
         typer.echo(f"Retrained on {result.samples} tickets over {len(result.labels)} categories "
                    f"({', '.join(result.labels)}); held-out accuracy {accuracy}.")
 

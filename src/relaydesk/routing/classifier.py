@@ -352,11 +352,15 @@ def load_shipped_samples() -> list[tuple[str, str, str]]:
     return [(row["subject"], row["description"], row["category"]) for row in reader]
 
 
-def evaluate(samples: Iterable[tuple[str, str, str]], *, test_fraction: float = 0.2, seed: int = 7) -> dict[str, Any]:
+def evaluate(samples: Iterable[tuple[str, str, str]], *, test_fraction: float = 0.2, seed: int = 7,
+             baseline: CategoryClassifier | None = None) -> dict[str, Any]:
     """Train on a stratified part of ``samples`` and score the held-out rest.
 
     Returns ``{"accuracy", "macro_f1", "per_class": {label: {"precision", "recall", "f1",
-    "support"}}, "confusion": {true: {predicted: count}}, "train_size", "test_size"}``.
+    "support"}}, "confusion": {true: {predicted: count}}, "train_size", "test_size"}``,
+    and with a ``baseline`` model, ``"baseline_accuracy"``: how it does on the same
+    held-out tickets (labels compared case-insensitively, so the shipped "BILLING" counts
+    for a workspace's "Billing").
     """
     rows = list(samples)
     if not 0.0 < test_fraction < 1.0:
@@ -375,7 +379,12 @@ def evaluate(samples: Iterable[tuple[str, str, str]], *, test_fraction: float = 
         truth, predicted, labels=names, zero_division=0)
     matrix = confusion_matrix(truth, predicted, labels=names)
     correct = sum(t == p for t, p in zip(truth, predicted))
+    compared = {}
+    if baseline is not None:
+        hits = sum(t.casefold() == baseline.predict(r[0], r[1]).category.casefold() for t, r in zip(truth, test_rows))
+        compared["baseline_accuracy"] = hits / len(truth)
     return {
+        **compared,
         "accuracy": correct / len(truth),
         "macro_f1": float(np.mean(f1)),
         "per_class": {

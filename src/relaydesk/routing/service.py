@@ -94,6 +94,12 @@ class RetrainResult:
     samples: int
     labels: list[str]
     accuracy: float | None
+    current_accuracy: float | None  # the model in use, on the same held-out tickets
+    kept_current: bool  # the new model did worse, so it was not switched to
+
+
+# Enough resolved tickets, and of each category, for a held-out check.
+MEASURABLE_SAMPLES = 50
 
 
 class RoutingService:
@@ -590,23 +596,46 @@ class RoutingService:
 
     # -- retraining ------------------------------------------------------------------------
     async def retrain(self, workspace_id: uuid.UUID, samples: list[tuple[str, str, str]], now: datetime,
-                      progress: Callable[[int, int], None] | None = None) -> RetrainResult:
-        """Train the workspace's own category model from its resolved tickets' final categories."""
+                      progress: Callable[[int, int], None] | None = None, *, force: bool = False) -> RetrainResult:
+        """Train the workspace's own category model from its resolved tickets' final
+        categories. Where the tickets allow a held-out check, a model that does worse on it
+        than the one in use is not switched to, unless ``force``."""
         labels = sorted({label.strip() for *_, label in samples})
         model = category_model.CategoryClassifier.train(samples, progress=progress)
-        accuracy = None
-        if len(samples) >= 50 and len(labels) >= 2:
+        accuracy = current = None
+        if len(samples) >= MEASURABLE_SAMPLES and len(labels) >= 2:
+            in_use = await self.models.for_workspace(self.session, workspace_id)
             try:
-                accuracy = category_model.evaluate(samples)["accuracy"]
+                report = category_model.evaluate(samples, baseline=in_use)
+                accuracy, current = report["accuracy"], report["baseline_accuracy"]
             except ValueError:  # a label with a single ticket cannot be split for a held-out check
-                accuracy = None
+                pass
+        if accuracy is not None and current is not None and accuracy < current and not force:
+            return RetrainResult(len(samples), labels, accuracy, current, kept_current=True)
         row = await self.session.get(WorkspaceModel, workspace_id)
         if row is None:
             row = WorkspaceModel(workspace_id=workspace_id, model=b"", labels=[], samples=0, trained_at=now)
             self.session.add(row)
         row.model, row.labels, row.samples, row.accuracy, row.trained_at = (
             model.dumps(), labels, len(samples), accuracy, now)
-        return RetrainResult(len(samples), labels, accuracy)
+        return RetrainResult(len(samples), labels, accuracy, current, kept_current=False)
+
+    async def training_samples(self, workspace_id: uuid.UUID) -> list[tuple[str, str, str]]:
+        """The resolved tickets a workspace's model learns from, without those that only
+        carry the fallback category because the model was unsure and nobody corrected it
+        (learning from them would teach it to be unsure)."""
+        unconfirmed = set(await self.session.scalars(select(TicketRouting.ticket_id).where(
+            TicketRouting.workspace_id == workspace_id, TicketRouting.category_source == "fallback")))
+        return [(subject, description, category) for ticket_id, subject, description, category
+                in await self.tickets.training_samples(workspace_id) if ticket_id not in unconfirmed]
+
+    async def revert_model(self, workspace_id: uuid.UUID) -> bool:
+        """Back to the shipped model; whether the workspace had a model of its own."""
+        row = await self.session.get(WorkspaceModel, workspace_id)
+        if row is None:
+            return False
+        await self.session.delete(row)
+        return True
 
 
 def _primary_language(tag: str) -> str:

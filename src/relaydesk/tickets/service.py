@@ -399,15 +399,17 @@ class TicketService:
         if ticket.sla_due_at != due_at:
             ticket.sla_due_at = due_at
 
-    async def training_samples(self, workspace_id: uuid.UUID, limit: int = 50_000) -> list[tuple[str, str, str]]:
-        """(subject, description text, category name) of resolved and closed tickets, newest
-        first: what a workspace's own category model learns from."""
+    async def training_samples(self, workspace_id: uuid.UUID, limit: int = 50_000
+                               ) -> list[tuple[uuid.UUID, str, str, str]]:
+        """(ticket id, subject, description text, category name) of resolved and closed
+        tickets, newest first: what a workspace's own category model learns from."""
         rows = await self.session.execute(
-            select(Ticket.subject, Ticket.description, Category.name).join(Category, Category.id == Ticket.category_id)
+            select(Ticket.id, Ticket.subject, Ticket.description, Category.name)
+            .join(Category, Category.id == Ticket.category_id)
             .where(Ticket.workspace_id == workspace_id, Ticket.deleted_at.is_(None),
                    Ticket.status.in_([Status.RESOLVED.value, Status.CLOSED.value]))
             .order_by(Ticket.created_at.desc()).limit(limit))
-        return [(subject, html_to_text(description), name) for subject, description, name in rows]
+        return [(ticket_id, subject, html_to_text(description), name) for ticket_id, subject, description, name in rows]
 
     def system_note(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
         """For other domains' automatic steps (escalations, routing) to show in the thread."""
