@@ -555,6 +555,25 @@ def test_strip_quoted_dashes_used_as_separators_are_not_a_signature() -> None:
     assert strip_quoted("Cancel it please.\n-- \nOlu\n--\nnot a separator here\n") == "Cancel it please."
 
 
+def test_a_replys_formatting_is_kept_and_its_quoted_history_left_out() -> None:
+    raw = (b"From: Jonas <jonas@example.com>\nTo: help@acme.example\nSubject: Re: [T-000009] Refund\n"
+           b"Message-ID: <r1@example.com>\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+           b'<div dir="ltr">Thanks! Two things:<ul><li>the <a href="https://shop.example/o/77">order 77</a></li>'
+           b"<li><b>size</b> EU 42</li></ul></div><br>"
+           b'<div class="gmail_quote"><div class="gmail_attr">On Tue, Mar 4, 2025 at 10:12 AM Acme wrote:<br></div>'
+           b'<blockquote class="gmail_quote">We issued a refund of EUR 49.00.</blockquote></div>')
+    parsed = parse_email(raw)
+    assert '<a href="https://shop.example/o/77"' in parsed.reply_html and "<li>" in parsed.reply_html
+    assert "<b>size</b>" in parsed.reply_html and "EUR 49.00" not in parsed.reply_html
+    assert "wrote" not in parsed.reply_html and "EUR 49.00" in parsed.html  # the whole message keeps it
+    # Nothing quoted: the reply is the message, formatting and all.
+    plain = raw.split(b'<div class="gmail_quote">')[0]
+    assert "<li>" in parse_email(plain).reply_html
+    # A quote the markup does not mark: the answer's words, as paragraphs.
+    unmarked = raw.replace(b'<div class="gmail_quote">', b"<div>")
+    assert "EUR 49.00" not in parse_email(unmarked).reply_html
+
+
 def test_strip_quoted_needs_a_date_in_the_attribution() -> None:
     text = "On Monday I wrote:\nthe report is attached.\n"
     assert strip_quoted(text) == text.strip()

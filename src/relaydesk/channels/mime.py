@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 
-from relaydesk.channels.quoting import clean_html, html_text, strip_quoted
+from relaydesk.channels.quoting import clean_html, html_text, reply_markup, strip_quoted
 from relaydesk.core.sanitize import text_to_html
 
 __all__ = [
@@ -134,7 +134,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
         text=text,
         html=html,
         reply_text=reply_text,
-        reply_html=text_to_html(reply_text) if reply_text else "",
+        reply_html=reply_markup(parts.html, html, text, reply_text),
         attachments=attachments,
         auto_submitted=bounce is not None or _is_automatic(msg, subject),  # not every MTA marks its bounces
         mailing_list=_through_a_list(msg),

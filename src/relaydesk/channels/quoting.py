@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from relaydesk.core.sanitize import html_to_text, sanitize_html
+from relaydesk.core.sanitize import html_to_text, sanitize_html, text_to_html
 
-__all__ = ["clean_html", "html_text", "strip_quoted"]
+__all__ = ["clean_html", "html_text", "reply_markup", "strip_quoted"]
 
 # An attribution line ("On <date>, <name> wrote:") in the languages our customers write in. Gmail wraps long ones
 # over two or three lines, so candidates are matched against a few lines joined together.
@@ -164,6 +164,38 @@ def _trailing_quote_start(lines: list[str]) -> int | None:
 
 
 # --- HTML bodies ------------------------------------------------------------------------------------------------
+
+# Where clients put the quoted history in their HTML (matched before sanitising, which drops classes and ids):
+# Gmail's quote, Thunderbird's citation prefix, Yahoo's quoted block, Outlook's reply header.
+_HTML_HISTORY = re.compile(
+    r"""<div\b[^>]*\bclass\s*=\s*["']?(gmail_quote|moz-cite-prefix|yahoo_quoted)\b"""
+    r"""|<div\b[^>]*\bid\s*=\s*["']?(divRplyFwdMsg|appendonsend)\b""",
+    re.IGNORECASE,
+)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def reply_markup(original_html: str | None, html: str, text: str, reply_text: str) -> str:
+    """The new part of a reply as sanitised HTML, keeping its formatting (links, lists,
+    tables, inline images) where the cut can be made in the markup too: nothing was cut
+    from the text, or the history sits in a container a known client marks and what
+    precedes it reads exactly as the text's new part. Otherwise the new words as plain
+    paragraphs: formatting lost, but never a word of history shown or of the answer hidden.
+    ``html`` is ``original_html`` already cleaned."""
+    if not reply_text:
+        return ""
+    if original_html is not None:
+        if _words(reply_text) == _words(text):
+            return html
+        if found := _HTML_HISTORY.search(original_html):
+            before = clean_html(original_html[:found.start()])
+            if _words(html_text(before, original_html)) == _words(reply_text):
+                return before
+    return text_to_html(reply_text)
+
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _OUTLOOK_MARKUP = re.compile(r"urn:schemas-microsoft-com:office|class=\"?Mso", re.IGNORECASE)
