@@ -6,8 +6,9 @@ port and measures through the public API:
 
 * ticket creations per second at 16 concurrent clients (and at 1, for the service time),
   with p50/p95/p99 latency, bounded by a request count and a time limit;
-* p50/p95/p99 of the first page of ``GET /api/v1/tickets``, unfiltered and filtered by
-  status + assignee, with 10,000 and then 100,000 tickets in the workspace (filled with
+* p50/p95/p99 of the first page of ``GET /api/v1/tickets``, unfiltered, filtered by
+  status + assignee, the open work most urgent first (``sort=-priority``) and a search
+  (``q=tracking``), with 10,000 and then 100,000 tickets in the workspace (filled with
   ``relaydesk seed-load``).
 
 Server, seed and migration output goes to log files in the temporary data dir; all of it
@@ -211,7 +212,17 @@ async def bench_lists(server: Server, args: argparse.Namespace, env: dict[str, s
             return await c.get("/api/v1/tickets", params={"limit": 50, "status": "IN_PROGRESS",
                                                           "assignee_id": assignee})
 
-        for name, maker in (("list, unfiltered", unfiltered), ("list, status+assignee", filtered)):
+        async def queue(c: httpx.AsyncClient, _i: int) -> httpx.Response:
+            """A team's open work, most urgent first: a priority rank the index cannot serve."""
+            return await c.get("/api/v1/tickets", params={"limit": 50, "status": ["OPEN", "ASSIGNED"],
+                                                          "sort": "-priority"})
+
+        async def search(c: httpx.AsyncClient, _i: int) -> httpx.Response:
+            """A word in some subjects and threads, over the whole workspace (a scan)."""
+            return await c.get("/api/v1/tickets", params={"limit": 50, "q": "tracking"})
+
+        for name, maker in (("list, unfiltered", unfiltered), ("list, status+assignee", filtered),
+                            ("list, open by priority", queue), ("list, search 'tracking'", search)):
             async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}) as c:
                 items = len((await maker(c, 0)).json()["items"])
             for clients in sorted({1, args.list_clients}):
