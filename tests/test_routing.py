@@ -9,6 +9,7 @@ import pytest
 
 from conftest import statements_run
 from factories import make_workspace
+from relaydesk.routing.tasks import routing_service
 
 
 async def setup_desk(client, *, agents=2, cap=5, skills=(("billing", 4),), languages=("en",), **agent_fields):
@@ -295,6 +296,40 @@ class TestQueue:
         notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
         waiting = [n for n in notes if n["kind"] == "queue_waiting"]
         assert len(waiting) == 1 and waiting[0]["ticket_id"] == t["id"]
+
+    async def test_a_backlog_nobody_can_take_holds_up_no_other_workspace(self, client, settle, clock, runtime):
+        """Every workspace's queue is retried and alerted whatever another holds: more than
+        a sweep's page of tickets nobody could take, oldest in the queue, filled every page,
+        so another workspace's ticket was never given to its agent when their shift began,
+        and a third's waited with no alert."""
+        stuck, *_ = await setup_desk(client, agents=0)
+        backlog_owner = await stuck.customer()
+        for n in range(4):
+            await stuck.ticket(backlog_owner, subject=f"invoice {n}", description="billing question")
+        await settle()
+        clock.advance(timedelta(minutes=1))
+        shift_starts = (clock.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+        shift = {"weekday": shift_starts.weekday(), "start": f"{shift_starts:%H:%M}",
+                 "end": f"{shift_starts + timedelta(hours=2):%H:%M}"}
+        waiting, _, [agent], _ = await setup_desk(client, agents=1, timezone="UTC", shifts=[shift])
+        unstaffed, *_ = await setup_desk(client, agents=0)
+        for_agent = await waiting.ticket(await waiting.customer(), subject="invoice", description="billing question")
+        for_nobody = await unstaffed.ticket(await unstaffed.customer(), subject="invoice",
+                                            description="billing question")
+        await settle()
+        assert "off shift" in (await routing_of(client, waiting, for_agent["id"]))["decision"]["reason"]
+        clock.advance(shift_starts - clock.now() + timedelta(minutes=1))
+        for _ in range(2):
+            async with runtime.transaction() as session:
+                await routing_service(runtime, session).sweep(clock.now(), limit=3)
+            await settle()
+        await waiting.relogin()
+        await unstaffed.relogin()
+        assert (await ticket(client, waiting, for_agent["id"]))["assignee_id"] == agent.id
+        notes = (await client.get("/api/v1/notifications", headers=waiting.admin.headers)).json()["items"]
+        assert [n for n in notes if n["kind"] == "queue_waiting"] == []  # assigned by the same sweep
+        notes = (await client.get("/api/v1/notifications", headers=unstaffed.admin.headers)).json()["items"]
+        assert [n["ticket_id"] for n in notes if n["kind"] == "queue_waiting"] == [for_nobody["id"]]
 
     async def test_manual_assignment_wins_and_unassignment_requeues(self, client, settle):
         ws, team, staff, cats = await setup_desk(client, agents=1, availability="offline")

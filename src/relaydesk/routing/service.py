@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
@@ -360,27 +360,57 @@ class RoutingService:
         return await self.drain(workspace_id, teams, now)
 
     async def sweep(self, now: datetime, limit: int = 200) -> tuple[int, int]:
-        """The periodic safety net: retry every queued ticket (oldest first) and tell
-        supervisors about tickets waiting too long. Returns (assigned, alerted)."""
-        rows = list(await self.session.scalars(select(TicketRouting).where(TicketRouting.state == "queued")
-                                               .order_by(TicketRouting.queued_since).limit(limit)))
-        assigned = alerted = 0
-        for routing in rows:
-            result = await self.route(routing.workspace_id, routing.ticket_id, now)
-            if result is not None and result.state == "assigned":
-                assigned += 1
-                continue
-            if routing.state != "queued" or routing.waiting_alerted_at is not None or routing.queued_since is None:
-                continue
-            limit_minutes = (await self.workspaces.settings(routing.workspace_id)).queue_wait_alert_minutes
-            waited = now - routing.queued_since
-            if waited >= timedelta(minutes=limit_minutes):
-                routing.waiting_alerted_at = now
-                self.outbox.publish(routing.workspace_id, "routing.queue_waiting", now, ticket_id=routing.ticket_id,
-                                    team_id=routing.team_id, waited_minutes=int(waited.total_seconds() // 60),
-                                    reason=(routing.decision or {}).get("reason"))
-                alerted += 1
-        return assigned, alerted
+        """The periodic safety net: retry queued tickets and tell supervisors about tickets
+        waiting too long, at most ``limit`` of each per pass. Returns (assigned, alerted).
+
+        Each workspace gets its turn whatever the others hold: the retries take every
+        workspace's least recently tried ticket before any workspace's second, and the
+        alerts have their own query (a backlog nobody can take, retried first by a plain
+        oldest-first page, kept other workspaces' tickets from being retried or alerted)."""
+        assigned = 0
+        for workspace_id, ticket_id in await self._fair_page(
+                TicketRouting.state == "queued", TicketRouting.decided_at, limit):
+            result = await self.route(workspace_id, ticket_id, now)
+            assigned += result is not None and result.state == "assigned"
+        return assigned, await self._alert_long_waits(now, limit)
+
+    async def _fair_page(self, condition: Any, oldest_first: Any, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Up to ``limit`` (workspace, ticket) pairs of routing records meeting ``condition``:
+        each workspace's first by ``oldest_first``, then each one's second, and so on."""
+        turn = func.row_number().over(partition_by=TicketRouting.workspace_id,
+                                      order_by=(oldest_first, TicketRouting.ticket_id)).label("turn")
+        ranked = select(TicketRouting.workspace_id, TicketRouting.ticket_id, oldest_first.label("since"), turn) \
+            .where(condition).subquery()
+        page = select(ranked.c.workspace_id, ranked.c.ticket_id) \
+            .order_by(ranked.c.turn, ranked.c.since, ranked.c.ticket_id).limit(limit)
+        return [(row.workspace_id, row.ticket_id) for row in await self.session.execute(page)]
+
+    async def _alert_long_waits(self, now: datetime, limit: int) -> int:
+        """Alert once per wait on queued tickets that waited past their workspace's limit."""
+        await self.session.flush()  # the retries' assignments, so they are not alerted
+        waiting = (TicketRouting.state == "queued") & TicketRouting.waiting_alerted_at.is_(None) \
+            & TicketRouting.queued_since.is_not(None)
+        oldest = await self.session.execute(select(TicketRouting.workspace_id, func.min(TicketRouting.queued_since))
+                                            .where(waiting).group_by(TicketRouting.workspace_id))
+        due_before: dict[uuid.UUID, datetime] = {}
+        for workspace_id, since in oldest:
+            wait_limit = timedelta(minutes=(await self.workspaces.settings(workspace_id)).queue_wait_alert_minutes)
+            if now - since >= wait_limit:
+                due_before[workspace_id] = now - wait_limit
+        if not due_before:
+            return 0
+        due = waiting & or_(*(and_(TicketRouting.workspace_id == ws, TicketRouting.queued_since <= before)
+                             for ws, before in due_before.items()))
+        alerted = 0
+        for _, ticket_id in await self._fair_page(due, TicketRouting.queued_since, limit):
+            routing = await self.session.get(TicketRouting, ticket_id)
+            routing.waiting_alerted_at = now
+            self.outbox.publish(routing.workspace_id, "routing.queue_waiting", now, ticket_id=routing.ticket_id,
+                                team_id=routing.team_id,
+                                waited_minutes=int((now - routing.queued_since).total_seconds() // 60),
+                                reason=(routing.decision or {}).get("reason"))
+            alerted += 1
+        return alerted
 
     async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
                                   after: uuid.UUID | None, by_system: bool, now: datetime) -> None:
