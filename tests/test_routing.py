@@ -297,6 +297,31 @@ class TestQueue:
         waiting = [n for n in notes if n["kind"] == "queue_waiting"]
         assert len(waiting) == 1 and waiting[0]["ticket_id"] == t["id"]
 
+    async def test_a_ticket_that_waits_again_is_alerted_again(self, client, settle, clock, runtime):
+        """Each wait gets its alert: one alerted, then assigned, unassigned and left waiting
+        again was never alerted a second time."""
+        ws, team, [agent], cats = await setup_desk(client, agents=1, availability="offline")
+        t = await ws.ticket(await ws.customer(), subject="invoice", description="billing question")
+        await settle()
+        clock.advance(timedelta(minutes=31))
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        await ws.relogin(agent)
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "offline"}, headers=agent.headers)
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        clock.advance(timedelta(minutes=31))
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        await settle()  # the alert the sweep published
+        await ws.relogin()
+        notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
+        assert [n["ticket_id"] for n in notes if n["kind"] == "queue_waiting"] == [t["id"], t["id"]]
+
     async def test_a_backlog_nobody_can_take_holds_up_no_other_workspace(self, client, settle, clock, runtime):
         """Every workspace's queue is retried and alerted whatever another holds: more than
         a sweep's page of tickets nobody could take, oldest in the queue, filled every page,

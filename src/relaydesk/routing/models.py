@@ -51,6 +51,10 @@ class TicketRouting(WorkspaceScoped, Base):
     waiting_alerted_at: Mapped[datetime | None]
     decided_at: Mapped[datetime]
 
+    def leave_queue(self, state: str) -> None:
+        """Assigned, or moved on by a person: a later wait is a new one, with its own alert."""
+        self.state, self.queued_since, self.waiting_alerted_at = state, None, None
+
 
 class WorkspaceModel(WorkspaceScoped, Base):
     """A workspace's own category model, retrained from its resolved tickets."""

@@ -242,7 +242,7 @@ class RoutingService:
             return None
         if ticket.assignee_id is not None or ticket.status not in NEEDS_ROUTING:
             if routing.state == "queued":  # a person took it, or moved it on, meanwhile
-                routing.state, routing.queued_since = "manual", None
+                routing.leave_queue("manual")
             return routing
         handed_back = (routing.decision or {}).get(HANDED_BACK)
         if handed_back:
@@ -268,7 +268,7 @@ class RoutingService:
                 # Someone else's routing filled this agent meanwhile: decide again without them.
                 return await self.route(workspace_id, ticket_id, now, exclude={*exclude, winner}, routing=routing)
             await self.agents.note_assigned(workspace_id, winner, now)
-            routing.state, routing.queued_since = "assigned", None
+            routing.leave_queue("assigned")
             routing.decision = _record(decision, rule)
             return routing
         if team_id != ticket.team_id and team_id is not None:
@@ -418,7 +418,7 @@ class RoutingService:
         # a senior reassignment does) leaves the record as it is.
         routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
         if routing is not None and after is not None and not by_system:
-            routing.state, routing.queued_since = "manual", None
+            routing.leave_queue("manual")
         if routing is not None and after is None:
             # Unassigned by a person: back into the pool, never straight back to them.
             routing.state, routing.queued_since = "queued", routing.queued_since or now
@@ -506,7 +506,7 @@ class RoutingService:
             return None
         await self.tickets.update(system, str(ticket.id), TicketPatch(assignee_id=uuid.UUID(decision.winner)), now)
         if routing is not None:
-            routing.state, routing.queued_since = "assigned", None
+            routing.leave_queue("assigned")
         return decision.winner
 
     # -- explanation -----------------------------------------------------------------------
