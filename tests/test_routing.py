@@ -376,7 +376,7 @@ class TestQueue:
         t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
         await settle()
         assert (await ticket(client, ws, t["id"]))["assignee_id"] == strong.id  # the better scorer
-        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=strong.headers)
         assert r.status_code == 200 and r.json()["status"] == "OPEN"
         await settle()
         got = await ticket(client, ws, t["id"])
@@ -390,7 +390,7 @@ class TestQueue:
         t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
         await settle()
         assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
-        r = await ws.move(ws.admin, t["id"], "OPEN", "needs someone else")
+        r = await ws.move(agent, t["id"], "OPEN", "needs someone else")
         assert r.status_code == 200, r.text
         await settle()
         await runtime.jobs.enqueue("routing.sweep_queues")  # nor does the sweep give it back
@@ -398,11 +398,50 @@ class TestQueue:
         assert (await ticket(client, ws, t["id"]))["assignee_id"] is None
         why = await routing_of(client, ws, t["id"])
         assert why["state"] == "queued" and why["decision"]["handed_back_by"] == agent.id
+        assert why["decision"]["reason"] == "no candidate: 1 handed it back"
+        assert why["decision"]["excluded"] == [{"agent_id": agent.id, "reasons": ["handed it back"]}]
         other = await ws.staff(team_ids=[team["id"]], skills=[{"skill": "billing", "level": 2}], languages=["en"])
         await runtime.jobs.enqueue("routing.sweep_queues")
         await settle()
         assert (await ticket(client, ws, t["id"]))["assignee_id"] == other.id
         assert (await routing_of(client, ws, t["id"]))["state"] == "assigned"
+
+    async def test_a_ticket_a_supervisor_unassigns_may_go_back_to_its_agent(self, client, settle):
+        """Only an agent who gives a ticket back is passed over for it: one a supervisor
+        unassigned never went back to its agent, even the only one qualified, with room,
+        and the reason given for the wait did not say why."""
+        ws, team, [agent], cats = await setup_desk(client, agents=1)
+        t = await ws.ticket(await ws.customer(), subject="invoice", description="billing question",
+                            category_id=cats["Billing"])
+        await settle()
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["assignee_id"] is None, r.text
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "assigned" and "handed_back_by" not in why["decision"]
+
+    async def test_a_ticket_only_the_agent_who_handed_it_back_can_take_goes_back_after_the_alert(
+            self, client, settle, clock, runtime):
+        """Supervisors are told, with the reason, and then it goes back: it waited for ever."""
+        ws, team, [agent], cats = await setup_desk(client, agents=1)
+        t = await ws.ticket(await ws.customer(), subject="invoice", description="billing question",
+                            category_id=cats["Billing"])
+        await settle()
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=agent.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        clock.advance(timedelta(minutes=31))
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        await settle()  # the alert the sweep published
+        await ws.relogin()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] is None
+        notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
+        assert [n["body"] for n in notes if n["kind"] == "queue_waiting"] == ["no candidate: 1 handed it back"]
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
 
     async def test_an_escalated_ticket_without_an_owner_stays_queued(self, client, settle):
         ws, team, [agent], cats = await setup_desk(client, agents=1, availability="offline")

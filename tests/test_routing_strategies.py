@@ -417,6 +417,13 @@ def test_no_candidate_reason_counts_every_reason() -> None:
                         "1 away, 1 offline, 1 cap is 0, 1 off shift")
 
 
+def test_the_agent_who_handed_the_ticket_back_is_excluded_with_that_reason() -> None:
+    team = [agent("a"), agent("b", load=5)]
+    d = decide(Strategy.SKILL_WEIGHTED, team, Requirement(), NOW, handed_back_by="a")
+    assert d.winner is None and d.reason == "no candidate: 1 handed it back, 1 at cap"
+    assert d.excluded == [Excluded("a", ["handed it back"]), Excluded("b", ["at cap (5/5)"])]
+
+
 def test_empty_team() -> None:
     d = decide(Strategy.LEAST_LOADED, [], Requirement(), NOW)
     assert (d.winner, d.scored, d.excluded, d.reason) == (None, [], [], "no candidate: nobody to consider")

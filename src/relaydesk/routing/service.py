@@ -54,8 +54,10 @@ log = structlog.get_logger("relaydesk.routing")
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 # An unowned ticket in these waits for an agent; an escalated one needs an owner even more.
 NEEDS_ROUTING = frozenset({Status.OPEN.value, Status.ESCALATED.value})
-# In a queued ticket's decision record: the agent who last gave it back, whom routing
-# passes over until somebody takes it (else the best scorer got it straight back).
+# In a queued ticket's decision record: the agent who gave it back themselves, whom
+# routing passes over (else the best scorer got it straight back) until somebody takes
+# it or supervisors have been told it is waiting, so that it never waits for ever when
+# they are the only one who can take it.
 HANDED_BACK = "handed_back_by"
 _PREDICTIONS = "category_predictions"  # session.info: ticket id -> (model, prediction) from classify_ahead
 _UNROUTED = "tickets_unrouted"  # session.info: new tickets found without a routing record, ahead of intake
@@ -244,9 +246,7 @@ class RoutingService:
             if routing.state == "queued":  # a person took it, or moved it on, meanwhile
                 routing.leave_queue("manual")
             return routing
-        handed_back = (routing.decision or {}).get(HANDED_BACK)
-        if handed_back:
-            exclude = {*exclude, uuid.UUID(handed_back)}
+        handed_back = (routing.decision or {}).get(HANDED_BACK) if routing.waiting_alerted_at is None else None
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
         rule = await self._matching_rule(ticket, requester)
         team_id = rule.team_id if rule and rule.team_id else ticket.team_id
@@ -255,7 +255,7 @@ class RoutingService:
         pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
         candidates = [_candidate(a, loads[a["id"]]) for a in pool]
-        decision = decide(strategy, candidates, requirement, now)
+        decision = decide(strategy, candidates, requirement, now, handed_back_by=handed_back)
         routing.team_id, routing.rule_id = team_id, rule.id if rule else None
         routing.decided_at = now
         routing.priority_rank = PRIORITY_RANK[Priority(ticket.priority)]
@@ -413,17 +413,20 @@ class RoutingService:
         return alerted
 
     async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
-                                  after: uuid.UUID | None, by_system: bool, now: datetime) -> None:
+                                  after: uuid.UUID | None, by_system: bool, now: datetime, *,
+                                  handed_back_by_owner: bool = False) -> None:
+        """``handed_back_by_owner``: the agent who had the ticket unassigned it themselves."""
         # A system's assignment (routing's own never gets here, see ``wants`` in tasks.py;
         # a senior reassignment does) leaves the record as it is.
         routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
         if routing is not None and after is not None and not by_system:
             routing.leave_queue("manual")
         if routing is not None and after is None:
-            # Unassigned by a person: back into the pool, never straight back to them.
+            # Unassigned by a person: back into the pool; not straight back to an agent who
+            # gave it back themselves, while one a supervisor took it from may get it again.
             routing.state, routing.queued_since = "queued", routing.queued_since or now
-            if before is not None:
-                routing.decision = {**(routing.decision or {}), HANDED_BACK: str(before)}
+            kept = {k: v for k, v in (routing.decision or {}).items() if k != HANDED_BACK}
+            routing.decision = {**kept, HANDED_BACK: str(before)} if handed_back_by_owner else kept
             await self.route(workspace_id, ticket_id, now)
         if before is not None:
             await self.drain_for_agent(workspace_id, before, now)

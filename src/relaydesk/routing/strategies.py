@@ -9,6 +9,7 @@ reason), and ``reason`` says why the winner won or why nobody was chosen.
 
 Eligibility (:func:`eligibility`), checked in this order, every failing check reported:
 
+* (:func:`decide` only) not the agent named by ``handed_back_by`` (``"handed it back"``);
 * availability is ``"online"`` (otherwise the reason is ``"away"``, ``"offline"`` or
   ``"not online ('busy')"``);
 * a positive cap (``"cap is 0"``) and room under it: ``load < max_concurrent``
@@ -436,11 +437,13 @@ def decide(
     now: datetime,
     *,
     response_target_seconds: float = DEFAULT_RESPONSE_TARGET_SECONDS,
+    handed_back_by: str | None = None,
 ) -> Decision:
     """Pick the best eligible candidate under ``strategy``, explaining the choice.
 
     The result does not depend on the order of ``candidates``; agent ids must be
-    unique.  Ineligible agents never influence who wins or how the others score."""
+    unique.  Ineligible agents never influence who wins or how the others score.
+    ``handed_back_by``: the agent who gave the ticket back, excluded as ``"handed it back"``."""
     strategy = Strategy(strategy)
     _require_aware(now, "now")
     if not (math.isfinite(response_target_seconds) and response_target_seconds > 0):
@@ -456,6 +459,8 @@ def decide(
     excluded: list[tuple[str, list[tuple[tuple[int, int], str, str]]]] = []
     for candidate in candidates:
         failed = _checks(candidate, requirement, now)
+        if candidate.agent_id == handed_back_by:
+            failed.insert(0, ((-1, 0), "handed it back", "handed it back"))
         if failed:
             excluded.append((candidate.agent_id, failed))
         else:
