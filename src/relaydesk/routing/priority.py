@@ -26,6 +26,10 @@ Matching is on whole words, case-insensitively, and ignores punctuation:
   "LEGAL-ACTION!!" and "legal action," but ``"charge"`` does not match "undercharged"
   or "charges" — list every form you mean (the defaults list "chargeback" and
   "chargebacks" separately);
+* a keyword directly preceded by a negation (:data:`NEGATIONS`: "not", "no", "non",
+  "never", "isn't", "nothing", and "not really" or "not that") does not fire there:
+  "not urgent", "No emergency", "non-urgent" and "not that critical" raise nothing,
+  while "urgent, not a question" does;
 * capitals do not matter, so "THE SITE IS DOWN" fires ``"site is down"``.  The bare word
   "down" is deliberately *not* a default keyword: it would fire on "down jacket", "down
   payment", "calm down" and "the price went down"; the defaults use phrases such as
@@ -48,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
-    "DEFAULT_KEYWORDS", "PRIORITIES", "VIP_TIERS", "PriorityDecision", "decide_priority",
+    "DEFAULT_KEYWORDS", "NEGATIONS", "PRIORITIES", "VIP_TIERS", "PriorityDecision", "decide_priority",
     "matched_keywords", "sentiment",
 ]
 
@@ -90,6 +94,11 @@ _HIGH = (
 #: punctuation and apostrophes ignored (see the module docstring).
 DEFAULT_KEYWORDS: dict[str, str] = {**{k: "HIGH" for k in _HIGH}, **{k: "URGENT" for k in _URGENT}}
 
+#: Words that, directly before a keyword, take it back ("not urgent"), as its words
+#: (apostrophes dropped); "really" and "that" only after "not" ("not really urgent").
+NEGATIONS: frozenset[str] = frozenset({"not", "no", "non", "never", "isnt", "nothing"})
+_SOFTENERS_AFTER_NOT: frozenset[str] = frozenset({"really", "that"})
+
 _APOSTROPHES = re.compile(r"['\u2019\u2018`´]")
 _WORD = re.compile(r"\w+")
 
@@ -127,7 +136,21 @@ def matched_keywords(subject: str, description: str,
     compiled = _DEFAULT_COMPILED if keywords is None else _compile_keywords(keywords)
     fields = (_words(subject or ""), _words(description or ""))
     return [(keyword, priority) for keyword, words, priority in compiled
-            if any(words in field for field in fields)]
+            if any(_said(words, field) for field in fields)]
+
+
+def _said(words: str, field: str) -> bool:
+    """Whether ``words`` occur in ``field`` at least once without a negation just before."""
+    at = field.find(words)
+    while at != -1:
+        last_start = field.rfind(" ", 0, at) + 1  # the field is words between single spaces
+        last = field[last_start:at]
+        negated = last in NEGATIONS or (
+            last in _SOFTENERS_AFTER_NOT and field[field.rfind(" ", 0, last_start - 1) + 1:last_start - 1] == "not")
+        if not negated:
+            return True
+        at = field.find(words, at + 1)
+    return False
 
 
 _analyzer = None
