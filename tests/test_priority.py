@@ -193,6 +193,14 @@ def test_bad_arguments_are_refused(kwargs: dict) -> None:
         decide_priority("s", "d", **kwargs)
 
 
+def test_a_workspaces_keywords_change_the_defaults() -> None:
+    in_effect = prio.keywords_in_effect({"wrong size": "HIGH", "Urgent": None, "can't log in": "URGENT"})
+    assert in_effect["wrong size"] == "HIGH" and in_effect["chargeback"] == "URGENT"
+    assert "urgent" not in in_effect and "Urgent" not in in_effect
+    assert in_effect["can't log in"] == "URGENT" and "cant log in" not in in_effect  # the same words
+    assert prio.keywords_in_effect(None) == prio.keywords_in_effect({}) == DEFAULT_KEYWORDS
+
+
 def test_default_keywords_are_valid() -> None:
     assert set(DEFAULT_KEYWORDS.values()) <= set(PRIORITIES)
     assert "down" not in DEFAULT_KEYWORDS

@@ -171,6 +171,52 @@ class TestSettings:
         assert got["category_id"] == cats["Billing"] and got["assignee_id"] in {a.id for a in staff}
 
 
+    async def test_a_workspaces_priority_keywords_change_the_built_ins(self, client, settle):
+        """One custom keyword silently removed every built-in one (chargeback, fraud, lawyer,
+        urgent...), and the settings showed null instead of what applied."""
+        ws, *_ = await setup_desk(client)
+        r = await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                               json={"priority_keywords": {"wrong size": "HIGH", "Urgent": None, "asap": "URGENT"}})
+        assert r.status_code == 200, r.text
+        shown = (await client.get("/api/v1/workspace/settings", headers=ws.admin.headers)).json()
+        assert shown["priority_keywords"] == {"wrong size": "HIGH", "Urgent": None, "asap": "URGENT"}
+        in_effect, built_in = shown["priority_keywords_in_effect"], shown["built_in_priority_keywords"]
+        assert (built_in["urgent"], built_in["asap"], built_in["chargeback"]) == ("URGENT", "HIGH", "URGENT")
+        assert "urgent" not in in_effect and in_effect["asap"] == "URGENT" and in_effect["wrong size"] == "HIGH"
+        assert in_effect["chargeback"] == in_effect["lawyer"] == "URGENT"
+        cust = await ws.customer()
+        made = {text: await ws.ticket(cust, subject="About my order", description=text)
+                for text in ("I will file a chargeback", "They sent the wrong size", "urgent please")}
+        await settle()
+        got = {text: (await ticket(client, ws, t["id"]))["priority"] for text, t in made.items()}
+        assert got == {"I will file a chargeback": "URGENT", "They sent the wrong size": "HIGH",
+                       "urgent please": "MEDIUM"}
+
+    async def test_a_stored_keyword_list_keeps_its_meaning_after_the_upgrade(self, tmp_path):
+        """A list saved when it replaced the built-ins still means just that list."""
+        from conftest import test_settings
+        from relaydesk.migrate import upgrade
+        from relaydesk.routing.priority import keywords_in_effect
+        from relaydesk.runtime import build_runtime
+        from relaydesk.tenancy.service import WorkspaceService
+
+        rt = build_runtime(test_settings(tmp_path))
+        try:
+            await upgrade(rt.db, "0010")
+            async with rt.db.write_session() as session:
+                workspace = await WorkspaceService(session).create("Before", rt.clock.now())
+                workspace.settings = {"priority_keywords": {"wrong size": "HIGH", "urgent": "HIGH"}}
+                untouched = await WorkspaceService(session).create("Defaults", rt.clock.now())
+                await session.commit()
+            await upgrade(rt.db)
+            async with rt.db.write_session() as session:
+                kept = (await WorkspaceService(session).settings(workspace.id)).priority_keywords
+                assert (await WorkspaceService(session).settings(untouched.id)).priority_keywords is None
+            assert keywords_in_effect(kept) == {"wrong size": "HIGH", "urgent": "HIGH"}
+        finally:
+            await rt.close()
+
+
 class TestStrategies:
     async def test_round_robin_rotates(self, client, settle):
         ws, team, staff, cats = await setup_desk(client, agents=3)

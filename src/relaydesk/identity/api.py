@@ -8,7 +8,7 @@ from relaydesk.core.http import now
 from relaydesk.core.errors import Forbidden, ValidationFailed
 from relaydesk.core.principal import Role
 from relaydesk.core.uow import SessionDep
-from relaydesk.identity.deps import AdminPrincipal, CurrentPrincipal, StaffPrincipal
+from relaydesk.identity.deps import CurrentPrincipal, StaffPrincipal
 from relaydesk.identity.schemas import (
     ApiTokenCreatedOut,
     ApiTokenIn,
@@ -24,7 +24,6 @@ from relaydesk.identity.schemas import (
 )
 from relaydesk.identity.service import TokenPair
 from relaydesk.identity.wiring import auth_service, user_service
-from relaydesk.tenancy.schemas import WorkspaceSettings, WorkspaceSettingsPatch
 from relaydesk.tenancy.service import WorkspaceService
 
 router = APIRouter(prefix="/api/v1")
@@ -111,16 +110,3 @@ async def revoke_api_token(token_id: uuid.UUID, principal: CurrentPrincipal, req
                            session: SessionDep) -> None:
     await auth_service(request, session).revoke_api_token(principal, token_id, now(request))
 
-
-@router.get("/workspace/settings", response_model=WorkspaceSettings, tags=["workspaces"],
-            summary="This workspace's behaviour settings (staff)")
-async def get_settings(principal: StaffPrincipal, session: SessionDep) -> WorkspaceSettings:
-    return await WorkspaceService(session).settings(principal.workspace_id)
-
-
-@router.patch("/workspace/settings", response_model=WorkspaceSettings, tags=["workspaces"],
-              summary="Change this workspace's settings (admins)")
-async def update_settings(body: WorkspaceSettingsPatch, principal: AdminPrincipal, session: SessionDep,
-                          request: Request) -> WorkspaceSettings:
-    return await WorkspaceService(session).update_settings(
-        principal.workspace_id, body, allow_private=request.app.state.runtime.settings.allow_private_targets)

@@ -8,10 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.core.http import now
 from relaydesk.core.schemas import Page
 from relaydesk.core.uow import SessionDep
-from relaydesk.identity.deps import CurrentPrincipal, StaffPrincipal
-from relaydesk.routing.schemas import RoutingOut, RuleIn, RuleOut, RulePatch
+from relaydesk.identity.deps import AdminPrincipal, CurrentPrincipal, StaffPrincipal
+from relaydesk.routing.schemas import RoutingOut, RuleIn, RuleOut, RulePatch, WorkspaceSettingsOut
 from relaydesk.routing.service import RoutingService
 from relaydesk.routing.tasks import routing_service
+from relaydesk.tenancy.schemas import WorkspaceSettingsPatch
 from relaydesk.tickets.api import TicketRef
 
 router = APIRouter(prefix="/api/v1")
@@ -56,3 +57,19 @@ async def delete_rule(rule_id: uuid.UUID, principal: StaffPrincipal, request: Re
 async def ticket_routing(ticket_ref: TicketRef, principal: CurrentPrincipal, request: Request,
                          session: SessionDep) -> dict:
     return await service(request, session).explain(principal, ticket_ref)
+
+
+# Served here, above the tickets domain, because routing's settings are checked against the
+# workspace's categories and shown with routing's built-in keywords.
+@router.get("/workspace/settings", response_model=WorkspaceSettingsOut, tags=["workspaces"],
+            summary="This workspace's behaviour settings (staff)")
+async def get_settings(principal: StaffPrincipal, request: Request, session: SessionDep) -> WorkspaceSettingsOut:
+    return await service(request, session).settings_shown(principal.workspace_id)
+
+
+@router.patch("/workspace/settings", response_model=WorkspaceSettingsOut, tags=["workspaces"],
+              summary="Change this workspace's settings (admins)")
+async def update_settings(body: WorkspaceSettingsPatch, principal: AdminPrincipal, request: Request,
+                          session: SessionDep) -> WorkspaceSettingsOut:
+    return await service(request, session).update_settings(
+        principal.workspace_id, body, allow_private=request.app.state.runtime.settings.allow_private_targets)

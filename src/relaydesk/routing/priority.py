@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_KEYWORDS", "NEGATIONS", "PRIORITIES", "VIP_TIERS", "PriorityDecision", "decide_priority",
-    "matched_keywords", "sentiment",
+    "keywords_in_effect", "matched_keywords", "sentiment",
 ]
 
 PRIORITIES: tuple[str, ...] = ("LOW", "MEDIUM", "HIGH", "URGENT")
@@ -125,6 +125,19 @@ def _compile_keywords(keywords: Mapping[str, str]) -> list[tuple[str, str, str]]
 
 
 _DEFAULT_COMPILED = _compile_keywords(DEFAULT_KEYWORDS)
+
+
+def keywords_in_effect(changes: Mapping[str, str | None] | None) -> dict[str, str]:
+    """:data:`DEFAULT_KEYWORDS` with a workspace's changes: a keyword given a priority
+    takes it (over a default of the same words), a default mapped to ``None`` is dropped.
+    Keywords are the same when their words are (``"Can't log in"`` is ``"cant log in"``)."""
+    by_words = {_words(keyword): (keyword, priority) for keyword, priority in DEFAULT_KEYWORDS.items()}
+    for keyword, priority in (changes or {}).items():
+        if priority is None:
+            by_words.pop(_words(keyword), None)
+        else:
+            by_words[_words(keyword)] = (keyword, priority)
+    return dict(by_words.values())
 
 
 def matched_keywords(subject: str, description: str,

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from relaydesk.core.schemas import Input, Language, Output
 from relaydesk.customers.schemas import Tier
 from relaydesk.routing.strategies import Strategy
+from relaydesk.tenancy.schemas import WorkspaceSettings
 from relaydesk.tickets.lifecycle import Channel, Priority
 
 
@@ -87,3 +88,11 @@ class RoutingOut(Output):
                     "who was excluded and why, and the reason.")
     queued_since: datetime | None
     decided_at: datetime
+
+
+class WorkspaceSettingsOut(WorkspaceSettings):
+    built_in_priority_keywords: dict[str, str] = Field(
+        description="Read-only: the priority keywords every workspace starts with (see priority_keywords).")
+    priority_keywords_in_effect: dict[str, str] = Field(
+        description="Read-only: the keywords that raise a new ticket's priority here, and to what: the "
+                    "built-in ones with this workspace's priority_keywords applied.")

@@ -33,8 +33,8 @@ from relaydesk.customers.models import Customer
 from relaydesk.customers.service import CustomerService
 from relaydesk.routing import classifier as category_model
 from relaydesk.routing.models import AssignmentRule, TicketRouting, WorkspaceModel
-from relaydesk.routing.priority import decide_priority
-from relaydesk.routing.schemas import RuleIn, RulePatch
+from relaydesk.routing.priority import DEFAULT_KEYWORDS, decide_priority, keywords_in_effect
+from relaydesk.routing.schemas import RuleIn, RulePatch, WorkspaceSettingsOut
 from relaydesk.routing.strategies import (
     Candidate,
     Decision,
@@ -43,6 +43,7 @@ from relaydesk.routing.strategies import (
     Strategy,
     decide,
 )
+from relaydesk.tenancy.schemas import WorkspaceSettingsPatch
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Priority, Status
@@ -195,7 +196,8 @@ class RoutingService:
         else:
             decision = decide_priority(
                 ticket.subject, html_to_text(ticket.description), category_default=category_default,
-                customer_tier=requester.tier, keywords=settings.priority_keywords)
+                customer_tier=requester.tier,
+                keywords=keywords_in_effect(settings.priority_keywords) if settings.priority_keywords else None)
             priority_source, reasons = "rules", list(decision.reasons)
             if decision.priority != ticket.priority:
                 patch["priority"] = Priority(decision.priority)
@@ -511,6 +513,18 @@ class RoutingService:
         if routing is not None:
             routing.leave_queue("assigned")
         return decision.winner
+
+    # -- workspace settings -----------------------------------------------------------------
+    async def settings_shown(self, workspace_id: uuid.UUID) -> WorkspaceSettingsOut:
+        """The workspace's settings, with the priority keywords that apply and the built-in ones."""
+        settings = await self.workspaces.settings(workspace_id)
+        return WorkspaceSettingsOut(**settings.model_dump(), built_in_priority_keywords=DEFAULT_KEYWORDS,
+                                    priority_keywords_in_effect=keywords_in_effect(settings.priority_keywords))
+
+    async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch, *,
+                              allow_private: bool) -> WorkspaceSettingsOut:
+        await self.workspaces.update_settings(workspace_id, patch, allow_private=allow_private)
+        return await self.settings_shown(workspace_id)
 
     # -- explanation -----------------------------------------------------------------------
     async def explain(self, principal: Principal, ticket_ref: str) -> dict[str, Any]:

@@ -16,6 +16,14 @@ def _matchable(keyword: str) -> str:
     return keyword
 
 
+PRIORITY_KEYWORDS_HELP = (
+    "This workspace's changes to the built-in priority keywords (built_in_priority_keywords), which "
+    "always apply: a keyword listed here raises a new ticket's priority to the level given, over a "
+    "built-in keyword's own level; a built-in keyword mapped to null no longer applies. Matched as whole "
+    "words, case-insensitively. A PATCH replaces the whole map; null or {}: the built-ins as they are. "
+    "What applies: priority_keywords_in_effect.")
+
+
 class WorkspaceSettings(BaseModel):
     """Per-workspace behaviour, stored as JSON on the workspace; unset keys take these defaults."""
 
@@ -32,9 +40,9 @@ class WorkspaceSettings(BaseModel):
                                              description="Level 2 (reassign to a senior) this long after level 1.")
     escalation_l3_after_minutes: int = Field(default=120, ge=1, le=14 * 24 * 60,
                                              description="Level 3 (tell the managers) this long after level 2.")
-    priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(
-        default=None, max_length=500,
-        description="Words that raise a new ticket's priority; null keeps the built-in list.")
+    # Room for the built-ins a stored list left out (migration 0012) besides the 500 a PATCH may set.
+    priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"] | None] | None = Field(
+        default=None, max_length=1000, description=PRIORITY_KEYWORDS_HELP)
     classifier_min_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Below this the category falls back to the default; null: built-in.")
     fallback_category: str = Field(default="GENERAL", max_length=120,
@@ -61,7 +69,8 @@ class WorkspaceSettingsPatch(BaseModel):
     escalation_l2_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     escalation_l3_after_minutes: int | None = Field(default=None, ge=1, le=14 * 24 * 60)
     priority_keywords: dict[Annotated[Keyword, AfterValidator(_matchable)],
-                            Literal["LOW", "MEDIUM", "HIGH", "URGENT"]] | None = Field(default=None, max_length=500)
+                            Literal["LOW", "MEDIUM", "HIGH", "URGENT"] | None] | None = Field(
+        default=None, max_length=500, description=PRIORITY_KEYWORDS_HELP)
     classifier_min_confidence: float | None = Field(default=None, ge=0, le=1)
     # Not blank: routing falls back to it for every ticket the model is unsure of.
     fallback_category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
