@@ -156,6 +156,7 @@ class TestIntake:
 
 class TestSettings:
     @pytest.mark.parametrize("bad", [{"fallback_category": ""}, {"fallback_category": "   "},
+                                     {"fallback_category": "Triage"},  # no category is called so
                                      {"priority_keywords": {"!!": "URGENT"}}])
     async def test_settings_that_would_break_routing_are_refused(self, client, settle, bad):
         ws, team, staff, cats = await setup_desk(client)
@@ -170,6 +171,12 @@ class TestSettings:
         got = await ticket(client, ws, t["id"])
         assert got["category_id"] == cats["Billing"] and got["assignee_id"] in {a.id for a in staff}
 
+
+    async def test_the_fallback_category_names_a_category_whatever_its_case(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        r = await client.patch("/api/v1/workspace/settings", json={"fallback_category": "shipping"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["fallback_category"] == "shipping", r.text
 
     async def test_a_workspaces_priority_keywords_change_the_built_ins(self, client, settle):
         """One custom keyword silently removed every built-in one (chargeback, fraud, lawyer,

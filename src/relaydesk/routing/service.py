@@ -523,6 +523,12 @@ class RoutingService:
 
     async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch, *,
                               allow_private: bool) -> WorkspaceSettingsOut:
+        """A fallback category must name one of the workspace's categories, as routing matches
+        it (case aside): else every ticket the model is unsure of loses its category, team and skills."""
+        if patch.fallback_category is not None and await self._category_named(
+                workspace_id, patch.fallback_category) is None:
+            raise ValidationFailed(f"No category called '{patch.fallback_category}' in this workspace.",
+                                   field="fallback_category")
         await self.workspaces.update_settings(workspace_id, patch, allow_private=allow_private)
         return await self.settings_shown(workspace_id)
 

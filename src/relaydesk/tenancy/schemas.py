@@ -46,7 +46,8 @@ class WorkspaceSettings(BaseModel):
     classifier_min_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Below this the category falls back to the default; null: built-in.")
     fallback_category: str = Field(default="GENERAL", max_length=120,
-                                   description="Category name used when the classifier is unsure.")
+                                   description="Category name used when the classifier is unsure: one of "
+                                               "the workspace's categories, any case.")
     # SMS through Twilio (or anything speaking its API): the workspace's number, and the
     # account that sends from it. None: SMS is off.
     sms_number: str | None = Field(default=None, max_length=20, description="The number customers text (E.164).")
