@@ -655,6 +655,24 @@ class TestRules:
         rules = listed["items"] if isinstance(listed, dict) else listed
         assert [r["name"] for r in rules] == ["Second", "Urgent first", "VIP to Billing"]
 
+    async def test_a_rule_patch_merges_its_conditions(self, client):
+        """Changing one condition keeps the others: a rule limited to VIP customers, given
+        new priorities, started taking every customer's urgent tickets."""
+        ws, team, staff, cats = await setup_desk(client)
+        rule = (await client.post("/api/v1/assignment-rules", headers=ws.admin.headers, json={
+            "name": "VIP", "conditions": {"customer_tiers": ["vip"], "priorities": ["HIGH"], "channels": ["email"]},
+            "team_id": team["id"]})).json()
+        r = await client.patch(f"/api/v1/assignment-rules/{rule['id']}", headers=ws.admin.headers,
+                               json={"conditions": {"priorities": ["URGENT"], "channels": None}})
+        assert r.status_code == 200, r.text
+        conditions = (await client.get(f"/api/v1/assignment-rules/{rule['id']}", headers=ws.admin.headers)
+                      ).json()["conditions"]
+        assert (conditions["customer_tiers"], conditions["priorities"], conditions["channels"]) == (
+            ["vip"], ["URGENT"], [])
+        r = await client.patch(f"/api/v1/assignment-rules/{rule['id']}", headers=ws.admin.headers,
+                               json={"conditions": {"customer_tiers": []}})
+        assert r.json()["conditions"]["customer_tiers"] == [] and r.json()["conditions"]["priorities"] == ["URGENT"]
+
     async def test_rule_crud_and_permissions(self, client):
         ws, team, staff, cats = await setup_desk(client)
         agent = staff[0]

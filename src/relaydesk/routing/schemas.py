@@ -24,6 +24,17 @@ class RuleConditions(Input):
     languages: list[Language] = Field(default_factory=list, max_length=30)
 
 
+class RuleConditionsPatch(Input):
+    """A JSON merge patch over the stored conditions: a list given replaces that list, null or
+    [] clears it (it then matches anything), a key left out keeps what is stored."""
+
+    category_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+    channels: list[Channel] | None = None
+    priorities: list[Priority] | None = None
+    customer_tiers: list[Tier] | None = None
+    languages: list[Language] | None = Field(default=None, max_length=30)
+
+
 class RuleIn(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     position: int | None = Field(default=None, ge=0, le=10_000, description="Lower runs first; default: last.")
@@ -43,11 +54,15 @@ class RulePatch(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
     position: int | None = Field(default=None, ge=0, le=10_000)
     enabled: bool | None = None
-    conditions: RuleConditions | None = None
+    conditions: RuleConditionsPatch | None = Field(
+        default=None, description="Merged over the stored conditions: a list given replaces that list, null "
+                                  "or [] clears it, a list left out is kept. {\"priorities\": [\"URGENT\"]} "
+                                  "changes the priorities and keeps, say, the customer tiers.")
     team_id: uuid.UUID | None = None
     strategy: Strategy | None = None
 
-    model_config = {"json_schema_extra": {"examples": [{"enabled": False}, {"strategy": "round_robin"}]}}
+    model_config = {"json_schema_extra": {"examples": [
+        {"enabled": False}, {"strategy": "round_robin"}, {"conditions": {"priorities": ["URGENT"], "channels": None}}]}}
 
 
 class RuleOut(Output):

@@ -34,7 +34,7 @@ from relaydesk.customers.service import CustomerService
 from relaydesk.routing import classifier as category_model
 from relaydesk.routing.models import AssignmentRule, TicketRouting, WorkspaceModel
 from relaydesk.routing.priority import DEFAULT_KEYWORDS, decide_priority, keywords_in_effect
-from relaydesk.routing.schemas import RuleIn, RulePatch, WorkspaceSettingsOut
+from relaydesk.routing.schemas import RuleConditions, RuleIn, RulePatch, WorkspaceSettingsOut
 from relaydesk.routing.strategies import (
     Candidate,
     Decision,
@@ -594,7 +594,9 @@ class RoutingService:
                 raise ValidationFailed("This field cannot be emptied.", field=field)
         new: dict[str, Any] = {}
         if data.conditions is not None:
-            new["conditions"] = data.conditions.model_dump(mode="json")
+            given = data.conditions.model_dump(mode="json", include=data.conditions.model_fields_set)
+            new["conditions"] = RuleConditions.model_validate(
+                {**(rule.conditions or {}), **{k: v or [] for k, v in given.items()}}).model_dump(mode="json")
         if "team_id" in fields:
             new["team_id"] = data.team_id
         for field in ("name", "position", "enabled"):
@@ -603,7 +605,7 @@ class RoutingService:
         if data.strategy is not None:
             new["strategy"] = data.strategy.value
         await self._check_rule_refs(rule.workspace_id, new.get("team_id", rule.team_id),
-                                    (data.conditions.category_ids if data.conditions else []))
+                                    (data.conditions.category_ids or [] if data.conditions else []))
         changes = {k: (getattr(rule, k), v) for k, v in new.items() if getattr(rule, k) != v}
         if "position" in changes:
             await self._make_room_at(rule.workspace_id, changes["position"][1], rule.id)
