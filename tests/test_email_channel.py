@@ -266,6 +266,50 @@ class TestNewTicketsByEmail:
         assert customers == []
 
 
+class TestOwnership:
+    @pytest.fixture(autouse=True)
+    def real_mail_domain(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Email validation refuses the default ``.localhost`` domain before anything else
+        could: a real deployment's domain passes it."""
+        monkeypatch.setattr(runtime.settings, "mail_domain", "help.relaydesk-test.example")
+
+    async def test_no_workspace_can_take_another_ones_built_in_address(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        victim, attacker = await make_workspace(client), await make_workspace(client)
+        to = address(runtime, victim)
+        domain = runtime.settings.mail_domain
+        for taken in (to, to.upper(), f"anything@{domain}", f"help@eu.{domain}"):
+            r = await client.post("/api/v1/mailboxes", json={"address": taken}, headers=attacker.admin.headers)
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "address", (taken, r.text)
+        own = await client.post("/api/v1/mailboxes", json={"address": f"help-{uuid.uuid4().hex[:6]}@acme.example.com"},
+                                headers=attacker.admin.headers)
+        r = await client.patch(f"/api/v1/mailboxes/{own.json()['id']}", json={"address": to},
+                               headers=attacker.admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "address", r.text
+        assert [m["address"] for m in (await client.get("/api/v1/mailboxes", headers=attacker.admin.headers)).json()] \
+            == [own.json()["address"]]
+
+    async def test_a_mailbox_saved_at_the_mail_domain_earlier_diverts_nothing(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        victim, attacker = await make_workspace(client), await make_workspace(client)
+        to = address(runtime, victim)
+        async with runtime.transaction() as session:  # as a deployment may still hold one
+            session.add(Mailbox(workspace_id=uuid.UUID(attacker.id), address=to, created_at=runtime.clock.now()))
+        await send(listener, email("lan@customers.example.com", to, "For the real owner", "Hello"), to)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, victim)] == ["For the real owner"]
+        assert await tickets(client, attacker) == []
+        attackers_ticket = await attacker.ticket(attacker.admin, subject="Sent from where?")
+        await settle()
+        smtp_sink.clear()
+        r = await client.post(f"/api/v1/tickets/{attackers_ticket['id']}/messages", headers=attacker.admin.headers,
+                              json={"body": "Which address is this from?"})
+        assert r.status_code == 201, r.text
+        await settle()
+        senders = {parseaddr(message_from_bytes(m.raw)["From"])[1] for m in smtp_sink.messages}
+        assert senders == {address(runtime, attacker)}
+
+
 class TestCopies:
     async def test_a_message_delivered_again_is_kept_but_makes_no_second_ticket_nor_answer(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

@@ -22,9 +22,10 @@ router = APIRouter(prefix="/api/v1")
              summary="Add a support address (forwarded to the SMTP listener, or polled over IMAP)")
 async def create_mailbox(data: MailboxIn, principal: AdminPrincipal, request: Request,
                          session: SessionDep):  # noqa: ANN201
-    return await MailboxService(session).create(
-        principal, data.model_dump(), now(request),
-        allow_private=request.app.state.runtime.settings.allow_private_targets)
+    settings = request.app.state.runtime.settings
+    return await MailboxService(session).create(principal, data.model_dump(), now(request),
+                                                mail_domain=settings.mail_domain,
+                                                allow_private=settings.allow_private_targets)
 
 
 @router.get("/mailboxes", response_model=list[MailboxOut], tags=["email"], summary="The workspace's support addresses")

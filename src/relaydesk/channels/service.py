@@ -26,10 +26,13 @@ class MailboxService:
         self.session = session
 
     async def sending_address(self, workspace: Workspace, mail_domain: str) -> str:
-        """The workspace's first own address, else its built-in one."""
+        """The workspace's first own address, else its built-in one. A mailbox in the mail
+        domain (saved before such addresses were refused) is never sent from: it may be
+        another workspace's built-in address."""
         async def first() -> str | None:
-            return await self.session.scalar(select(Mailbox.address).where(
-                Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at).limit(1))
+            addresses = await self.session.scalars(select(Mailbox.address).where(
+                Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at))
+            return next((a for a in addresses if not in_mail_domain(a, mail_domain)), None)
 
         return await read_once(self.session, ("sending_address", workspace.id), first) \
             or f"{workspace.slug}@{mail_domain}"
@@ -38,27 +41,31 @@ class MailboxService:
         """Which workspace (and mailbox) mail to this address is for, if any (a mail server
         gives an internationalised domain in its ASCII form)."""
         address = stored_form(address.strip())
+        if in_mail_domain(address, mail_domain):
+            # Only the built-in addresses live there, each its own workspace's: a mailbox
+            # row in it (saved before such addresses were refused) must not divert them.
+            local, _, domain = address.rpartition("@")
+            built_in = bool(local) and domain == _domain_of(mail_domain)
+            workspace = await WorkspaceService(self.session).find(local) if built_in else None
+            return (workspace.id, None) if workspace is not None else None
         row = await self.session.execute(select(Mailbox.workspace_id, Mailbox.id).where(
             Mailbox.address == address, Mailbox.active.is_(True)))
         found = row.first()
-        if found is not None:
-            return found[0], found[1]
-        local, _, domain = address.rpartition("@")
-        if domain == mail_domain.lower() and local:
-            workspace = await WorkspaceService(self.session).find(local)
-            if workspace is not None:
-                return workspace.id, None
-        return None
+        return (found[0], found[1]) if found is not None else None
 
     async def is_address_of(self, workspace_id: uuid.UUID, address: str) -> bool:
         """Whether ``address`` (as mailboxes keep it) is one of the workspace's own, active or not."""
         return await self.session.scalar(select(Mailbox.id).where(
             Mailbox.workspace_id == workspace_id, Mailbox.address == address).limit(1)) is not None
 
-    async def create(self, principal: Principal, data: dict[str, Any], now: datetime, *,
+    async def create(self, principal: Principal, data: dict[str, Any], now: datetime, *, mail_domain: str,
                      allow_private: bool = False) -> Mailbox:
-        """``allow_private``: the operator lets IMAP hosts be on loopback or private networks."""
+        """``allow_private``: the operator lets IMAP hosts be on loopback or private networks.
+        Any other address is first come, first served: nothing proves the workspace owns it."""
         address = data["address"].strip().lower()
+        if in_mail_domain(address, mail_domain):
+            raise ValidationFailed(f"Addresses at {mail_domain} are Relaydesk's own: each workspace already "
+                                   f"receives mail at <workspace slug>@{mail_domain}.", field="address")
         if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
             raise Conflict("This address is already a support address.", field="address", code="address_taken")
         await self._check_host(data.get("imap_host"), data.get("imap_port"), data.get("imap_tls", True), allow_private)
@@ -106,6 +113,17 @@ class MailboxService:
 
 
 _EMAIL = TypeAdapter(Email)
+
+
+def in_mail_domain(address: str, mail_domain: str) -> bool:
+    """Whether ``address`` is at the deployment's mail domain or under it, in either
+    spelling of an internationalised domain."""
+    domain, own = stored_form(address).rpartition("@")[2], _domain_of(mail_domain)
+    return domain == own or domain.endswith("." + own)
+
+
+def _domain_of(mail_domain: str) -> str:
+    return stored_form(f"postmaster@{mail_domain}").rpartition("@")[2]
 
 
 def stored_form(address: str) -> str:
