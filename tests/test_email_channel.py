@@ -343,6 +343,24 @@ class TestCopies:
         await settle()
         assert [m["body_text"] for m in await thread(client, ws, ticket["id"])] == ["Where is it?", "Any news?"]
 
+    async def test_a_folded_message_id_still_recognises_the_copy(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """A long id goes on the line after its header name, as Outlook's do and as
+        Python's email package folds them."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        long_id = f"<AM9PR07MB{uuid.uuid4().hex}{uuid.uuid4().hex}@AM9PR07MB7890.eurprd07.prod.outlook.com>"
+        raw = email("lan@customers.example.com", to, "Folded", "Hello", Message_ID="<x>")
+        raw = raw.replace(b"Message-ID: <x>", b"Message-ID:\r\n " + long_id.encode())
+        for _ in "ab":
+            await send(listener, raw, to)
+        await settle()
+        assert len(await tickets(client, ws)) == 1
+        assert len([m for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]) == 1
+        rows = await inbound(client, ws)
+        assert sorted(r["status"] for r in rows) == ["ignored", "processed"]
+        assert {r["header_message_id"] for r in rows} == {long_id.strip("<>")}
+
     async def test_two_copies_processed_at_once_make_one_ticket(self, client, runtime, settle, smtp_sink,
                                                                listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -313,8 +313,16 @@ def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> 
 
 
 def header_message_id(raw: bytes) -> str | None:
+    """The Message-ID, read without parsing the whole email. A long id is often folded onto
+    the next line (``Message-ID:\r\n <...>``, as Python's own email package writes it)."""
     head = raw[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    for line in head.splitlines():
+    lines = head.splitlines()
+    for index, line in enumerate(lines):
         if line[:11].lower() == b"message-id:":
-            return line[11:].decode("ascii", "replace").strip().strip("<>")[:500] or None
+            value = line[11:]
+            for continuation in lines[index + 1:]:
+                if continuation[:1] not in (b" ", b"\t"):
+                    break
+                value += continuation
+            return value.decode("ascii", "replace").strip().strip("<>")[:500] or None
     return None
