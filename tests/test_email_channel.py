@@ -534,23 +534,50 @@ class TestNoise:
     # The report names the address as it was sent: an internationalised domain in ASCII.
     @pytest.mark.parametrize(("profile", "reported"), [("nobody@example.org", "nobody@example.org"),
                                                        ("ulla@bücher.example", "ulla@xn--bcher-kva.example")])
-    async def test_a_bounce_marks_the_address_undeliverable(self, client, runtime, settle, listener,
-                                                           smtp_sink, profile, reported) -> None:  # noqa: ANN001
+    async def test_only_a_bounce_of_our_own_email_marks_the_address_until_the_customer_writes_again(
+            self, client, runtime, settle, listener, smtp_sink, profile, reported) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         r = await client.post("/api/v1/customers", json={"name": "Nobody", "email": profile},
                               headers=ws.admin.headers)
         customer = r.json()
+        profile_url = f"/api/v1/customers/{customer['id']}"
+        ticket = await ws.ticket(ws.admin, requester_id=customer["id"])
+        await settle()
+        [ours] = [m for m in smtp_sink.messages if reported in m.rcpt_tos]
+        our_id = "".join(message_from_bytes(ours.raw)["Message-ID"].split())
         to = address(runtime, ws)
         dsn = (CORPUS / "dsn_postfix_failed.eml").read_bytes().replace(b"nobody@example.org", reported.encode())
+
+        # Anyone can send a report naming a customer: about no email of ours, it changes nothing.
         await send(listener, dsn, to)
         await settle()
-        [row] = await inbound(client, ws)
-        assert row["status"] == "ignored" and profile in row["reason"]
-        got = (await client.get(f"/api/v1/customers/{customer['id']}", headers=ws.admin.headers)).json()
-        assert got["email_undeliverable_at"] is not None
-        await ws.ticket(ws.admin, requester_id=customer["id"])
+        [forged] = await inbound(client, ws)
+        assert forged["status"] == "ignored" and "no email we sent" in forged["reason"]
+        assert (await client.get(profile_url, headers=ws.admin.headers)).json()["email_undeliverable_at"] is None
+
+        await send(listener, dsn.replace(b"<reply.T-000042.1741083300@relaydesk.test>", our_id.encode()), to)
         await settle()
-        assert [m for m in smtp_sink.messages if reported in m.rcpt_tos] == []
+        row = (await inbound(client, ws))[0]
+        assert row["status"] == "ignored" and profile in row["reason"]
+        got = (await client.get(profile_url, headers=ws.admin.headers)).json()
+        assert got["email_undeliverable_at"] is not None
+
+        # An answer is not emailed, and the agents are told so on the ticket.
+        smtp_sink.clear()
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers,
+                              json={"body": "Your refund is on its way."})
+        assert r.status_code == 201, r.text
+        await settle()
+        assert smtp_sink.messages == []
+        [note] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "system"
+                  and "not emailed" in m["body_text"]]
+        assert note["internal"] is True and profile in note["body_text"]
+
+        # Mail from the address proves it works again: it is acknowledged.
+        await send(listener, email(reported, to, "New address works?", "I fixed my mailbox."), to)
+        await settle()
+        assert (await client.get(profile_url, headers=ws.admin.headers)).json()["email_undeliverable_at"] is None
+        assert [m for m in smtp_sink.messages if reported in m.rcpt_tos]
 
 
 class TestQuarantine:

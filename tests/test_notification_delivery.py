@@ -532,6 +532,28 @@ class TestReliability:
         [ack] = await deliveries(client, ws, recipient=customer.email)
         assert ack["status"] == "dead" and ack["next_attempt_at"] is None
 
+    async def test_a_reply_the_relay_refuses_for_good_is_noted_on_the_ticket(self, client, settle, runtime,
+                                                                             clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        with SmtpSink(rejected_recipients={customer.email.lower()}) as sink:
+            before, runtime.mailer = runtime.mailer, SmtpMailer("127.0.0.1", sink.port, timeout=5)
+            try:
+                ticket = await ws.ticket(customer)
+                r = await ws.reply(ws.admin, ticket["id"], "Your parcel is on its way.")
+                assert r.status_code == 201, r.text
+                await settle()
+            finally:
+                runtime.mailer = before
+        [reply] = [d for d in await deliveries(client, ws, recipient=customer.email) if d["kind"] == "reply_to_customer"]
+        assert reply["status"] == "dead"
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)
+        [note] = [m for m in r.json()["items"] if m["author_kind"] == "system" and "could not be emailed" in
+                  m["body_text"]]
+        assert note["internal"] is True and customer.email in note["body_text"]
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=customer.headers)
+        assert not [m for m in r.json()["items"] if "could not be emailed" in m["body_text"]]
+
     async def test_a_crash_mid_delivery_neither_loses_nor_duplicates(self, client, settle, mail, runtime,
                                                                      clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -6,7 +6,8 @@
 * a second copy of a message (same Message-ID: a sender retrying after our 250 got lost,
   or mail reaching us by two routes), our own mail coming back (our loop header or one of
   our addresses in From), an auto-reply or a bounce: recorded as *ignored*, never a
-  ticket, never acknowledged; a permanent bounce marks the address undeliverable;
+  ticket, never acknowledged; a permanent bounce about an email we sent marks the address
+  it went to undeliverable (until its owner writes in again);
 * a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
   or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
   but only when the sender belongs to the ticket: its requester, or one of the staff
@@ -29,7 +30,7 @@ import structlog
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.channels.mime import ParsedEmail, UnparseableEmail, parse_email
+from relaydesk.channels.mime import Bounce, ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
 from relaydesk.channels.service import MailboxService, stored_form
 from relaydesk.channels.threading import sent_to, ticket_of
@@ -115,6 +116,7 @@ class InboundMailService:
         if author is None:
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
+            self.customers.wrote_in(customer, now)
             author = await self.customers.principal_for(customer, now)
         attachment_ids, left_out, inline = await self._attachments(author, parsed, now)
         if ticket is None:
@@ -173,12 +175,7 @@ class InboundMailService:
             return Outcome("ignored", "Our own email came back (loop header).")
         if parsed.bounce is not None:
             if parsed.bounce.permanent:
-                # Reports name the address as it went out: an internationalised domain in
-                # its ASCII form, which profiles keep in Unicode.
-                failed = map(stored_form, parsed.bounce.failed_recipients)
-                marked = [a for a in failed if await self.customers.mark_undeliverable(workspace_id, a, now)]
-                return Outcome("ignored", "Bounce: " + (", ".join(marked) + " marked undeliverable"
-                                                        if marked else "no known customer"))
+                return Outcome("ignored", await self._bounced(workspace_id, parsed.bounce, now))
             return Outcome("ignored", "Delivery delay notice.")
         if parsed.auto_submitted:
             return Outcome("ignored", "Automatic reply (out of office or bulk mail).")
@@ -188,6 +185,34 @@ class InboundMailService:
             # Acknowledging it would write from the support address to itself: a mail loop.
             return Outcome("ignored", "Sent from this workspace's own support address.")
         return None
+
+    async def _bounced(self, workspace_id: uuid.UUID, bounce: Bounce, now: datetime) -> str:
+        """Marks the addresses a permanent bounce reports, and says what it did. Anyone can
+        send a delivery report naming anyone, so only a report about an email we sent from
+        this workspace counts, and only for the address that email went to (both signed
+        into our Message-IDs): otherwise one forged report silenced a customer."""
+        secret = self.runtime.settings.resolved_secret_key()
+        original = bounce.original_message_id or ""
+        if not await self._sent_from(workspace_id, ticket_of(original, secret=secret)):
+            return "Bounce about no email we sent: nobody marked undeliverable."
+        # Reports name the address as it went out: an internationalised domain in its
+        # ASCII form, which profiles keep in Unicode.
+        failed = [a for a in map(stored_form, bounce.failed_recipients) if sent_to(original, a, secret=secret)]
+        marked = [a for a in failed if await self.customers.mark_undeliverable(workspace_id, a, now)]
+        return "Bounce: " + (", ".join(marked) + " marked undeliverable" if marked else "no known customer")
+
+    async def _sent_from(self, workspace_id: uuid.UUID, anchor: uuid.UUID | None) -> bool:
+        """Whether our Message-ID's anchor (a ticket, or the workspace for mail about
+        several tickets) is this workspace's."""
+        if anchor is None:
+            return False
+        if anchor == workspace_id:
+            return True
+        try:
+            await self.tickets.get(Principal.system(workspace_id), anchor)
+        except NotFound:
+            return False
+        return True
 
     async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
                       ) -> tuple[Ticket | None, Principal | None]:
@@ -224,7 +249,9 @@ class InboundMailService:
         customer's copy of the thread, does not). Otherwise it is new mail from them."""
         customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
         if customer is not None and customer.email == sender:
-            return await self.customers.principal_for(customer, self.runtime.clock.now())
+            now = self.runtime.clock.now()
+            self.customers.wrote_in(customer, now)
+            return await self.customers.principal_for(customer, now)
         if not answers_us:
             return None
         user = await self.users.find_by_email(ticket.workspace_id, sender)

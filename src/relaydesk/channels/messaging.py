@@ -42,6 +42,11 @@ def valid_twilio_signature(auth_token: str, url: str, params: list[tuple[str, st
     return hmac.compare_digest(twilio_signature(auth_token, url, params).encode(), (given or "").encode())
 
 
+def is_placeholder(address: str) -> bool:
+    """Whether this address is one ``placeholder_email`` made: nobody's mailbox."""
+    return address.endswith(".invalid")
+
+
 def placeholder_email(channel: str, handle: str) -> str:
     """One address per distinct handle. A handle of lowercase letters and digits only is
     its own readable part; any other gets a slug plus a hash of the exact handle, so

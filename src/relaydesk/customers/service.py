@@ -134,6 +134,14 @@ class CustomerService:
                           actor_kind="system", at=now, changes={"email_undeliverable_at": (None, now)})
         return True
 
+    def wrote_in(self, customer: Customer, now: datetime) -> None:
+        """Mail just came from the customer's address: it works, whatever bounced before."""
+        if customer.email_undeliverable_at is not None:
+            self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
+                              actor_id=None, actor_kind="system", at=now,
+                              changes={"email_undeliverable_at": (customer.email_undeliverable_at, None)})
+            customer.email_undeliverable_at = None
+
     async def find_by_phone(self, workspace_id: uuid.UUID, phone: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(
             Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.channels.messaging import is_placeholder
 from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -133,10 +134,17 @@ class Notifier:
             # This email *is* the agent's reply reaching the customer: threaded, and sent at
             # once, except in a chat, where the visitor usually reads it live; they get a
             # recap a few minutes later (in case they left).
-            await self.send(await self._requester(ticket), "reply_to_customer", ticket,
+            customer = await self._requester_profile(ticket)
+            await self.send(_as_recipients(customer), "reply_to_customer", ticket,
                             _for_customer(ticket), body=message["text"][:300],
                             extra={"message": message}, thread=True,
                             batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
+            if customer is not None and customer.email_undeliverable_at and not is_placeholder(customer.email):
+                # Otherwise the agent believes the customer has the answer.
+                self.tickets.system_note(
+                    ticket, f"This reply was not emailed: mail to {customer.email} bounced for good on "
+                    f"{_when(customer.email_undeliverable_at)}. Email reaches the customer again once they write "
+                    "in from that address, or their profile is given another one.", self.now, internal=True)
         elif payload.get("author_kind") == "customer" and ticket.assignee_id:
             await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
                             f"{ref}: the customer replied", body=message["text"][:300], extra={"message": message})
@@ -187,11 +195,11 @@ class Notifier:
 
     # -- who --------------------------------------------------------------------------------
     async def _requester(self, ticket: Ticket) -> list[Recipient]:
+        return _as_recipients(await self._requester_profile(ticket))
+
+    async def _requester_profile(self, ticket: Ticket) -> Customer | None:
         customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
-        if customer is None or customer.deleted_at is not None:
-            return []
-        address = None if customer.email_undeliverable_at else customer.email
-        return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False)]
+        return None if customer is None or customer.deleted_at is not None else customer
 
     async def _staff(self, user_ids: set[uuid.UUID | None]) -> list[Recipient]:
         wanted = {u for u in user_ids if u is not None}
@@ -218,6 +226,13 @@ class Notifier:
         path = f"/tickets/{ref}" if staff else f"/portal/tickets/{ref}"
         return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject, "status": ticket.status,
                 "priority": ticket.priority, "url": app_link(self.settings.app_url, path)}
+
+
+def _as_recipients(customer: Customer | None) -> list[Recipient]:
+    if customer is None:
+        return []
+    address = None if customer.email_undeliverable_at else customer.email
+    return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False)]
 
 
 def _level_word(level: str) -> str:

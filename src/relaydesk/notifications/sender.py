@@ -51,6 +51,7 @@ from relaydesk.notifications.templates import (
 )
 from relaydesk.notifications.webhooks import WebhookService, encode_body, sign
 from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,7 +128,21 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
                                   max_attempts=runtime.settings.delivery_max_attempts)
                 log.warning("delivery_failed", delivery_id=str(delivery_id), channel=row.channel,
                             attempts=row.attempts, error=str(failure), gave_up=row.status == "dead")
+                if row.status == "dead" and row.kind == "reply_to_customer" and row.ticket_id is not None:
+                    await _note_reply_lost(runtime, session, row, now)
     return len(outgoing)
+
+
+async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> None:
+    """Tells the agents on the ticket that the customer never got a reply: the thread
+    shows it as answered otherwise."""
+    tickets = ticket_service(runtime, session)
+    try:
+        ticket = await tickets.get(Principal.system(delivery.workspace_id), delivery.ticket_id)
+    except NotFound:
+        return
+    tickets.system_note(ticket, f"A reply could not be emailed to {delivery.recipient}, and Relaydesk gave up "
+                        f"after {delivery.attempts} attempt(s): {delivery.last_error}", now, internal=True)
 
 
 async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
