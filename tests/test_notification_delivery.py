@@ -264,6 +264,32 @@ class TestStaffEmailsAndPreferences:
         assert len(bodies) == 2 and all(f"Update number {i}" in bodies[0] for i in range(3))
         assert "Update number 3" in bodies[1] and "Update number 3" not in bodies[0]
 
+    async def test_an_agents_reply_brings_its_files_to_the_customer(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n"
+        big = b"%PDF-1.4\n" + b"0" * (6 * 1024 * 1024) + b"\n%%EOF\n"
+        ids = []
+        for name, data in (("Réclamation 7.pdf", pdf), ("scan-a.pdf", big), ("scan-b.pdf", big)):
+            r = await client.post("/api/v1/uploads", files={"file": (name, data)}, headers=ws.admin.headers)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        r = await ws.reply(ws.admin, ticket["id"], "Here is the credit note.", attachment_ids=ids)
+        assert r.status_code == 201, r.text
+        await settle()
+        [email] = to(mail, customer.email)
+        assert email.message.get_content_type() == "multipart/mixed"
+        attached = {part.get_filename(): part.get_content() for part in email.message.iter_attachments()}
+        # Two fit in the limit for one email; the third is named in the text instead.
+        assert attached == {"Réclamation 7.pdf": pdf, "scan-a.pdf": big}
+        text = email.message.get_body(("plain",)).get_content()
+        assert "Here is the credit note." in text and "Not attached, too large for email" in text
+        assert "scan-b.pdf" in text and "scan-a.pdf" not in text
+        assert "scan-b.pdf" in email.message.get_body(("html",)).get_content()
+
     @staticmethod
     async def status_digest(client, settle, mail, runtime, clock, **customer_fields):  # noqa: ANN001, ANN205
         """A customer's ticket resolved, then closed five seconds later: the one digest

@@ -137,7 +137,8 @@ class Notifier:
             customer = await self._requester_profile(ticket)
             await self.send(_as_recipients(customer), "reply_to_customer", ticket,
                             _for_customer(ticket), body=message["text"][:300],
-                            extra={"message": message}, thread=True,
+                            extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []}},
+                            thread=True,
                             batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
             if customer is not None and customer.email_undeliverable_at and not is_placeholder(customer.email):
                 # Otherwise the agent believes the customer has the answer.

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
+from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -51,6 +53,8 @@ from relaydesk.notifications.templates import (
 )
 from relaydesk.notifications.webhooks import WebhookService, encode_body, sign
 from relaydesk.tenancy.service import WorkspaceService
+from relaydesk.tickets.attachments import AttachmentService
+from relaydesk.tickets.models import Attachment
 from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relaydesk.deliveries")
 
 WEBHOOK_TIMEOUT_SECONDS = 10
+EMAIL_ATTACHMENT_BYTES = 10 * 1024 * 1024  # what an email to a customer carries at most; the rest is named
 # Readable in the raw message (mostly ASCII text), safe for any UTF-8.
 _QUOTED_PRINTABLE_UTF8 = Charset("utf-8")
 _QUOTED_PRINTABLE_UTF8.body_encoding = QP
@@ -231,7 +236,7 @@ def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str
     status = status_label(ctx.get("new_status", ""), locale)  # status news go to customers only
     title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status)
     return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
-            "at": _clock_time(delivery.created_at, zone)}
+            "at": _clock_time(delivery.created_at, zone), "attachment_ids": message.get("attachment_ids", [])}
 
 
 async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Message:
@@ -258,9 +263,18 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
 
     workspace = await WorkspaceService(session).get(delivery.workspace_id)
     sender = await MailboxService(session).sending_address(workspace, settings.mail_domain)
+    files, left_out = await _files_of(runtime, session, delivery, digest) \
+        if delivery.kind == "reply_to_customer" else ([], [])
+    text, html = rendered.text, rendered.html
+    if left_out:
+        url = (ctx.get("ticket") or {}).get("url", "")
+        names = "; ".join(f"{a.filename} ({a.size / 1_000_000:.1f} MB)" for a in left_out)
+        text += f"\n\nNot attached, too large for email (your request online has them: {url}): {names}\n"
+        html += f"<p>Not attached, too large for email (<a href=\"{escape(url)}\">your request online</a> has " \
+                f"them): {escape(names)}</p>"
     # compat32 MIME classes, not EmailMessage: the default policy parses every header it
     # is given, which made composing an email cost three times as much as rendering it.
-    message = MIMEMultipart("alternative")
+    message = MIMEMultipart("mixed" if files else "alternative")
     message["From"] = formataddr((workspace.name, _ascii_domain(sender)), charset="utf-8")
     message["To"] = _ascii_domain(delivery.recipient)
     ticket = ctx.get("ticket") or {}
@@ -288,9 +302,40 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"  # no out-of-office answers to what we send
     message["X-Relaydesk-Loop"] = str(delivery.workspace_id)
-    message.attach(MIMEText(rendered.text, "plain", _QUOTED_PRINTABLE_UTF8))
-    message.attach(MIMEText(rendered.html, "html", _QUOTED_PRINTABLE_UTF8))
+    alternative = MIMEMultipart("alternative") if files else message
+    alternative.attach(MIMEText(text, "plain", _QUOTED_PRINTABLE_UTF8))
+    alternative.attach(MIMEText(html, "html", _QUOTED_PRINTABLE_UTF8))
+    if files:
+        message.attach(alternative)
+        for attachment, data in files:
+            part = MIMEApplication(data, _subtype=attachment.content_type.partition("/")[2])
+            part.replace_header("Content-Type", attachment.content_type)
+            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+            message.attach(part)
     return message
+
+
+async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, digest: list[dict[str, Any]] | None
+                    ) -> tuple[list[tuple[Attachment, bytes]], list[Attachment]]:
+    """The files of the replies this email carries, in the order they were attached, as
+    many as fit in ``EMAIL_ATTACHMENT_BYTES`` together (many servers refuse larger mail);
+    and those left out, which the email names instead."""
+    ids = [*((delivery.context.get("message") or {}).get("attachment_ids") or []),
+           *(i for item in digest or [] for i in item.get("attachment_ids", []))]
+    if not ids:
+        return [], []
+    service = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
+    files: list[tuple[Attachment, bytes]] = []
+    left_out: list[Attachment] = []
+    room = EMAIL_ATTACHMENT_BYTES
+    for attachment in await service.of_ids(delivery.workspace_id, [uuid.UUID(i) for i in dict.fromkeys(ids)]):
+        if attachment.size > room:
+            left_out.append(attachment)
+            continue
+        room -= attachment.size
+        files.append((attachment, await service.read(attachment)))
+    return files, left_out
 
 
 @functools.cache

@@ -126,6 +126,16 @@ class AttachmentService:
             raise NotFound("No such attachment.")
         return Download(attachment, await self.files.get(attachment.storage_key))
 
+    async def of_ids(self, workspace_id: uuid.UUID, attachment_ids: list[uuid.UUID]) -> list[Attachment]:
+        """These attachments of the workspace, in the order they were uploaded (for the
+        email that carries a reply's files to the customer)."""
+        return list(await self.session.scalars(select(Attachment).where(
+            Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids),
+        ).order_by(Attachment.created_at)))
+
+    async def read(self, attachment: Attachment) -> bytes:
+        return await self.files.get(attachment.storage_key)
+
     async def _may_see(self, principal: Principal, vis: Visibility, attachment: Attachment) -> bool:
         if attachment.message_id is None:
             return attachment.uploader_id == principal.user_id

@@ -518,7 +518,7 @@ class TicketService:
                 text = "Re-opened by the customer's reply. " + text
             self._system_message(ticket, text, now, internal=False)
         ticket.updated_at = now
-        self._audit(principal, ticket, now, changes, message)
+        self._audit(principal, ticket, now, changes, message, attachments)
         return PostedMessage(message, attachments)
 
     async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
@@ -602,15 +602,16 @@ class TicketService:
         ))
 
     def _audit(self, principal: Principal, ticket: Ticket, now: datetime,
-               changes: dict[str, tuple[object, object]], message: Message | None = None) -> None:
+               changes: dict[str, tuple[object, object]], message: Message | None = None,
+               attachments: list[Attachment] | None = None) -> None:
         self.audit.record(
             workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id, actor_id=principal.user_id,
             actor_kind=principal.actor_kind, at=now, changes=changes,
         )
-        self._publish_changes(ticket, now, changes, principal, message)
+        self._publish_changes(ticket, now, changes, principal, message, attachments or [])
 
     def _publish_changes(self, ticket: Ticket, now: datetime, changes: dict[str, tuple[object, object]],
-                         principal: Principal, message: Message | None) -> None:
+                         principal: Principal, message: Message | None, attachments: list[Attachment]) -> None:
         """One event per kind of change, for the domains that react (routing, SLA, live sockets, ...)."""
         by = {"actor_id": principal.user_id, "actor_kind": principal.actor_kind, **event_scope(ticket)}
         ws, tid = ticket.workspace_id, ticket.id
@@ -621,7 +622,8 @@ class TicketService:
             self.outbox.publish(ws, "message.posted", now, ticket_id=tid, message_id=message.id,
                                 internal=message.internal, author_kind=message.author_kind,
                                 author_id=message.author_id, channel=message.channel,
-                                body_html=message.body_html, body_text=message.body_text, **by)
+                                body_html=message.body_html, body_text=message.body_text,
+                                attachment_ids=[str(a.id) for a in attachments], **by)
         if "status" in changes:
             before, after = changes["status"]
             # Whether the same change took the owner away (ticket.assigned says from whom).
