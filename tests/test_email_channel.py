@@ -531,6 +531,26 @@ class TestNoise:
         await settle()
         assert [m.rcpt_tos for m in smtp_sink.messages] == [["priya.raman@northwind.example.com"]]
 
+    async def test_a_sender_opening_ticket_after_ticket_is_acknowledged_only_a_few_times(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """Another helpdesk acknowledging our acknowledgements, without auto-reply headers,
+        would otherwise make tickets and answers for ever."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        for n in range(8):
+            await send(listener, email("Vendor Help <help@vendor.example>", to, f"We received your request #{n}",
+                                       "Thank you for contacting us."), to)
+            await settle()
+        assert len(await tickets(client, ws)) == 8
+        assert len([m for m in smtp_sink.messages if "help@vendor.example" in m.rcpt_tos]) == 5
+        reasons = [r["reason"] for r in reversed(await inbound(client, ws))]
+        assert reasons[:5] == [None] * 5 and all("Not acknowledged" in r for r in reasons[5:])
+        # An hour later they are a correspondent like any other again.
+        clock.advance(timedelta(hours=1, seconds=1))
+        await send(listener, email("help@vendor.example", to, "A real question", "Hello?"), to)
+        await settle()
+        assert len([m for m in smtp_sink.messages if "help@vendor.example" in m.rcpt_tos]) == 6
+
     # The report names the address as it was sent: an internationalised domain in ASCII.
     @pytest.mark.parametrize(("profile", "reported"), [("nobody@example.org", "nobody@example.org"),
                                                        ("ulla@bücher.example", "ulla@xn--bcher-kva.example")])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -57,6 +57,9 @@ MAX_SUBJECT = 500
 MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
 MAX_ATTACHMENTS = 20  # per message, as uploads to one message
 EMPTY_BODY = "(This email had no text.)"
+# New tickets from one sender acknowledged in a while; the ones after that still open.
+ACKNOWLEDGED_AT_MOST = 5
+ACKNOWLEDGED_WITHIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +116,26 @@ class InboundMailService:
         if screened is not None:
             return self._finish(row, screened, now)
         ticket, author = await self._thread(row.workspace_id, parsed, address)
-        if author is None:
+        flooding = False
+        if author is None:  # no ticket of theirs either: a new one
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
             self.customers.wrote_in(customer, now)
             author = await self.customers.principal_for(customer, now)
+            # Two helpdesks acknowledging each other would otherwise write for ever.
+            flooding = await self.tickets.count_opened_by(
+                row.workspace_id, customer.id, Channel.EMAIL, now - ACKNOWLEDGED_WITHIN) >= ACKNOWLEDGED_AT_MOST
         attachment_ids, left_out, inline = await self._attachments(author, parsed, now)
         if ticket is None:
             created = await self.tickets.create(author, TicketIn(
                 subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
                 description=_body(parsed, whole=True, inline=inline),
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
-                acknowledge=not parsed.mailing_list)
+                acknowledge=not (parsed.mailing_list or flooding))
             self._note_left_out(created, row, left_out, now)
-            return self._finish(row, Outcome("processed", ticket_id=created.id, new_ticket=True), now)
+            reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
+                "hour already." if flooding else None
+            return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
             body=_body(parsed, whole=False, inline=inline), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
             external_id=parsed.message_id)

@@ -435,6 +435,14 @@ class TicketService:
             "oldest": waiting,
         }
 
+    async def count_opened_by(self, workspace_id: uuid.UUID, requester_id: uuid.UUID, channel: Channel,
+                              since: datetime) -> int:
+        """How many tickets this requester opened on this channel since then (the index on
+        requester and creation time answers it)."""
+        return await self.session.scalar(select(func.count()).select_from(Ticket).where(
+            Ticket.workspace_id == workspace_id, Ticket.requester_id == requester_id, Ticket.created_at >= since,
+            Ticket.channel == channel.value)) or 0
+
     async def tickets_of_messages(self, workspace_id: uuid.UUID, external_ids: list[str]) -> list[uuid.UUID]:
         """Tickets holding a message that arrived (or left) under one of these Message-IDs."""
         if not external_ids:
