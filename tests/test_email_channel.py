@@ -383,7 +383,7 @@ class TestCopies:
         ws = await make_workspace(client)
         to = address(runtime, ws)
         broken = b"To: " + to.encode() + b"\r\nSubject: Lost\r\nMessage-ID: <dup-3@example.com>\r\n\r\nNo sender.\r\n"
-        await send(listener, broken, to)
+        await send(listener, broken, to, sender="")  # MAIL FROM:<>: no sender anywhere
         await settle()
         [quarantined] = await inbound(client, ws, status="quarantined")
         r = await client.post(f"/api/v1/inbound-emails/{quarantined['id']}/discard", headers=ws.admin.headers)
@@ -605,7 +605,7 @@ class TestQuarantine:
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)
-        await send(listener, (CORPUS / "unparseable_no_from.eml").read_bytes(), to)
+        await send(listener, (CORPUS / "unparseable_no_from.eml").read_bytes(), to, sender="")
         await settle()
         [row] = await inbound(client, ws, status="quarantined")
         assert "parsed" in row["reason"]
@@ -628,13 +628,35 @@ class TestQuarantine:
         r = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=other.admin.headers)
         assert r.status_code == 404
 
+    @pytest.mark.parametrize("from_header", [None, "undisclosed", "Jo Bloggs <jo@corp.local>"])
+    async def test_mail_without_a_usable_from_is_answered_at_the_envelope_sender(
+            self, client, runtime, settle, listener, smtp_sink, from_header: str | None) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        def without_from(subject: str) -> bytes:
+            raw = email("placeholder@customers.example.com", to, subject, "Please call us.")
+            return raw.replace(b"From: placeholder@customers.example.com\n",
+                               b"" if from_header is None else f"From: {from_header}\n".encode())
+
+        await send(listener, without_from("Printer on fire"), to, sender="jo.bloggs@corp.example.com")
+        await settle()
+        [ticket] = await tickets(client, ws)
+        customer = (await client.get(f"/api/v1/customers/{ticket['requester_id']}", headers=ws.admin.headers)).json()
+        assert customer["email"] == "jo.bloggs@corp.example.com"
+        assert [m.rcpt_tos for m in smtp_sink.messages] == [["jo.bloggs@corp.example.com"]]
+        # Without a sender in the envelope either, there is nobody to answer: it waits for an admin.
+        await send(listener, without_from("Still on fire"), to, sender="")
+        await settle()
+        [row] = await inbound(client, ws, status="quarantined")
+        assert "sender" in row["reason"]
+
     async def test_the_whole_corpus_arrives_and_nothing_is_lost(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)
         files = sorted(CORPUS.glob("*.eml"))
         assert len(files) >= 30
         for path in files:
-            await send(listener, path.read_bytes(), to)
+            await send(listener, path.read_bytes(), to, sender="")  # as from a probe or a relay: the headers say who
         await settle()
         rows = await inbound(client, ws, limit="100")
         assert len(rows) == len(files)

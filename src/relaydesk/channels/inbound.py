@@ -30,9 +30,9 @@ import structlog
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.channels.mime import Bounce, ParsedEmail, UnparseableEmail, parse_email
+from relaydesk.channels.mime import Address, Bounce, ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
-from relaydesk.channels.service import MailboxService, stored_form
+from relaydesk.channels.service import MailboxService, stored_form, valid_form
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
@@ -107,14 +107,20 @@ class InboundMailService:
             return self._finish(row, Outcome("ignored", "A copy of an email already received (same Message-ID)."),
                                 now)
         try:
-            parsed = parse_email(row.raw, max_attachment_bytes=self.runtime.settings.max_upload_bytes)
+            parsed = parse_email(row.raw, max_attachment_bytes=self.runtime.settings.max_upload_bytes,
+                                 envelope_sender=row.envelope_from)
         except UnparseableEmail as exc:
             return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
-        sender = parsed.sender
-        address = stored_form(sender.email)
-        screened = await self._screen(row.workspace_id, parsed, address, now)
+        sender = _answerable(parsed.sender, row.envelope_from)
+        # Bounces and auto-replies are ignored whoever sent them, so they are screened first.
+        screened = await self._screen(row.workspace_id, parsed, stored_form((sender or parsed.sender).email), now)
         if screened is not None:
             return self._finish(row, screened, now)
+        if sender is None:
+            return self._finish(row, Outcome(
+                "quarantined", f"No sender to answer: From {parsed.sender.email!r} is no address a customer can "
+                f"have, and the envelope's {row.envelope_from!r} is none either."), now)
+        address = stored_form(sender.email)
         ticket, author = await self._thread(row.workspace_id, parsed, address)
         flooding = False
         if author is None:  # no ticket of theirs either: a new one
@@ -329,6 +335,15 @@ class InboundMailService:
     async def due(self, limit: int) -> list[InboundEmail]:
         return list(await self.session.scalars(select(InboundEmail).where(InboundEmail.status == "received")
                                                .order_by(InboundEmail.received_at).limit(limit)))
+
+
+def _answerable(sender: Address, envelope_from: str) -> Address | None:
+    """Who the email is from, as a customer profile may keep them: the From header's
+    address, else SMTP's envelope sender (MAIL FROM) with From's name (``jo@corp.local``:
+    a machine that knows no public name for itself)."""
+    if valid_form(sender.email):
+        return sender
+    return Address(sender.name, envelope_from.strip().lower()) if valid_form(envelope_from.strip()) else None
 
 
 def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> str:

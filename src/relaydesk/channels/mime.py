@@ -2,7 +2,8 @@
 
 Mail in the wild breaks every rule the RFCs set, so this module is lenient throughout: header values are read
 raw and decoded here (charset fallbacks, sloppy encoded words, 8-bit bytes), MIME parameters are parsed here
-(RFC 2231 included), and a message is refused only when it has no usable From address. Pure: no I/O, no database.
+(RFC 2231 included), and a message is refused only when neither its From nor the envelope's sender has an
+address. Pure: no I/O, no database.
 """
 
 from __future__ import annotations
@@ -85,11 +86,13 @@ class ParsedEmail:
     omitted_attachments: list[str] = field(default_factory=list)  # too large, or their encoding was beyond repair
 
 
-def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
+def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
+                envelope_sender: str = "") -> ParsedEmail:
     """Everything a ticket needs from one raw message. Garbled headers, charsets and encodings degrade to the best
     reading available; UnparseableEmail is raised only for empty input, input without a header block, or a
-    message whose From has no usable address (nobody to answer). Attachments over the limit, or whose encoding
-    cannot be undone, are left out and named in ``omitted_attachments``; the body text is not touched."""
+    message whose From has no usable address (nobody to answer) when ``envelope_sender`` (SMTP's MAIL FROM) has
+    none either. Attachments over the limit, or whose encoding cannot be undone, are left out and named in
+    ``omitted_attachments``; the body text is not touched."""
     raw = bytes(raw)
     if not raw.strip():
         raise UnparseableEmail("empty message")
@@ -100,11 +103,12 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
     if not list(msg.raw_items()):
         raise UnparseableEmail("no header block: not an RFC 5322 message")
     from_header = _raw_header(msg, "from")
-    if from_header is None:
-        raise UnparseableEmail("no From header")
-    senders = _addresses(from_header)
+    senders = _addresses(from_header) or _addresses(envelope_sender)[:1]
     if not senders:
-        raise UnparseableEmail(f"From header has no usable address: {from_header[:200]!r}")
+        if from_header is None:
+            raise UnparseableEmail("no From header, and no sender in the envelope")
+        raise UnparseableEmail(f"From header has no usable address: {from_header[:200]!r}, and no sender "
+                               "in the envelope")
 
     parts = _Parts(max_attachment_bytes)
     parts.walk(msg, 0, in_related=False)

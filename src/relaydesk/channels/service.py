@@ -130,7 +130,13 @@ def stored_form(address: str) -> str:
     """An address as customer profiles, users and mailboxes keep it (validated as they are:
     an internationalised domain in Unicode, ``user@xn--bcher-kva.example`` as
     ``user@bücher.example``), so mail from either spelling is recognised as theirs."""
+    return valid_form(address) or normalise_email(address)
+
+
+def valid_form(address: str) -> str | None:
+    """``stored_form`` of an address a customer profile may have, else None (``jo@corp.local``
+    and other domains no mail server can reach)."""
     try:
         return normalise_email(_EMAIL.validate_python(address))
     except ValidationError:
-        return normalise_email(address)
+        return None
