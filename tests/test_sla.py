@@ -627,3 +627,31 @@ async def test_a_queue_sorted_by_sla_shows_what_falls_due_first(client, settle, 
     r = await client.get("/api/v1/tickets", params={"sort": "sla_due_at", "cursor": "WzEsMl0"},
                          headers=ws.admin.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_a_customer_can_ask_for_level_one_once(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    owner = (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"]
+    answers = []
+    for _ in range(3):
+        answers.append(await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=cust.headers,
+                                         json={"kind": "customer_request", "reason": "Nobody is answering"}))
+        await settle()
+    assert [r.status_code for r in answers] == [201, 409, 409] and answers[0].json()["level"] == 1
+    assert answers[1].json()["code"] == "already_escalated" and "already asked" in answers[1].json()["detail"]
+    await ws.relogin()
+    assert (await sla(client, ws, t["id"]))["_"]["escalation_level"] == 1
+    escalations = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()
+    assert [(e["level"], e["kind"]) for e in escalations] == [(1, "customer_request")]
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["assignee_id"] == owner
+    lead_kinds = [n["kind"] for n in await notes_for(client, ws, lead) if n["ticket_id"] == t["id"]]
+    assert lead_kinds.count("escalated") == 1
+    assert not [n for n in await notes_for(client, ws, ws.admin) if n["ticket_id"] == t["id"]]
+    # Staff can still take it further.
+    await ws.relogin()
+    r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers,
+                          json={"kind": "manual", "reason": "Customer waited too long"})
+    assert r.status_code == 201 and r.json()["level"] == 2

@@ -428,10 +428,20 @@ class SlaService:
         if ticket.status in DONE:
             raise Conflict("Resolved and closed tickets cannot be escalated; reply to re-open it.",
                            code="ticket_done")
-        tracker = await self.ensure_tracker(ticket, now)
-        level = min(tracker.escalation_level + 1, 3)
-        if data.kind.value in ("incident", "high_impact"):
+        tracker = await self.ensure_tracker(ticket, now)  # locked: two requests at once are checked in turn
+        if data.kind.value == "customer_request":
+            # A customer asks for attention, which is level 1: the senior reassignment and
+            # the managers' pages stay the staff's and the SLA's to decide. Asking again
+            # would only page the team lead again.
+            if await self._customer_request_on_record(ticket):
+                raise Conflict("You have already asked for this ticket to be escalated; the team lead has been "
+                               "told and will follow up. Reply to the ticket to add anything.",
+                               code="already_escalated")
+            level = 1
+        elif data.kind.value in ("incident", "high_impact"):
             level = 3
+        else:
+            level = min(tracker.escalation_level + 1, 3)
         escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now,
                                        actor_kind=principal.actor_kind)
         if can_move(Status(ticket.status), Status.ESCALATED):
@@ -441,6 +451,11 @@ class SlaService:
             await self.tickets.change_status(Principal.system(ticket.workspace_id), str(ticket.id),
                                              Status.ESCALATED, None, now)
         return escalation
+
+    async def _customer_request_on_record(self, ticket: Ticket) -> bool:
+        return await self.session.scalar(select(Escalation.id).where(
+            Escalation.workspace_id == ticket.workspace_id, Escalation.ticket_id == ticket.id,
+            Escalation.kind == "customer_request").limit(1)) is not None
 
     async def escalations(self, principal: Principal, ticket_ref: str) -> list[Escalation]:
         ticket = await self.tickets.get(principal, ticket_ref)
