@@ -655,3 +655,41 @@ async def test_a_customer_can_ask_for_level_one_once(client, settle):
     r = await client.post(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers,
                           json={"kind": "manual", "reason": "Customer waited too long"})
     assert r.status_code == 201 and r.json()["level"] == 2
+
+
+async def test_a_ticket_follows_the_policy_of_its_new_category_and_a_default_made_later(client, settle, clock):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    assert (await sla(client, ws, t["id"]))["_"]["policy"] == "Default"
+    billing = (await client.post("/api/v1/categories", headers=ws.admin.headers, json={"name": "Billing"})).json()
+    fast = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Billing",
+        "targets": {"MEDIUM": {"first_response": 2 * 3600, "next_response": 4 * 3600, "resolution": 9 * 3600}}})).json()
+    r = await client.put(f"/api/v1/categories/{billing['id']}/sla-policy", headers=ws.admin.headers,
+                         json={"policy_id": fast["id"]})
+    assert r.status_code == 200, r.text
+    clock.advance(timedelta(minutes=30))
+    await ws.relogin()
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"category_id": billing["id"]},
+                           headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    await settle()
+    got = await sla(client, ws, t["id"])
+    assert got["_"]["policy"] == "Billing" and got["first_response"]["target_seconds"] == 2 * 3600
+    created = datetime.fromisoformat(t["created_at"])
+    assert datetime.fromisoformat(got["first_response"]["due_at"]) == created + timedelta(hours=2)
+    # A default policy made later applies once the priority changes, back in the old category.
+    await client.put(f"/api/v1/categories/{billing['id']}/sla-policy", headers=ws.admin.headers,
+                     json={"policy_id": None})
+    await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Base", "is_default": True,
+        "targets": {"HIGH": {"first_response": 3 * 3600, "next_response": 4 * 3600, "resolution": 9 * 3600}}})
+    r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"priority": "HIGH"}, headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    await settle()
+    got = await sla(client, ws, t["id"])
+    assert got["_"]["policy"] == "Base" and got["first_response"]["target_seconds"] == 3 * 3600
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()[
+        "sla_due_at"] is not None

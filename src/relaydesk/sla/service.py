@@ -242,7 +242,7 @@ class SlaService:
         return tracker
 
     async def sync(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, at: datetime, now: datetime, *,
-                   message: str | None = None, priority_only: bool = False,
+                   message: str | None = None, priority_only: bool = False, rechoose_policy: bool = False,
                    new_ticket: bool = False) -> SlaTracker | None:
         """Bring the ticket's tracker in line with the ticket as it is now.
 
@@ -251,19 +251,33 @@ class SlaService:
         clock. Everything else is read off the ticket itself, so out-of-order or repeated
         events leave the same result. ``priority_only``: the call is for a priority
         change, which needs nothing when the tracker already follows the ticket's
-        priority (routing sets it before the tracker is first synced, so usually it does).
+        priority and policy (routing sets it before the tracker is first synced, so usually
+        it does). ``rechoose_policy``: the call is for a category or priority change, after
+        which another policy may apply (the ticket's category, its customer's tier or the
+        workspace's policies may have changed since the tracker chose one).
         ``new_ticket``: the call is for the ticket's creation (its tracker is made now)."""
         try:
             ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
         except NotFound:
             return None
         tracker = await self.ensure_tracker(ticket, now, probably_new=new_ticket)
-        if priority_only and tracker.priority == ticket.priority:
-            return tracker
         policy = await self._policy(tracker.policy_id)
+        chosen = await self.policy_for(ticket) if rechoose_policy else policy
+        switched = (chosen.id if chosen else None) != tracker.policy_id
+        if priority_only and tracker.priority == ticket.priority and not switched:
+            return tracker
         calendar = await self._calendar(policy)
         clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
-        if ticket.priority != tracker.priority:
+        if switched:
+            # Time used so far is kept as the old calendar counted it; the new policy's
+            # targets and hours apply from the change on.
+            targets = self._targets(chosen, ticket.priority)
+            clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
+            policy, calendar = chosen, await self._calendar(chosen)
+            tracker.policy_id = policy.id if policy else None
+            tracker.policy_name = policy.name if policy else "Default"
+            tracker.priority = ticket.priority
+        elif ticket.priority != tracker.priority:
             targets = self._targets(policy, ticket.priority)
             clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
             tracker.priority = ticket.priority

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # Moving into or out of these is what pauses, resumes, stops or re-opens a clock.
 CLOCK_STATUSES = {"WAITING_ON_CUSTOMER", "RESOLVED", "CLOSED"}
+# After these another policy may apply: policy_for reads the ticket's category and customer.
+POLICY_EVENTS = {"ticket.priority_changed", "ticket.category_changed"}
 TICKET_EVENTS = ("ticket.created", "message.posted", "ticket.status_changed", "ticket.priority_changed",
                  "ticket.category_changed")
 
@@ -44,6 +46,7 @@ def install(runtime: Runtime) -> list[Periodic]:
         await sla_service(runtime, session).sync(event.workspace_id, uuid.UUID(payload["ticket_id"]),
                                                  at, now, message=message,
                                                  priority_only=event.type == "ticket.priority_changed",
+                                                 rechoose_policy=event.type in POLICY_EVENTS,
                                                  new_ticket=event.type == "ticket.created")
 
     async def look_ahead(session: AsyncSession, events: list[Event]) -> None:
