@@ -693,3 +693,53 @@ async def test_a_ticket_follows_the_policy_of_its_new_category_and_a_default_mad
     assert got["_"]["policy"] == "Base" and got["first_response"]["target_seconds"] == 3 * 3600
     assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()[
         "sla_due_at"] is not None
+
+
+async def levels(client, ws, ticket_id):
+    await ws.relogin()
+    escalations = (await client.get(f"/api/v1/tickets/{ticket_id}/escalations", headers=ws.admin.headers)).json()
+    return [e["level"] for e in escalations]
+
+
+async def test_level_two_waits_for_a_full_hour_of_open_work_after_a_re_open(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    start = datetime.fromisoformat(t["created_at"])
+    clock.set(start + timedelta(hours=8, minutes=1))  # first response breached: level 1
+    await scan(runtime, settle)
+    clock.set(start + timedelta(hours=8, minutes=2))
+    await ws.relogin()
+    assert (await ws.move(ws.admin, t["id"], "RESOLVED")).status_code == 200
+    await settle()
+    reopened = start + timedelta(days=1, hours=8)
+    clock.set(reopened)
+    await ws.relogin(cust)
+    await ws.reply(cust, t["id"], "It broke again")
+    await settle()
+    await scan(runtime, settle)
+    assert await levels(client, ws, t["id"]) == [1]
+    clock.set(reopened + timedelta(minutes=59))
+    await scan(runtime, settle)
+    assert await levels(client, ws, t["id"]) == [1]
+    clock.set(reopened + timedelta(minutes=61))
+    await scan(runtime, settle)
+    assert await levels(client, ws, t["id"]) == [1, 2]
+
+
+async def test_level_two_does_not_come_while_the_ticket_waits_on_the_customer(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    start = datetime.fromisoformat(t["created_at"])
+    clock.set(start + timedelta(hours=8, minutes=1))
+    await scan(runtime, settle)
+    await ws.relogin()
+    await ws.reply(ws.admin, t["id"], "Could you send the order number?")
+    assert (await ws.move(ws.admin, t["id"], "WAITING_ON_CUSTOMER")).status_code == 200
+    await settle()
+    clock.set(start + timedelta(hours=10))
+    await scan(runtime, settle)
+    assert await levels(client, ws, t["id"]) == [1]

@@ -54,6 +54,9 @@ class SlaTracker(WorkspaceScoped, Base):
     breached: Mapped[bool] = mapped_column(default=False)
     escalation_level: Mapped[int] = mapped_column(default=0)
     next_escalation_at: Mapped[datetime | None]
+    # The timer to the next level stopped while the ticket is not open work for the agents
+    # (resolved, closed, waiting on the customer); it starts afresh when it is again.
+    escalation_timer_held: Mapped[bool] = mapped_column(default=False)
     next_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

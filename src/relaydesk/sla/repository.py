@@ -20,7 +20,8 @@ from relaydesk.sla.models import SlaTracker
 
 _T = SlaTracker.__table__
 # What a pass may change on a tracker: the same names as SlaTracker's attributes.
-_WRITTEN = ("clocks", "state", "breached", "escalation_level", "next_escalation_at", "next_check_at", "updated_at")
+_WRITTEN = ("clocks", "state", "breached", "escalation_level", "next_escalation_at", "escalation_timer_held",
+            "next_check_at", "updated_at")
 
 
 @dataclass(slots=True, eq=False)
@@ -36,6 +37,7 @@ class DueTracker:
     breached: bool
     escalation_level: int
     next_escalation_at: datetime | None
+    escalation_timer_held: bool
     next_check_at: datetime | None
     updated_at: datetime
 

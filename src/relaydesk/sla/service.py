@@ -55,6 +55,8 @@ DEFAULT_TARGETS: dict[str, dict[str, int]] = {
 SEVERITY = {ClockStatus.OK: 0, ClockStatus.MET: 0, ClockStatus.PAUSED: 0, ClockStatus.WARNING: 1,
             ClockStatus.CRITICAL: 2, ClockStatus.BREACHED: 3}
 DONE = {Status.RESOLVED.value, Status.CLOSED.value}
+# Not the agents' to work on: the timer towards the next escalation level stops.
+OUT_OF_AGENTS_COURT = DONE | {Status.WAITING_ON_CUSTOMER.value}
 ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an automatic escalation can follow
 
 
@@ -322,6 +324,7 @@ class SlaService:
         tracker.state = (worst if SEVERITY[worst] else
                          ClockStatus.PAUSED if ClockStatus.PAUSED in states else
                          ClockStatus.MET if all(s is ClockStatus.MET for s in states) else ClockStatus.OK).value
+        await self._hold_or_restart_escalation_timer(tracker, ticket, now)
         await self._escalate_automatically(tracker, ticket, crossed, now)
         open_ticket = ticket.status not in DONE
         tracker.next_check_at = engine.earliest(
@@ -362,6 +365,20 @@ class SlaService:
         return len(due)
 
     # -- escalation ------------------------------------------------------------------------------
+    async def _hold_or_restart_escalation_timer(self, tracker: SlaTracker | DueTracker, ticket: Ticket,
+                                                now: datetime) -> None:
+        """The next level follows time the ticket spent unresolved in the agents' hands: a
+        ticket resolved or waiting on its customer is not overdue, and one that comes back
+        (a re-open a day later) gets the full time again rather than the next level at once."""
+        if ticket.status in OUT_OF_AGENTS_COURT:
+            if tracker.next_escalation_at is not None:
+                tracker.next_escalation_at, tracker.escalation_timer_held = None, True
+        elif tracker.escalation_timer_held:
+            settings = await self.workspaces.settings(ticket.workspace_id)
+            minutes = settings.escalation_l2_after_minutes if tracker.escalation_level == 1 \
+                else settings.escalation_l3_after_minutes
+            tracker.next_escalation_at, tracker.escalation_timer_held = now + timedelta(minutes=minutes), False
+
     async def _escalate_automatically(self, tracker: SlaTracker | DueTracker, ticket: Ticket,
                                       crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
         if ticket.status in DONE:
@@ -378,7 +395,8 @@ class SlaService:
         # Level 1 by hand sets no timer; an automatic level 1 always does. So a ticket at
         # level 1 without one was escalated by hand, and its SLA trigger still owes the
         # team lead the news and starts the clock towards level 2.
-        by_hand_only = tracker.escalation_level == 1 and tracker.next_escalation_at is None
+        by_hand_only = tracker.escalation_level == 1 and tracker.next_escalation_at is None \
+            and not tracker.escalation_timer_held
         if (tracker.escalation_level == 0 or by_hand_only) and any(e.level in trigger for e in crossed):
             first = next(e for e in crossed if e.level in trigger)
             kind = "sla_breach" if first.level is ClockStatus.BREACHED else "sla_critical"
