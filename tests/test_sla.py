@@ -743,3 +743,35 @@ async def test_level_two_does_not_come_while_the_ticket_waits_on_the_customer(cl
     clock.set(start + timedelta(hours=10))
     await scan(runtime, settle)
     assert await levels(client, ws, t["id"]) == [1]
+
+
+async def test_two_clocks_breached_in_one_pass_make_level_two(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    clock.set(datetime.fromisoformat(t["created_at"]) + timedelta(hours=73))  # first response and resolution
+    await scan(runtime, settle)
+    assert sorted(await levels(client, ws, t["id"])) == [1, 2]  # raised at the same instant
+
+
+async def test_a_next_response_breached_twice_makes_level_two(client, settle, clock, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    r = await client.patch("/api/v1/workspace/settings", json={"escalation_l2_after_minutes": 7 * 24 * 60},
+                           headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello there", category_id=cat["id"])
+    await settle()
+    at = datetime.fromisoformat(t["created_at"])
+    for round_ in range(2):
+        at += timedelta(minutes=10)
+        clock.set(at)
+        await ws.relogin(cust)
+        assert (await ws.reply(ws.admin, t["id"], "Looking into it")).status_code == 201  # meets the clock
+        assert (await ws.reply(cust, t["id"], "Any news?")).status_code == 201  # starts next response (16 h)
+        await settle()
+        at += timedelta(hours=16, minutes=1)
+        clock.set(at)
+        await scan(runtime, settle)
+        assert await levels(client, ws, t["id"]) == [1, 2][:round_ + 1]

@@ -57,6 +57,8 @@ class SlaTracker(WorkspaceScoped, Base):
     # The timer to the next level stopped while the ticket is not open work for the agents
     # (resolved, closed, waiting on the customer); it starts afresh when it is again.
     escalation_timer_held: Mapped[bool] = mapped_column(default=False)
+    # Every breach announced, of clocks since replaced too (a next-response clock restarts).
+    breach_count: Mapped[int] = mapped_column(default=0)
     next_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -20,8 +20,8 @@ from relaydesk.sla.models import SlaTracker
 
 _T = SlaTracker.__table__
 # What a pass may change on a tracker: the same names as SlaTracker's attributes.
-_WRITTEN = ("clocks", "state", "breached", "escalation_level", "next_escalation_at", "escalation_timer_held",
-            "next_check_at", "updated_at")
+_WRITTEN = ("clocks", "state", "breached", "breach_count", "escalation_level", "next_escalation_at",
+            "escalation_timer_held", "next_check_at", "updated_at")
 
 
 @dataclass(slots=True, eq=False)
@@ -35,6 +35,7 @@ class DueTracker:
     clocks: dict[str, Any]
     state: str
     breached: bool
+    breach_count: int
     escalation_level: int
     next_escalation_at: datetime | None
     escalation_timer_held: bool

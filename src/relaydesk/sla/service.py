@@ -314,6 +314,7 @@ class SlaService:
         for kind, clock in list(clocks.items()):
             clocks[kind], fired = engine.advance(clock, now, calendar, thresholds)
             crossed += fired
+        tracker.breach_count += sum(1 for event in crossed if event.level is ClockStatus.BREACHED)
         for event in sorted(crossed, key=lambda e: (e.at, SEVERITY[e.level])):
             self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
                                 clock=event.kind.value, level=event.level.value, crossed_at=event.at,
@@ -403,7 +404,8 @@ class SlaService:
             await self._raise(ticket, tracker, 1, kind, f"{first.kind.value.replace('_', ' ')} SLA "
                               f"{first.level.value}", None, now)
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l2_after_minutes)
-        elif tracker.escalation_level == 1 and breaches and self._second_breach(tracker):
+        # Not an elif: two clocks breached in one pass make level 1 and then level 2.
+        if tracker.escalation_level == 1 and breaches and tracker.breach_count >= 2:
             await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now)
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
         elif tracker.next_escalation_at is not None and tracker.next_escalation_at <= now:
@@ -419,11 +421,6 @@ class SlaService:
                 tracker.next_escalation_at = None
             else:  # already at the top (raised by hand meanwhile): nothing further to schedule
                 tracker.next_escalation_at = None
-
-    @staticmethod
-    def _second_breach(tracker: SlaTracker | DueTracker) -> bool:
-        breached = [k for k, c in tracker.clocks.items() if c.get("breached_at")]
-        return len(breached) >= 2
 
     async def _raise(self, ticket: Ticket, tracker: SlaTracker | DueTracker | None, level: int, kind: str,
                      reason: str, raised_by: uuid.UUID | None, now: datetime, *,
