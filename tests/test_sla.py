@@ -775,3 +775,32 @@ async def test_a_next_response_breached_twice_makes_level_two(client, settle, cl
         clock.set(at)
         await scan(runtime, settle)
         assert await levels(client, ws, t["id"]) == [1, 2][:round_ + 1]
+
+
+async def test_a_target_the_calendar_cannot_reach_is_refused(client):
+    ws = await make_workspace(client)
+    sparse = (await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "A minute a week", "timezone": "UTC", "weekly_hours": {"6": [{"start": "00:00", "end": "00:01"}]}}))
+    assert sparse.status_code == 201, sparse.text
+    quick = {"first_response": 3600, "next_response": 3600, "resolution": 2 * 3600}
+    targets = {p: quick for p in ("URGENT", "HIGH", "MEDIUM")} | {"LOW": quick | {"resolution": 365 * 86400}}
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Sparse", "calendar_id": sparse.json()["id"], "targets": targets})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["field"] == "targets.LOW.resolution" and "cannot be reached" in r.json()["detail"]
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Sparse", "calendar_id": sparse.json()["id"], "targets": targets | {"LOW": quick}})
+    assert r.status_code == 201, r.text
+    policy = r.json()
+    r = await client.patch(f"/api/v1/sla-policies/{policy['id']}", headers=ws.admin.headers,
+                           json={"targets": {"HIGH": quick | {"first_response": 30 * 86400}}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "targets.HIGH.first_response"
+    r = await client.patch(f"/api/v1/sla-calendars/{sparse.json()['id']}", headers=ws.admin.headers,
+                           json={"weekly_hours": {"6": [{"start": "00:00", "end": "00:01"}]},
+                                 "holidays": ["2027-01-03", "2027-01-10"]})
+    assert r.status_code == 200, r.text
+    sundays = [(datetime(2026, 1, 11) + timedelta(weeks=w)).date().isoformat() for w in range(150)]
+    r = await client.patch(f"/api/v1/sla-calendars/{sparse.json()['id']}", headers=ws.admin.headers,
+                           json={"holidays": sundays})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "holidays", r.text
+    assert "'Sparse'" in r.json()["detail"]

@@ -9,6 +9,7 @@ starts Mon 6 May 2024 09:00Z on a 24/7 calendar: warning (75 %) 12:00, critical 
 from __future__ import annotations
 
 import json
+import time as walltime
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,6 +62,22 @@ def levels(events: list[ThresholdCrossed]) -> list[tuple[ClockStatus, datetime]]
 
 def four_hours() -> SlaClock:
     return start(R, 4 * H, T0)
+
+
+# -- a target the calendar cannot reach -----------------------------------------------------------
+
+
+def test_a_target_a_sparse_calendar_cannot_reach_has_no_due_time_and_fires_nothing() -> None:
+    """One minute a week and a year's target: tens of thousands of years of walking; the
+    clock gets no due time, quickly, instead of an error that failed every ticket event."""
+    sparse = BusinessCalendar.from_dict({"timezone": "UTC", "weekly_hours": {"6": [["00:00", "00:01"]]}})
+    began = walltime.perf_counter()
+    clock = start(R, timedelta(days=365), T0)
+    assert due_at(clock, sparse) is None and next_check_at(clock, sparse, THR) is None
+    clock, events = advance(clock, T0 + timedelta(days=30), sparse, THR)
+    assert events == [] and clock.consumed == 4 * M
+    assert view(clock, T0 + timedelta(days=30), sparse, THR).due_at is None
+    assert walltime.perf_counter() - began < 1.0
 
 
 # -- thresholds fire once, in order --------------------------------------------------------------

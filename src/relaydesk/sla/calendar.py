@@ -47,8 +47,10 @@ _ZERO = timedelta(0)
 _MIDNIGHT = time(0, 0)
 _ONE_US = timedelta(microseconds=1)
 
-#: How far ``next_opening`` / ``add_business_time`` look past the last open interval
-#: (or the starting point) before giving up with ``ValueError``: about three years.
+#: How far past their starting point ``next_opening`` / ``add_business_time`` look before
+#: giving up with ``ValueError``: about three years. A bound on the walk itself, not only
+#: on a closure: a calendar open one minute a week would otherwise walk for millennia
+#: (seconds of CPU, then past the last representable date) to add a year of business time.
 MAX_SEARCH_DAYS = 3 * 366
 
 _Interval = tuple[datetime, datetime]
@@ -304,8 +306,8 @@ class BusinessCalendar:
           has to elapse.  This keeps ``add(add(a, d1), d2) == add(a, d1 + d2)`` for all
           ``d1, d2 >= 0``.
         * ``duration < 0`` -> ``ValueError``.
-        * ``duration > 0`` on a calendar with no opening hours, or needing to look further
-          than ``MAX_SEARCH_DAYS`` past an opening -> ``ValueError``.
+        * ``duration > 0`` on a calendar with no opening hours, or ending more than
+          ``MAX_SEARCH_DAYS`` days after ``start`` -> ``ValueError``.
         """
         start = _utc(start, "start")
         if not isinstance(duration, timedelta):
@@ -397,23 +399,24 @@ class BusinessCalendar:
     def _open_intervals(self, at: datetime, until: datetime | None = None) -> Iterator[_Interval]:
         """Open intervals that end after ``at``, in order, the first clipped to start at ``at``.
 
-        Without ``until`` the walk is unbounded but raises ``ValueError`` after
-        ``MAX_SEARCH_DAYS`` days without an interval; with ``until`` it stops after the
-        local date of ``until`` (plus a day of slack) instead.
+        Without ``until`` the walk raises ``ValueError`` once it is ``MAX_SEARCH_DAYS``
+        days past ``at``; with ``until`` it stops after the local date of ``until`` (plus a
+        day of slack) instead.
         """
         first_day = self._local_date(at) - _DAY  # the previous day may run past midnight
         last_day = None if until is None else self._local_date(until) + _DAY
         day = first_day
-        last_hit = day
+        found = False
         try:
             while last_day is None or day <= last_day:
                 for begin, end in self._day_intervals(day):
                     if end > at:
-                        last_hit = day
+                        found = True
                         yield (max(begin, at), end)
-                if last_day is None and (day - last_hit).days > MAX_SEARCH_DAYS:
+                if last_day is None and (day - first_day).days > MAX_SEARCH_DAYS:
                     raise ValueError(
-                        f"no opening hours within {MAX_SEARCH_DAYS} days after {last_hit.isoformat()}"
+                        f"no opening hours within {MAX_SEARCH_DAYS} days after {first_day.isoformat()}" if not found
+                        else f"not reached within {MAX_SEARCH_DAYS} days after {first_day.isoformat()}"
                     )
                 day += _DAY
         except OverflowError as exc:

@@ -420,16 +420,24 @@ def _first_reach(clock: SlaClock, fraction: float, until: datetime | None, calen
             moment: datetime | None = anchor.at
         elif not anchor.running:
             continue
-        elif i < last:
-            if anchors[i + 1].consumed < amount:
-                continue
-            moment = calendar.add_business_time(anchor.at, amount - anchor.consumed)
+        elif i < last and anchors[i + 1].consumed < amount:
+            continue
         else:
-            moment = calendar.add_business_time(anchor.at, amount - anchor.consumed)
-        if until is not None and moment > until:
+            moment = _reach(calendar, anchor.at, amount - anchor.consumed)
+        if moment is None or until is not None and moment > until:
             return None
         return moment
     return None
+
+
+def _reach(calendar: Calendar, start: datetime, amount: timedelta) -> datetime | None:
+    """``start`` plus ``amount`` of business time; ``None`` when the calendar cannot say
+    (further off than it searches): such a clock has no due time and never crosses a
+    level, rather than failing every ticket event and monitor pass that touches it."""
+    try:
+        return calendar.add_business_time(start, amount)
+    except ValueError:
+        return None
 
 
 def _note_breach(clock: SlaClock, now: datetime, calendar: Calendar) -> SlaClock:
@@ -460,12 +468,13 @@ def start(kind: ClockKind | str, target: timedelta, now: datetime) -> SlaClock:
 def due_at(clock: SlaClock, calendar: Calendar) -> datetime | None:
     """When the consumption reaches the target, if the clock keeps running.
 
-    ``None`` while paused or once met.  Already at/over the target: the breach instant.
+    ``None`` while paused, once met, or when the calendar cannot reach the target.
+    Already at/over the target: the breach instant.
     """
     if not clock.running:
         return None
     if clock.consumed < clock.target:
-        return calendar.add_business_time(clock.consumed_at, clock.target - clock.consumed)
+        return _reach(calendar, clock.consumed_at, clock.target - clock.consumed)
     return clock.breached_at if clock.breached_at is not None else clock.consumed_at
 
 

@@ -583,16 +583,46 @@ class SlaService:
             data.timezone or row.timezone,
             self._hours(data.weekly_hours) if data.weekly_hours is not None else row.weekly_hours,
             [d.isoformat() for d in data.holidays] if data.holidays is not None else row.holidays)
+        hours = BusinessCalendar.from_dict(fields)
+        changed = next((f for f in ("weekly_hours", "holidays", "timezone") if getattr(data, f) is not None), "name")
+        users = [policy for policy in await self.list_policies(principal) if policy.calendar_id == row.id]
+        for policy in users:
+            self._refuse_unreachable(policy.targets, hours, now, field=changed, policy=policy.name)
         for key, value in fields.items():
             setattr(row, key, value)
         self._calendars.pop(row.id, None)
-        for policy in await self.list_policies(principal):
-            if policy.calendar_id == row.id:  # running clocks follow the new hours
-                self.outbox.publish(row.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
+        for policy in users:  # running clocks follow the new hours
+            self.outbox.publish(row.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
         if data.name is not None:
             row.name = data.name
         row.updated_at = now
         return row
+
+    async def _check_reachable(self, workspace_id: uuid.UUID, targets: dict[str, dict[str, int]],
+                               calendar_id: uuid.UUID | None, now: datetime) -> None:
+        if calendar_id is None:
+            return  # 24/7 reaches any target the schema allows
+        row = await self.session.scalar(select(SlaCalendar).where(
+            SlaCalendar.workspace_id == workspace_id, SlaCalendar.id == calendar_id))
+        if row is not None:
+            self._refuse_unreachable(targets, _business_calendar(row), now)
+
+    @staticmethod
+    def _refuse_unreachable(targets: dict[str, dict[str, int]], calendar: BusinessCalendar, now: datetime, *,
+                            field: str | None = None, policy: str | None = None) -> None:
+        """The engine looks ``MAX_SEARCH_DAYS`` ahead for a due time: a target its calendar
+        does not open long enough to reach in that time would leave tickets without one."""
+        horizon = timedelta(days=MAX_SEARCH_DAYS - 1)  # what the search covers whatever the start
+        reach = calendar.business_time_between(now, now + horizon)
+        for priority, kinds in targets.items():
+            for kind, seconds in kinds.items():
+                if timedelta(seconds=seconds) > reach:
+                    whose = f" of the policy '{policy}'" if policy else ""
+                    raise ValidationFailed(
+                        f"The {priority} {kind.replace('_', ' ')} target{whose} ({_in_hours(seconds)}) cannot "
+                        f"be reached: these business hours add up to {_in_hours(reach.total_seconds())} in the "
+                        f"{MAX_SEARCH_DAYS} days the SLA engine looks ahead.",
+                        field=field or f"targets.{priority}.{kind}")
 
     async def _check_name(self, model: type[SlaCalendar] | type[SlaPolicy], workspace_id: uuid.UUID,
                           name: str) -> None:
@@ -647,6 +677,7 @@ class SlaService:
         await self._check_name(SlaPolicy, principal.workspace_id, data.name)
         targets = {p: {**DEFAULT_TARGETS[p], **(data.targets[p].model_dump() if data.targets and p in data.targets
                                                else {})} for p in DEFAULT_TARGETS}
+        await self._check_reachable(principal.workspace_id, targets, data.calendar_id, now)
         policy = SlaPolicy(workspace_id=principal.workspace_id, name=data.name, is_default=data.is_default,
                            conditions=data.conditions.model_dump(mode="json"), targets=targets,
                            warning_at=data.warning_at, critical_at=data.critical_at, calendar_id=data.calendar_id,
@@ -685,6 +716,9 @@ class SlaService:
                               for p in DEFAULT_TARGETS}
         if "calendar_id" in fields:
             new["calendar_id"] = data.calendar_id
+        if {"targets", "calendar_id"} & new.keys():
+            await self._check_reachable(policy.workspace_id, new.get("targets", policy.targets),
+                                        new.get("calendar_id", policy.calendar_id), now)
         changes = {k: (getattr(policy, k), v) for k, v in new.items() if getattr(policy, k) != v}
         for k, (_, v) in changes.items():
             setattr(policy, k, v)
@@ -739,6 +773,11 @@ class SlaService:
             await self._store(tracker, ticket, clocks, policy, calendar, now)
             count += 1
         return count
+
+
+def _in_hours(seconds: float) -> str:
+    hours = round(seconds / 3600, 2)
+    return "1 hour" if hours == 1 else f"{hours:g} hours"
 
 
 def _minutes(n: int) -> str:
