@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from conftest import statements_run
 from factories import make_workspace
+from relaydesk.core.audit import AuditEntry
 
 
 async def desk(client, **agent_fields):
@@ -804,3 +806,44 @@ async def test_a_target_the_calendar_cannot_reach_is_refused(client):
                            json={"holidays": sundays})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "holidays", r.text
     assert "'Sparse'" in r.json()["detail"]
+
+
+async def test_retiring_a_policy_moves_its_open_tickets_and_a_used_calendar_stays(client, settle, runtime):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    hours = (await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Office", "timezone": "UTC", "weekly_hours": MONDAYS})).json()
+    base = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Base", "is_default": True})).json()
+    quick = {"first_response": 1800, "next_response": 3600, "resolution": 4 * 3600}
+    returns = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Returns", "calendar_id": hours["id"], "targets": {"MEDIUM": quick}})).json()
+    await client.put(f"/api/v1/categories/{cat['id']}/sla-policy", headers=ws.admin.headers,
+                     json={"policy_id": returns["id"]})
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Broken on arrival", description="hi", category_id=cat["id"])
+    await settle()
+    assert (await sla(client, ws, t["id"]))["_"]["policy"] == "Returns"
+    r = await client.delete(f"/api/v1/sla-calendars/{hours['id']}", headers=ws.admin.headers)
+    assert r.status_code == 409 and r.json()["code"] == "calendar_in_use" and "Returns" in r.json()["detail"]
+    assert (await client.delete(f"/api/v1/sla-policies/{returns['id']}", headers=agent.headers)).status_code == 403
+    other = await make_workspace(client)
+    assert (await client.delete(f"/api/v1/sla-policies/{returns['id']}",
+                                headers=other.admin.headers)).status_code == 404
+
+    assert (await client.delete(f"/api/v1/sla-policies/{returns['id']}", headers=ws.admin.headers)).status_code == 204
+    await settle()
+    got = await sla(client, ws, t["id"])
+    assert got["_"]["policy"] == "Base" and got["_"]["business_hours"] == "24/7"
+    assert got["first_response"]["target_seconds"] == 8 * 3600
+    assert (await client.get(f"/api/v1/sla-policies/{returns['id']}", headers=ws.admin.headers)).status_code == 404
+    assert (await client.get(f"/api/v1/categories/{cat['id']}", headers=ws.admin.headers)).json()[
+        "sla_policy_id"] is None
+    # The default can go too: the built-in targets apply then.
+    assert (await client.delete(f"/api/v1/sla-policies/{base['id']}", headers=ws.admin.headers)).status_code == 204
+    assert (await sla(client, ws, t["id"]))["_"]["policy"] == "Default"
+    assert (await client.delete(f"/api/v1/sla-calendars/{hours['id']}", headers=ws.admin.headers)).status_code == 204
+    assert (await client.get(f"/api/v1/sla-calendars/{hours['id']}", headers=ws.admin.headers)).status_code == 404
+    async with runtime.db.read_session() as session:
+        trail = {(r.entity_type, r.before) for r in await session.scalars(select(AuditEntry).where(
+            AuditEntry.field == "deleted", AuditEntry.actor_id == uuid.UUID(ws.admin.id)))}
+    assert trail == {("sla_policy", "Returns"), ("sla_policy", "Base"), ("sla_calendar", "Office")}

@@ -225,6 +225,11 @@ async def read_once(session: AsyncSession, key: tuple[Any, ...], load: Callable[
     return cache[key]
 
 
+def forget_read(session: AsyncSession, key: tuple[Any, ...]) -> None:
+    """For the rare transaction that changes what ``read_once`` gave it: ask again next time."""
+    session.info.get("read_once", {}).pop(key, None)
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 

@@ -76,6 +76,13 @@ async def update_policy(policy_id: uuid.UUID, body: PolicyPatch, principal: Staf
     return await service(request, session).update_policy(principal, policy_id, body, now(request))
 
 
+@router.delete("/sla-policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sla"],
+               summary="Retire an SLA policy; its open tickets move to the policy that applies then")
+async def delete_policy(policy_id: uuid.UUID, principal: StaffPrincipal, request: Request,
+                        session: SessionDep) -> None:
+    await service(request, session).delete_policy(principal, policy_id, now(request))
+
+
 @router.put("/categories/{category_id}/sla-policy", response_model=CategoryOut, tags=["sla"],
             summary="Give a category its own SLA policy (supervisors, admins)")
 async def set_category_policy(category_id: uuid.UUID, body: CategoryPolicyIn, principal: StaffPrincipal,
@@ -104,3 +111,10 @@ async def get_calendar(calendar_id: uuid.UUID, principal: CurrentPrincipal, requ
 async def update_calendar(calendar_id: uuid.UUID, body: CalendarPatch, principal: StaffPrincipal,
                           request: Request, session: SessionDep):  # noqa: ANN201
     return await service(request, session).update_calendar(principal, calendar_id, body, now(request))
+
+
+@router.delete("/sla-calendars/{calendar_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["sla"],
+               summary="Remove a calendar no SLA policy uses")
+async def delete_calendar(calendar_id: uuid.UUID, principal: StaffPrincipal, request: Request,
+                          session: SessionDep) -> None:
+    await service(request, session).delete_calendar(principal, calendar_id, now(request))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, new_id, note_locked, read_once
+from relaydesk.core.db import already_loaded, forget_read, new_id, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -271,14 +271,8 @@ class SlaService:
         calendar = await self._calendar(policy)
         clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
         if switched:
-            # Time used so far is kept as the old calendar counted it; the new policy's
-            # targets and hours apply from the change on.
-            targets = self._targets(chosen, ticket.priority)
-            clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
-            policy, calendar = chosen, await self._calendar(chosen)
-            tracker.policy_id = policy.id if policy else None
-            tracker.policy_name = policy.name if policy else "Default"
-            tracker.priority = ticket.priority
+            clocks, calendar = await self._switch_policy(tracker, ticket, clocks, calendar, chosen, at)
+            policy = chosen
         elif ticket.priority != tracker.priority:
             targets = self._targets(policy, ticket.priority)
             clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
@@ -305,6 +299,18 @@ class SlaService:
             clocks[ClockKind.RESOLUTION] = engine.resume(resolution, at, calendar)
         await self._store(tracker, ticket, clocks, policy, calendar, now)
         return tracker
+
+    async def _switch_policy(self, tracker: SlaTracker, ticket: Ticket, clocks: dict[ClockKind, SlaClock],
+                             calendar: BusinessCalendar, policy: SlaPolicy | None,
+                             at: datetime) -> tuple[dict[ClockKind, SlaClock], BusinessCalendar]:
+        """Put the tracker on ``policy`` from ``at`` on: time used so far is kept as the old
+        calendar counted it; the new policy's targets and hours apply from then."""
+        targets = self._targets(policy, ticket.priority)
+        clocks = {k: engine.retarget(c, targets[k.value], at, calendar) for k, c in clocks.items()}
+        tracker.policy_id = policy.id if policy else None
+        tracker.policy_name = policy.name if policy else "Default"
+        tracker.priority = ticket.priority
+        return clocks, await self._calendar(policy)
 
     async def _store(self, tracker: SlaTracker | DueTracker, ticket: Ticket, clocks: dict[ClockKind, SlaClock],
                      policy: SlaPolicy | None, calendar: BusinessCalendar, now: datetime) -> None:
@@ -731,6 +737,57 @@ class SlaService:
             if {"targets", "warning_at", "critical_at", "calendar_id"} & changes.keys():
                 self.outbox.publish(policy.workspace_id, "sla.policy_changed", now, policy_id=policy.id)
         return policy
+
+    async def delete_policy(self, principal: Principal, policy_id: uuid.UUID, now: datetime) -> None:
+        """Retire a policy. Its categories lose it, and the open tickets on it move to the
+        policy that applies without it (the built-ins when it was the only default), their
+        clocks keeping the time used; closed tickets keep its name in their history."""
+        self._require_manager(principal)
+        policy = await self.get_policy(principal, policy_id)
+        # Locked before the row goes, which would clear their policy_id on its own.
+        trackers = list(await self.session.scalars(select(SlaTracker).where(
+            SlaTracker.workspace_id == policy.workspace_id, SlaTracker.policy_id == policy.id)
+            .order_by(SlaTracker.ticket_id).with_for_update()))
+        for category in await self.categories.list(principal):
+            if category.sla_policy_id == policy.id:
+                self.audit.record(workspace_id=category.workspace_id, entity_type="category", entity_id=category.id,
+                                  actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                                  changes={"sla_policy_id": (policy.id, None)})
+                category.sla_policy_id = None
+        self.audit.record(workspace_id=policy.workspace_id, entity_type="sla_policy", entity_id=policy.id,
+                          actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                          changes={"deleted": (policy.name, None)})
+        calendar = await self._calendar(policy)
+        await self.session.delete(policy)
+        await self.session.flush()
+        self._policies.pop(policy.id, None)
+        forget_read(self.session, ("sla_policies", policy.workspace_id))
+        for tracker in trackers:
+            try:
+                ticket = await self.tickets.get(Principal.system(policy.workspace_id), tracker.ticket_id)
+            except NotFound:
+                ticket = None
+            if ticket is None or ticket.status in DONE:
+                tracker.policy_id = None
+                continue
+            chosen = await self.policy_for(ticket)
+            clocks = {ClockKind(k): SlaClock.from_dict(v) for k, v in tracker.clocks.items()}
+            clocks, new_calendar = await self._switch_policy(tracker, ticket, clocks, calendar, chosen, now)
+            await self._store(tracker, ticket, clocks, chosen, new_calendar, now)
+
+    async def delete_calendar(self, principal: Principal, calendar_id: uuid.UUID, now: datetime) -> None:
+        """Only a calendar no policy uses: its policies' clocks would silently turn 24/7."""
+        self._require_manager(principal)
+        row = await self.get_calendar(principal, calendar_id)
+        users = [policy.name for policy in await self.list_policies(principal) if policy.calendar_id == row.id]
+        if users:
+            raise Conflict(f"These SLA policies use this calendar: {', '.join(users)}. Give them other business "
+                           f"hours (or 24/7) first.", code="calendar_in_use", extra={"policies": users})
+        self.audit.record(workspace_id=row.workspace_id, entity_type="sla_calendar", entity_id=row.id,
+                          actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
+                          changes={"deleted": (row.name, None)})
+        await self.session.delete(row)
+        self._calendars.pop(row.id, None)
 
     async def set_category_policy(self, principal: Principal, category_id: uuid.UUID, policy_id: uuid.UUID | None,
                                   now: datetime) -> Category:
