@@ -847,3 +847,17 @@ async def test_retiring_a_policy_moves_its_open_tickets_and_a_used_calendar_stay
         trail = {(r.entity_type, r.before) for r in await session.scalars(select(AuditEntry).where(
             AuditEntry.field == "deleted", AuditEntry.actor_id == uuid.UUID(ws.admin.id)))}
     assert trail == {("sla_policy", "Returns"), ("sla_policy", "Base"), ("sla_calendar", "Office")}
+
+
+async def test_a_renamed_policy_shows_its_new_name_on_running_tickets(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    policy = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Standard", "is_default": True})).json()
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    r = await client.patch(f"/api/v1/sla-policies/{policy['id']}", headers=ws.admin.headers,
+                           json={"name": "Standard support"})
+    assert r.status_code == 200, r.text
+    await settle()
+    assert (await sla(client, ws, t["id"]))["_"]["policy"] == "Standard support"

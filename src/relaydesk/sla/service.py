@@ -521,7 +521,9 @@ class SlaService:
             })
         order = [k.value for k in ClockKind]
         clocks.sort(key=lambda c: order.index(c["kind"]))
-        return {"ticket_id": ticket.id, "policy": tracker.policy_name, "priority": tracker.priority,
+        # The policy's name as it is now; the one noted on the tracker once it is gone.
+        return {"ticket_id": ticket.id, "policy": policy.name if policy else tracker.policy_name,
+                "priority": tracker.priority,
                 "state": tracker.state, "breached": tracker.breached, "escalation_level": tracker.escalation_level,
                 "business_hours": "24/7" if policy is None or policy.calendar_id is None else
                 (await self.session.get(SlaCalendar, policy.calendar_id)).name,
