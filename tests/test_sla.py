@@ -861,3 +861,20 @@ async def test_a_renamed_policy_shows_its_new_name_on_running_tickets(client, se
     assert r.status_code == 200, r.text
     await settle()
     assert (await sla(client, ws, t["id"]))["_"]["policy"] == "Standard support"
+
+
+async def test_a_ticket_reads_paused_only_when_no_clock_runs(client, settle):
+    ws, team, lead, agent, senior, cat = await desk(client)
+    cust = await ws.customer()
+    t = await ws.ticket(cust, subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    await ws.move(ws.admin, t["id"], "WAITING_ON_CUSTOMER")  # unanswered: first response still runs
+    await settle()
+    got = await sla(client, ws, t["id"])
+    assert got["resolution"]["state"] == "paused" and got["first_response"]["state"] == "ok"
+    assert got["_"]["state"] == "ok"
+    await ws.reply(ws.admin, t["id"], "Which order is it?")
+    await ws.move(ws.admin, t["id"], "WAITING_ON_CUSTOMER")
+    await settle()
+    got = await sla(client, ws, t["id"])
+    assert got["first_response"]["state"] == "met" and got["_"]["state"] == "paused"

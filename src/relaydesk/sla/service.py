@@ -328,8 +328,10 @@ class SlaService:
         tracker.clocks = {k.value: c.to_dict() for k, c in clocks.items()}
         states = [engine.status(c, now, calendar, thresholds) for c in clocks.values()]
         worst = max(states, key=lambda s: SEVERITY[s])
+        # Paused only when nothing runs: waiting on the customer pauses resolution, but an
+        # unanswered ticket's first response still runs.
         tracker.state = (worst if SEVERITY[worst] else
-                         ClockStatus.PAUSED if ClockStatus.PAUSED in states else
+                         ClockStatus.PAUSED if ClockStatus.PAUSED in states and ClockStatus.OK not in states else
                          ClockStatus.MET if all(s is ClockStatus.MET for s in states) else ClockStatus.OK).value
         await self._hold_or_restart_escalation_timer(tracker, ticket, now)
         await self._escalate_automatically(tracker, ticket, crossed, now)
