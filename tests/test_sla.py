@@ -878,3 +878,20 @@ async def test_a_ticket_reads_paused_only_when_no_clock_runs(client, settle):
     await settle()
     got = await sla(client, ws, t["id"])
     assert got["first_response"]["state"] == "met" and got["_"]["state"] == "paused"
+
+
+async def test_opening_hours_and_names_are_checked_as_people_write_them(client):
+    ws = await make_workspace(client)
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Odd", "timezone": "UTC", "weekly_hours": {"0": [{"start": "24:00", "end": "24:00"}]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].endswith("start"), r.text
+    r = await client.post("/api/v1/sla-calendars", headers=ws.admin.headers, json={
+        "name": "Odd", "timezone": "UTC", "weekly_hours": {"0": [{"start": "09:00", "end": "17:00"},
+                                                                 {"start": "12:00", "end": "24:00"}]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weekly_hours"
+    assert "09:00-17:00 and 12:00-24:00 overlap" in r.json()["detail"], r.text
+    vip = (await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "VIP"})).json()
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={"name": "vip"})
+    assert r.status_code == 409 and r.json()["code"] == "name_taken"
+    r = await client.patch(f"/api/v1/sla-policies/{vip['id']}", headers=ws.admin.headers, json={"name": "Vip"})
+    assert r.status_code == 200 and r.json()["name"] == "Vip"  # its own name in another case

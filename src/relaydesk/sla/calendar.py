@@ -119,6 +119,13 @@ def _offset(t: time) -> timedelta:
     return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
 
 
+def _span_text(start: time, end: time) -> str:
+    """An interval as it is written (``09:00-17:00``, ``22:00-24:00``), seconds only if given."""
+    def text(t: time) -> str:
+        return t.isoformat("minutes" if not (t.second or t.microsecond) else "auto")
+    return f"{text(start)}-{'24:00' if end == _MIDNIGHT else text(end)}"
+
+
 def _normalise_hours(
     weekly_hours: Mapping[int, Sequence[tuple[time, time]]],
 ) -> tuple[Mapping[int, tuple[tuple[time, time], ...]], tuple[tuple[_Span, ...], ...]]:
@@ -148,13 +155,14 @@ def _normalise_hours(
             lo = _offset(start)
             hi = _DAY if end == _MIDNIGHT else _offset(end)
             if not lo < hi:
-                raise ValueError(f"weekday {day}: interval {start}-{end} must start before it ends")
+                raise ValueError(f"weekday {day}: interval {_span_text(start, end)} must start before it ends")
             parsed.append((start, end, lo, hi))
         parsed.sort(key=lambda item: item[2])
         for before, after in pairwise(parsed):
             if after[2] < before[3]:
                 raise ValueError(
-                    f"weekday {day}: intervals {before[0]}-{before[1]} and {after[0]}-{after[1]} overlap"
+                    f"weekday {day}: intervals {_span_text(before[0], before[1])} and "
+                    f"{_span_text(after[0], after[1])} overlap"
                 )
         if not parsed:
             continue

@@ -14,27 +14,29 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=120)]
 Seconds = Annotated[int, Field(ge=60, le=365 * 24 * 3600)]
 
 
-def _minutes(value: Any) -> Any:
-    """Opening hours are whole minutes, as written on a shop door: seconds would be lost
-    in storage, so they are refused rather than silently dropped. ``24:00`` (what the API
-    shows for the end of the day) is read as midnight."""
+def _end_of_day(value: Any) -> Any:
+    """``24:00`` (what the API shows for the end of the day) is read as midnight; only an
+    end may be 24:00, a start of 24:00 would be the next day's 00:00."""
     if value == "24:00":
         return time(0, 0)
     return value
 
 
 def _whole_minute(value: time) -> time:
+    """Opening hours are whole minutes, as written on a shop door: seconds would be lost
+    in storage, so they are refused rather than silently dropped."""
     if value.second or value.microsecond or value.tzinfo is not None:
         raise ValueError("give hours and minutes only, as HH:MM")
     return value
 
 
-Clock = Annotated[time, BeforeValidator(_minutes), AfterValidator(_whole_minute)]
+Opening = Annotated[time, AfterValidator(_whole_minute)]
+Closing = Annotated[time, BeforeValidator(_end_of_day), AfterValidator(_whole_minute)]
 
 
 class Interval(Input):
-    start: Clock
-    end: Clock = Field(description="00:00 or 24:00 means midnight at the end of the day.")
+    start: Opening
+    end: Closing = Field(description="00:00 or 24:00 means midnight at the end of the day.")
 
 
 class IntervalOut(Output):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -588,7 +588,7 @@ class SlaService:
         row = await self.get_calendar(principal, calendar_id)
         self._refuse_emptying(data, ("name", "timezone", "weekly_hours", "holidays"))
         if data.name is not None and data.name != row.name:
-            await self._check_name(SlaCalendar, row.workspace_id, data.name)
+            await self._check_name(SlaCalendar, row.workspace_id, data.name, renamed=row.id)
         fields = self._validated_hours(
             data.timezone or row.timezone,
             self._hours(data.weekly_hours) if data.weekly_hours is not None else row.weekly_hours,
@@ -635,8 +635,11 @@ class SlaService:
                         field=field or f"targets.{priority}.{kind}")
 
     async def _check_name(self, model: type[SlaCalendar] | type[SlaPolicy], workspace_id: uuid.UUID,
-                          name: str) -> None:
-        if await self.session.scalar(select(model.id).where(model.workspace_id == workspace_id, model.name == name)):
+                          name: str, renamed: uuid.UUID | None = None) -> None:
+        """Names differ in more than case ("VIP" and "vip" read as one in a picker); a
+        ``renamed`` row may change the case of its own."""
+        same = select(model.id).where(model.workspace_id == workspace_id, func.lower(model.name) == name.lower())
+        if await self.session.scalar(same if renamed is None else same.where(model.id != renamed)):
             what = "calendar" if model is SlaCalendar else "policy"
             raise Conflict(f"A {what} with this name already exists.", field="name", code="name_taken")
 
@@ -714,7 +717,7 @@ class SlaService:
         self._check_thresholds(warning, critical)
         new: dict[str, Any] = {"warning_at": warning, "critical_at": critical}
         if data.name is not None and data.name != policy.name:
-            await self._check_name(SlaPolicy, policy.workspace_id, data.name)
+            await self._check_name(SlaPolicy, policy.workspace_id, data.name, renamed=policy.id)
             new["name"] = data.name
         if data.is_default is not None:
             new["is_default"] = data.is_default
