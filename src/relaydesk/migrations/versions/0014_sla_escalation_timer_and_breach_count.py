@@ -2,7 +2,7 @@
 is not open work; breaches are counted on the tracker, so a second one raises level 2 whenever it comes
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-05 16:40:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
