@@ -108,6 +108,25 @@ class TestNewTicketsByEmail:
         r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
         assert r.status_code == 409
 
+    async def test_a_customer_is_answered_from_the_address_they_wrote_to(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        tag = uuid.uuid4().hex[:6]
+        support, sales = f"support-{tag}@acme.example.com", f"sales-{tag}@acme.example.com"
+        for own in (support, sales):
+            assert (await client.post("/api/v1/mailboxes", json={"address": own},
+                                      headers=ws.admin.headers)).status_code == 201
+        await send(listener, email("Lan <lan@customers.example.com>", sales, "A quote for 40 jackets", "Hi"), sales)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await ws.reply(agent, ticket["id"], "Here is your quote.")
+        await settle()
+        sent = [message_from_bytes(m.raw) for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]
+        assert [m["Subject"].split(":")[0] for m in sent] == ["[T-000001] We received your request",
+                                                             "[T-000001] New reply"]
+        assert all(sales in m["From"] and support not in m["From"] for m in sent), [m["From"] for m in sent]
+
     async def test_a_support_address_on_an_internationalised_domain_receives_in_either_spelling(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         """Mail servers hand the recipient over in the domain's ASCII form, and the answers

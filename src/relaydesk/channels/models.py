@@ -43,6 +43,7 @@ class InboundEmail(IdMixin, WorkspaceScoped, Base):
     __table_args__ = (
         Index(None, "workspace_id", "status", "received_at"),
         Index(None, "workspace_id", "header_message_id"),
+        Index(None, "workspace_id", "ticket_id", "received_at"),
     )
 
     mailbox_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.channels.models import Mailbox
+from relaydesk.channels.models import InboundEmail, Mailbox
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
@@ -25,17 +25,29 @@ class MailboxService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def sending_address(self, workspace: Workspace, mail_domain: str) -> str:
-        """The workspace's first own address, else its built-in one. A mailbox in the mail
-        domain (saved before such addresses were refused) is never sent from: it may be
-        another workspace's built-in address."""
-        async def first() -> str | None:
-            addresses = await self.session.scalars(select(Mailbox.address).where(
+    async def sending_address(self, workspace: Workspace, mail_domain: str,
+                              ticket_id: uuid.UUID | None = None) -> str:
+        """The address mail about ``ticket_id`` goes out from: the one of this workspace's
+        mailboxes the customer last wrote to about it (a customer who wrote to sales@ is
+        answered from sales@), else the workspace's first own address, else its built-in
+        one. A mailbox in the mail domain (saved before such addresses were refused) is
+        never sent from: it may be another workspace's built-in address."""
+        async def own() -> list[tuple[uuid.UUID, str]]:
+            rows = await self.session.execute(select(Mailbox.id, Mailbox.address).where(
                 Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at))
-            return next((a for a in addresses if not in_mail_domain(a, mail_domain)), None)
+            return [(box, address) for box, address in rows if not in_mail_domain(address, mail_domain)]
 
-        return await read_once(self.session, ("sending_address", workspace.id), first) \
-            or f"{workspace.slug}@{mail_domain}"
+        mailboxes = await read_once(self.session, ("sending_addresses", workspace.id), own)
+        if len(mailboxes) > 1 and ticket_id is not None:  # with one mailbox there is no choosing
+            written_to = await self.session.scalar(
+                select(InboundEmail.mailbox_id).where(
+                    InboundEmail.workspace_id == workspace.id, InboundEmail.ticket_id == ticket_id,
+                    InboundEmail.mailbox_id.is_not(None))
+                .order_by(InboundEmail.received_at.desc()).limit(1))
+            address = next((address for box, address in mailboxes if box == written_to), None)
+            if address is not None:
+                return address
+        return mailboxes[0][1] if mailboxes else f"{workspace.slug}@{mail_domain}"
 
     async def workspace_for(self, address: str, mail_domain: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
         """Which workspace (and mailbox) mail to this address is for, if any (a mail server

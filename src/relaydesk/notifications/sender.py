@@ -262,7 +262,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     rendered = rendered or render(kind, delivery.locale, ctx)
 
     workspace = await WorkspaceService(session).get(delivery.workspace_id)
-    sender = await MailboxService(session).sending_address(workspace, settings.mail_domain)
+    about = (ctx.get("ticket") or {}).get("id")
+    sender = await MailboxService(session).sending_address(workspace, settings.mail_domain,
+                                                           uuid.UUID(about) if about else None)
     files, left_out = await _files_of(runtime, session, delivery, digest) \
         if delivery.kind == "reply_to_customer" else ([], [])
     text, html = rendered.text, rendered.html

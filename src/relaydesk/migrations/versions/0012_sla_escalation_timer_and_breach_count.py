@@ -1,8 +1,8 @@
 """sla escalation timer and breach count: the timer to the next level is stopped while the ticket
 is not open work; breaches are counted on the tracker, so a second one raises level 2 whenever it comes
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-05 16:40:00.000000
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0012"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

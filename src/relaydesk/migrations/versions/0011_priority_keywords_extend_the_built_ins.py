@@ -1,6 +1,6 @@
 """priority keywords extend the built-ins: a workspace's list used to replace them
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05 17:00:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from relaydesk.routing.priority import DEFAULT_KEYWORDS, keywords_in_effect
 
-revision = "0012"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
