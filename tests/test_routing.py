@@ -419,8 +419,10 @@ class TestQueue:
                                headers=ws.admin.headers)
         assert r.status_code == 200
         await settle()
-        assert (await routing_of(client, ws, t["id"]))["state"] == "manual"
-
+        why = await routing_of(client, ws, t["id"])
+        assert why["state"] == "manual" and why["assignee_id"] == helper.id
+        assert why["decision"]["assigned_by_hand"]["by"] == ws.admin.id
+        assert why["decision"]["assigned_by_hand"]["assignee_id"] == helper.id
 
     async def test_unassigning_hands_the_ticket_to_someone_else(self, client, settle):
         ws, team, [strong], cats = await setup_desk(client, agents=1, skills=(("billing", 5),))

@@ -99,10 +99,12 @@ class RoutingOut(Output):
     team_id: uuid.UUID | None
     rule: dict[str, Any] | None = Field(description="The assignment rule that matched, if any.")
     decision: dict[str, Any] | None = Field(
-        description="The last assignment decision: strategy, winner, candidates with score parts, "
-                    "who was excluded and why, and the reason.")
+        description="Routing's last assignment decision: strategy, winner, candidates with score parts, "
+                    "who was excluded and why, and the reason; after a person assigned the ticket (state "
+                    "manual), `assigned_by_hand` says who, to whom and when.")
     queued_since: datetime | None
-    decided_at: datetime
+    decided_at: datetime = Field(description="When routing last decided (a person's assignment is not one).")
+    assignee_id: uuid.UUID | None = Field(description="Who has the ticket now, however it came to them.")
 
 
 class WorkspaceSettingsOut(WorkspaceSettings):

@@ -60,6 +60,8 @@ NEEDS_ROUTING = frozenset({Status.OPEN.value, Status.ESCALATED.value})
 # it or supervisors have been told it is waiting, so that it never waits for ever when
 # they are the only one who can take it.
 HANDED_BACK = "handed_back_by"
+# In the record's decision: the person who last assigned the ticket by hand, whom to, when.
+BY_HAND = "assigned_by_hand"
 _PREDICTIONS = "category_predictions"  # session.info: ticket id -> (model, prediction) from classify_ahead
 _UNROUTED = "tickets_unrouted"  # session.info: new tickets found without a routing record, ahead of intake
 # Hot statements, built once (docs/architecture.md, "Statements built once").
@@ -416,13 +418,16 @@ class RoutingService:
 
     async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
                                   after: uuid.UUID | None, by_system: bool, now: datetime, *,
-                                  handed_back_by_owner: bool = False) -> None:
+                                  handed_back_by_owner: bool = False, actor_id: uuid.UUID | None = None) -> None:
         """``handed_back_by_owner``: the agent who had the ticket unassigned it themselves."""
         # A system's assignment (routing's own never gets here, see ``wants`` in tasks.py;
         # a senior reassignment does) leaves the record as it is.
         routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
         if routing is not None and after is not None and not by_system:
             routing.leave_queue("manual")
+            # The decision stays routing's own; the record says who overrode it, whom to, when.
+            routing.decision = {**(routing.decision or {}), BY_HAND: {
+                "by": str(actor_id) if actor_id else None, "assignee_id": str(after), "at": now.isoformat()}}
         if routing is not None and after is None:
             # Unassigned by a person: back into the pool; not straight back to an agent who
             # gave it back themselves, while one a supervisor took it from may get it again.
@@ -548,6 +553,7 @@ class RoutingService:
             "priority": {"source": routing.priority_source, "reasons": routing.priority_reasons},
             "rule": {"id": str(rule.id), "name": rule.name} if rule else None,
             "decision": routing.decision, "queued_since": routing.queued_since, "decided_at": routing.decided_at,
+            "assignee_id": ticket.assignee_id,
         }
 
     # -- rules -----------------------------------------------------------------------------
