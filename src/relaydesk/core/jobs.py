@@ -114,8 +114,10 @@ class Jobs:
             while not finish.is_set():
                 receiver = Receiver(broker=self.broker, executor=executor, run_startup=False,
                                     max_async_tasks=concurrency, wait_tasks_timeout=grace)
+                listening = asyncio.ensure_future(receiver.listen(finish))
+                unsticking = asyncio.ensure_future(self._unstick(listening, finish, grace))
                 try:
-                    await receiver.listen(finish)
+                    await listening
                     failures = 0
                 except Exception as exc:
                     failures += 1
@@ -125,6 +127,19 @@ class Jobs:
                         await asyncio.wait_for(finish.wait(), timeout=pause)
                     with contextlib.suppress(Exception):
                         await self.broker._declare_consumer_group()  # type: ignore[attr-defined]
+                finally:
+                    unsticking.cancel()
+
+    async def _unstick(self, listening: asyncio.Future[None], finish: asyncio.Event, grace: float) -> None:
+        """Once told to finish, the receiver cancels its read of the stream. Under load a
+        cancelled blocking read (redis-py 8) can keep waiting on its socket for good, and
+        the worker never stopped: if the receiver has not ended a moment after the running
+        jobs' grace, the connections under the read are dropped, which ends it."""
+        await finish.wait()
+        await asyncio.wait({listening}, timeout=grace + 2)
+        if not listening.done():
+            log.warning("job_queue_read_stuck", detail="dropping the stream connections to stop")
+            await self.broker.connection_pool.disconnect()  # type: ignore[attr-defined]
 
     async def unfinished(self) -> int | None:
         """Jobs queued or running anywhere in the deployment (scaled mode): the consumer
