@@ -679,6 +679,18 @@ class TestPresenceIsPerPerson:
 
 
 class TestResumeCounts:
+    async def test_redis_back_replays_only_what_came_since_hello(self, client, ws_url, settle, app) -> None:  # noqa: ANN001
+        """A socket that heard nothing since connecting is replayed from where hello put
+        it when the hub comes back, not the workspace's whole history."""
+        ws, agent, customer, ticket = await setup(client)
+        await ws.reply(agent, ticket["id"], "An old answer")
+        await settle()
+        live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        hello_id = (await app.state.sockets.latest_event_id(uuid.UUID(ws.id)))
+        await app.state.sockets.hub_state_changed(True)
+        await live.expect("live", state="up")
+        await live.expect("replayed", count=0, last_event_id=hello_id)
+
     async def test_nothing_missed_keeps_the_clients_place(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()

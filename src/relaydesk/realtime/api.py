@@ -89,9 +89,11 @@ async def live(websocket: WebSocket) -> None:
     try:
         if principal.is_staff:
             await registry.staff_joined(principal)
+        # The socket starts where hello tells the client it stands: a replay after a Redis
+        # outage must bring what came since, not the workspace's whole history.
+        connection.last_event_id = await registry.latest_event_id(principal.workspace_id)
         connection.send({"type": "hello", "user_id": str(principal.user_id), "role": principal.role.value,
-                         "workspace_id": str(principal.workspace_id),
-                         "last_event_id": await registry.latest_event_id(principal.workspace_id)})
+                         "workspace_id": str(principal.workspace_id), "last_event_id": connection.last_event_id})
         session = _Session(runtime, registry, connection)
         for channel in filter(None, (websocket.query_params.get("subscribe") or "").split(",")):
             await session.handle({"type": "subscribe", "channel": channel.strip()})
