@@ -14,11 +14,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketState
 
 from relaydesk.agents.schemas import AgentPatch, Availability
@@ -49,6 +51,9 @@ SHARE_ACTIVITY_SECONDS = 5.0  # an agent's activity reaches the other servers th
 # How often presence without an open socket is looked for (and the grace after a start):
 # longer than a server's claims take to lapse (``presence.HOLD_SECONDS``).
 PRESENCE_RECONCILE_SECONDS = 45.0
+# PostgreSQL: how much earlier than the client's last event one that committed after it may
+# have been made (events carry the time of their change; ids are taken as the change commits).
+COMMIT_ORDER_LOOK_BACK_SECONDS = 5.0
 
 
 @dataclass
@@ -183,6 +188,7 @@ class SocketRegistry:
         self.presence: dict[Person, Presence] = {}  # agents who set their presence through a socket
         self.shared = shared_presence(runtime.settings.redis_url, f"{runtime.settings.realtime_channel}:presence")
         self._typing: dict[tuple[Person, uuid.UUID], _Typing] = {}  # per person and ticket
+        self._hub_down_since: datetime | None = None  # when the hub was lost, while it is
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -249,11 +255,13 @@ class SocketRegistry:
 
     async def hub_state_changed(self, up: bool) -> None:
         """Tell every socket; once the hub is back, replay what the outage swallowed."""
+        down_since = self._hub_down_since
+        self._hub_down_since = None if up else down_since or self.runtime.clock.now()
         for group in self.by_workspace.values():
             for connection in tuple(group):
                 connection.send({"type": "live", "state": "up" if up else "degraded"})
                 if up:
-                    self._spawn(self.replay(connection, connection.last_event_id))
+                    self._spawn(self.replay(connection, connection.last_event_id, down_since))
 
     # -- catching up from the outbox ----------------------------------------------------
     async def latest_event_id(self, workspace_id: uuid.UUID) -> int:
@@ -261,21 +269,26 @@ class SocketRegistry:
             return await session.scalar(select(func.max(OutboxEvent.id)).where(
                 OutboxEvent.workspace_id == workspace_id)) or 0
 
-    async def replay(self, connection: Connection, after_id: int) -> None:
+    async def replay(self, connection: Connection, after_id: int, missing_since: datetime | None = None) -> None:
+        """Send what the socket missed after ``after_id``; ``missing_since``: when it stopped
+        hearing events live (a hub outage), so events older than that are not looked back on."""
         limit = self.runtime.settings.ws_replay_limit
         # The client has everything up to after_id: what it should keep never goes back.
         connection.last_event_id = max(connection.last_event_id, after_id)
         connection.replaying = True
+        ws = connection.principal.workspace_id
         try:
             async with self.runtime.db.read_session() as session:
+                missed = OutboxEvent.id > after_id
+                if not self.runtime.db.is_sqlite:
+                    missed = or_(missed, await self._committed_late(session, ws, after_id, missing_since))
                 rows = list(await session.execute(
                     select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.payload)
-                    .where(OutboxEvent.workspace_id == connection.principal.workspace_id, OutboxEvent.id > after_id)
+                    .where(OutboxEvent.workspace_id == ws, missed)
                     .order_by(OutboxEvent.id).limit(limit + 1)))
         except Exception:
             connection.finish_replay([])
             raise
-        ws = connection.principal.workspace_id
         if len(rows) > limit:
             # Too far behind to replay event by event: the client reloads through the API.
             connection.last_event_id = await self.latest_event_id(ws)
@@ -284,6 +297,22 @@ class SocketRegistry:
             return
         sent = connection.finish_replay([LiveEvent(r.id, ws, r.type, r.payload) for r in rows])
         connection.send({"type": "replayed", "count": sent, "last_event_id": connection.last_event_id})
+
+    @staticmethod
+    async def _committed_late(session: AsyncSession, workspace_id: uuid.UUID, after_id: int,
+                              missing_since: datetime | None) -> ColumnElement[bool]:
+        """On PostgreSQL ids come from a sequence but transactions commit in their own order,
+        so an event with a lower id than the client's may have committed after it: those
+        made shortly before the client's event are sent again (the socket and the client
+        drop the ones they already have)."""
+        anchor = await session.scalar(
+            select(OutboxEvent.created_at).where(OutboxEvent.workspace_id == workspace_id, OutboxEvent.id <= after_id)
+            .order_by(OutboxEvent.id.desc()).limit(1))
+        if anchor is None:
+            return false()
+        # Anything older that committed late did so while the socket still heard events live.
+        since = max(anchor, missing_since or anchor) - timedelta(seconds=COMMIT_ORDER_LOOK_BACK_SECONDS)
+        return and_(OutboxEvent.id < after_id, OutboxEvent.created_at >= since)
 
     # -- typing --------------------------------------------------------------------------
     async def relay_typing(self, person: Person, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
