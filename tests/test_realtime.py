@@ -278,6 +278,37 @@ class TestResume:
         assert texts == ["public answer"]
 
 
+class TestDeletedMessages:
+    async def test_a_deleted_message_is_withdrawn_live_and_never_replayed(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        first = await connect(f"{ws_url}?token={customer.token}")
+        last_seen = orjson.loads(await first.recv())["last_event_id"]
+        await first.close()
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        posted = (await ws.reply(agent, ticket["id"], "Your card number is 4111 1111 1111 1111")).json()
+        note = (await ws.reply(agent, ticket["id"], "a note to withdraw", internal=True)).json()
+        await settle()
+        await staff_live.events()
+        await customer_live.events()
+
+        for message in (posted, note):
+            r = await client.delete(f"/api/v1/tickets/{ticket['id']}/messages/{message['id']}", headers=agent.headers)
+            assert r.status_code == 204, r.text
+        await settle()
+        deleted = [e for e in await staff_live.events() if e["event"] == "message.deleted"]
+        assert [e["data"]["message_id"] for e in deleted] == [posted["id"], note["id"]]
+        heard = [e for e in await customer_live.events() if e["event"] != "notification.created"]
+        assert [(e["event"], e["data"]["message_id"]) for e in heard] == [("message.deleted", posted["id"])]
+        assert set(heard[0]["data"]) == {"ticket_id", "number", "message_id", "at"}
+
+        resumed = await open_live(ws_url, customer, f"ticket:{ticket['id']}", last_event_id=last_seen)
+        replayed = await resumed.events()
+        assert [e for e in replayed if e["event"] == "message.posted"] == []
+        assert [e["data"]["message_id"] for e in replayed if e["event"] == "message.deleted"] == [posted["id"]]
+
+
 class TestTypingAndPresence:
     async def test_typing_reaches_the_other_side_but_note_drafting_does_not(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)

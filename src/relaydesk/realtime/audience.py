@@ -25,6 +25,7 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.status_changed": ("ticket_id", "number", "before", "after", "at"),
     "message.posted": ("ticket_id", "number", "message_id", "author_kind", "channel", "body_html", "body_text",
                        "at"),
+    "message.deleted": ("ticket_id", "number", "message_id", "at"),
     "typing": ("ticket_id", "number", "state", "author_kind", "name"),
 }
 DASHBOARD = "dashboard"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -32,6 +32,7 @@ from relaydesk.identity.service import UserService
 from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, customer_owns, view
 from relaydesk.realtime.credentials import Credential, recheck
 from relaydesk.realtime.presence import Person, shared_presence
+from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
@@ -286,6 +287,8 @@ class SocketRegistry:
                     select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.payload)
                     .where(OutboxEvent.workspace_id == ws, missed)
                     .order_by(OutboxEvent.id).limit(limit + 1)))
+                if len(rows) <= limit:
+                    rows = await self._without_deleted_messages(session, ws, rows)
         except Exception:
             connection.finish_replay([])
             raise
@@ -297,6 +300,13 @@ class SocketRegistry:
             return
         sent = connection.finish_replay([LiveEvent(r.id, ws, r.type, r.payload) for r in rows])
         connection.send({"type": "replayed", "count": sent, "last_event_id": connection.last_event_id})
+
+    async def _without_deleted_messages(self, session: AsyncSession, workspace_id: uuid.UUID,
+                                        rows: list[Row[Any]]) -> list[Row[Any]]:
+        """A message deleted since it was posted is not shown again, body and all."""
+        posted = {uuid.UUID(str(r.payload["message_id"])) for r in rows if r.type == "message.posted"}
+        shown = await ticket_service(self.runtime, session).messages_still_shown(workspace_id, list(posted))
+        return [r for r in rows if r.type != "message.posted" or uuid.UUID(str(r.payload["message_id"])) in shown]
 
     @staticmethod
     async def _committed_late(session: AsyncSession, workspace_id: uuid.UUID, after_id: int,

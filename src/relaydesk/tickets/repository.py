@@ -291,6 +291,12 @@ class TicketRepository:
             return list(reversed(list(rows)))
         return list(await self.session.scalars(stmt.order_by(Message.created_at, Message.id).limit(limit)))
 
+    async def still_shown(self, workspace_id: uuid.UUID, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        if not message_ids:
+            return set()
+        return set(await self.session.scalars(select(Message.id).where(
+            Message.workspace_id == workspace_id, Message.id.in_(message_ids), Message.deleted_at.is_(None))))
+
     async def attachments_of(self, workspace_id: uuid.UUID, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attachment]]:
         out: dict[uuid.UUID, list[Attachment]] = {}
         if not message_ids:

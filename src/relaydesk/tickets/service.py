@@ -576,6 +576,14 @@ class TicketService:
             raise Forbidden("Agents may delete only their own messages.")
         message.deleted_at = now
         self._audit(principal, ticket, now, {"message_deleted": (str(message.id), None)})
+        # Whoever could see the message hears it is gone (a note's deletion stays with staff).
+        self.outbox.publish(ticket.workspace_id, "message.deleted", now, ticket_id=ticket.id, message_id=message.id,
+                            internal=message.internal, actor_id=principal.user_id, actor_kind=principal.actor_kind,
+                            **event_scope(ticket))
+
+    async def messages_still_shown(self, workspace_id: uuid.UUID, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these messages have not been deleted (a replay must not bring them back)."""
+        return await self.repo.still_shown(workspace_id, message_ids)
 
     async def audit_trail(self, principal: Principal, ticket_ref: str) -> list[AuditEntry]:
         if not principal.is_staff:
