@@ -220,6 +220,43 @@ class TestWhoHearsWhat:
         assert (await team_live.expect("error"))["code"] == "not_found"
 
 
+class TestQueueNames:
+    async def test_an_agents_queue_by_its_own_name(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent, colleague = await ws.staff(), await ws.staff()
+        supervisor = await ws.staff(role="supervisor")
+        customer = await ws.customer()
+        own = f"queue:user:{agent.id}"
+
+        mine = await open_live(ws_url, agent)
+        await mine.send(type="subscribe", channel="queue:me")
+        await mine.expect("subscribed", channel=own)
+        await mine.send(type="unsubscribe", channel=own)
+        await mine.expect("unsubscribed", channel=own)
+        await mine.send(type="subscribe", channel=own)
+        await mine.expect("subscribed", channel=own)
+        await mine.send(type="subscribe", channel=f"queue:user:{colleague.id}")
+        await mine.expect("error", code="forbidden", field="channel")
+
+        watching = await open_live(ws_url, supervisor, own)
+        for channel, code in ((f"queue:user:{customer.id}", "not_found"), (f"queue:user:{uuid.uuid4()}", "not_found"),
+                              ("dashboardx", "invalid_channel"), ("queue:bogus", "invalid_channel"),
+                              ("queue:user:bogus", "invalid_channel")):
+            await watching.send(type="subscribe", channel=channel)
+            assert (await watching.expect("error", field="channel"))["code"] == code, channel
+        ticket = await ws.ticket(customer)
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                               headers=supervisor.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        assigned = [e for e in await watching.events() if e["event"] == "ticket.assigned"]
+        assert [e["channels"] for e in assigned] == [[own]]
+
+        outsider = await open_live(ws_url, customer)
+        await outsider.send(type="subscribe", channel=f"queue:user:{customer.id}")
+        await outsider.expect("error", code="forbidden")
+
+
 class TestNotificationsPushed:
     async def test_a_person_gets_their_own_in_app_notifications_and_nobody_elses(
             self, client, ws_url, settle) -> None:  # noqa: ANN001

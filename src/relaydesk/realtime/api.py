@@ -21,7 +21,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from relaydesk.agents.schemas import Availability
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.channels.chat import read_chat_token
-from relaydesk.core.errors import AppError
+from relaydesk.core.errors import AppError, NotFound
 from relaydesk.core.jsonable import jsonable
 from relaydesk.core.principal import Principal
 from relaydesk.core.realtime import LiveEvent
@@ -231,26 +231,46 @@ class _Session:
         """The canonical channel name for what the client asked, if they may have it."""
         if not isinstance(requested, str) or not requested:
             raise ProtocolError("invalid_channel", "Name a channel.", "channel")
-        staff = self.principal.is_staff
-        if requested == DASHBOARD and staff:
-            return DASHBOARD
-        if requested == "queue:me" and staff:
-            return f"queue:user:{self.principal.user_id}"
         kind, _, ref = requested.partition(":")
         if kind == "ticket" and ref:
             return f"ticket:{await self._ticket(ref)}"
-        if requested.startswith("queue:team:") and staff:
-            team_id = _uuid(requested.removeprefix("queue:team:"))
+        if requested == "queue:me":
+            self._require_staff()
+            return f"queue:user:{self.principal.user_id}"
+        queue, _, queue_ref = ref.partition(":")
+        queue_id = _uuid(queue_ref) if kind == "queue" else None
+        if queue_id is not None and queue == "user":
+            return f"queue:user:{await self._agent_queue(queue_id)}"
+        if queue_id is not None and queue == "team":
+            self._require_staff()
             async with self.runtime.db.read_session() as session:
                 agents = AgentService(session, UserService(session, self.runtime.hasher))
-                if team_id is None or not await TeamService(session, agents).exists(self.principal.workspace_id,
-                                                                                   team_id):
+                if not await TeamService(session, agents).exists(self.principal.workspace_id, queue_id):
                     raise ProtocolError("not_found", "No such team.", "channel")
-            return f"queue:team:{team_id}"
-        if requested.startswith(("queue:", DASHBOARD)):
+            return f"queue:team:{queue_id}"
+        if requested == DASHBOARD:
+            self._require_staff()
+            return DASHBOARD
+        raise ProtocolError("invalid_channel", "Channels are ticket:<id>, queue:me, queue:user:<id>, "
+                                               "queue:team:<id> and dashboard.", "channel")
+
+    def _require_staff(self) -> None:
+        if not self.principal.is_staff:
             raise ProtocolError("forbidden", "Only support staff may watch queues and the dashboard.", "channel")
-        raise ProtocolError("invalid_channel", "Channels are ticket:<id>, queue:me, queue:team:<id> and dashboard.",
-                            "channel")
+
+    async def _agent_queue(self, agent_id: uuid.UUID) -> uuid.UUID:
+        """An agent watches their own queue; supervisors and admins anyone's in the workspace."""
+        self._require_staff()
+        if agent_id == self.principal.user_id:
+            return agent_id
+        if not self.principal.can_manage_team:
+            raise ProtocolError("forbidden", "Only supervisors and admins may watch another agent's queue.", "channel")
+        async with self.runtime.db.read_session() as session:
+            try:
+                await AgentService(session, UserService(session, self.runtime.hasher)).get(self.principal, agent_id)
+            except NotFound:
+                raise ProtocolError("not_found", "No such agent.", "channel") from None
+        return agent_id
 
     async def _ticket(self, ref: str) -> uuid.UUID:
         async with self.runtime.db.read_session() as session:
