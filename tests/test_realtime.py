@@ -685,6 +685,23 @@ class TestTypingFloods:
         assert heard == ["started", "stopped"]
         await _still_open(watcher)
 
+    async def test_leaving_a_ticket_mid_sentence_ends_the_typing(self, client, ws_url) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        other = await ws.ticket(customer)
+        watcher = await open_live(ws_url, agent, f"ticket:{ticket['id']}", f"ticket:{other['id']}")
+        typist = await open_live(ws_url, customer, f"ticket:{ticket['id']}", f"ticket:{other['id']}")
+        for t in (ticket, other):
+            await typist.send(type="typing", ticket_id=t["id"], state="started")
+        assert {e["data"]["ticket_id"]: e["data"]["state"] for e in await watcher.events()} == \
+            {ticket["id"]: "started", other["id"]: "started"}
+        await typist.events()  # its own signals, echoed
+
+        await typist.send(type="unsubscribe", channel=f"ticket:{ticket['id']}")
+        await typist.expect("unsubscribed")
+        await typist.socket.close()
+        heard = [(e["data"]["ticket_id"], e["data"]["state"]) for e in await watcher.events(quiet=1.5)]
+        assert sorted(heard) == sorted([(ticket["id"], "stopped"), (other["id"], "stopped")])
+
     async def test_no_typing_after_unsubscribing(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")

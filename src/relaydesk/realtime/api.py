@@ -113,6 +113,7 @@ async def live(websocket: WebSocket) -> None:
     finally:
         registry.remove(connection)
         connection.drop(1000)
+        await registry.stop_typing_everywhere(connection)
         await pump
         if principal.is_staff and not registry.connections_of(principal.workspace_id, principal.user_id):
             await registry.staff_left(principal)
@@ -205,7 +206,9 @@ class _Session:
                     channel = await self._resolve(frame.get("channel"))
                     self.registry.unsubscribe(self.connection, channel)
                     if channel.startswith("ticket:"):  # no longer watching, so no longer typing there
-                        self.connection.tickets.pop(uuid.UUID(channel.removeprefix("ticket:")), None)
+                        ticket_id = uuid.UUID(channel.removeprefix("ticket:"))
+                        self.connection.tickets.pop(ticket_id, None)
+                        await self.registry.stop_typing(self.connection, ticket_id)
                     self.connection.send({"type": "unsubscribed", "channel": channel})
                 case "resume":
                     after = _non_negative_int(frame.get("last_event_id"), "last_event_id")
@@ -287,8 +290,7 @@ class _Session:
         ticket_id = self._subscribed_ticket(str(frame.get("ticket_id") or ""))
         if ticket_id is None:
             raise ProtocolError("not_subscribed", "Subscribe to the ticket before typing on it.", "ticket_id")
-        person = (self.principal.workspace_id, self.principal.user_id)
-        await self.registry.relay_typing(person, ticket_id, LiveEvent(
+        await self.registry.typing(self.connection, ticket_id, LiveEvent(
             None, self.principal.workspace_id, "typing", jsonable({
                 "ticket_id": ticket_id, "state": state, "user_id": self.principal.user_id,
                 "author_kind": self.principal.actor_kind,

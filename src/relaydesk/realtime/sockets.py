@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,7 @@ class Connection:
         self.last_event_id = 0
         self.replaying = False
         self._held: list[LiveEvent] = []
+        self.typing_on: dict[uuid.UUID, LiveEvent] = {}  # tickets where this socket said "started", and how
         self.last_heard = time.monotonic()  # any frame from the client, heartbeat replies included
         self.closed = False
         self.close_code: int | None = None
@@ -236,6 +237,7 @@ class SocketRegistry:
             if not customer_owns(scope, viewer):
                 del connection.tickets[ticket_id]
                 self.unsubscribe(connection, f"ticket:{ticket_id}")
+                self._spawn(self.stop_typing(connection, ticket_id))
                 connection.send({"type": "unsubscribed", "channel": f"ticket:{ticket_id}"})
 
     def listeners(self, event: LiveEvent) -> set[Connection]:
@@ -325,6 +327,24 @@ class SocketRegistry:
         return and_(OutboxEvent.id < after_id, OutboxEvent.created_at >= since)
 
     # -- typing --------------------------------------------------------------------------
+    async def typing(self, connection: Connection, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
+        if signal.payload["state"] == "started":
+            connection.typing_on[ticket_id] = signal
+        else:
+            connection.typing_on.pop(ticket_id, None)
+        await self.relay_typing((signal.workspace_id, connection.principal.user_id), ticket_id, signal)
+
+    async def stop_typing(self, connection: Connection, ticket_id: uuid.UUID) -> None:
+        """The socket stopped watching the ticket (or closed) mid-sentence: its watchers
+        would otherwise show the person typing for ever."""
+        started = connection.typing_on.pop(ticket_id, None)
+        if started is not None:
+            await self.typing(connection, ticket_id, replace(started, payload={**started.payload, "state": "stopped"}))
+
+    async def stop_typing_everywhere(self, connection: Connection) -> None:
+        for ticket_id in tuple(connection.typing_on):
+            await self.stop_typing(connection, ticket_id)
+
     async def relay_typing(self, person: Person, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
         """Pass a typing signal on, throttled per person and ticket (TYPING_INTERVAL_SECONDS).
 
