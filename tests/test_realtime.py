@@ -835,6 +835,24 @@ class TestResumeCounts:
         await live.send(type="resume", last_event_id=latest)
         await live.expect("replayed", count=0, last_event_id=latest)
 
+    async def test_an_id_from_the_future_asks_for_a_resync(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        """An id above the workspace's latest (a restored database, another deployment) is
+        not echoed back: kept, it would make every later resume come back empty."""
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        live = Live(await connect(f"{ws_url}?token={agent.token}&subscribe=ticket:{ticket['id']}"
+                                  f"&last_event_id=987654321"))
+        latest = (await live.expect("hello"))["last_event_id"]
+        await live.expect("subscribed")
+        await live.expect("resync_required", last_event_id=latest)
+        await live.send(type="resume", last_event_id=latest + 1)
+        await live.expect("resync_required", last_event_id=latest)
+        await ws.reply(customer, ticket["id"], "Still there?")
+        await settle()
+        await live.send(type="resume", last_event_id=latest)
+        assert [e["data"]["body_text"] for e in await live.events() if e["event"] == "message.posted"] == \
+            ["Still there?"]
+
     async def test_count_is_what_this_socket_was_sent(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()

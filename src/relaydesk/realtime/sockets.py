@@ -276,6 +276,12 @@ class SocketRegistry:
         """Send what the socket missed after ``after_id``; ``missing_since``: when it stopped
         hearing events live (a hub outage), so events older than that are not looked back on."""
         limit = self.runtime.settings.ws_replay_limit
+        latest = await self.latest_event_id(connection.principal.workspace_id)
+        if after_id > latest:
+            # An id this workspace never reached (a restored database, another deployment):
+            # kept, it would make every later resume come back empty.
+            connection.send({"type": "resync_required", "last_event_id": latest})
+            return
         # The client has everything up to after_id: what it should keep never goes back.
         connection.last_event_id = max(connection.last_event_id, after_id)
         connection.replaying = True
