@@ -548,6 +548,39 @@ class TestSlowAndSilentSockets:
             p.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
 
+    async def test_a_dropped_client_that_stopped_reading_is_closed_promptly(self) -> None:
+        """Its network never drains, so neither a frame nor the close handshake gets
+        through: the sender still ends, after a short grace, having tried to close."""
+        from starlette.websockets import WebSocketState
+
+        from relaydesk.core.principal import Principal, Role
+
+        class StoppedReading:
+            application_state = WebSocketState.CONNECTED
+
+            def __init__(self) -> None:
+                self.close_codes: list[int] = []
+
+            async def send_text(self, _frame: str) -> None:
+                await asyncio.sleep(3600)
+
+            async def close(self, code: int) -> None:
+                self.close_codes.append(code)
+                await asyncio.sleep(3600)
+
+        ws_id, user = uuid.uuid4(), uuid.uuid4()
+        peer = StoppedReading()
+        connection = Connection(peer, Principal(user, ws_id, Role.AGENT),  # type: ignore[arg-type]
+                                Viewer(user, is_staff=True), credential=Credential(""), buffer=5)
+        pump = asyncio.create_task(connection.pump())
+        connection.send({"type": "ping"})
+        await asyncio.sleep(0.05)  # the sender is stuck in that send
+        started = time.monotonic()
+        connection.drop(CLOSE_TOO_SLOW)
+        await asyncio.wait_for(pump, 5)
+        assert time.monotonic() - started < 3
+        assert peer.close_codes == [CLOSE_TOO_SLOW]
+
     async def test_a_silent_socket_is_closed(self, client, ws_url, app) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         live = await open_live(ws_url, ws.admin)

@@ -10,6 +10,7 @@ frames; send ``typing``, ``presence`` and ``activity`` frames; answer ``ping`` w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,7 @@ async def live(websocket: WebSocket) -> None:
                             buffer=runtime.settings.ws_buffer_frames)
     connection.only_ticket = only_ticket
     pump = asyncio.create_task(connection.pump())
+    reading: asyncio.Task[None] | None = None
     registry.add(connection)
     try:
         if principal.is_staff:
@@ -99,24 +101,36 @@ async def live(websocket: WebSocket) -> None:
             await session.handle({"type": "subscribe", "channel": channel.strip()})
         if websocket.query_params.get("last_event_id"):
             await session.handle({"type": "resume", "last_event_id": websocket.query_params["last_event_id"]})
-        while not connection.closed:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            connection.last_heard = time.monotonic()
-            if message.get("text") is None:
-                session.reject(ProtocolError("invalid_frame", "Frames are JSON text, not binary."))
-                continue
-            await session.handle_raw(message["text"])
+        # Over when the client leaves or the sender has closed the socket (too slow, idle,
+        # signed out): a client that stopped reading may never send another frame either.
+        reading = asyncio.create_task(_read_frames(websocket, connection, session))
+        await asyncio.wait((reading, pump), return_when=asyncio.FIRST_COMPLETED)
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
     except (WebSocketDisconnect, RuntimeError):  # the peer left, or we closed it (slow, idle)
         pass
     finally:
+        if reading is not None:
+            reading.cancel()
         registry.remove(connection)
         connection.drop(1000)
         await registry.stop_typing_everywhere(connection)
         await pump
         if principal.is_staff and not registry.connections_of(principal.workspace_id, principal.user_id):
             await registry.staff_left(principal)
+
+
+async def _read_frames(websocket: WebSocket, connection: Connection, session: _Session) -> None:
+    while not connection.closed:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        connection.last_heard = time.monotonic()
+        if message.get("text") is None:
+            session.reject(ProtocolError("invalid_frame", "Frames are JSON text, not binary."))
+            continue
+        await session.handle_raw(message["text"])
 
 
 def _refuse_foreign_origin(websocket: WebSocket, public_url: str, app_url: str | None) -> None:

@@ -42,6 +42,7 @@ log = structlog.get_logger("relaydesk.realtime")
 CLOSE_TOO_SLOW = 1013  # "try again later": reconnect and resume from the last event id
 CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_GRACE_SECONDS = 1.0  # a dropped socket's last word, and then its close, get this long each
 RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
 # Typing: at most one signal per person per ticket this often, so nobody's flood (started,
 # stopped, started...) can fill the buffers of the people watching; and a repeat of the
@@ -102,6 +103,7 @@ class Connection:
         self.last_heard = time.monotonic()  # any frame from the client, heartbeat replies included
         self.closed = False
         self.close_code: int | None = None
+        self._dropped = asyncio.Event()  # the sender's cue to close the socket
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a frame; a full buffer means the client cannot keep up, so let it go."""
@@ -124,6 +126,7 @@ class Connection:
         if last_word is not None:
             self.outgoing.put_nowait(orjson.dumps(last_word))
         self.outgoing.put_nowait(None)
+        self._dropped.set()
 
     def receive(self, event: LiveEvent) -> None:
         if self.replaying:
@@ -160,20 +163,31 @@ class Connection:
         return sent
 
     async def pump(self) -> None:
-        """The sender task: one slow client only ever waits on its own socket."""
+        """The sender task: one slow client only ever waits on its own socket, and once the
+        socket is dropped, for CLOSE_GRACE_SECONDS at most: a client that stopped reading
+        would otherwise hold its sender, and the socket, open for ever."""
+        sending = asyncio.create_task(self._send_queued())
         try:
-            while True:
-                frame = await self.outgoing.get()
-                if frame is None:
-                    break
+            await self._dropped.wait()
+            try:
+                await asyncio.wait_for(sending, CLOSE_GRACE_SECONDS)
+            except TimeoutError:
+                pass  # its last word will not get through: close all the same
+            if self.websocket.application_state == WebSocketState.CONNECTED:
+                try:
+                    await asyncio.wait_for(self.websocket.close(self.close_code or 1000), CLOSE_GRACE_SECONDS)
+                except Exception:
+                    pass
+        finally:
+            sending.cancel()
+
+    async def _send_queued(self) -> None:
+        try:
+            while (frame := await self.outgoing.get()) is not None:
                 await self.websocket.send_text(frame.decode())
         except Exception:  # the peer went away mid-send
             self.closed = True
-        if self.websocket.application_state == WebSocketState.CONNECTED:
-            try:
-                await self.websocket.close(self.close_code or 1000)
-            except Exception:
-                pass
+            self._dropped.set()
 
 
 class SocketRegistry:
