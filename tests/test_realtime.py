@@ -346,6 +346,47 @@ class TestDeletedMessages:
         assert [e["data"]["message_id"] for e in replayed if e["event"] == "message.deleted"] == [posted["id"]]
 
 
+class TestDeletedTickets:
+    async def test_watchers_hear_a_ticket_is_deleted_and_stop_watching_it(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        dashboard = await open_live(ws_url, ws.admin, "dashboard")
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['number']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        other_customer = await open_live(ws_url, await ws.customer())
+
+        r = await client.delete(f"/api/v1/tickets/{ticket['id']}", headers=ws.admin.headers)
+        assert r.status_code == 204, r.text
+        await settle()
+        assert [e["data"]["ticket_id"] for e in await dashboard.events() if e["event"] == "ticket.deleted"] == \
+            [ticket["id"]]
+        for live in (staff_live, customer_live):
+            frame = await live.expect("event", event="ticket.deleted")
+            assert frame["data"]["ticket_id"] == ticket["id"]
+            await live.expect("unsubscribed", channel=f"ticket:{ticket['id']}")
+        assert set(frame["data"]) == {"ticket_id", "number", "at"}  # the customer's view
+        assert await other_customer.events() == []
+
+        await customer_live.send(type="typing", ticket_id=ticket["id"], state="started")
+        await customer_live.expect("error", code="not_subscribed")
+        assert await staff_live.events() == []
+        await staff_live.send(type="unsubscribe", channel=f"ticket:{ticket['id']}")
+        await staff_live.expect("unsubscribed", channel=f"ticket:{ticket['id']}")
+
+    async def test_a_deleted_ticket_can_still_be_unsubscribed_from(self, client, ws_url) -> None:  # noqa: ANN001
+        """A client that asks after the ticket went (say it had not read the news yet)."""
+        ws, agent, customer, ticket = await setup(client)
+        live = await open_live(ws_url, agent, f"ticket:{ticket['number']}")
+        r = await client.delete(f"/api/v1/tickets/{ticket['id']}", headers=ws.admin.headers)
+        assert r.status_code == 204
+        for name in (ticket["id"], ticket["number"]):
+            await live.send(type="unsubscribe", channel=f"ticket:{name}")
+        await live.expect("event", event="ticket.deleted")
+        await live.expect("unsubscribed", channel=f"ticket:{ticket['id']}")
+        await live.expect("unsubscribed", channel=f"ticket:{ticket['id']}")
+        await live.expect("unsubscribed", channel=f"ticket:{ticket['number']}")
+
+
 class TestTypingAndPresence:
     async def test_typing_reaches_the_other_side_but_note_drafting_does_not(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)

@@ -217,10 +217,10 @@ class _Session:
                     self.connection.send({"type": "subscribed", "channel": channel,
                                           "requested": frame.get("channel")})
                 case "unsubscribe":
-                    channel = await self._resolve(frame.get("channel"))
+                    channel = self._held(frame.get("channel")) or await self._resolve(frame.get("channel"))
                     self.registry.unsubscribe(self.connection, channel)
-                    if channel.startswith("ticket:"):  # no longer watching, so no longer typing there
-                        ticket_id = uuid.UUID(channel.removeprefix("ticket:"))
+                    ticket_id = _uuid(channel.removeprefix("ticket:")) if channel.startswith("ticket:") else None
+                    if ticket_id is not None:  # no longer watching, so no longer typing there
                         self.connection.tickets.pop(ticket_id, None)
                         await self.registry.stop_typing(self.connection, ticket_id)
                     self.connection.send({"type": "unsubscribed", "channel": channel})
@@ -270,6 +270,20 @@ class _Session:
             return DASHBOARD
         raise ProtocolError("invalid_channel", "Channels are ticket:<id>, queue:me, queue:user:<id>, "
                                                "queue:team:<id> and dashboard.", "channel")
+
+    def _held(self, requested: object) -> str | None:
+        """What to let go of without asking whether it may be had: a channel the socket
+        holds, and any ticket (letting go of one not held does nothing, and a deleted
+        ticket could no longer be found)."""
+        if not isinstance(requested, str):
+            return None
+        if requested == "queue:me":
+            requested = f"queue:user:{self.principal.user_id}"
+        kind, _, ref = requested.partition(":")
+        if kind == "ticket" and ref:
+            ticket_id = self._subscribed_ticket(ref) or _uuid(ref)
+            return requested if ticket_id is None else f"ticket:{ticket_id}"
+        return requested if requested in self.connection.subscriptions else None
 
     def _require_staff(self) -> None:
         if not self.principal.is_staff:

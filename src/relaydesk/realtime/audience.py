@@ -25,12 +25,14 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.status_changed": ("ticket_id", "number", "before", "after", "at"),
     "message.posted": ("ticket_id", "number", "message_id", "author_kind", "channel", "body_html", "body_text",
                        "at"),
+    "ticket.deleted": ("ticket_id", "number", "at"),
     "message.deleted": ("ticket_id", "number", "message_id", "at"),
     "typing": ("ticket_id", "number", "state", "author_kind", "name"),
 }
 DASHBOARD = "dashboard"
 NOTIFICATIONS = "notifications"
 PERSONAL_EVENT = "notification.created"
+TICKET_DELETED = "ticket.deleted"  # its watchers are told, then no longer watch it
 
 
 @dataclass(frozen=True, slots=True)

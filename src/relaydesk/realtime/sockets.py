@@ -29,7 +29,7 @@ from relaydesk.core.outbox import OutboxEvent
 from relaydesk.core.principal import Principal
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
-from relaydesk.realtime.audience import PERSONAL_EVENT, Viewer, channels_of, customer_owns, view
+from relaydesk.realtime.audience import PERSONAL_EVENT, TICKET_DELETED, Viewer, channels_of, customer_owns, view
 from relaydesk.realtime.credentials import Credential, recheck
 from relaydesk.realtime.presence import Person, shared_presence
 from relaydesk.tickets.tasks import ticket_service
@@ -249,10 +249,14 @@ class SocketRegistry:
         connection.viewer = viewer
         for ticket_id, scope in tuple(connection.tickets.items()):
             if not customer_owns(scope, viewer):
-                del connection.tickets[ticket_id]
-                self.unsubscribe(connection, f"ticket:{ticket_id}")
-                self._spawn(self.stop_typing(connection, ticket_id))
-                connection.send({"type": "unsubscribed", "channel": f"ticket:{ticket_id}"})
+                self.stop_watching(connection, ticket_id)
+
+    def stop_watching(self, connection: Connection, ticket_id: uuid.UUID) -> None:
+        """The ticket is gone from the socket's sight (deleted, or no longer the customer's): say so."""
+        connection.tickets.pop(ticket_id, None)
+        self.unsubscribe(connection, f"ticket:{ticket_id}")
+        self._spawn(self.stop_typing(connection, ticket_id))
+        connection.send({"type": "unsubscribed", "channel": f"ticket:{ticket_id}"})
 
     def listeners(self, event: LiveEvent) -> set[Connection]:
         ws = event.workspace_id
@@ -269,6 +273,8 @@ class SocketRegistry:
         for event in events:
             for connection in self.listeners(event):
                 connection.receive(event)
+                if event.type == TICKET_DELETED and f"ticket:{event.payload['ticket_id']}" in connection.subscriptions:
+                    self.stop_watching(connection, uuid.UUID(str(event.payload["ticket_id"])))
 
     async def hub_state_changed(self, up: bool) -> None:
         """Tell every socket; once the hub is back, replay what the outage swallowed."""

@@ -369,6 +369,8 @@ class TicketService:
         ticket.deleted_at = now
         ticket.updated_at = now
         self._audit(principal, ticket, now, {"deleted_at": (None, now)})
+        self.outbox.publish(ticket.workspace_id, "ticket.deleted", now, ticket_id=ticket.id,
+                            actor_id=principal.user_id, actor_kind=principal.actor_kind, **event_scope(ticket))
 
     async def auto_close_due(self, now: datetime, limit: int = 200) -> int:
         """Close RESOLVED tickets whose quiet period has run out; returns how many."""
