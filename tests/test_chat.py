@@ -167,8 +167,8 @@ class TestIdentityTokens:
         assert r.status_code == 201, r.text
         ticket = (await client.get(f"/api/v1/tickets/{r.json()['ticket_id']}", headers=agent.headers)).json()
         assert ticket["tags"] == ["chat"]
-        forged = jwt.encode({"email": "ceo@shop.example.com", "exp": int(time.time()) + 600}, "a guess at the workspace secret, long enough",
-                            algorithm="HS256")
+        forged = jwt.encode({"email": "ceo@shop.example.com", "exp": int(time.time()) + 600},
+                            "a guess at the workspace secret, long enough", algorithm="HS256")
         r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
                               json={"identity_token": forged, "message": "I am the CEO"})
         assert r.status_code == 422 and "identity_token" in r.text
