@@ -26,6 +26,16 @@ async def setup_desk(client, *, agents=2, cap=5, skills=(("billing", 4),), langu
     return ws, team, staff, cats
 
 
+async def sweep_after(ws, clock, runtime, settle, *, minutes):  # noqa: ANN001, ANN201
+    """Let ``minutes`` pass, run the queue sweep, deliver the alerts it published, and sign
+    the admin in again (the access token has expired meanwhile)."""
+    clock.advance(timedelta(minutes=minutes))
+    await runtime.jobs.enqueue("routing.sweep_queues")
+    await settle()
+    await settle()
+    await ws.relogin()
+
+
 async def routing_of(client, ws, ticket_id):
     r = await client.get(f"/api/v1/tickets/{ticket_id}/routing", headers=ws.admin.headers)
     assert r.status_code == 200, r.text
@@ -367,11 +377,7 @@ class TestQueue:
         r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
         assert r.status_code == 200, r.text
         await settle()
-        clock.advance(timedelta(minutes=31))
-        await runtime.jobs.enqueue("routing.sweep_queues")
-        await settle()
-        await settle()  # the alert the sweep published
-        await ws.relogin()
+        await sweep_after(ws, clock, runtime, settle, minutes=31)
         notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
         assert [n["ticket_id"] for n in notes if n["kind"] == "queue_waiting"] == [t["id"], t["id"]]
 
@@ -486,11 +492,7 @@ class TestQueue:
         r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=agent.headers)
         assert r.status_code == 200, r.text
         await settle()
-        clock.advance(timedelta(minutes=31))
-        await runtime.jobs.enqueue("routing.sweep_queues")
-        await settle()
-        await settle()  # the alert the sweep published
-        await ws.relogin()
+        await sweep_after(ws, clock, runtime, settle, minutes=31)
         assert (await ticket(client, ws, t["id"]))["assignee_id"] is None
         notes = (await client.get("/api/v1/notifications", headers=ws.admin.headers)).json()["items"]
         assert [n["body"] for n in notes if n["kind"] == "queue_waiting"] == ["no candidate: 1 handed it back"]
