@@ -91,6 +91,25 @@ class TestNewTicketsByEmail:
         raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
         assert raw.headers["content-type"].startswith("message/rfc822") and b"order 5521" in raw.content
 
+    async def test_a_web_forms_mail_is_answered_at_its_reply_to(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """A contact form mails from its own noreply address with the visitor in Reply-To:
+        the ticket is the visitor's, and so are the acknowledgement and the answers."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Shop Forms <noreply@forms.shop.example>", to, "Contact form: wrong size",
+                                   "Name: Maria Garcia\nMessage: I got the wrong size.",
+                                   Reply_To="Maria Garcia <maria.garcia@customers.example.com>"), to)
+        # A mailing list's Reply-To is the list: its posts stay the sender's.
+        await send(listener, email("Tom <tom@customers.example.com>", to, "Shop news", "Hello",
+                                   Reply_To="list@lists.example.com", List_Post="<mailto:list@lists.example.com>"), to)
+        await settle()
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert sorted((c["name"], c["email"]) for c in customers) == [
+            ("Maria Garcia", "maria.garcia@customers.example.com"), ("Tom", "tom@customers.example.com")]
+        acks = [m for m in smtp_sink.messages if "Contact form" in message_from_bytes(m.raw)["Subject"]]
+        assert [m.rcpt_tos for m in acks] == [["maria.garcia@customers.example.com"]]
+
     async def test_unknown_addresses_are_refused_at_rcpt(self, listener) -> None:  # noqa: ANN001
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
             await send(listener, email("a@b.example.com", "nobody@nowhere.example", "Hi", "Hi"),

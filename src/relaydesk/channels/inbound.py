@@ -124,8 +124,9 @@ class InboundMailService:
         ticket, author = await self._thread(row.workspace_id, parsed, address)
         flooding = False
         if author is None:  # no ticket of theirs either: a new one
+            requester = await self._requester(row.workspace_id, parsed, sender)
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
-                name=(sender.name or sender.email.split("@")[0])[:200], email=sender.email), now)
+                name=(requester.name or requester.email.split("@")[0])[:200], email=requester.email), now)
             self.customers.wrote_in(customer, now)
             author = await self.customers.principal_for(customer, now)
             # Two helpdesks acknowledging each other would otherwise write for ever.
@@ -182,6 +183,20 @@ class InboundMailService:
         row.processed_at = now
         log.info("email_processed", inbound_id=str(row.id), status=outcome.status, reason=outcome.reason)
         return outcome
+
+    async def _requester(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: Address) -> Address:
+        """Who a new ticket is for: the sender, or whom the email asks answers to go to
+        (Reply-To), as a mail client would answer: a web form mails from its own noreply
+        address with the visitor in Reply-To. Not for a mailing list (its Reply-To is the
+        list) nor when Reply-To names one of our own addresses."""
+        wanted = parsed.reply_to
+        if wanted is None or parsed.mailing_list or not valid_form(wanted.email):
+            return sender
+        address = stored_form(wanted.email)
+        if address == stored_form(sender.email) or address.split("@")[-1] == self.runtime.settings.mail_domain.lower() \
+                or await self.mailboxes.is_address_of(workspace_id, address):
+            return sender
+        return wanted
 
     async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str,
                       now: datetime) -> Outcome | None:

@@ -388,8 +388,10 @@ def _is_automatic(msg: Message, subject: str) -> bool:
 
 def _through_a_list(msg: Message) -> bool:
     """Sent through a mailing list: its From may be the list itself (lists rewrite it for
-    DMARC), so an automatic answer could go to every member, and come back."""
-    return (_raw_header(msg, "precedence") or "").lower() == "list"
+    DMARC) and its Reply-To usually is, so an automatic answer could go to every member,
+    and come back. Lists say so with Precedence: list, or with List-Post (where members
+    post; a newsletter has a List-Id but no List-Post, and is bulk mail)."""
+    return (_raw_header(msg, "precedence") or "").lower() == "list" or _raw_header(msg, "list-post") is not None
 
 
 # --- MIME parameters --------------------------------------------------------------------------------------------
