@@ -108,8 +108,9 @@ async def list_tickets(
     key = sort.lstrip("-")
     if principal.is_customer and key in QUEUE_SORTS:
         raise ValidationFailed("Customers cannot sort by this.", field="sort")
+    q = (q or "").strip() or None  # an empty search box searches nothing
     number = ticket_number_in(q) if q else None
-    if q is not None and len(q.strip()) < 2 and number is None:
+    if q is not None and len(q) < 2 and number is None:
         raise ValidationFailed("Search for two characters or more.", field="q")
     unassigned = assignee_id == "none"
     assignee: uuid.UUID | None = None
@@ -124,7 +125,7 @@ async def list_tickets(
         assignee_id=assignee, unassigned=unassigned, team_id=team_id, category_id=category_id,
         tag=tag.lower() if tag else None, requester_id=requester_id, created_from=created_from,
         created_to=created_to, updated_from=updated_from, updated_to=updated_to,
-        text=q.strip() if q else None, number=number,
+        text=q, number=number,
     )
     after = decode_keyset(cursor, value="int" if key == "priority" else "datetime",
                           nullable=key == "sla_due_at") if cursor else None
