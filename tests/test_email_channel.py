@@ -771,4 +771,12 @@ class TestPrivateTargets:
             mailbox = await s.get(Mailbox, uuid.UUID(box["id"]))
         assert await poll_mailbox(runtime, mailbox) == 0
         [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
-        assert "loopback or private address" in box["last_error"]
+        assert "loopback or private address" in box["last_error"] and "RELAYDESK_ALLOW_PRIVATE_TARGETS" in \
+            box["last_error"]
+        # The admin can still switch it off or change its password; only a new host is checked.
+        r = await client.patch(f"/api/v1/mailboxes/{box['id']}", headers=ws.admin.headers,
+                               json={"active": False, "imap_password": "new"})
+        assert r.status_code == 200 and r.json()["active"] is False, r.text
+        r = await client.patch(f"/api/v1/mailboxes/{box['id']}", headers=ws.admin.headers,
+                               json={"imap_host": "10.0.0.5"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "imap_host"

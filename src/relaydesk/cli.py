@@ -285,6 +285,9 @@ def retrain(
     worse than the one in use is kept out unless --force. --revert goes back to the shipped model."""
     from rich.progress import Progress
 
+    if revert and force:
+        console.print("[red]--revert goes back to the shipped model; --force is for a retrain. Give one.[/red]")
+        raise typer.Exit(2)
     from relaydesk.routing.service import MEASURABLE_SAMPLES
     from relaydesk.routing.tasks import routing_service
     from relaydesk.runtime import build_runtime

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.mime import Address, Bounce, ParsedEmail, UnparseableEmail, parse_email
 from relaydesk.channels.models import InboundEmail
-from relaydesk.channels.service import MailboxService, stored_form, valid_form
+from relaydesk.channels.service import MailboxService, in_mail_domain, stored_form, valid_form
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
@@ -193,7 +193,7 @@ class InboundMailService:
         if wanted is None or parsed.mailing_list or not valid_form(wanted.email):
             return sender
         address = stored_form(wanted.email)
-        if address == stored_form(sender.email) or address.split("@")[-1] == self.runtime.settings.mail_domain.lower() \
+        if address == stored_form(sender.email) or in_mail_domain(address, self.runtime.settings.mail_domain) \
                 or await self.mailboxes.is_address_of(workspace_id, address):
             return sender
         return wanted
@@ -209,7 +209,7 @@ class InboundMailService:
             return Outcome("ignored", "Delivery delay notice.")
         if parsed.auto_submitted:
             return Outcome("ignored", "Automatic reply (out of office or bulk mail).")
-        if sender.split("@")[-1] == self.runtime.settings.mail_domain.lower():
+        if in_mail_domain(sender, self.runtime.settings.mail_domain):
             return Outcome("ignored", "Sent from Relaydesk's own domain.")
         if await self.mailboxes.is_address_of(workspace_id, sender):
             # Acknowledging it would write from the support address to itself: a mail loop.

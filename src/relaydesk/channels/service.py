@@ -105,14 +105,17 @@ class MailboxService:
                 raise ValidationFailed("Give a value or leave it out.", field=key)
         for key, value in changes.items():
             setattr(mailbox, key, value)
-        await self._check_host(mailbox.imap_host, mailbox.imap_port, mailbox.imap_tls, allow_private)
+        if changes.keys() & {"imap_host", "imap_port", "imap_tls"}:
+            # Only where it would connect changed: switching off a mailbox whose host no
+            # longer resolves, or giving it a new password, must not be refused for that.
+            await self._check_host(mailbox.imap_host, mailbox.imap_port, mailbox.imap_tls, allow_private)
         return mailbox
 
     @staticmethod
     async def _check_host(host: str | None, port: int | None, tls: bool, allow_private: bool) -> None:
         if host and not allow_private:
             try:
-                await check_host(host, port or (993 if tls else 143))
+                await check_host(host, imap_port(port, tls))
             except UnsafeTarget as exc:
                 raise ValidationFailed(str(exc), field="imap_host") from None
 
@@ -125,6 +128,11 @@ class MailboxService:
 
 
 _EMAIL = TypeAdapter(Email)
+
+
+def imap_port(port: int | None, tls: bool) -> int:
+    """The mailbox's port, else IMAP's usual one for the connection."""
+    return port or (993 if tls else 143)
 
 
 def in_mail_domain(address: str, mail_domain: str) -> bool:

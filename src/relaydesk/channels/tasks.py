@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relaydesk.channels.inbound import InboundMailService, header_message_id
 from relaydesk.channels.models import InboundEmail, Mailbox
-from relaydesk.channels.service import MailboxService
+from relaydesk.channels.service import MailboxService, imap_port
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.tickets.tasks import ticket_service
@@ -63,7 +63,7 @@ async def process_email(runtime: Runtime, inbound_id: uuid.UUID) -> str | None:
 def _imap(mailbox: Mailbox) -> Iterator[imaplib.IMAP4]:
     """A signed-in IMAP session on the mailbox's folder; blocking, so callers use a thread."""
     client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
-    port = mailbox.imap_port or (993 if mailbox.imap_tls else 143)
+    port = imap_port(mailbox.imap_port, mailbox.imap_tls)
     with client_class(mailbox.imap_host or "", port, timeout=30) as client:
         client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
         client.select(_quote(mailbox.imap_folder))
@@ -99,7 +99,7 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
     harmless because the next poll recognises them by Message-ID."""
     try:
         if not runtime.settings.allow_private_targets:  # again at each poll: a name may resolve elsewhere now
-            await check_host(mailbox.imap_host or "", mailbox.imap_port or (993 if mailbox.imap_tls else 143))
+            await check_host(mailbox.imap_host or "", imap_port(mailbox.imap_port, mailbox.imap_tls))
         fetched = await asyncio.to_thread(_fetch_unseen, mailbox, IMAP_BATCH)
     except (OSError, imaplib.IMAP4.error, UnsafeTarget) as exc:
         async with runtime.transaction() as session:

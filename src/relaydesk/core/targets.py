@@ -23,7 +23,9 @@ class UnsafeTarget(Exception):
     """A target the server must not connect to; the message says why."""
 
 
-async def check_host(host: str, port: int, *, hint: str = "") -> None:
+async def check_host(host: str, port: int, *,
+                     hint: str = "; use a publicly reachable host, or ask the operator to set "
+                                 "RELAYDESK_ALLOW_PRIVATE_TARGETS") -> None:
     """Raises ``UnsafeTarget`` unless every address ``host`` resolves to is public."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -72,12 +72,10 @@ class Notifier:
             ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
         except NotFound:
             return  # deleted meanwhile: nobody needs telling
-        async def requester() -> Customer | None:
-            return (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
-
         self.queued += await self.webhooks.queue_for_event(
             self.ws, self.event_id, event_type, payload, ticket, self.now,
-            ticket_url=self._ticket_context(ticket, staff=True)["url"], requester=requester)
+            ticket_url=self._ticket_context(ticket, staff=True)["url"],
+            requester=lambda: self._requester_profile(ticket))
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
             case "ticket.created" if payload.get("acknowledge", True):

@@ -406,8 +406,8 @@ class RoutingService:
         due = waiting & or_(*(and_(TicketRouting.workspace_id == ws, TicketRouting.queued_since <= before)
                              for ws, before in due_before.items()))
         alerted = 0
-        for _, ticket_id in await self._fair_page(due, TicketRouting.queued_since, limit):
-            routing = await self.session.get(TicketRouting, ticket_id)
+        page = [ticket_id for _, ticket_id in await self._fair_page(due, TicketRouting.queued_since, limit)]
+        for routing in await self.session.scalars(select(TicketRouting).where(TicketRouting.ticket_id.in_(page))):
             routing.waiting_alerted_at = now
             self.outbox.publish(routing.workspace_id, "routing.queue_waiting", now, ticket_id=routing.ticket_id,
                                 team_id=routing.team_id,
@@ -418,8 +418,8 @@ class RoutingService:
 
     async def on_assignee_changed(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, before: uuid.UUID | None,
                                   after: uuid.UUID | None, by_system: bool, now: datetime, *,
-                                  handed_back_by_owner: bool = False, actor_id: uuid.UUID | None = None) -> None:
-        """``handed_back_by_owner``: the agent who had the ticket unassigned it themselves."""
+                                  actor_id: uuid.UUID | None = None) -> None:
+        """``actor_id``: who changed it; the agent who had it, when they gave it back themselves."""
         # A system's assignment (routing's own never gets here, see ``wants`` in tasks.py;
         # a senior reassignment does) leaves the record as it is.
         routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
@@ -433,7 +433,8 @@ class RoutingService:
             # gave it back themselves, while one a supervisor took it from may get it again.
             routing.state, routing.queued_since = "queued", routing.queued_since or now
             kept = {k: v for k, v in (routing.decision or {}).items() if k != HANDED_BACK}
-            routing.decision = {**kept, HANDED_BACK: str(before)} if handed_back_by_owner else kept
+            handed_back = before is not None and actor_id == before
+            routing.decision = {**kept, HANDED_BACK: str(before)} if handed_back else kept
             await self.route(workspace_id, ticket_id, now)
         if before is not None:
             await self.drain_for_agent(workspace_id, before, now)
@@ -445,9 +446,7 @@ class RoutingService:
         if await self.agents.staff_ids(workspace_id, {agent_id}):
             return 0  # active again meanwhile
         system = Principal.system(workspace_id)
-        open_ids = list(await self.session.scalars(select(Ticket.id).where(
-            Ticket.workspace_id == workspace_id, Ticket.assignee_id == agent_id, Ticket.deleted_at.is_(None),
-            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]))))
+        open_ids = await self.tickets.unfinished_ids_of(workspace_id, agent_id)
         for ticket_id in open_ids:
             await self.tickets.update(system, str(ticket_id), TicketPatch(assignee_id=None), now)
         return len(open_ids)

@@ -80,8 +80,7 @@ def install(runtime: Runtime) -> list[Periodic]:
     async def on_assigned(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         await service.on_assignee_changed(ws, uuid.UUID(p["ticket_id"]), _uuid(p.get("before")),
                                           _uuid(p.get("after")), p.get("actor_kind") == "system", now,
-                                          handed_back_by_owner=bool(p.get("before")) and
-                                          p.get("actor_id") == p.get("before"), actor_id=_uuid(p.get("actor_id")))
+                                          actor_id=_uuid(p.get("actor_id")))
 
     async def on_status(service: RoutingService, ws: uuid.UUID, _type: str, p: dict, now) -> None:  # noqa: ANN001
         ticket_id = uuid.UUID(p["ticket_id"])

@@ -224,14 +224,12 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
         customer_service = CustomerService(session, users)
         customers: dict[str, Principal] = {}
         profiles: dict[str, Customer] = {}
-        customer_ids = {}
         for key, name, tier, language, tz, in_org, portal in CUSTOMERS:
             password = _password() if portal else None
             customer = await customer_service.create(as_admin, CustomerIn(
                 name=name, email=f"{key}@customers.example.com", tier=tier, language=language, timezone=tz,
                 organisation_id=org.id if in_org else None, password=password,
-                metadata={"orders": [f"A-{1000 + len(customer_ids) * 5 + 1}"]}), start)
-            customer_ids[key] = customer.id
+                metadata={"orders": [f"A-{1000 + len(profiles) * 5 + 1}"]}), start)
             profiles[key] = customer
             if customer.user_id is not None:
                 customers[key] = Principal(customer.user_id, ws.id, Role.CUSTOMER)

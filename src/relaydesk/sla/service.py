@@ -596,8 +596,9 @@ class SlaService:
         hours = BusinessCalendar.from_dict(fields)
         changed = next((f for f in ("weekly_hours", "holidays", "timezone") if getattr(data, f) is not None), "name")
         users = [policy for policy in await self.list_policies(principal) if policy.calendar_id == row.id]
-        for policy in users:
-            self._refuse_unreachable(policy.targets, hours, now, field=changed, policy=policy.name)
+        if changed != "name":  # a rename leaves every due time where it was
+            for policy in users:
+                self._refuse_unreachable(policy.targets, hours, now, field=changed, policy=policy.name)
         for key, value in fields.items():
             setattr(row, key, value)
         self._calendars.pop(row.id, None)
@@ -757,10 +758,7 @@ class SlaService:
             .order_by(SlaTracker.ticket_id).with_for_update()))
         for category in await self.categories.list(principal):
             if category.sla_policy_id == policy.id:
-                self.audit.record(workspace_id=category.workspace_id, entity_type="category", entity_id=category.id,
-                                  actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
-                                  changes={"sla_policy_id": (policy.id, None)})
-                category.sla_policy_id = None
+                await self.set_category_policy(principal, category.id, None, now)
         self.audit.record(workspace_id=policy.workspace_id, entity_type="sla_policy", entity_id=policy.id,
                           actor_id=principal.user_id, actor_kind=principal.actor_kind, at=now,
                           changes={"deleted": (policy.name, None)})
@@ -769,11 +767,9 @@ class SlaService:
         await self.session.flush()
         self._policies.pop(policy.id, None)
         forget_read(self.session, ("sla_policies", policy.workspace_id))
+        tickets = await self.tickets.get_many_for_system({policy.workspace_id: [t.ticket_id for t in trackers]})
         for tracker in trackers:
-            try:
-                ticket = await self.tickets.get(Principal.system(policy.workspace_id), tracker.ticket_id)
-            except NotFound:
-                ticket = None
+            ticket = tickets.get(tracker.ticket_id)
             if ticket is None or ticket.status in DONE:
                 tracker.policy_id = None
                 continue

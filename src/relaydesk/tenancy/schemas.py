@@ -40,7 +40,7 @@ class WorkspaceSettings(BaseModel):
                                              description="Level 2 (reassign to a senior) this long after level 1.")
     escalation_l3_after_minutes: int = Field(default=120, ge=1, le=14 * 24 * 60,
                                              description="Level 3 (tell the managers) this long after level 2.")
-    # Room for the built-ins a stored list left out (migration 0012) besides the 500 a PATCH may set.
+    # Room for the built-ins a stored list left out (migration 0011) besides the 500 a PATCH may set.
     priority_keywords: dict[Keyword, Literal["LOW", "MEDIUM", "HIGH", "URGENT"] | None] | None = Field(
         default=None, max_length=1000, description=PRIORITY_KEYWORDS_HELP)
     classifier_min_confidence: float | None = Field(

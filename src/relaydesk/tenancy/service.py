@@ -78,7 +78,9 @@ class WorkspaceService:
         changed = patch.model_dump(exclude_unset=True)
         if changed.get("sms_api_url") and not allow_private:
             try:
-                await check_target(changed["sms_api_url"], allow_private=False, hint="")
+                await check_target(changed["sms_api_url"], allow_private=False,
+                                   hint="; use the provider's public URL, or ask the operator to set "
+                                        "RELAYDESK_ALLOW_PRIVATE_TARGETS")
             except UnsafeTarget as exc:
                 raise ValidationFailed(str(exc), field="sms_api_url") from None
         for field, value in changed.items():

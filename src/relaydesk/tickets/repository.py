@@ -47,7 +47,7 @@ class TicketFilters:
     updated_to: datetime | None = None
     text: str | None = None  # words to find in the subject or the thread
     number: int | None = None  # the ticket number ``text`` names, if it names one
-    requesters: list[uuid.UUID] | None = None  # customers whose name or email holds ``text``
+    requesters: Select[tuple[uuid.UUID]] | None = None  # customers whose name or email holds ``text``
 
 
 def like_pattern(text: str) -> str:
@@ -184,7 +184,7 @@ class TicketRepository:
                 TicketTag.workspace_id == vis.workspace_id, TicketTag.tag == f.tag, TicketTag.ticket_id == Ticket.id,
             ))
         if f.text:
-            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters or []))
+            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters))
         for column, low, high in ((Ticket.created_at, f.created_from, f.created_to),
                                   (Ticket.updated_at, f.updated_from, f.updated_to)):
             if low is not None:
@@ -207,8 +207,8 @@ class TicketRepository:
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
 
     @staticmethod
-    def _matching(vis: Visibility, text: str, number: int | None, requesters: list[uuid.UUID]
-                  ) -> ColumnElement[bool]:
+    def _matching(vis: Visibility, text: str, number: int | None,
+                  requesters: Select[tuple[uuid.UUID]] | None) -> ColumnElement[bool]:
         """Tickets whose subject or thread (what this caller may read of it: customers not the
         internal notes) contains ``text``, case-insensitively, or whose number it is, or
         whose requester is one of ``requesters``. A scan of the workspace's tickets and
@@ -220,7 +220,7 @@ class TicketRepository:
         if vis.is_customer:
             said = said.where(Message.internal.is_(False))
         found = [Ticket.subject.ilike(pattern, escape="\\"), exists(said)]
-        if requesters:
+        if requesters is not None:
             found.append(Ticket.requester_id.in_(requesters))
         if number is not None:
             found.append(Ticket.number == number)

@@ -149,8 +149,8 @@ class TicketService:
     ) -> list[Ticket]:
         vis = await self.visibility(principal)
         if filters.text and not vis.is_customer:  # a customer's own tickets are all theirs anyway
-            filters = replace(filters, requesters=await self.customers.matching(vis.workspace_id,
-                                                                                like_pattern(filters.text)))
+            filters = replace(filters, requesters=self.customers.matching(vis.workspace_id,
+                                                                          like_pattern(filters.text)))
         return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
 
     # -- create ------------------------------------------------------------------------
@@ -392,6 +392,12 @@ class TicketService:
             ticket.updated_at = now
             self._audit(principal, ticket, now, {"sla_breached": (False, True)})
         return ticket
+
+    async def unfinished_ids_of(self, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> list[uuid.UUID]:
+        """The tickets an agent holds that are not resolved or closed."""
+        return list(await self.session.scalars(select(Ticket.id).where(
+            Ticket.workspace_id == workspace_id, Ticket.assignee_id == agent_id, Ticket.deleted_at.is_(None),
+            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]))))
 
     @staticmethod
     def note_sla_due(ticket: Ticket, due_at: datetime | None) -> None:
