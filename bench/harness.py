@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,16 +160,28 @@ class CpuMeter:
         }
 
 
-async def wait_idle(pid: int, *, below: float = 0.1, window: float = 0.5, timeout: float = 180.0) -> float:
+async def wait_idle(pid: int, *, below: float = 0.1, window: float = 0.5, timeout: float = 180.0,
+                    step: float = 0.05) -> float:
     """Wait until the process uses under ``below`` of a core over ``window`` seconds (its
-    background jobs are done); returns the seconds waited."""
+    background jobs are done); returns the seconds until the end of the last ``step`` in
+    which it was still working (over half a core), not until the quiet was confirmed, so
+    the figure does not carry the confirming window with it."""
     started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        cpu0 = process_cpu_seconds(pid)
-        await asyncio.sleep(window)
-        if process_cpu_seconds(pid) - cpu0 < below * window:
+    samples = deque([(started, process_cpu_seconds(pid))])
+    last_busy = started
+    while samples[-1][0] - started < timeout:
+        await asyncio.sleep(step)
+        now, cpu = time.perf_counter(), process_cpu_seconds(pid)
+        then, cpu_then = samples[-1]
+        if cpu - cpu_then > 0.5 * (now - then):
+            last_busy = now
+        samples.append((now, cpu))
+        while now - samples[0][0] > window + step / 2:
+            samples.popleft()
+        first, cpu_first = samples[0]
+        if now - first >= window and cpu - cpu_first < below * (now - first):
             break
-    return time.perf_counter() - started
+    return last_busy - started
 
 
 async def background_load(seconds: float = 2.0) -> float:

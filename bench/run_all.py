@@ -258,7 +258,7 @@ def report(result: LoadResult, note: str = "") -> None:
                   f"p50 {d['p50_ms']:6.2f}  p95 {d['p95_ms']:6.2f}  p99 {d['p99_ms']:6.2f} ms"
                   f"{'  ' + note if note else ''}{cpu_note}")
     if d.get("drain_s") is not None:
-        console.print(f"    background work went on {d['drain_s']:.1f} s after the last response: sustained "
+        console.print(f"    background work went on {d['drain_s']:.2f} s after the last response: sustained "
                       f"{d['sustained_per_s']:.1f} tickets/s including it")
     for sample in d["error_samples"][:3]:
         console.print(f"    [red]error:[/red] {sample}")
