@@ -44,6 +44,7 @@ LIVE_ALREADY_KEPT = 10_000
 class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
                  batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02,
+                 max_gather_seconds: float = 0.1,
                  jobs_ahead: int | None = None, max_hold_seconds: float = 1.0,
                  on_committed: Callable[[list[Event]], None] | None = None) -> None:
         self.db = db
@@ -58,8 +59,13 @@ class Dispatcher:
         # Events per consumer transaction: on SQLite that transaction holds the one writer,
         # so a bound keeps requests from waiting behind a long batch.
         self.consume_batch = consume_batch
-        # After a wake-up, wait this long so a burst of commits leaves in one transaction.
+        # After a wake-up, wait this long so a burst of commits leaves in one transaction,
+        # and again while commits keep coming, up to ``max_gather_seconds``: under steady
+        # load a batch then carries many events, and its fixed cost (a transaction, the
+        # idempotency records, reading the workspace's agents, rules and policies) is
+        # shared, while a lone commit on a quiet server still leaves after one pause.
         self.gather_seconds = gather_seconds
+        self.max_gather_seconds = max(max_gather_seconds, gather_seconds)
         self.jobs_ahead = jobs_ahead
         # Events are held back at most this long: the jobs keeping the workers busy may be
         # slow ones of another kind (a webhook to a slow endpoint), and routing must not
@@ -163,6 +169,14 @@ class Dispatcher:
             self._held_since = now
         return True
 
+    async def _gather(self) -> None:
+        deadline = time.monotonic() + self.max_gather_seconds
+        while True:
+            self._wake.clear()
+            await asyncio.sleep(min(self.gather_seconds, max(0.0, deadline - time.monotonic())))
+            if not self._wake.is_set() or time.monotonic() >= deadline:
+                return
+
     async def run(self) -> None:
         failures = 0
         while True:
@@ -173,7 +187,7 @@ class Dispatcher:
             except TimeoutError:
                 pass
             else:
-                await asyncio.sleep(self.gather_seconds)
+                await self._gather()
             self._wake.clear()
             try:
                 await self.drain()
