@@ -157,7 +157,7 @@ class RoutingService:
         unrouted = self.session.info.get(_UNROUTED, set())
         if ticket_id in unrouted:
             unrouted.discard(ticket_id)  # being routed now
-        elif await self.session.get(TicketRouting, ticket_id) is not None:
+        elif await self._record_of(ticket_id) is not None:
             return None  # a re-delivery
         settings = await self.workspaces.settings(workspace_id)
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
@@ -215,11 +215,20 @@ class RoutingService:
         self.session.add(routing)
         if not assigned:
             await self.route(workspace_id, ticket.id, now, routing=routing)
-        # Written once the decision is made: one INSERT of the record and one UPDATE of the
-        # ticket, not a write per step. Flushed here, not at the commit, so that later work
-        # of the same batch (a queue drain) finds the record by query.
-        await self.session.flush()
+        # Not flushed here: the batch's records, tickets and messages are then written
+        # together (one INSERT per table for the batch, and the SLA due time the next
+        # consumer sets goes out with the ticket's UPDATE). Whatever looks records up by
+        # query first writes those still pending (``_records_written``).
         return routing
+
+    async def _records_written(self) -> None:
+        """Flush routing records this transaction made, before a query that must find them."""
+        if any(isinstance(obj, TicketRouting) for obj in self.session.new):
+            await self.session.flush()
+
+    async def _record_of(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> TicketRouting | None:
+        await self._records_written()
+        return await self.session.get(TicketRouting, ticket_id, with_for_update=for_update or None)
 
     async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
         """The workspace category the label names, a top-level one first."""
@@ -284,7 +293,7 @@ class RoutingService:
 
     async def _locked_routing(self, ticket_id: uuid.UUID) -> TicketRouting | None:
         routing = already_loaded(self.session, TicketRouting, ticket_id, for_update=True) or \
-            await self.session.get(TicketRouting, ticket_id, with_for_update=True)
+            await self._record_of(ticket_id, for_update=True)
         if routing is not None:
             note_locked(self.session, TicketRouting, ticket_id)
         return routing
@@ -339,6 +348,7 @@ class RoutingService:
         assigned (a big rise in capacity empties the queue, not just its first page).
         Returns how many were assigned."""
         await self._lock_routing(workspace_id)
+        await self._records_written()
         stmt = select(TicketRouting.ticket_id).where(
             TicketRouting.workspace_id == workspace_id, TicketRouting.state == "queued")
         named = [t for t in team_ids if t is not None]
@@ -422,7 +432,7 @@ class RoutingService:
         """``actor_id``: who changed it; the agent who had it, when they gave it back themselves."""
         # A system's assignment (routing's own never gets here, see ``wants`` in tasks.py;
         # a senior reassignment does) leaves the record as it is.
-        routing = None if by_system and after is not None else await self.session.get(TicketRouting, ticket_id)
+        routing = None if by_system and after is not None else await self._record_of(ticket_id)
         if routing is not None and after is not None and not by_system:
             routing.leave_queue("manual")
             # The decision stays routing's own; the record says who overrode it, whom to, when.

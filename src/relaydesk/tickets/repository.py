@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, event, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from relaydesk.core.db import already_loaded, note_locked
 from relaydesk.tickets.lifecycle import OPEN_WORK, Priority
@@ -93,15 +93,85 @@ def _work_pending(session: AsyncSession) -> bool:
     return False
 
 
-# session.info, SQLite only: agent -> tickets in open work, as counted since the last flush.
-# SQLite's write transaction holds the only write lock (BEGIN IMMEDIATE) and a read one a
-# fixed snapshot, so until this transaction writes again a second count could only repeat
-# the first: routing counts the pool, then the assignment checks the winner's cap. (Tickets
-# change only through the ORM, so a flush is the only way this transaction changes them.)
+# session.info, SQLite only: (workspace, agent) -> tickets in open work, as this
+# transaction counted them. SQLite's write transaction holds the only write lock (BEGIN
+# IMMEDIATE) and a read one a fixed snapshot, so only this transaction's own changes can
+# move the counts, and each flush carries those over (``_loads_follow_flush``): a batch of
+# new tickets counts its pool once, not once per ticket, and the assignment's cap check
+# reuses the count. Tickets change through the ORM; a statement run against the tickets
+# table itself drops the counts.
 _LOADS = "open_loads_counted"
+_LOAD_FIELDS = ("assignee_id", "status", "deleted_at")
+_OPEN_WORK_VALUES = frozenset(s.value for s in OPEN_WORK)
+_UNKNOWN = object()
+
+
+def _load_slot(workspace_id: object, assignee_id: object, status: object, deleted_at: object) -> object:
+    """The (workspace, agent) whose load a ticket with these values counts toward, or None."""
+    if assignee_id is None or deleted_at is not None or status not in _OPEN_WORK_VALUES:
+        return None
+    return (workspace_id, assignee_id)
+
+
+def _slots_before_and_after(ticket: Ticket, pending: bool, gone: bool) -> tuple[object, object]:
+    """Where a ticket counted before its unflushed changes and where it counts with them;
+    ``_UNKNOWN`` before when a changed value's old one was never loaded."""
+    attrs = inspect(ticket).attrs
+    histories = [attrs[name].history for name in _LOAD_FIELDS]
+    after = None if gone else _load_slot(ticket.workspace_id, ticket.assignee_id, ticket.status, ticket.deleted_at)
+    if pending:
+        return None, after
+    old = []
+    for history in histories:
+        if history.deleted:
+            old.append(history.deleted[0])
+        elif history.unchanged:
+            old.append(history.unchanged[0])
+        elif history.added:
+            return _UNKNOWN, after
+        else:
+            old.append(None)
+    return _load_slot(ticket.workspace_id, *old), after
+
+
+def _moves(session: Session) -> list[tuple[object, object]] | None:
+    """(slot before, slot after) of each ticket whose unflushed changes move its load;
+    None when one's old value is not known."""
+    changed = [(t, True, False) for t in session.new if isinstance(t, Ticket)]
+    changed += [(t, False, False) for t in session.dirty if isinstance(t, Ticket)]
+    changed += [(t, False, True) for t in session.deleted if isinstance(t, Ticket)]
+    moves = []
+    for ticket, pending, gone in changed:
+        before, after = _slots_before_and_after(ticket, pending, gone)
+        if before is _UNKNOWN:
+            return None
+        if before != after:
+            moves.append((before, after))
+    return moves
 
 
 @event.listens_for(Session, "after_flush")
+def _loads_follow_flush(session: Session, _context: object) -> None:
+    counted = session.info.get(_LOADS)
+    if not counted:
+        return
+    moves = _moves(session)  # the flush's changes: their history is still there
+    if moves is None:
+        session.info.pop(_LOADS, None)
+        return
+    for before, after in moves:
+        for slot, step in ((before, -1), (after, 1)):
+            if slot in counted:
+                counted[slot] += step  # type: ignore[index]
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _loads_unknown_after_statement(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete or state.is_insert) and \
+            getattr(state.statement, "table", None) is Ticket.__table__:
+        state.session.info.pop(_LOADS, None)
+
+
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _loads_stale(session: Session, *_: object) -> None:
@@ -228,15 +298,16 @@ class TicketRepository:
 
     async def open_load(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                         exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
-        """How many tickets each agent has in open work (what counts against their cap)."""
-        # Count this transaction's own assignments too (a queue drain or a batch of new
-        # tickets makes several). Only those: flushing other changes early would cost a
-        # second UPDATE of the same row when the transaction changes it again.
-        if _work_pending(self.session):
-            await self.session.flush()
+        """How many tickets each agent has in open work (what counts against their cap),
+        this transaction's own assignments included (a queue drain or a batch of new
+        tickets makes several)."""
         known = self._counted(workspace_id, agent_ids, exclude)
         if known is not None:
             return known
+        # Only the changes that move a load are flushed first: flushing others early would
+        # cost a second UPDATE of the same row when the transaction changes it again.
+        if _work_pending(self.session):
+            await self.session.flush()
         # An id no ticket has stands for "exclude nothing": one statement for both uses.
         rows = await self.session.execute(_OPEN_LOAD, {"workspace_id": workspace_id, "agent_ids": agent_ids,
                                                        "exclude": exclude or _NO_TICKET})
@@ -248,9 +319,10 @@ class TicketRepository:
 
     def _counted(self, workspace_id: uuid.UUID, agent_ids: list[uuid.UUID],
                  exclude: uuid.UUID | None) -> dict[uuid.UUID, int] | None:
-        """The loads counted since the last flush (SQLite), or None. With a ticket to
-        leave out, only when this transaction holds it and it is none of these agents'
-        (so the count never included it); otherwise the query decides."""
+        """The loads as this transaction counted them (SQLite) with its unflushed changes
+        applied, or None. With a ticket to leave out, only when this transaction holds it
+        and it is none of these agents' (so the count never included it); otherwise the
+        query decides."""
         counted = self.session.info.get(_LOADS)
         if not counted or any((workspace_id, a) not in counted for a in agent_ids):
             return None
@@ -258,7 +330,15 @@ class TicketRepository:
             excluded = already_loaded(self.session, Ticket, exclude)
             if excluded is None or excluded.assignee_id in agent_ids:
                 return None
-        return {a: counted[(workspace_id, a)] for a in agent_ids}
+        moves = _moves(self.session.sync_session)
+        if moves is None:
+            return None
+        loads = {a: counted[(workspace_id, a)] for a in agent_ids}
+        for before, after in moves:
+            for slot, step in ((before, -1), (after, 1)):
+                if slot is not None and slot[0] == workspace_id and slot[1] in loads:  # type: ignore[index]
+                    loads[slot[1]] += step  # type: ignore[index]
+        return loads
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
