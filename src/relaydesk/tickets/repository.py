@@ -304,8 +304,8 @@ class TicketRepository:
         known = self._counted(workspace_id, agent_ids, exclude)
         if known is not None:
             return known
-        # Only the changes that move a load are flushed first: flushing others early would
-        # cost a second UPDATE of the same row when the transaction changes it again.
+        # Flushed first only when unflushed changes move a load: flushing for other changes
+        # would cost a second UPDATE of the same row when the transaction changes it again.
         if _work_pending(self.session):
             await self.session.flush()
         # An id no ticket has stands for "exclude nothing": one statement for both uses.
