@@ -216,3 +216,48 @@ async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try
     assert "[SQL:" not in listed  # the first line says it; the log has the rest
     assert "1 done, 0 failed again." in run("failed-events", "--retry")
     assert "No failed reactions." in run("failed-events")
+
+
+async def test_the_priority_keyword_migration_keeps_what_each_workspace_had(tmp_path):
+    """Revision 0011 changed what a workspace's stored keyword list means (it replaced the
+    built-in keywords; it now changes them). Upgrading and downgrading both keep the
+    keywords in effect, whatever the built-in list becomes later."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from relaydesk.core.db import Database
+    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.routing.priority import keywords_in_effect
+    from relaydesk.tenancy.models import Workspace
+
+    db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
+    table = Workspace.__table__
+    had = {"refund": "HIGH", "Urgent": "URGENT", "website down": "HIGH"}  # the built-ins left out
+
+    async def stored() -> dict:
+        async with db.read_engine.connect() as conn:
+            return (await conn.scalar(select(table.c.settings)))["priority_keywords"]
+
+    try:
+        await upgrade(db, "0010")
+        async with db.write_engine.begin() as conn:
+            await conn.execute(insert(table).values(
+                id=uuid.uuid4(), name="Old desk", slug="old-desk", ticket_seq=0,
+                settings={"priority_keywords": had}, created_at=datetime.now(UTC)))
+        await upgrade(db, "0011")
+        assert keywords_in_effect(await stored()) == had
+        assert "outage" not in keywords_in_effect(await stored())
+
+        def down(connection) -> None:  # noqa: ANN001
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0010")
+
+        async with db.write_engine.begin() as conn:
+            await conn.run_sync(down)
+        assert await stored() == had
+    finally:
+        await db.dispose()
