@@ -724,6 +724,33 @@ class TestImap:
         assert await poll_mailbox(runtime, mailbox) == 0
         assert [r["source"] for r in await inbound(client, ws)] == ["imap", "imap"]
 
+    async def test_mail_someone_opened_before_the_poll_still_becomes_a_ticket(
+            self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
+        """Whoever watches the support mailbox in their own mail client may open a message
+        before Relaydesk polls; it is fetched all the same. Mail read before the mailbox
+        was connected is its history, and is left alone."""
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        imap_server.deliver(user, email("old@customers.example.com", user, "Read long ago", "Hi"), flags=[r"\Seen"])
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+            "imap_username": user, "imap_password": password})
+        assert r.status_code == 201, r.text
+
+        async def poll() -> int:
+            async with runtime.db.read_session() as s:
+                return await poll_mailbox(runtime, await s.get(Mailbox, uuid.UUID(r.json()["id"])))
+
+        assert await poll() == 0
+        imap_server.deliver(user, email("buyer@customers.example.com", user, "Opened in Outlook first", "Hi"),
+                            flags=[r"\Seen"])
+        imap_server.deliver(user, email("other@customers.example.com", user, "Still unread", "Hi"))
+        assert await poll() == 2
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == ["Opened in Outlook first", "Still unread"]
+        assert await poll() == 0
+        assert imap_server.count(user, unseen_only=True) == 0
+
     async def test_a_wrong_password_is_recorded_on_the_mailbox(self, client, runtime, imap_server) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         user, _ = imap_server.make_user(domain="imap.example.com")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, IdMixin, WorkspaceScoped
@@ -26,6 +26,11 @@ class Mailbox(IdMixin, WorkspaceScoped, Base):
     imap_username: Mapped[str | None] = mapped_column(String(320))
     imap_password: Mapped[str | None] = mapped_column(String(500))  # never shown back by the API
     imap_folder: Mapped[str] = mapped_column(String(200), default="INBOX")
+    # Where polling has got to in the folder: the folder's UIDVALIDITY and the highest UID
+    # taken. Each poll takes every message above it, read or not (someone may have opened
+    # one in their mail client first); a new UIDVALIDITY starts again from the unread ones.
+    imap_uid_validity: Mapped[int | None] = mapped_column(BigInteger)
+    imap_last_uid: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
     last_polled_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

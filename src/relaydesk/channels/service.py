@@ -103,8 +103,12 @@ class MailboxService:
         for key in ("imap_tls", "imap_folder", "active"):  # null means nothing for these
             if key in changes and changes[key] is None:
                 raise ValidationFailed("Give a value or leave it out.", field=key)
+        moved = any(key in changes and changes[key] != getattr(mailbox, key)
+                    for key in ("imap_host", "imap_port", "imap_username", "imap_folder"))
         for key, value in changes.items():
             setattr(mailbox, key, value)
+        if moved:  # another folder's UIDs mean other messages: start again from its unread ones
+            mailbox.imap_uid_validity = mailbox.imap_last_uid = None
         if changes.keys() & {"imap_host", "imap_port", "imap_tls"}:
             # Only where it would connect changed: switching off a mailbox whose host no
             # longer resolves, or giving it a new password, must not be refused for that.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -70,18 +72,59 @@ def _imap(mailbox: Mailbox) -> Iterator[imaplib.IMAP4]:
         yield client
 
 
-def _fetch_unseen(mailbox: Mailbox, limit: int) -> list[tuple[bytes, bytes]]:
-    """(uid, raw) of unseen messages."""
+@dataclass(frozen=True, slots=True)
+class ImapPosition:
+    """How far a mailbox's folder has been read: its UIDVALIDITY and the highest UID taken."""
+
+    uid_validity: int | None
+    last_uid: int | None
+
+
+def _fetch_new(mailbox: Mailbox, limit: int) -> tuple[ImapPosition, list[tuple[bytes, bytes]]]:
+    """(the position after these, [(uid, raw)]) of the messages not taken yet, oldest first.
+
+    Past the position, every message is new, read or not: whoever watches the mailbox in
+    their own mail client may open a message before the poll comes round, and it must
+    still become a ticket. Where there is no position yet (the first poll) or the folder's
+    UIDVALIDITY changed (its UIDs now mean other messages), the unread messages are what
+    is new, and the position is set from there: a mailbox connected with years of read
+    mail in it does not turn that history into tickets."""
     with _imap(mailbox) as client:
-        _, found = client.uid("SEARCH", "UNSEEN")
+        validity = _status_number(client, mailbox.imap_folder, "UIDVALIDITY")
+        known = mailbox.imap_uid_validity == validity and mailbox.imap_last_uid is not None
+        if known:
+            # "n:*" always names the newest message, even when its UID is below n.
+            _, found = client.uid("SEARCH", f"UID {mailbox.imap_last_uid + 1}:*")  # type: ignore[operator]
+            uids = sorted(u for u in map(int, (found[0] or b"").split()) if u > mailbox.imap_last_uid)  # type: ignore[operator]
+        else:
+            _, found = client.uid("SEARCH", "UNSEEN")
+            uids = sorted(map(int, (found[0] or b"").split()))
+        taken = uids[:limit]
         messages = []
-        for uid in (found[0] or b"").split()[:limit]:
+        for uid in taken:
             # BODY.PEEK leaves \Seen alone: a message is marked only once it is stored.
-            _, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            _, data = client.uid("FETCH", str(uid), "(BODY.PEEK[])")
             raw = next((part[1] for part in data if isinstance(part, tuple)), None)
             if raw is not None:
-                messages.append((uid, raw))
-        return messages
+                messages.append((str(uid).encode(), raw))
+        if len(taken) < len(uids):
+            last = taken[-1]  # the rest on the next poll
+        elif known:
+            last = max([mailbox.imap_last_uid or 0, *taken])
+        else:
+            last = _status_number(client, mailbox.imap_folder, "UIDNEXT") - 1  # all there is now was looked at
+        return ImapPosition(validity, last), messages
+
+
+def _status_number(client: imaplib.IMAP4, folder: str, item: str) -> int:
+    """A number SELECT reported (UIDVALIDITY, UIDNEXT), or else STATUS's."""
+    _, reported = client.response(item)
+    value = next((v for v in reported or () if v), None)
+    if value is None:
+        _, data = client.status(_quote(folder), f"({item})")
+        match = re.search(rf"{item} (\d+)".encode(), data[0] or b"")
+        value = match.group(1) if match else b"0"
+    return int(value)
 
 
 def _mark_seen(mailbox: Mailbox, uids: list[bytes]) -> None:
@@ -95,12 +138,13 @@ def _quote(folder: str) -> str:
 
 
 async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
-    """Store every unseen message, then mark them seen; a crash between the two is
-    harmless because the next poll recognises them by Message-ID."""
+    """Store every new message (``_fetch_new``) and where the folder has been read to,
+    then mark them seen; a crash between the two is harmless: the next poll starts past
+    them, and recognises by Message-ID any it is shown again."""
     try:
         if not runtime.settings.allow_private_targets:  # again at each poll: a name may resolve elsewhere now
             await check_host(mailbox.imap_host or "", imap_port(mailbox.imap_port, mailbox.imap_tls))
-        fetched = await asyncio.to_thread(_fetch_unseen, mailbox, IMAP_BATCH)
+        position, fetched = await asyncio.to_thread(_fetch_new, mailbox, IMAP_BATCH)
     except (OSError, imaplib.IMAP4.error, UnsafeTarget) as exc:
         async with runtime.transaction() as session:
             row = await session.get(Mailbox, mailbox.id)
@@ -122,6 +166,7 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
         box = await session.get(Mailbox, mailbox.id)
         if box is not None:
             box.last_polled_at, box.last_error = now, None
+            box.imap_uid_validity, box.imap_last_uid = position.uid_validity, position.last_uid
     if fetched:
         await asyncio.to_thread(_mark_seen, mailbox, [uid for uid, _ in fetched])
     return len(stored)
