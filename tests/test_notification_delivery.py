@@ -290,6 +290,42 @@ class TestStaffEmailsAndPreferences:
         assert "scan-b.pdf" in text and "scan-a.pdf" not in text
         assert "scan-b.pdf" in email.message.get_body(("html",)).get_content()
 
+    async def test_a_replys_files_are_read_once_the_round_has_let_go_of_the_database(
+            self, client, settle, mail, runtime, backend, monkeypatch) -> None:  # noqa: ANN001
+        """Reading a file waits on the disk (or an object store). On SQLite the delivery
+        round used to wait holding the only writer, and every request that writes waited
+        with it; the files are read once the round's transaction is over."""
+        if backend != "sqlite":
+            pytest.skip("PostgreSQL takes concurrent writers: a read there holds nobody up")
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        r = await client.post("/api/v1/uploads", files={"file": ("invoice.pdf", b"%PDF-1.4 tiny")},
+                              headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        writer_free_while_reading: list[bool] = []
+        read = runtime.files.get
+
+        async def get_and_try_to_write(key: str) -> bytes:
+            try:
+                async with asyncio.timeout(2):
+                    async with runtime.db.write_session() as session:
+                        await session.connection()  # BEGIN IMMEDIATE: the writer, if free
+                writer_free_while_reading.append(True)
+            except TimeoutError:
+                writer_free_while_reading.append(False)
+            return await read(key)
+
+        monkeypatch.setattr(runtime.files, "get", get_and_try_to_write)
+        r = await ws.reply(ws.admin, ticket["id"], "Your invoice.", attachment_ids=[r.json()["id"]])
+        assert r.status_code == 201, r.text
+        await settle()
+        [email] = to(mail, customer.email)
+        assert [part.get_filename() for part in email.message.iter_attachments()] == ["invoice.pdf"]
+        assert writer_free_while_reading == [True]
+
     @staticmethod
     async def status_digest(client, settle, mail, runtime, clock, **customer_fields):  # noqa: ANN001, ANN205
         """A customer's ticket resolved, then closed five seconds later: the one digest

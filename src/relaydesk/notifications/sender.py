@@ -85,6 +85,9 @@ class Outgoing:
     auth: tuple[str, str] | None = None
     allow_private: bool = False
     problem: str | None = None  # found while preparing: fails the delivery without sending
+    # Email: files still to attach, read once the round has let go of the database (on
+    # SQLite a read waited on a thread while holding the only writer).
+    files: tuple[Attachment, ...] = ()
 
 
 class SendFailed(Exception):
@@ -109,6 +112,7 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
         outgoing = [await _prepare_alone(runtime, session, d, now) for d in claimed]
     if not outgoing:
         return 0
+    outgoing = [await _with_files(runtime, item) if item.files else item for item in outgoing]
     outcomes: list[tuple[uuid.UUID, SendFailed | None]] = []
     async with runtime.mailer.batch():  # the round's emails share one connection to the relay
         for item in outgoing:
@@ -189,7 +193,26 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         zone = await _recipient_zone(runtime, session, delivery)
         delivery.context = {**delivery.context,
                             "digest": [_digest_item(d, delivery.locale, zone) for d in in_order]}
-    return Outgoing(delivery.id, "email", email=await _compose(runtime, session, delivery, now))
+    email, files = await _compose(runtime, session, delivery, now)
+    return Outgoing(delivery.id, "email", email=email, files=tuple(files))
+
+
+async def _with_files(runtime: Runtime, item: Outgoing) -> Outgoing:
+    """The email with its files attached; one that cannot be read fails the delivery (the
+    reply without the file the agent attached would tell the customer something else)."""
+    assert item.email is not None
+    try:
+        for attachment in item.files:
+            data = await runtime.files.get(attachment.storage_key)
+            part = MIMEApplication(data, _subtype=attachment.content_type.partition("/")[2])
+            part.replace_header("Content-Type", attachment.content_type)
+            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+            item.email.attach(part)
+    except Exception as exc:
+        log.exception("delivery_not_composed", delivery_id=str(item.delivery_id))
+        return Outgoing(item.delivery_id, item.channel, problem=f"could not be composed: {type(exc).__name__}: {exc}")
+    return item
 
 
 def _ascii_domain(address: str) -> str:
@@ -239,7 +262,9 @@ def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str
             "at": _clock_time(delivery.created_at, zone), "attachment_ids": message.get("attachment_ids", [])}
 
 
-async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Message:
+async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime
+                   ) -> tuple[Message, list[Attachment]]:
+    """The email, and the files it is to carry (``_with_files`` attaches them)."""
     settings = runtime.settings
     ctx = dict(delivery.context)
     digest = ctx.pop("digest", None)
@@ -309,17 +334,11 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     alternative.attach(MIMEText(html, "html", _QUOTED_PRINTABLE_UTF8))
     if files:
         message.attach(alternative)
-        for attachment, data in files:
-            part = MIMEApplication(data, _subtype=attachment.content_type.partition("/")[2])
-            part.replace_header("Content-Type", attachment.content_type)
-            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
-            part.add_header("Content-Disposition", "attachment", filename=filename)
-            message.attach(part)
-    return message
+    return message, files
 
 
 async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, digest: list[dict[str, Any]] | None
-                    ) -> tuple[list[tuple[Attachment, bytes]], list[Attachment]]:
+                    ) -> tuple[list[Attachment], list[Attachment]]:
     """The files of the replies this email carries, in the order they were attached, as
     many as fit in ``EMAIL_ATTACHMENT_BYTES`` together (many servers refuse larger mail);
     and those left out, which the email names instead."""
@@ -328,7 +347,7 @@ async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery,
     if not ids:
         return [], []
     service = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
-    files: list[tuple[Attachment, bytes]] = []
+    files: list[Attachment] = []
     left_out: list[Attachment] = []
     room = EMAIL_ATTACHMENT_BYTES
     for attachment in await service.of_ids(delivery.workspace_id, [uuid.UUID(i) for i in dict.fromkeys(ids)]):
@@ -336,7 +355,7 @@ async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery,
             left_out.append(attachment)
             continue
         room -= attachment.size
-        files.append((attachment, await service.read(attachment)))
+        files.append(attachment)
     return files, left_out
 
 
