@@ -85,6 +85,38 @@ class TestConversations:
         assert follow_up["follow_up_of_id"] == chat["ticket_id"] and follow_up["channel"] == "chat"
         assert follow_up["tags"] == ["chat", "unverified"]  # nobody has checked who this is, still
 
+    async def test_a_closed_chat_continues_in_one_follow_up_that_counts_as_a_conversation(  # noqa: ANN201
+            self, client, runtime, monkeypatch):  # noqa: ANN001
+        """The old token keeps working after the chat moved on, into the same follow-up:
+        otherwise every line sent with it opened a ticket and mailed an acknowledgement."""
+        monkeypatch.setattr(runtime.settings, "chat_starts_per_email", 2)
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        chat = (await start(client, ws.slug, email="target@example.org")).json()
+        old = {"X-Chat-Token": chat["token"]}
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(agent, chat["ticket_id"], status)).status_code == 200
+        said = []
+        for n in range(3):
+            r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                                  json={"body": f"line {n}"}, headers=old)
+            assert r.status_code == 201, r.text
+            said.append(r.json())
+        follow_up_id = said[0]["ticket_id"]
+        assert follow_up_id != chat["ticket_id"] and {s["ticket_id"] for s in said} == {follow_up_id}
+        tickets = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        assert len(tickets) == 2
+        lines = (await client.get(f"/api/v1/chat/{ws.slug}/conversations/{follow_up_id}/messages",
+                                  headers={"X-Chat-Token": said[-1]["token"]})).json()
+        assert [m["body_text"] for m in lines] == ["line 0", "line 1", "line 2"]
+        # The follow-up was this email's second conversation: a third is refused, old token or new.
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(agent, follow_up_id, status)).status_code == 200
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations/{chat['ticket_id']}/messages",
+                              json={"body": "once more"}, headers=old)
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited", r.text
+        assert len((await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]) == 2
+
     async def test_nobody_can_use_the_chat_to_mail_anyone_at_will(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
         """Anyone may start a chat without signing in, and each sends an acknowledgement to
         the email given: so starts are limited per address and per email, and lines per

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import jwt
@@ -33,7 +33,7 @@ from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.service import WorkspaceService
-from relaydesk.tickets.lifecycle import Channel
+from relaydesk.tickets.lifecycle import Channel, Status
 from relaydesk.tickets.models import Message, Ticket
 from relaydesk.tickets.schemas import MessageIn, TicketIn, TicketPatch
 from relaydesk.tickets.service import TicketService
@@ -152,6 +152,22 @@ class ChatService:
             tags=["chat"] if visitor.verified else ["chat", "unverified"]), now)
         assert principal.user_id is not None
         return ChatGrant(workspace.id, ticket.id, customer.id, principal.user_id), ticket
+
+    async def continuing(self, grant: ChatGrant) -> tuple[ChatGrant, str | None]:
+        """Where the visitor's next line goes. A closed conversation moves on to a follow-up
+        once; a line sent later with the older token (another tab, a retry) joins that
+        follow-up instead of opening one more. When the line will open a follow-up, also
+        the visitor's email: that is a new conversation, limited like starting one."""
+        ticket = await self.tickets.get(grant.principal, grant.ticket_id, for_update=True)
+        while ticket.status == Status.CLOSED.value:
+            later = await self.tickets.follow_up_on_channel(grant.workspace_id, grant.customer_id, ticket.id,
+                                                            Channel.CHAT)
+            if later is None:
+                customer = (await self.customers.get_many(grant.workspace_id, {grant.customer_id}))[grant.customer_id]
+                return replace(grant, ticket_id=ticket.id), customer.email
+            # Locked before its own follow-up is looked for, as a line sent with its token locks it.
+            ticket = await self.tickets.get(grant.principal, later.id, for_update=True)
+        return replace(grant, ticket_id=ticket.id), None
 
     async def say(self, grant: ChatGrant, body: str, now: datetime) -> tuple[Message, ChatGrant]:
         """The message, and the grant to use from now on: writing into a closed conversation

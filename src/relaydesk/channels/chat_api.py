@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from importlib import resources
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import AliasChoices, Field
@@ -25,6 +25,9 @@ from relaydesk.identity.service import UserService
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.schemas import ticket_reference
 from relaydesk.tickets.tasks import ticket_service
+
+if TYPE_CHECKING:
+    from relaydesk.runtime import Runtime
 
 router = APIRouter()
 CHAT_PREFIX = "/api/v1/chat/"
@@ -86,6 +89,13 @@ def _grant(request: Request, token: str, workspace_id: uuid.UUID) -> ChatGrant:
     return grant
 
 
+async def _limit_conversations(runtime: Runtime, workspace_id: uuid.UUID, email: str) -> None:
+    """Each new conversation acknowledges to the email given, so they are limited per email."""
+    await runtime.limits.hit(f"chat-start:{workspace_id}:email:{email.lower()}",
+                             limit=runtime.settings.chat_starts_per_email, seconds=3600,
+                             message="Too many conversations for this email; try again later.")
+
+
 ChatToken = Annotated[str, Header(alias="X-Chat-Token", max_length=2000)]
 
 
@@ -114,9 +124,7 @@ async def start_chat(workspace: str, data: ChatStartIn, request: Request, sessio
     address = request.client.host if request.client else "unknown"
     await runtime.limits.hit(f"chat-start:{ws.id}:ip:{address}", limit=runtime.settings.chat_starts_per_ip,
                              seconds=600, message="Too many conversations from here; try again later.")
-    await runtime.limits.hit(f"chat-start:{ws.id}:email:{visitor.email.lower()}",
-                             limit=runtime.settings.chat_starts_per_email, seconds=3600,
-                             message="Too many conversations for this email; try again later.")
+    await _limit_conversations(runtime, ws.id, visitor.email)
     grant, ticket = await chat.start(ws, visitor, None, data.message, now(request))
     secret = request.app.state.runtime.settings.resolved_secret_key()
     return {"ticket_id": ticket.id, "number": ticket_reference(ticket.number),
@@ -143,8 +151,11 @@ async def chat_say(workspace: str, ticket_id: uuid.UUID, data: ChatMessageIn, to
     if grant.ticket_id != ticket_id:
         raise NotFound("No such conversation.")
     runtime = request.app.state.runtime
+    grant, opening_for = await chat.continuing(grant)
     await runtime.limits.hit(f"chat-say:{grant.ticket_id}", limit=runtime.settings.chat_lines_per_minute,
                              seconds=60, message="You are sending messages too quickly; wait a moment.")
+    if opening_for is not None:
+        await _limit_conversations(runtime, grant.workspace_id, opening_for)
     message, grant = await chat.say(grant, data.body, now(request))
     secret = request.app.state.runtime.settings.resolved_secret_key()
     return {"id": message.id, "author_kind": message.author_kind, "body_text": message.body_text,

@@ -472,6 +472,15 @@ class TicketService:
             Ticket.channel == channel.value, Ticket.deleted_at.is_(None),
         ).order_by(Ticket.updated_at.desc()).limit(1))
 
+    async def follow_up_on_channel(self, workspace_id: uuid.UUID, requester_id: uuid.UUID, closed_id: uuid.UUID,
+                                   channel: Channel) -> Ticket | None:
+        """The ticket the requester's conversation on a channel moved on to after this one
+        closed (the latest, should there be several)."""
+        return await self.session.scalar(select(Ticket).where(
+            Ticket.workspace_id == workspace_id, Ticket.requester_id == requester_id,
+            Ticket.follow_up_of_id == closed_id, Ticket.channel == channel.value, Ticket.deleted_at.is_(None),
+        ).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(1))
+
     async def email_thread_ids(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, limit: int = 10) -> list[str]:
         """The Message-IDs of the emails that came in on this ticket, oldest first, so the
         emails we send thread under them in the customer's mail client."""
