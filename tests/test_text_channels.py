@@ -3,6 +3,7 @@ and the generic signed JSON webhook for connected social channels."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -251,3 +252,38 @@ class TestChannelWebhook:
         assert r.status_code == 202 and r.json()["ticket_id"] in tickets
         assert len((await client.get("/api/v1/customers", params={"limit": 50},
                                      headers=ws.admin.headers)).json()["items"]) == len(user_ids)
+
+
+class TestRetriesArrivingTogether:
+    """A provider that times out sends the same message again while the first is still
+    being stored: each copy must see the one before it."""
+
+    async def test_one_message_id_posted_eight_times_at_once_is_stored_once(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        lines = ["Is it in stock?", "In blue?"]  # from someone new, then from someone known
+        for n, line in enumerate(lines):
+            raw, headers = signed({"user_id": "wa:3300", "name": "Bao", "text": line, "message_id": f"wamid.{n}"})
+            answers = await asyncio.gather(*(client.post(f"/api/v1/channels/{ws.slug}/messages", content=raw,
+                                                         headers=headers) for _ in range(8)))
+            assert sorted(r.status_code for r in answers) == [202] + [409] * 7, [r.text for r in answers]
+            assert {r.json()["code"] for r in answers if r.status_code == 409} == {"duplicate"}
+        [ticket] = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)).json()
+        assert [m["body_text"] for m in messages["items"] if m["author_kind"] == "customer"] == lines
+
+    async def test_an_sms_retried_at_once_is_stored_once_and_always_answered_with_twiml(
+            self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        lines = ["Is the shop open?", "On Sunday?"]  # from someone new, then from someone known
+        for n, line in enumerate(lines):
+            answers = await asyncio.gather(*(text_in(client, runtime, ws, "+15557650000", line, f"SM7{n}")
+                                             for _ in range(8)))
+            assert [(r.status_code, r.headers["content-type"].split(";")[0]) for r in answers] == \
+                [(200, "text/xml")] * 8, [r.text for r in answers]
+        [ticket] = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)).json()
+        assert [m["body_text"] for m in messages["items"] if m["author_kind"] == "customer"] == lines

@@ -15,6 +15,7 @@ import hmac
 import re
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.sanitize import text_to_html
@@ -64,6 +65,21 @@ class TextChannelService:
         self.session = session
         self.tickets = tickets
         self.customers = customers
+
+    async def one_at_a_time(self, workspace_id, channel: Channel, *, handle: str,  # noqa: ANN001
+                            external_id: str | None) -> None:
+        """Holds this message and its sender until the transaction ends. A provider that
+        timed out sends the same message again while the first is still being stored, and
+        a texter's burst arrives together: without this each copy found nothing stored yet
+        (the same message saved several times), and a new texter was made twice (all but
+        one copy refused as a clash). SQLite's one writer already serialises them."""
+        if self.session.bind.dialect.name != "postgresql":
+            return
+        # Always the message before its sender, so two transactions never wait on each other.
+        for key in filter(None, (external_id and f"message:{external_id}", f"sender:{channel.value}:{handle}")):
+            digest = hashlib.sha256(f"text:{workspace_id}:{key}".encode()).digest()
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                       {"key": int.from_bytes(digest[:8], "big", signed=True)})
 
     async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
                      email: str | None = None, phone: str | None = None, now: datetime) -> Customer:

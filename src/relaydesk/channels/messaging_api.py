@@ -87,8 +87,9 @@ async def twilio_incoming(workspace: str, request: Request, session: SessionDep)
     if not sender:
         raise ValidationFailed("From is missing.", field="From")
     external_id = f"twilio:{sid}" if sid else None
+    texts = _texts(request, session)
+    await texts.one_at_a_time(ws.id, Channel.SMS, handle=sender, external_id=external_id)
     if external_id is None or not await _seen(request, session, ws.id, external_id):
-        texts = _texts(request, session)
         customer = await texts.texter(ws.id, Channel.SMS, handle=sender, phone=sender, now=now(request))
         await texts.receive_text(customer, Channel.SMS, body, now(request), external_id=external_id)
     return Response(EMPTY_TWIML, media_type="text/xml")
@@ -133,9 +134,10 @@ async def channel_message(workspace: str, request: Request, session: SessionDep)
     if data.channel in (Channel.EMAIL, Channel.WEB, Channel.API):
         raise ValidationFailed("Use the email channel, the portal or the API for these.", field="channel")
     external_id = f"{data.channel.value}:{data.message_id}" if data.message_id else None
+    texts = _texts(request, session)
+    await texts.one_at_a_time(ws.id, data.channel, handle=data.user_id, external_id=external_id)
     if external_id and await _seen(request, session, ws.id, external_id):
         raise Conflict("This message_id was received before.", field="message_id", code="duplicate")
-    texts = _texts(request, session)
     customer = await texts.texter(ws.id, data.channel, handle=data.user_id, name=data.name, email=data.email,
                                   phone=data.phone, now=now(request))
     ticket = await texts.receive_text(customer, data.channel, data.text, now(request), external_id=external_id)
