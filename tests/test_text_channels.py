@@ -183,6 +183,37 @@ class TestChannelWebhook:
         assert len(set(seen)) == 1
         assert len((await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]) == 1
 
+    async def test_a_person_who_gave_their_email_first_stays_one_when_later_messages_do_not(
+            self, client, settle, receiver) -> None:  # noqa: ANN001, F811
+        """Known by their email (already a customer, or made with it on first contact), a
+        person's later messages without it still join their ticket, and answers reach them
+        on the platform."""
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        known = await ws.customer(login=False)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                          json={"url": url, "events": ["message.posted"], "allow_private": True})
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        for user_id, email in (("wa:4477", "nadia@example.com"), ("wa:5588", known.email)):
+            tickets = []
+            for extra in ({"email": email}, {}, {"email": email}):
+                raw, headers = signed({"user_id": user_id, "name": "Nadia", "text": "about my order", **extra})
+                r = await client.post(path, content=raw, headers=headers)
+                assert r.status_code == 202, r.text
+                tickets.append(r.json()["ticket_id"])
+            assert len(set(tickets)) == 1, user_id
+            await settle()
+            await ws.reply(agent, tickets[0], "On its way.")
+            await settle()
+            answers = [orjson.loads(body) for _, body in hooks.requests]
+            answer = [a for a in answers if a["data"].get("author_kind") == "agent"][-1]
+            assert answer["ticket"]["requester"]["channel_user_id"] == user_id
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert sorted(c["email"] for c in customers) == sorted(["nadia@example.com", known.email])
+
     async def test_a_connector_hears_whom_to_answer_on_the_platform(self, client, settle,
                                                                      receiver) -> None:  # noqa: ANN001, F811
         """The way out: a webhook for agents' replies carries the ticket's channel and the

@@ -84,14 +84,18 @@ class TextChannelService:
     async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
                      email: str | None = None, phone: str | None = None, now: datetime) -> Customer:
         """The customer behind a number or a connector's user id, made on first contact.
-        Someone already known by their handle stays that person when the platform later
-        also gives an email: their conversation must not split in two."""
+        Someone already known by their handle stays that person whether or not the platform
+        gives an email this time: their conversation must not split in two."""
         known = await self.customers.find_by_email(workspace_id, placeholder_email(channel.value, handle))
+        if known is None and channel is not Channel.SMS:  # a texter's handle is their number, looked up below
+            # First met with an email: the profile under that address holds the handle.
+            known = await self.customers.find_by_channel_user_id(workspace_id, handle)
         if known is not None:
             return known
         if email:
             found = await self.customers.find_by_email(workspace_id, email)
             if found is not None:
+                self.customers.note_channel_user_id(found, handle, now)
                 return found
         if phone:
             found = await self.customers.find_by_phone(workspace_id, phone)

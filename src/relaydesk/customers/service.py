@@ -147,6 +147,29 @@ class CustomerService:
             Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None),
         ).order_by(Customer.created_at).limit(1))
 
+    async def find_by_channel_user_id(self, workspace_id: uuid.UUID, handle: str) -> Customer | None:
+        """The customer a connected channel knows by this exact user id (the oldest, should
+        staff have given two the same). Not indexed: a scan of the workspace's customers,
+        asked only for a handle that has no placeholder profile of its own."""
+        return await self.session.scalar(select(Customer).where(
+            Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None),
+            Customer.attributes["channel_user_id"].as_string() == handle,
+        ).order_by(Customer.created_at, Customer.id).limit(1))
+
+    def note_channel_user_id(self, customer: Customer, handle: str, now: datetime) -> None:
+        """A connected channel met this customer under ``handle``: it is where answers to
+        them go on the platform and how their next message finds them. The first handle
+        recorded stays."""
+        attributes = dict(customer.attributes or {})
+        if attributes.get("channel_user_id"):
+            return
+        attributes["channel_user_id"] = handle
+        self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,
+                          actor_id=None, actor_kind="system", at=now,
+                          changes={"metadata": (customer.attributes, attributes)})
+        customer.attributes = attributes
+        customer.updated_at = now
+
     async def find_by_email(self, workspace_id: uuid.UUID, email: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(
             Customer.workspace_id == workspace_id, Customer.email == normalise_email(email),
