@@ -10,9 +10,13 @@ import time
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from factories import Workspace, make_workspace
-from httppeers import receiver  # noqa: F401 - a fixture
+from httppeers import receiver, served  # noqa: F401 - a fixture
 from relaydesk.channels.messaging import twilio_signature
 
 AUTH_TOKEN = "twilio-auth-token-123"
@@ -116,6 +120,33 @@ class TestSms:
         assert sorted(t[:6] for t in texts) == ["(1/3) ", "(2/3) ", "(3/3) "]
         in_order = sorted(texts)
         assert " ".join(t[6:] for t in in_order) == answer  # cut between words, nothing lost
+
+    async def test_an_answer_the_provider_refuses_is_noted_on_the_ticket_with_its_reason(
+            self, client, runtime, settle) -> None:  # noqa: ANN001
+        refusal = {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}
+
+        async def provider(request: Request) -> Response:
+            return Response(orjson.dumps(refusal), status_code=400, media_type="application/json")
+
+        async with served(Starlette(routes=[Route("/sms", provider, methods=["POST"])])) as port:
+            ws = await make_workspace(client)
+            agent = await ws.staff()
+            await set_up_sms(client, ws, f"http://127.0.0.1:{port}/sms")
+            await text_in(client, runtime, ws, "+15557654325", "Is my order ready?", "SM41")
+            [ticket] = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+            await settle()
+            await ws.reply(agent, ticket["id"], "Yes, come by after 3 and ask for the parcel desk. " * 40)
+            await settle()
+        r = await client.get("/api/v1/notifications/deliveries", params={"recipient": "+15557654325"},
+                             headers=ws.admin.headers)
+        texts = r.json()["items"]
+        assert len(texts) == 2 and {t["status"] for t in texts} == {"dead"}  # a long answer, two texts
+        assert all("HTTP 400" in t["last_error"] and refusal["message"] in t["last_error"] for t in texts)
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers)).json()
+        [note] = [m for m in messages["items"] if m["author_kind"] == "system" and "could not be texted" in
+                  m["body_text"]]
+        assert note["internal"] is True and "+15557654325" in note["body_text"]
+        assert refusal["message"] in note["body_text"]
 
     async def test_a_bad_signature_is_refused_and_nothing_is_stored(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
         _, url = receiver

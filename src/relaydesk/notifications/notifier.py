@@ -156,8 +156,8 @@ class Notifier:
         for n, part in enumerate(sms_parts(text)):
             queued = await self.deliveries.queue(
                 self.ws, channel="sms", kind="reply_sms", recipient=customer.phone,
-                key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part}, now=self.now,
-                ticket_id=ticket.id, key_is_new=True)
+                key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part, "answer": self.event_id},
+                now=self.now, ticket_id=ticket.id, key_is_new=True)
             self.queued += queued is not None
 
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket,

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relaydesk.deliveries")
 
 WEBHOOK_TIMEOUT_SECONDS = 10
+ERROR_BODY_CHARS = 300  # of an endpoint's or provider's answer to a failed send, kept with the failure
 EMAIL_ATTACHMENT_BYTES = 10 * 1024 * 1024  # what an email to a customer carries at most; the rest is named
 # Readable in the raw message (mostly ASCII text), safe for any UTF-8.
 _QUOTED_PRINTABLE_UTF8 = Charset("utf-8")
@@ -125,6 +126,7 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
         rows = {d.id: d for d in await session.scalars(_BY_IDS, {"ids": [i for i, _ in outcomes]})}
+        noted: set[object] = set()  # the texts of one long answer fail together: one note says so
         sent_as = {item.delivery_id: str(item.email["Message-ID"]).strip("<> ") for item in outgoing
                    if item.email is not None and item.email["Message-ID"]}
         for delivery_id, failure in outcomes:
@@ -137,9 +139,14 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
                                   max_attempts=runtime.settings.delivery_max_attempts)
                 log.warning("delivery_failed", delivery_id=str(delivery_id), channel=row.channel,
                             attempts=row.attempts, error=str(failure), gave_up=row.status == "dead")
-                if row.status == "dead" and row.kind == "reply_to_customer" and row.ticket_id is not None:
+                answer = row.context.get("answer") or row.id
+                if row.status == "dead" and row.kind in _SENT_AS and row.ticket_id is not None and answer not in noted:
+                    noted.add(answer)
                     await _note_reply_lost(runtime, session, row, now)
     return len(outgoing)
+
+
+_SENT_AS = {"reply_to_customer": "emailed", "reply_sms": "texted"}  # the replies whose loss the ticket shows
 
 
 async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> None:
@@ -150,8 +157,9 @@ async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: De
         ticket = await tickets.get(Principal.system(delivery.workspace_id), delivery.ticket_id)
     except NotFound:
         return
-    tickets.system_note(ticket, f"A reply could not be emailed to {delivery.recipient}, and Relaydesk gave up "
-                        f"after {delivery.attempts} attempt(s): {delivery.last_error}", now, internal=True)
+    tickets.system_note(ticket, f"A reply could not be {_SENT_AS[delivery.kind]} to {delivery.recipient}, and "
+                        f"Relaydesk gave up after {delivery.attempts} attempt(s): {delivery.last_error}", now,
+                        internal=True)
 
 
 async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
@@ -394,4 +402,7 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
     if response.status_code >= 300:
         # 4xx other than 408/429 will not change by retrying; everything else may.
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
-        raise SendFailed(f"HTTP {response.status_code}", permanent=permanent)
+        # What the far end says is wrong (an SMS provider: "unsubscribed recipient") is what to fix.
+        said = " ".join(response.text.split())
+        reason = f"HTTP {response.status_code}: {said[:ERROR_BODY_CHARS]}" if said else f"HTTP {response.status_code}"
+        raise SendFailed(reason, permanent=permanent)
