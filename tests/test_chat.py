@@ -206,6 +206,22 @@ class TestIdentityTokens:
         assert r.status_code == 422 and "identity_token" in r.text
         assert (await client.post("/api/v1/chat-identity-secret", headers=agent.headers)).status_code == 403
 
+    async def test_a_team_members_address_cannot_start_a_chat(self, client) -> None:  # noqa: ANN001
+        """A chat acts as a customer; a team member's account is not one (their live
+        socket was closed every few seconds and the widget kept reconnecting)."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await start(client, ws.slug, email=agent.email.upper())
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["email"], r.text
+        assert "customer" in r.json()["errors"][0]["message"]
+        secret = (await client.post("/api/v1/chat-identity-secret", headers=ws.admin.headers)).json()["secret"]
+        identity = jwt.encode({"email": ws.admin.email, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+        r = await client.post(f"/api/v1/chat/{ws.slug}/conversations",
+                              json={"identity_token": identity, "message": "Testing the widget"})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["identity_token"], r.text
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+        assert (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"] == []
+
     async def test_a_signed_token_with_a_bad_email_or_name_is_refused_by_field(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         secret = (await client.post("/api/v1/chat-identity-secret", headers=ws.admin.headers)).json()["secret"]

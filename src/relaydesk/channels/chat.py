@@ -98,6 +98,7 @@ class ChatService:
     def __init__(self, session: AsyncSession, tickets: TicketService, users: UserService) -> None:
         self.session = session
         self.tickets = tickets
+        self.users = users
         self.customers = CustomerService(session, users)
         self.agents = AgentService(session, users)
         self.workspaces = WorkspaceService(session)
@@ -137,6 +138,14 @@ class ChatService:
 
     async def start(self, workspace: Workspace, visitor: Visitor, subject: str | None, message: str,
                     now: datetime) -> tuple[ChatGrant, Ticket]:
+        # A chat acts as a customer, and a team member's account is not one: their live
+        # socket would be closed for its role every few seconds. (Asked after the start
+        # limits, so the answer cannot be used to list a team's addresses at will.)
+        account = await self.users.find_by_email(workspace.id, visitor.email)
+        if account is not None and account.role != Role.CUSTOMER.value:
+            raise ValidationFailed("This is the address of a member of the support team, who cannot chat as a "
+                                   "visitor: use a customer's address to try the widget.",
+                                   field="identity_token" if visitor.verified else "email")
         customer = await self.customers.contact(workspace.id, CustomerIn(name=visitor.name[:200],
                                                                          email=visitor.email), now)
         principal = await self.customers.principal_for(customer, now)
