@@ -414,6 +414,27 @@ class TestTypingAndPresence:
         frame = await customer_live.expect("event", event="typing")
         assert frame["data"]["state"] == "started" and frame["data"]["author_kind"] == "agent"
 
+    async def test_switching_from_a_reply_to_a_note_ends_the_customers_view_of_the_typing(  # noqa: ANN201
+            self, client, ws_url):  # noqa: ANN001
+        """The customer saw "Support is typing..." for the reply; once that stops being a
+        reply (a note instead, then nothing, or the socket closes), they hear it stopped."""
+        ws, agent, customer, ticket = await setup(client)
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        for ending in ("stopped", "closed"):
+            staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+            await staff_live.send(type="typing", ticket_id=ticket["id"], state="started")
+            await staff_live.send(type="typing", ticket_id=ticket["id"], state="started", internal=True)
+            if ending == "stopped":
+                await staff_live.send(type="typing", ticket_id=ticket["id"], state="stopped", internal=True)
+                heard_by_staff = await staff_live.events(1.5)
+                for note in (False, True):  # a reply's typing and a note's, each begun and ended
+                    assert [e["data"]["state"] for e in heard_by_staff if e["data"]["internal"] is note] == \
+                        ["started", "stopped"]
+            await staff_live.socket.close()
+            heard = [e["data"]["state"] for e in await customer_live.events(quiet=1.5)
+                     if e["data"]["author_kind"] == "agent"]
+            assert heard == ["started", "stopped"], ending
+
     async def test_typing_names_the_ticket_by_id_or_by_number(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")

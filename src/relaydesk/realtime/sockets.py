@@ -44,9 +44,9 @@ CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_GRACE_SECONDS = 1.0  # a dropped socket's last word, and then its close, get this long each
 RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
-# Typing: at most one signal per person per ticket this often, so nobody's flood (started,
-# stopped, started...) can fill the buffers of the people watching; and a repeat of the
-# same state only this often, as keystrokes repeat "started".
+# Typing: at most one signal per person, ticket and kind (a reply, a note) this often, so
+# nobody's flood (started, stopped, started...) can fill the buffers of the people
+# watching; and a repeat of the same state only this often, as keystrokes repeat "started".
 TYPING_INTERVAL_SECONDS = 1.0
 TYPING_REPEAT_SECONDS = 2.0
 SHARE_ACTIVITY_SECONDS = 5.0  # an agent's activity reaches the other servers this often at most
@@ -70,10 +70,11 @@ class Presence:
     shared_at: float = 0.0  # when this server last told the others they acted
 
 
-def _typing_state(signal: LiveEvent) -> str:
-    """What a watcher sees: typing a note (staff only) and typing a reply (the customer
-    too) are different things, so one right after the other is a change, not a repeat."""
-    return signal.payload["state"] + (" note" if signal.payload.get("internal") else "")
+_TypingKey = tuple[Person, uuid.UUID, bool]  # who, on which ticket, drafting a note or a reply
+
+
+def _drafting_note(signal: LiveEvent) -> bool:
+    return bool(signal.payload.get("internal"))
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Connection:
         self.last_event_id = 0
         self.replaying = False
         self._held: list[LiveEvent] = []
-        self.typing_on: dict[uuid.UUID, LiveEvent] = {}  # tickets where this socket said "started", and how
+        self.typing_on: dict[uuid.UUID, LiveEvent] = {}  # tickets where this socket is typing, and what
         self.last_heard = time.monotonic()  # any frame from the client, heartbeat replies included
         self.closed = False
         self.close_code: int | None = None
@@ -203,7 +204,7 @@ class SocketRegistry:
         self.by_person: dict[Person, set[Connection]] = {}
         self.presence: dict[Person, Presence] = {}  # agents who set their presence through a socket
         self.shared = shared_presence(runtime.settings.redis_url, f"{runtime.settings.realtime_channel}:presence")
-        self._typing: dict[tuple[Person, uuid.UUID], _Typing] = {}  # per person and ticket
+        self._typing: dict[_TypingKey, _Typing] = {}  # per person, ticket and kind
         self._hub_down_since: datetime | None = None  # when the hub was lost, while it is
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -354,11 +355,16 @@ class SocketRegistry:
 
     # -- typing --------------------------------------------------------------------------
     async def typing(self, connection: Connection, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
+        """Typing a reply and typing a note are told apart (the customer hears only of the
+        reply): switching from one to the other stops the first, or the customer would see
+        support typing a reply that nobody is writing any more."""
+        person = (signal.workspace_id, connection.principal.user_id)
+        was = connection.typing_on.pop(ticket_id, None)
+        if was is not None and _drafting_note(was) != _drafting_note(signal):
+            await self.relay_typing(person, ticket_id, replace(was, payload={**was.payload, "state": "stopped"}))
         if signal.payload["state"] == "started":
             connection.typing_on[ticket_id] = signal
-        else:
-            connection.typing_on.pop(ticket_id, None)
-        await self.relay_typing((signal.workspace_id, connection.principal.user_id), ticket_id, signal)
+        await self.relay_typing(person, ticket_id, signal)
 
     async def stop_typing(self, connection: Connection, ticket_id: uuid.UUID) -> None:
         """The socket stopped watching the ticket (or closed) mid-sentence: its watchers
@@ -372,13 +378,14 @@ class SocketRegistry:
             await self.stop_typing(connection, ticket_id)
 
     async def relay_typing(self, person: Person, ticket_id: uuid.UUID, signal: LiveEvent) -> None:
-        """Pass a typing signal on, throttled per person and ticket (TYPING_INTERVAL_SECONDS).
+        """Pass a typing signal on, throttled per person, ticket and kind (TYPING_INTERVAL_SECONDS).
 
         What comes too soon is not lost but held: the latest change goes out when the
-        interval ends, so the watchers never keep showing someone typing who stopped."""
+        interval ends, so the watchers never keep showing someone typing who stopped. Each
+        kind has its own: a reply's "stopped" is never replaced by a note's "started"."""
         now = time.monotonic()
-        state = _typing_state(signal)
-        key = (person, ticket_id)
+        state = signal.payload["state"]
+        key = (person, ticket_id, _drafting_note(signal))
         last = self._typing.get(key)
         if last is not None and now - last.sent_at < TYPING_INTERVAL_SECONDS:
             pending = last.held is not None
@@ -391,13 +398,13 @@ class SocketRegistry:
         self._typing[key] = _Typing(state, now)
         await self.runtime.hub.publish([signal])
 
-    async def _send_held(self, key: tuple[Person, uuid.UUID], delay: float) -> None:
+    async def _send_held(self, key: _TypingKey, delay: float) -> None:
         await asyncio.sleep(delay)
         last = self._typing.get(key)
         if last is None or last.held is None:
             return  # withdrawn meanwhile: the watchers already hear the state it went back to
         signal, last.held = last.held, None
-        last.state, last.sent_at = _typing_state(signal), time.monotonic()
+        last.state, last.sent_at = signal.payload["state"], time.monotonic()
         await self.runtime.hub.publish([signal])
 
     # -- presence --------------------------------------------------------------------------
