@@ -267,8 +267,13 @@ class TestLive:
         async with connect(url) as sock:
             frames = [orjson.loads(await sock.recv()) for _ in range(2)]
             assert [f["type"] for f in frames] == ["hello", "subscribed"]
-            await sock.send(orjson.dumps({"type": "subscribe", "channel": f"ticket:{older['id']}"}).decode())
-            assert orjson.loads(await sock.recv())["code"] == "not_found"
+            # The customer's other ticket is answered as one that does not exist: the visitor
+            # cannot tell which numbers are the customer's.
+            answers = []
+            for ref in (older["id"], older["number"], "T-999999", "01a247b1-0000-7000-8000-000000000000"):
+                await sock.send(orjson.dumps({"type": "subscribe", "channel": f"ticket:{ref}"}).decode())
+                answers.append(orjson.loads(await sock.recv()))
+            assert answers[0]["code"] == "not_found" and all(a == answers[0] for a in answers), answers
             await ws.reply(agent, older["id"], "About the earlier one")
             await ws.reply(agent, chat["ticket_id"], "Hello from support")
             await settle()

@@ -304,10 +304,16 @@ class _Session:
         return agent_id
 
     async def _ticket(self, ref: str) -> uuid.UUID:
+        # One answer for a ticket that does not exist and one this socket may not see: a chat
+        # visitor must not learn which numbers are the customer's whose email they typed.
+        not_found = ProtocolError("not_found", "No such ticket.", "channel")
         async with self.runtime.db.read_session() as session:
-            ticket = await ticket_service(self.runtime, session).get(self.principal, ref)
+            try:
+                ticket = await ticket_service(self.runtime, session).get(self.principal, ref)
+            except NotFound:
+                raise not_found from None
             if self.connection.only_ticket is not None and ticket.id != self.connection.only_ticket:
-                raise ProtocolError("not_found", "No such ticket.", "channel")
+                raise not_found
             self.connection.tickets[ticket.id] = event_scope(ticket)
             return ticket.id
 
