@@ -90,6 +90,26 @@ class TestSms:
         [follow_up] = [t for t in tickets if t["id"] != ticket["id"]]
         assert follow_up["follow_up_of_id"] == ticket["id"] and follow_up["channel"] == "sms"
 
+    async def test_a_text_finds_the_customer_whose_number_was_saved_with_formatting(  # noqa: ANN201
+            self, client, runtime, settle, receiver):  # noqa: ANN001, F811
+        provider, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        saved = {"+1 (555) 888-0000": await ws.customer(login=False, phone="+1 (555) 888-0000"),
+                 "+44 20.7946/0958": await ws.customer(login=False, phone="+44 20.7946/0958")}
+        for n, sender in enumerate(("+15558880000", "+442079460958")):
+            assert (await text_in(client, runtime, ws, sender, "Hello, it is me", f"SM6{n}")).status_code == 200
+        tickets = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        assert sorted(t["requester_id"] for t in tickets) == sorted(c.customer_id for c in saved.values())
+        assert len((await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]) == 2
+        # The answer goes to the number as the provider wants it, not as it was typed.
+        await settle()
+        for ticket in tickets:
+            await ws.reply(ws.admin, ticket["id"], "Hello again")
+        await settle()
+        assert sorted(dict(parse_qsl(body.decode()))["To"] for _, body in provider.requests) == \
+            ["+15558880000", "+442079460958"]
+
     async def test_a_picture_sent_by_mms_is_linked_on_the_ticket(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
         _, url = receiver
         ws = await make_workspace(client)

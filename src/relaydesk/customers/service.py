@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, and_, event, inspect, or_, select
+from sqlalchemy import Select, and_, event, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,16 @@ _PROFILE_OF_USER = "customer_profile_of_user"  # session.info, for this transact
 @event.listens_for(Session, "after_rollback")
 def _transaction_over(session: Session) -> None:
     session.info.pop(_PROFILE_OF_USER, None)
+
+
+_PHONE_SEPARATORS = " ()./-"  # what a saved number may hold besides digits and its leading + (schemas.Phone)
+
+
+def phone_digits(phone: str) -> str:
+    """A number as its digits, with the leading + kept (a number without one is not
+    assumed to be in any country)."""
+    phone = phone.strip()
+    return ("+" if phone.startswith("+") else "") + "".join(c for c in phone if c in "0123456789")
 
 
 def _current(customer: Customer) -> bool:
@@ -143,8 +153,17 @@ class CustomerService:
             customer.email_undeliverable_at = None
 
     async def find_by_phone(self, workspace_id: uuid.UUID, phone: str) -> Customer | None:
+        """The customer with this number however either side writes it: a profile saved as
+        "+1 (555) 888-0000" is the texter "+15558880000". Numbers are kept as typed and
+        compared as digits with their leading +."""
+        wanted = phone_digits(phone)
+        if not wanted.lstrip("+"):
+            return None
+        stored = Customer.phone
+        for separator in _PHONE_SEPARATORS:
+            stored = func.replace(stored, separator, "")
         return await self.session.scalar(select(Customer).where(
-            Customer.workspace_id == workspace_id, Customer.phone == phone, Customer.deleted_at.is_(None),
+            Customer.workspace_id == workspace_id, stored == wanted, Customer.deleted_at.is_(None),
         ).order_by(Customer.created_at).limit(1))
 
     async def find_by_channel_user_id(self, workspace_id: uuid.UUID, handle: str) -> Customer | None:

@@ -16,7 +16,7 @@ from relaydesk.channels.messaging import is_placeholder
 from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
-from relaydesk.customers.service import CustomerService
+from relaydesk.customers.service import CustomerService, phone_digits
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import (
     BATCHABLE_KINDS,
@@ -155,7 +155,7 @@ class Notifier:
             return
         for n, part in enumerate(sms_parts(text)):
             queued = await self.deliveries.queue(
-                self.ws, channel="sms", kind="reply_sms", recipient=customer.phone,
+                self.ws, channel="sms", kind="reply_sms", recipient=phone_digits(customer.phone),
                 key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part, "answer": self.event_id},
                 now=self.now, ticket_id=ticket.id, key_is_new=True)
             self.queued += queued is not None
