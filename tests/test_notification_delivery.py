@@ -581,6 +581,32 @@ class TestReliability:
             assert ack["status"] == "failed" and ack["attempts"] == 2 and ack["next_attempt_at"]
         assert mail.messages == []
 
+    async def test_a_relay_that_refuses_our_login_is_retried_until_the_password_is_fixed(
+            self, client, settle, runtime, clock) -> None:  # noqa: ANN001
+        """A 535 is about our set-up, not the recipients: the round's emails wait with
+        back-off, and go once the relay takes the login."""
+        ws = await make_workspace(client)
+        customers = [await ws.customer() for _ in range(2)]
+        with SmtpSink(require_auth=("relaydesk", "right")) as sink:
+            before = runtime.mailer
+            runtime.mailer = SmtpMailer("127.0.0.1", sink.port, username="relaydesk", password="wrong", timeout=5)
+            try:
+                for customer in customers:
+                    await ws.ticket(customer)
+                await settle()
+                for customer in customers:
+                    [ack] = await deliveries(client, ws, recipient=customer.email)
+                    assert ack["status"] == "failed" and ack["next_attempt_at"], ack
+                    assert "refused our login: 535" in ack["last_error"]
+                runtime.mailer = SmtpMailer("127.0.0.1", sink.port, username="relaydesk", password="right", timeout=5)
+                await send_due(runtime, clock, after=timedelta(minutes=2))
+            finally:
+                runtime.mailer = before
+            assert all(len(to(sink, c.email)) == 1 for c in customers)
+        for customer in customers:
+            [ack] = await deliveries(client, ws, recipient=customer.email)
+            assert ack["status"] == "sent" and ack["attempts"] == 2
+
     async def test_a_permanent_refusal_gives_up_at_once(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer()

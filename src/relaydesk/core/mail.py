@@ -145,7 +145,7 @@ class SmtpMailer:
         fails the rest of the batch at once: each message waiting out its own connect
         timeout would hold a round of 100 for most of an hour, past its claim."""
         if held.unreachable is not None:
-            raise MailError(f"{held.unreachable} (earlier in this round)", permanent=held.unreachable.permanent)
+            raise MailError(f"{held.unreachable} (earlier in this round)")
         try:
             held.client = await self._connect()
         except MailError as exc:
@@ -155,12 +155,16 @@ class SmtpMailer:
     async def _connect(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(hostname=self.host, port=self.port, start_tls=self.starttls, use_tls=self.use_tls,
                                  username=self.username, password=self.password, timeout=self.timeout)
+        # Never permanent, even a 5xx: a relay that will not take us (a wrong password, a
+        # refused greeting) is our set-up to fix, and the emails should go once it is fixed.
         try:
             await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise MailError(f"the relay refused our login: {exc.code} {exc.message}") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise MailError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from exc
+            raise MailError(f"the relay refused the connection: {exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise MailError(f"{type(exc).__name__}: {exc}") from exc
+            raise MailError(f"could not connect to the relay: {type(exc).__name__}: {exc}") from exc
         return client
 
     @staticmethod
