@@ -166,3 +166,66 @@ async def test_two_workers_assign_each_ticket_exactly_once(scaled):
                     if line.startswith('relaydesk_jobs_total{') and 'outcome="done"' in line)
         assert "relaydesk_job_duration_seconds_bucket" in text
     assert done > 0
+
+
+async def test_a_server_started_while_redis_is_down_serves_and_queues_jobs_once_it_is_back(tmp_path):
+    """As a running server rides out a Redis outage, so does one (re)started during it: it
+    serves, says so in one line, and the ticket's jobs queue up once Redis answers."""
+    pg_url = await _create_pg_database()
+    redis_port, port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    queue = f"relaydesk-test:{secrets.token_hex(4)}"
+    env = {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": redis_url,
+           "RELAYDESK_JOB_QUEUE": queue, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port),
+           "RELAYDESK_LOG_LEVEL": "WARNING", "RELAYDESK_PASSWORD_HASH_TIME_COST": "1",
+           "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024", "RELAYDESK_SECRET_KEY": secrets.token_hex(16),
+           "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+    subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    redis_server = None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            async def ready() -> bool:
+                assert server.poll() is None, log.read_text()
+                try:
+                    return (await c.get("/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await wait_for(ready)
+            r = await c.post("/api/v1/workspaces", json={"name": "Outage", "admin_name": "A",
+                                                         "admin_email": "a@outage.example.com",
+                                                         "admin_password": PASSWORD})
+            assert r.status_code == 201, r.text
+            r = await c.post("/api/v1/auth/login", json={"email": "a@outage.example.com", "password": PASSWORD,
+                                                         "workspace": r.json()["workspace"]["slug"]})
+            admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            r = await c.post("/api/v1/customers", headers=admin, json={"name": "C", "email": "c@outage.example.com"})
+            r = await c.post("/api/v1/tickets", headers=admin, json={
+                "subject": "Made during the outage", "description": "Where is my order?", "requester_id": r.json()["id"]})
+            assert r.status_code == 201, r.text
+            said = log.read_text()
+            assert said.count("job_queue_unreachable_at_start") == 1 and "Traceback" not in said, said
+
+            redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "",
+                                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+            back = aioredis.from_url(redis_url)
+            try:
+                async def queued() -> bool:
+                    try:
+                        return await back.xlen(queue) > 0 and bool(await back.xinfo_groups(queue))
+                    except aioredis.RedisError:
+                        return False
+
+                await wait_for(queued)
+            finally:
+                await back.aclose()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+        if redis_server is not None:
+            redis_server.terminate()
+            redis_server.wait(timeout=10)
+        await _drop_pg_database(pg_url)

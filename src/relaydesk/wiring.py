@@ -70,7 +70,7 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
                      smtp: bool = False, runs_jobs: bool = False) -> AsyncIterator[None]:
     """Run this process's share of the background work while the body runs."""
     periodic = install_jobs(runtime)
-    await runtime.jobs.broker.startup()
+    job_queue_started = await runtime.jobs.start()
     await runtime.hub.start()
     listener = None
     if smtp and runtime.settings.smtp_listen_port:
@@ -81,6 +81,8 @@ async def background(runtime: Runtime, *, dispatcher: bool = True, scheduler: bo
             log.warning("smtp_listener_not_started", port=runtime.settings.smtp_listen_port, error=str(exc))
             listener = None
     tasks = [asyncio.create_task(_settle_in(train_classifier=runs_jobs), name="settle-in")]
+    if not job_queue_started:
+        tasks.append(asyncio.create_task(runtime.jobs.start_once_reachable(), name="job-queue-start"))
     if dispatcher:
         tasks.append(asyncio.create_task(runtime.dispatcher.run(), name="dispatcher"))
         runtime.dispatcher.nudge()  # deliver whatever a previous process left pending

@@ -89,6 +89,29 @@ class Jobs:
         self.broker.register_task(run, task_name=name)
         self._names.add(name)
 
+    async def start(self) -> bool:
+        """Start the broker (scaled mode: declare the workers' consumer group). False when
+        Redis cannot be reached now, said in one line: the process serves anyway, as it
+        does when Redis goes away later, and ``start_once_reachable`` tries again."""
+        try:
+            await self.broker.startup()
+        except Exception as exc:
+            log.warning("job_queue_unreachable_at_start", error=str(exc)[:300],
+                        detail="serving without it; jobs fail to enqueue until Redis answers")
+            return False
+        return True
+
+    async def start_once_reachable(self) -> None:
+        """After a ``start`` that failed: declare the consumer group once Redis answers."""
+        pause = 1
+        while True:
+            pause = min(pause * 2, 30)
+            await asyncio.sleep(pause)
+            with contextlib.suppress(Exception):
+                await self.broker._declare_consumer_group()  # type: ignore[attr-defined]
+                log.info("job_queue_reachable")
+                return
+
     async def enqueue(self, name: str, **kwargs: Any) -> None:
         if name not in self._names:
             raise KeyError(f"no job named {name!r}")
