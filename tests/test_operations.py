@@ -261,3 +261,24 @@ async def test_the_priority_keyword_migration_keeps_what_each_workspace_had(tmp_
         assert await stored() == had
     finally:
         await db.dispose()
+
+
+async def test_migrations_started_at_once_on_postgresql_all_succeed(tmp_path):
+    """Replicas that each migrate on start: the first upgrades, the others wait and find
+    the schema up to date."""
+    from conftest import _create_pg_database, _drop_pg_database
+
+    pg_url = await _create_pg_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300", "DATABASE_URL": pg_url})
+    try:
+        running = [subprocess.Popen([str(Path(sys.prefix) / "bin" / "relaydesk"), "migrate"], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in running]
+        for p in running:
+            p.stdout.close()
+            p.stderr.close()
+    finally:
+        await _drop_pg_database(pg_url)
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    assert all(f"Database schema at revision {head_revision()}" in err for _, err in outcomes), outcomes

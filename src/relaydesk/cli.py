@@ -45,15 +45,21 @@ def _services_named() -> Iterator[None]:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from relaydesk.core.db import unreachable
 
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
         console.print(f"[red]Cannot reach Redis (REDIS_URL):[/red] {exc}")
         raise typer.Exit(1) from None
-    except (DBAPIError, OSError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        console.print(f"[red]Cannot reach the database (DATABASE_URL):[/red] {detail}")
+    except (DBAPIError, OSError, PoolTimeout) as exc:
+        detail = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+        if unreachable(exc):
+            console.print(f"[red]Cannot reach the database (DATABASE_URL):[/red] {detail}")
+        else:
+            console.print(f"[red]Database error (DATABASE_URL):[/red] {detail}")
         raise typer.Exit(1) from None
 
 

@@ -10,10 +10,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from relaydesk.core.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x72656C6179  # "relay": PostgreSQL's advisory lock key for running migrations
 
 
 def alembic_config() -> Config:
@@ -29,8 +31,21 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with db.write_engine.begin() as conn:
-        await conn.run_sync(_run)
+    async with db.write_engine.connect() as conn:
+        # Several processes starting at once (replicas, a deploy) each migrate: on
+        # PostgreSQL the first upgrades while the others wait, then find nothing to do.
+        # Taken and released outside the upgrade's transaction, so that they see its work.
+        locked = conn.dialect.name == "postgresql"
+        if locked:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(_run)
+        finally:
+            if locked:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                await conn.commit()
 
 
 async def current_revision(db: Database) -> str | None:

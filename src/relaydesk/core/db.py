@@ -32,7 +32,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -237,6 +238,18 @@ def _json_text(value: Any) -> str:
 # JSON columns (event payloads, SLA clocks, routing decisions, settings) through orjson: a
 # ticket reads and writes a few dozen of them, and the standard library took ~3x as long.
 _JSON: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached, the connection to it was lost, or none was free
+    in time: a matter of the service, not of the statement that was running."""
+    if isinstance(exc, (OSError, PoolTimeout)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    return (exc.connection_invalidated or isinstance(exc, InterfaceError)
+            or isinstance(exc.orig, (OSError, asyncio.TimeoutError))
+            or "unable to open database file" in str(exc.orig))
 
 
 class Database:
