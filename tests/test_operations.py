@@ -134,11 +134,17 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path, variable, value, s
     assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr
 
 
-def test_a_database_that_cannot_be_reached_is_named_without_a_traceback(tmp_path):
+@pytest.mark.parametrize("command", [
+    ["migrate"], ["seed-demo"], ["create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example"],
+    ["create-user", "--workspace", "acme", "--email", "a@acme.example", "--name", "A"],
+    ["retrain", "--workspace", "acme"], ["failed-events"], ["seed-load", "--tickets", "1"],
+])
+def test_a_database_that_cannot_be_reached_is_named_without_a_traceback(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
     env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300",
-                "DATABASE_URL": "postgresql://relaydesk:hunter2@127.0.0.1:1/helpdesk"})
-    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), "migrate"], env=env,
+                "DATABASE_URL": "postgresql://relaydesk:hunter2@127.0.0.1:1/helpdesk",
+                "RELAYDESK_ADMIN_PASSWORD": "a long passphrase", "RELAYDESK_USER_PASSWORD": "a long passphrase"})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), *command], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "Cannot reach the database (DATABASE_URL)" in done.stderr

@@ -67,7 +67,8 @@ def _run_command(coro: Coroutine[Any, Any, T]) -> T:
     from relaydesk.seeding.admin import CommandError
 
     try:
-        return asyncio.run(coro)
+        with _services_named():
+            return asyncio.run(coro)
     except CommandError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -244,7 +245,7 @@ def seed_demo(
     from relaydesk.seeding.demo import print_logins, run_seed_demo
 
     settings = _settings()
-    logins = asyncio.run(run_seed_demo(settings, if_empty=if_empty, console=console))
+    logins = _run_command(run_seed_demo(settings, if_empty=if_empty, console=console))
     print_logins(logins, settings)
 
 
@@ -344,7 +345,7 @@ def retrain(
         typer.echo(f"Retrained on {result.samples} tickets over {len(result.labels)} categories "
                    f"({', '.join(result.labels)}); held-out accuracy {accuracy}.")
 
-    asyncio.run(_run())
+    _run_command(_run())
 
 
 @app.command("failed-events")
@@ -400,7 +401,7 @@ def failed_events(
                           error[:160] + ("…" if len(error) > 160 else ""))
         Console(width=max(Console().width, 160)).print(table)
 
-    asyncio.run(_run())
+    _run_command(_run())
 
 
 @app.command("seed-load")
@@ -412,7 +413,7 @@ def seed_load(
     """Fill a workspace with realistic tickets and threads fast, for benchmarks."""
     from relaydesk.seeding.load import run_seed_load
 
-    asyncio.run(run_seed_load(_settings(), workspace or "loadtest", tickets, messages_per_ticket, console=console))
+    _run_command(run_seed_load(_settings(), workspace or "loadtest", tickets, messages_per_ticket, console=console))
 
 
 if __name__ == "__main__":
