@@ -288,3 +288,25 @@ async def test_migrations_started_at_once_on_postgresql_all_succeed(tmp_path):
         await _drop_pg_database(pg_url)
     assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     assert all(f"Database schema at revision {head_revision()}" in err for _, err in outcomes), outcomes
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    (["create-workspace", "--name", "", "--admin-email", "admin@acme.example"], "--name: String should have at least 1"),
+    (["create-workspace", "--name", "A" * 500, "--admin-email", "admin@acme.example"], "--name: String should have at most 200"),
+    (["create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example", "--admin-name", " "],
+     "--admin-name: String should have at least 1"),
+    (["create-user", "--workspace", "acme", "--email", "a@acme.example", "--name", ""], "--name: String should have at least 1"),
+    (["create-user", "--workspace", "acme", "--email", "a@acme.example", "--name", "B" * 300, "--role", "customer"],
+     "--name: String should have at most 200"),
+    (["create-user", "--workspace", "acme", "--email", "not-an-address", "--name", "B"], "--email: value is not a valid email"),
+])
+def test_the_command_line_checks_what_it_is_given_as_the_api_does(tmp_path, command, says):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300",
+                "RELAYDESK_ADMIN_PASSWORD": "a long passphrase", "RELAYDESK_USER_PASSWORD": "a long passphrase"})
+    relaydesk = str(Path(sys.prefix) / "bin" / "relaydesk")
+    subprocess.run([relaydesk, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    done = subprocess.run([relaydesk, *command], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert says in done.stderr and "Traceback" not in done.stdout + done.stderr
+    assert "Created" not in done.stdout

@@ -71,7 +71,7 @@ def _run_command(coro: Coroutine[Any, Any, T]) -> T:
             return asyncio.run(coro)
     except CommandError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 @app.command()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter, ValidationError
+from typing import Any
+
+from pydantic import ValidationError
 
 from relaydesk.agents.schemas import AgentIn
 from relaydesk.agents.service import AgentService
 from relaydesk.config import Settings
 from relaydesk.core.errors import AppError
 from relaydesk.core.principal import Principal, Role
-from relaydesk.core.schemas import Email
+from relaydesk.core.schemas import Input
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.models import User
+from relaydesk.identity.schemas import SignupIn
 from relaydesk.identity.service import UserService
 from relaydesk.runtime import build_runtime
 from relaydesk.tenancy.models import Workspace
@@ -20,30 +23,39 @@ from relaydesk.tenancy.service import WorkspaceService
 
 
 class CommandError(Exception):
-    """A mistake in what the operator typed; the CLI prints it and exits non-zero."""
+    """A mistake in what the operator typed; the CLI prints it and exits with ``exit_code``."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
-def _check(email: str, password: str) -> None:
+def _validated(schema: type[Input], options: dict[str, str], **values: Any) -> Any:
+    """``values`` checked by the schema the API checks them with; ``options`` names each
+    field's command-line option, for the message."""
     try:
-        TypeAdapter(Email).validate_python(email)
-    except ValidationError:
-        raise CommandError(f"'{email}' is not a valid email address.") from None
-    if len(password) < 10:
-        raise CommandError("Passwords need at least 10 characters.")
+        return schema(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        raise CommandError(f"{options.get(field, field)}: {error['msg'].removeprefix('Value error, ')}.",
+                           exit_code=2) from None
 
 
 async def create_workspace_with_admin(
     settings: Settings, name: str, admin_name: str, admin_email: str, admin_password: str,
 ) -> Workspace:
-    _check(admin_email, admin_password)
+    signup = _validated(SignupIn, {"name": "--name", "admin_name": "--admin-name", "admin_email": "--admin-email",
+                                   "admin_password": "--admin-password"},
+                        name=name, admin_name=admin_name, admin_email=admin_email, admin_password=admin_password)
     runtime = build_runtime(settings)
     try:
         async with runtime.db.write_session() as session:
             now = runtime.clock.now()
-            ws = await WorkspaceService(session).create(name, now)
+            ws = await WorkspaceService(session).create(signup.name, now)
             await UserService(session, runtime.hasher).create(
-                workspace_id=ws.id, email=admin_email, name=admin_name, role=Role.ADMIN, password=admin_password,
-                now=now)
+                workspace_id=ws.id, email=signup.admin_email, name=signup.admin_name, role=Role.ADMIN,
+                password=signup.admin_password, now=now)
             await session.commit()
             return ws
     finally:
@@ -51,11 +63,15 @@ async def create_workspace_with_admin(
 
 
 async def create_user(settings: Settings, workspace: str, email: str, name: str, role: str, password: str) -> User:
-    _check(email, password)
     try:
         wanted = Role(role)
     except ValueError:
-        raise CommandError(f"Unknown role '{role}'; use customer, agent, supervisor or admin.") from None
+        raise CommandError(f"Unknown role '{role}'; use customer, agent, supervisor or admin.", exit_code=2) from None
+    options = {"name": "--name", "email": "--email", "password": "--password", "role": "--role"}
+    if wanted is Role.CUSTOMER:
+        profile = _validated(CustomerIn, options, name=name, email=email, password=password)
+    else:
+        profile = _validated(AgentIn, options, name=name, email=email, password=password, role=wanted.value)
     runtime = build_runtime(settings)
     try:
         async with runtime.db.write_session() as session:
@@ -71,12 +87,10 @@ async def create_user(settings: Settings, workspace: str, email: str, name: str,
             operator = Principal(user_id=admin[0].id, workspace_id=ws.id, role=Role.ADMIN)
             try:
                 if wanted is Role.CUSTOMER:
-                    customer = await CustomerService(session, users).create_profile(
-                        ws.id, CustomerIn(name=name, email=email, password=password), now, actor=None)
+                    customer = await CustomerService(session, users).create_profile(ws.id, profile, now, actor=None)
                     user = await users.get(ws.id, customer.user_id)  # type: ignore[arg-type]
                 else:
-                    created = await AgentService(session, users).create(
-                        operator, AgentIn(name=name, email=email, password=password, role=wanted.value), now)
+                    created = await AgentService(session, users).create(operator, profile, now)
                     user = await users.get(ws.id, created["id"])
             except AppError as exc:
                 raise CommandError(exc.detail) from None
