@@ -310,3 +310,22 @@ def test_the_command_line_checks_what_it_is_given_as_the_api_does(tmp_path, comm
     assert done.returncode == 2, done.stdout + done.stderr
     assert says in done.stderr and "Traceback" not in done.stdout + done.stderr
     assert "Created" not in done.stdout
+
+
+async def test_a_database_that_is_down_is_answered_503_with_when_to_retry(tmp_path):
+    import httpx
+
+    from conftest import test_settings
+    from relaydesk.app import create_app
+    from relaydesk.runtime import build_runtime
+
+    rt = build_runtime(test_settings(tmp_path, "postgresql://relaydesk:hunter2@127.0.0.1:1/helpdesk"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://x") as c:
+            r = await c.post("/api/v1/auth/login", json={"email": "a@acme.example", "password": "a long passphrase",
+                                                         "workspace": "acme"})
+    finally:
+        await rt.close()
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json" and r.headers["retry-after"] == "5"
+    assert r.json()["code"] == "database_unavailable" and "hunter2" not in r.text

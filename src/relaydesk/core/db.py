@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -243,7 +244,7 @@ _JSON: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orj
 def unreachable(exc: BaseException) -> bool:
     """The database could not be reached, the connection to it was lost, or none was free
     in time: a matter of the service, not of the statement that was running."""
-    if isinstance(exc, (OSError, PoolTimeout)):
+    if isinstance(exc, (ConnectionError, socket.gaierror, PoolTimeout)):  # the driver's connect, or the pool
         return True
     if not isinstance(exc, DBAPIError):
         return False

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from relaydesk.core.db import unreachable
 from relaydesk.core.errors import AppError
 
 PROBLEM_JSON = "application/problem+json"
@@ -93,11 +94,22 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("database_busy", error=str(exc.orig))
             return problem(503, "database_busy", "Busy", "The database is busy with another process's write; "
                            "nothing was changed. Try again in a moment.", headers={"Retry-After": "1"})
-        return _internal_error(exc)
+        return _unavailable_or_internal_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> ProblemResponse:
-        return _internal_error(exc)
+        return _unavailable_or_internal_error(exc)
+
+
+def _unavailable_or_internal_error(exc: Exception) -> ProblemResponse:
+    """A database that is down or restarting is not a bug: said as such, with when to
+    retry, and logged in a line rather than a traceback per request."""
+    if unreachable(exc):
+        first_line = (str(exc).splitlines() or [""])[0]  # not the statement and its parameters
+        log.warning("database_unavailable", error=f"{type(exc).__name__}: {first_line[:300]}")
+        return problem(503, "database_unavailable", "Database unavailable",
+                       "The database cannot be reached right now. Try again in a moment.", headers={"Retry-After": "5"})
+    return _internal_error(exc)
 
 
 def _internal_error(exc: Exception) -> ProblemResponse:
