@@ -796,6 +796,51 @@ class TestWebhooks:
                                   json={"url": bad, "events": ["ticket.created"]})
             assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", (bad, r.text)
 
+    async def test_a_url_with_control_characters_or_spaces_is_refused(self, client, receiver) -> None:  # noqa: ANN001
+        """Such a URL is no URL to the HTTP client: saved, it could never be sent."""
+        ws = await make_workspace(client)
+        _, url = receiver
+        for bad in ("http://8.8.8.8/hook\r\nX: 1", "http://8.8.8.8/a hook", "http://8.8.8.8/\thook",
+                    "http://8.8.8.8/ho\u2028ok"):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                                  json={"url": bad, "events": ["ticket.created"]})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", (bad, r.text)
+            assert "control characters" in r.text
+        hook = (await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"], "allow_private": True})).json()
+        r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers,
+                               json={"url": url + "\r\nX: 1"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", r.text
+
+    async def test_a_webhook_that_cannot_be_sent_fails_alone_not_the_round(
+            self, client, settle, mail, receiver, runtime, clock) -> None:  # noqa: ANN001
+        """A target the HTTP client refuses outright (here a host name no IDNA encoder
+        accepts) is that delivery's failure, for good; the customer emails of the same
+        round, another workspace's too, go once each."""
+        hooks, url = receiver
+        ws, other = await make_workspace(client), await make_workspace(client)
+        customer = await other.customer()
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        hooks.fail_next, _ = 1, mail.fail_next(2)  # first attempts fail, so the retries meet in one round
+        await ws.ticket(ws.admin)
+        await other.ticket(customer)
+        await settle()
+        assert hooks.requests == [] and mail.messages == []
+        r = await client.patch(f"/api/v1/webhooks/{r.json()['id']}", headers=ws.admin.headers,
+                               json={"url": "http://xn--zz.example/hook"})
+        assert r.status_code == 200, r.text
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        [ack] = await deliveries(client, other, recipient=customer.email)
+        assert ack["status"] == "sent", ack
+        [hook] = [d for d in await deliveries(client, ws) if d["channel"] == "webhook"]
+        assert hook["status"] == "dead" and hook["next_attempt_at"] is None, hook
+        assert hook["attempt_log"][-1]["outcome"] == "failed" and "IDNA" in hook["last_error"]
+        for _ in range(2):
+            await send_due(runtime, clock, after=timedelta(minutes=6))
+        assert len(to(mail, customer.email)) == 1
+
     async def test_a_change_that_empties_a_field_is_refused_and_changes_nothing(self, client, receiver) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         _, url = receiver

@@ -40,6 +40,10 @@ async def check_host(host: str, port: int, *,
 async def check_target(url: str, *, allow_private: bool,
                        hint: str = "; an admin may allow private targets for this endpoint") -> None:
     """Refuse URLs that are not http(s) or that point into private networks."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        # urlsplit drops CR, LF and tab without a word, so the URL would pass here, but the
+        # HTTP client refuses it at every send.
+        raise UnsafeTarget("A URL cannot contain spaces or control characters; percent-encode them.")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises for a port that is not a number or out of range

@@ -122,6 +122,13 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
                 outcomes.append((item.delivery_id, None))
             except SendFailed as exc:
                 outcomes.append((item.delivery_id, exc))
+            except Exception as exc:
+                # One delivery's fault is its own: the round's others are sent and every
+                # outcome recorded (a round that died left them all claimed, and re-sent
+                # those that had gone once the claim ran out).
+                log.exception("delivery_not_sent", delivery_id=str(item.delivery_id))
+                outcomes.append((item.delivery_id, SendFailed(f"could not be sent: {type(exc).__name__}: {exc}",
+                                                              permanent=False)))
     async with runtime.transaction() as session:
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
@@ -393,12 +400,15 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
         headers["Content-Type"] = "application/json"
     if item.secret and item.body is not None:
         headers["X-Relaydesk-Signature"] = sign(item.secret, int(time.time()), item.body)
-    try:
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, verify=_tls()) as client:
-            response = await client.post(item.url, content=item.body, data=item.form, headers=headers,
-                                         auth=item.auth)
-    except httpx.HTTPError as exc:
-        raise SendFailed(f"{type(exc).__name__}: {exc}", permanent=False) from None
+    async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, verify=_tls()) as client:
+        try:
+            request = client.build_request("POST", item.url, content=item.body, data=item.form, headers=headers)
+        except Exception as exc:  # the URL as saved (a host name no IDNA encoder takes): the same at every try
+            raise SendFailed(f"could not be sent: {type(exc).__name__}: {exc}", permanent=True) from None
+        try:
+            response = await client.send(request, auth=item.auth)
+        except httpx.HTTPError as exc:
+            raise SendFailed(f"{type(exc).__name__}: {exc}", permanent=False) from None
     if response.status_code >= 300:
         # 4xx other than 408/429 will not change by retrying; everything else may.
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)

@@ -76,9 +76,9 @@ class WorkspaceService:
         """``allow_private``: the operator lets the SMS provider be on a loopback or private address."""
         workspace = await self.get(workspace_id)
         changed = patch.model_dump(exclude_unset=True)
-        if changed.get("sms_api_url") and not allow_private:
+        if changed.get("sms_api_url"):
             try:
-                await check_target(changed["sms_api_url"], allow_private=False,
+                await check_target(changed["sms_api_url"], allow_private=allow_private,
                                    hint="; use the provider's public URL, or ask the operator to set "
                                         "RELAYDESK_ALLOW_PRIVATE_TARGETS")
             except UnsafeTarget as exc:
