@@ -183,13 +183,15 @@ def settle(runtime: Runtime):  # noqa: ANN201
 async def quiet_background(request: pytest.FixtureRequest) -> None:
     """Tests share one database per backend. Before each test that uses it, retire the
     background work earlier tests left behind (undelivered events, due SLA checks,
-    queued routing, pending auto-closes), so a test's jobs do only its own work."""
+    queued routing, pending auto-closes, deliveries still to retry), so a test's jobs do
+    only its own work."""
     if "runtime" not in request.fixturenames:
         return
     runtime: Runtime = request.getfixturevalue("runtime")
     from sqlalchemy import delete, update
 
     from relaydesk.core.outbox import FailedConsumption, OutboxEvent
+    from relaydesk.notifications.models import Delivery
     from relaydesk.routing.models import TicketRouting
     from relaydesk.sla.models import SlaTracker
     from relaydesk.tickets.models import Ticket
@@ -203,5 +205,7 @@ async def quiet_background(request: pytest.FixtureRequest) -> None:
                               .values(next_check_at=None))
         await session.execute(update(TicketRouting).where(TicketRouting.state == "queued").values(state="manual"))
         await session.execute(update(Ticket).where(Ticket.auto_close_at.is_not(None)).values(auto_close_at=None))
+        await session.execute(update(Delivery).where(Delivery.next_attempt_at.is_not(None))
+                              .values(next_attempt_at=None))
         await session.execute(delete(FailedConsumption))
         await session.commit()

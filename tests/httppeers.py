@@ -21,8 +21,11 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.fail_next = 0
+        self.delay = 0.0  # seconds before each answer: a slow target
 
     async def endpoint(self, request: Request) -> Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.fail_next:
             self.fail_next -= 1
             return Response(status_code=503)

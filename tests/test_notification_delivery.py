@@ -607,6 +607,114 @@ class TestReliability:
             [ack] = await deliveries(client, ws, recipient=customer.email)
             assert ack["status"] == "sent" and ack["attempts"] == 2
 
+    async def test_slow_webhooks_hold_up_no_email(self, client, settle, mail, receiver, runtime, clock,
+                                                   monkeypatch) -> None:  # noqa: ANN001
+        """Eight webhooks of one workspace answering after the timeout: another workspace's
+        acknowledgement, due in the same round, is sent at once, and the calls wait out
+        their timeouts together rather than one after another."""
+        from relaydesk.notifications import sender
+
+        monkeypatch.setattr(sender, "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+        hooks, url = receiver
+        ws, other = await make_workspace(client), await make_workspace(client)
+        for _ in range(8):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+                "url": url, "events": ["ticket.created"], "allow_private": True})
+            assert r.status_code == 201, r.text
+        customer = await other.customer()
+        hooks.fail_next = 8  # first attempts fail, so the retries meet in one round, the calls first
+        await ws.ticket(ws.admin)
+        await settle()
+        mail.fail_next(1)
+        await other.ticket(customer)
+        await settle()
+        hooks.delay = 1.0
+        started = time.perf_counter()
+        round_ = asyncio.create_task(send_due(runtime, clock, after=timedelta(seconds=31)))
+        while not to(mail, customer.email) and not round_.done():
+            await asyncio.sleep(0.01)
+        emailed_after = time.perf_counter() - started
+        await round_
+        took = time.perf_counter() - started
+        assert len(to(mail, customer.email)) == 1 and emailed_after < 0.5, emailed_after
+        assert took < 2, took  # one after another: 8 × 0.5 s
+        calls = [d for d in await deliveries(client, ws) if d["channel"] == "webhook"]
+        assert len(calls) == 8 and all(d["status"] == "failed" and d["attempts"] == 2 for d in calls), calls
+
+    async def test_a_round_that_runs_long_leaves_the_rest_to_the_next_and_sends_nothing_twice(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """A relay taking 100 s per email, while the periodic rounds keep coming: the long
+        round stops starting emails well before its claim runs out, the next round takes
+        the rest, and every customer gets their acknowledgement once."""
+        ws = await make_workspace(client)
+        customers = [await ws.customer() for _ in range(4)]
+        mail.fail_next(4)  # first attempts fail, so the retries meet in one round
+        for customer in customers:
+            await ws.ticket(customer)
+        await settle()
+        sent: list[str] = []
+
+        class SlowRelay(MailerDouble):
+            scanning = False
+
+            async def send(self, message):  # noqa: ANN001, ANN202
+                clock.advance(timedelta(seconds=100))
+                sent.append(str(message["To"]))
+                if not SlowRelay.scanning:  # the periodic round, come while the relay holds this email
+                    SlowRelay.scanning = True
+                    try:
+                        await deliver_due(runtime)
+                    finally:
+                        SlowRelay.scanning = False
+
+        before, runtime.mailer = runtime.mailer, SlowRelay()
+        try:
+            await send_due(runtime, clock, after=timedelta(seconds=31))
+            for _ in range(3):
+                await deliver_due(runtime)
+        finally:
+            runtime.mailer = before
+        assert sorted(sent) == sorted(c.email for c in customers), sent
+        for customer in customers:
+            [ack] = await deliveries(client, ws, recipient=customer.email)
+            assert ack["status"] == "sent" and [a["outcome"] for a in ack["attempt_log"]].count("sent") == 1, ack
+
+    async def test_a_send_that_outlives_its_claim_does_not_overwrite_the_next_claim(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """A send that takes longer than the claim (here the clock jumps past it while the
+        relay holds the email): the round that claimed it again owns its outcome; the late
+        one does not write over it."""
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        mail.fail_next(1)
+        await ws.ticket(customer)
+        await settle()
+        stuck, go_on = asyncio.Event(), asyncio.Event()
+
+        class StallsOnce(MailerDouble):
+            calls = 0
+
+            async def send(self, message):  # noqa: ANN001, ANN202
+                StallsOnce.calls += 1
+                if StallsOnce.calls == 1:
+                    clock.advance(timedelta(minutes=6))
+                    stuck.set()
+                    await go_on.wait()
+
+        before, runtime.mailer = runtime.mailer, StallsOnce()
+        try:
+            late = asyncio.create_task(send_due(runtime, clock, after=timedelta(seconds=31)))
+            await stuck.wait()
+            await deliver_due(runtime)  # the claim ran out: taken again, and sent
+            assert StallsOnce.calls == 2
+            go_on.set()
+            await late
+        finally:
+            runtime.mailer = before
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "sent" and [a["outcome"] for a in ack["attempt_log"]] == ["failed", "sent"], ack
+        assert ack["attempts"] == 3
+
     async def test_a_permanent_refusal_gives_up_at_once(self, client, settle, runtime, clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         customer = await ws.customer()

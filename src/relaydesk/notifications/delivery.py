@@ -26,6 +26,14 @@ from relaydesk.channels.service import stored_form
 from relaydesk.notifications.models import Delivery, NotificationPreference
 
 CLAIM_SECONDS = 300  # a send that has not finished in this long is presumed dead
+# A round starts no send after this long from its claim, so that the send under way then
+# (an HTTP call has WEBHOOK_TIMEOUT_SECONDS in all, an email the relay's 30-s step
+# timeouts) ends before the claim runs out and no other round takes it and sends it too.
+ROUND_SECONDS = 150
+# Email and the HTTP targets go in rounds (and jobs) of their own: a slow webhook must
+# not hold up anyone's email.
+EMAIL_CHANNELS = frozenset({"email"})
+HTTP_CHANNELS = frozenset({"webhook", "slack", "sms"})
 
 # Who gets which email unless they say otherwise.
 CUSTOMER_EMAIL_KINDS = frozenset({"ticket_created", "reply_to_customer", "status_changed"})
@@ -59,7 +67,8 @@ _CHOICES_ANY_KIND = select(NotificationPreference).where(
     NotificationPreference.user_id.in_(bindparam("user_ids", expanding=True)))
 _AHEAD = "preferences_ahead"  # session.info: (workspace, user) -> their choices, read for a whole batch
 
-_DUE = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= bindparam("now"))
+_DUE = (select(Delivery).where(Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at <= bindparam("now"),
+                               Delivery.channel.in_(bindparam("channels", expanding=True)))
         .order_by(Delivery.next_attempt_at).limit(bindparam("limit")))
 _DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)
 
@@ -134,11 +143,13 @@ class DeliveryService:
         self.session.add(delivery)
         return delivery
 
-    async def claim_due(self, now: datetime, *, limit: int, is_sqlite: bool) -> list[Delivery]:
-        """Take the due deliveries for sending; the caller commits before it sends."""
+    async def claim_due(self, now: datetime, *, limit: int, channels: frozenset[str], is_sqlite: bool
+                        ) -> list[Delivery]:
+        """Take the due deliveries for sending; the caller commits before it sends. Each
+        claim counts an attempt, so ``attempts`` tells one claim of a delivery from the next."""
         stmt = _DUE if is_sqlite else _DUE_UNCLAIMED
         due, batches = [], set()
-        for delivery in await self.session.scalars(stmt, {"now": now, "limit": limit}):
+        for delivery in await self.session.scalars(stmt, {"now": now, "limit": limit, "channels": list(channels)}):
             if delivery.batchable:
                 # One per batch: the rest of it leaves inside this one (``batch_mates``).
                 batch = (delivery.workspace_id, delivery.recipient, delivery.channel,
@@ -188,6 +199,16 @@ class DeliveryService:
         delivery.next_attempt_at = None if give_up else now + backoff(delivery.attempts)
         delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "failed",
                                                         "error": error[:500], "will_retry": not give_up}]
+
+    def put_back(self, delivery: Delivery, now: datetime) -> None:
+        """Claimed but not sent, its round out of time: due again at once, the attempt
+        not counted."""
+        delivery.attempts -= 1
+        delivery.status = "failed"  # never "pending": a pending one could be batched into another
+        delivery.next_attempt_at = now
+        delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "put back",
+                                                        "error": "not sent: its round ran out of time",
+                                                        "will_retry": True}]
 
     def suppressed(self, delivery: Delivery, now: datetime, reason: str) -> None:
         delivery.status = "suppressed"

@@ -65,14 +65,15 @@ class Notifier:
         self.deliveries = DeliveryService(session)
         self.webhooks = WebhookService(session)
         self.outbox = Outbox(session)
-        self.queued = 0
+        self.emails_queued = 0
+        self.calls_queued = 0  # webhooks, Slack, SMS
 
     async def handle(self, event_type: str, payload: dict[str, Any]) -> None:
         try:
             ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
         except NotFound:
             return  # deleted meanwhile: nobody needs telling
-        self.queued += await self.webhooks.queue_for_event(
+        self.calls_queued += await self.webhooks.queue_for_event(
             self.ws, self.event_id, event_type, payload, ticket, self.now,
             ticket_url=self._ticket_context(ticket, staff=True)["url"],
             requester=lambda: self._requester_profile(ticket))
@@ -158,7 +159,7 @@ class Notifier:
                 self.ws, channel="sms", kind="reply_sms", recipient=phone_digits(customer.phone),
                 key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part, "answer": self.event_id},
                 now=self.now, ticket_id=ticket.id, key_is_new=True)
-            self.queued += queued is not None
+            self.calls_queued += queued is not None
 
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket,
                    title: str | Callable[[str, str], str], *, body: str = "", extra: dict[str, Any] | None = None,
@@ -190,7 +191,7 @@ class Notifier:
                     key=f"{self.event_id}:{kind}:{recipient.user_id or recipient.address}", context=context,
                     now=self.now, user_id=recipient.user_id, ticket_id=ticket.id, locale=recipient.locale,
                     batch_window=batch, key_is_new=True)
-                self.queued += queued is not None
+                self.emails_queued += queued is not None
 
     # -- who --------------------------------------------------------------------------------
     async def _requester(self, ticket: Ticket) -> list[Recipient]:

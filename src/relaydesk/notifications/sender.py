@@ -8,12 +8,13 @@ crash neither lose nor duplicate a delivery.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email.charset import QP, Charset
 from email.header import Header
@@ -41,7 +42,7 @@ from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
-from relaydesk.notifications.delivery import DeliveryService
+from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, ROUND_SECONDS, DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
 from relaydesk.notifications.templates import (
@@ -66,7 +67,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("relaydesk.deliveries")
 
-WEBHOOK_TIMEOUT_SECONDS = 10
+WEBHOOK_TIMEOUT_SECONDS = 10  # for one call, all in: resolving, connecting, sending and the answer
+# A round's webhook, Slack and SMS calls in flight together: a full round of 100 that
+# all time out takes 100 s, inside ROUND_SECONDS.
+HTTP_CALLS_AT_ONCE = 10
 ERROR_BODY_CHARS = 300  # of an endpoint's or provider's answer to a failed send, kept with the failure
 EMAIL_ATTACHMENT_BYTES = 10 * 1024 * 1024  # what an email to a customer carries at most; the rest is named
 # Readable in the raw message (mostly ASCII text), safe for any UTF-8.
@@ -98,46 +102,51 @@ class SendFailed(Exception):
 
 
 # Hot statements, built once (docs/architecture.md, "Statements built once").
-_BY_IDS = select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
+_HELD = (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
+         .order_by(Delivery.id).with_for_update())
 
 
-async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[[], None] | None = None) -> int:
-    """One round; returns how many deliveries it attempted. ``claiming`` is called once
-    the round holds the writer, just before it reads what is due."""
+async def deliver_due(runtime: Runtime, *, limit: int = 100, channels: frozenset[str] = EMAIL_CHANNELS | HTTP_CHANNELS,
+                      claiming: Callable[[], None] | None = None) -> int:
+    """One round over ``channels``; returns how many deliveries it claimed. ``claiming`` is
+    called once the round holds the writer, just before it reads what is due."""
     async with runtime.transaction() as session:
         await session.connection()  # on SQLite, waits for the writer (BEGIN IMMEDIATE)
         if claiming is not None:
             claiming()
         now = runtime.clock.now()
-        claimed = await DeliveryService(session).claim_due(now, limit=limit, is_sqlite=runtime.db.is_sqlite)
+        claimed = await DeliveryService(session).claim_due(now, limit=limit, channels=channels,
+                                                           is_sqlite=runtime.db.is_sqlite)
+        held = {d.id: d.attempts for d in claimed}  # which claim is this round's
         outgoing = [await _prepare_alone(runtime, session, d, now) for d in claimed]
     if not outgoing:
         return 0
+    last_start = now + timedelta(seconds=ROUND_SECONDS)
     outgoing = [await _with_files(runtime, item) if item.files else item for item in outgoing]
-    outcomes: list[tuple[uuid.UUID, SendFailed | None]] = []
-    async with runtime.mailer.batch():  # the round's emails share one connection to the relay
-        for item in outgoing:
-            try:
-                await _send(runtime, item)
-                outcomes.append((item.delivery_id, None))
-            except SendFailed as exc:
-                outcomes.append((item.delivery_id, exc))
-            except Exception as exc:
-                # One delivery's fault is its own: the round's others are sent and every
-                # outcome recorded (a round that died left them all claimed, and re-sent
-                # those that had gone once the claim ran out).
-                log.exception("delivery_not_sent", delivery_id=str(item.delivery_id))
-                outcomes.append((item.delivery_id, SendFailed(f"could not be sent: {type(exc).__name__}: {exc}",
-                                                              permanent=False)))
+    done: dict[uuid.UUID, SendFailed | None] = {}
+    async with asyncio.TaskGroup() as sending:
+        sending.create_task(_send_emails(runtime, [i for i in outgoing if i.url is None], last_start, done))
+        sending.create_task(_call_all(runtime, [i for i in outgoing if i.url is not None], last_start, done))
+    outcomes = [(item.delivery_id, done[item.delivery_id]) for item in outgoing if item.delivery_id in done]
     async with runtime.transaction() as session:
         deliveries = DeliveryService(session)
         now = runtime.clock.now()
-        rows = {d.id: d for d in await session.scalars(_BY_IDS, {"ids": [i for i, _ in outcomes]})}
+        # Locked, so that no round claims one between this look and the commit; one claimed
+        # again meanwhile (this round outlived its claim) is the other round's to record.
+        rows = {d.id: d for d in await session.scalars(_HELD, {"ids": list(held)})
+                if d.status == "sending" and d.attempts == held[d.id]}
+        if len(rows) < len(held):
+            log.warning("delivery_claims_lost", deliveries=[str(i) for i in held if i not in rows])
         noted: set[object] = set()  # the texts of one long answer fail together: one note says so
+        for item in outgoing:
+            if item.delivery_id in rows and item.delivery_id not in done:
+                deliveries.put_back(rows[item.delivery_id], now)
         sent_as = {item.delivery_id: str(item.email["Message-ID"]).strip("<> ") for item in outgoing
                    if item.email is not None and item.email["Message-ID"]}
         for delivery_id, failure in outcomes:
-            row = rows[delivery_id]
+            row = rows.get(delivery_id)
+            if row is None:
+                continue
             row.message_id = sent_as.get(delivery_id, row.message_id)  # to find it in a mailbox or the relay's log
             if failure is None:
                 deliveries.succeeded(row, now)
@@ -151,6 +160,47 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, claiming: Callable[
                     noted.add(answer)
                     await _note_reply_lost(runtime, session, row, now)
     return len(outgoing)
+
+
+async def _send_emails(runtime: Runtime, items: list[Outgoing], last_start: datetime,
+                       done: dict[uuid.UUID, SendFailed | None]) -> None:
+    """One after another, over one connection to the relay; those not started by
+    ``last_start`` are left out of ``done``."""
+    if not items:
+        return
+    async with runtime.mailer.batch():
+        for item in items:
+            if runtime.clock.now() > last_start:
+                return
+            done[item.delivery_id] = await _outcome(runtime, item)
+
+
+async def _call_all(runtime: Runtime, items: list[Outgoing], last_start: datetime,
+                    done: dict[uuid.UUID, SendFailed | None]) -> None:
+    """Several at once: a round of targets that answer only at the timeout takes
+    ``len(items) / HTTP_CALLS_AT_ONCE`` timeouts, not one each."""
+    at_once = asyncio.Semaphore(HTTP_CALLS_AT_ONCE)
+
+    async def call(item: Outgoing) -> None:
+        async with at_once:
+            if runtime.clock.now() <= last_start:
+                done[item.delivery_id] = await _outcome(runtime, item)
+
+    await asyncio.gather(*(call(item) for item in items))
+
+
+async def _outcome(runtime: Runtime, item: Outgoing) -> SendFailed | None:
+    try:
+        await _send(runtime, item)
+    except SendFailed as exc:
+        return exc
+    except Exception as exc:
+        # One delivery's fault is its own: the round's others are sent and every outcome
+        # recorded (a round that died left them all claimed, and re-sent those that had
+        # gone once the claim ran out).
+        log.exception("delivery_not_sent", delivery_id=str(item.delivery_id))
+        return SendFailed(f"could not be sent: {type(exc).__name__}: {exc}", permanent=False)
+    return None
 
 
 _SENT_AS = {"reply_to_customer": "emailed", "reply_sms": "texted"}  # the replies whose loss the ticket shows
@@ -201,8 +251,10 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
                         allow_private=runtime.settings.allow_private_targets)
     # Mates join on the first attempt only, and the digest is frozen into the delivery: a
     # retry (after a failure, or a crash after the relay took it) sends the same email
-    # under the same Message-ID; what arrived meanwhile leaves with the next one.
-    mates = await DeliveryService(session).batch_mates(delivery, now) if delivery.attempts <= 1 else []
+    # under the same Message-ID; what arrived meanwhile leaves with the next one. (One put
+    # back unsent has its first attempt again, and its digest already.)
+    first = delivery.attempts <= 1 and "digest" not in delivery.context
+    mates = await DeliveryService(session).batch_mates(delivery, now) if first else []
     if mates:
         in_order = sorted((delivery, *mates), key=lambda d: (d.created_at, d.id))
         zone = await _recipient_zone(runtime, session, delivery)
@@ -390,6 +442,15 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
         except MailError as exc:
             raise SendFailed(str(exc), permanent=exc.permanent) from None
         return
+    assert item.url is not None
+    try:
+        async with asyncio.timeout(WEBHOOK_TIMEOUT_SECONDS):
+            await _call(item)
+    except TimeoutError:
+        raise SendFailed(f"no answer within {WEBHOOK_TIMEOUT_SECONDS} s", permanent=False) from None
+
+
+async def _call(item: Outgoing) -> None:
     assert item.url is not None
     try:
         await check_target(item.url, allow_private=item.allow_private)

@@ -9,11 +9,12 @@ from relaydesk.core.scheduler import Periodic
 from relaydesk.core.uow import after_commit
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
-from relaydesk.notifications.delivery import PreferenceService
+from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, PreferenceService
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,43 +24,55 @@ if TYPE_CHECKING:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    # In one process: whether a delivery job is queued that has not yet taken the writer.
-    # Deliveries committed meanwhile are due when it claims, so it takes them too, and
-    # their commits need not queue a job each (under load that was a round of one or two
-    # emails per consumer batch, each round two transactions).
-    waiting = False
-
-    async def kick_delivery() -> None:
-        nonlocal waiting
-        if runtime.jobs.in_process:
-            if waiting:
-                return
-            waiting = True
-        await runtime.jobs.enqueue("notifications.deliver")
-
-    def claiming() -> None:
-        nonlocal waiting
+    def delivery_job(name: str, channels: frozenset[str]) -> Callable[[], Awaitable[None]]:
+        """Registers the job that sends ``channels`` (each kind in its own job: a webhook
+        that answers only at its timeout must not hold up anyone's email) and returns
+        what wakes it."""
+        # In one process: whether the job is queued and has not yet taken the writer.
+        # Deliveries committed meanwhile are due when it claims, so it takes them too, and
+        # their commits need not queue a job each (under load that was a round of one or
+        # two emails per consumer batch, each round two transactions).
         waiting = False
+
+        async def kick() -> None:
+            nonlocal waiting
+            if runtime.jobs.in_process:
+                if waiting:
+                    return
+                waiting = True
+            await runtime.jobs.enqueue(name)
+
+        def claiming() -> None:
+            nonlocal waiting
+            waiting = False
+
+        async def deliver() -> int:
+            """Send what is due, round after round while rounds are full."""
+            sent = 0
+            try:
+                for _ in range(20):  # bounded: the next run picks up what is left
+                    batch = await deliver_due(runtime, limit=100, channels=channels, claiming=claiming)
+                    sent += batch
+                    if batch < 100:
+                        break
+            finally:
+                claiming()  # a round that failed early must not leave later commits waiting on it
+            return sent
+
+        runtime.jobs.register(name, deliver)
+        return kick
+
+    kick_emails = delivery_job("notifications.deliver", EMAIL_CHANNELS)
+    kick_calls = delivery_job("notifications.call_out", HTTP_CHANNELS)
 
     async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
         """notifications.on_event: in-app rows, emails and webhooks for one event."""
         notifier = Notifier(runtime, session, event.workspace_id, event.id, now)
         await notifier.handle(event.type, event.payload)
-        if notifier.queued:
-            after_commit(session, "notifications.deliver", kick_delivery)
-
-    async def deliver() -> int:
-        """notifications.deliver: send what is due, round after round while rounds are full."""
-        sent = 0
-        try:
-            for _ in range(20):  # bounded: the next run picks up what is left
-                batch = await deliver_due(runtime, limit=100, claiming=claiming)
-                sent += batch
-                if batch < 100:
-                    break
-        finally:
-            claiming()  # a round that failed early must not leave later commits waiting on it
-        return sent
+        if notifier.emails_queued:
+            after_commit(session, "notifications.deliver", kick_emails)
+        if notifier.calls_queued:
+            after_commit(session, "notifications.call_out", kick_calls)
 
     async def daily_summary() -> int:
         """notifications.daily_summary: run hourly; at the configured hour each team lead's summary."""
@@ -101,6 +114,6 @@ def install(runtime: Runtime) -> list[Periodic]:
 
     runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event, prepare=look_ahead)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
-    runtime.jobs.register("notifications.deliver", deliver)
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
+            Periodic("notifications.call_out", runtime.settings.delivery_scan_seconds),
             Periodic("notifications.daily_summary", 3600)]
