@@ -904,6 +904,48 @@ class TestWebhooks:
                                   json={"url": bad, "events": ["ticket.created"]})
             assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", (bad, r.text)
 
+    async def test_private_targets_need_the_operator_as_well(self, client, settle, receiver, runtime, clock,
+                                                            monkeypatch) -> None:  # noqa: ANN001
+        """Anyone can make a workspace: unless the operator allows private targets, no
+        admin's say-so lets a webhook reach the network around the server."""
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"], "allow_private": True})
+        assert r.status_code == 201, r.text  # this server's operator allows them (the test peers are local)
+        hook = r.json()
+        monkeypatch.setattr(runtime.settings, "allow_private_targets", False)
+        for target in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/"):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+                "url": target, "events": ["ticket.created"], "allow_private": True})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "allow_private", r.text
+            assert "operator" in r.text and "RELAYDESK_ALLOW_PRIVATE_TARGETS" in r.text
+        r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers,
+                               json={"allow_private": True})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "allow_private", r.text
+        r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers, json={"active": False})
+        assert r.status_code == 200, r.text  # changing something else is no reason to refuse
+        r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers, json={"active": True})
+        assert r.status_code == 200, r.text
+        # The endpoint saved while it was allowed reaches nothing private once it is not.
+        await ws.ticket(ws.admin)
+        await settle()
+        assert hooks.requests == []
+        [call] = [d for d in await deliveries(client, ws) if d["channel"] == "webhook"]
+        assert call["status"] == "dead" and "private" in call["last_error"], call
+
+    @pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "::ffff:127.0.0.1",
+                                         "::127.0.0.1", "2002:7f00:1::1", "64:ff9b:1::a00:1"])
+    async def test_an_ipv6_address_standing_for_a_private_ipv4_one_is_refused(
+            self, client, runtime, monkeypatch, address: str) -> None:  # noqa: ANN001
+        """NAT64 (64:ff9b::/96), IPv4-mapped, IPv4-compatible and 6to4 addresses lead to the
+        IPv4 address inside them; a local NAT64 prefix to wherever that network says."""
+        monkeypatch.setattr(runtime.settings, "allow_private_targets", False)
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": f"http://[{address}]/hook", "events": ["ticket.created"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", r.text
+
     async def test_a_url_with_control_characters_or_spaces_is_refused(self, client, receiver) -> None:  # noqa: ANN001
         """Such a URL is no URL to the HTTP client: saved, it could never be sent."""
         ws = await make_workspace(client)

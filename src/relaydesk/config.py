@@ -92,9 +92,10 @@ class Settings(BaseSettings):
 
     # The address Relaydesk itself is reached at (Twilio signs it; the API and widget live there).
     public_url: str = "http://127.0.0.1:8000"
-    # Whether workspace admins may point IMAP mailboxes and the SMS provider at loopback
-    # or private addresses (one company with an internal mail server). Off, anyone who
-    # makes a workspace could otherwise have the server probe the network around it.
+    # Whether workspace admins may point IMAP mailboxes, the SMS provider and webhooks
+    # (those asking for it with ``allow_private``) at loopback or private addresses (one
+    # company with an internal mail server). Off, anyone who makes a workspace could
+    # otherwise have the server probe the network around it.
     allow_private_targets: bool = False
     # The web app agents and customers open tickets in (Relaydesk serves the API and the chat
     # widget, not those pages): links in emails point into it. Unset, emails carry none

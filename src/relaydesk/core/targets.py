@@ -6,9 +6,10 @@ anyone can make a workspace. Left unchecked, they would have the server reach it
 loopback, the cloud's metadata address or the private network behind it, and report back
 what answered. A host is refused when it resolves to anything but global addresses,
 checked when it is saved and again before each connection (a name may change what it
-resolves to). The deployment's operator may allow private targets (``RELAYDESK_ALLOW_
-PRIVATE_TARGETS``: one company with an internal mail server); a webhook's own
-``allow_private`` is an admin's say-so for that endpoint.
+resolves to). An IPv6 address that stands for an IPv4 one (NAT64, IPv4-mapped, 6to4) is
+judged by the IPv4 address inside it. The deployment's operator may allow private
+targets (``RELAYDESK_ALLOW_PRIVATE_TARGETS``: one company with an internal mail server);
+only then does a webhook's own ``allow_private`` let that endpoint reach one.
 """
 
 from __future__ import annotations
@@ -19,13 +20,33 @@ import socket
 from urllib.parse import urlsplit
 
 
+_HINT = "; use a publicly reachable host, or ask the operator to set RELAYDESK_ALLOW_PRIVATE_TARGETS"
+# IPv6 addresses with an IPv4 address in their last 32 bits that lead to it: NAT64's
+# well-known prefix (RFC 6052) and the deprecated IPv4-compatible form.
+_IPV4_IN_LOW_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+# NAT64 for a network's own use (RFC 8215): it translates to whatever that network chooses.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 class UnsafeTarget(Exception):
     """A target the server must not connect to; the message says why."""
 
 
-async def check_host(host: str, port: int, *,
-                     hint: str = "; use a publicly reachable host, or ask the operator to set "
-                                 "RELAYDESK_ALLOW_PRIVATE_TARGETS") -> None:
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        inside = address.ipv4_mapped or address.sixtofour
+        if inside is None and any(address in network for network in _IPV4_IN_LOW_BITS):
+            inside = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+        if inside is not None:
+            return _public(inside)
+    return True
+
+
+async def check_host(host: str, port: int, *, hint: str = _HINT) -> None:
     """Raises ``UnsafeTarget`` unless every address ``host`` resolves to is public."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -33,12 +54,11 @@ async def check_host(host: str, port: int, *,
         raise UnsafeTarget(f"The host name does not resolve: {exc.strerror}.") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if not _public(address):
             raise UnsafeTarget(f"{host} resolves to {address}, a loopback or private address{hint}.")
 
 
-async def check_target(url: str, *, allow_private: bool,
-                       hint: str = "; an admin may allow private targets for this endpoint") -> None:
+async def check_target(url: str, *, allow_private: bool, hint: str = _HINT) -> None:
     """Refuse URLs that are not http(s) or that point into private networks."""
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         # urlsplit drops CR, LF and tab without a word, so the URL would pass here, but the

@@ -165,9 +165,10 @@ async def list_deliveries(principal: AdminPrincipal, session: SessionDep, limit:
              summary="Send ticket events to a URL (signed) or escalations to a Slack channel")
 async def create_webhook(data: WebhookIn, principal: AdminPrincipal, request: Request,
                          session: SessionDep):  # noqa: ANN201
-    return await WebhookService(session).create(principal, url=data.url, kind=data.kind, events=data.events,
-                                                description=data.description, allow_private=data.allow_private,
-                                                now=now(request))
+    return await WebhookService(session).create(
+        principal, url=data.url, kind=data.kind, events=data.events, description=data.description,
+        allow_private=data.allow_private, now=now(request),
+        private_targets_allowed=request.app.state.runtime.settings.allow_private_targets)
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], tags=["webhooks"], summary="The workspace's webhooks")
@@ -176,9 +177,11 @@ async def list_webhooks(principal: AdminPrincipal, session: SessionDep):  # noqa
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut, tags=["webhooks"], summary="Change a webhook")
-async def update_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: AdminPrincipal,
+async def update_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: AdminPrincipal, request: Request,
                          session: SessionDep):  # noqa: ANN201
-    return await WebhookService(session).update(principal, webhook_id, data.model_dump(exclude_unset=True))
+    return await WebhookService(session).update(
+        principal, webhook_id, data.model_dump(exclude_unset=True),
+        private_targets_allowed=request.app.state.runtime.settings.allow_private_targets)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"],

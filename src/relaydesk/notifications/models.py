@@ -108,6 +108,7 @@ class WebhookEndpoint(IdMixin, WorkspaceScoped, Base):
     secret: Mapped[str] = mapped_column(String(100))
     events: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
-    # Loopback and private-network targets are refused unless an admin says so.
+    # Loopback and private-network targets are refused unless an admin says so, where
+    # the operator allows them at all.
     allow_private: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]

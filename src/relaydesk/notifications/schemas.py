@@ -112,7 +112,8 @@ class WebhookIn(Input):
     kind: Literal["generic", "slack"] = "generic"
     events: list[str] = Field(min_length=1, max_length=20)
     description: str = Field(default="", max_length=300)
-    allow_private: bool = Field(default=False, description="Allow loopback/private-network targets (admins only).")
+    allow_private: bool = Field(default=False, description="Allow loopback/private-network targets; only where the "
+                                "operator allows them (RELAYDESK_ALLOW_PRIVATE_TARGETS).")
 
     model_config = {"json_schema_extra": {"examples": [
         {"url": "https://hooks.example.com/relaydesk", "events": ["ticket.created", "message.posted"]},

@@ -239,7 +239,7 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
             return Outgoing(delivery.id, delivery.channel, problem="the webhook was removed or switched off")
         return Outgoing(delivery.id, delivery.channel, url=endpoint.url, body=encode_body(delivery.context["body"]),
                         secret=endpoint.secret if delivery.channel == "webhook" else None,
-                        allow_private=endpoint.allow_private)
+                        allow_private=endpoint.allow_private and runtime.settings.allow_private_targets)
     if delivery.channel == "sms":
         settings = await WorkspaceService(session).settings(delivery.workspace_id)
         if not (settings.sms_number and settings.sms_auth_token and (settings.sms_api_url or settings.sms_account_sid)):

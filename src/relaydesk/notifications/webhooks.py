@@ -4,7 +4,8 @@ A body is signed as ``X-Relaydesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA25
 "<t>.<body>" under the endpoint's secret>`` so the receiver can check both origin and
 freshness. Internal notes never leave through a webhook. Targets that resolve to
 loopback, private, link-local or otherwise non-public addresses are refused, when the
-endpoint is saved and again at each send, unless an admin allowed it for that endpoint.
+endpoint is saved and again at each send, unless the operator allows private targets
+(anyone can make a workspace) and an admin allowed them for that endpoint.
 """
 
 from __future__ import annotations
@@ -62,13 +63,40 @@ def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: st
     return f":alarm_clock: {ref}: {_slack_escaped(clock)} SLA {_slack_escaped(payload.get('level'))}"
 
 
+def _check_events(kind: str, events: list[str]) -> None:
+    allowed = SLACK_EVENTS if kind == "slack" else WEBHOOK_EVENTS
+    unknown = sorted(set(events) - set(allowed))
+    if unknown:
+        raise ValidationFailed(f"Not an event a {kind} target can receive: {', '.join(unknown)}. "
+                               f"Choose from {', '.join(allowed)}.", field="events")
+
+
+async def _check_url(url: str, allow_private: bool) -> None:
+    try:
+        await check_target(url, allow_private=allow_private)
+    except UnsafeTarget as exc:
+        raise ValidationFailed(str(exc), field="url") from None
+
+
+def _may_allow_private(private_targets_allowed: bool) -> None:
+    if not private_targets_allowed:
+        raise ValidationFailed("Private targets are off on this server: the operator must allow them "
+                               "(RELAYDESK_ALLOW_PRIVATE_TARGETS) before an endpoint may reach one.",
+                               field="allow_private")
+
+
 class WebhookService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def create(self, principal: Principal, *, url: str, kind: str, events: list[str], description: str,
-                     allow_private: bool, now: datetime) -> WebhookEndpoint:
-        await self._check(url, kind, events, allow_private)
+                     allow_private: bool, now: datetime, private_targets_allowed: bool = False) -> WebhookEndpoint:
+        """``private_targets_allowed``: the operator's ``RELAYDESK_ALLOW_PRIVATE_TARGETS``,
+        without which no endpoint may ask for them."""
+        if allow_private:
+            _may_allow_private(private_targets_allowed)
+        _check_events(kind, events)
+        await _check_url(url, allow_private and private_targets_allowed)
         endpoint = WebhookEndpoint(
             workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
             secret="whsec_" + secrets.token_urlsafe(24), events=sorted(set(events)), active=True,
@@ -76,17 +104,6 @@ class WebhookService:
         self.session.add(endpoint)
         await self.session.flush()
         return endpoint
-
-    async def _check(self, url: str, kind: str, events: list[str], allow_private: bool) -> None:
-        allowed = SLACK_EVENTS if kind == "slack" else WEBHOOK_EVENTS
-        unknown = sorted(set(events) - set(allowed))
-        if unknown:
-            raise ValidationFailed(f"Not an event a {kind} target can receive: {', '.join(unknown)}. "
-                                   f"Choose from {', '.join(allowed)}.", field="events")
-        try:
-            await check_target(url, allow_private=allow_private)
-        except UnsafeTarget as exc:
-            raise ValidationFailed(str(exc), field="url") from None
 
     async def get(self, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEndpoint:
         endpoint = await self.session.scalar(select(WebhookEndpoint).where(
@@ -99,14 +116,21 @@ class WebhookService:
         return list(await self.session.scalars(select(WebhookEndpoint).where(
             WebhookEndpoint.workspace_id == principal.workspace_id).order_by(WebhookEndpoint.created_at)))
 
-    async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> WebhookEndpoint:
+    async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: dict[str, Any], *,
+                     private_targets_allowed: bool = False) -> WebhookEndpoint:
         for field, value in changes.items():
             if value is None:
                 raise ValidationFailed("This field cannot be emptied.", field=field)
+        if changes.get("allow_private"):
+            _may_allow_private(private_targets_allowed)
         endpoint = await self.get(principal, endpoint_id)
         for key, value in changes.items():
             setattr(endpoint, key, sorted(set(value)) if key == "events" else value)
-        await self._check(endpoint.url, endpoint.kind, endpoint.events, endpoint.allow_private)
+        _check_events(endpoint.kind, endpoint.events)
+        if changes.keys() & {"url", "allow_private"}:
+            # Only where it would post changed: switching off an endpoint the server would
+            # no longer post to must not be refused for that.
+            await _check_url(endpoint.url, endpoint.allow_private and private_targets_allowed)
         return endpoint
 
     async def delete(self, principal: Principal, endpoint_id: uuid.UUID) -> None:
