@@ -393,6 +393,16 @@ def test_a_template_that_would_hold_the_server_is_stopped_and_named(text: str) -
     ("<p>{{ 'x'.ljust(50000) }}</p>", "widths are limited"),
     ("<p>{{ ('a' * 99999) | replace('a', 'a' * 99999) }}</p>", "a replacement may add at most"),
     ("<p>{{ ('a' * 99999).replace('a', 'aaa') }}</p>", "a replacement may add at most"),
+    # Joining, formatting and translating build their whole result in one step too.
+    ("<p>{% set s = 'a' * 30000 %}{{ s.join(s) | length }}</p>", "would make a string of"),
+    ("<p>{% set s = 'a' * 30000 %}{{ s | join(s) | length }}</p>", "would make a string of"),
+    ("<p>{% set s = 'a' * 30000 %}{{ ([{'a': s}] * 30000) | join(attribute='a') | length }}</p>",
+     "would make a string of"),
+    ("<p>{{ ('{0}' * 30000).format('a' * 30000) | length }}</p>", "would make a string of"),
+    ("<p>{{ ('{x}' * 30000).format_map({'x': 'a' * 30000}) | length }}</p>", "would make a string of"),
+    ("<p>{{ (('%s' * 30000) % (('a' * 30000,) * 30000)) | length }}</p>", "would make a string of"),
+    ("<p>{{ ('a' * 30000).translate({97: 'x' * 30000}) | length }}</p>", "would make a string of"),
+    ("<p>{{ ('a' * 30000).translate(['x' * 30000] * 98) | length }}</p>", "would make a string of"),
 ])
 def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
     with pytest.raises(TemplateInvalid, match=says) as err:
@@ -403,8 +413,10 @@ def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
 def test_ordinary_arithmetic_and_repetition_still_work() -> None:
     rendered = render("assigned", "en", sample_context("assigned"),
                       _override(text="{{ '-' * 20 }} {{ 2 ** 10 }} {{ 1500 * 3 }} {{ '%5d' % 3 }}|"
-                                     "{{ '{:>4}'.format('ok') }}|{{ 'a,b' | replace(',', ', ') }}"))
-    assert "-" * 20 + " 1024 4500     3|  ok|a, b" in rendered.text
+                                     "{{ '{:>4}'.format('ok') }}|{{ 'a,b' | replace(',', ', ') }}|"
+                                     "{{ ', '.join(['x', 'y']) }}|{{ [1, 2] | join('+') }}|"
+                                     "{{ '%s-%s' % ('a', 'b') }}|{{ 'ab'.translate({97: 'A'}) }}"))
+    assert "-" * 20 + " 1024 4500     3|  ok|a, b|x, y|1+2|a-b|Ab" in rendered.text
 
 
 def test_an_unknown_filter_is_named_on_its_part() -> None:

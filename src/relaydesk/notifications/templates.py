@@ -40,7 +40,9 @@ import re
 import string
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
+from itertools import repeat
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -49,6 +51,7 @@ from jinja2 import (
     ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, nodes, pass_context, pass_eval_context,
 )
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.filters import make_attrgetter
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -78,8 +81,9 @@ RENDER_BUDGET_SECONDS = 0.05
 LARGEST_NUMBER = 100_000
 LONGEST_REPETITION = 100_000
 WIDEST_FIELD = 1_000  # a format width, a padding, an indent: real emails need a few dozen
-LARGEST_PART = 1_000_000  # characters one rendered part may have
+LARGEST_PART = 1_000_000  # characters one rendered part may have, and one join or format may make
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[a-zA-Z%]")
+_PRINTF_KIND = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d*)(?:\.(?:\*|\d*))?([a-zA-Z%])")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*:([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 
 
@@ -195,14 +199,77 @@ def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
             raise SecurityError(f"a replacement may add at most {LONGEST_REPETITION} characters")
 
 
+def _check_size(size: int) -> None:
+    if size > LARGEST_PART:
+        raise SecurityError(f"would make a string of over {LARGEST_PART:,} characters")
+
+
+# Counted with C-level loops where they can be: the budget's trace function makes a
+# Python loop over 30,000 values outlast the budget before it could refuse them.
+def _lengths(values: list[Any]) -> list[int]:
+    """How long each of ``values`` is as text (a non-string's repr: as long as its str()
+    or longer, for what a template can make), each distinct one counted once."""
+    if all(map(isinstance, values, repeat(str))):
+        return list(map(len, values))
+    distinct = dict(zip(map(id, values), values, strict=True))
+    known = {key: len(value) if isinstance(value, str) else len(repr(value)) for key, value in distinct.items()}
+    return list(map(known.__getitem__, map(id, values)))
+
+
+def _check_join(separator: str, items: list[Any]) -> None:
+    _check_size(len(separator) * max(len(items) - 1, 0) + sum(_lengths(items)))
+
+
+def _check_filled(text: str, fields: int, values: list[Any]) -> None:
+    """Each of ``fields`` may be filled with the longest of ``values`` (a string's repr, for
+    %r or !r, adds its quotes and escapes: a few times as many characters at most) and
+    padded up to WIDEST_FIELD."""
+    if fields and values:
+        _check_size(len(text) + fields * (max(_lengths(values)) + WIDEST_FIELD))
+
+
+def _check_format_size(text: str, values: list[Any]) -> None:
+    _check_filled(text, text.count("{") - 2 * text.count("{{"), values)
+
+
+def _check_printf_size(text: str, values: Any) -> None:
+    kinds = _PRINTF_KIND.findall(text)
+    if isinstance(values, Mapping):
+        values = list(values.values())
+    elif isinstance(values, tuple):
+        values = list(values)
+    else:
+        values = [values]
+    _check_filled(text, len(kinds) - kinds.count("%"), values)
+
+
+def _check_translate(text: str, table: Any) -> None:
+    size = 0
+    for char, times in Counter(text).items():
+        try:
+            replacement = table[ord(char)]
+        except (LookupError, TypeError):
+            replacement = char
+        size += times * (len(replacement) if isinstance(replacement, str) else 1)
+        _check_size(size)
+
+
 def _check_str_call(text: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Calls on a string that could make one huge one in a single C-level step."""
-    if method in ("format", "format_map"):
+    if method == "format":
         _check_format(text)
+        _check_format_size(text, [*args, *kwargs.values()])
+    elif method == "format_map" and args:
+        _check_format(text)
+        _check_format_size(text, list(args[0].values()) if isinstance(args[0], Mapping) else [])
     elif method in ("center", "ljust", "rjust", "zfill", "expandtabs"):
         _check_width(args[0] if args else kwargs.get("width", kwargs.get("tabsize")))
     elif method == "replace" and len(args) >= 2:
         _check_replace(text, *args[:3])
+    elif method == "join" and args:
+        _check_join(text, args[0])
+    elif method == "translate" and args:
+        _check_translate(text, args[0])
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -211,13 +278,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
         if isinstance(getattr(target, "__self__", None), str):
-            _check_str_call(target.__self__, getattr(target, "__name__", ""), args, kwargs)
+            method = getattr(target, "__name__", "")
+            if method == "join" and args:
+                args = (list(args[0]), *args[1:])  # counted first: an iterator would be spent
+            _check_str_call(target.__self__, method, args, kwargs)
         return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "%":
             if isinstance(left, str):
                 _check_printf(left)
+                _check_printf_size(left, right)
         elif operator == "**":
             if not (isinstance(left, int | float) and isinstance(right, int | float)) or abs(right) > 64 \
                     or abs(left) > LARGEST_NUMBER:
@@ -250,6 +321,7 @@ def _guard_filters(env: ImmutableSandboxedEnvironment) -> None:
 
     def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
         _check_printf(str(value))
+        _check_printf_size(str(value), kwargs or args)
         return plain["format"](value, *args, **kwargs)
 
     def center(value: Any, width: int = 80) -> Any:
@@ -265,7 +337,15 @@ def _guard_filters(env: ImmutableSandboxedEnvironment) -> None:
         _check_replace(str(value), old, new, -1 if count is None else count)
         return plain["replace"](eval_ctx, value, old, new, count)
 
-    env.filters.update(format=format_, center=center, indent=indent, replace=replace)
+    @pass_eval_context
+    def join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
+        if attribute is not None:
+            value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+        items = list(value)
+        _check_join(str(d), items)
+        return plain["join"](eval_ctx, items, d)
+
+    env.filters.update(format=format_, center=center, indent=indent, replace=replace, join=join)
 
 
 _ENVIRONMENTS = {(h, s): _environment(html=h, strict=s) for h in (False, True) for s in (False, True)}
