@@ -239,6 +239,21 @@ class TestStaffEmailsAndPreferences:
         statuses = sorted(d["status"] for d in log)
         assert statuses == ["batched"] * (len(log) - 1) + ["sent"] and len(log) >= 10
 
+    async def test_staff_emails_name_the_requester(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer(name="Lan Nguyen")
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Refund overdue"},
+                              headers=ws.admin.headers)
+        assert r.status_code in (200, 201), r.text
+        await settle()
+        [email] = to(mail, agent.email)
+        assert "Requester: Lan Nguyen" in email.message.get_body(("plain",)).get_content()
+        assert "<li>Requester: Lan Nguyen</li>" in email.message.get_body(("html",)).get_content()
+
     async def test_a_digest_retried_after_a_failed_send_loses_nothing(self, client, settle, mail, runtime,
                                                                       clock) -> None:  # noqa: ANN001
         """The first try takes the waiting updates into one digest; the retry sends that

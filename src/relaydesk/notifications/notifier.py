@@ -170,6 +170,7 @@ class Notifier:
             return
         choices = await self.prefs.enabled(self.ws, {r.user_id for r in recipients if r.user_id}, kind)
         workspace = await self.tickets.workspaces.get(self.ws)
+        requester: Customer | None = None
         for recipient in recipients:
             if wants(choices, recipient, kind, "in_app") and recipient.user_id is not None:
                 heading = title if isinstance(title, str) else title(kind, normalize_locale(recipient.locale))
@@ -178,8 +179,11 @@ class Notifier:
                 self.outbox.publish(self.ws, "notification.created", self.now, notification_id=row.id,
                                     user_id=recipient.user_id, kind=kind, title=row.title, ticket_id=ticket.id)
             if recipient.address and wants(choices, recipient, kind, "email"):
+                requester = requester or await self._requester_profile(ticket)
                 context = {"workspace_name": workspace.name, "recipient_name": recipient.name,
-                           "ticket": self._ticket_context(ticket, staff=recipient.staff), **(extra or {})}
+                           "ticket": {**self._ticket_context(ticket, staff=recipient.staff),
+                                      "requester_name": requester.name if requester is not None else ""},
+                           **(extra or {})}
                 if recipient.user_id is not None:
                     context["unsubscribe_url"] = app_link(self.settings.app_url, "/settings/notifications")
                 if thread:
