@@ -254,6 +254,33 @@ class TestStaffEmailsAndPreferences:
         assert "Requester: Lan Nguyen" in email.message.get_body(("plain",)).get_content()
         assert "<li>Requester: Lan Nguyen</li>" in email.message.get_body(("html",)).get_content()
 
+    async def test_updates_handled_together_keep_the_order_they_happened_in(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """Ten replies handled in one batch: the digest lists them as they were written, at
+        the time each was written, and the in-app list has them newest first."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        written = []
+        for i in range(10):
+            written.append(clock.now())
+            await ws.reply(customer, ticket["id"], f"Update number {i}")
+            clock.advance(timedelta(minutes=1))
+        await settle()  # one consumer batch
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        [email] = to(mail, agent.email)
+        body = email.message.get_body(("plain",)).get_content()
+        lines = [line for line in body.splitlines() if "Update number" in line]
+        assert [line.rpartition(" ")[2] for line in lines] == [str(i) for i in range(10)], body
+        for line, at in zip(lines, written, strict=True):  # each at the time it was written
+            assert line.startswith(f"- {at:%H:%M} UTC"), (line, at)
+        r = await client.get("/api/v1/notifications", headers=agent.headers)
+        bodies = [n["body"] for n in r.json()["items"] if n["kind"] == "reply_to_agent"]
+        assert bodies == [f"Update number {i}" for i in reversed(range(10))]
+
     async def test_a_digest_retried_after_a_failed_send_loses_nothing(self, client, settle, mail, runtime,
                                                                       clock) -> None:  # noqa: ANN001
         """The first try takes the waiting updates into one digest; the retry sends that

@@ -128,17 +128,19 @@ class DeliveryService:
     async def queue(self, workspace_id: uuid.UUID, *, channel: str, kind: str, recipient: str, key: str,
                     context: dict[str, Any], now: datetime, user_id: uuid.UUID | None = None,
                     ticket_id: uuid.UUID | None = None, target_id: uuid.UUID | None = None, locale: str = "en",
-                    batch_window: timedelta | None = None, key_is_new: bool = False) -> Delivery | None:
+                    batch_window: timedelta | None = None, key_is_new: bool = False,
+                    happened_at: datetime | None = None) -> Delivery | None:
         """Queue one delivery; None when this key was queued before. ``key_is_new``: the
         key names an event whose consumer is idempotent already (so it cannot have been
-        queued before): no need to look."""
+        queued before): no need to look. ``happened_at``: when what it tells of happened
+        (by default ``now``), which orders and times it in a digest."""
         if not key_is_new and await self.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)):
             return None
         delivery = Delivery(
             workspace_id=workspace_id, channel=channel, kind=kind, recipient=recipient, user_id=user_id,
             ticket_id=ticket_id, target_id=target_id, idempotency_key=key, status="pending",
             batchable=batch_window is not None, locale=locale, context=context, attempts=0, attempt_log=[],
-            next_attempt_at=now + (batch_window or timedelta(0)), created_at=now,
+            next_attempt_at=now + (batch_window or timedelta(0)), created_at=happened_at or now,
         )
         self.session.add(delivery)
         return delivery

@@ -54,6 +54,9 @@ class Notifier:
         self.ws = workspace_id
         self.event_id = event_id
         self.now = now
+        # When what the event tells of happened: a batch's events share ``now``, and its
+        # rows (in-app, digest items) are ordered and timed by this instead.
+        self.happened_at = now
         self.tickets = ticket_service(runtime, session)
         users = UserService(session, runtime.hasher)
         self.users = users
@@ -69,6 +72,7 @@ class Notifier:
         self.calls_queued = 0  # webhooks, Slack, SMS
 
     async def handle(self, event_type: str, payload: dict[str, Any]) -> None:
+        self.happened_at = _at(payload.get("at")) or self.now
         try:
             ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
         except NotFound:
@@ -175,7 +179,7 @@ class Notifier:
             if wants(choices, recipient, kind, "in_app") and recipient.user_id is not None:
                 heading = title if isinstance(title, str) else title(kind, normalize_locale(recipient.locale))
                 row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=heading, body=body,
-                                            ticket_id=ticket.id, now=self.now, event_id=self.event_id)
+                                            ticket_id=ticket.id, now=self.happened_at, event_id=self.event_id)
                 self.outbox.publish(self.ws, "notification.created", self.now, notification_id=row.id,
                                     user_id=recipient.user_id, kind=kind, title=row.title, ticket_id=ticket.id)
             if recipient.address and wants(choices, recipient, kind, "email"):
@@ -194,7 +198,7 @@ class Notifier:
                     self.ws, channel="email", kind=kind, recipient=recipient.address,
                     key=f"{self.event_id}:{kind}:{recipient.user_id or recipient.address}", context=context,
                     now=self.now, user_id=recipient.user_id, ticket_id=ticket.id, locale=recipient.locale,
-                    batch_window=batch, key_is_new=True)
+                    batch_window=batch, key_is_new=True, happened_at=self.happened_at)
                 self.emails_queued += queued is not None
 
     # -- who --------------------------------------------------------------------------------
@@ -241,6 +245,13 @@ def _as_recipients(customer: Customer | None) -> list[Recipient]:
 
 def _level_word(level: str) -> str:
     return {"warning": "at 75 % — warning", "critical": "critical", "breached": "breached"}.get(level, level)
+
+
+def _at(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _when(value: object) -> str:
