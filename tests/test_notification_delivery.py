@@ -254,6 +254,26 @@ class TestStaffEmailsAndPreferences:
         assert "Requester: Lan Nguyen" in email.message.get_body(("plain",)).get_content()
         assert "<li>Requester: Lan Nguyen</li>" in email.message.get_body(("html",)).get_content()
 
+    @pytest.mark.parametrize(("languages", "vietnamese"), [(["vi"], True), (["fr", "vi-VN"], True),
+                                                          (["fr"], False), (["en", "vi"], False)])
+    async def test_staff_get_email_in_their_language(self, client, settle, mail, languages: list[str],
+                                                     vietnamese: bool) -> None:  # noqa: ANN001
+        """The first language on the agent's profile that emails are written in; English
+        when there is none."""
+        ws = await make_workspace(client)
+        agent = await ws.staff(languages=languages)
+        ticket = await ws.ticket(ws.admin, assignee_id=agent.id)
+        await settle()
+        mail.clear()
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Refund overdue"},
+                              headers=ws.admin.headers)
+        assert r.status_code in (200, 201), r.text
+        await settle()
+        [email] = to(mail, agent.email)
+        text = email.message.get_body(("plain",)).get_content()
+        assert ("Bạn nhận được email này vì" in text) is vietnamese, text
+        assert ("You receive this because" in text) is not vietnamese, text
+
     async def test_updates_handled_together_keep_the_order_they_happened_in(
             self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         """Ten replies handled in one batch: the digest lists them as they were written, at

@@ -27,7 +27,7 @@ from relaydesk.notifications.delivery import (
 )
 from relaydesk.notifications.service import NotificationService
 from relaydesk.notifications.default_templates import CUSTOMER_TITLES
-from relaydesk.notifications.templates import app_link, normalize_locale, status_label
+from relaydesk.notifications.templates import LOCALES, app_link, normalize_locale, status_label
 from relaydesk.notifications.webhooks import WebhookService
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
@@ -212,7 +212,8 @@ class Notifier:
     async def _staff(self, user_ids: set[uuid.UUID | None]) -> list[Recipient]:
         wanted = {u for u in user_ids if u is not None}
         users = await self.users.get_many(self.ws, wanted)
-        return [Recipient(u.email, u.name, "en", u.id, staff=True)
+        languages = await self.agents.languages(self.ws, wanted)
+        return [Recipient(u.email, u.name, staff_locale(languages.get(u.id, [])), u.id, staff=True)
                 for u in sorted(users.values(), key=lambda u: u.id) if u.is_active]
 
     async def _name_of(self, user_id: object) -> str:
@@ -234,6 +235,15 @@ class Notifier:
         path = f"/tickets/{ref}" if staff else f"/portal/tickets/{ref}"
         return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject, "status": ticket.status,
                 "priority": ticket.priority, "url": app_link(self.settings.app_url, path)}
+
+
+def staff_locale(languages: list[str]) -> str:
+    """The first of an agent's languages that emails are written in; English if none is."""
+    for language in languages:
+        primary = language.strip().replace("_", "-").split("-", 1)[0].lower()
+        if primary in LOCALES:
+            return primary
+    return "en"
 
 
 def _as_recipients(customer: Customer | None) -> list[Recipient]:
@@ -271,7 +281,8 @@ async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
     async with runtime.transaction() as session:
         tickets = ticket_service(runtime, session)
         users = UserService(session, runtime.hasher)
-        teams = TeamService(session, AgentService(session, users))
+        agents = AgentService(session, users)
+        teams = TeamService(session, agents)
         deliveries = DeliveryService(session)
         prefs = PreferenceService(session)
         day = now.strftime("%Y-%m-%d")
@@ -281,7 +292,8 @@ async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
                     if team.get("lead_id") else None
                 if lead is None or not lead.is_active:
                     continue
-                me = Recipient(lead.email, lead.name, "en", lead.id, staff=True)
+                languages = (await agents.languages(workspace.id, {lead.id})).get(lead.id, [])
+                me = Recipient(lead.email, lead.name, staff_locale(languages), lead.id, staff=True)
                 if not wants(await prefs.enabled(workspace.id, {lead.id}, "daily_summary"), me, "daily_summary",
                              "email"):
                     continue
