@@ -1115,6 +1115,27 @@ class TestWebhooks:
         assert "x-relaydesk-signature" not in headers
 
 
+    async def test_a_slack_message_links_the_ticket_only_where_there_is_a_web_app(
+            self, client, settle, receiver, runtime, monkeypatch) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "kind": "slack", "events": ["ticket.escalated"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        texts = []
+        for app_url in (None, "https://help.shop.example"):
+            monkeypatch.setattr(runtime.settings, "app_url", app_url)
+            ticket = await ws.ticket(ws.admin, subject="Printer on fire")
+            r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Smoke"},
+                                  headers=ws.admin.headers)
+            assert r.status_code in (200, 201), r.text
+            await settle()
+            texts.append((ticket["number"], orjson.loads(hooks.requests[-1][1])["text"]))
+        (bare, without), (linked, with_link) = texts
+        assert f" {bare} “Printer on fire”" in without and "<" not in without, without
+        assert f"<https://help.shop.example/tickets/{linked}|{linked}> “Printer on fire”" in with_link, with_link
+
+
 class TestDailySummary:
     async def test_team_leads_get_one_summary_a_day(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
         from relaydesk.notifications.notifier import send_daily_summaries

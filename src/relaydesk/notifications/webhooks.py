@@ -55,7 +55,10 @@ def _slack_escaped(text: object) -> str:
 
 
 def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: str) -> str:
-    ref = f"<{url}|{ticket_reference(ticket.number)}> “{_slack_escaped(ticket.subject)}”"
+    reference = ticket_reference(ticket.number)
+    # Without a web app (RELAYDESK_APP_URL) there is no page to link to: the reference alone.
+    linked = f"<{url}|{reference}>" if url else reference
+    ref = f"{linked} “{_slack_escaped(ticket.subject)}”"
     if event_type == "ticket.escalated":
         return (f":rotating_light: {ref} escalated to level {_slack_escaped(payload.get('level'))}: "
                 f"{_slack_escaped(payload.get('reason') or '')}")
