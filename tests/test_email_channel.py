@@ -20,6 +20,7 @@ from factories import Workspace, make_workspace
 from mailpeers import ImapServer, SmtpSink, smtp_send
 from relaydesk.channels.smtp import SmtpListener
 from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_email
+from relaydesk.channels import tasks as channel_tasks
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.mail import SmtpMailer
 from relaydesk.notifications.sender import deliver_due
@@ -750,6 +751,28 @@ class TestImap:
         assert sorted(t["subject"] for t in await tickets(client, ws)) == ["Opened in Outlook first", "Still unread"]
         assert await poll() == 0
         assert imap_server.count(user, unseen_only=True) == 0
+
+    async def test_a_first_poll_with_more_unread_mail_than_one_batch_leaves_the_read_mail_alone(
+            self, client, runtime, settle, imap_server: ImapServer, monkeypatch) -> None:  # noqa: ANN001
+        """A mailbox connected with more unread mail than one poll takes: the next polls go
+        on with the unread mail, not with the read history lying between."""
+        monkeypatch.setattr(channel_tasks, "IMAP_BATCH", 2)
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        for subject, flags in (("Unread 1", []), ("Unread 2", []), ("Read long ago", [r"\Seen"]), ("Unread 3", [])):
+            imap_server.deliver(user, email("someone@customers.example.com", user, subject, "Hi"), flags=flags)
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+            "imap_username": user, "imap_password": password})
+        assert r.status_code == 201, r.text
+
+        async def poll() -> int:
+            async with runtime.db.read_session() as s:
+                return await poll_mailbox(runtime, await s.get(Mailbox, uuid.UUID(r.json()["id"])))
+
+        assert [await poll() for _ in range(3)] == [2, 1, 0]
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == ["Unread 1", "Unread 2", "Unread 3"]
 
     async def test_a_wrong_password_is_recorded_on_the_mailbox(self, client, runtime, imap_server) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

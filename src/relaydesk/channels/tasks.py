@@ -107,10 +107,12 @@ def _fetch_new(mailbox: Mailbox, limit: int) -> tuple[ImapPosition, list[tuple[b
             raw = next((part[1] for part in data if isinstance(part, tuple)), None)
             if raw is not None:
                 messages.append((str(uid).encode(), raw))
-        if len(taken) < len(uids):
-            last = taken[-1]  # the rest on the next poll
-        elif known:
-            last = max([mailbox.imap_last_uid or 0, *taken])
+        if known:
+            last = taken[-1] if taken else mailbox.imap_last_uid  # the rest, if any, on the next poll
+        elif len(taken) < len(uids):
+            # Still working through the unread backlog: no position yet, or the next poll
+            # would take the read mail between these and the unread ones left.
+            last = None
         else:
             last = _status_number(client, mailbox.imap_folder, "UIDNEXT") - 1  # all there is now was looked at
         return ImapPosition(validity, last), messages
