@@ -91,6 +91,15 @@ async def open_live(url: str, actor: Actor, *subscribe: str, **params: Any) -> L
     return live
 
 
+async def latest_event_id(url: str, actor: Actor) -> int:
+    """Where a client that connects now starts: the id its hello names."""
+    first = await connect(f"{url}?token={actor.token}")
+    try:
+        return orjson.loads(await first.recv())["last_event_id"]
+    finally:
+        await first.close()
+
+
 async def setup(client) -> tuple[Workspace, Actor, Actor, dict[str, Any]]:  # noqa: ANN001
     ws = await make_workspace(client)
     agent = await ws.staff()
@@ -280,9 +289,7 @@ class TestResume:
     async def test_a_reconnecting_client_gets_what_it_missed_then_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()
-        first = await connect(f"{ws_url}?token={agent.token}")
-        last_seen = orjson.loads(await first.recv())["last_event_id"]
-        await first.close()
+        last_seen = await latest_event_id(ws_url, agent)
 
         await ws.reply(customer, ticket["id"], "Any news?")
         await ws.reply(agent, ticket["id"], "Yes, shipped.")
@@ -304,9 +311,7 @@ class TestResume:
     async def test_the_customer_replay_is_filtered_like_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()
-        first = await connect(f"{ws_url}?token={customer.token}")
-        last_seen = orjson.loads(await first.recv())["last_event_id"]
-        await first.close()
+        last_seen = await latest_event_id(ws_url, customer)
         await ws.reply(agent, ticket["id"], "secret note", internal=True)
         await ws.reply(agent, ticket["id"], "public answer")
         await settle()
@@ -319,9 +324,7 @@ class TestDeletedMessages:
     async def test_a_deleted_message_is_withdrawn_live_and_never_replayed(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()
-        first = await connect(f"{ws_url}?token={customer.token}")
-        last_seen = orjson.loads(await first.recv())["last_event_id"]
-        await first.close()
+        last_seen = await latest_event_id(ws_url, customer)
         staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
         customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
         posted = (await ws.reply(agent, ticket["id"], "Your card number is 4111 1111 1111 1111")).json()

@@ -25,6 +25,16 @@ BIN = Path(sys.prefix) / "bin" / "relaydesk"
 PASSWORD = "correct horse battery staple"
 
 
+def _scaled_env(data_dir, pg_url: str, redis_url: str, queue: str, port: int) -> dict[str, str]:  # noqa: ANN001
+    """The environment of a scaled-mode process: its own database, job queue and data dir,
+    cheap password hashing and a quick outbox poll."""
+    return {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": redis_url,
+            "RELAYDESK_JOB_QUEUE": queue, "RELAYDESK_DATA_DIR": str(data_dir), "RELAYDESK_PORT": str(port),
+            "RELAYDESK_LOG_LEVEL": "WARNING", "RELAYDESK_PASSWORD_HASH_TIME_COST": "1",
+            "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024", "RELAYDESK_SECRET_KEY": secrets.token_hex(16),
+            "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+
+
 @pytest.fixture
 async def scaled(tmp_path):
     try:
@@ -35,11 +45,7 @@ async def scaled(tmp_path):
     pg_url = await _create_pg_database()
     queue = f"relaydesk-test:{secrets.token_hex(4)}"
     port = free_port()
-    env = {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": REDIS_URL,
-           "RELAYDESK_JOB_QUEUE": queue, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port),
-           "RELAYDESK_LOG_LEVEL": "WARNING", "RELAYDESK_PASSWORD_HASH_TIME_COST": "1",
-           "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024", "RELAYDESK_SECRET_KEY": secrets.token_hex(16),
-           "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+    env = _scaled_env(tmp_path, pg_url, REDIS_URL, queue, port)
     subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
     procs = []
     metrics_ports = [free_port(), free_port()]
@@ -175,11 +181,7 @@ async def test_a_server_started_while_redis_is_down_serves_and_queues_jobs_once_
     redis_port, port = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     queue = f"relaydesk-test:{secrets.token_hex(4)}"
-    env = {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": redis_url,
-           "RELAYDESK_JOB_QUEUE": queue, "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_PORT": str(port),
-           "RELAYDESK_LOG_LEVEL": "WARNING", "RELAYDESK_PASSWORD_HASH_TIME_COST": "1",
-           "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024", "RELAYDESK_SECRET_KEY": secrets.token_hex(16),
-           "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+    env = _scaled_env(tmp_path, pg_url, redis_url, queue, port)
     subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
     log = tmp_path / "serve.log"
     server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
