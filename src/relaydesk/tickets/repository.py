@@ -81,18 +81,6 @@ _OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
 ).group_by(Ticket.assignee_id))
 
 
-def _work_pending(session: AsyncSession) -> bool:
-    """Whether this transaction has unflushed changes to who works on which ticket."""
-    if any(isinstance(obj, Ticket) for obj in session.new):
-        return True
-    for obj in session.dirty:
-        if isinstance(obj, Ticket):
-            attrs = inspect(obj).attrs
-            if any(attrs[name].history.has_changes() for name in ("assignee_id", "status", "deleted_at")):
-                return True
-    return False
-
-
 # session.info, SQLite only: (workspace, agent) -> tickets in open work, as this
 # transaction counted them. SQLite's write transaction holds the only write lock (BEGIN
 # IMMEDIATE) and a read one a fixed snapshot, so only this transaction's own changes can
@@ -304,9 +292,10 @@ class TicketRepository:
         known = self._counted(workspace_id, agent_ids, exclude)
         if known is not None:
             return known
-        # Flushed first only when unflushed changes move a load: flushing for other changes
-        # would cost a second UPDATE of the same row when the transaction changes it again.
-        if _work_pending(self.session):
+        # Flushed first only when unflushed changes move a load (or might): flushing for
+        # other changes would cost a second UPDATE of the same row when the transaction
+        # changes it again.
+        if _moves(self.session.sync_session) != []:
             await self.session.flush()
         # An id no ticket has stands for "exclude nothing": one statement for both uses.
         rows = await self.session.execute(_OPEN_LOAD, {"workspace_id": workspace_id, "agent_ids": agent_ids,
