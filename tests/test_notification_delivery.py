@@ -64,6 +64,18 @@ async def deliveries(client, ws: Workspace, **params: str) -> list[dict[str, Any
     return r.json()["items"]
 
 
+async def escalation_email(client, settle, mail, ws: Workspace, ticket: dict[str, Any], staff) -> EmailMessage:  # noqa: ANN001
+    """The one email ``staff`` gets when an admin escalates ``ticket`` by hand."""
+    await settle()
+    mail.clear()
+    r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Refund overdue"},
+                          headers=ws.admin.headers)
+    assert r.status_code in (200, 201), r.text
+    await settle()
+    [email] = to(mail, staff.email)
+    return email.message
+
+
 class TestCustomerEmails:
     async def test_a_new_ticket_is_acknowledged_with_its_number(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
@@ -243,16 +255,9 @@ class TestStaffEmailsAndPreferences:
         ws = await make_workspace(client)
         agent = await ws.staff()
         customer = await ws.customer(name="Lan Nguyen")
-        ticket = await ws.ticket(customer)
-        await settle()
-        mail.clear()
-        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Refund overdue"},
-                              headers=ws.admin.headers)
-        assert r.status_code in (200, 201), r.text
-        await settle()
-        [email] = to(mail, agent.email)
-        assert "Requester: Lan Nguyen" in email.message.get_body(("plain",)).get_content()
-        assert "<li>Requester: Lan Nguyen</li>" in email.message.get_body(("html",)).get_content()
+        message = await escalation_email(client, settle, mail, ws, await ws.ticket(customer), agent)
+        assert "Requester: Lan Nguyen" in message.get_body(("plain",)).get_content()
+        assert "<li>Requester: Lan Nguyen</li>" in message.get_body(("html",)).get_content()
 
     @pytest.mark.parametrize(("languages", "vietnamese"), [(["vi"], True), (["fr", "vi-VN"], True),
                                                           (["fr"], False), (["en", "vi"], False)])
@@ -262,15 +267,9 @@ class TestStaffEmailsAndPreferences:
         when there is none."""
         ws = await make_workspace(client)
         agent = await ws.staff(languages=languages)
-        ticket = await ws.ticket(ws.admin, assignee_id=agent.id)
-        await settle()
-        mail.clear()
-        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", json={"reason": "Refund overdue"},
-                              headers=ws.admin.headers)
-        assert r.status_code in (200, 201), r.text
-        await settle()
-        [email] = to(mail, agent.email)
-        text = email.message.get_body(("plain",)).get_content()
+        message = await escalation_email(client, settle, mail, ws, await ws.ticket(ws.admin, assignee_id=agent.id),
+                                         agent)
+        text = message.get_body(("plain",)).get_content()
         assert ("Bạn nhận được email này vì" in text) is vietnamese, text
         assert ("You receive this because" in text) is not vietnamese, text
 
@@ -976,6 +975,10 @@ class TestWebhooks:
             "url": url, "events": ["ticket.created"], "allow_private": True})
         assert r.status_code == 201, r.text  # this server's operator allows them (the test peers are local)
         hook = r.json()
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", r.text
+        assert "set allow_private on this endpoint" in r.text  # the switch the admin has, not only the operator's
         monkeypatch.setattr(runtime.settings, "allow_private_targets", False)
         for target in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/"):
             r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={

@@ -74,9 +74,15 @@ def _check_events(kind: str, events: list[str]) -> None:
                                f"Choose from {', '.join(allowed)}.", field="events")
 
 
+# A webhook reaches a private target only with both switches on: the operator's, and the
+# endpoint's own ``allow_private``.
+_WEBHOOK_HINT = ("; use a publicly reachable host, or set allow_private on this endpoint (the operator must "
+                 "also allow private targets with RELAYDESK_ALLOW_PRIVATE_TARGETS)")
+
+
 async def _check_url(url: str, allow_private: bool) -> None:
     try:
-        await check_target(url, allow_private=allow_private)
+        await check_target(url, allow_private=allow_private, hint=_WEBHOOK_HINT)
     except UnsafeTarget as exc:
         raise ValidationFailed(str(exc), field="url") from None
 
@@ -99,7 +105,7 @@ class WebhookService:
         if allow_private:
             _may_allow_private(private_targets_allowed)
         _check_events(kind, events)
-        await _check_url(url, allow_private and private_targets_allowed)
+        await _check_url(url, allow_private)  # allowed by the operator, or refused above
         endpoint = WebhookEndpoint(
             workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
             secret="whsec_" + secrets.token_urlsafe(24), events=sorted(set(events)), active=True,
