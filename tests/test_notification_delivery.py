@@ -251,7 +251,7 @@ class TestStaffEmailsAndPreferences:
         statuses = sorted(d["status"] for d in log)
         assert statuses == ["batched"] * (len(log) - 1) + ["sent"] and len(log) >= 10
 
-    async def test_staff_emails_name_the_requester(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+    async def test_staff_emails_name_the_requester(self, client, settle, mail) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()
         customer = await ws.customer(name="Lan Nguyen")

@@ -14,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from relaydesk.agents.models import AgentProfile, AgentSkill, Team, TeamMember
 from relaydesk.agents.schemas import AgentIn, AgentPatch, TeamIn, TeamPatch
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, note_locked, read_once
+from relaydesk.core.db import already_loaded, get_many_in_workspace, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import STAFF_ROLES, Principal, Role
@@ -211,14 +211,9 @@ class AgentService:
         return cap
 
     async def languages(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
-        """The languages on these agents' profiles, the one they prefer first; profiles
-        this transaction holds already cost no query."""
-        profiles = {i: p for i in ids if (p := already_loaded(self.session, AgentProfile, i)) is not None}
-        missing = ids - profiles.keys()
-        if missing:
-            profiles.update((p.user_id, p) for p in await self.session.scalars(select(AgentProfile).where(
-                AgentProfile.workspace_id == workspace_id, AgentProfile.user_id.in_(missing))))
-        return {i: p.languages for i, p in profiles.items() if p.workspace_id == workspace_id}
+        """The languages on these agents' profiles, the one they prefer first."""
+        profiles = await get_many_in_workspace(self.session, AgentProfile, workspace_id, ids)
+        return {user_id: profile.languages for user_id, profile in profiles.items()}
 
     async def staff_ids(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these ids are active staff of the workspace (for assignment checks)."""

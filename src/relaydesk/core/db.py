@@ -192,8 +192,10 @@ def already_loaded(session: AsyncSession, model: type[_T], pk: Any, *, for_updat
 
 async def get_many_in_workspace(session: AsyncSession, model: type[_T], workspace_id: uuid.UUID,
                                 ids: set[uuid.UUID]) -> dict[uuid.UUID, _T]:
-    """Rows of one workspace by id: those this transaction holds already without SQL, the
-    rest in one query. Ids of other workspaces are left out."""
+    """Rows of one workspace by their primary key (an id, or a profile's user id): those
+    this transaction holds already without SQL, the rest in one query. Ids of other
+    workspaces are left out."""
+    key = inspect(model).primary_key[0]
     found: dict[uuid.UUID, _T] = {}
     for row_id in ids:
         known = already_loaded(session, model, row_id)
@@ -205,9 +207,9 @@ async def get_many_in_workspace(session: AsyncSession, model: type[_T], workspac
         if stmt is None:  # built once per model (docs/architecture.md, "Statements built once")
             stmt = _BY_IDS[model] = select(model).where(
                 model.workspace_id == bindparam("workspace_id"),  # type: ignore[attr-defined]
-                model.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+                key.in_(bindparam("ids", expanding=True)))
         rows = await session.scalars(stmt, {"workspace_id": workspace_id, "ids": list(missing)})
-        found.update((row.id, row) for row in rows)  # type: ignore[attr-defined]
+        found.update((getattr(row, key.key), row) for row in rows)
     return found
 
 

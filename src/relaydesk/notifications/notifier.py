@@ -27,7 +27,7 @@ from relaydesk.notifications.delivery import (
 )
 from relaydesk.notifications.service import NotificationService
 from relaydesk.notifications.default_templates import CUSTOMER_TITLES
-from relaydesk.notifications.templates import LOCALES, app_link, normalize_locale, status_label
+from relaydesk.notifications.templates import app_link, normalize_locale, status_label, supported_locale
 from relaydesk.notifications.webhooks import WebhookService
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
@@ -155,7 +155,7 @@ class Notifier:
 
     async def _text_back(self, ticket: Ticket, text: str) -> None:
         """An agent's answer to a texter goes back as an SMS."""
-        customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
+        customer = await self._requester_profile(ticket)
         if customer is None or not customer.phone or not text.strip():
             return
         for n, part in enumerate(sms_parts(text)):
@@ -239,11 +239,7 @@ class Notifier:
 
 def staff_locale(languages: list[str]) -> str:
     """The first of an agent's languages that emails are written in; English if none is."""
-    for language in languages:
-        primary = language.strip().replace("_", "-").split("-", 1)[0].lower()
-        if primary in LOCALES:
-            return primary
-    return "en"
+    return next(filter(None, map(supported_locale, languages)), "en")
 
 
 def _as_recipients(customer: Customer | None) -> list[Recipient]:

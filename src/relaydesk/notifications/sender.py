@@ -122,7 +122,6 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, channels: frozenset
     if not outgoing:
         return 0
     last_start = now + timedelta(seconds=ROUND_SECONDS)
-    outgoing = [await _with_files(runtime, item) if item.files else item for item in outgoing]
     done: dict[uuid.UUID, SendFailed | None] = {}
     async with asyncio.TaskGroup() as sending:
         sending.create_task(_send_emails(runtime, [i for i in outgoing if i.url is None], last_start, done))
@@ -172,7 +171,8 @@ async def _send_emails(runtime: Runtime, items: list[Outgoing], last_start: date
         for item in items:
             if runtime.clock.now() > last_start:
                 return
-            done[item.delivery_id] = await _outcome(runtime, item)
+            # Its files read just before it goes: a slow store holds up no email before it.
+            done[item.delivery_id] = await _outcome(runtime, await _with_files(runtime, item) if item.files else item)
 
 
 async def _call_all(runtime: Runtime, items: list[Outgoing], last_start: datetime,
@@ -474,6 +474,6 @@ async def _call(item: Outgoing) -> None:
         # 4xx other than 408/429 will not change by retrying; everything else may.
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
         # What the far end says is wrong (an SMS provider: "unsubscribed recipient") is what to fix.
-        said = " ".join(response.text.split())
+        said = " ".join(response.text[:ERROR_BODY_CHARS * 4].split())  # not a whole error page's worth
         reason = f"HTTP {response.status_code}: {said[:ERROR_BODY_CHARS]}" if said else f"HTTP {response.status_code}"
         raise SendFailed(reason, permanent=permanent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from relaydesk.agents.service import AgentService
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.uow import after_commit
 from relaydesk.customers.service import CustomerService
@@ -107,6 +108,7 @@ def install(runtime: Runtime) -> list[Periodic]:
             people = set(staff.get(ws, ()))
             if people:
                 await users.get_many(ws, people)
+                await AgentService(session, users).languages(ws, people)  # the language they are written to in
             if customers.get(ws):
                 found = await CustomerService(session, users).get_many(ws, customers[ws])
                 people |= {c.user_id for c in found.values() if c.user_id is not None}

@@ -115,12 +115,17 @@ class TemplateInvalid(ValueError):
 # --- Localised words --------------------------------------------------------------------------------------
 
 
-def normalize_locale(locale: str | None) -> str:
-    """"vi", "vi-VN", "vi_VN" -> "vi"; anything unknown -> "en" (every kind has English templates)."""
+def supported_locale(locale: str | None) -> str | None:
+    """"vi", "vi-VN", "vi_VN" -> "vi": the locale templates are written in, or None."""
     if not isinstance(locale, str):
-        return "en"
+        return None
     primary = locale.strip().replace("_", "-").split("-", 1)[0].lower()
-    return primary if primary in LOCALES else "en"
+    return primary if primary in LOCALES else None
+
+
+def normalize_locale(locale: str | None) -> str:
+    """The supported locale, or "en" (every kind has English templates)."""
+    return supported_locale(locale) or "en"
 
 
 def _code(value: str) -> str:
