@@ -23,6 +23,7 @@ from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_emai
 from relaydesk.channels import tasks as channel_tasks
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.mail import SmtpMailer
+from relaydesk.notifications.delivery import EMAIL_CHANNELS
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -508,7 +509,7 @@ class TestReplies:
         [ticket] = await tickets(client, ws)
         assert ticket["assignee_id"] == agent.id
         clock.advance(timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
-        await deliver_due(runtime)  # "assigned to you" waits out the batching window
+        await deliver_due(runtime, EMAIL_CHANNELS)  # "assigned to you" waits out the batching window
         [ack] = [m for m in smtp_sink.messages if "lan@customers.example.com" in m.rcpt_tos]
         [assigned] = [m for m in smtp_sink.messages if agent.email in m.rcpt_tos]
         seen = len(smtp_sink.messages)

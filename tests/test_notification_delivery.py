@@ -28,6 +28,7 @@ from relaydesk.channels.models import InboundEmail
 from relaydesk.channels.tasks import inbound_service
 from relaydesk.channels.threading import ticket_of
 from relaydesk.core.mail import FolderMailer, SmtpMailer, flatten
+from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -53,9 +54,14 @@ def to(sink: SmtpSink, address: str) -> list[Any]:
     return [m for m in sink.messages if address in m.rcpt_tos]
 
 
+async def deliver_everything_due(runtime: Runtime) -> int:
+    """A round of each delivery job, at once, as the two jobs run: emails, and calls out."""
+    return sum(await asyncio.gather(deliver_due(runtime, EMAIL_CHANNELS), deliver_due(runtime, HTTP_CHANNELS)))
+
+
 async def send_due(runtime: Runtime, clock, *, after: timedelta = timedelta(0)) -> int:  # noqa: ANN001
     clock.advance(after)
-    return await deliver_due(runtime)
+    return await deliver_everything_due(runtime)
 
 
 async def deliveries(client, ws: Workspace, **params: str) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -724,7 +730,7 @@ class TestReliability:
                 if not SlowRelay.scanning:  # the periodic round, come while the relay holds this email
                     SlowRelay.scanning = True
                     try:
-                        await deliver_due(runtime)
+                        await deliver_everything_due(runtime)
                     finally:
                         SlowRelay.scanning = False
 
@@ -732,7 +738,7 @@ class TestReliability:
         try:
             await send_due(runtime, clock, after=timedelta(seconds=31))
             for _ in range(3):
-                await deliver_due(runtime)
+                await deliver_everything_due(runtime)
         finally:
             runtime.mailer = before
         assert sorted(sent) == sorted(c.email for c in customers), sent
@@ -766,7 +772,7 @@ class TestReliability:
         try:
             late = asyncio.create_task(send_due(runtime, clock, after=timedelta(seconds=31)))
             await stuck.wait()
-            await deliver_due(runtime)  # the claim ran out: taken again, and sent
+            await deliver_everything_due(runtime)  # the claim ran out: taken again, and sent
             assert StallsOnce.calls == 2
             go_on.set()
             await late
@@ -1159,7 +1165,7 @@ class TestDailySummary:
         assert await send_daily_summaries(runtime, clock.now()) >= 1
         assert await send_daily_summaries(runtime, clock.now() + timedelta(minutes=30)) == 0
         assert await send_daily_summaries(runtime, clock.now().replace(hour=(at_eight.hour + 1) % 24)) == 0
-        await deliver_due(runtime)
+        await deliver_everything_due(runtime)
         [summary] = to(mail, lead.email)
         text = summary.message.get_body(("plain",)).get_content()
         assert "Returns desk" in text and "Return label missing" in text

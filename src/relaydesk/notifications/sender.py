@@ -42,7 +42,7 @@ from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
-from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, ROUND_SECONDS, DeliveryService
+from relaydesk.notifications.delivery import ROUND_SECONDS, DeliveryService
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
 from relaydesk.notifications.templates import (
@@ -106,10 +106,12 @@ _HELD = (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)
          .order_by(Delivery.id).with_for_update())
 
 
-async def deliver_due(runtime: Runtime, *, limit: int = 100, channels: frozenset[str] = EMAIL_CHANNELS | HTTP_CHANNELS,
+async def deliver_due(runtime: Runtime, channels: frozenset[str], *, limit: int = 100,
                       claiming: Callable[[], None] | None = None) -> int:
-    """One round over ``channels``; returns how many deliveries it claimed. ``claiming`` is
-    called once the round holds the writer, just before it reads what is due."""
+    """One round over ``channels`` (``EMAIL_CHANNELS`` or ``HTTP_CHANNELS``: each kind has
+    a job of its own, so slow calls never hold up email); returns how many deliveries it
+    claimed. ``claiming`` is called once the round holds the writer, just before it reads
+    what is due."""
     async with runtime.transaction() as session:
         await session.connection()  # on SQLite, waits for the writer (BEGIN IMMEDIATE)
         if claiming is not None:
@@ -122,10 +124,8 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, channels: frozenset
     if not outgoing:
         return 0
     last_start = now + timedelta(seconds=ROUND_SECONDS)
-    done: dict[uuid.UUID, SendFailed | None] = {}
-    async with asyncio.TaskGroup() as sending:
-        sending.create_task(_send_emails(runtime, [i for i in outgoing if i.url is None], last_start, done))
-        sending.create_task(_call_all(runtime, [i for i in outgoing if i.url is not None], last_start, done))
+    done = await _send_emails(runtime, [i for i in outgoing if i.url is None], last_start)
+    done |= await _call_all(runtime, [i for i in outgoing if i.url is not None], last_start)
     outcomes = [(item.delivery_id, done[item.delivery_id]) for item in outgoing if item.delivery_id in done]
     async with runtime.transaction() as session:
         deliveries = DeliveryService(session)
@@ -161,25 +161,29 @@ async def deliver_due(runtime: Runtime, *, limit: int = 100, channels: frozenset
     return len(outgoing)
 
 
-async def _send_emails(runtime: Runtime, items: list[Outgoing], last_start: datetime,
-                       done: dict[uuid.UUID, SendFailed | None]) -> None:
-    """One after another, over one connection to the relay; those not started by
-    ``last_start`` are left out of ``done``."""
+async def _send_emails(runtime: Runtime, items: list[Outgoing], last_start: datetime
+                       ) -> dict[uuid.UUID, SendFailed | None]:
+    """One after another, over one connection to the relay: the outcome of each started
+    by ``last_start``."""
+    done: dict[uuid.UUID, SendFailed | None] = {}
     if not items:
-        return
+        return done
     async with runtime.mailer.batch():
         for item in items:
             if runtime.clock.now() > last_start:
-                return
+                break
             # Its files read just before it goes: a slow store holds up no email before it.
             done[item.delivery_id] = await _outcome(runtime, await _with_files(runtime, item) if item.files else item)
+    return done
 
 
-async def _call_all(runtime: Runtime, items: list[Outgoing], last_start: datetime,
-                    done: dict[uuid.UUID, SendFailed | None]) -> None:
+async def _call_all(runtime: Runtime, items: list[Outgoing], last_start: datetime
+                    ) -> dict[uuid.UUID, SendFailed | None]:
     """Several at once: a round of targets that answer only at the timeout takes
-    ``len(items) / HTTP_CALLS_AT_ONCE`` timeouts, not one each."""
+    ``len(items) / HTTP_CALLS_AT_ONCE`` timeouts, not one each. The outcome of each call
+    started by ``last_start``."""
     at_once = asyncio.Semaphore(HTTP_CALLS_AT_ONCE)
+    done: dict[uuid.UUID, SendFailed | None] = {}
 
     async def call(item: Outgoing) -> None:
         async with at_once:
@@ -187,6 +191,7 @@ async def _call_all(runtime: Runtime, items: list[Outgoing], last_start: datetim
                 done[item.delivery_id] = await _outcome(runtime, item)
 
     await asyncio.gather(*(call(item) for item in items))
+    return done
 
 
 async def _outcome(runtime: Runtime, item: Outgoing) -> SendFailed | None:

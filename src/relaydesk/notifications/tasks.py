@@ -52,7 +52,7 @@ def install(runtime: Runtime) -> list[Periodic]:
             sent = 0
             try:
                 for _ in range(20):  # bounded: the next run picks up what is left
-                    batch = await deliver_due(runtime, limit=100, channels=channels, claiming=claiming)
+                    batch = await deliver_due(runtime, channels, limit=100, claiming=claiming)
                     sent += batch
                     if batch < 100:
                         break
