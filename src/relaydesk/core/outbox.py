@@ -79,6 +79,10 @@ class Event:
     type: str
     payload: dict[str, Any]
 
+    def happened_at(self, default: datetime) -> datetime:
+        """When the change happened (the ``at`` ``Outbox.publish`` writes), else ``default``."""
+        at = self.payload.get("at")
+        return datetime.fromisoformat(at) if at else default
 
 
 

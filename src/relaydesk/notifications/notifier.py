@@ -48,7 +48,7 @@ CHAT_RECAP_DELAY = timedelta(minutes=5)
 
 class Notifier:
     def __init__(self, runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, event_id: int,
-                 now: datetime) -> None:
+                 now: datetime, *, happened_at: datetime | None = None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.ws = workspace_id
@@ -56,7 +56,7 @@ class Notifier:
         self.now = now
         # When what the event tells of happened: a batch's events share ``now``, and its
         # rows (in-app, digest items) are ordered and timed by this instead.
-        self.happened_at = now
+        self.happened_at = happened_at or now
         self.tickets = ticket_service(runtime, session)
         users = UserService(session, runtime.hasher)
         self.users = users
@@ -72,7 +72,6 @@ class Notifier:
         self.calls_queued = 0  # webhooks, Slack, SMS
 
     async def handle(self, event_type: str, payload: dict[str, Any]) -> None:
-        self.happened_at = _at(payload.get("at")) or self.now
         try:
             ticket = await self.tickets.get(Principal.system(self.ws), uuid.UUID(payload["ticket_id"]))
         except NotFound:
@@ -251,13 +250,6 @@ def _as_recipients(customer: Customer | None) -> list[Recipient]:
 
 def _level_word(level: str) -> str:
     return {"warning": "at 75 % — warning", "critical": "critical", "breached": "breached"}.get(level, level)
-
-
-def _at(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _when(value: object) -> str:

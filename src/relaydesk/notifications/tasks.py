@@ -68,7 +68,7 @@ def install(runtime: Runtime) -> list[Periodic]:
 
     async def on_event(session: AsyncSession, event: Event, now: datetime) -> None:
         """notifications.on_event: in-app rows, emails and webhooks for one event."""
-        notifier = Notifier(runtime, session, event.workspace_id, event.id, now)
+        notifier = Notifier(runtime, session, event.workspace_id, event.id, now, happened_at=event.happened_at(now))
         await notifier.handle(event.type, event.payload)
         if notifier.emails_queued:
             after_commit(session, "notifications.deliver", kick_emails)

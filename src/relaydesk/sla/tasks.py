@@ -42,9 +42,8 @@ def install(runtime: Runtime) -> list[Periodic]:
         message = None
         if event.type == "message.posted":
             message = "customer" if payload.get("actor_kind") == "customer" else "agent"
-        at = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
         await sla_service(runtime, session).sync(event.workspace_id, uuid.UUID(payload["ticket_id"]),
-                                                 at, now, message=message,
+                                                 event.happened_at(now), now, message=message,
                                                  priority_only=event.type == "ticket.priority_changed",
                                                  rechoose_policy=event.type in POLICY_EVENTS,
                                                  new_ticket=event.type == "ticket.created")
