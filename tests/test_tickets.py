@@ -609,3 +609,48 @@ async def test_searching_finds_tickets_by_their_words_number_and_requester(clien
     r = await client.get("/api/v1/tickets", params={"q": "x"}, headers=ws.admin.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q"
     assert len(await found("  ")) == 3  # an empty search box lists everything
+
+
+async def test_open_work_counts_follow_a_transactions_own_changes(client, runtime, settle) -> None:  # noqa: ANN001
+    """What routing and the cap check are told of agents' open work, within one
+    transaction that moves tickets around (flushed or not, or by a statement against the
+    table), is what a fresh count says at each step."""
+    from sqlalchemy import func, update
+
+    from relaydesk.tickets.repository import TicketRepository
+
+    ws = await make_workspace(client)
+    agent, other = await ws.staff(), await ws.staff()
+    made = [await ws.ticket(ws.admin, assignee_id=agent.id) for _ in range(4)]
+    await settle()
+    workspace_id, agents = uuid.UUID(ws.id), [uuid.UUID(agent.id), uuid.UUID(other.id)]
+    async with runtime.db.write_session() as session:
+        repo = TicketRepository(session)
+        tickets = [await session.get(Ticket, uuid.UUID(t["id"])) for t in made]
+
+        async def counted_then_fresh() -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
+            told = await repo.open_load(workspace_id, agents)
+            await session.flush()
+            rows = await session.execute(select(Ticket.assignee_id, func.count()).where(
+                Ticket.workspace_id == workspace_id, Ticket.assignee_id.in_(agents), Ticket.deleted_at.is_(None),
+                Ticket.status.in_([s.value for s in lifecycle.OPEN_WORK])).group_by(Ticket.assignee_id))
+            fresh = dict.fromkeys(agents, 0) | dict(rows.all())
+            return told, fresh
+
+        told, fresh = await counted_then_fresh()
+        assert told == fresh == {agents[0]: 4, agents[1]: 0}
+        steps = [
+            lambda: setattr(tickets[0], "assignee_id", agents[1]),
+            lambda: setattr(tickets[1], "status", S.RESOLVED.value),
+            lambda: (setattr(tickets[2], "deleted_at", tickets[2].created_at),
+                     setattr(tickets[0], "status", S.IN_PROGRESS.value)),  # two, unflushed, then counted
+            lambda: setattr(tickets[1], "status", S.ESCALATED.value),
+        ]
+        for step in steps:
+            step()
+            told, fresh = await counted_then_fresh()
+            assert told == fresh, (told, fresh)
+        await session.execute(update(Ticket).where(Ticket.id == tickets[3].id).values(assignee_id=agents[1]))
+        told, fresh = await counted_then_fresh()
+        assert told == fresh == {agents[0]: 1, agents[1]: 2}, (told, fresh)
+        await session.rollback()

@@ -74,9 +74,10 @@ _STAFF_GET = select(Ticket).where(Ticket.workspace_id == bindparam("workspace_id
                                   Ticket.id == bindparam("ticket_id"))
 _STAFF_GET_LOCKED = _STAFF_GET.with_for_update()
 _NO_TICKET = uuid.UUID(int=0)
+_OPEN_WORK_VALUES = frozenset(s.value for s in OPEN_WORK)
 _OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
     Ticket.workspace_id == bindparam("workspace_id"), Ticket.assignee_id.in_(bindparam("agent_ids", expanding=True)),
-    Ticket.status.in_([s.value for s in OPEN_WORK]), Ticket.deleted_at.is_(None),
+    Ticket.status.in_(sorted(_OPEN_WORK_VALUES)), Ticket.deleted_at.is_(None),
     Ticket.id != bindparam("exclude"),
 ).group_by(Ticket.assignee_id))
 
@@ -90,39 +91,36 @@ _OPEN_LOAD = (select(Ticket.assignee_id, func.count()).where(
 # table itself drops the counts.
 _LOADS = "open_loads_counted"
 _LOAD_FIELDS = ("assignee_id", "status", "deleted_at")
-_OPEN_WORK_VALUES = frozenset(s.value for s in OPEN_WORK)
+Slot = tuple[uuid.UUID, uuid.UUID] | None  # (workspace, agent) a ticket counts toward, if any
+Move = tuple[Slot, Slot]
 _UNKNOWN = object()
 
 
-def _load_slot(workspace_id: object, assignee_id: object, status: object, deleted_at: object) -> object:
-    """The (workspace, agent) whose load a ticket with these values counts toward, or None."""
+def _load_slot(workspace_id: uuid.UUID, assignee_id: uuid.UUID | None, status: str, deleted_at: object) -> Slot:
     if assignee_id is None or deleted_at is not None or status not in _OPEN_WORK_VALUES:
         return None
     return (workspace_id, assignee_id)
 
 
-def _slots_before_and_after(ticket: Ticket, pending: bool, gone: bool) -> tuple[object, object]:
+def _move_of(ticket: Ticket, pending: bool, gone: bool) -> Move | object:
     """Where a ticket counted before its unflushed changes and where it counts with them;
-    ``_UNKNOWN`` before when a changed value's old one was never loaded."""
-    attrs = inspect(ticket).attrs
-    histories = [attrs[name].history for name in _LOAD_FIELDS]
+    ``_UNKNOWN`` when an old value was never loaded."""
     after = None if gone else _load_slot(ticket.workspace_id, ticket.assignee_id, ticket.status, ticket.deleted_at)
     if pending:
         return None, after
+    attrs = inspect(ticket).attrs
     old = []
-    for history in histories:
+    for history in (attrs[name].history for name in _LOAD_FIELDS):
         if history.deleted:
             old.append(history.deleted[0])
         elif history.unchanged:
             old.append(history.unchanged[0])
-        elif history.added:
-            return _UNKNOWN, after
-        else:
-            old.append(None)
+        else:  # changed with its old value never loaded, or not loaded at all
+            return _UNKNOWN
     return _load_slot(ticket.workspace_id, *old), after
 
 
-def _moves(session: Session) -> list[tuple[object, object]] | None:
+def _moves(session: Session) -> list[Move] | None:
     """(slot before, slot after) of each ticket whose unflushed changes move its load;
     None when one's old value is not known."""
     changed = [(t, True, False) for t in session.new if isinstance(t, Ticket)]
@@ -130,12 +128,21 @@ def _moves(session: Session) -> list[tuple[object, object]] | None:
     changed += [(t, False, True) for t in session.deleted if isinstance(t, Ticket)]
     moves = []
     for ticket, pending, gone in changed:
-        before, after = _slots_before_and_after(ticket, pending, gone)
-        if before is _UNKNOWN:
+        move = _move_of(ticket, pending, gone)
+        if move is _UNKNOWN:
             return None
+        before, after = move  # type: ignore[misc]
         if before != after:
             moves.append((before, after))
     return moves
+
+
+def _apply(moves: list[Move], counts: dict[tuple[uuid.UUID, uuid.UUID], int]) -> None:
+    """Moves the counts ``counts`` holds along with ``moves``."""
+    for before, after in moves:
+        for slot, step in ((before, -1), (after, 1)):
+            if slot in counts:
+                counts[slot] += step  # type: ignore[index]
 
 
 @event.listens_for(Session, "after_flush")
@@ -146,17 +153,15 @@ def _loads_follow_flush(session: Session, _context: object) -> None:
     moves = _moves(session)  # the flush's changes: their history is still there
     if moves is None:
         session.info.pop(_LOADS, None)
-        return
-    for before, after in moves:
-        for slot, step in ((before, -1), (after, 1)):
-            if slot in counted:
-                counted[slot] += step  # type: ignore[index]
+    else:
+        _apply(moves, counted)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _loads_unknown_after_statement(state: ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete or state.is_insert) and \
-            getattr(state.statement, "table", None) is Ticket.__table__:
+    table = getattr(state.statement, "table", None)  # an annotated copy of the table: compared by origin
+    if (state.is_update or state.is_delete or state.is_insert) and table is not None \
+            and table.is_derived_from(Ticket.__table__):
         state.session.info.pop(_LOADS, None)
 
 
@@ -322,12 +327,9 @@ class TicketRepository:
         moves = _moves(self.session.sync_session)
         if moves is None:
             return None
-        loads = {a: counted[(workspace_id, a)] for a in agent_ids}
-        for before, after in moves:
-            for slot, step in ((before, -1), (after, 1)):
-                if slot is not None and slot[0] == workspace_id and slot[1] in loads:  # type: ignore[index]
-                    loads[slot[1]] += step  # type: ignore[index]
-        return loads
+        loads = {(workspace_id, a): counted[(workspace_id, a)] for a in agent_ids}
+        _apply(moves, loads)
+        return {a: n for (_, a), n in loads.items()}
 
     async def replace_tags(self, ticket: Ticket, tags: list[str]) -> None:
         await self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
