@@ -151,6 +151,19 @@ def test_a_database_that_cannot_be_reached_is_named_without_a_traceback(tmp_path
     assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("command", [["failed-events"],
+                                     ["create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example"]])
+def test_a_command_run_before_migrate_says_to_migrate(tmp_path, command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300",
+                "RELAYDESK_ADMIN_PASSWORD": "a long passphrase"})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), *command], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "no schema yet" in done.stderr and "relaydesk migrate" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 async def test_an_unexpected_error_is_answered_and_the_connection_stays_usable(app):
     """A 500 is a problem+json answer, logged once; the client's keep-alive connection
     then carries its next request as usual (uvicorn used to drop it after a 500)."""
@@ -329,3 +342,16 @@ async def test_a_database_that_is_down_is_answered_503_with_when_to_retry(tmp_pa
     assert r.status_code == 503, r.text
     assert r.headers["content-type"] == "application/problem+json" and r.headers["retry-after"] == "5"
     assert r.json()["code"] == "database_unavailable" and "hunter2" not in r.text
+
+
+@pytest.mark.parametrize(("error", "is_outage"), [
+    (ConnectionRefusedError(111, "Connection refused"), True),
+    (OSError(113, "No route to host"), True),  # a host that is down, as asyncpg's connect raises it
+    (TimeoutError(), True),  # one that swallows packets until the connect gives up
+    (OSError(28, "No space left on device"), False),  # a fault of this machine, not an outage: stays a 500
+    (ValueError("not a database matter"), False),
+])
+def test_what_counts_as_the_database_being_away(error: BaseException, is_outage: bool) -> None:
+    from relaydesk.core.db import unreachable
+
+    assert unreachable(error) is is_outage

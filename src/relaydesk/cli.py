@@ -58,6 +58,9 @@ def _services_named() -> Iterator[None]:
         detail = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
         if unreachable(exc):
             console.print(f"[red]Cannot reach the database (DATABASE_URL):[/red] {detail}")
+        elif "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+            console.print(f"[red]The database has no schema yet (DATABASE_URL):[/red] {detail}. "
+                          "Run `relaydesk migrate` first.")
         else:
             console.print(f"[red]Database error (DATABASE_URL):[/red] {detail}")
         raise typer.Exit(1) from None
@@ -233,8 +236,7 @@ def migrate() -> None:
         console.print(f"Database schema at revision {after}" + (" (unchanged)." if before == after else
                                                                   f" (was {before or 'empty'})."))
 
-    with _services_named():
-        asyncio.run(_run())
+    _run_command(_run())
 
 
 @app.command("seed-demo")

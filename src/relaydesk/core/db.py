@@ -11,6 +11,7 @@ with ``asyncio.sleep``, up to ``busy_timeout_ms``.  PostgreSQL uses one pool for
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import sqlite3
@@ -243,10 +244,16 @@ def _json_text(value: Any) -> str:
 _JSON: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
+# A host that is down or cut off: what asyncpg's connect raises as a plain OSError.
+_NO_WAY_THERE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EHOSTDOWN})
+
+
 def unreachable(exc: BaseException) -> bool:
     """The database could not be reached, the connection to it was lost, or none was free
     in time: a matter of the service, not of the statement that was running."""
-    if isinstance(exc, (ConnectionError, socket.gaierror, PoolTimeout)):  # the driver's connect, or the pool
+    if isinstance(exc, (ConnectionError, socket.gaierror, PoolTimeout, TimeoutError)):  # the connect, or the pool
+        return True
+    if isinstance(exc, OSError) and exc.errno in _NO_WAY_THERE:  # not every OSError: a full disk stays a 500
         return True
     if not isinstance(exc, DBAPIError):
         return False

@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.kicker import AsyncKicker
 
 from relaydesk.core.errors import AppError
 
 log = structlog.get_logger("relaydesk.jobs")
+# Redis not answering (yet): what the scaled mode rides out.
+_REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
 
 JobFunction = Callable[..., Awaitable[Any]]
 CONSUMER_GROUP = "relaydesk-workers"
@@ -95,7 +99,7 @@ class Jobs:
         does when Redis goes away later, and ``start_once_reachable`` tries again."""
         try:
             await self.broker.startup()
-        except Exception as exc:
+        except _REDIS_AWAY as exc:  # anything else is a fault of ours, and stops the start
             log.warning("job_queue_unreachable_at_start", error=str(exc)[:300],
                         detail="serving without it; jobs fail to enqueue until Redis answers")
             return False
@@ -107,7 +111,7 @@ class Jobs:
         while True:
             pause = min(pause * 2, 30)
             await asyncio.sleep(pause)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*_REDIS_AWAY):
                 await self.broker._declare_consumer_group()  # type: ignore[attr-defined]
                 log.info("job_queue_reachable")
                 return
