@@ -164,8 +164,8 @@ async def wait_idle(pid: int, *, below: float = 0.1, window: float = 0.5, timeou
                     step: float = 0.05) -> float:
     """Wait until the process uses under ``below`` of a core over ``window`` seconds (its
     background jobs are done); returns the seconds until the end of the last ``step`` in
-    which it was still working (over half a core), not until the quiet was confirmed, so
-    the figure does not carry the confirming window with it."""
+    which it still used more than that, not until the quiet was confirmed, so the figure
+    does not carry the confirming window with it."""
     started = time.perf_counter()
     samples = deque([(started, process_cpu_seconds(pid))])
     last_busy = started
@@ -173,7 +173,7 @@ async def wait_idle(pid: int, *, below: float = 0.1, window: float = 0.5, timeou
         await asyncio.sleep(step)
         now, cpu = time.perf_counter(), process_cpu_seconds(pid)
         then, cpu_then = samples[-1]
-        if cpu - cpu_then > 0.5 * (now - then):
+        if cpu - cpu_then > below * (now - then):
             last_busy = now
         samples.append((now, cpu))
         while now - samples[0][0] > window + step / 2:
