@@ -46,7 +46,7 @@ from relaydesk.routing.strategies import (
 from relaydesk.tenancy.schemas import WorkspaceSettingsPatch
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
-from relaydesk.tickets.lifecycle import Priority, Status
+from relaydesk.tickets.lifecycle import FINISHED, Priority, Status
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import TicketPatch
 from relaydesk.tickets.service import TicketService
@@ -218,16 +218,16 @@ class RoutingService:
         # Not flushed here: the batch's records, tickets and messages are then written
         # together (one INSERT per table for the batch, and the SLA due time the next
         # consumer sets goes out with the ticket's UPDATE). Whatever looks records up by
-        # query first writes those still pending (``_records_written``).
+        # query first writes those still pending (``_write_pending_records``).
         return routing
 
-    async def _records_written(self) -> None:
+    async def _write_pending_records(self) -> None:
         """Flush routing records this transaction made, before a query that must find them."""
         if any(isinstance(obj, TicketRouting) for obj in self.session.new):
             await self.session.flush()
 
     async def _record_of(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> TicketRouting | None:
-        await self._records_written()
+        await self._write_pending_records()
         return await self.session.get(TicketRouting, ticket_id, with_for_update=for_update or None)
 
     async def _category_named(self, workspace_id: uuid.UUID, label: str) -> uuid.UUID | None:
@@ -348,7 +348,7 @@ class RoutingService:
         assigned (a big rise in capacity empties the queue, not just its first page).
         Returns how many were assigned."""
         await self._lock_routing(workspace_id)
-        await self._records_written()
+        await self._write_pending_records()
         stmt = select(TicketRouting.ticket_id).where(
             TicketRouting.workspace_id == workspace_id, TicketRouting.state == "queued")
         named = [t for t in team_ids if t is not None]
@@ -506,7 +506,7 @@ class RoutingService:
             ticket = await self.tickets.get(system, ticket_id)
         except NotFound:
             return None
-        if ticket.status in (Status.RESOLVED.value, Status.CLOSED.value):
+        if ticket.status in FINISHED:
             return None
         await self._lock_routing(workspace_id)
         pool = [a for a in await self.agents.senior_pool(workspace_id, ticket.team_id)

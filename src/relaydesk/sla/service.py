@@ -40,7 +40,7 @@ from relaydesk.sla.schemas import (
 )
 from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.categories import CategoryService
-from relaydesk.tickets.lifecycle import Status, can_move
+from relaydesk.tickets.lifecycle import FINISHED, Status, can_move
 from relaydesk.tickets.models import Category, Ticket
 from relaydesk.tickets.service import TicketService, event_scope
 
@@ -54,7 +54,7 @@ DEFAULT_TARGETS: dict[str, dict[str, int]] = {
 }
 SEVERITY = {ClockStatus.OK: 0, ClockStatus.MET: 0, ClockStatus.PAUSED: 0, ClockStatus.WARNING: 1,
             ClockStatus.CRITICAL: 2, ClockStatus.BREACHED: 3}
-DONE = {Status.RESOLVED.value, Status.CLOSED.value}
+DONE = FINISHED
 # Not the agents' to work on: the timer towards the next escalation level stops.
 OUT_OF_AGENTS_COURT = DONE | {Status.WAITING_ON_CUSTOMER.value}
 ESCALATING = {ClockStatus.CRITICAL, ClockStatus.BREACHED}  # the crossings an automatic escalation can follow

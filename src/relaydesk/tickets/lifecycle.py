@@ -59,6 +59,8 @@ CUSTOMER_TRANSITIONS: dict[Status, frozenset[Status]] = {S.RESOLVED: frozenset({
 
 # An agent's open work: what counts against their concurrent-ticket cap.
 OPEN_WORK = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.ESCALATED})
+# A ticket whose work is done: resolved (it may still reopen) or closed.
+FINISHED = frozenset({S.RESOLVED, S.CLOSED})
 # Statuses that say somebody owns the ticket.
 NEEDS_ASSIGNEE = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_ON_CUSTOMER, S.WAITING_INTERNAL, S.ESCALATED})
 

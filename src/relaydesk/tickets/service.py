@@ -397,7 +397,7 @@ class TicketService:
         """The tickets an agent holds that are not resolved or closed."""
         return list(await self.session.scalars(select(Ticket.id).where(
             Ticket.workspace_id == workspace_id, Ticket.assignee_id == agent_id, Ticket.deleted_at.is_(None),
-            Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value]))))
+            Ticket.status.not_in(lifecycle.FINISHED))))
 
     @staticmethod
     def note_sla_due(ticket: Ticket, due_at: datetime | None) -> None:
@@ -415,7 +415,7 @@ class TicketService:
             select(Ticket.id, Ticket.subject, Ticket.description, Category.name)
             .join(Category, Category.id == Ticket.category_id)
             .where(Ticket.workspace_id == workspace_id, Ticket.deleted_at.is_(None),
-                   Ticket.status.in_([Status.RESOLVED.value, Status.CLOSED.value]))
+                   Ticket.status.in_(lifecycle.FINISHED))
             .order_by(Ticket.created_at.desc()).limit(limit))
         return [(ticket_id, subject, html_to_text(description), name) for ticket_id, subject, description, name in rows]
 
@@ -427,7 +427,7 @@ class TicketService:
                            oldest: int = 5) -> dict[str, Any]:
         """A team's day in numbers, for the team lead's daily summary."""
         mine = and_(Ticket.workspace_id == workspace_id, Ticket.team_id == team_id, Ticket.deleted_at.is_(None))
-        still_open = Ticket.status.not_in([Status.RESOLVED.value, Status.CLOSED.value])
+        still_open = Ticket.status.not_in(lifecycle.FINISHED)
 
         async def count(*where: Any) -> int:
             return await self.session.scalar(select(func.count()).select_from(Ticket).where(mine, *where)) or 0
