@@ -172,8 +172,7 @@ class ChatService:
             later = await self.tickets.follow_up_on_channel(grant.workspace_id, grant.customer_id, ticket.id,
                                                             Channel.CHAT)
             if later is None:
-                customer = (await self.customers.get_many(grant.workspace_id, {grant.customer_id}))[grant.customer_id]
-                return replace(grant, ticket_id=ticket.id), customer.email
+                return replace(grant, ticket_id=ticket.id), (await self.customers.for_user(grant.principal)).email
             # Locked before its own follow-up is looked for, as a line sent with its token locks it.
             ticket = await self.tickets.get(grant.principal, later.id, for_update=True)
         return replace(grant, ticket_id=ticket.id), None

@@ -218,12 +218,12 @@ class _Session:
                                           "requested": frame.get("channel")})
                 case "unsubscribe":
                     channel = self._held(frame.get("channel")) or await self._resolve(frame.get("channel"))
-                    self.registry.unsubscribe(self.connection, channel)
                     ticket_id = _uuid(channel.removeprefix("ticket:")) if channel.startswith("ticket:") else None
-                    if ticket_id is not None:  # no longer watching, so no longer typing there
-                        self.connection.tickets.pop(ticket_id, None)
-                        await self.registry.stop_typing(self.connection, ticket_id)
-                    self.connection.send({"type": "unsubscribed", "channel": channel})
+                    if ticket_id is not None:  # no longer watching, so no longer typing there either
+                        self.registry.stop_watching(self.connection, ticket_id)
+                    else:
+                        self.registry.unsubscribe(self.connection, channel)
+                        self.connection.send({"type": "unsubscribed", "channel": channel})
                 case "resume":
                     after = _non_negative_int(frame.get("last_event_id"), "last_event_id")
                     await self.registry.replay(self.connection, after)
