@@ -226,7 +226,7 @@ class _Session:
                         self.connection.send({"type": "unsubscribed", "channel": channel})
                 case "resume":
                     after = _non_negative_int(frame.get("last_event_id"), "last_event_id")
-                    await self.registry.replay(self.connection, after)
+                    await self.registry.resume(self.connection, after)
                 case "typing":
                     await self._typing(frame)
                 case "presence":

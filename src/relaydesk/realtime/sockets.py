@@ -293,16 +293,21 @@ class SocketRegistry:
             return await session.scalar(select(func.max(OutboxEvent.id)).where(
                 OutboxEvent.workspace_id == workspace_id)) or 0
 
-    async def replay(self, connection: Connection, after_id: int, missing_since: datetime | None = None) -> None:
-        """Send what the socket missed after ``after_id``; ``missing_since``: when it stopped
-        hearing events live (a hub outage), so events older than that are not looked back on."""
-        limit = self.runtime.settings.ws_replay_limit
+    async def resume(self, connection: Connection, after_id: int) -> None:
+        """A client's resume from the id it names: what it missed, unless the id is one this
+        workspace never reached (a restored database, another deployment), which, kept,
+        would make every later resume come back empty."""
         latest = await self.latest_event_id(connection.principal.workspace_id)
         if after_id > latest:
-            # An id this workspace never reached (a restored database, another deployment):
-            # kept, it would make every later resume come back empty.
             connection.send({"type": "resync_required", "last_event_id": latest})
             return
+        await self.replay(connection, after_id)
+
+    async def replay(self, connection: Connection, after_id: int, missing_since: datetime | None = None) -> None:
+        """Send what the socket missed after ``after_id`` (an id the server knows: its own
+        or one ``resume`` checked); ``missing_since``: when it stopped hearing events live (a
+        hub outage), so events older than that are not looked back on."""
+        limit = self.runtime.settings.ws_replay_limit
         # The client has everything up to after_id: what it should keep never goes back.
         connection.last_event_id = max(connection.last_event_id, after_id)
         connection.replaying = True
