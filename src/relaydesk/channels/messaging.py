@@ -13,11 +13,12 @@ import base64
 import hashlib
 import hmac
 import re
+import uuid
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.core.db import hold_until_commit
 from relaydesk.core.sanitize import text_to_html
 from relaydesk.customers.models import Customer
 from relaydesk.customers.schemas import CustomerIn
@@ -66,20 +67,16 @@ class TextChannelService:
         self.tickets = tickets
         self.customers = customers
 
-    async def one_at_a_time(self, workspace_id, channel: Channel, *, handle: str,  # noqa: ANN001
+    async def one_at_a_time(self, workspace_id: uuid.UUID, channel: Channel, *, handle: str,
                             external_id: str | None) -> None:
         """Holds this message and its sender until the transaction ends. A provider that
         timed out sends the same message again while the first is still being stored, and
         a texter's burst arrives together: without this each copy found nothing stored yet
         (the same message saved several times), and a new texter was made twice (all but
         one copy refused as a clash). SQLite's one writer already serialises them."""
-        if self.session.bind.dialect.name != "postgresql":
-            return
         # Always the message before its sender, so two transactions never wait on each other.
         for key in filter(None, (external_id and f"message:{external_id}", f"sender:{channel.value}:{handle}")):
-            digest = hashlib.sha256(f"text:{workspace_id}:{key}".encode()).digest()
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                       {"key": int.from_bytes(digest[:8], "big", signed=True)})
+            await hold_until_commit(self.session, f"text:{workspace_id}:{key}")
 
     async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
                      email: str | None = None, phone: str | None = None, now: datetime) -> Customer:

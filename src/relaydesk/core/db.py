@@ -11,6 +11,7 @@ with ``asyncio.sleep``, up to ``busy_timeout_ms``.  PostgreSQL uses one pool for
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import errno
 import os
 import socket
@@ -32,6 +33,7 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -159,6 +161,16 @@ def first_to_lock(session: AsyncSession | Session, key: Hashable) -> bool:
         return False
     held.add(key)
     return True
+
+
+async def hold_until_commit(session: AsyncSession, name: str) -> None:
+    """A PostgreSQL lock on ``name`` that this transaction holds until it ends (an advisory
+    lock, taken once however often it is asked for); nothing on SQLite, whose write
+    transaction already holds the only write lock."""
+    if session.bind.dialect.name != "postgresql" or not first_to_lock(session, ("advisory", name)):
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 @event.listens_for(Session, "pending_to_persistent")

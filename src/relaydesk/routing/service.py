@@ -11,7 +11,6 @@ orders by two batches deadlocked on each other's agent rows.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import already_loaded, first_to_lock, note_locked, read_once
+from relaydesk.core.db import already_loaded, hold_until_commit, note_locked, read_once
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -334,12 +333,7 @@ class RoutingService:
         return Requirement(skills=tuple(category.required_skills) if category else (), language=requester.language)
 
     async def _lock_routing(self, workspace_id: uuid.UUID) -> None:
-        if self.session.bind.dialect.name != "postgresql":
-            return  # SQLite's one writer already serialises routing
-        if first_to_lock(self.session, ("routing", workspace_id)):  # held until commit: once a batch
-            key = int.from_bytes(hashlib.sha256(f"route:{workspace_id}".encode()).digest()[:8], "big",
-                                 signed=True)
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await hold_until_commit(self.session, f"route:{workspace_id}")  # once a batch
 
     async def drain(self, workspace_id: uuid.UUID, team_ids: list[uuid.UUID | None], now: datetime,
                     limit: int = 50) -> int:
