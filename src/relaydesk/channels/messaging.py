@@ -67,8 +67,21 @@ class TextChannelService:
         self.tickets = tickets
         self.customers = customers
 
-    async def one_at_a_time(self, workspace_id: uuid.UUID, channel: Channel, *, handle: str,
-                            external_id: str | None) -> None:
+    async def take(self, workspace_id: uuid.UUID, channel: Channel, text: str, now: datetime, *, handle: str,
+                   external_id: str | None, name: str | None = None, email: str | None = None,
+                   phone: str | None = None) -> Ticket | None:
+        """A text that came in: the ticket it joined or opened, or None when the same message
+        (``external_id``, the provider's id) was taken before: providers retry a webhook
+        they think failed, and the same message twice is one message."""
+        await self._one_at_a_time(workspace_id, channel, handle=handle, external_id=external_id)
+        if external_id and await self.tickets.tickets_of_messages(workspace_id, [external_id]):
+            return None
+        customer = await self.texter(workspace_id, channel, handle=handle, name=name, email=email, phone=phone,
+                                     now=now)
+        return await self.receive_text(customer, channel, text, now, external_id=external_id)
+
+    async def _one_at_a_time(self, workspace_id: uuid.UUID, channel: Channel, *, handle: str,
+                             external_id: str | None) -> None:
         """Holds this message and its sender until the transaction ends. A provider that
         timed out sends the same message again while the first is still being stored, and
         a texter's burst arrives together: without this each copy found nothing stored yet
@@ -78,7 +91,7 @@ class TextChannelService:
         for key in filter(None, (external_id and f"message:{external_id}", f"sender:{channel.value}:{handle}")):
             await hold_until_commit(self.session, f"text:{workspace_id}:{key}")
 
-    async def texter(self, workspace_id, channel: Channel, *, handle: str, name: str | None = None,  # noqa: ANN001
+    async def texter(self, workspace_id: uuid.UUID, channel: Channel, *, handle: str, name: str | None = None,
                      email: str | None = None, phone: str | None = None, now: datetime) -> Customer:
         """The customer behind a number or a connector's user id, made on first contact.
         Someone already known by their handle stays that person whether or not the platform

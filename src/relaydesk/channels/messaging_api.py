@@ -44,12 +44,6 @@ def _texts(request: Request, session) -> TextChannelService:  # noqa: ANN001
                               CustomerService(session, UserService(session, runtime.hasher)))
 
 
-async def _seen(request: Request, session, workspace_id: uuid.UUID, external_id: str) -> bool:  # noqa: ANN001
-    """Providers retry a webhook they think failed: the same message twice is one message."""
-    tickets = ticket_service(request.app.state.runtime, session)
-    return bool(await tickets.tickets_of_messages(workspace_id, [external_id]))
-
-
 def _media_lines(fields: dict[str, str]) -> list[str]:
     """An MMS's pictures (or other media) as links on the ticket: Twilio keeps the files and
     gives their addresses (``MediaUrl0``…), at most ten."""
@@ -86,13 +80,9 @@ async def twilio_incoming(workspace: str, request: Request, session: SessionDep)
     body = "\n".join(filter(None, [body.strip(), *_media_lines(fields)]))
     if not sender:
         raise ValidationFailed("From is missing.", field="From")
-    external_id = f"twilio:{sid}" if sid else None
-    texts = _texts(request, session)
-    await texts.one_at_a_time(ws.id, Channel.SMS, handle=sender, external_id=external_id)
-    if external_id is None or not await _seen(request, session, ws.id, external_id):
-        customer = await texts.texter(ws.id, Channel.SMS, handle=sender, phone=sender, now=now(request))
-        await texts.receive_text(customer, Channel.SMS, body, now(request), external_id=external_id)
-    return Response(EMPTY_TWIML, media_type="text/xml")
+    await _texts(request, session).take(ws.id, Channel.SMS, body, now(request), handle=sender, phone=sender,
+                                        external_id=f"twilio:{sid}" if sid else None)
+    return Response(EMPTY_TWIML, media_type="text/xml")  # a retried message too: Twilio wants an answer
 
 
 class ChannelMessageIn(Input):
@@ -133,14 +123,11 @@ async def channel_message(workspace: str, request: Request, session: SessionDep)
         raise ValidationFailed(first["msg"], field=".".join(str(p) for p in first["loc"]) or "body") from None
     if data.channel in (Channel.EMAIL, Channel.WEB, Channel.API):
         raise ValidationFailed("Use the email channel, the portal or the API for these.", field="channel")
-    external_id = f"{data.channel.value}:{data.message_id}" if data.message_id else None
-    texts = _texts(request, session)
-    await texts.one_at_a_time(ws.id, data.channel, handle=data.user_id, external_id=external_id)
-    if external_id and await _seen(request, session, ws.id, external_id):
+    ticket = await _texts(request, session).take(
+        ws.id, data.channel, data.text, now(request), handle=data.user_id, name=data.name, email=data.email,
+        phone=data.phone, external_id=f"{data.channel.value}:{data.message_id}" if data.message_id else None)
+    if ticket is None:
         raise Conflict("This message_id was received before.", field="message_id", code="duplicate")
-    customer = await texts.texter(ws.id, data.channel, handle=data.user_id, name=data.name, email=data.email,
-                                  phone=data.phone, now=now(request))
-    ticket = await texts.receive_text(customer, data.channel, data.text, now(request), external_id=external_id)
     return {"ticket_id": ticket.id, "number": ticket_reference(ticket.number)}
 
 
