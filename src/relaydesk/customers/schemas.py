@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -9,7 +10,9 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from relaydesk.core.schemas import Email, Input, Language, Name, Output, Password, TimeZone
 
-Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]{3,40}$")]
+PHONE_SEPARATORS = " ()./-"  # what a number may hold besides digits and a leading +
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=40,
+                                         pattern=rf"^\+?[0-9{re.escape(PHONE_SEPARATORS)}]{{3,40}}$")]
 
 
 class Tier(StrEnum):

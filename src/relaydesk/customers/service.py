@@ -15,6 +15,7 @@ from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFaile
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
 from relaydesk.customers.schemas import (
+    PHONE_SEPARATORS,
     CustomerIn,
     CustomerPatch,
     OrganisationIn,
@@ -30,9 +31,6 @@ _PROFILE_OF_USER = "customer_profile_of_user"  # session.info, for this transact
 @event.listens_for(Session, "after_rollback")
 def _transaction_over(session: Session) -> None:
     session.info.pop(_PROFILE_OF_USER, None)
-
-
-_PHONE_SEPARATORS = " ()./-"  # what a saved number may hold besides digits and its leading + (schemas.Phone)
 
 
 def phone_digits(phone: str) -> str:
@@ -160,7 +158,7 @@ class CustomerService:
         if not wanted.lstrip("+"):
             return None
         stored = Customer.phone
-        for separator in _PHONE_SEPARATORS:
+        for separator in PHONE_SEPARATORS:
             stored = func.replace(stored, separator, "")
         return await self.session.scalar(select(Customer).where(
             Customer.workspace_id == workspace_id, stored == wanted, Customer.deleted_at.is_(None),
