@@ -73,6 +73,11 @@ class Presence:
 _TypingKey = tuple[Person, uuid.UUID, bool]  # who, on which ticket, drafting a note or a reply
 
 
+def _stopped(started: LiveEvent) -> LiveEvent:
+    """The "stopped" that ends this typing signal (for the same audience: a reply or a note)."""
+    return replace(started, payload={**started.payload, "state": "stopped"})
+
+
 def _drafting_note(signal: LiveEvent) -> bool:
     return bool(signal.payload.get("internal"))
 
@@ -366,7 +371,7 @@ class SocketRegistry:
         person = (signal.workspace_id, connection.principal.user_id)
         was = connection.typing_on.pop(ticket_id, None)
         if was is not None and _drafting_note(was) != _drafting_note(signal):
-            await self.relay_typing(person, ticket_id, replace(was, payload={**was.payload, "state": "stopped"}))
+            await self.relay_typing(person, ticket_id, _stopped(was))
         if signal.payload["state"] == "started":
             connection.typing_on[ticket_id] = signal
         await self.relay_typing(person, ticket_id, signal)
@@ -376,7 +381,7 @@ class SocketRegistry:
         would otherwise show the person typing for ever."""
         started = connection.typing_on.pop(ticket_id, None)
         if started is not None:
-            await self.typing(connection, ticket_id, replace(started, payload={**started.payload, "state": "stopped"}))
+            await self.relay_typing((started.workspace_id, connection.principal.user_id), ticket_id, _stopped(started))
 
     async def stop_typing_everywhere(self, connection: Connection) -> None:
         for ticket_id in tuple(connection.typing_on):
