@@ -44,6 +44,13 @@ async def publish(runtime, workspace_id: str, event_type: str, count: int) -> No
             Outbox(session).publish(uuid.UUID(workspace_id), event_type, runtime.clock.now(), n=n)
 
 
+async def pending(runtime, event_type: str) -> int:  # noqa: ANN001
+    """Events of the type not done with yet: each would be handed out again."""
+    async with runtime.db.read_session() as session:
+        return await session.scalar(select(func.count()).select_from(OutboxEvent).where(
+            OutboxEvent.type == event_type, OutboxEvent.dispatched_at.is_(None)))
+
+
 async def processed(runtime, consumer: str) -> int:  # noqa: ANN001
     async with runtime.db.read_session() as session:
         return await session.scalar(select(func.count()).select_from(ProcessedEvent)
@@ -60,6 +67,29 @@ async def test_an_event_that_fails_holds_back_nothing_and_is_retried_alone(clien
     assert sorted(committed) == [0, 1, 2, 3, 4]
     assert calls[2] == 2 and calls[0] == 2 and calls[4] == 1
     assert await processed(runtime, name) == 5
+    assert await pending(runtime, event_type) == 0  # each one's own job marked it done
+
+
+async def test_an_event_a_rule_refuses_is_done_with(client, runtime, settle) -> None:
+    """A reaction that a rule refuses (the ticket moved on meanwhile) cannot succeed on a
+    later try: it counts as handled, and its event is not left pending."""
+    from relaydesk.core.errors import Conflict
+
+    ws = await make_workspace(client)
+    name, event_type = f"test.refused_{secrets.token_hex(3)}", f"test.refusing_{secrets.token_hex(3)}"
+    calls: Counter[int] = Counter()
+
+    async def react(session, event, now) -> None:  # noqa: ANN001
+        calls[event.payload["n"]] += 1
+        if event.payload["n"] == 1:
+            raise Conflict("The ticket is closed.")
+
+    runtime.dispatcher.consumers.add(name, (event_type,), react)
+    await publish(runtime, ws.id, event_type, 3)
+    await settle()
+    assert calls == Counter({0: 2, 1: 2, 2: 1})  # the batch up to the refusal, then each on its own
+    assert await processed(runtime, name) == 3 and await kept_failures(runtime, name) == []
+    assert await pending(runtime, event_type) == 0
 
 
 async def test_a_batch_delivered_again_has_no_second_effect(client, runtime, settle) -> None:
@@ -130,6 +160,7 @@ async def test_a_reaction_that_fails_every_try_is_kept_and_tried_again_later(cli
     [kept] = await kept_failures(runtime, name)
     assert kept.attempts == 0 and "the mail server is down" in kept.error
     assert kept.event["type"] == event_type and await processed(runtime, name) == 0
+    assert await pending(runtime, event_type) == 0  # kept: the retries have it from here
     first_try = kept.next_attempt_at - clock.now()
     assert timedelta(minutes=4) < first_try <= timedelta(minutes=5)
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Scaled mode: while this many jobs wait or run, dispatchers leave new events in the
     # outbox, so that when a worker frees up they leave together as one bigger batch.
     jobs_ahead: int = Field(default=8, ge=1)
+    # Scaled mode: an event handed to the job queue and not done with after this long is
+    # handed out again (the queue lost it: Redis restarted empty, or the database was away
+    # for longer than the consumer's retries).
+    event_lease_seconds: float = Field(default=60, gt=0)
     # The Redis stream jobs travel on (scaled mode); deployments sharing a Redis use different names.
     job_queue: str = "relaydesk:jobs"
     # The Redis pub/sub channel live events cross server processes on (scaled mode).

@@ -42,7 +42,7 @@ from relaydesk.core.clock import Clock
 from relaydesk.core.db import Database
 from relaydesk.core.errors import AppError
 from relaydesk.core.jobs import Jobs
-from relaydesk.core.outbox import Event, FailedConsumption, OutboxEvent, first_time_many
+from relaydesk.core.outbox import Event, FailedConsumption, OutboxEvent, ProcessedEvent, first_time_many
 from relaydesk.core.uow import job_transaction
 
 log = structlog.get_logger("relaydesk.consumers")
@@ -114,9 +114,10 @@ class Consumers:
         """Whether any consumer will react to the event."""
         return any(c.wants is None or c.wants(event) for c in self.of(event.type))
 
-    async def consume(self, events: list[dict[str, Any]], mark_dispatched: bool = False) -> int:
+    async def consume(self, events: list[dict[str, Any]], **_older: Any) -> int:
         """The ``outbox.consume`` job: a batch of events and all their consumers.
-        Returns how many (consumer, event) pairs ran.
+        Returns how many (consumer, event) pairs ran. (``_older``: jobs queued by a
+        release before the lease also carry ``mark_dispatched``; it is always done now.)
 
         On SQLite the whole batch is one transaction (its one writer serialises them
         anyway, and each commit costs). On PostgreSQL, where several workers run batches
@@ -124,10 +125,10 @@ class Consumers:
         own over the batch, so its lock is held for its own work only, not while the
         others do theirs; the rest share one.
 
-        ``mark_dispatched`` (in-process jobs, which a dying process takes with it): the
-        events are marked dispatched by the transaction that handles them, the last one,
-        and only if those before it succeeded; until then they stay pending, and a
-        restarted process hands them out again (what was done is skipped by its record)."""
+        The events are marked dispatched by the transaction that handles them, the last
+        one, if those before it succeeded; otherwise by whichever transaction takes care
+        of their last pair (``_settle``). Until then they stay pending, and are handed
+        out again should the jobs be lost (``core.dispatcher``)."""
         parsed = list(map(event_from_job, events))
         pairs = [(consumer, event) for event in parsed for consumer in self.of(event.type)
                  if consumer.wants is None or consumer.wants(event)]
@@ -141,8 +142,7 @@ class Consumers:
         ran, intact = 0, True
         for index, group in enumerate(groups):
             last = index == len(groups) - 1
-            done = await self._run_together(group, mark=[e.id for e in parsed] if mark_dispatched and last and intact
-                                            else None)
+            done = await self._run_together(group, mark=[e.id for e in parsed] if last and intact else None)
             intact = intact and done is not None
             ran += done or 0
         return ran
@@ -189,7 +189,8 @@ class Consumers:
 
     async def _keep(self, jobs: list[tuple[str, dict[str, Any]]], why: str, *, due_in: timedelta) -> None:
         """Keeps (consumer, event) pairs as failures, due ``due_in`` from now; one kept
-        already only has its error brought up to date."""
+        already only has its error brought up to date. Should even this fail (the
+        database is away), the events stay pending and are handed out again."""
         try:
             async with self.db.write_session() as session:
                 now = self.clock.now()
@@ -201,24 +202,58 @@ class Consumers:
                             event=event, attempts=0, error=why, failed_at=now, next_attempt_at=now + due_in))
                     else:
                         row.error = why
+                await session.flush()
+                await self._settle(session, [event_from_job(e) for e in {e["id"]: e for _, e in jobs}.values()], now)
                 await session.commit()
-        except Exception:  # nothing left to keep them with: the log has what was lost
+        except Exception:  # nothing left to keep them with: the events stay pending
             log.exception("consumption_not_kept", pairs=[(c, e["id"]) for c, e in jobs], why=why)
+
+    async def _settle(self, session: AsyncSession, events: list[Event], now: datetime) -> None:
+        """Marks dispatched each event whose every pair has run or is kept for later: after
+        a batch failed, its pairs finish one by one and the last marks the event. (Two
+        finishing at once on PostgreSQL may each miss the other: the event is then handed
+        out again and its batch finds everything done.)"""
+        for event in events:
+            wanted = {c.name for c in self.of(event.type) if c.wants is None or c.wants(event)}
+            taken = set(await session.scalars(select(ProcessedEvent.consumer).where(
+                ProcessedEvent.event_id == event.id)))
+            taken.update(await session.scalars(select(FailedConsumption.consumer).where(
+                FailedConsumption.event_id == event.id)))
+            if wanted <= taken:
+                await session.execute(_MARK_DISPATCHED, {"now": now, "ids": [event.id]})
 
     async def consume_one(self, consumer: str, event: dict[str, Any], *, kept: bool = False) -> bool:
         """The ``outbox.consume_one`` job: one consumer, one event, its own transaction
-        (the job queue retries it). False if it had been handled already. ``kept``: a
-        failure being tried again, whose record goes with the same commit."""
+        (the job queue retries it). False if it had been handled already or a rule said
+        no. ``kept``: a failure being tried again, whose record goes with the same commit."""
         chosen = self._by_name[consumer]
         parsed = event_from_job(event)
-        async with self._slots, self._transaction() as session:
-            now = self.clock.now()
-            if kept:
-                await session.execute(_forget(consumer, parsed.id))
-            if not await first_time_many(session, [(consumer, parsed.id)], now):
-                return False
-            await chosen.react(session, parsed, now)
-        return True
+        try:
+            async with self._slots, self._transaction() as session:
+                now = self.clock.now()
+                first_time = await self._record_done(session, consumer, parsed, now, kept=kept)
+                if first_time:
+                    await chosen.react(session, parsed, now)
+        except AppError as exc:
+            # A rule says no (the ticket moved on meanwhile): trying again cannot help, so
+            # the pair is done with, and must not hold its event pending.
+            log.warning("consumption_refused", consumer=consumer, event_id=parsed.id, code=exc.code)
+            async with self._slots, self._transaction() as session:
+                await self._record_done(session, consumer, parsed, self.clock.now(), kept=kept)
+            return False
+        return first_time
+
+    async def _record_done(self, session: AsyncSession, consumer: str, event: Event, now: datetime, *,
+                           kept: bool) -> bool:
+        """Records the pair as handled; False if it was already. A kept failure's record
+        goes (its event was marked dispatched when it was kept); otherwise the event is
+        marked once this was its last pair."""
+        if kept:
+            await session.execute(_forget(consumer, event.id))
+        first_time = bool(await first_time_many(session, [(consumer, event.id)], now))
+        if not kept:
+            await self._settle(session, [event], now)
+        return first_time
 
     async def keep_failed(self, job: dict[str, Any], error: Exception) -> None:
         """``outbox.consume_one`` gave up: keep the pair, to be tried again later."""
@@ -242,11 +277,6 @@ class Consumers:
         for index, row in enumerate(rows):
             try:
                 await self.consume_one(row.consumer, row.event, kept=True)
-                done += 1
-            except AppError as exc:  # a rule says no by now (the ticket moved on): nothing left to do
-                log.warning("consumption_refused", consumer=row.consumer, event_id=row.event_id, code=exc.code)
-                async with self._transaction() as session:
-                    await session.execute(_forget(row.consumer, row.event_id))
                 done += 1
             except Exception as exc:
                 log.warning("consumption_failed_again", consumer=row.consumer, event_id=row.event_id,

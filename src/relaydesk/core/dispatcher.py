@@ -7,6 +7,19 @@ events pending; the next dispatcher anywhere picks them up). On PostgreSQL rows 
 claimed with SKIP LOCKED so several dispatchers never deliver the same batch at once;
 a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
 
+
+An event is done with (``dispatched_at``) once its consumers have taken care of it: the
+transaction that ran them, or the one that kept a failure of theirs for later, marks it
+(``core.consumers``); an event no consumer wants is done once its named jobs are queued.
+Until then it stays pending, so nothing that happens to the jobs loses it:
+
+* in one process the jobs live in memory and die with it; the next process hands out
+  again whatever is still pending;
+* on Redis a dispatcher notes when it handed an event out (``handed_out_at``) and any
+  dispatcher hands it out again once that lease has run out unmarked: Redis restarted
+  without its data, or the database was away longer than the consumer's retries and
+  keeping the failure needed it too. What was done already is skipped by its record.
+
 In the scaled mode a dispatcher holds back while the workers have ``jobs_ahead`` jobs
 queued or running (for at most ``max_hold_seconds``): events then gather in the outbox
 and leave as one batch when a worker frees up. Without that, a dispatcher that is never
@@ -23,10 +36,11 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.clock import Clock
@@ -45,7 +59,7 @@ class Dispatcher:
     def __init__(self, db: Database, jobs: Jobs, clock: Clock, hub: Hub, *, poll_seconds: float = 2.0,
                  batch: int = 200, consume_batch: int = 25, gather_seconds: float = 0.02,
                  max_gather_seconds: float = 0.1,
-                 jobs_ahead: int | None = None, max_hold_seconds: float = 1.0,
+                 jobs_ahead: int | None = None, max_hold_seconds: float = 1.0, lease_seconds: float = 60.0,
                  on_committed: Callable[[list[Event]], None] | None = None) -> None:
         self.db = db
         self.jobs = jobs
@@ -71,6 +85,10 @@ class Dispatcher:
         # slow ones of another kind (a webhook to a slow endpoint), and routing must not
         # wait behind them for long.
         self.max_hold_seconds = max_hold_seconds
+        # Scaled mode: an event handed to the job queue and not done with this long after
+        # was lost on the way. Longer than a consumer job normally waits and runs: one
+        # handed out again while its job still runs costs a second look, no second effect.
+        self.lease = timedelta(seconds=lease_seconds)
         self._held_since: float | None = None  # monotonic time events were first held back
         self._handed_out_to = 0  # in one process: the last event id handed to jobs here
         self._wake = asyncio.Event()
@@ -107,21 +125,27 @@ class Dispatcher:
     async def dispatch_pending(self) -> int:
         """Deliver one batch; returns how many events it delivered.
 
-        Jobs on Redis survive this process; jobs in memory do not. So in one process an
-        event for the consumers is marked dispatched by the consumers' own transaction
-        (``Consumers.consume``), not here: should the process die first, it is still
-        pending when the next one starts. Meanwhile this process remembers how far it
-        has handed events out, so it does not hand them out twice."""
+        Jobs on Redis survive this process; jobs in memory do not. So in one process this
+        process remembers how far it has handed events out, and a new process starts from
+        the first pending one. On Redis the lease (``handed_out_at``) does that job across
+        all dispatchers."""
         in_memory = self.jobs.in_process
         async with self.db.write_session() as session:
+            now = self.clock.now()
             stmt = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.id)
             if in_memory:
                 stmt = stmt.where(OutboxEvent.id > self._handed_out_to)
+            else:
+                stmt = stmt.where(or_(OutboxEvent.handed_out_at.is_(None), OutboxEvent.handed_out_at <= now - self.lease))
             stmt = stmt.limit(self.batch)
             if not self.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list(await session.scalars(stmt))
-            now = self.clock.now()
+            # Sockets heard of an event the first time it was handed out.
+            not_yet_live = [e for e in events if e.handed_out_at is None and e.id not in self._live_already]
+            again = len(events) - sum(1 for e in events if e.handed_out_at is None)
+            if again:
+                log.warning("events_handed_out_again", events=again, lease_seconds=self.lease.total_seconds())
             # A batch holds one workspace's events: its transaction then takes at most that
             # workspace's locks, so two batches cannot each hold what the other waits for.
             by_workspace: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -129,13 +153,13 @@ class Dispatcher:
                 event = Event(e.id, e.workspace_id, e.type, e.payload)
                 if self.consumers.wanted(event):
                     by_workspace.setdefault(e.workspace_id, []).append(event_for_job(event))
-                    if in_memory:
-                        continue  # marked by the transaction that consumes it
-                e.dispatched_at = now
+                    if not in_memory:
+                        e.handed_out_at = now
+                else:
+                    e.dispatched_at = now
             for consumed in by_workspace.values():
                 for start in range(0, len(consumed), self.consume_batch):
-                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch],
-                                            mark_dispatched=in_memory)
+                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
             for event in events:
                 for job in self.routes.get(event.type, ()):
                     await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),
@@ -143,10 +167,9 @@ class Dispatcher:
             await session.commit()
         if events:
             self._handed_out_to = max(self._handed_out_to, events[-1].id)
-        # Live sockets hear about an event only once it is committed and on its way.
-        not_yet_live = [e for e in events if e.id not in self._live_already]
         for e in events:
             self._live_already.pop(e.id, None)
+        # Live sockets hear about an event only once it is committed and on its way.
         await self.hub.publish([LiveEvent(e.id, e.workspace_id, e.type, e.payload) for e in not_yet_live])
         return len(events)
 

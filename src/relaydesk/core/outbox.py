@@ -39,7 +39,12 @@ class OutboxEvent(Base):
     type: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    # Done with: every consumer has run (or kept its failure) and the named jobs are queued.
     dispatched_at: Mapped[datetime | None]
+    # Scaled mode: when a dispatcher last gave the event to the job queue. Unless it is
+    # dispatched within the lease (``Dispatcher.lease``), the queue lost it and any
+    # dispatcher hands it out again.
+    handed_out_at: Mapped[datetime | None]
 
 
 class ProcessedEvent(Base):
