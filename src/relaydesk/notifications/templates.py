@@ -43,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from itertools import repeat
+from operator import itemgetter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -82,8 +83,8 @@ LARGEST_NUMBER = 100_000
 LONGEST_REPETITION = 100_000
 WIDEST_FIELD = 1_000  # a format width, a padding, an indent: real emails need a few dozen
 LARGEST_PART = 1_000_000  # characters one rendered part may have, and one join or format may make
-_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[a-zA-Z%]")
-_PRINTF_KIND = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d*)(?:\.(?:\*|\d*))?([a-zA-Z%])")
+# One conversion of ``text % values``: its width, precision and kind.
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?([a-zA-Z%])")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*:([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 
 
@@ -177,11 +178,21 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _check_printf(text: str) -> None:
-    for width, precision in _PRINTF_SPEC.findall(text):
-        for number in (width, precision):
-            if number == "*" or (number and int(number) > WIDEST_FIELD):
-                raise SecurityError(f"format widths are limited to {WIDEST_FIELD}")
+def _check_printf(text: str, values: Any) -> None:
+    """``text % values``: no field wider than WIDEST_FIELD, no result larger than LARGEST_PART."""
+    specs = _PRINTF_SPEC.findall(text)
+    # The distinct numbers, gathered in C: a format may hold tens of thousands of fields.
+    numbers = set(map(itemgetter(0), specs)) | set(map(itemgetter(1), specs))
+    if any(number == "*" or (number and int(number) > WIDEST_FIELD) for number in numbers):
+        raise SecurityError(f"format widths are limited to {WIDEST_FIELD}")
+    if isinstance(values, Mapping):
+        values = list(values.values())
+    elif isinstance(values, tuple):
+        values = list(values)
+    else:
+        values = [values]
+    kinds = list(map(itemgetter(2), specs))
+    _check_filled(text, len(kinds) - kinds.count("%"), values)
 
 
 def _check_format(text: str) -> None:
@@ -237,17 +248,6 @@ def _check_format_size(text: str, values: list[Any]) -> None:
     _check_filled(text, text.count("{") - 2 * text.count("{{"), values)
 
 
-def _check_printf_size(text: str, values: Any) -> None:
-    kinds = _PRINTF_KIND.findall(text)
-    if isinstance(values, Mapping):
-        values = list(values.values())
-    elif isinstance(values, tuple):
-        values = list(values)
-    else:
-        values = [values]
-    _check_filled(text, len(kinds) - kinds.count("%"), values)
-
-
 def _check_translate(text: str, table: Any) -> None:
     size = 0
     for char, times in Counter(text).items():
@@ -292,8 +292,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "%":
             if isinstance(left, str):
-                _check_printf(left)
-                _check_printf_size(left, right)
+                _check_printf(left, right)
         elif operator == "**":
             if not (isinstance(left, int | float) and isinstance(right, int | float)) or abs(right) > 64 \
                     or abs(left) > LARGEST_NUMBER:
@@ -325,8 +324,7 @@ def _guard_filters(env: ImmutableSandboxedEnvironment) -> None:
     plain = dict(env.filters)
 
     def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_printf(str(value))
-        _check_printf_size(str(value), kwargs or args)
+        _check_printf(str(value), kwargs or args)
         return plain["format"](value, *args, **kwargs)
 
     def center(value: Any, width: int = 80) -> Any:
@@ -408,13 +406,23 @@ class _OverBudget(Exception):
     pass
 
 
+_TEMPLATE_CODE = "<template>"  # the file name Jinja gives the code compiled from a string
+
+
 def _within_budget(template: Template, context: Mapping[str, Any]) -> str:
     """Render, stopping once ``RENDER_BUDGET_SECONDS`` have passed. A trace function
     sees every line the compiled template runs, so no loop escapes it; it makes
-    rendering a few times slower, which is why only admins' templates pay for it."""
+    rendering a few times slower, which is why only admins' templates pay for it.
+
+    Only the template's own lines are traced and stopped. Jinja's and Python's code it
+    calls does one bounded step each (the huge ones are refused before they run), and
+    stopping there could land where nobody can catch it: in a generator the collector is
+    finalising, which Python then reports as an unraisable error and carries on."""
     deadline = time.perf_counter() + RENDER_BUDGET_SECONDS
 
-    def check(_frame: Any, _event: str, _arg: Any) -> Any:
+    def check(frame: Any, _event: str, _arg: Any) -> Any:
+        if frame.f_code.co_filename != _TEMPLATE_CODE:
+            return None
         if time.perf_counter() > deadline:
             raise _OverBudget
         return check
