@@ -282,6 +282,40 @@ async def test_the_priority_keyword_migration_keeps_what_each_workspace_had(tmp_
         await db.dispose()
 
 
+async def test_the_channel_user_id_migration_indexes_the_handles_customers_had(tmp_path):
+    """Revision 0016 moved the platform id a social message is matched by out of the
+    customers' metadata into an indexed column: the handles already stored come along."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from relaydesk.core.db import Database
+    from relaydesk.customers.models import Customer
+    from relaydesk.migrate import upgrade
+    from relaydesk.tenancy.models import Workspace
+
+    db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
+    workspace_id, at = uuid.uuid4(), datetime.now(UTC)
+    metadata = {"with": {"channel_user_id": "wa:4477", "order": 12}, "without": {"order": 13}, "empty": {}}
+    try:
+        await upgrade(db, "0015")
+        async with db.write_engine.begin() as conn:
+            await conn.execute(insert(Workspace.__table__).values(
+                id=workspace_id, name="Old desk", slug="old-desk", ticket_seq=0, settings={}, created_at=at))
+            for name, attributes in metadata.items():
+                await conn.execute(insert(Customer.__table__).values(
+                    id=uuid.uuid4(), workspace_id=workspace_id, name=name, email=f"{name}@example.com",
+                    tier="standard", language="en", timezone="UTC", metadata=attributes,
+                    created_at=at, updated_at=at))
+        await upgrade(db)
+        async with db.read_engine.connect() as conn:
+            rows = dict((await conn.execute(select(Customer.__table__.c.name, Customer.__table__.c.channel_user_id))).all())
+        assert rows == {"with": "wa:4477", "without": None, "empty": None}
+    finally:
+        await db.dispose()
+
+
 async def test_migrations_started_at_once_on_postgresql_all_succeed(tmp_path):
     """Replicas that each migrate on start: the first upgrades, the others wait and find
     the schema up to date."""

@@ -265,6 +265,29 @@ class TestChannelWebhook:
         customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
         assert sorted(c["email"] for c in customers) == sorted(["nadia@example.com", known.email])
 
+    async def test_a_handle_staff_give_a_customer_brings_their_messages_to_them(self, client) -> None:  # noqa: ANN001
+        """Staff link a known customer to their platform id in the profile's metadata; the
+        platform's messages then join that customer, and follow the link when it changes."""
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        r = await client.post("/api/v1/customers", headers=ws.admin.headers, json={
+            "name": "Lan", "email": "lan@example.com", "metadata": {"channel_user_id": "fb:777", "vip": True}})
+        lan = r.json()["id"]
+
+        async def requester(user_id: str) -> str:
+            raw, headers = signed({"user_id": user_id, "name": "Someone", "text": "Hello again"})
+            ticket_id = (await client.post(f"/api/v1/channels/{ws.slug}/messages", content=raw,
+                                           headers=headers)).json()["ticket_id"]
+            return (await client.get(f"/api/v1/tickets/{ticket_id}", headers=ws.admin.headers)).json()["requester_id"]
+
+        assert await requester("fb:777") == lan
+        r = await client.patch(f"/api/v1/customers/{lan}", headers=ws.admin.headers,
+                               json={"metadata": {"channel_user_id": "fb:888"}})
+        assert r.status_code == 200, r.text
+        assert await requester("fb:888") == lan
+        assert await requester("fb:777") != lan  # no longer hers: a new contact
+
     async def test_a_connector_hears_whom_to_answer_on_the_platform(self, client, settle,
                                                                      receiver) -> None:  # noqa: ANN001, F811
         """The way out: a webhook for agents' replies carries the ticket's channel and the

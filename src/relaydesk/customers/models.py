@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from relaydesk.core.db import Base, IdMixin, SoftDelete, Timestamps, WorkspaceScoped
 
@@ -26,6 +26,7 @@ class Customer(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
         Index(None, "workspace_id", "email", unique=True),
         Index(None, "workspace_id", "created_at", "id"),
         Index(None, "workspace_id", "organisation_id"),
+        Index(None, "workspace_id", "channel_user_id"),
     )
 
     user_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -42,6 +43,15 @@ class Customer(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
     attributes: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # Set when mail to this address bounced for good; nothing more is sent there until it changes.
     email_undeliverable_at: Mapped[datetime | None]
+    # The id a connected channel knows them by, as ``metadata["channel_user_id"]`` says
+    # (staff may set it there): kept here too so that a message finds its sender by index.
+    channel_user_id: Mapped[str | None] = mapped_column(String(200))
+
+    @validates("attributes")
+    def _follow_channel_user_id(self, _key: str, attributes: dict[str, Any] | None) -> dict[str, Any] | None:
+        handle = (attributes or {}).get("channel_user_id")
+        self.channel_user_id = str(handle)[:200] if handle not in (None, "") else None
+        return attributes
 
     @property
     def can_sign_in(self) -> bool:

@@ -166,11 +166,9 @@ class CustomerService:
 
     async def find_by_channel_user_id(self, workspace_id: uuid.UUID, handle: str) -> Customer | None:
         """The customer a connected channel knows by this exact user id (the oldest, should
-        staff have given two the same). Not indexed: a scan of the workspace's customers,
-        asked only for a handle that has no placeholder profile of its own."""
+        staff have given two the same)."""
         return await self.session.scalar(select(Customer).where(
-            Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None),
-            Customer.attributes["channel_user_id"].as_string() == handle,
+            Customer.workspace_id == workspace_id, Customer.channel_user_id == handle, Customer.deleted_at.is_(None),
         ).order_by(Customer.created_at, Customer.id).limit(1))
 
     def note_channel_user_id(self, customer: Customer, handle: str, now: datetime) -> None:
