@@ -17,7 +17,6 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from conftest import REDIS_URL, service_unavailable
 from relaydesk.core.clock import FrozenClock
 from relaydesk.core.outbox import OutboxEvent
 from relaydesk.runtime import Runtime, build_runtime
@@ -28,17 +27,13 @@ LEASE = timedelta(seconds=60)
 
 
 @contextlib.asynccontextmanager
-async def scaled_process(runtime: Runtime, database_url: str | None = None) -> AsyncIterator[Runtime]:
+async def scaled_process(runtime: Runtime, redis_url: str, database_url: str | None = None
+                         ) -> AsyncIterator[Runtime]:
     """A worker process of the scaled mode on the test's database (or ``database_url``,
     the same database by another road) and a job queue of its own on Redis."""
-    redis = aioredis.from_url(REDIS_URL)
-    try:
-        await redis.ping()
-    except (OSError, aioredis.RedisError) as exc:
-        service_unavailable(f"Redis at {REDIS_URL} is unreachable: {exc}")
     queue = f"relaydesk-test:{secrets.token_hex(4)}"
     settings = runtime.settings.model_copy(update={
-        "redis_url": REDIS_URL, "job_queue": queue, "event_lease_seconds": LEASE.total_seconds(),
+        "redis_url": redis_url, "job_queue": queue, "event_lease_seconds": LEASE.total_seconds(),
         **({"database_url": database_url} if database_url else {})})
     rt = build_runtime(settings, clock=FrozenClock(runtime.clock.now(), tick=timedelta(milliseconds=1)))
     install_jobs(rt)
@@ -47,8 +42,8 @@ async def scaled_process(runtime: Runtime, database_url: str | None = None) -> A
         yield rt
     finally:
         await rt.close()
-        await redis.delete(queue)
-        await redis.aclose()
+        async with aioredis.from_url(redis_url) as redis:
+            await redis.delete(queue)
 
 
 @contextlib.asynccontextmanager
@@ -79,16 +74,15 @@ async def assignee(client, ws, ticket_id: str) -> str | None:  # noqa: ANN001
     return (await client.get(f"/api/v1/tickets/{ticket_id}", headers=ws.admin.headers)).json()["assignee_id"]
 
 
-async def test_an_event_whose_job_redis_lost_is_handed_out_again_when_its_lease_runs_out(client, runtime):
+async def test_an_event_whose_job_redis_lost_is_handed_out_again_when_its_lease_runs_out(client, runtime, redis_url):
     ws, agent, t = await new_ticket_for_a_desk(client)
-    async with scaled_process(runtime) as rt:
+    async with scaled_process(runtime, redis_url) as rt:
         assert await rt.dispatcher.dispatch_pending() > 0
         handed = await created_event(rt, t["id"])
         assert handed.dispatched_at is None and handed.handed_out_at is not None
 
-        redis = aioredis.from_url(REDIS_URL)
-        await redis.delete(rt.settings.job_queue)  # Redis restarted without its data
-        await redis.aclose()
+        async with aioredis.from_url(redis_url) as redis:
+            await redis.delete(rt.settings.job_queue)  # Redis restarted without its data
         assert await rt.dispatcher.dispatch_pending() == 0  # within its lease: still on its way
 
         rt.clock.advance(LEASE)
@@ -144,18 +138,17 @@ class TcpProxy:
         await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
 
 
-async def test_an_event_whose_consumer_could_not_keep_its_failure_is_handed_out_again(client, runtime, backend):
+@pytest.mark.parametrize("runtime", ["postgres"], indirect=True)  # a database server to lose the road to
+async def test_an_event_whose_consumer_could_not_keep_its_failure_is_handed_out_again(client, runtime, redis_url):
     """The database goes away while the event is being consumed, for longer than the
     job's retries: keeping the failure for later needs the database too, so nothing is
     kept. The event is still pending, and once the database is back it is done."""
-    if backend != "postgres":
-        pytest.skip("a database server to lose the road to: PostgreSQL only")
     ws, agent, t = await new_ticket_for_a_desk(client)
     url = urlsplit(runtime.settings.database_url)
     proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
     await proxy.open()
     by_proxy = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
-    async with scaled_process(runtime, by_proxy) as rt:
+    async with scaled_process(runtime, redis_url, by_proxy) as rt:
         assert await rt.dispatcher.dispatch_pending() > 0
         await proxy.cut()  # the database is away
         async with worker(rt):
