@@ -284,6 +284,47 @@ class TestNotificationsPushed:
         assert pushed[0]["data"]["notification_id"] == listed[0]["id"]
         assert [e for e in await theirs.events() if e["event"] == "notification.created"] == []
 
+    async def test_marking_read_updates_the_count_in_every_tab_of_that_person_only(
+            self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, other = await make_workspace(client), await make_workspace(client)
+        agent, colleague = await ws.staff(), await ws.staff()
+        for _ in range(3):
+            ticket = await ws.ticket(ws.admin)
+            r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                                   headers=ws.admin.headers)
+            assert r.status_code == 200, r.text
+        await settle()
+        tabs = [await open_live(ws_url, agent), await open_live(ws_url, agent)]
+        others = [await open_live(ws_url, colleague, "dashboard"), await open_live(ws_url, ws.admin, "dashboard"),
+                  await open_live(ws_url, other.admin, "dashboard")]
+        first, second, _ = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+
+        async def heard(live: Live) -> list[tuple[str, Any, int]]:
+            return [(e["event"], e["data"]["notification_id"], e["data"]["unread_count"])
+                    for e in await live.events() if e["event"].startswith("notification.")]
+
+        r = await client.post(f"/api/v1/notifications/{first['id']}/read", headers=agent.headers)
+        assert r.status_code == 200 and r.json()["read_at"] is not None, r.text
+        await client.post(f"/api/v1/notifications/{first['id']}/read", headers=agent.headers)  # no news: no event
+        await settle()
+        for tab in tabs:
+            assert await heard(tab) == [("notification.read", first["id"], 2)]
+        r = await client.post("/api/v1/notifications/read-all", headers=agent.headers)
+        assert r.status_code == 204, r.text
+        await client.post("/api/v1/notifications/read-all", headers=agent.headers)  # nothing left unread
+        await settle()
+        for tab in tabs:
+            [frame] = [e for e in await tab.events() if e["event"] == "notification.read"]
+            assert frame["channels"] == ["notifications"]
+            assert frame["data"]["user_id"] == agent.id and frame["data"]["unread_count"] == 0
+            assert frame["data"]["notification_id"] is None  # all of them
+        assert (await client.get("/api/v1/notifications", headers=agent.headers)).json()["unread_count"] == 0
+        for outsider in others:
+            assert await heard(outsider) == []
+        for stranger in (colleague, other.admin):  # someone else's notification is not theirs to mark
+            r = await client.post(f"/api/v1/notifications/{second['id']}/read", headers=stranger.headers)
+            assert r.status_code == 404, r.text
+
 
 class TestResume:
     async def test_a_reconnecting_client_gets_what_it_missed_then_live(self, client, ws_url, settle,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import new_id
 from relaydesk.core.errors import NotFound, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
 from relaydesk.notifications import templates
 from relaydesk.notifications.models import Notification, NotificationTemplate
@@ -54,13 +55,27 @@ class NotificationService:
         row = await self.session.scalar(self._mine(principal).where(Notification.id == notification_id))
         if row is None:
             raise NotFound("No such notification.")
-        row.read_at = row.read_at or now
+        if row.read_at is None:
+            row.read_at = now
+            await self._count_changed(principal, "notification.read", now, notification_id=row.id)
         return row
 
     async def mark_all_read(self, principal: Principal, now: datetime) -> None:
-        await self.session.execute(update(Notification).where(
+        result = await self.session.execute(update(Notification).where(
             Notification.workspace_id == principal.workspace_id, Notification.user_id == principal.user_id,
             Notification.read_at.is_(None)).values(read_at=now))
+        if result.rowcount:
+            await self._count_changed(principal, "notification.read", now, notification_id=None)
+
+    async def _count_changed(self, principal: Principal, event_type: str, now: datetime, *,
+                             notification_id: uuid.UUID | None) -> None:
+        """Tells the person's sockets (their other tabs and devices) the new unread count,
+        so every badge shows it, not only the one in the tab that made the change.
+        ``notification_id`` None: every notification of theirs."""
+        await self.session.flush()
+        Outbox(self.session).publish(principal.workspace_id, event_type, now, user_id=principal.user_id,
+                                     notification_id=notification_id,
+                                     unread_count=await self.unread_count(principal))
 
 
 class TemplateService:

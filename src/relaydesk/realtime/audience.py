@@ -31,7 +31,8 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 DASHBOARD = "dashboard"
 NOTIFICATIONS = "notifications"
-PERSONAL_EVENT = "notification.created"
+# A person's own notifications: made, or marked read (with the new unread count).
+PERSONAL_EVENTS = frozenset({"notification.created", "notification.read"})
 TICKET_DELETED = "ticket.deleted"  # its watchers are told, then no longer watch it
 
 
@@ -66,7 +67,7 @@ def channels_of(event_type: str, payload: dict[str, Any]) -> set[str]:
 def view(event_type: str, payload: dict[str, Any], viewer: Viewer, subscriptions: set[str]
          ) -> tuple[list[str], dict[str, Any]] | None:
     """The channels this viewer receives the event on and the payload they may see, or None."""
-    if event_type == PERSONAL_EVENT:
+    if event_type in PERSONAL_EVENTS:
         # Every socket gets its own person's notifications, unasked, and nobody else's.
         mine = str(payload.get("user_id")) == str(viewer.user_id)
         return ([NOTIFICATIONS], payload) if mine else None

@@ -29,7 +29,7 @@ from relaydesk.core.outbox import OutboxEvent
 from relaydesk.core.principal import Principal
 from relaydesk.core.realtime import LiveEvent
 from relaydesk.identity.service import UserService
-from relaydesk.realtime.audience import PERSONAL_EVENT, TICKET_DELETED, Viewer, channels_of, customer_owns, view
+from relaydesk.realtime.audience import PERSONAL_EVENTS, TICKET_DELETED, Viewer, channels_of, customer_owns, view
 from relaydesk.realtime.credentials import Credential, recheck
 from relaydesk.realtime.presence import Person, shared_presence
 from relaydesk.tickets.tasks import ticket_service
@@ -266,7 +266,7 @@ class SocketRegistry:
 
     def listeners(self, event: LiveEvent) -> set[Connection]:
         ws = event.workspace_id
-        if event.type == PERSONAL_EVENT:
+        if event.type in PERSONAL_EVENTS:
             user = event.payload.get("user_id")
             return set(self.by_person.get((ws, uuid.UUID(str(user)) if user else None), ()))
         found: set[Connection] = set()
