@@ -325,6 +325,35 @@ class TestNotificationsPushed:
             r = await client.post(f"/api/v1/notifications/{second['id']}/read", headers=stranger.headers)
             assert r.status_code == 404, r.text
 
+    async def test_marking_unread_again_is_pushed_the_same_way(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, other = await make_workspace(client), await make_workspace(client)
+        agent, colleague = await ws.staff(), await ws.staff()
+        ticket = await ws.ticket(ws.admin)
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        [note] = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+        assert (await client.post(f"/api/v1/notifications/{note['id']}/read", headers=agent.headers)).status_code == 200
+        await settle()
+        tab = await open_live(ws_url, agent)
+        outsiders = [await open_live(ws_url, colleague, "dashboard"), await open_live(ws_url, other.admin, "dashboard")]
+
+        r = await client.post(f"/api/v1/notifications/{note['id']}/unread", headers=agent.headers)
+        assert r.status_code == 200 and r.json()["id"] == note["id"] and r.json()["read_at"] is None, r.text
+        await client.post(f"/api/v1/notifications/{note['id']}/unread", headers=agent.headers)  # no news: no event
+        await settle()
+        [frame] = [e for e in await tab.events() if e["event"].startswith("notification.")]
+        assert frame["event"] == "notification.unread" and frame["channels"] == ["notifications"]
+        assert frame["data"]["notification_id"] == note["id"] and frame["data"]["unread_count"] == 1
+        listed = (await client.get("/api/v1/notifications?unread=true", headers=agent.headers)).json()
+        assert listed["unread_count"] == 1 and [n["id"] for n in listed["items"]] == [note["id"]]
+        for outsider in outsiders:
+            assert [e for e in await outsider.events() if e["event"].startswith("notification.")] == []
+        for stranger in (colleague, other.admin):
+            r = await client.post(f"/api/v1/notifications/{note['id']}/unread", headers=stranger.headers)
+            assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
+
 
 class TestResume:
     async def test_a_reconnecting_client_gets_what_it_missed_then_live(self, client, ws_url, settle,

@@ -63,6 +63,13 @@ async def mark_read(notification_id: uuid.UUID, principal: CurrentPrincipal, req
     return await NotificationService(session).mark_read(principal, notification_id, now(request))
 
 
+@router.post("/notifications/{notification_id}/unread", response_model=NotificationOut, tags=["notifications"],
+             summary="Mark one notification unread again")
+async def mark_unread(notification_id: uuid.UUID, principal: CurrentPrincipal, request: Request,
+                      session: SessionDep):  # noqa: ANN201
+    return await NotificationService(session).mark_unread(principal, notification_id, now(request))
+
+
 @router.post("/notifications/read-all", status_code=status.HTTP_204_NO_CONTENT, tags=["notifications"],
              summary="Mark all my notifications read")
 async def mark_all_read(principal: CurrentPrincipal, request: Request, session: SessionDep) -> None:

@@ -51,13 +51,25 @@ class NotificationService:
         return await self.session.scalar(select(func.count()).select_from(
             self._mine(principal).where(Notification.read_at.is_(None)).subquery())) or 0
 
-    async def mark_read(self, principal: Principal, notification_id: uuid.UUID, now: datetime) -> Notification:
+    async def _one(self, principal: Principal, notification_id: uuid.UUID) -> Notification:
         row = await self.session.scalar(self._mine(principal).where(Notification.id == notification_id))
         if row is None:
             raise NotFound("No such notification.")
+        return row
+
+    async def mark_read(self, principal: Principal, notification_id: uuid.UUID, now: datetime) -> Notification:
+        row = await self._one(principal, notification_id)
         if row.read_at is None:
             row.read_at = now
             await self._count_changed(principal, "notification.read", now, notification_id=row.id)
+        return row
+
+    async def mark_unread(self, principal: Principal, notification_id: uuid.UUID, now: datetime) -> Notification:
+        """Back among the unread, to come back to later."""
+        row = await self._one(principal, notification_id)
+        if row.read_at is not None:
+            row.read_at = None
+            await self._count_changed(principal, "notification.unread", now, notification_id=row.id)
         return row
 
     async def mark_all_read(self, principal: Principal, now: datetime) -> None:

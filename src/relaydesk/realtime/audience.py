@@ -31,8 +31,8 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 DASHBOARD = "dashboard"
 NOTIFICATIONS = "notifications"
-# A person's own notifications: made, or marked read (with the new unread count).
-PERSONAL_EVENTS = frozenset({"notification.created", "notification.read"})
+# A person's own notifications: made, or marked read or unread (with the new unread count).
+PERSONAL_EVENTS = frozenset({"notification.created", "notification.read", "notification.unread"})
 TICKET_DELETED = "ticket.deleted"  # its watchers are told, then no longer watch it
 
 
