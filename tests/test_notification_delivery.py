@@ -875,6 +875,25 @@ class TestReliability:
         assert await deliveries(client, other) == []
 
 
+    async def test_the_delivery_log_refuses_filters_it_does_not_know(self, client) -> None:  # noqa: ANN001
+        """An unknown status is a mistake to be told about, not an empty log that looks
+        like nothing failed."""
+        ws = await make_workspace(client)
+        for bad in ("FAILED", "bounced", ""):
+            r = await client.get("/api/v1/notifications/deliveries", params={"status": bad}, headers=ws.admin.headers)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (bad, r.text)
+            [error] = r.json()["errors"]
+            assert error["field"] == "status", r.text
+            for allowed in ("pending", "sending", "sent", "failed", "dead", "batched", "suppressed"):
+                assert f"'{allowed}'" in error["message"], r.text
+        for params, field in (({"cursor": "not-a-cursor"}, "cursor"), ({"limit": "0"}, "limit"),
+                              ({"limit": "201"}, "limit"), ({"recipient": "x" * 501}, "recipient")):
+            r = await client.get("/api/v1/notifications/deliveries", params=params, headers=ws.admin.headers)
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, (params, r.text)
+        for good in ({"status": "dead"}, {"recipient": "@"}, {"recipient": "Not An Address"}):
+            assert await deliveries(client, ws, **good) == []
+
+
 class TestTemplates:
     async def test_a_preview_shows_the_workspaces_own_name_and_links(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
         monkeypatch.setattr(runtime.settings, "app_url", "https://help.shop.example")

@@ -23,6 +23,7 @@ from relaydesk.notifications.delivery import (
 )
 from relaydesk.notifications.schemas import (
     DeliveryPage,
+    DeliveryStatus,
     NotificationOut,
     NotificationPage,
     PreferenceOut,
@@ -158,7 +159,7 @@ async def preview_template(kind: str, locale: str, data: PreviewIn, principal: A
 @router.get("/notifications/deliveries", response_model=DeliveryPage, tags=["notifications"],
             summary="Everything sent or being sent (emails, webhooks), with each attempt")
 async def list_deliveries(principal: AdminPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
-                          status_: Annotated[str | None, Query(alias="status", max_length=12)] = None,
+                          status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
                           recipient: Annotated[str | None, Query(max_length=500)] = None) -> dict:
     rows = await DeliveryService(session).list(principal.workspace_id, status=status_, recipient=recipient,
                                                after=decode_keyset(cursor) if cursor else None, limit=limit + 1)

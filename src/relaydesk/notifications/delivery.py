@@ -41,6 +41,8 @@ STAFF_EMAIL_KINDS = frozenset({"assigned", "reply_to_agent", "sla_warning", "sla
                                "escalated", "queue_waiting", "daily_summary"})
 BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned"})
 CHANNELS = ("in_app", "email")
+# What becomes of a delivery (``Delivery.status``): what the delivery log can be filtered by.
+STATUSES = ("pending", "sending", "sent", "failed", "dead", "batched", "suppressed")
 
 
 @dataclass(frozen=True, slots=True)

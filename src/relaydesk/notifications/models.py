@@ -81,6 +81,7 @@ class Delivery(IdMixin, WorkspaceScoped, Base):
     target_id: Mapped[uuid.UUID | None]  # the webhook endpoint, for webhook and slack deliveries
     idempotency_key: Mapped[str] = mapped_column(String(200))
     # pending | sending | sent | failed (will retry) | dead (gave up) | batched (sent within another) | suppressed
+    # (delivery.STATUSES)
     status: Mapped[str] = mapped_column(String(12))
     batchable: Mapped[bool] = mapped_column(default=False)
     batched_into_id: Mapped[uuid.UUID | None]

@@ -7,9 +7,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from relaydesk.core.schemas import Input, Output
+from relaydesk.notifications.delivery import STATUSES
 from relaydesk.notifications.templates import KINDS
 
 NotificationKind = Literal[KINDS]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
 
 
 class NotificationOut(Output):
