@@ -1121,6 +1121,31 @@ class TestWebhooks:
         posted = [orjson.loads(b) for _, b in hooks.requests[1:]]
         assert [p["data"]["body_text"] for p in posted] == ["public words"]
 
+    async def test_the_delivery_log_names_the_webhook_each_call_went_to(
+            self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
+        """Two endpoints at the same URL, one failing for good: the log tells which one."""
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        made = []
+        for description in ("CRM", "Data warehouse"):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+                "url": url, "events": ["ticket.created"], "description": description, "allow_private": True})
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        crm, warehouse = made
+        r = await client.patch(f"/api/v1/webhooks/{warehouse}", headers=ws.admin.headers,
+                               json={"url": "http://xn--zz.example/hook"})
+        assert r.status_code == 200, r.text
+        await ws.ticket(customer)
+        await settle()
+        log = await deliveries(client, ws)
+        calls = {d["target_id"]: d for d in log if d["channel"] == "webhook"}
+        assert calls.keys() == {crm, warehouse}, log
+        assert calls[crm]["status"] == "sent" and calls[warehouse]["status"] == "dead", log
+        [email] = [d for d in log if d["channel"] == "email"]
+        assert email["target_id"] is None
+
     async def test_slack_gets_escalations(self, client, settle, receiver) -> None:  # noqa: ANN001
         hooks, url = receiver
         ws = await make_workspace(client)

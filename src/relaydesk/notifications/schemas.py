@@ -93,6 +93,8 @@ class DeliveryOut(Output):
     recipient: str
     user_id: uuid.UUID | None
     ticket_id: uuid.UUID | None
+    target_id: uuid.UUID | None = Field(description="The webhook (or Slack target) it went to; null for email and "
+                                        "SMS.")
     status: str
     attempts: int
     attempt_log: list[dict[str, Any]]
