@@ -1121,6 +1121,29 @@ class TestWebhooks:
         posted = [orjson.loads(b) for _, b in hooks.requests[1:]]
         assert [p["data"]["body_text"] for p in posted] == ["public words"]
 
+    async def test_a_workspace_has_at_most_twenty_webhooks(self, client, receiver) -> None:  # noqa: ANN001
+        """Every event is posted to every endpoint: without a cap one workspace could make
+        each of its events cost thousands of calls."""
+        _, url = receiver
+        ws, other = await make_workspace(client), await make_workspace(client)
+        hook = {"url": url, "events": ["ticket.created"], "allow_private": True}
+        made = []
+        for _ in range(20):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
+        assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json", r.text
+        problem = r.json()
+        assert problem["code"] == "webhook_limit" and problem["limit"] == 20, problem
+        assert "20" in problem["detail"] and "remove" in problem["detail"], problem
+        assert len((await client.get("/api/v1/webhooks", headers=ws.admin.headers)).json()) == 20
+        r = await client.post("/api/v1/webhooks", headers=other.admin.headers, json=hook)
+        assert r.status_code == 201, r.text  # the cap is each workspace's own
+        assert (await client.delete(f"/api/v1/webhooks/{made[0]}", headers=ws.admin.headers)).status_code == 204
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
+        assert r.status_code == 201, r.text
+
     async def test_the_delivery_log_names_the_webhook_each_call_went_to(
             self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
         """Two endpoints at the same URL, one failing for good: the log tells which one."""

@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import read_once
-from relaydesk.core.errors import NotFound, ValidationFailed
+from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.notifications.delivery import DeliveryService
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "ticket.assigned", "ticket.priority_changed",
                   "ticket.category_changed", "message.posted", "sla.threshold_crossed", "ticket.escalated")
 SLACK_EVENTS = ("ticket.escalated", "sla.threshold_crossed")
+# Each event is posted to every endpoint that wants it: the cap bounds what one event of
+# a workspace can cost the delivery job.
+MAX_WEBHOOKS = 20
 # Keys of an event's payload that stay inside Relaydesk.
 TEXT_CHANNELS = {Channel.SMS.value, Channel.SOCIAL.value}
 _PRIVATE_KEYS = {"actor_id", "requester_id", "organisation_id", "body_html"}
@@ -105,6 +108,13 @@ class WebhookService:
         if allow_private:
             _may_allow_private(private_targets_allowed)
         _check_events(kind, events)
+        # Two creations at the same instant on PostgreSQL may both pass: the cap guards
+        # against a runaway list, not against one more.
+        if await self.session.scalar(select(func.count()).where(
+                WebhookEndpoint.workspace_id == principal.workspace_id)) >= MAX_WEBHOOKS:
+            raise Conflict(f"A workspace can have at most {MAX_WEBHOOKS} webhooks: remove one that is no longer "
+                           "needed, or change an existing one's URL and events.", code="webhook_limit",
+                           extra={"limit": MAX_WEBHOOKS})
         await _check_url(url, allow_private)  # allowed by the operator, or refused above
         endpoint = WebhookEndpoint(
             workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
