@@ -1144,6 +1144,61 @@ class TestWebhooks:
         r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
         assert r.status_code == 201, r.text
 
+    async def test_an_admin_tests_a_webhook_with_a_signed_ping_logged_like_any_delivery(
+            self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws, other = await make_workspace(client), await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created", "message.posted"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        hook = r.json()
+        for who, status in ((None, 401), (agent, 403), (other.admin, 404)):
+            r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=who.headers if who else {})
+            assert r.status_code == status and r.headers["content-type"] == "application/problem+json", r.text
+        r = await client.post(f"/api/v1/webhooks/{uuid.uuid4()}/test", headers=ws.admin.headers)
+        assert r.status_code == 404, r.text
+
+        r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=ws.admin.headers)
+        assert r.status_code == 202, r.text
+        queued = r.json()
+        assert queued["kind"] == "ping" and queued["target_id"] == hook["id"] and queued["status"] == "pending"
+        await settle()
+        [(headers, body)] = hooks.requests
+        stamp, signature = (part.split("=", 1)[1] for part in headers["x-relaydesk-signature"].split(","))
+        expected = hmac.new(hook["secret"].encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+        assert headers["x-relaydesk-delivery"] == queued["id"]
+        ping = orjson.loads(body)
+        assert ping["type"] == "ping" and ping["webhook_id"] == hook["id"] and ping["workspace_id"] == ws.id
+        assert ping["data"] == {"events": ["message.posted", "ticket.created"]} and ping["ticket"] is None
+        [logged] = [d for d in await deliveries(client, ws) if d["id"] == queued["id"]]
+        assert logged["status"] == "sent" and logged["attempt_log"][-1]["outcome"] == "sent", logged
+
+        hooks.fail_next = 1  # a failing endpoint: the admin reads why in the log
+        failing = (await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=ws.admin.headers)).json()
+        await settle()
+        [logged] = [d for d in await deliveries(client, ws) if d["id"] == failing["id"]]
+        assert logged["status"] == "failed" and logged["last_error"] == "HTTP 503", logged
+
+        r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=ws.admin.headers, json={"active": False})
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=ws.admin.headers)
+        assert r.status_code == 409 and r.json()["code"] == "webhook_inactive", r.text
+
+    async def test_a_slack_target_is_tested_with_a_message_in_the_channel(self, client, settle, receiver) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "kind": "slack", "events": ["ticket.escalated"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/api/v1/webhooks/{r.json()['id']}/test", headers=ws.admin.headers)
+        assert r.status_code == 202 and r.json()["channel"] == "slack", r.text
+        await settle()
+        [(headers, body)] = hooks.requests
+        assert "Relaydesk" in orjson.loads(body)["text"] and "ticket.escalated" in orjson.loads(body)["text"]
+        assert "x-relaydesk-signature" not in headers
+
     async def test_the_delivery_log_names_the_webhook_each_call_went_to(
             self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
         """Two endpoints at the same URL, one failing for good: the log tells which one."""

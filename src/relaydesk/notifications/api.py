@@ -22,6 +22,7 @@ from relaydesk.notifications.delivery import (
     wants,
 )
 from relaydesk.notifications.schemas import (
+    DeliveryOut,
     DeliveryPage,
     DeliveryStatus,
     NotificationOut,
@@ -38,6 +39,7 @@ from relaydesk.notifications.schemas import (
     WebhookPatch,
 )
 from relaydesk.notifications.service import NotificationService, TemplateService
+from relaydesk.notifications.tasks import call_out_after_commit
 from relaydesk.notifications.templates import KINDS, LOCALES, TemplateSource
 from relaydesk.notifications.webhooks import WebhookService
 
@@ -190,6 +192,15 @@ async def update_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: A
     return await WebhookService(session).update(
         principal, webhook_id, data.model_dump(exclude_unset=True),
         private_targets_allowed=request.app.state.runtime.settings.allow_private_targets)
+
+
+@router.post("/webhooks/{webhook_id}/test", response_model=DeliveryOut, status_code=status.HTTP_202_ACCEPTED,
+             tags=["webhooks"], summary="Send the webhook a signed ping now; how it went shows in the delivery log")
+async def test_webhook(webhook_id: uuid.UUID, principal: AdminPrincipal, request: Request,
+                       session: SessionDep):  # noqa: ANN201
+    delivery = await WebhookService(session).ping(principal, webhook_id, now(request))
+    call_out_after_commit(request.app.state.runtime, session)
+    return delivery
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"],

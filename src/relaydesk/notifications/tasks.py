@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
 
 
+def call_out_after_commit(runtime: Runtime, session: AsyncSession) -> None:
+    """Wakes the job that sends webhook, Slack and SMS calls once ``session`` commits what
+    it queued (the periodic scan would only take it within ``delivery_scan_seconds``)."""
+    after_commit(session, "notifications.call_out", lambda: runtime.jobs.enqueue("notifications.call_out"))
+
+
 def install(runtime: Runtime) -> list[Periodic]:
     def delivery_job(name: str, channels: frozenset[str]) -> Callable[[], Awaitable[None]]:
         """Registers the job that sends ``channels`` (each kind in its own job: a webhook

@@ -22,12 +22,12 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import read_once
+from relaydesk.core.db import new_id, read_once
 from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.notifications.delivery import DeliveryService
-from relaydesk.notifications.models import WebhookEndpoint
+from relaydesk.notifications.models import Delivery, WebhookEndpoint
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
@@ -67,6 +67,11 @@ def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: st
                 f"{_slack_escaped(payload.get('reason') or '')}")
     clock = str(payload.get("clock", "")).replace("_", " ")
     return f":alarm_clock: {ref}: {_slack_escaped(clock)} SLA {_slack_escaped(payload.get('level'))}"
+
+
+def _channel(endpoint: WebhookEndpoint) -> str:
+    """The delivery channel a call to this endpoint goes on (``slack`` bodies are not signed)."""
+    return "slack" if endpoint.kind == "slack" else "webhook"
 
 
 def _check_events(kind: str, events: list[str]) -> None:
@@ -155,6 +160,28 @@ class WebhookService:
     async def delete(self, principal: Principal, endpoint_id: uuid.UUID) -> None:
         await self.session.delete(await self.get(principal, endpoint_id))
 
+    async def ping(self, principal: Principal, endpoint_id: uuid.UUID, now: datetime) -> Delivery:
+        """A test call, queued like any event's (signed, retried, in the delivery log), so
+        the admin sees exactly what an event would meet at the endpoint."""
+        endpoint = await self.get(principal, endpoint_id)
+        if not endpoint.active:
+            raise Conflict("This webhook is switched off, so nothing is sent to it; switch it on first.",
+                           code="webhook_inactive")
+        if endpoint.kind == "slack":
+            body: dict[str, Any] = {"text": f":wave: A test message from Relaydesk: this channel receives "
+                                            f"{', '.join(endpoint.events)}."}
+        else:
+            body = {"id": None, "type": "ping", "workspace_id": str(principal.workspace_id),
+                    "created_at": now.isoformat(), "webhook_id": str(endpoint.id), "ticket": None,
+                    "data": {"events": endpoint.events}}
+        delivery = await DeliveryService(self.session).queue(
+            principal.workspace_id, channel=_channel(endpoint), kind="ping", recipient=endpoint.url[:500],
+            key=f"ping:{endpoint.id}:{new_id()}", context={"body": body}, now=now, target_id=endpoint.id,
+            key_is_new=True)
+        assert delivery is not None  # a new key is always queued
+        await self.session.flush()
+        return delivery
+
     async def endpoint(self, workspace_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         return await self.session.scalar(select(WebhookEndpoint).where(
             WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.id == endpoint_id))
@@ -184,7 +211,7 @@ class WebhookService:
                 body = {"id": event_id, "type": event_type, "workspace_id": str(workspace_id),
                         "created_at": payload.get("at"), "ticket": summary, "data": data}
             queued += await deliveries.queue(
-                workspace_id, channel=endpoint.kind if endpoint.kind == "slack" else "webhook", kind=event_type,
+                workspace_id, channel=_channel(endpoint), kind=event_type,
                 recipient=endpoint.url[:500], key=f"{event_id}:webhook:{endpoint.id}", context={"body": body},
                 now=now, ticket_id=ticket.id, target_id=endpoint.id) is not None
         return queued
