@@ -1186,6 +1186,41 @@ class TestWebhooks:
         r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=ws.admin.headers)
         assert r.status_code == 409 and r.json()["code"] == "webhook_inactive", r.text
 
+    async def test_a_rotated_secret_signs_everything_sent_from_then_on(self, client, settle, receiver, runtime,
+                                                                      clock) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws, other = await make_workspace(client), await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+            "url": url, "events": ["ticket.created"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        hook = r.json()
+        for who, status in ((None, 401), (agent, 403), (other.admin, 404)):
+            r = await client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret",
+                                  headers=who.headers if who else {})
+            assert r.status_code == status and r.headers["content-type"] == "application/problem+json", r.text
+
+        hooks.fail_next = 1
+        await ws.ticket(ws.admin)  # its call fails, to be retried after the rotation
+        await settle()
+        assert hooks.requests == []
+
+        r = await client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        rotated = r.json()
+        assert rotated["id"] == hook["id"] and rotated["secret"].startswith("whsec_")
+        assert rotated["secret"] != hook["secret"]
+        assert "secret" not in (await client.get("/api/v1/webhooks", headers=ws.admin.headers)).json()[0]
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        await ws.ticket(ws.admin)
+        await settle()
+        assert len(hooks.requests) == 2  # the retry, and the new ticket's
+
+        for headers, body in hooks.requests:
+            stamp, signature = (part.split("=", 1)[1] for part in headers["x-relaydesk-signature"].split(","))
+            expected = hmac.new(rotated["secret"].encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(signature, expected), "signed with the old secret"
+
     async def test_a_slack_target_is_tested_with_a_message_in_the_channel(self, client, settle, receiver) -> None:  # noqa: ANN001
         hooks, url = receiver
         ws = await make_workspace(client)

@@ -194,6 +194,13 @@ async def update_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: A
         private_targets_allowed=request.app.state.runtime.settings.allow_private_targets)
 
 
+@router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookCreated, tags=["webhooks"],
+             summary="Give the webhook a new signing secret (shown only now; the old one signs nothing more)")
+async def rotate_webhook_secret(webhook_id: uuid.UUID, principal: AdminPrincipal,
+                                session: SessionDep):  # noqa: ANN201
+    return await WebhookService(session).rotate_secret(principal, webhook_id)
+
+
 @router.post("/webhooks/{webhook_id}/test", response_model=DeliveryOut, status_code=status.HTTP_202_ACCEPTED,
              tags=["webhooks"], summary="Send the webhook a signed ping now; how it went shows in the delivery log")
 async def test_webhook(webhook_id: uuid.UUID, principal: AdminPrincipal, request: Request,

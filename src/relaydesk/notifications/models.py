@@ -105,7 +105,7 @@ class WebhookEndpoint(IdMixin, WorkspaceScoped, Base):
     url: Mapped[str] = mapped_column(String(2000))
     kind: Mapped[str] = mapped_column(String(10))  # generic | slack
     description: Mapped[str] = mapped_column(String(300), default="")
-    # Signs each body (HMAC-SHA256); shown once, when the endpoint is made.
+    # Signs each body (HMAC-SHA256); shown once, when the endpoint is made or it is rotated.
     secret: Mapped[str] = mapped_column(String(100))
     events: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)

@@ -69,6 +69,10 @@ def slack_text(event_type: str, payload: dict[str, Any], ticket: Ticket, url: st
     return f":alarm_clock: {ref}: {_slack_escaped(clock)} SLA {_slack_escaped(payload.get('level'))}"
 
 
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(24)
+
+
 def _channel(endpoint: WebhookEndpoint) -> str:
     """The delivery channel a call to this endpoint goes on (``slack`` bodies are not signed)."""
     return "slack" if endpoint.kind == "slack" else "webhook"
@@ -123,7 +127,7 @@ class WebhookService:
         await _check_url(url, allow_private)  # allowed by the operator, or refused above
         endpoint = WebhookEndpoint(
             workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
-            secret="whsec_" + secrets.token_urlsafe(24), events=sorted(set(events)), active=True,
+            secret=_new_secret(), events=sorted(set(events)), active=True,
             allow_private=allow_private, created_at=now)
         self.session.add(endpoint)
         await self.session.flush()
@@ -159,6 +163,13 @@ class WebhookService:
 
     async def delete(self, principal: Principal, endpoint_id: uuid.UUID) -> None:
         await self.session.delete(await self.get(principal, endpoint_id))
+
+    async def rotate_secret(self, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+        """A new signing secret (say, the old one leaked): everything sent from now on, a
+        retry of an earlier delivery included, is signed with it, never the old one."""
+        endpoint = await self.get(principal, endpoint_id)
+        endpoint.secret = _new_secret()
+        return endpoint
 
     async def ping(self, principal: Principal, endpoint_id: uuid.UUID, now: datetime) -> Delivery:
         """A test call, queued like any event's (signed, retried, in the delivery log), so
