@@ -95,6 +95,28 @@ async def test_an_event_whose_job_redis_lost_is_handed_out_again_when_its_lease_
         assert await rt.dispatcher.dispatch_pending() == 0  # done with: never handed out again
 
 
+async def test_while_the_workers_have_a_backlog_a_lease_that_ran_out_queues_no_copy(client, runtime, redis_url):
+    """Workers down for an hour: the events' jobs wait in the queue, not lost. Handing them
+    out again each lease would pile up copies for the workers to wade through later."""
+    ws, agent, t = await new_ticket_for_a_desk(client)
+    async with scaled_process(runtime, redis_url) as rt, aioredis.from_url(redis_url) as redis:
+        rt.dispatcher.jobs_ahead, rt.dispatcher.max_hold_seconds = 1, 0  # busy, and new events never wait
+        await rt.dispatcher.drain()
+        queued = await redis.xlen(rt.settings.job_queue)
+        assert queued >= 1
+        for _ in range(3):
+            rt.clock.advance(LEASE)
+            await rt.dispatcher.drain()
+        assert await redis.xlen(rt.settings.job_queue) == queued  # still there: no copies
+
+        await redis.delete(rt.settings.job_queue)  # now Redis loses them: the queue is empty
+        await rt.dispatcher.drain()
+        assert await redis.xlen(rt.settings.job_queue) == queued
+        async with worker(rt):
+            await until(lambda: assignee(client, ws, t["id"]))
+        assert await assignee(client, ws, t["id"]) == agent.id
+
+
 async def _all_done(rt: Runtime) -> bool:
     await rt.dispatcher.dispatch_pending()
     async with rt.db.read_session() as s:

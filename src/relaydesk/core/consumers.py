@@ -53,9 +53,10 @@ _MARK_DISPATCHED = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.
 Prepare = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 Wants = Callable[[Event], bool]
 CONCURRENT_TRANSACTIONS = 8
-# A kept failure is tried again after these pauses (5 minutes to a day, about two days in
-# all); after the last it waits for an operator.
-RETRY_PAUSES = tuple(timedelta(minutes=m) for m in (5, 15, 60, 180, 720, 1440))
+# A kept failure is tried again after these pauses (a minute to a day, about two days in
+# all); after the last it waits for an operator. Most are a database outage or blip that
+# is over within the minute, and a ticket's routing should not wait five for it.
+RETRY_PAUSES = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 720, 1440))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +115,12 @@ class Consumers:
         """Whether any consumer will react to the event."""
         return any(c.wants is None or c.wants(event) for c in self.of(event.type))
 
-    async def consume(self, events: list[dict[str, Any]], **_older: Any) -> int:
+    async def consume(self, events: list[dict[str, Any]], again: bool = False, **_older: Any) -> int:
         """The ``outbox.consume`` job: a batch of events and all their consumers.
-        Returns how many (consumer, event) pairs ran. (``_older``: jobs queued by a
-        release before the lease also carry ``mark_dispatched``; it is always done now.)
+        Returns how many (consumer, event) pairs ran. ``again``: some were handed out
+        before, so a pair may be kept as a failure; done now, it is kept no longer.
+        (``_older``: jobs queued by a release before the lease also carry
+        ``mark_dispatched``; it is always done now.)
 
         On SQLite the whole batch is one transaction (its one writer serialises them
         anyway, and each commit costs). On PostgreSQL, where several workers run batches
@@ -142,12 +145,14 @@ class Consumers:
         ran, intact = 0, True
         for index, group in enumerate(groups):
             last = index == len(groups) - 1
-            done = await self._run_together(group, mark=[e.id for e in parsed] if last and intact else None)
+            done = await self._run_together(group, mark=[e.id for e in parsed] if last and intact else None,
+                                            forget_kept=again)
             intact = intact and done is not None
             ran += done or 0
         return ran
 
-    async def _run_together(self, pairs: list[tuple[Consumer, Event]], *, mark: list[int] | None = None) -> int | None:
+    async def _run_together(self, pairs: list[tuple[Consumer, Event]], *, mark: list[int] | None = None,
+                            forget_kept: bool = False) -> int | None:
         """Runs the pairs in one transaction; how many ran, or None if it failed (each pair
         then goes on as a job of its own)."""
         ran = 0
@@ -165,6 +170,10 @@ class Consumers:
                     if (consumer.name, event.id) in fresh:
                         await consumer.react(session, event, now)
                         ran += 1
+                if forget_kept:
+                    await session.execute(delete(FailedConsumption).where(
+                        FailedConsumption.event_id.in_({e.id for _, e in pairs}),
+                        FailedConsumption.consumer.in_({c.name for c, _ in pairs})))
         except asyncio.CancelledError:
             # The process is stopping mid-batch (a worker's grace ran out): its stream entry
             # counts as done, so the pairs are kept for the next round of retries.
@@ -205,8 +214,12 @@ class Consumers:
                 await session.flush()
                 await self._settle(session, [event_from_job(e) for e in {e["id"]: e for _, e in jobs}.values()], now)
                 await session.commit()
-        except Exception:  # nothing left to keep them with: the events stay pending
-            log.exception("consumption_not_kept", pairs=[(c, e["id"]) for c, e in jobs], why=why)
+        except Exception as exc:  # nothing to keep them with: the events stay pending, the lease has them
+            log.warning("consumption_not_kept", pairs=[(c, e["id"]) for c, e in jobs], why=why, error=repr(exc),
+                        then="handed out again when the event's lease runs out")
+        else:
+            log.warning("consumption_kept", pairs=[(c, e["id"]) for c, e in jobs], why=why,
+                        retry_at=(now + due_in).isoformat())
 
     async def _settle(self, session: AsyncSession, events: list[Event], now: datetime) -> None:
         """Marks dispatched each event whose every pair has run or is kept for later: after
@@ -258,7 +271,7 @@ class Consumers:
     async def keep_failed(self, job: dict[str, Any], error: Exception) -> None:
         """``outbox.consume_one`` gave up: keep the pair, to be tried again later."""
         event = job["event"]
-        log.error("consumption_kept_for_later", consumer=job["consumer"], event_id=event["id"],
+        log.error("consumption_gave_up", consumer=job["consumer"], event_id=event["id"],
                   event_type=event["type"], error=repr(error))
         await self._keep([(job["consumer"], event)], _described(error), due_in=RETRY_PAUSES[0])
 

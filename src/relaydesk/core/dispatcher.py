@@ -19,6 +19,8 @@ Until then it stays pending, so nothing that happens to the jobs loses it:
   dispatcher hands it out again once that lease has run out unmarked: Redis restarted
   without its data, or the database was away longer than the consumer's retries and
   keeping the failure needed it too. What was done already is skipped by its record.
+  Not while the workers have a backlog, though: then the event is most likely still
+  queued, and each lease would only queue another copy.
 
 In the scaled mode a dispatcher holds back while the workers have ``jobs_ahead`` jobs
 queued or running (for at most ``max_hold_seconds``): events then gather in the outbox
@@ -89,6 +91,10 @@ class Dispatcher:
         # was lost on the way. Longer than a consumer job normally waits and runs: one
         # handed out again while its job still runs costs a second look, no second effect.
         self.lease = timedelta(seconds=lease_seconds)
+        # While the workers have a backlog, an event whose lease ran out is most likely still
+        # queued, not lost: handing it out again would only queue another copy per lease
+        # (a worker outage of an hour, sixty). What Redis lost shows as an empty queue.
+        self._backlogged = False
         self._held_since: float | None = None  # monotonic time events were first held back
         self._handed_out_to = 0  # in one process: the last event id handed to jobs here
         self._wake = asyncio.Event()
@@ -135,6 +141,8 @@ class Dispatcher:
             stmt = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.id)
             if in_memory:
                 stmt = stmt.where(OutboxEvent.id > self._handed_out_to)
+            elif self._backlogged:
+                stmt = stmt.where(OutboxEvent.handed_out_at.is_(None))
             else:
                 stmt = stmt.where(or_(OutboxEvent.handed_out_at.is_(None), OutboxEvent.handed_out_at <= now - self.lease))
             stmt = stmt.limit(self.batch)
@@ -143,9 +151,10 @@ class Dispatcher:
             events = list(await session.scalars(stmt))
             # Sockets heard of an event the first time it was handed out.
             not_yet_live = [e for e in events if e.handed_out_at is None and e.id not in self._live_already]
-            again = len(events) - sum(1 for e in events if e.handed_out_at is None)
-            if again:
-                log.warning("events_handed_out_again", events=again, lease_seconds=self.lease.total_seconds())
+            handed_before = {e.id for e in events if e.handed_out_at is not None}
+            if handed_before:
+                log.warning("events_handed_out_again", events=len(handed_before),
+                            lease_seconds=self.lease.total_seconds())
             # A batch holds one workspace's events: its transaction then takes at most that
             # workspace's locks, so two batches cannot each hold what the other waits for.
             by_workspace: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -159,7 +168,10 @@ class Dispatcher:
                     e.dispatched_at = now
             for consumed in by_workspace.values():
                 for start in range(0, len(consumed), self.consume_batch):
-                    await self.jobs.enqueue("outbox.consume", events=consumed[start:start + self.consume_batch])
+                    batch = consumed[start:start + self.consume_batch]
+                    # Handed out before: its consumers may have kept a failure to forget once done.
+                    extra = {"again": True} if any(e["id"] in handed_before for e in batch) else {}
+                    await self.jobs.enqueue("outbox.consume", events=batch, **extra)
             for event in events:
                 for job in self.routes.get(event.type, ()):
                     await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),
@@ -183,6 +195,7 @@ class Dispatcher:
         if self.jobs_ahead is None:
             return False
         unfinished = await self.jobs.unfinished()
+        self._backlogged = unfinished is not None and unfinished >= self.jobs_ahead
         now = time.monotonic()
         if unfinished is None or unfinished < self.jobs_ahead or (
                 self._held_since is not None and now - self._held_since >= self.max_hold_seconds):
