@@ -172,7 +172,11 @@ class DeliveryService:
         """Other batchable emails waiting for the same person: they leave with this one.
         A customer's only join others about the same ticket (and ``claim_due`` batches
         them so), so the email stays in that ticket's conversation and answering it
-        reaches the ticket (a digest of several tickets could belong to none)."""
+        reaches the ticket (a digest of several tickets could belong to none).
+
+        Locked, skipping those another round holds (its own claim, or its mates): rounds
+        at once on PostgreSQL otherwise each took the other's claimed email as a mate and
+        waited on each other. What one round skips leaves with another."""
         if not delivery.batchable:
             return []
         stmt = select(Delivery).where(
@@ -181,7 +185,8 @@ class DeliveryService:
             Delivery.id != delivery.id)
         if delivery.kind not in STAFF_EMAIL_KINDS:
             stmt = stmt.where(Delivery.ticket_id == delivery.ticket_id)
-        mates = list(await self.session.scalars(stmt.order_by(Delivery.created_at, Delivery.id).limit(50)))
+        mates = list(await self.session.scalars(stmt.order_by(Delivery.created_at, Delivery.id).limit(50)
+                                                .with_for_update(skip_locked=True)))
         for mate in mates:
             mate.status = "batched"
             mate.batched_into_id = delivery.id
