@@ -203,3 +203,6 @@ def test_tokens_in_a_socket_address_stay_out_of_the_log(tmp_path: Path):
     text = log.read_text()
     assert "WebSocket /api/v1/ws?token=[redacted]" in text, text[-2000:]
     assert token not in text
+    # The server's own lines and uvicorn's are alike: one JSON object each, for a log shipper.
+    events = [json.loads(line)["event"] for line in text.splitlines() if line.strip()]
+    assert any("Uvicorn running on" in e for e in events) and any("WebSocket /api/v1/ws" in e for e in events)

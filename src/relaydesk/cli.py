@@ -95,8 +95,9 @@ def serve(
         console.print("[red]--workers needs REDIS_URL:[/red] in the embedded mode one process serves "
                       "everything; to run several, use the scaled mode (see the README).")
         raise typer.Exit(2)
+    # log_config None: uvicorn's lines go through ours (core.observability), as JSON.
     options = dict(host=host or settings.host, port=port or settings.port, access_log=False,
-                   log_level=settings.log_level.lower(), proxy_headers=True,
+                   log_config=None, log_level=settings.log_level.lower(), proxy_headers=True,
                    ws_per_message_deflate=settings.ws_compression,
                    timeout_keep_alive=settings.http_keep_alive_seconds)
     if workers > 1:

@@ -55,6 +55,21 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # What the libraries log through the standard library (uvicorn, Taskiq's failed jobs
+    # with their tracebacks, SQLAlchemy) comes out as the same JSON lines, so that one log
+    # shipper reads them all. Libraries speak from WARNING up (aiosmtpd would log every
+    # SMTP session at INFO); uvicorn's own logger is set to the configured level by uvicorn.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_STDLIB_HANDLER)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _STDLIB_HANDLER] + [handler]
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+
+
+_STDLIB_HANDLER = "relaydesk"
 
 
 class Metrics:
