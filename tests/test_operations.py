@@ -40,6 +40,43 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
     assert r.status_code == 503 and r.json()["code"] == "not_ready"
 
 
+async def test_readiness_fails_while_the_schema_is_behind_the_code(tmp_path):
+    """A server started before `relaydesk migrate` is not ready: it says which revision the
+    database is at and which one the code needs. Once the schema is current a probe costs
+    no more than before, since the schema cannot move back under a running server."""
+    import httpx
+    from sqlalchemy import event
+
+    from conftest import test_settings
+    from relaydesk.app import create_app
+    from relaydesk.migrate import upgrade
+    from relaydesk.runtime import build_runtime
+
+    rt = build_runtime(test_settings(tmp_path, f"sqlite:///{tmp_path / 'behind.sqlite'}"))
+    seen: list[str] = []
+    event.listen(rt.db.read_engine.sync_engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: seen.append(statement))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://x") as c:
+            empty = await c.get("/readyz")
+            await upgrade(rt.db, "0014")
+            behind = await c.get("/readyz")
+            await upgrade(rt.db)
+            current = await c.get("/readyz")
+            seen.clear()
+            again = await c.get("/readyz")
+    finally:
+        await rt.close()
+    assert empty.status_code == 503 and empty.json()["code"] == "schema_behind", empty.text
+    assert "none (an empty database)" in empty.json()["detail"]
+    assert behind.status_code == 503 and behind.headers["content-type"] == "application/problem+json"
+    assert behind.json()["detail"] == (f"The database schema is at revision 0014, the code needs {head_revision()}: "
+                                       "run `relaydesk migrate`.")
+    assert (behind.json()["schema_revision"], behind.json()["required_revision"]) == ("0014", head_revision())
+    assert current.status_code == 200 and again.status_code == 200
+    assert [s for s in seen if s not in ("BEGIN", "ROLLBACK")] == ["SELECT 1"], seen
+
+
 async def test_metrics_count_requests_by_route_and_tickets_created(client):
     ws = await make_workspace(client)
     cust = await ws.customer()

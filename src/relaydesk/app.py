@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import Message, Receive, Scope, Send
 
 from relaydesk import __version__
+from relaydesk import migrate as migrations
 from relaydesk.agents.api import router as agents_router
 from relaydesk.channels.api import router as channels_router
 from relaydesk.channels.chat_api import ChatCors
@@ -105,13 +106,29 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The database answers")
+    # Once the schema is at this code's revision it stays there while we run (migrations
+    # only move it forward), so after one good answer a probe is a plain SELECT 1 again.
+    schema_current = False
+
+    @app.get("/readyz", tags=["operations"], summary="The database answers and its schema is up to date")
     async def readyz() -> Response:
+        nonlocal schema_current
         try:
-            async with runtime.db.read_engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            if schema_current:
+                async with runtime.db.read_engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            else:
+                revision = await migrations.current_revision(runtime.db)
         except Exception as exc:  # any failure means not ready
             return problem(503, "not_ready", "Not ready", f"The database is unreachable: {type(exc).__name__}.")
+        if not schema_current:
+            if migrations.schema_behind(revision):
+                needed = migrations.head_revision()
+                return problem(503, "schema_behind", "Not ready",
+                               f"The database schema is at revision {revision or 'none (an empty database)'}, "
+                               f"the code needs {needed}: run `relaydesk migrate`.",
+                               extra={"schema_revision": revision, "required_revision": needed})
+            schema_current = True
         return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)

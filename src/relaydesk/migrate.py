@@ -3,6 +3,7 @@ the app's own engine so SQLite gets the same pragmas as at run time."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,23 @@ async def current_revision(db: Database) -> str | None:
         return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts().get_current_head()
+
+
+def schema_behind(revision: str | None) -> bool:
+    """Whether a database at ``revision`` must be migrated before this code can run on it:
+    an empty one or one at an older revision of ours. A revision this code does not know
+    is a newer release's, which migrated past us; not ours to refuse."""
+    scripts = _scripts()
+    if revision == scripts.get_current_head():
+        return False
+    return revision is None or revision in {script.revision for script in scripts.walk_revisions()}
 
 
 async def autogenerate(db: Database, message: str) -> None:
