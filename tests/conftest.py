@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -19,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import structlog
 from sqlalchemy import event
 
 from mailpeers import ImapServer, SmtpSink
@@ -33,6 +35,20 @@ from relaydesk.core.observability import configure_logging
 
 # JSON lines, warnings and up: what an operator would see, and cheap to produce.
 configure_logging("WARNING", json=True)
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of writing, so that a test's ``capsys`` reads the
+    log lines its requests wrote (the logger otherwise keeps the stream of start-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()))
 
 REQUIRE_SERVICES = os.environ.get("RELAYDESK_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("RELAYDESK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -73,6 +73,56 @@ class TestLogin:
         # Success clears the record: one new failure is just a failure.
         _problem(await client.post("/api/v1/auth/login", json=bad), 401)
 
+    async def test_every_failed_sign_in_leaves_one_log_line_with_its_reason_and_never_the_password(
+            self, client, clock, runtime, capsys):
+        """What fail2ban or a SIEM reads: workspace, attempted email, client address and why,
+        one JSON line per failure, whatever the caller was told."""
+        ws = await make_workspace(client)
+        s = runtime.settings
+        capsys.readouterr()
+
+        logged_text: list[str] = []
+
+        def failures() -> list[dict]:
+            captured = capsys.readouterr()
+            logged_text.extend((captured.out + captured.err).splitlines())
+            lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+            return [line for line in lines if line.get("event") == "login_failed"]
+
+        async def login(email: str, password: str, workspace: str = ws.slug) -> None:
+            r = await client.post("/api/v1/auth/login", json={"email": email, "password": password,
+                                                              "workspace": workspace})
+            assert r.status_code in (401, 429), r.text
+
+        await login(ws.admin.email.upper(), "wrong password 1")
+        await login("nobody@acme.example.com", "wrong password 2")
+        await login(ws.admin.email, "wrong password 3", workspace="no-such-workspace")
+        logged = failures()
+        assert [(f["reason"], f["workspace"], f["email"]) for f in logged] == [
+            ("bad_password", ws.slug, ws.admin.email), ("unknown_user", ws.slug, "nobody@acme.example.com"),
+            ("unknown_workspace", "no-such-workspace", ws.admin.email)]
+        assert all(f["client_ip"] == "127.0.0.1" and f["level"] == "warning" for f in logged), logged
+
+        for _ in range(s.login_slowdown_after - 1):
+            await login(ws.admin.email, "wrong password 4")
+        await login(ws.admin.email, PASSWORD)  # too soon: throttled, even with the right password
+        for _ in range(s.login_max_failures - s.login_slowdown_after):
+            clock.advance(timedelta(seconds=61))
+            await login(ws.admin.email, "wrong password 5")
+        clock.advance(timedelta(seconds=61))
+        await login(ws.admin.email, PASSWORD)
+        reasons = [f["reason"] for f in failures()]
+        assert reasons[s.login_slowdown_after - 1] == "throttled" and reasons[-1] == "locked_out", reasons
+        assert len(reasons) == s.login_max_failures + 1
+
+        agent = await ws.staff()
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        capsys.readouterr()
+        await login(agent.email, PASSWORD)
+        assert [f["reason"] for f in failures()] == ["inactive_user"]
+        assert not [line for line in logged_text if "wrong password" in line or PASSWORD in line]
+
     async def test_a_lockout_is_per_workspace_and_email(self, client):
         ws = await make_workspace(client)
         other = await ws.staff()

@@ -61,7 +61,8 @@ async def create_workspace(body: SignupIn, request: Request, session: SessionDep
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"], summary="Sign in with email and password")
 async def login(body: LoginIn, request: Request, response: Response, session: SessionDep):  # noqa: ANN201
     return _set_live_cookie(request, response, await auth_service(request, session).login(
-        workspace=body.workspace, email=body.email, password=body.password, now=now(request)
+        workspace=body.workspace, email=body.email, password=body.password, now=now(request),
+        client_ip=request.client.host if request.client else None,
     ))
 
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,7 @@ from relaydesk.identity.security import (
 from relaydesk.tenancy.service import WorkspaceService
 
 REFRESH_TOKEN_PREFIX = "rdr_"
+log = structlog.get_logger("relaydesk.auth")
 
 
 def normalise_email(email: str) -> str:
@@ -135,6 +137,14 @@ class UserService:
                            field=field, code="last_admin")
 
 
+def _sign_in_failed(reason: str, workspace: str, email: str, client_ip: str | None) -> None:
+    """One line per failed sign-in, for fail2ban or a SIEM to count by address or account:
+    the reason class (unknown_workspace, unknown_user, bad_password, inactive_user,
+    throttled, locked_out), never the password. The caller only ever hears
+    invalid_credentials (or the 429s), so this line is where the reason can be read."""
+    log.warning("login_failed", reason=reason, workspace=workspace, email=email, client_ip=client_ip)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
@@ -162,19 +172,28 @@ class AuthService:
         self.users = UserService(session, hasher)
 
     # -- sign-in -----------------------------------------------------------------
-    async def login(self, *, workspace: str, email: str, password: str, now: datetime) -> TokenPair:
+    async def login(self, *, workspace: str, email: str, password: str, now: datetime,
+                    client_ip: str | None = None) -> TokenPair:
         ws = await WorkspaceService(self.session).find(workspace)
+        email = normalise_email(email)
         if ws is None:
             # Same answer as a wrong password: sign-in does not confirm which workspaces exist.
             await self.hasher.verify(None, password)
+            _sign_in_failed("unknown_workspace", workspace, email, client_ip)
             raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials")
-        email = normalise_email(email)
         throttle = await self.session.get(LoginThrottle, (ws.id, email))
-        self._refuse_if_throttled(throttle, now)
+        try:
+            self._refuse_if_throttled(throttle, now)
+        except TooManyAttempts as refused:
+            _sign_in_failed("locked_out" if refused.code == "account_locked" else "throttled", ws.slug, email,
+                            client_ip)
+            raise
         user = await self.users.find_by_email(ws.id, email)
         ok = await self.hasher.verify(user.password_hash if user else None, password)
         if not ok or user is None or not user.is_active:
             await self._record_failure(throttle, ws.id, email, now)
+            reason = "unknown_user" if user is None else "bad_password" if not ok else "inactive_user"
+            _sign_in_failed(reason, ws.slug, email, client_ip)
             raise Unauthenticated("Wrong workspace, email or password.", code="invalid_credentials",
                                   keep_changes=True)
         if throttle is not None:
