@@ -77,6 +77,27 @@ async def test_readiness_fails_while_the_schema_is_behind_the_code(tmp_path):
     assert [s for s in seen if s not in ("BEGIN", "ROLLBACK")] == ["SELECT 1"], seen
 
 
+async def test_the_data_dir_and_a_new_database_are_for_their_owner_only(tmp_path):
+    """The SQLite file holds every workspace's data: other users on the machine may not read
+    it, nor its WAL, nor anything else in the data dir."""
+    import stat
+
+    from relaydesk.config import Settings
+    from relaydesk.migrate import upgrade
+    from relaydesk.runtime import build_runtime
+
+    data = tmp_path / "data"
+    runtime = build_runtime(Settings(data_dir=data, database_url=None, password_hash_time_cost=1,
+                                     password_hash_memory_kib=1024))
+    try:
+        await upgrade(runtime.db)  # its connection stays in the pool: the -wal and -shm files stay
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (data, *data.iterdir())}
+    finally:
+        await runtime.close()
+    assert modes == {"data": 0o700, "relaydesk.db": 0o600, "relaydesk.db-wal": 0o600, "relaydesk.db-shm": 0o600,
+                     "secret_key": 0o600}, {name: oct(mode) for name, mode in modes.items()}
+
+
 async def test_metrics_count_requests_by_route_and_tickets_created(client):
     ws = await make_workspace(client)
     cust = await ws.customer()

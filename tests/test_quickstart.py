@@ -206,3 +206,26 @@ def test_tokens_in_a_socket_address_stay_out_of_the_log(tmp_path: Path):
     # The server's own lines and uvicorn's are alike: one JSON object each, for a log shipper.
     events = [json.loads(line)["event"] for line in text.splitlines() if line.strip()]
     assert any("Uvicorn running on" in e for e in events) and any("WebSocket /api/v1/ws" in e for e in events)
+
+
+def test_serve_warns_once_when_the_database_file_is_readable_by_others(tmp_path: Path):
+    """A database made before Relaydesk made them private (or copied in) is left as it is,
+    but the operator hears of it at start."""
+    port = free_port()
+    env = {**os.environ, "RELAYDESK_DATA_DIR": str(tmp_path)}
+    for scaled_only in ("DATABASE_URL", "RELAYDESK_DATABASE_URL", "REDIS_URL", "RELAYDESK_REDIS_URL"):
+        env.pop(scaled_only, None)
+    subprocess.run([str(VENV / "bin" / "relaydesk"), "migrate"], env=env, check=True, capture_output=True)
+    database = tmp_path / "relaydesk.db"
+    database.chmod(0o644)
+    proc, log = start_serve(tmp_path, port)
+    try:
+        wait_ready(port, proc, log)
+    finally:
+        stop(proc)
+    warnings = [json.loads(line) for line in log.read_text().splitlines()
+                if line.startswith("{") and "database_file_readable_by_others" in line]
+    assert len(warnings) == 1, log.read_text()[-2000:]
+    assert warnings[0]["path"] == str(database) and warnings[0]["mode"] == "0644"
+    assert warnings[0]["advice"] == f"chmod 600 {database}" and warnings[0]["level"] == "warning"
+    assert database.stat().st_mode & 0o777 == 0o644  # said, not changed

@@ -35,7 +35,7 @@ def _settings() -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             console.print(f"[red]Configuration error:[/red] {name + ': ' if field else ''}{message}.")
         raise typer.Exit(2) from None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.make_data_dir()
     return settings
 
 
@@ -87,7 +87,11 @@ def serve(
     """Serve the API (and, in the embedded mode, everything else) in this process."""
     import uvicorn
 
+    from relaydesk.core.observability import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    _warn_if_the_database_is_readable_by_others(settings)
     if workers > 1 and not settings.redis_url:
         # Without Redis, live events and queued jobs stay inside the process that made
         # them: a socket on one process would miss what the other commits. And on one
@@ -108,6 +112,27 @@ def serve(
     from relaydesk.app import app_from_environment
 
     uvicorn.run(app_from_environment(), **options)
+
+
+def _warn_if_the_database_is_readable_by_others(settings: Settings) -> None:
+    """New SQLite files are made 0600; one made before that (or copied in) may be readable by
+    every user on the machine, and it holds every workspace's data. Said, not changed: the
+    operator may have a reason (a backup group)."""
+    import stat
+
+    import structlog
+
+    from relaydesk.core.db import sqlite_file
+
+    path = sqlite_file(settings.resolved_database_url)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path is not None else 0
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        structlog.get_logger("relaydesk.cli").warning(
+            "database_file_readable_by_others", path=str(path), mode=f"{mode:04o}",
+            advice=f"chmod 600 {path}")
 
 
 def _scaled_runtime():  # noqa: ANN202

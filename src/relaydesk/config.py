@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     def resolved_upload_dir(self) -> Path:
         return self.upload_dir or self.data_dir / "attachments"
 
+    def make_data_dir(self) -> None:
+        """The data dir holds the database, attachments, mail and the signing key: made
+        for its owner only. One that exists is left as the operator set it."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     def resolved_secret_key(self) -> str:
         """The signing key; outside production one is made once and kept in the data dir."""
         if self.secret_key:
@@ -181,7 +186,7 @@ class Settings(BaseSettings):
         if path.exists():
             key = path.read_text().strip()
         else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.make_data_dir()
             key = secrets.token_urlsafe(48)
             path.write_text(key)
             path.chmod(0o600)

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -35,7 +36,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -281,6 +282,7 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
+            _create_private(sqlite_file(self.url))
             uri = bool(self.url.query.get("uri"))
             self.read_engine = sqlite_inline.create_engine(self.url, uri=uri, echo=echo, pool_size=8, max_overflow=8,
                                                            **_JSON)
@@ -298,6 +300,26 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names; None for another database, an in-memory one or a URI."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _create_private(path: Path | None) -> None:
+    """Make a new SQLite file readable and writable by its owner only, before SQLite makes
+    it with the umask's 0644: it holds every workspace's data. SQLite gives the -wal and
+    -shm files the database file's mode. An existing file is left as it is."""
+    if path is None:
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:  # it exists, or its directory does not: connecting will say what is wrong
+        pass
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> None:
