@@ -447,3 +447,19 @@ def test_what_counts_as_the_database_being_away(error: BaseException, is_outage:
     from relaydesk.core.db import unreachable
 
     assert unreachable(error) is is_outage
+
+
+@pytest.mark.parametrize(("host", "port", "address"), [
+    ("127.0.0.1", 8000, "http://127.0.0.1:8000"), ("0.0.0.0", 9123, "http://0.0.0.0:9123"),
+    ("::1", 9123, "http://[::1]:9123"), ("helpdesk.internal", 80, "http://helpdesk.internal:80"),
+])
+def test_the_demo_logins_give_the_address_serve_listens_at(tmp_path, capsys, host, port, address):
+    """`seed-demo` (and `make run`'s first start) say where to sign in: RELAYDESK_HOST and
+    RELAYDESK_PORT, written as a URL."""
+    from relaydesk.config import Settings
+    from relaydesk.seeding.demo import Login, print_logins
+
+    print_logins([Login("admin", "Ada", "admin@demo.example.com", "pw")], Settings(data_dir=tmp_path, host=host,
+                                                                                  port=port))
+    out = capsys.readouterr().out
+    assert f"POST {address}/api/v1/auth/login" in out and f"API docs at {address}/api/v1/docs" in out, out

@@ -271,7 +271,8 @@ def print_logins(logins: list[Login], settings: Settings) -> None:
     if not logins:
         print("No demo logins on record (the workspace was not made by seed-demo).")
         return
-    base = f"http://{settings.host}:{settings.port}"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host  # an IPv6 address, as URLs write it
+    base = f"http://{host}:{settings.port}"
     print(f"Demo logins for workspace '{DEMO_SLUG}':")
     for login in logins:
         print(f"  {login.role:<11} {login.email:<40} password: {login.password}")
