@@ -269,20 +269,23 @@ async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try
         return done.stdout + done.stderr
 
     run("migrate")
-    created = run("create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example")
-    workspace_id = uuid.UUID(created.rsplit("id ", 1)[1].split(")")[0])
+    workspaces = {}
+    for name in ("Acme", "Globex"):
+        created = run("create-workspace", "--name", name, "--admin-email", f"admin@{name.lower()}.example")
+        workspaces[name.lower()] = uuid.UUID(created.rsplit("id ", 1)[1].split(")")[0])
 
     # What the job queue keeps when routing a new ticket failed on every try (the ticket
     # was deleted since, so the retry has nothing left to do but finish).
     runtime = build_runtime(Settings(data_dir=tmp_path))
     try:
         async with runtime.db.write_session() as session:
-            session.add(FailedConsumption(
-                consumer="routing.on_ticket_created", event_id=7, workspace_id=workspace_id,
-                event={"id": 7, "workspace_id": str(workspace_id), "type": "ticket.created",
-                       "payload": {"ticket_id": str(uuid.uuid4())}},
-                attempts=6, error="RuntimeError: routing settings unreadable\n[SQL: SELECT a long statement]",
-                failed_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), next_attempt_at=None))
+            for event_id, workspace_id in ((7, workspaces["acme"]), (8, workspaces["globex"])):
+                session.add(FailedConsumption(
+                    consumer="routing.on_ticket_created", event_id=event_id, workspace_id=workspace_id,
+                    event={"id": event_id, "workspace_id": str(workspace_id), "type": "ticket.created",
+                           "payload": {"ticket_id": str(uuid.uuid4())}},
+                    attempts=6, error="RuntimeError: routing settings unreadable\n[SQL: SELECT a long statement]",
+                    failed_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), next_attempt_at=None))
             await session.commit()
     finally:
         await runtime.close()
@@ -291,6 +294,17 @@ async def test_an_operator_lists_and_retries_the_reactions_that_failed_every_try
     assert "routing.on_ticket_created" in listed and "ticket.created #7" in listed
     assert "RuntimeError: routing settings unreadable" in listed and "by hand" in listed
     assert "[SQL:" not in listed  # the first line says it; the log has the rest
+    # Each names its workspace, and the list can be narrowed to one.
+    rows = {line.split("│")[4].strip(): line.split("│")[2].strip() for line in listed.splitlines()
+            if "ticket.created #" in line}
+    assert rows == {"ticket.created #7": "acme", "ticket.created #8": "globex"}, listed
+    only = run("failed-events", "--workspace", "globex")
+    assert "ticket.created #8" in only and "ticket.created #7" not in only
+    assert "1 done, 0 failed again." in run("failed-events", "--workspace", "acme", "--retry")
+    assert "No failed reactions in workspace 'acme'." in run("failed-events", "--workspace", "acme")
+    done = subprocess.run([relaydesk, "failed-events", "--workspace", "initech"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "No workspace 'initech'." in done.stderr, done.stderr
     assert "1 done, 0 failed again." in run("failed-events", "--retry")
     assert "No failed reactions." in run("failed-events")
 

@@ -379,8 +379,10 @@ def retrain(
 @app.command("failed-events")
 def failed_events(
     retry: Annotated[bool, typer.Option("--retry", help="Try them all again now, with progress.")] = False,
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace's (its slug or id).")] = None,
 ) -> None:
-    """Reactions to events that failed every try (routing, SLA, notifications): list them or retry."""
+    """Reactions to events that failed every try (routing, SLA, notifications), with their workspace: list
+    them or retry."""
     from rich.progress import Progress
     from rich.table import Table
     from sqlalchemy import select
@@ -389,6 +391,8 @@ def failed_events(
 
     from relaydesk.core.outbox import FailedConsumption
     from relaydesk.runtime import build_runtime
+    from relaydesk.tenancy.models import Workspace
+    from relaydesk.tenancy.service import WorkspaceService
     from relaydesk.tickets.models import Ticket
     from relaydesk.tickets.schemas import ticket_reference
     from relaydesk.wiring import install_jobs
@@ -398,36 +402,50 @@ def failed_events(
     async def _run() -> None:
         runtime = build_runtime(settings)
         try:
+            workspace_id = None
+            if workspace is not None:
+                async with runtime.db.read_session() as session:
+                    ws = await WorkspaceService(session).find(workspace)
+                if ws is None:
+                    console.print(f"[red]No workspace '{workspace}'.[/red]")
+                    raise typer.Exit(1)
+                workspace_id = ws.id
             install_jobs(runtime)  # the consumers the kept reactions belong to
             if retry:
                 with Progress(console=console) as progress:
                     task = progress.add_task("Trying again", total=None)
                     done, failed = await runtime.dispatcher.consumers.retry_failed(
-                        everything=True, limit=1_000_000,
+                        everything=True, limit=1_000_000, workspace_id=workspace_id,
                         progress=lambda n, total: progress.update(task, completed=n, total=total))
                 typer.echo(f"{done} done, {failed} failed again.")
                 return
             async with runtime.db.read_session() as session:
-                rows = list(await session.scalars(select(FailedConsumption).order_by(FailedConsumption.failed_at)))
+                kept = select(FailedConsumption).order_by(FailedConsumption.failed_at)
+                if workspace_id is not None:
+                    kept = kept.where(FailedConsumption.workspace_id == workspace_id)
+                rows = list(await session.scalars(kept))
                 numbers = dict((await session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(
                     {uuid.UUID(r.event["payload"]["ticket_id"]) for r in rows if r.event["payload"].get("ticket_id")}
                 )))).all())
+                slugs = dict((await session.execute(select(Workspace.id, Workspace.slug).where(
+                    Workspace.id.in_({r.workspace_id for r in rows})))).all())
         finally:
             await runtime.close()
         if not rows:
-            typer.echo("No failed reactions.")
+            typer.echo("No failed reactions" + (f" in workspace '{workspace}'." if workspace else "."))
             return
-        table = Table("failed at", "consumer", "event", "ticket", "tried again", "next try", "error")
+        table = Table("failed at", "workspace", "consumer", "event", "ticket", "tried again", "next try", "error")
         for row in rows:
             ticket_id = row.event["payload"].get("ticket_id")
             number = numbers.get(uuid.UUID(ticket_id)) if ticket_id else None
             # The first line says what went wrong; the log has the rest (SQL, parameters).
             error = row.error.strip().splitlines()[0] if row.error.strip() else ""
-            table.add_row(f"{row.failed_at:%Y-%m-%d %H:%M}", row.consumer, f"{row.event['type']} #{row.event_id}",
+            table.add_row(f"{row.failed_at:%Y-%m-%d %H:%M}", slugs.get(row.workspace_id, str(row.workspace_id)),
+                          row.consumer, f"{row.event['type']} #{row.event_id}",
                           ticket_reference(number) if number is not None else "", str(row.attempts),
                           f"{row.next_attempt_at:%Y-%m-%d %H:%M}" if row.next_attempt_at else "by hand",
                           error[:160] + ("…" if len(error) > 160 else ""))
-        Console(width=max(Console().width, 160)).print(table)
+        Console(width=max(Console().width, 180)).print(table)
 
     _run_command(_run())
 

@@ -276,14 +276,18 @@ class Consumers:
         await self._keep([(job["consumer"], event)], _described(error), due_in=RETRY_PAUSES[0])
 
     async def retry_failed(self, *, everything: bool = False, limit: int = 100,
-                           progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+                           progress: Callable[[int, int], None] | None = None,
+                           workspace_id: uuid.UUID | None = None) -> tuple[int, int]:
         """The periodic ``outbox.retry_failed`` job: the kept failures whose pause is over,
         oldest first, each in its own transaction. ``everything`` (an operator's retry) takes
-        those whose tries are used up too. Returns (done, failed again)."""
+        those whose tries are used up too; ``workspace_id``, only that workspace's. Returns
+        (done, failed again)."""
         now = self.clock.now()
         stmt = select(FailedConsumption).order_by(FailedConsumption.failed_at).limit(limit)
         if not everything:
             stmt = stmt.where(FailedConsumption.next_attempt_at <= now)
+        if workspace_id is not None:
+            stmt = stmt.where(FailedConsumption.workspace_id == workspace_id)
         async with self.db.read_session() as session:
             rows = list(await session.scalars(stmt))
         done = failed = 0
