@@ -323,7 +323,6 @@ def retrain(
     if revert and force:
         console.print("[red]--revert goes back to the shipped model; --force is for a retrain. Give one.[/red]")
         raise typer.Exit(2)
-    from relaydesk.routing.service import MEASURABLE_SAMPLES
     from relaydesk.routing.tasks import routing_service
     from relaydesk.runtime import build_runtime
     from relaydesk.tenancy.service import WorkspaceService
@@ -364,14 +363,9 @@ def retrain(
             typer.echo(f"Not switched: the new model scored {result.accuracy:.1%} on held-out tickets, the one in "
                        f"use {result.current_accuracy:.1%}. Use --force to switch anyway.")
             raise typer.Exit(3)
-        if result.accuracy is None:
-            accuracy = (f"not measured (fewer than {MEASURABLE_SAMPLES} tickets, or a category with one); "
-                        "if it sorts worse than before, `relaydesk retrain --revert` goes back to the shipped model")
-        else:
-            accuracy = f"{result.accuracy:.1%}" + (f" (the model it replaces: {result.current_accuracy:.1%})"
-                                                    if result.current_accuracy is not None else "")
         typer.echo(f"Retrained on {result.samples} tickets over {len(result.labels)} categories "
-                   f"({', '.join(result.labels)}); held-out accuracy {accuracy}.")
+                   f"({', '.join(result.labels)}); held-out accuracy {result.accuracy:.1%} (the model it replaces: "
+                   f"{result.current_accuracy:.1%}).")
 
     _run_command(_run())
 

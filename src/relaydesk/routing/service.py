@@ -12,6 +12,7 @@ orders by two batches deadlocked on each other's agent rows.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -97,13 +98,15 @@ class ModelCache:
 class RetrainResult:
     samples: int
     labels: list[str]
-    accuracy: float | None
-    current_accuracy: float | None  # the model in use, on the same held-out tickets
+    accuracy: float  # the new model's, on held-out tickets
+    current_accuracy: float  # the model in use, on the same held-out tickets
     kept_current: bool  # the new model did worse, so it was not switched to
 
 
-# Enough resolved tickets, and of each category, for a held-out check.
+# Enough resolved tickets, and of each category, for a held-out check (a fifth of them)
+# to say something: with fewer a new model would be switched to blind.
 MEASURABLE_SAMPLES = 50
+MEASURABLE_PER_CATEGORY = 5
 
 
 class RoutingService:
@@ -662,19 +665,24 @@ class RoutingService:
     async def retrain(self, workspace_id: uuid.UUID, samples: list[tuple[str, str, str]], now: datetime,
                       progress: Callable[[int, int], None] | None = None, *, force: bool = False) -> RetrainResult:
         """Train the workspace's own category model from its resolved tickets' final
-        categories. Where the tickets allow a held-out check, a model that does worse on it
-        than the one in use is not switched to, unless ``force``."""
-        labels = sorted({label.strip() for *_, label in samples})
+        categories and check it on held-out tickets against the one in use: one that does
+        worse is not switched to, unless ``force``. Too few tickets to check it, overall or
+        in a category, is a ``ValueError`` saying what is missing."""
+        per_label = Counter(label.strip() for *_, label in samples)
+        short = sorted((label, n) for label, n in per_label.items() if n < MEASURABLE_PER_CATEGORY)
+        if len(samples) < MEASURABLE_SAMPLES or len(per_label) < 2 or short:
+            raise ValueError(
+                f"too few resolved tickets to check a new model against the one in use on held-out tickets: it "
+                f"needs at least {MEASURABLE_SAMPLES} with a confirmed category, at least {MEASURABLE_PER_CATEGORY} "
+                f"in each of at least 2 categories; this workspace has {len(samples)} in {len(per_label)}"
+                + (f", too few in {', '.join(f'{label} ({n})' for label, n in short)}" if short else "")
+                + ". The model in use stays.")
+        labels = sorted(per_label)
         model = category_model.CategoryClassifier.train(samples, progress=progress)
-        accuracy = current = None
-        if len(samples) >= MEASURABLE_SAMPLES and len(labels) >= 2:
-            in_use = await self.models.for_workspace(self.session, workspace_id)
-            try:
-                report = category_model.evaluate(samples, baseline=in_use)
-                accuracy, current = report["accuracy"], report["baseline_accuracy"]
-            except ValueError:  # a label with a single ticket cannot be split for a held-out check
-                pass
-        if accuracy is not None and current is not None and accuracy < current and not force:
+        in_use = await self.models.for_workspace(self.session, workspace_id)
+        report = category_model.evaluate(samples, baseline=in_use)
+        accuracy, current = report["accuracy"], report["baseline_accuracy"]
+        if accuracy < current and not force:
             return RetrainResult(len(samples), labels, accuracy, current, kept_current=True)
         row = await self.session.get(WorkspaceModel, workspace_id)
         if row is None:
