@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from sqlalchemy import func, select
@@ -93,3 +97,50 @@ async def test_seed_load_writes_consistent_tickets(tmp_path) -> None:
             await session.rollback()
     finally:
         await runtime.close()
+
+
+async def test_seed_load_fills_a_workspace_it_did_not_make_only_when_told(tmp_path) -> None:
+    """A merchant's real workspace never gets load-test tickets, staff and customers by a
+    slip of --workspace: refused, nothing written, unless --yes."""
+    import pytest
+
+    from relaydesk.migrate import upgrade
+    from relaydesk.seeding.admin import CommandError, create_workspace_with_admin
+
+    settings = Settings(data_dir=tmp_path, database_url=None, password_hash_time_cost=1,
+                        password_hash_memory_kib=1024)
+    runtime = build_runtime(settings)
+    try:
+        await upgrade(runtime.db)
+    finally:
+        await runtime.close()
+    await create_workspace_with_admin(settings, "Acme", "Ada", "admin@acme.example.com", "a long passphrase")
+    console = Console(file=io.StringIO(), width=120)
+
+    async def counts() -> tuple[int, int, int]:
+        runtime = build_runtime(settings)
+        try:
+            async with runtime.db.read_session() as session:
+                ws = await session.scalar(select(Workspace.id).where(Workspace.slug == "acme"))
+                return tuple([await session.scalar(select(func.count()).select_from(model)
+                                                   .where(model.workspace_id == ws))
+                              for model in (Ticket, User, Customer)])
+        finally:
+            await runtime.close()
+
+    with pytest.raises(CommandError) as refused:
+        await run_seed_load(settings, "acme", 20, 2, console=console)
+    assert str(refused.value) == (
+        "Workspace 'acme' exists and was not made by seed-load: filling it would mix made-up staff, customers and "
+        "tickets into its own. Name a new workspace with --workspace (seed-load makes it), or give --yes to fill "
+        "this one anyway.")
+    assert await counts() == (0, 1, 0)
+    # As the operator sees it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300"})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), "seed-load", "--tickets", "5",
+                           "--workspace", "acme"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and str(refused.value) in done.stderr, done.stdout + done.stderr
+    assert await counts() == (0, 1, 0)
+    await run_seed_load(settings, "acme", 20, 2, console=console, fill_any_workspace=True)
+    assert (await counts())[0] == 20

@@ -449,11 +449,15 @@ def seed_load(
     tickets: Annotated[int, typer.Option(help="How many tickets to add.", min=1)] = 10_000,
     workspace: Annotated[str | None, typer.Option(help="Slug of the workspace to fill (made if missing).")] = "loadtest",
     messages_per_ticket: Annotated[int, typer.Option(help="Average thread length.", min=1, max=50)] = 3,
+    yes: Annotated[bool, typer.Option("--yes", help="Fill an existing workspace seed-load did not make: its own "
+                                                    "data gets made-up staff, customers and tickets mixed in.")] = False,
 ) -> None:
-    """Fill a workspace with realistic tickets and threads fast, for benchmarks."""
+    """Fill a workspace with realistic tickets and threads fast, for benchmarks. An existing workspace is
+    filled only if seed-load made it, or with --yes."""
     from relaydesk.seeding.load import run_seed_load
 
-    _run_command(run_seed_load(_settings(), workspace or "loadtest", tickets, messages_per_ticket, console=console))
+    _run_command(run_seed_load(_settings(), workspace or "loadtest", tickets, messages_per_ticket, console=console,
+                               fill_any_workspace=yes))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from relaydesk.core.sanitize import text_to_html
 from relaydesk.customers.models import Customer, Organisation
 from relaydesk.identity.models import User
 from relaydesk.runtime import Runtime, build_runtime
+from relaydesk.seeding.admin import CommandError
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.schemas import WorkspaceSettings
 from relaydesk.tenancy.service import slugify
@@ -287,9 +288,11 @@ def _dt(ts: float) -> datetime:
 # -- entry points --------------------------------------------------------------------------------
 async def run_seed_load(
     settings: Settings, workspace_slug: str, tickets: int, messages_per_ticket: int, *, console: Console,
+    fill_any_workspace: bool = False,
 ) -> None:
     """The ``relaydesk seed-load`` command: seed, show progress, print a summary."""
-    report = await seed_load(settings, workspace_slug, tickets, messages_per_ticket, console=console)
+    report = await seed_load(settings, workspace_slug, tickets, messages_per_ticket, console=console,
+                             fill_any_workspace=fill_any_workspace)
     table = Table(title=f"seed-load into workspace '{report.workspace_slug}'", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -307,8 +310,11 @@ async def run_seed_load(
 async def seed_load(
     settings: Settings, workspace_slug: str, tickets: int, messages_per_ticket: int, *,
     console: Console | None = None, seed: int | None = None, batch_tickets: int = BATCH_TICKETS,
+    fill_any_workspace: bool = False,
 ) -> LoadReport:
-    """Add ``tickets`` tickets with about ``messages_per_ticket`` messages each; returns what was written."""
+    """Add ``tickets`` tickets with about ``messages_per_ticket`` messages each; returns what was written.
+    An existing workspace seed-load did not make is refused (:class:`CommandError`) unless
+    ``fill_any_workspace``."""
     if tickets < 1:
         raise ValueError("tickets must be at least 1")
     if messages_per_ticket < 1:
@@ -323,7 +329,7 @@ async def seed_load(
     try:
         await migrate.upgrade(runtime.db)
         now = runtime.clock.now().timestamp()
-        cast = await _prepare_cast(runtime, slug, tickets, rng, now, console)
+        cast = await _prepare_cast(runtime, slug, tickets, rng, now, console, fill_any_workspace)
         if cast.admin_password is not None:
             console.print(f"Created workspace '{slug}'. Admin login: {cast.admin_email}  password: "
                           f"{cast.admin_password}", highlight=False, soft_wrap=True)
@@ -383,12 +389,18 @@ async def _insert(conn: AsyncConnection, table: Any, rows: Sequence[dict[str, An
 
 async def _prepare_cast(
     runtime: Runtime, slug: str, tickets: int, rng: random.Random, now: float, console: Console,
+    fill_any_workspace: bool,
 ) -> Cast:
     ids = _Ids(rng)
     founded = now - (HISTORY_DAYS + 30) * DAY
     async with runtime.db.write_engine.begin() as conn:
         found = (await conn.execute(select(Workspace.id, Workspace.settings).where(Workspace.slug == slug))).first()
         ws_id = found[0] if found else None
+        if ws_id is not None and not fill_any_workspace and not await _made_by_seed_load(conn, ws_id):
+            raise CommandError(
+                f"Workspace '{slug}' exists and was not made by seed-load: filling it would mix made-up staff, "
+                "customers and tickets into its own. Name a new workspace with --workspace (seed-load makes it), "
+                "or give --yes to fill this one anyway.")
         cast = Cast(workspace_id=ws_id or ids.at(founded), workspace_created=ws_id is None)
         cast.auto_close_hours = WorkspaceSettings.model_validate((found[1] if found else None) or {}).auto_close_hours
         domain = f"{slug}.example.com"
@@ -409,6 +421,15 @@ async def _prepare_cast(
     console.print(f"Workspace '{slug}': {len(cast.staff)} staff, {len(cast.team_members)} teams, "
                   f"{len(cast.categories)} categories, {len(cast.customers):,} customers.", highlight=False)
     return cast
+
+
+async def _made_by_seed_load(conn: AsyncConnection, workspace_id: uuid.UUID) -> bool:
+    """Every run adds customers marked as its own (``metadata.source``), the run that made
+    the workspace among them; a workspace without any is someone's real one. (One filled
+    with --yes holds some from then on, and is taken for a load-test workspace.)"""
+    return await conn.scalar(select(Customer.id).where(
+        Customer.workspace_id == workspace_id, Customer.attributes["source"].as_string() == "seed-load",
+    ).limit(1)) is not None
 
 
 def _user_row(user_id: uuid.UUID, ws: uuid.UUID, email: str, name: str, role: str, password_hash: str | None,
