@@ -380,6 +380,38 @@ def test_a_template_that_would_hold_the_server_is_stopped_and_named(text: str) -
         render("assigned", "en", sample_context("assigned"), _override(text=text))
 
 
+def test_a_template_within_its_budget_renders_however_busy_the_server_is() -> None:
+    """The budget is CPU the template uses, not time the server spends on others meanwhile:
+    a template that needs about half of it renders while another thread takes most turns."""
+    import threading
+
+    def loop(n: int) -> str:
+        return f"{{% for i in range({n}) %}}{{{{ i }}}}{{% endfor %}}"
+
+    started = time.thread_time()
+    validate(_override(text=loop(2000)), "assigned")
+    per_round = (time.thread_time() - started) / 2000
+    text = loop(int(t.RENDER_BUDGET_SECONDS / 2 / per_round))
+    stop = threading.Event()
+
+    def busy() -> None:  # one C-level call holds the interpreter for milliseconds at a time
+        while not stop.is_set():
+            sum(range(10_000_000))
+
+    hogs = [threading.Thread(target=busy)]
+    for hog in hogs:
+        hog.start()
+    try:
+        started = time.perf_counter()
+        validate(_override(text=text), "assigned")
+        took = time.perf_counter() - started
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join()
+    assert took > t.RENDER_BUDGET_SECONDS  # the server was busy indeed: a wall clock would have stopped it
+
+
 @pytest.mark.parametrize(("html", "says"), [
     ("<p>{{ 'x' * 1000 * 1000 * 1000 }}</p>", "repetitions are limited"),
     ("<p>{{ 'x' | center(1000000000) }}</p>", "numbers above 100,000"),
