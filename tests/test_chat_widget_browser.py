@@ -78,20 +78,19 @@ class Server:
         return slug, await self.login(agent_email, slug)
 
 
-@pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    data_dir = tmp_path_factory.mktemp("widget-server")
-    port = free_port()
+@asynccontextmanager
+async def serving(data_dir: Path, port: int, secret_key: str) -> AsyncIterator[Server]:
+    """``relaydesk serve`` in the embedded mode on ``data_dir``, until the block ends."""
     env = {**os.environ, "RELAYDESK_DATA_DIR": str(data_dir), "RELAYDESK_PORT": str(port),
            "RELAYDESK_SMTP_LISTEN_PORT": "0", "RELAYDESK_LOG_LEVEL": "WARNING",
            "RELAYDESK_PASSWORD_HASH_TIME_COST": "1", "RELAYDESK_PASSWORD_HASH_MEMORY_KIB": "1024",
-           "RELAYDESK_SECRET_KEY": secrets.token_hex(16), "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
+           "RELAYDESK_SECRET_KEY": secret_key, "RELAYDESK_OUTBOX_POLL_SECONDS": "0.5"}
     env.pop("DATABASE_URL", None)
     env.pop("RELAYDESK_DATABASE_URL", None)
     env.pop("RELAYDESK_REDIS_URL", None)
     subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
     log = data_dir / "serve.log"
-    proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     srv = Server(f"http://127.0.0.1:{port}", log)
     try:
@@ -116,6 +115,12 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    async with serving(tmp_path_factory.mktemp("widget-server"), free_port(), secrets.token_hex(16)) as srv:
+        yield srv
 
 
 # -- a real browser ------------------------------------------------------------------------------
@@ -459,3 +464,32 @@ async def test_lines_stay_in_the_order_they_were_said_however_they_arrive(browse
         await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
                           json={"body": "Two left."})
         await visitor.shows(("customer", "Is the red one in stock?"), ("agent", "Two left."))
+
+
+async def test_a_chat_the_server_no_longer_takes_starts_afresh_instead_of_retrying(browser, tmp_path) -> None:  # noqa: ANN001
+    """The operator restarts the support site with a new secret key: every chat token out
+    there is refused. The widget says the chat cannot go on and offers a new one, rather
+    than reconnecting every 30 seconds for as long as the page stays open."""
+    port = free_port()
+    first = serving(tmp_path, port, secrets.token_hex(16))
+    srv: Server | None = await first.__aenter__()
+    try:
+        slug, _ = await srv.workspace(agent_availability="online")
+        async with visitor_on_shop(browser, srv, slug) as visitor:
+            await visitor.open_shop()
+            await start_chat(visitor, "Lan Nguyen", "lan@visitors.example", "Is the blue one in stock?")
+            await visitor.live()
+            srv = None
+            await first.__aexit__(None, None, None)
+            async with serving(tmp_path, port, secrets.token_hex(16)):
+                await expect(visitor.el("form.start .error")).to_contain_text(
+                    "This chat can't be continued here any more", timeout=40_000)  # after the widget's back-off
+                await expect(visitor.el("form.say")).to_have_js_property("hidden", True)
+                opened: list[str] = []
+                visitor.page.on("websocket", lambda socket: opened.append(socket.url))
+                await asyncio.sleep(3)
+                assert opened == []  # it gave up on that token
+                assert visitor.errors == []
+    finally:
+        if srv is not None:
+            await first.__aexit__(None, None, None)

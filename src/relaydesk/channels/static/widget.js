@@ -243,10 +243,24 @@
         statusLine.textContent = "This conversation is marked solved. Write again if you need more help.";
       }
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
+      // 4401: the server no longer takes this chat's token (it expired, or the support
+      // site's keys changed). Trying again cannot help: start afresh, and say so.
+      if (event.code === 4401) { leaveConversation(); return; }
       setTimeout(function () { if (state.token) connect(); }, reconnectDelay);
       reconnectDelay = Math.min(reconnectDelay * 2, 30000);
     };
+  }
+
+  function leaveConversation() {
+    socket = null;
+    state = { owner: owner };
+    lastEventId = 0;
+    save();
+    sayForm.hidden = true;
+    startForm.hidden = false;
+    showError(startForm, "This chat can't be continued here any more. Write again to start a new one; " +
+      "if you gave your email, our answers to the old one are on their way there.");
   }
 
   function loadTranscript() {
