@@ -7,7 +7,6 @@ events pending; the next dispatcher anywhere picks them up). On PostgreSQL rows 
 claimed with SKIP LOCKED so several dispatchers never deliver the same batch at once;
 a crash after enqueueing but before the commit re-delivers, which consumers tolerate.
 
-
 An event is done with (``dispatched_at``) once its consumers have taken care of it: the
 transaction that ran them, or the one that kept a failure of theirs for later, marks it
 (``core.consumers``); an event no consumer wants is done once its named jobs are queued.
