@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from relaydesk.customers.models import Customer
     from relaydesk.runtime import Runtime
+    from relaydesk.tenancy.models import Workspace
 
 EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_changed", "ticket.priority_changed",
           "ticket.category_changed", "routing.queue_waiting", "sla.threshold_crossed", "ticket.escalated")
@@ -262,40 +263,49 @@ def _when(value: object) -> str:
 
 
 async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
-    """Each team lead's summary of their team's last day, once a day (idempotent by date)."""
+    """Each team lead's summary of their team's last day, once a day (idempotent by date).
+    A transaction per workspace: one for the whole deployment held SQLite's only writer
+    for as long as every workspace's summaries took."""
     if now.hour != runtime.settings.daily_summary_hour_utc:
         return 0
+    async with runtime.db.read_session() as session:
+        workspaces = await ticket_service(runtime, session).workspaces.all()
     queued = 0
-    async with runtime.transaction() as session:
-        tickets = ticket_service(runtime, session)
-        users = UserService(session, runtime.hasher)
-        agents = AgentService(session, users)
-        teams = TeamService(session, agents)
-        deliveries = DeliveryService(session)
-        prefs = PreferenceService(session)
-        day = now.strftime("%Y-%m-%d")
-        for workspace in await tickets.workspaces.all():
-            for team in await teams.list(Principal.system(workspace.id)):
-                lead = (await users.get_many(workspace.id, {team["lead_id"]})).get(team["lead_id"]) \
-                    if team.get("lead_id") else None
-                if lead is None or not lead.is_active:
-                    continue
-                languages = (await agents.languages(workspace.id, {lead.id})).get(lead.id, [])
-                me = Recipient(lead.email, lead.name, staff_locale(languages), lead.id, staff=True)
-                if not wants(await prefs.enabled(workspace.id, {lead.id}, "daily_summary"), me, "daily_summary",
-                             "email"):
-                    continue
-                summary = await tickets.team_summary(workspace.id, team["id"], now - timedelta(days=1))
-                oldest = [{"reference": ticket_reference(t.number), "subject": t.subject, "status": t.status,
-                           "priority": t.priority,
-                           "url": app_link(runtime.settings.app_url, f"/tickets/{ticket_reference(t.number)}")}
-                          for t in summary["oldest"]]
-                context = {"workspace_name": workspace.name, "recipient_name": lead.name, "date": day,
-                           "team_name": team["name"], "counts": summary["counts"], "oldest": oldest,
-                           "unsubscribe_url": app_link(runtime.settings.app_url, "/settings/notifications")}
-                queued += await deliveries.queue(
-                    workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
-                    key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None
+    for workspace in workspaces:
+        async with runtime.transaction() as session:
+            queued += await _queue_summaries(runtime, session, workspace, now)
+    return queued
+
+
+async def _queue_summaries(runtime: Runtime, session: AsyncSession, workspace: Workspace, now: datetime) -> int:
+    tickets = ticket_service(runtime, session)
+    users = UserService(session, runtime.hasher)
+    agents = AgentService(session, users)
+    prefs = PreferenceService(session)
+    deliveries = DeliveryService(session)
+    day = now.strftime("%Y-%m-%d")
+    teams = await TeamService(session, agents).list(Principal.system(workspace.id))
+    leads = await users.get_many(workspace.id, {t["lead_id"] for t in teams if t.get("lead_id")})
+    languages = await agents.languages(workspace.id, set(leads))
+    queued = 0
+    for team in teams:
+        lead = leads.get(team["lead_id"]) if team.get("lead_id") else None
+        if lead is None or not lead.is_active:
+            continue
+        me = Recipient(lead.email, lead.name, staff_locale(languages.get(lead.id, [])), lead.id, staff=True)
+        if not wants(await prefs.enabled(workspace.id, {lead.id}, "daily_summary"), me, "daily_summary", "email"):
+            continue
+        summary = await tickets.team_summary(workspace.id, team["id"], now - timedelta(days=1))
+        oldest = [{"reference": ticket_reference(t.number), "subject": t.subject, "status": t.status,
+                   "priority": t.priority,
+                   "url": app_link(runtime.settings.app_url, f"/tickets/{ticket_reference(t.number)}")}
+                  for t in summary["oldest"]]
+        context = {"workspace_name": workspace.name, "recipient_name": lead.name, "date": day,
+                   "team_name": team["name"], "counts": summary["counts"], "oldest": oldest,
+                   "unsubscribe_url": app_link(runtime.settings.app_url, "/settings/notifications")}
+        queued += await deliveries.queue(
+            workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
+            key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None
     return queued
 
 
