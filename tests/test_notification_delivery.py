@@ -71,6 +71,23 @@ async def deliveries(client, ws: Workspace, **params: str) -> list[dict[str, Any
     return r.json()["items"]
 
 
+async def customer_writes_again_and_again(client, settle, mail, updates: int):  # noqa: ANN001, ANN201
+    """A workspace whose customer writes ``updates`` times ("Update number 0", 1, ...) on
+    one ticket, handled by its agent; the mail sink holds only what follows. Returns the
+    workspace, the agent, the customer and the ticket."""
+    ws = await make_workspace(client)
+    agent = await ws.staff()
+    customer = await ws.customer()
+    ticket = await ws.ticket(customer)
+    await settle()
+    assert (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=agent.headers)).json()["assignee_id"]
+    mail.clear()
+    for i in range(updates):
+        await ws.reply(customer, ticket["id"], f"Update number {i}")
+    await settle()
+    return ws, agent, customer, ticket
+
+
 async def escalation_email(client, settle, mail, ws: Workspace, ticket: dict[str, Any], staff) -> EmailMessage:  # noqa: ANN001
     """The one email ``staff`` gets when an admin escalates ``ticket`` by hand."""
     await settle()
@@ -238,16 +255,7 @@ class TestCustomerEmails:
 class TestStaffEmailsAndPreferences:
     async def test_customer_replies_to_an_agent_are_batched_into_one_email(self, client, settle, mail, runtime,
                                                                           clock) -> None:  # noqa: ANN001
-        ws = await make_workspace(client)
-        agent = await ws.staff()
-        customer = await ws.customer()
-        ticket = await ws.ticket(customer)
-        await settle()
-        assert (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=agent.headers)).json()["assignee_id"]
-        mail.clear()
-        for i in range(10):
-            await ws.reply(customer, ticket["id"], f"Update number {i}")
-        await settle()
+        ws, agent, *_ = await customer_writes_again_and_again(client, settle, mail, 10)
         assert to(mail, agent.email) == []  # waiting for the batch window
         await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
         emails = to(mail, agent.email)
@@ -264,15 +272,7 @@ class TestStaffEmailsAndPreferences:
         """Several workers' rounds each claim one email of the same person's batch: each
         leaves with the updates no other round holds, every update is sent once, and no
         round waits on another's (PostgreSQL found deadlocks there under load)."""
-        ws = await make_workspace(client)
-        agent = await ws.staff()
-        customer = await ws.customer()
-        ticket = await ws.ticket(customer)
-        await settle()
-        mail.clear()
-        for i in range(12):
-            await ws.reply(customer, ticket["id"], f"Update number {i}")
-        await settle()
+        ws, agent, *_ = await customer_writes_again_and_again(client, settle, mail, 12)
         clock.advance(timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
         for _ in range(6):
             await asyncio.gather(*(deliver_due(runtime, EMAIL_CHANNELS, limit=1) for _ in range(4)))
@@ -335,15 +335,7 @@ class TestStaffEmailsAndPreferences:
                                                                       clock) -> None:  # noqa: ANN001
         """The first try takes the waiting updates into one digest; the retry sends that
         same digest, and an update that came meanwhile leaves in the next email."""
-        ws = await make_workspace(client)
-        agent = await ws.staff()
-        customer = await ws.customer()
-        ticket = await ws.ticket(customer)
-        await settle()
-        mail.clear()
-        for i in range(3):
-            await ws.reply(customer, ticket["id"], f"Update number {i}")
-        await settle()
+        ws, agent, customer, ticket = await customer_writes_again_and_again(client, settle, mail, 3)
         mail.fail_next(1)
         window = timedelta(seconds=runtime.settings.notification_batch_seconds + 1)
         await send_due(runtime, clock, after=window)
@@ -353,7 +345,6 @@ class TestStaffEmailsAndPreferences:
         for _ in range(3):
             await send_due(runtime, clock, after=window)
         bodies = [e.message.get_body(("plain",)).get_content() for e in to(mail, agent.email)]
-        print(len(bodies), repr(bodies[0][:600]) if bodies else None)
         assert len(bodies) == 2 and all(f"Update number {i}" in bodies[0] for i in range(3))
         assert "Update number 3" in bodies[1] and "Update number 3" not in bodies[0]
 
