@@ -229,3 +229,24 @@ def test_serve_warns_once_when_the_database_file_is_readable_by_others(tmp_path:
     assert warnings[0]["path"] == str(database) and warnings[0]["mode"] == "0644"
     assert warnings[0]["advice"] == f"chmod 600 {database}" and warnings[0]["level"] == "warning"
     assert database.stat().st_mode & 0o777 == 0o644  # said, not changed
+
+
+def test_a_huge_websocket_frame_is_refused_before_it_is_read(tmp_path: Path):
+    """Anyone can open the live socket before signing in: a frame far over what the
+    protocol uses is refused by size (1009) instead of being read into memory whole."""
+    from websockets.exceptions import ConnectionClosed
+
+    port = free_port()
+    proc, log = start_serve(tmp_path, port)
+    try:
+        wait_ready(port, proc, log)
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws", max_size=None) as sock:
+            sock.send(json.dumps({"type": "auth", "token": "a" * 1_000_000}))
+            with pytest.raises(ConnectionClosed) as closed:
+                sock.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws") as sock:  # one a little over the app's limit:
+            sock.send(json.dumps({"type": "auth", "token": "a" * 20_000}))  # told why, by name
+            assert json.loads(sock.recv(timeout=10))["code"] in ("frame_too_large", "unauthenticated")
+    finally:
+        stop(proc)

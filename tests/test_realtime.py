@@ -117,6 +117,30 @@ class TestConnecting:
                 await sock.recv()
             assert closed.value.rcvd.code == 4401
 
+    async def test_one_person_holds_a_bounded_number_of_sockets(self, client, ws_url: str, runtime: Runtime,
+                                                                monkeypatch) -> None:  # noqa: ANN001
+        """Each socket costs the server memory: one person's tabs and devices are capped, and
+        the one over the cap is told why; someone else is not held back by it."""
+        monkeypatch.setattr(runtime.settings, "ws_sockets_per_person", 3)
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        held = [await open_live(ws_url, agent) for _ in range(3)]
+        try:
+            async with connect(f"{ws_url}?token={agent.token}") as extra:
+                frame = orjson.loads(await extra.recv())
+                assert frame["type"] == "error" and frame["code"] == "too_many_sockets", frame
+                with pytest.raises(ConnectionClosed) as closed:
+                    await extra.recv()
+                assert closed.value.rcvd.code == 1008
+            other = await open_live(ws_url, ws.admin)
+            await other.socket.close()
+        finally:
+            for live in held:
+                await live.socket.close()
+        await asyncio.sleep(0.2)  # the server lets go of the closed ones
+        again = await open_live(ws_url, agent)
+        await again.socket.close()
+
     async def test_the_token_may_come_in_the_first_frame(self, client, ws_url: str) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         async with connect(ws_url) as sock:
@@ -686,6 +710,32 @@ class TestSlowAndSilentSockets:
         for p in pumps:
             p.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def test_a_socket_is_dropped_by_the_bytes_it_holds_not_only_by_its_frames(self) -> None:
+        """A thousand frames of 200 KB (long messages) would be 200 MB for one client that
+        stopped reading: the buffer's bytes are bounded too, whatever the frame count."""
+        import uuid
+
+        from relaydesk.core.principal import Principal, Role
+
+        class Stuck:
+            application_state = None
+
+            async def send_text(self, _frame: str) -> None:
+                await asyncio.sleep(3600)
+
+        ws_id, user = uuid.uuid4(), uuid.uuid4()
+        stuck = Connection(Stuck(), Principal(user, ws_id, Role.AGENT), Viewer(user, is_staff=True),  # type: ignore[arg-type]
+                           credential=Credential(""), buffer=1000, buffer_bytes=1024 * 1024)
+        stuck.subscriptions.add("dashboard")
+        pump = asyncio.create_task(stuck.pump())
+        long_text = "x" * 200_000
+        for i in range(1, 9):
+            stuck.receive(LiveEvent(i, ws_id, "ticket.created", {"ticket_id": str(uuid.uuid4()), "note": long_text}))
+            await asyncio.sleep(0)
+        assert stuck.closed and stuck.close_code == CLOSE_TOO_SLOW  # at about 1 MB, not 1,000 frames
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
 
     async def test_a_dropped_client_that_stopped_reading_is_closed_promptly(self) -> None:
         """Its network never drains, so neither a frame nor the close handshake gets

@@ -137,6 +137,10 @@ async def test_a_reply_through_one_server_reaches_a_socket_on_the_other_and_surv
             r = await api.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin,
                                json={"body": "Posted while Redis was away"})
             assert r.status_code == 201, "the API keeps working without Redis"
+            # A socket opened meanwhile is told as well: a dashboard must not look live then.
+            async with connect(f"ws://{second}/api/v1/ws?token={token}") as late:
+                assert (await next_frame(late, "hello"))["type"] == "hello"
+                assert (await next_frame(late, "live"))["state"] == "degraded"
 
             redis.start()
             assert (await next_frame(sock, "live", timeout=30))["state"] == "up"

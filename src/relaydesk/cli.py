@@ -88,6 +88,7 @@ def serve(
     import uvicorn
 
     from relaydesk.core.observability import configure_logging
+    from relaydesk.realtime.api import MAX_FRAME_CHARS
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -103,6 +104,11 @@ def serve(
     options = dict(host=host or settings.host, port=port or settings.port, access_log=False,
                    log_config=None, log_level=settings.log_level.lower(), proxy_headers=True,
                    ws_per_message_deflate=settings.ws_compression,
+                   # The largest frame a client may send, read in whole before the app sees it:
+                   # uvicorn's default (16 MiB) let anyone, signed in or not, cost the server
+                   # 16 MiB a socket. The app refuses frames over 16,384 characters itself
+                   # (politely, by name); up to 4 bytes each in UTF-8.
+                   ws_max_size=4 * MAX_FRAME_CHARS + 1024,
                    timeout_keep_alive=settings.http_keep_alive_seconds)
     if workers > 1:
         # Each process builds its own runtime from the environment; they share the

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # reconnects and resumes), heartbeat, silence before a socket is closed, how long an
     # agent may be idle before showing as away, how many missed events a resume replays.
     ws_buffer_frames: int = Field(default=1000, ge=1)
+    ws_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    # Sockets one person may hold open at once (tabs, devices): each costs the server memory.
+    ws_sockets_per_person: int = Field(default=30, ge=1)
     ws_heartbeat_seconds: float = Field(default=25, gt=0)
     ws_idle_timeout_seconds: float = Field(default=75, gt=0)
     ws_auth_timeout_seconds: float = 10

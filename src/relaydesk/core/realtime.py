@@ -102,7 +102,10 @@ class RedisHub:
 
     def __init__(self, url: str, channel: str, *, retry_seconds: float = 1.0) -> None:
         self.url = url
-        self.channel = channel
+        # Pub/sub channels are shared by all of a Redis server's databases: a staging copy on
+        # redis://…/1 beside production on /0 would hear production's events. The database
+        # number is part of the channel's name.
+        self.channel = f"{channel}:db{_database_number(url)}"
         self.retry_seconds = retry_seconds
         self.listeners: list[HubListener] = []
         self.up = False
@@ -204,3 +207,8 @@ class RedisHub:
             except Exception:
                 log.exception("realtime_listener_failed")
 
+
+def _database_number(url: str) -> int:
+    from redis.connection import parse_url
+
+    return int(parse_url(url).get("db", 0))

@@ -30,7 +30,7 @@ from relaydesk.identity.service import UserService
 from relaydesk.identity.wiring import auth_service_for
 from relaydesk.realtime.audience import DASHBOARD, Viewer
 from relaydesk.realtime.credentials import Credential
-from relaydesk.realtime.sockets import CLOSE_UNAUTHENTICATED, Connection, SocketRegistry
+from relaydesk.realtime.sockets import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, Connection, SocketRegistry
 from relaydesk.tickets.service import event_scope
 from relaydesk.tickets.tasks import ticket_service
 
@@ -82,8 +82,18 @@ async def live(websocket: WebSocket) -> None:
             pass
         return
 
+    if registry.sockets_of(principal) >= runtime.settings.ws_sockets_per_person:
+        try:
+            await websocket.send_text(orjson.dumps({
+                "type": "error", "code": "too_many_sockets",
+                "detail": f"At most {runtime.settings.ws_sockets_per_person} live connections per person: "
+                          "close another tab or device first."}).decode())
+            await websocket.close(CLOSE_POLICY)
+        except Exception:
+            pass
+        return
     connection = Connection(websocket, principal, viewer, credential=credential,
-                            buffer=runtime.settings.ws_buffer_frames)
+                            buffer=runtime.settings.ws_buffer_frames, buffer_bytes=runtime.settings.ws_buffer_bytes)
     connection.only_ticket = only_ticket
     pump = asyncio.create_task(connection.pump())
     reading: asyncio.Task[None] | None = None
@@ -96,11 +106,18 @@ async def live(websocket: WebSocket) -> None:
         connection.last_event_id = await registry.latest_event_id(principal.workspace_id)
         connection.send({"type": "hello", "user_id": str(principal.user_id), "role": principal.role.value,
                          "workspace_id": str(principal.workspace_id), "last_event_id": connection.last_event_id})
+        if registry.hub_down:  # as the sockets already open were told when it went
+            connection.send({"type": "live", "state": "degraded"})
         session = _Session(runtime, registry, connection)
+        resume_from = websocket.query_params.get("last_event_id")
+        # Live events heard from the first subscription on wait until the missed ones are out.
+        connection.replaying = bool(resume_from)
         for channel in filter(None, (websocket.query_params.get("subscribe") or "").split(",")):
             await session.handle({"type": "subscribe", "channel": channel.strip()})
-        if websocket.query_params.get("last_event_id"):
-            await session.handle({"type": "resume", "last_event_id": websocket.query_params["last_event_id"]})
+        if resume_from:
+            await session.handle({"type": "resume", "last_event_id": resume_from})
+        if connection.replaying:  # the resume was refused (a bad id): nothing to wait for
+            connection.finish_replay([])
         # Over when the client leaves or the sender has closed the socket (too slow, idle,
         # signed out): a client that stopped reading may never send another frame either.
         reading = asyncio.create_task(_read_frames(websocket, connection, session))

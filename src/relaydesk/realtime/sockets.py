@@ -42,6 +42,7 @@ log = structlog.get_logger("relaydesk.realtime")
 CLOSE_TOO_SLOW = 1013  # "try again later": reconnect and resume from the last event id
 CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_POLICY = 1008  # too many sockets for one person
 CLOSE_GRACE_SECONDS = 1.0  # a dropped socket's last word, and then its close, get this long each
 RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
 # Typing: at most one signal per person, ticket and kind (a reply, a note) this often, so
@@ -91,7 +92,7 @@ class _Typing:
 
 class Connection:
     def __init__(self, websocket: WebSocket, principal: Principal, viewer: Viewer, *, credential: Credential,
-                 buffer: int) -> None:
+                 buffer: int, buffer_bytes: int = 2 * 1024 * 1024) -> None:
         self.websocket = websocket
         self.principal = principal
         self.viewer = viewer
@@ -101,6 +102,11 @@ class Connection:
         self.tickets: dict[uuid.UUID, dict[str, Any]] = {}
         self.only_ticket: uuid.UUID | None = None  # a chat visitor's socket sees one conversation
         self.outgoing: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
+        # Frames are counted in bytes as well: one message's frame may carry 200 KB (its
+        # HTML and its text), and a thousand of them for a client that stopped reading
+        # would hold 200 MB of the server's memory.
+        self.buffer_bytes = buffer_bytes
+        self.queued_bytes = 0
         self._recent: OrderedDict[int, None] = OrderedDict()  # ids sent lately, for de-duplication
         self.last_event_id = 0
         self.replaying = False
@@ -115,10 +121,16 @@ class Connection:
         """Queue a frame; a full buffer means the client cannot keep up, so let it go."""
         if self.closed:
             return
+        frame = orjson.dumps(message)
+        if self.queued_bytes + len(frame) > self.buffer_bytes and self.queued_bytes:
+            self.drop(CLOSE_TOO_SLOW)
+            return
         try:
-            self.outgoing.put_nowait(orjson.dumps(message))
+            self.outgoing.put_nowait(frame)
         except asyncio.QueueFull:
             self.drop(CLOSE_TOO_SLOW)
+            return
+        self.queued_bytes += len(frame)
 
     def drop(self, code: int, last_word: dict[str, Any] | None = None) -> None:
         """Close the socket, after ``last_word`` (why) but nothing else still queued."""
@@ -129,6 +141,7 @@ class Connection:
         # Make room for the sender's stop signal whatever the buffer holds.
         while not self.outgoing.empty():
             self.outgoing.get_nowait()
+        self.queued_bytes = 0
         if last_word is not None:
             self.outgoing.put_nowait(orjson.dumps(last_word))
         self.outgoing.put_nowait(None)
@@ -190,6 +203,7 @@ class Connection:
     async def _send_queued(self) -> None:
         try:
             while (frame := await self.outgoing.get()) is not None:
+                self.queued_bytes = max(0, self.queued_bytes - len(frame))
                 await self.websocket.send_text(frame.decode())
         except Exception:  # the peer went away mid-send
             self.closed = True
@@ -216,6 +230,13 @@ class SocketRegistry:
     @property
     def count(self) -> int:
         return sum(len(c) for c in self.by_workspace.values())
+
+    @property
+    def hub_down(self) -> bool:
+        return self._hub_down_since is not None
+
+    def sockets_of(self, principal: Principal) -> int:
+        return len(self.by_person.get((principal.workspace_id, principal.user_id), ()))
 
     def add(self, connection: Connection) -> None:
         ws = connection.principal.workspace_id
@@ -302,9 +323,16 @@ class SocketRegistry:
         """A client's resume from the id it names: what it missed, unless the id is one this
         workspace never reached (a restored database, another deployment), which, kept,
         would make every later resume come back empty."""
-        latest = await self.latest_event_id(connection.principal.workspace_id)
+        # Live events from now on wait for the missed ones (and go after a resync notice).
+        connection.replaying = True
+        try:
+            latest = await self.latest_event_id(connection.principal.workspace_id)
+        except Exception:
+            connection.finish_replay([])
+            raise
         if after_id > latest:
             connection.send({"type": "resync_required", "last_event_id": latest})
+            connection.finish_replay([])
             return
         await self.replay(connection, after_id)
 
