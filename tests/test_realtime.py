@@ -966,6 +966,27 @@ class TestPresenceIsPerPerson:
         await _still_open(live)
         assert await _availability(client, ws, agent) == "away"
 
+    async def test_a_supervisors_choice_outlasts_idleness_and_activity(self, client, ws_url, app, settle,
+                                                                       monkeypatch) -> None:  # noqa: ANN001
+        """A supervisor takes an agent offline through the API: quiet does not make them
+        away nor activity online again (routing would give them work)."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        live = await open_live(ws_url, agent)
+        await live.send(type="presence", status="online")
+        await live.expect("presence", status="online")
+        r = await client.patch(f"/api/v1/agents/{agent.id}", headers=ws.admin.headers,
+                               json={"availability": "offline"})
+        assert r.status_code == 200, r.text
+        await settle()  # the change reaches the sockets' server
+        monkeypatch.setattr(app.state.runtime.settings, "agent_away_after_seconds", 0.05)
+        await asyncio.sleep(0.1)
+        await app.state.sockets.sweep(time.monotonic())
+        assert await _availability(client, ws, agent) == "offline"
+        await live.send(type="activity")
+        await _still_open(live)
+        assert await _availability(client, ws, agent) == "offline"
+
     async def test_activity_in_any_tab_keeps_the_agent_online(self, client, ws_url, app, monkeypatch) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()

@@ -43,6 +43,7 @@ CLOSE_TOO_SLOW = 1013  # "try again later": reconnect and resume from the last e
 CLOSE_IDLE = 4408
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY = 1008  # too many sockets for one person
+AVAILABILITY_CHANGED = "agent.availability_changed"
 CLOSE_GRACE_SECONDS = 1.0  # a dropped socket's last word, and then its close, get this long each
 RECENT_IDS = 1024  # per socket: enough to span a replay and the live events held during it
 # Typing: at most one signal per person, ticket and kind (a reply, a note) this often, so
@@ -298,6 +299,8 @@ class SocketRegistry:
     # -- the hub's listener protocol ---------------------------------------------------
     async def deliver(self, events: Sequence[LiveEvent]) -> None:
         for event in events:
+            if event.type == AVAILABILITY_CHANGED:
+                await self._someone_else_chose(event)
             for connection in self.listeners(event):
                 connection.receive(event)
                 if event.type == TICKET_DELETED and f"ticket:{event.payload['ticket_id']}" in connection.subscriptions:
@@ -461,6 +464,21 @@ class SocketRegistry:
         await self.shared.chose(person, status.value)
         await self.shared.acted(person, time.time())
         await self.set_availability(principal, status)
+
+    async def _someone_else_chose(self, event: LiveEvent) -> None:
+        """An agent's availability changed, and not as their sockets here last set it (a
+        supervisor through the API, say): that is their choice now. Idleness and activity
+        no longer move them between away and online, as Zendesk keeps an admin's setting
+        until the agent changes it."""
+        person = (event.workspace_id, uuid.UUID(str(event.payload["agent_id"])))
+        presence = self.presence.get(person)
+        if presence is None:
+            return
+        shown = Availability.AWAY if presence.auto_away else presence.chosen
+        after = Availability(event.payload["after"])
+        if after is not shown:
+            presence.chosen, presence.auto_away = after, False
+            await self.shared.chose(person, after.value)
 
     async def person_active(self, principal: Principal) -> None:
         """Something the person did, in any of their tabs: back online if only quiet made them away."""
