@@ -546,12 +546,26 @@ class TestNoise:
             self, client, runtime, settle, listener, smtp_sink, name: str) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)
-        await send(listener, (CORPUS / name).read_bytes(), to)
+        # Our own mail names the workspace that sent it: this one.
+        raw = (CORPUS / name).read_bytes().replace(b"acme/ws_01HQ8Z3K2Y", ws.id.encode())
+        await send(listener, raw, to)
         await settle()
         assert await tickets(client, ws) == []
         assert smtp_sink.messages == []
         [row] = await inbound(client, ws)
         assert row["status"] == "ignored" and row["reason"]
+
+    async def test_a_person_writing_from_another_relaydesk_workspace_gets_a_ticket(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        """An agent of another shop on Relaydesk writes to this one's support address: their
+        mail carries their workspace's loop header, and it is a person's mail all the same."""
+        ws, other = await make_workspace(client), await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("agent@other-shop.example", to, "Wholesale order",
+                                   "We would like to order 40 units.", X_Relaydesk_Loop=other.id), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Wholesale order"
 
     async def test_a_person_writing_through_a_mailing_list_gets_a_ticket_but_no_automatic_answer(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

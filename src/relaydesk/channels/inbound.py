@@ -201,7 +201,9 @@ class InboundMailService:
     async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str,
                       now: datetime) -> Outcome | None:
         """Mail that must never become a ticket or get an acknowledgement."""
-        if parsed.loop_marker:
+        # The header names the workspace that sent it: mail another workspace sent (an agent
+        # of another shop writing to this one's address) is a person's, not an echo.
+        if parsed.loop_marker and parsed.loop_marker.strip() == str(workspace_id):
             return Outcome("ignored", "Our own email came back (loop header).")
         if parsed.bounce is not None:
             if parsed.bounce.permanent:
