@@ -691,6 +691,28 @@ class TestReliability:
             [ack] = await deliveries(client, ws, recipient=customer.email)
             assert ack["status"] == "sent" and ack["attempts"] == 2
 
+    async def test_a_relay_that_wants_a_login_we_do_not_give_is_retried_until_it_is_set(
+            self, client, settle, runtime, clock) -> None:  # noqa: ANN001
+        """No RELAYDESK_SMTP_USERNAME for a relay that needs one: it answers MAIL FROM with
+        530. Our set-up again, not the customer's address: the email waits, and goes."""
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        with SmtpSink(require_auth=("relaydesk", "right")) as sink:
+            before = runtime.mailer
+            runtime.mailer = SmtpMailer("127.0.0.1", sink.port, timeout=5)
+            try:
+                await ws.ticket(customer)
+                await settle()
+                [ack] = await deliveries(client, ws, recipient=customer.email)
+                assert ack["status"] == "failed" and ack["next_attempt_at"] and "530" in ack["last_error"], ack
+                runtime.mailer = SmtpMailer("127.0.0.1", sink.port, username="relaydesk", password="right", timeout=5)
+                await send_due(runtime, clock, after=timedelta(minutes=2))
+            finally:
+                runtime.mailer = before
+            assert len(to(sink, customer.email)) == 1
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "sent" and ack["attempts"] == 2
+
     async def test_slow_webhooks_hold_up_no_email(self, client, settle, mail, receiver, runtime, clock,
                                                    monkeypatch) -> None:  # noqa: ANN001
         """Eight webhooks of one workspace answering after the timeout: another workspace's

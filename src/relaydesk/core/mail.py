@@ -178,11 +178,17 @@ class SmtpMailer:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise MailError(f"recipient refused: {exc}", permanent=True) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            # 421: the relay is closing this connection (RFC 5321 4.2.2).
-            raise MailError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600,
+            # 421: the relay is closing this connection (RFC 5321 4.2.2). A 5xx is final for
+            # the message, except the ones about our own set-up: a login or encryption the
+            # relay wants first (RFC 4954: 530, 535, 538), which once fixed lets it go.
+            raise MailError(f"{exc.code} {exc.message}",
+                            permanent=500 <= exc.code < 600 and exc.code not in _OUR_SET_UP,
                             dropped=exc.code == 421) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}", dropped=True) from exc
+
+
+_OUR_SET_UP = frozenset({530, 535, 538})
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:
