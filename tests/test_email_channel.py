@@ -55,6 +55,12 @@ def email(sender: str, to: str, subject: str, body: str, **headers: str) -> byte
     return bytes(message)
 
 
+def from_corpus(path: Path, ws: Workspace) -> bytes:
+    """A corpus message as ``ws`` receives it: our own mail echoed back names the workspace
+    that sent it in its loop header, this one."""
+    return path.read_bytes().replace(b"acme/ws_01HQ8Z3K2Y", ws.id.encode())
+
+
 async def send(listener: SmtpListener, raw: bytes, to: str, sender: str = "someone@example.com") -> None:
     await smtp_send("127.0.0.1", listener.port, raw, sender, [to])
 
@@ -546,9 +552,7 @@ class TestNoise:
             self, client, runtime, settle, listener, smtp_sink, name: str) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)
-        # Our own mail names the workspace that sent it: this one.
-        raw = (CORPUS / name).read_bytes().replace(b"acme/ws_01HQ8Z3K2Y", ws.id.encode())
-        await send(listener, raw, to)
+        await send(listener, from_corpus(CORPUS / name, ws), to)
         await settle()
         assert await tickets(client, ws) == []
         assert smtp_sink.messages == []
@@ -710,7 +714,7 @@ class TestQuarantine:
         files = sorted(CORPUS.glob("*.eml"))
         assert len(files) >= 30
         for path in files:
-            await send(listener, path.read_bytes(), to, sender="")  # as from a probe or a relay: the headers say who
+            await send(listener, from_corpus(path, ws), to, sender="")  # as from a probe or a relay: the headers say who
         await settle()
         rows = await inbound(client, ws, limit="100")
         assert len(rows) == len(files)
