@@ -723,6 +723,22 @@ class TestQuarantine:
         assert len(quarantined) == 2, [q[:300] for q in quarantined]  # the two unparseable ones
 
 
+async def connected_mailbox(client, runtime: Runtime, ws: Workspace, imap_server: ImapServer, user: str,  # noqa: ANN001
+                            password: str):  # noqa: ANN201
+    """Connects the IMAP account as the workspace's mailbox; returns a poll of it (how
+    many messages it stored)."""
+    r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+        "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+        "imap_username": user, "imap_password": password})
+    assert r.status_code == 201, r.text
+
+    async def poll() -> int:
+        async with runtime.db.read_session() as s:
+            return await poll_mailbox(runtime, await s.get(Mailbox, uuid.UUID(r.json()["id"])))
+
+    return poll
+
+
 class TestImap:
     async def test_a_mailbox_is_polled_and_each_message_stored_once(
             self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
@@ -752,14 +768,7 @@ class TestImap:
         ws = await make_workspace(client)
         user, password = imap_server.make_user(domain="imap.example.com")
         imap_server.deliver(user, email("old@customers.example.com", user, "Read long ago", "Hi"), flags=[r"\Seen"])
-        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
-            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
-            "imap_username": user, "imap_password": password})
-        assert r.status_code == 201, r.text
-
-        async def poll() -> int:
-            async with runtime.db.read_session() as s:
-                return await poll_mailbox(runtime, await s.get(Mailbox, uuid.UUID(r.json()["id"])))
+        poll = await connected_mailbox(client, runtime, ws, imap_server, user, password)
 
         assert await poll() == 0
         imap_server.deliver(user, email("buyer@customers.example.com", user, "Opened in Outlook first", "Hi"),
@@ -780,14 +789,7 @@ class TestImap:
         user, password = imap_server.make_user(domain="imap.example.com")
         for subject, flags in (("Unread 1", []), ("Unread 2", []), ("Read long ago", [r"\Seen"]), ("Unread 3", [])):
             imap_server.deliver(user, email("someone@customers.example.com", user, subject, "Hi"), flags=flags)
-        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
-            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
-            "imap_username": user, "imap_password": password})
-        assert r.status_code == 201, r.text
-
-        async def poll() -> int:
-            async with runtime.db.read_session() as s:
-                return await poll_mailbox(runtime, await s.get(Mailbox, uuid.UUID(r.json()["id"])))
+        poll = await connected_mailbox(client, runtime, ws, imap_server, user, password)
 
         assert [await poll() for _ in range(3)] == [2, 1, 0]
         await settle()

@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from conftest import _create_pg_database, _drop_pg_database, service_unavailable
 from test_quickstart import free_port
+from test_scaled import _stop
 
 BIN = Path(sys.prefix) / "bin" / "relaydesk"
 PASSWORD = "correct horse battery staple"
@@ -84,13 +85,7 @@ async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[list[str], PrivateR
                 await asyncio.sleep(0.2)
         yield bases, redis
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        _stop(procs)
         redis.stop()
         await _drop_pg_database(pg_url)
 
