@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from sqlalchemy import select
 
 from factories import Workspace, make_workspace
 from mailpeers import ImapServer, SmtpSink, smtp_send
@@ -22,6 +23,7 @@ from relaydesk.channels.smtp import SmtpListener
 from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_email
 from relaydesk.channels import tasks as channel_tasks
 from relaydesk.channels.models import Mailbox
+from relaydesk.core.audit import AuditEntry
 from relaydesk.core.mail import SmtpMailer
 from relaydesk.notifications.delivery import EMAIL_CHANNELS
 from relaydesk.notifications.sender import deliver_due
@@ -707,6 +709,49 @@ class TestQuarantine:
         await settle()
         [row] = await inbound(client, ws, status="quarantined")
         assert "sender" in row["reason"]
+
+    async def test_an_email_that_fails_midway_is_quarantined_alone_and_leaves_nothing_behind(
+            self, client, runtime, settle, listener, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+        """Emails arriving together are threaded in one transaction. One whose attachment
+        the file store cannot take goes to the quarantine on its own: the others become
+        tickets, and of it nothing is left (no customer, no audit row, no acknowledgement)
+        until an admin retries it."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        with_file = EmailMessage()
+        with_file["From"], with_file["To"], with_file["Subject"] = "Pia <pia@customers.example.com>", to, "Invoice"
+        with_file["Message-ID"] = make_msgid(domain="customers.example.com")
+        with_file.set_content("The invoice is attached.")
+        with_file.add_attachment(b"%PDF-1.4\n%%EOF\n", maintype="application", subtype="pdf", filename="invoice.pdf")
+        store = runtime.files.put
+
+        async def disk_full(data: bytes) -> str:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(runtime.files, "put", disk_full)
+        await send(listener, email("Ann <ann@customers.example.com>", to, "First", "Hello"), to)
+        await send(listener, bytes(with_file), to)
+        await send(listener, email("Bo <bo@customers.example.com>", to, "Third", "Hello"), to)
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == ["First", "Third"]
+        [row] = await inbound(client, ws, status="quarantined")
+        assert "No space left on device" in row["reason"]
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert sorted(c["email"] for c in customers) == ["ann@customers.example.com", "bo@customers.example.com"]
+        assert sorted(m.rcpt_tos for m in smtp_sink.messages) == [["ann@customers.example.com"],
+                                                                   ["bo@customers.example.com"]]
+        async with runtime.db.read_session() as session:
+            audited = set(await session.scalars(select(AuditEntry.entity_id).where(
+                AuditEntry.workspace_id == uuid.UUID(ws.id), AuditEntry.entity_type == "customer")))
+        assert audited <= {uuid.UUID(c["id"]) for c in customers}
+
+        monkeypatch.setattr(runtime.files, "put", store)  # room again: the admin's retry makes the ticket
+        r = await client.post(f"/api/v1/inbound-emails/{row['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 200
+        await settle()
+        [invoice] = [t for t in await tickets(client, ws) if t["subject"] == "Invoice"]
+        [first] = await thread(client, ws, invoice["id"])
+        assert [a["filename"] for a in first["attachments"]] == ["invoice.pdf"]
 
     async def test_the_whole_corpus_arrives_and_nothing_is_lost(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -9,17 +9,21 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.inbound import InboundMailService, header_message_id
 from relaydesk.channels.models import InboundEmail, Mailbox
 from relaydesk.channels.service import MailboxService, imap_port
+from relaydesk.core.outbox import Event
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.targets import UnsafeTarget, check_host
+from relaydesk.core.uow import savepoint
 from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relaydesk.email")
 
 IMAP_BATCH = 200
+SWEEP_AFTER = timedelta(minutes=5)  # longer than any email waits for its batch
 
 
 def inbound_service(runtime: Runtime, session) -> InboundMailService:  # noqa: ANN001
@@ -35,30 +40,38 @@ def inbound_service(runtime: Runtime, session) -> InboundMailService:  # noqa: A
 
 
 async def process_email(runtime: Runtime, inbound_id: uuid.UUID) -> str | None:
-    """Process one stored email; anything unexpected sends it to the quarantine, kept."""
-    try:
-        for attempt in range(3):
-            try:
-                async with runtime.transaction() as session:
-                    row = await session.scalar(select(InboundEmail).where(InboundEmail.id == inbound_id)
-                                               .with_for_update())
-                    if row is None or row.status != "received":
-                        return None
-                    return (await inbound_service(runtime, session).process(row, runtime.clock.now())).status
-            except IntegrityError:
-                # Two emails from one new sender at once: the other made the customer; look again.
-                if attempt == 2:
-                    raise
+    """Process one stored email in a transaction of its own (the sweep of those left
+    waiting); the status it ended with, or None if it was not waiting."""
+    async with runtime.transaction() as session:
+        row = await session.scalar(select(InboundEmail).where(InboundEmail.id == inbound_id).with_for_update())
+        return await thread_email(runtime, session, row, runtime.clock.now())
+
+
+async def thread_email(runtime: Runtime, session: AsyncSession, row: InboundEmail | None, now: datetime
+                       ) -> str | None:
+    """Parse, screen and thread one stored email within the caller's transaction, which
+    may hold a whole batch of them: whatever goes wrong with this one is rolled back to
+    its savepoint and sends it to the quarantine, kept, and the batch goes on."""
+    if row is None or row.status != "received":
         return None
-    except Exception as exc:
-        log.warning("email_quarantined", inbound_id=str(inbound_id), error=str(exc))
-        async with runtime.transaction() as session:
-            row = await session.get(InboundEmail, inbound_id)
-            if row is not None and row.status == "received":
-                row.status, row.processed_at = "quarantined", runtime.clock.now()
-                row.reason = f"Could not be threaded: {type(exc).__name__}: {exc}"[:2000]
-                row.attempts += 1
-        return "quarantined"
+    for attempt in range(3):
+        try:
+            async with savepoint(session):
+                return (await inbound_service(runtime, session).process(row, now)).status
+        except IntegrityError as exc:
+            # Two emails from one new sender at once (PostgreSQL, two batches): the other
+            # made the customer, and a second look finds it.
+            await session.refresh(row)
+            error: Exception = exc
+        except Exception as exc:
+            await session.refresh(row)
+            error = exc
+            break
+    log.warning("email_quarantined", inbound_id=str(row.id), error=str(error))
+    row.status, row.processed_at = "quarantined", now
+    row.reason = f"Could not be threaded: {type(error).__name__}: {error}"[:2000]
+    row.attempts += 1
+    return "quarantined"
 
 
 @contextmanager
@@ -183,16 +196,26 @@ def _poll_error(exc: Exception) -> str:
 
 
 def install(runtime: Runtime) -> list[Periodic]:
-    async def on_received(event_id: int, workspace_id: str, type: str, payload: dict[str, Any]) -> str | None:
-        """channels.process_email: parse, screen and thread one stored email (idempotent: the
-        row's status says whether it was done)."""
-        return await process_email(runtime, uuid.UUID(payload["inbound_id"]))
+    async def load_batch(session: AsyncSession, events: list[Event]) -> None:
+        """One read (and on PostgreSQL one lock) for a batch's emails, not one each."""
+        ids = [uuid.UUID(e.payload["inbound_id"]) for e in events]
+        stmt = select(InboundEmail).where(InboundEmail.id.in_(ids))
+        await session.scalars(stmt if runtime.db.is_sqlite else stmt.with_for_update())
+
+    async def on_received(session: AsyncSession, event: Event, now: datetime) -> None:
+        """channels.thread_email: emails arriving together are threaded together, in their
+        batch's one transaction (idempotent: the row's status says whether it was done)."""
+        await thread_email(runtime, session, await session.get(InboundEmail, uuid.UUID(event.payload["inbound_id"])),
+                           now)
 
     async def sweep() -> int:
-        """channels.process_pending: emails stored but never processed (a crash, a lost job)."""
+        """channels.process_pending: emails stored but never processed (a crash, a lost job).
+        Only those waiting a while: the ones of a burst still queued for their batch would
+        otherwise be taken one transaction each, at a batch's cost each."""
         async with runtime.db.read_session() as session:
-            ids = list(await session.scalars(select(InboundEmail.id).where(InboundEmail.status == "received")
-                                             .order_by(InboundEmail.received_at).limit(500)))
+            ids = list(await session.scalars(select(InboundEmail.id).where(
+                InboundEmail.status == "received", InboundEmail.received_at < runtime.clock.now() - SWEEP_AFTER)
+                .order_by(InboundEmail.received_at).limit(500)))
         for inbound_id in ids:
             await process_email(runtime, inbound_id)
         return len(ids)
@@ -203,8 +226,7 @@ def install(runtime: Runtime) -> list[Periodic]:
             mailboxes = await MailboxService(session).pollable()
         return sum([await poll_mailbox(runtime, m) for m in mailboxes])
 
-    runtime.jobs.register("channels.process_email", on_received)
-    runtime.dispatcher.subscribe({"email.received": ["channels.process_email"]})
+    runtime.dispatcher.consumers.add("channels.thread_email", ("email.received",), on_received, prepare=load_batch)
     runtime.jobs.register("channels.process_pending", sweep)
     runtime.jobs.register("channels.poll_imap", poll)
     return [Periodic("channels.process_pending", 60), Periodic("channels.poll_imap", runtime.settings.imap_poll_seconds)]

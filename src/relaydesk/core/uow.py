@@ -9,6 +9,7 @@ wait for the commit (enqueueing a job) is registered with ``after_commit``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -47,6 +48,23 @@ async def job_transaction(db: Database, committed: Callable[[AsyncSession], Awai
             await session.rollback()
             raise
         await committed(session)
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A part of a transaction that may fail on its own (one email of a batch): on an
+    error its writes are rolled back to here, and ``session.info`` is put back as it was.
+    The audit's and outbox's rollback hooks run for a savepoint too and clear what the
+    parts before this one queued (the events to push live once committed), while what
+    the failed part noted (after-commit actions, locks) must go."""
+    kept = {key: copy.copy(value) for key, value in session.info.items()}
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        session.info.clear()
+        session.info.update(kept)
+        raise
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
