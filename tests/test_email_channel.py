@@ -660,6 +660,96 @@ class TestNoise:
         assert [m for m in smtp_sink.messages if reported in m.rcpt_tos]
 
 
+class TestSpam:
+    """Mail a filter before us judged spam: its From is usually forged, so acknowledging it
+    would send our mail to strangers (backscatter, which gets the relay blacklisted)."""
+
+    @pytest.mark.parametrize(("name", "header"), [("spamassassin_flagged.eml", "X-Spam-Flag: YES"),
+                                                  ("exchange_scl9.eml", "X-MS-Exchange-Organization-SCL: 9")])
+    async def test_spam_is_held_for_an_admin_who_can_release_it(
+            self, client, runtime, settle, listener, smtp_sink, name: str, header: str) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, from_corpus(CORPUS / name, ws), to)
+        await settle()
+        assert await tickets(client, ws) == []
+        assert smtp_sink.messages == []
+        assert (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"] == []
+        [held] = await inbound(client, ws, status="spam")
+        assert header in held["reason"] and held["ticket_id"] is None
+        assert await inbound(client, ws, status="quarantined") == []
+        agent = await ws.staff()
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/retry", headers=agent.headers)
+        assert r.status_code == 403
+        other = await make_workspace(client)
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/retry", headers=other.admin.headers)
+        assert r.status_code == 404
+
+        # The admin says it is not spam: it is processed as any mail, verdict or not.
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["status"] == "released", r.text
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [row] = await inbound(client, ws)
+        assert row["status"] == "processed" and row["ticket_id"] == ticket["id"]
+        sender = parseaddr(message_from_bytes((CORPUS / name).read_bytes())["From"])[1]
+        assert [m.rcpt_tos for m in smtp_sink.messages] == [[sender]]
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 409
+
+    async def test_a_filters_no_is_mail_as_usual(self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, from_corpus(CORPUS / "spamassassin_not_spam.eml", ws), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Where do I change my billing address?"
+        assert [m.rcpt_tos for m in smtp_sink.messages] == [["kenji.watanabe@example.net"]]
+        [row] = await inbound(client, ws)
+        assert row["status"] == "processed" and row["reason"] is None
+
+    async def test_a_reply_marked_spam_waits_for_an_admin_before_it_joins_its_ticket(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [ack] = smtp_sink.messages
+        await send(listener, email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
+                                   "Here is the receipt: https://receipts.example/4411",
+                                   In_Reply_To=ack["Message-ID"], References=ack["Message-ID"],
+                                   X_Spam_Status="Yes, score=5.3 required=5.0 tests=URIBL_BLOCKED"), to)
+        await settle()
+        texts = [m["body_text"] for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "customer"]
+        assert not any("receipt" in t for t in texts)
+        [held] = await inbound(client, ws, status="spam")
+        assert "X-Spam-Status: Yes" in held["reason"]
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        assert len(await tickets(client, ws)) == 1
+        texts = [m["body_text"] for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "customer"]
+        assert texts[-1] == "Here is the receipt: https://receipts.example/4411"
+
+    async def test_spam_can_be_discarded_and_the_log_filtered_by_it(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, from_corpus(CORPUS / "spamassassin_flagged.eml", ws), to)
+        await send(listener, email("lan@customers.example.com", to, "Refund please", "Order 1"), to)
+        await settle()
+        [held] = await inbound(client, ws, status="spam")
+        r = await client.post(f"/api/v1/inbound-emails/{held['id']}/discard", headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["status"] == "discarded", r.text
+        assert await inbound(client, ws, status="spam") == []
+        assert [r["status"] for r in await inbound(client, ws)] == ["processed", "discarded"]
+        assert [m.rcpt_tos for m in smtp_sink.messages] == [["lan@customers.example.com"]]
+        r = await client.get("/api/v1/inbound-emails", params={"status": "junk"}, headers=ws.admin.headers)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["errors"][0]["field"] == "status", r.text
+
+
 class TestQuarantine:
     async def test_unparseable_mail_is_kept_for_an_admin_to_retry_or_discard(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001
@@ -763,9 +853,10 @@ class TestQuarantine:
         await settle()
         rows = await inbound(client, ws, limit="100")
         assert len(rows) == len(files)
-        assert {r["status"] for r in rows} <= {"processed", "ignored", "quarantined"}
+        assert {r["status"] for r in rows} <= {"processed", "ignored", "quarantined", "spam"}
         quarantined = sorted(r["reason"] for r in rows if r["status"] == "quarantined")
         assert len(quarantined) == 2, [q[:300] for q in quarantined]  # the two unparseable ones
+        assert len([r for r in rows if r["status"] == "spam"]) == 2  # the two an upstream filter marked
 
 
 async def connected_mailbox(client, runtime: Runtime, ws: Workspace, imap_server: ImapServer, user: str,  # noqa: ANN001

@@ -302,6 +302,56 @@ def test_a_post_through_a_mailing_list_is_a_person_writing_but_not_to_be_answere
     assert not load("plain_ascii.eml").mailing_list and not load("newsletter_bulk.eml").mailing_list
 
 
+@pytest.mark.parametrize(
+    ("name", "verdict"),
+    [
+        ("spamassassin_flagged.eml", "X-Spam-Flag: YES"),
+        ("exchange_scl9.eml", "X-MS-Exchange-Organization-SCL: 9"),
+        ("spamassassin_not_spam.eml", None),
+        ("plain_ascii.eml", None),
+        ("newsletter_bulk.eml", None),
+    ],
+)
+def test_an_upstream_filters_spam_verdict(name: str, verdict: str | None) -> None:
+    assert load(name).spam_verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("headers", "verdict"),
+    [
+        (b"X-Spam-Status: Yes, score=6.2 required=5.0 tests=BAYES_80\n",
+         "X-Spam-Status: Yes, score=6.2 required=5.0 tests=BAYES_80"),
+        (b"X-Spam-Flag: yes\n", "X-Spam-Flag: yes"),
+        (b"X-Spam: Yes\n", "X-Spam: Yes"),  # Rspamd
+        (b"X-MS-Exchange-Organization-SCL: 5\n", "X-MS-Exchange-Organization-SCL: 5"),
+        (b"X-Forefront-Antispam-Report: CIP:203.0.113.9;CTRY:;LANG:en;SCL:6;SRV:;IPV:NLI;SFV:SPM;H:x;\n",
+         "X-Forefront-Antispam-Report: CIP:203.0.113.9;CTRY:;LANG:en;SCL:6;SRV:;IPV:NLI;SFV:SPM;H:x;"),
+        # A sender can write any header: one saying "not spam" never outweighs the filter's.
+        (b"X-Spam-Flag: NO\nX-Spam-Flag: YES\n", "X-Spam-Flag: YES"),
+        (b"X-Spam-Flag: NO\nX-Spam-Status: No, score=1.0\n", None),
+        (b"X-Spam-Status: No, score=4.9 required=5.0 tests=YES_PLEASE\n", None),
+        (b"X-MS-Exchange-Organization-SCL: 4\n", None),
+        (b"X-MS-Exchange-Organization-SCL: -1\n", None),  # Exchange's "skip filtering", not a verdict
+        (b"X-MS-Exchange-Organization-SCL: high\n", None),
+        (b"X-Forefront-Antispam-Report: CIP:198.51.100.2;SCL:1;SFV:NSPM;\n", None),
+        (b"X-Spam-Level: ***************\n", None),  # a score without a verdict
+        (b"X-Spam-Flag:\n", None),
+    ],
+)
+def test_spam_verdict_headers(headers: bytes, verdict: str | None) -> None:
+    assert parse_email(_HEAD + headers + b"\nHello").spam_verdict == verdict
+
+
+def test_a_spam_verdict_counts_only_in_the_messages_own_headers() -> None:
+    """Not in the body, nor in the headers of a message attached to it (a customer
+    forwarding the spam they got, to ask whether it was really from us)."""
+    assert parse_email(_HEAD + b"\nX-Spam-Flag: YES\n").spam_verdict is None
+    forwarded = _HEAD + (
+        b'Content-Type: multipart/mixed; boundary="m"\n\n--m\nContent-Type: text/plain\n\nIs this yours?\n'
+        b"--m\nContent-Type: message/rfc822\n\nFrom: x@spam.example\nX-Spam-Flag: YES\nSubject: win\n\nwin\n--m--\n")
+    assert parse_email(forwarded).spam_verdict is None
+
+
 # --- attachments ------------------------------------------------------------------------------------------------
 
 

@@ -48,11 +48,12 @@ async def delete_mailbox(mailbox_id: uuid.UUID, principal: AdminPrincipal, sessi
 
 
 @router.get("/inbound-emails", response_model=InboundEmailPage, tags=["email"],
-            summary="Every email that arrived, newest first; status=quarantined lists what needs an admin")
+            summary="Every email that arrived, newest first; status=quarantined and status=spam list what "
+                    "needs an admin")
 async def list_inbound(principal: AdminPrincipal, request: Request, session: SessionDep, limit: Limit = 50,
                        cursor: Cursor = None,
-                       status_: Annotated[Literal["received", "processed", "ignored", "quarantined", "discarded"] | None,
-                                          Query(alias="status")] = None) -> dict:
+                       status_: Annotated[Literal["received", "released", "processed", "ignored", "quarantined",
+                                                  "spam", "discarded"] | None, Query(alias="status")] = None) -> dict:
     rows = await inbound_service(request.app.state.runtime, session).list(
         principal, status=status_, after=decode_keyset(cursor) if cursor else None, limit=limit + 1)
     more = len(rows) > limit
@@ -70,14 +71,14 @@ async def raw_inbound(inbound_id: uuid.UUID, principal: StaffPrincipal, request:
 
 
 @router.post("/inbound-emails/{inbound_id}/retry", response_model=InboundEmailOut, tags=["email"],
-             summary="Process a quarantined email again")
+             summary="Process a quarantined email again, or release one held as spam (not spam after all)")
 async def retry_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
                         session: SessionDep):  # noqa: ANN201
     return await inbound_service(request.app.state.runtime, session).retry(principal, inbound_id, now(request))
 
 
 @router.post("/inbound-emails/{inbound_id}/discard", response_model=InboundEmailOut, tags=["email"],
-             summary="Give up on a quarantined email (its raw bytes stay on record)")
+             summary="Give up on a quarantined or spam email (its raw bytes stay on record)")
 async def discard_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
                           session: SessionDep):  # noqa: ANN201
     return await inbound_service(request.app.state.runtime, session).discard(principal, inbound_id, now(request))

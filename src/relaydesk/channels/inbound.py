@@ -13,6 +13,9 @@
   but only when the sender belongs to the ticket: its requester, or one of the staff
   answering an email we sent to their address; anyone else, however the subject reads,
   opens a new ticket;
+* mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
+  a ticket or a reply, never acknowledged (spam's From is mostly forged: answering it is
+  backscatter), until an admin releases it, which processes it with the verdict set aside;
 * anything else opens a new ticket; unknown senders become customers.
 
 What cannot be parsed or stored goes to the quarantine with its raw bytes, for an admin
@@ -60,11 +63,13 @@ EMPTY_BODY = "(This email had no text.)"
 # New tickets from one sender acknowledged in a while; the ones after that still open.
 ACKNOWLEDGED_AT_MOST = 5
 ACKNOWLEDGED_WITHIN = timedelta(hours=1)
+# Stored and waiting to be processed; "released": an admin said it is not spam.
+WAITING = ("received", "released")
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # processed | ignored | quarantined
+    status: str  # processed | ignored | quarantined | spam
     reason: str | None = None
     ticket_id: uuid.UUID | None = None
     new_ticket: bool = False
@@ -113,7 +118,8 @@ class InboundMailService:
             return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
         sender = _answerable(parsed.sender, row.envelope_from)
         # Bounces and auto-replies are ignored whoever sent them, so they are screened first.
-        screened = await self._screen(row.workspace_id, parsed, stored_form((sender or parsed.sender).email), now)
+        screened = await self._screen(row.workspace_id, parsed, stored_form((sender or parsed.sender).email), now,
+                                      released=row.status == "released")
         if screened is not None:
             return self._finish(row, screened, now)
         if sender is None:
@@ -165,14 +171,14 @@ class InboundMailService:
         """Whether another copy of this message (same Message-ID) became a ticket or a reply,
         or waits ahead of this one (received earlier). Of two copies processed at once each
         sees the other still waiting, and only the later one steps back. A copy that was
-        quarantined, discarded or ignored does not count, so retrying it still works."""
+        quarantined, held as spam, discarded or ignored does not count, so retrying it still works."""
         if not row.header_message_id:
             return False
         ahead = or_(InboundEmail.received_at < row.received_at,
                     and_(InboundEmail.received_at == row.received_at, InboundEmail.id < row.id))
         return await self.session.scalar(select(InboundEmail.id).where(
             InboundEmail.workspace_id == row.workspace_id, InboundEmail.header_message_id == row.header_message_id,
-            or_(InboundEmail.status == "processed", and_(InboundEmail.status == "received", ahead))).limit(1)) \
+            or_(InboundEmail.status == "processed", and_(InboundEmail.status.in_(WAITING), ahead))).limit(1)) \
             is not None
 
     def _finish(self, row: InboundEmail, outcome: Outcome, now: datetime) -> Outcome:
@@ -199,8 +205,9 @@ class InboundMailService:
         return wanted
 
     async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str,
-                      now: datetime) -> Outcome | None:
-        """Mail that must never become a ticket or get an acknowledgement."""
+                      now: datetime, *, released: bool = False) -> Outcome | None:
+        """Mail that must never become a ticket or get an acknowledgement, or not before an
+        admin has seen it. ``released``: an admin judged it not spam, whatever the headers say."""
         # The header names the workspace that sent it: mail another workspace sent (an agent
         # of another shop writing to this one's address) is a person's, not an echo.
         if parsed.loop_marker and parsed.loop_marker.strip() == str(workspace_id):
@@ -216,6 +223,11 @@ class InboundMailService:
         if await self.mailboxes.is_address_of(workspace_id, sender):
             # Acknowledging it would write from the support address to itself: a mail loop.
             return Outcome("ignored", "Sent from this workspace's own support address.")
+        if parsed.spam_verdict and not released:
+            # Held rather than ignored: filters are wrong at times, and a reply the customer
+            # really wrote must be able to reach its ticket once an admin releases it.
+            return Outcome("spam", f"Marked as spam by a filter before Relaydesk ({parsed.spam_verdict}). "
+                           "Retry releases it as not spam; discard drops it.")
         return None
 
     async def _bounced(self, workspace_id: uuid.UUID, bounce: Bounce, now: datetime) -> str:
@@ -333,24 +345,26 @@ class InboundMailService:
         return row
 
     async def retry(self, principal: Principal, inbound_id: uuid.UUID, now: datetime) -> InboundEmail:
+        """Processes the email again. One held as spam is released: the admin judged it
+        not spam, so the filter's verdict no longer holds it (every other rule still applies)."""
         row = await self.get(principal, inbound_id)
-        if row.status not in ("quarantined", "discarded"):
-            raise Conflict(f"Only quarantined or discarded emails can be retried; this one is {row.status}.",
+        if row.status not in ("quarantined", "spam", "discarded"):
+            raise Conflict(f"Only quarantined, spam or discarded emails can be retried; this one is {row.status}.",
                            code="not_quarantined")
-        row.status, row.reason = "received", None
+        row.status, row.reason = "released" if row.status == "spam" else "received", None
         Outbox(self.session).publish(row.workspace_id, "email.received", now, inbound_id=row.id)
         return row
 
     async def discard(self, principal: Principal, inbound_id: uuid.UUID, now: datetime) -> InboundEmail:
         row = await self.get(principal, inbound_id)
-        if row.status != "quarantined":
-            raise Conflict(f"Only quarantined emails can be discarded; this one is {row.status}.",
+        if row.status not in ("quarantined", "spam"):
+            raise Conflict(f"Only quarantined or spam emails can be discarded; this one is {row.status}.",
                            code="not_quarantined")
         row.status, row.processed_at = "discarded", now
         return row
 
     async def due(self, limit: int) -> list[InboundEmail]:
-        return list(await self.session.scalars(select(InboundEmail).where(InboundEmail.status == "received")
+        return list(await self.session.scalars(select(InboundEmail).where(InboundEmail.status.in_(WAITING))
                                                .order_by(InboundEmail.received_at).limit(limit)))
 
 

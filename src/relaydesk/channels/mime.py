@@ -84,6 +84,8 @@ class ParsedEmail:
     loop_marker: str | None  # our X-Relaydesk-Loop header; "" if present but empty, None only when absent
     ticket_tokens: list[int]
     omitted_attachments: list[str] = field(default_factory=list)  # too large, or their encoding was beyond repair
+    # The header with which a filter before us judged it spam ("X-Spam-Flag: YES"), or None.
+    spam_verdict: str | None = None
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
@@ -146,6 +148,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         loop_marker=_raw_header(msg, LOOP_HEADER.lower()),
         ticket_tokens=extract_ticket_tokens(subject),
         omitted_attachments=parts.omitted,
+        spam_verdict=_spam_verdict(msg),
     )
 
 
@@ -392,6 +395,38 @@ def _through_a_list(msg: Message) -> bool:
     and come back. Lists say so with Precedence: list, or with List-Post (where members
     post; a newsletter has a List-Id but no List-Post, and is bulk mail)."""
     return (_raw_header(msg, "precedence") or "").lower() == "list" or _raw_header(msg, "list-post") is not None
+
+
+_SPAM_YES = re.compile(r"\s*yes\b", re.IGNORECASE)
+_EXCHANGE_SPAM = re.compile(r"(?:^|;)\s*SFV:SPM\s*(?:;|$)", re.IGNORECASE)
+_MAX_VERDICT = 200
+
+
+def _spam_verdict(msg: Message) -> str | None:
+    """The first of the message's own headers in which a spam filter that handled it before us said "spam":
+    SpamAssassin's X-Spam-Flag / X-Spam-Status (also written by many gateways), Rspamd's X-Spam, Exchange's
+    spam confidence level (5 to 9 is spam; -1 means filtering was skipped) and Microsoft 365's SFV:SPM.
+
+    Only a yes counts. The sender writes headers too, and one saying "not spam" must not outweigh the
+    filter's; a sender who writes "spam" only holds back their own mail. The body and attached messages
+    are not headers any filter of ours set, so they say nothing.
+    """
+    for key, value in msg.raw_items():
+        if not isinstance(key, str):
+            continue
+        name = key.strip().lower()
+        text = _collapse(_from_raw(str(value)))
+        if name in ("x-spam-flag", "x-spam-status", "x-spam"):
+            spam = bool(_SPAM_YES.match(text))
+        elif name == "x-ms-exchange-organization-scl":
+            spam = text in ("5", "6", "7", "8", "9")
+        elif name == "x-forefront-antispam-report":
+            spam = bool(_EXCHANGE_SPAM.search(text))
+        else:
+            continue
+        if spam:
+            return f"{key.strip()}: {text}"[:_MAX_VERDICT]
+    return None
 
 
 # --- MIME parameters --------------------------------------------------------------------------------------------

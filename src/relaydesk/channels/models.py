@@ -42,7 +42,9 @@ class InboundEmail(IdMixin, WorkspaceScoped, Base):
 
     status: received (waiting to be processed) | processed (it became a ticket or a
     reply) | ignored (an auto-reply, a bounce, our own mail coming back) | quarantined
-    (could not be parsed or threaded; an admin retries or discards it) | discarded."""
+    (could not be parsed or threaded; an admin retries or discards it) | spam (a filter
+    before us said so; an admin releases or discards it) | released (an admin said it is
+    not spam: waiting to be processed without that verdict) | discarded."""
 
     __tablename__ = "inbound_emails"
     __table_args__ = (

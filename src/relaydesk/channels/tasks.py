@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.channels.inbound import InboundMailService, header_message_id
+from relaydesk.channels.inbound import WAITING, InboundMailService, header_message_id
 from relaydesk.channels.models import InboundEmail, Mailbox
 from relaydesk.channels.service import MailboxService, imap_port
 from relaydesk.core.outbox import Event
@@ -52,7 +52,7 @@ async def thread_email(runtime: Runtime, session: AsyncSession, row: InboundEmai
     """Parse, screen and thread one stored email within the caller's transaction, which
     may hold a whole batch of them: whatever goes wrong with this one is rolled back to
     its savepoint and sends it to the quarantine, kept, and the batch goes on."""
-    if row is None or row.status != "received":
+    if row is None or row.status not in WAITING:
         return None
     for attempt in range(3):
         try:
@@ -214,7 +214,7 @@ def install(runtime: Runtime) -> list[Periodic]:
         otherwise be taken one transaction each, at a batch's cost each."""
         async with runtime.db.read_session() as session:
             ids = list(await session.scalars(select(InboundEmail.id).where(
-                InboundEmail.status == "received", InboundEmail.received_at < runtime.clock.now() - SWEEP_AFTER)
+                InboundEmail.status.in_(WAITING), InboundEmail.received_at < runtime.clock.now() - SWEEP_AFTER)
                 .order_by(InboundEmail.received_at).limit(500)))
         for inbound_id in ids:
             await process_email(runtime, inbound_id)
