@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -157,9 +158,12 @@ def stored_form(address: str) -> str:
     return valid_form(address) or normalise_email(address)
 
 
+@functools.lru_cache(maxsize=4096)
 def valid_form(address: str) -> str | None:
     """``stored_form`` of an address a customer profile may have, else None (``jo@corp.local``
-    and other domains no mail server can reach)."""
+    and other domains no mail server can reach). Remembered: an inbound email asks this of
+    the same few addresses (its sender, our domain, the support address) several times,
+    at ~0.1 ms a validation."""
     try:
         return normalise_email(_EMAIL.validate_python(address))
     except ValidationError:
