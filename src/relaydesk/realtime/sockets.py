@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -350,19 +350,25 @@ class SocketRegistry:
         ws = connection.principal.workspace_id
         try:
             async with self.runtime.db.read_session() as session:
-                missed = OutboxEvent.id > after_id
-                if not self.runtime.db.is_sqlite:
-                    missed = or_(missed, await self._committed_late(session, ws, after_id, missing_since))
+                events = select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.payload).where(
+                    OutboxEvent.workspace_id == ws)
                 rows = list(await session.execute(
-                    select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.payload)
-                    .where(OutboxEvent.workspace_id == ws, missed)
-                    .order_by(OutboxEvent.id).limit(limit + 1)))
-                if len(rows) <= limit:
+                    events.where(OutboxEvent.id > after_id).order_by(OutboxEvent.id).limit(limit + 1)))
+                too_far_behind = len(rows) > limit
+                if not too_far_behind:
+                    if not self.runtime.db.is_sqlite:
+                        # Sent again in case they committed late, not missed for sure, so they
+                        # do not count toward the limit (a busy workspace would otherwise make
+                        # every resume a resync); at most that many, the ones nearest the
+                        # client's last event, the likeliest to have been late.
+                        late = await self._committed_late(session, ws, after_id, missing_since)
+                        rows[:0] = reversed(list(await session.execute(
+                            events.where(late).order_by(OutboxEvent.id.desc()).limit(limit))))
                     rows = await self._without_deleted_messages(session, ws, rows)
         except Exception:
             connection.finish_replay([])
             raise
-        if len(rows) > limit:
+        if too_far_behind:
             # Too far behind to replay event by event: the client reloads through the API.
             connection.last_event_id = await self.latest_event_id(ws)
             connection.send({"type": "resync_required", "last_event_id": connection.last_event_id})
