@@ -379,6 +379,39 @@ class TestNotificationsPushed:
             assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
 
 
+    async def test_two_tabs_marking_read_at_once_end_with_the_true_count(
+            self, client, ws_url, settle, runtime, backend) -> None:  # noqa: ANN001
+        """Each change counts the unread in its own transaction: on PostgreSQL two at once
+        each missed the other's, and the badge kept a count one too high."""
+        if backend == "sqlite":
+            pytest.skip("SQLite has one writer: the two changes cannot overlap")
+        from relaydesk.core.principal import Principal, Role
+        from relaydesk.notifications.service import NotificationService
+
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        for _ in range(3):
+            ticket = await ws.ticket(ws.admin)
+            r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                                   headers=ws.admin.headers)
+            assert r.status_code == 200, r.text
+        await settle()
+        tab = await open_live(ws_url, agent)
+        first, second, _ = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+        async with runtime.db.write_session() as one_tab:  # still to commit when the other tab's click comes
+            await NotificationService(one_tab).mark_read(
+                Principal(uuid.UUID(agent.id), uuid.UUID(ws.id), Role.AGENT), uuid.UUID(first["id"]),
+                runtime.clock.now())
+            other_tab = asyncio.create_task(client.post(f"/api/v1/notifications/{second['id']}/read",
+                                                        headers=agent.headers))
+            await asyncio.sleep(0.5)
+            await one_tab.commit()
+            await runtime.dispatcher.committed(one_tab)
+        assert (await other_tab).status_code == 200
+        await settle()
+        counts = [e["data"]["unread_count"] for e in await tab.events() if e["event"] == "notification.read"]
+        assert counts[-1] == 1, counts  # the badge shows the last count heard
+
 class TestResume:
     async def test_a_reconnecting_client_gets_what_it_missed_then_live(self, client, ws_url, settle,
                                                                       backend) -> None:  # noqa: ANN001

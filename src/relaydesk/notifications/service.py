@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import new_id
+from relaydesk.core.db import hold_until_commit, new_id
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
@@ -83,7 +83,10 @@ class NotificationService:
                              notification_id: uuid.UUID | None) -> None:
         """Tells the person's sockets (their other tabs and devices) the new unread count,
         so every badge shows it, not only the one in the tab that made the change.
-        ``notification_id`` None: every notification of theirs."""
+        ``notification_id`` None: every notification of theirs. One person's changes take
+        turns (on PostgreSQL; SQLite's writer does that already): two tabs at once would each
+        count without the other's change, and the badge would keep the higher count."""
+        await hold_until_commit(self.session, f"unread:{principal.workspace_id}:{principal.user_id}")
         await self.session.flush()
         Outbox(self.session).publish(principal.workspace_id, event_type, now, user_id=principal.user_id,
                                      notification_id=notification_id,
