@@ -196,6 +196,22 @@ class TestWhoHearsWhat:
         assert "internal" not in reply and "assignee_id" not in reply and "actor_id" not in reply
         assert customer_events[1]["data"]["after"] == "IN_PROGRESS"
 
+    async def test_the_customer_sees_an_answers_attachments_live(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        await settle()
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        r = await client.post("/api/v1/uploads", files={"file": ("label.pdf", b"%PDF-1.4\n%%EOF\n")},
+                              headers=agent.headers)
+        assert r.status_code == 201, r.text
+        label = r.json()["id"]
+        assert (await ws.reply(agent, ticket["id"], "Here is your return label.", attachment_ids=[label])).status_code \
+            == 201
+        await settle()
+        [posted] = [e for e in await customer_live.events() if e["event"] == "message.posted"]
+        assert posted["data"]["attachment_ids"] == [label]
+        r = await client.get(f"/api/v1/attachments/{label}", headers=customer.headers)
+        assert r.status_code == 200 and r.content == b"%PDF-1.4\n%%EOF\n"
+
     async def test_customers_never_hear_agent_only_events(self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)
         await settle()

@@ -24,7 +24,7 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.created": ("ticket_id", "number", "subject", "at"),
     "ticket.status_changed": ("ticket_id", "number", "before", "after", "at"),
     "message.posted": ("ticket_id", "number", "message_id", "author_kind", "channel", "body_html", "body_text",
-                       "at"),
+                       "attachment_ids", "at"),
     "ticket.deleted": ("ticket_id", "number", "at"),
     "message.deleted": ("ticket_id", "number", "message_id", "at"),
     "typing": ("ticket_id", "number", "state", "author_kind", "name"),
