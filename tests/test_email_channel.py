@@ -285,6 +285,34 @@ class TestNewTicketsByEmail:
         assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
         assert "invoice.pdf" not in note["body_text"]
 
+    async def test_an_agent_forwarding_a_customers_email_opens_the_ticket_for_the_customer(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """Mail that reached an agent directly is forwarded to support: the ticket is the
+        customer's (the forwarded email's From), not the agent's. Anyone else's forward,
+        or an agent handing on a colleague's email, stays the sender's own."""
+        ws = await make_workspace(client)
+        agent, colleague = await ws.staff(), await ws.staff()
+        to = address(runtime, ws)
+        forward = (CORPUS / "apple_mail_forward.eml").read_bytes().replace(b"tom@partner.example", agent.email.encode())
+        await send(listener, forward, to)
+        await send(listener, (CORPUS / "gmail_forward_chain.eml").read_bytes(), to)  # from a partner, not staff
+        handed_on = email(agent.email, to, "Fwd: Rota", "For the queue.\n\n---------- Forwarded message ---------\n"
+                          f"From: Colleague <{colleague.email}>\nSubject: Rota\n\nWho covers Friday?")
+        await send(listener, handed_on, to)
+        await settle()
+        by_subject = {t["subject"]: t for t in await tickets(client, ws)}
+        customers = {c["id"]: c for c in (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]}
+        licence = by_subject["Fwd: Lizenz läuft ab"]
+        assert (customers[licence["requester_id"]]["name"], customers[licence["requester_id"]]["email"]) == \
+            ("Hannah Weber", "h.weber@example.de")
+        first, *notes = await thread(client, ws, licence["id"])
+        assert "Can you help this customer?" in first["body_text"] and "meine Lizenz" in first["body_text"]
+        [note] = [n for n in notes if "Forwarded by" in n["body_text"]]
+        assert note["internal"] is True and agent.email in note["body_text"]
+        assert ["h.weber@example.de"] in [m.rcpt_tos for m in smtp_sink.messages]  # acknowledged to the customer
+        assert customers[by_subject["Fwd: Fwd: Outage report"]["requester_id"]]["email"] == "priya@partner.example"
+        assert customers[by_subject["Fwd: Rota"]["requester_id"]]["email"] == agent.email
+
     async def test_an_inline_image_shows_in_the_thread(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)

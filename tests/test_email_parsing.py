@@ -190,6 +190,21 @@ def test_gmail_forward_chain_two_levels_is_kept_whole() -> None:
     assert parsed.reply_text.endswith("down since 22:00 IST. Nobody on our team can log in.\n\nRavi")
 
 
+def test_a_forward_names_whom_the_forwarded_email_is_from() -> None:
+    assert load("apple_mail_forward.eml").forwarded_from == Address("Hannah Weber", "h.weber@example.de")
+    # Of a chain, the message that was forwarded: the first block, not the oldest.
+    assert load("gmail_forward_chain.eml").forwarded_from == Address("Ops Team", "ops@partner.example")
+    outlook = (b"From: Tom <tom@shop.example>\nTo: support@acme.relaydesk.test\nSubject: FW: Refund\n\n"
+               b"Please look after her.\n\n________________________________\n"
+               b"From: Hannah Weber [mailto:h.weber@example.de]\nSent: Monday, 3 March 2025 18:02\n"
+               b"To: Tom\nSubject: Refund\n\nWhere is my refund?\n")
+    assert parse_email(outlook).forwarded_from == Address("Hannah Weber", "h.weber@example.de")
+    # The same header block in a reply is history, not a forward.
+    assert parse_email(outlook.replace(b"Subject: FW: Refund", b"Subject: RE: Refund")).forwarded_from is None
+    for name in ("outlook_plain_original_message.eml", "iphone_reply.eml", "plain_ascii.eml"):
+        assert load(name).forwarded_from is None, name
+
+
 def test_interleaved_answers_survive_and_only_the_trailing_quote_goes() -> None:
     parsed = load("interleaved_reply.eml")
     assert parsed.reply_text == (

@@ -44,6 +44,7 @@ from relaydesk.core.principal import Principal, Role
 from relaydesk.core.sanitize import looks_like_html
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
+from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.lifecycle import Channel
@@ -129,8 +130,13 @@ class InboundMailService:
         address = stored_form(sender.email)
         ticket, author = await self._thread(row.workspace_id, parsed, address)
         flooding = False
+        forwarded_by = None
         if author is None:  # no ticket of theirs either: a new one
-            requester = await self._requester(row.workspace_id, parsed, sender)
+            forward = await self._forwarded_by_staff(row.workspace_id, parsed, address)
+            if forward is not None:
+                requester, forwarded_by = forward
+            else:
+                requester = await self._requester(row.workspace_id, parsed, sender)
             customer = await self.customers.contact(row.workspace_id, CustomerIn(
                 name=(requester.name or requester.email.split("@")[0])[:200], email=requester.email), now)
             self.customers.wrote_in(customer, now)
@@ -146,6 +152,10 @@ class InboundMailService:
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
                 acknowledge=not (parsed.mailing_list or flooding))
             self._note_left_out(created, row, left_out, now)
+            if forwarded_by is not None:
+                self.tickets.system_note(created, f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the "
+                                         f"ticket is {requester.email}'s, who wrote the forwarded email.", now,
+                                         internal=True)
             reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
                 "hour already." if flooding else None
             return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
@@ -203,6 +213,27 @@ class InboundMailService:
                 or await self.mailboxes.is_address_of(workspace_id, address):
             return sender
         return wanted
+
+    async def _forwarded_by_staff(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
+                                  ) -> tuple[Address, User] | None:
+        """(whom the ticket is for, who forwarded it) when one of the staff forwards a
+        customer's email to support, as they do with mail that reached them directly: the
+        ticket is the customer's, as if they had written in. A From header proves nothing,
+        but whoever forges a staff address here could as well forge the customer's."""
+        original = parsed.forwarded_from
+        if original is None or not valid_form(original.email):
+            return None
+        staff = await self.users.find_by_email(workspace_id, sender)
+        if staff is None or not staff.is_active or staff.role == Role.CUSTOMER.value:
+            return None
+        address = stored_form(original.email)
+        if address == sender or in_mail_domain(address, self.runtime.settings.mail_domain) \
+                or await self.mailboxes.is_address_of(workspace_id, address):
+            return None
+        colleague = await self.users.find_by_email(workspace_id, address)
+        if colleague is not None and colleague.role != Role.CUSTOMER.value:
+            return None  # a colleague's email, handed on: still the forwarder's own request
+        return Address(original.name, address), staff
 
     async def _screen(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str,
                       now: datetime, *, released: bool = False) -> Outcome | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 
-from relaydesk.channels.quoting import clean_html, html_text, reply_markup, strip_quoted
+from relaydesk.channels.quoting import clean_html, forwarded_from, html_text, reply_markup, strip_quoted
 from relaydesk.core.sanitize import text_to_html
 
 __all__ = [
@@ -86,6 +86,9 @@ class ParsedEmail:
     omitted_attachments: list[str] = field(default_factory=list)  # too large, or their encoding was beyond repair
     # The header with which a filter before us judged it spam ("X-Spam-Flag: YES"), or None.
     spam_verdict: str | None = None
+    # Whom the first message a forward carries is from: an agent forwarding a customer's
+    # email opens the ticket for that customer.
+    forwarded_from: Address | None = None
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
@@ -123,7 +126,9 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         for a in parts.attachments
     ]
     subject = _collapse(_decode_words(_raw_header(msg, "subject") or ""))
-    reply_text = strip_quoted(text, forwarded=bool(_FORWARD_SUBJECT.match(subject)))
+    subject_says_forward = bool(_FORWARD_SUBJECT.match(subject))
+    reply_text = strip_quoted(text, forwarded=subject_says_forward)
+    forwarded = _addresses(forwarded_from(text, subject_says_forward=subject_says_forward))
     bounce = _bounce(msg, senders[0], subject, text, parts)
     reply_to = _addresses(_raw_header(msg, "reply-to"))
     message_ids = _message_ids(_raw_header(msg, "message-id"), loose=True)
@@ -149,6 +154,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         ticket_tokens=extract_ticket_tokens(subject),
         omitted_attachments=parts.omitted,
         spam_verdict=_spam_verdict(msg),
+        forwarded_from=forwarded[0] if forwarded else None,
     )
 
 

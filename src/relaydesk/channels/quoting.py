@@ -81,6 +81,25 @@ def strip_quoted(text: str, *, forwarded: bool = False) -> str:
     return "\n".join(kept).strip() or whole
 
 
+def forwarded_from(text: str, *, subject_says_forward: bool) -> str | None:
+    """The From line's value ("Hannah Weber <h.weber@example.de>") of the first message a
+    forward carries, or None. A forward is known by its marker line ("Begin forwarded
+    message:"); with a "Fwd:"/"FW:" subject, also by the header block Outlook puts above
+    it, which in any other email is only reply history."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    start = next((i for i, line in enumerate(lines) if _FORWARD_MARKER.match(line)), None)
+    if start is None and subject_says_forward:
+        start = _history_start(lines)
+    if start is None:
+        return None
+    for line in lines[start:start + 4]:
+        if _HEADER_FROM.match(line):
+            value = line.split(":", 1)[1].strip(" *")
+            # Outlook writes "Hannah Weber [mailto:h.weber@example.de]".
+            return re.sub(r"\[mailto:([^\]]+)\]", r"<\1>", value)
+    return None
+
+
 def _history_start(lines: list[str]) -> int | None:
     for i, line in enumerate(lines):
         stripped = line.strip()
