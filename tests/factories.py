@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,25 @@ class Workspace:
         tokens = await self.login(email)
         return Actor(tokens["user"]["id"], email, "customer", tokens["access_token"], customer_id=r.json()["id"])
 
+    async def mailbox(self, address: str, *, sink: Any = None, settle: Callable[[], Awaitable[None]] | None = None,
+                      **fields: Any) -> dict[str, Any]:
+        """Adds a support address. Given the outbound mail sink (``mailpeers.SmtpSink``) and
+        ``settle``, verifies it as its owner would, with the code of the verification email
+        it received; that email is then taken out of the sink, so a test sees its own mail."""
+        r = await self.client.post("/api/v1/mailboxes", json={"address": address, **fields},
+                                   headers=self.admin.headers)
+        assert r.status_code == 201, r.text
+        if sink is None:
+            return r.json()
+        assert settle is not None, "the verification email is sent by a job: give settle too"
+        await settle()
+        message = verification_email(sink, r.json()["address"])
+        r = await self.client.post(f"/api/v1/mailboxes/{r.json()['id']}/verify", headers=self.admin.headers,
+                                   json={"code": message["X-Relaydesk-Verification"]})
+        assert r.status_code == 200 and r.json()["verified"] is True, r.text
+        sink.remove(message)
+        return r.json()
+
     async def ticket(self, by: Actor, **fields: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"subject": fields.pop("subject", "Parcel arrived damaged"),
                                 "description": fields.pop("description", "The box was crushed in transit."),
@@ -104,6 +124,16 @@ async def make_workspace(client: httpx.AsyncClient, name: str | None = None) -> 
                    Actor(data["admin"]["id"], email, "admin", ""))
     ws.admin.token = (await ws.login(email))["access_token"]
     return ws
+
+
+def verification_email(sink: Any, address: str) -> Any:
+    """The latest verification email the sink got for ``address`` (as a mailbox keeps it:
+    an internationalised domain in Unicode; the email went to its ASCII form)."""
+    local, _, domain = address.rpartition("@")
+    to = f"{local}@{domain.encode('idna').decode('ascii')}".lower()
+    found = [m for m in sink.messages if m["X-Relaydesk-Verification"] and to in map(str.lower, m.rcpt_tos)]
+    assert found, f"no verification email to {to}"
+    return found[-1]
 
 
 def random_id() -> str:

@@ -632,6 +632,11 @@ class SmtpSink:
             self._messages.clear()
             self._failures.clear()
 
+    def remove(self, message: ReceivedMessage) -> None:
+        """Forget one message (a helper that used it up, so the test sees only its own)."""
+        with self._lock:
+            self._messages.remove(message)
+
     async def wait_for(self, n: int = 1, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Wait until at least n messages arrived; returns them all. Raises
         TimeoutError naming how many did arrive."""

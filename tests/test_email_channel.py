@@ -17,7 +17,7 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
-from factories import Workspace, make_workspace
+from factories import Workspace, make_workspace, verification_email
 from mailpeers import ImapServer, SmtpSink, smtp_send
 from relaydesk.channels.smtp import SmtpListener
 from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_email
@@ -144,8 +144,7 @@ class TestNewTicketsByEmail:
         tag = uuid.uuid4().hex[:6]
         support, sales = f"support-{tag}@acme.example.com", f"sales-{tag}@acme.example.com"
         for own in (support, sales):
-            assert (await client.post("/api/v1/mailboxes", json={"address": own},
-                                      headers=ws.admin.headers)).status_code == 201
+            await ws.mailbox(own, sink=smtp_sink, settle=settle)
         await send(listener, email("Lan <lan@customers.example.com>", sales, "A quote for 40 jackets", "Hi"), sales)
         await settle()
         [ticket] = await tickets(client, ws)
@@ -162,9 +161,7 @@ class TestNewTicketsByEmail:
         go out from it in that form (a header cannot carry the Unicode one)."""
         ws = await make_workspace(client)
         local = f"hilfe-{uuid.uuid4().hex[:6]}"
-        r = await client.post("/api/v1/mailboxes", json={"address": f"{local}@bücher.example"},
-                              headers=ws.admin.headers)
-        assert r.status_code == 201, r.text
+        await ws.mailbox(f"{local}@bücher.example", sink=smtp_sink, settle=settle)
         for to in (f"{local}@xn--bcher-kva.example", f"{local.upper()}@XN--BCHER-KVA.example"):
             await send(listener, email("x@customers.example.com", to, f"Sent to {to}", "Hallo"), to)
         await settle()
@@ -329,8 +326,7 @@ class TestNewTicketsByEmail:
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         own = f"support-{uuid.uuid4().hex[:6]}@merchant.example"
-        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
-        assert r.status_code == 201, r.text
+        await ws.mailbox(own, sink=smtp_sink, settle=settle)
         to = address(runtime, ws)
         await send(listener, email(f"Merchant Support <{own.upper()}>", to, "Test from our mailbox", "Hello?"), to)
         await settle()
@@ -384,6 +380,168 @@ class TestOwnership:
         await settle()
         senders = {parseaddr(message_from_bytes(m.raw)["From"])[1] for m in smtp_sink.messages}
         assert senders == {address(runtime, attacker)}
+
+
+class TestVerification:
+    """A support address is only sent from once the workspace has shown that mail to it
+    reaches the workspace: the verification email Relaydesk sends to it comes back in, or
+    an admin types the code it carries. Until then any workspace may claim it too."""
+
+    async def test_a_new_mailbox_is_sent_from_only_once_verified_by_its_code(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        own = f"support-{uuid.uuid4().hex[:6]}@acme.example.com"
+        r = await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)
+        assert r.status_code == 201, r.text
+        box = r.json()
+        assert box["verified"] is False and box["verified_at"] is None
+        await settle()
+        [sent] = smtp_sink.messages
+        code = sent["X-Relaydesk-Verification"]
+        assert sent.rcpt_tos == [own] and parseaddr(sent["From"])[1] == address(runtime, ws)
+        body = sent.message.get_body(("plain",)).get_content()
+        assert code in body and address(runtime, ws) in body, body
+        smtp_sink.clear()
+
+        await send(listener, email("Lan <lan@customers.example.com>", own, "Where is my order?", "Hi"), own)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await ws.reply(agent, ticket["id"], "On its way.")
+        await settle()
+        unverified = {parseaddr(m["From"])[1] for m in smtp_sink.messages}
+        assert unverified == {address(runtime, ws)}, unverified  # never From an address it may not own
+
+        r = await client.post(f"/api/v1/mailboxes/{box['id']}/verify", json={"code": code}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["verified"] is True and r.json()["verified_at"], r.text
+        smtp_sink.clear()
+        await ws.reply(agent, ticket["id"], "It arrives tomorrow.")
+        await settle()
+        assert {parseaddr(m["From"])[1] for m in smtp_sink.messages} == {own}
+
+    async def test_a_wrong_or_old_code_is_refused_and_a_new_email_waits_a_minute(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        own = f"support-{uuid.uuid4().hex[:6]}@acme.example.com"
+        box = (await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)).json()
+        await settle()
+        first = smtp_sink.messages[-1]["X-Relaydesk-Verification"]
+        verify, again = f"/api/v1/mailboxes/{box['id']}/verify", f"/api/v1/mailboxes/{box['id']}/send-verification"
+        r = await client.post(verify, json={"code": first + "x"}, headers=ws.admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "code", r.text
+        r = await client.post(again, headers=ws.admin.headers)
+        assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json", r.text
+        assert 0 < int(r.headers["Retry-After"]) <= 60
+        clock.advance(timedelta(seconds=61))
+        r = await client.post(again, headers=ws.admin.headers)
+        assert r.status_code == 202, r.text
+        await settle()
+        second = smtp_sink.messages[-1]["X-Relaydesk-Verification"]
+        assert len(smtp_sink.messages) == 2 and second != first
+        r = await client.post(verify, json={"code": first}, headers=ws.admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "code", r.text
+        [listed] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert listed["verified"] is False
+        r = await client.post(verify, json={"code": second}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["verified"] is True, r.text
+        r = await client.post(again, headers=ws.admin.headers)
+        assert r.status_code == 409 and r.json()["code"] == "already_verified", r.text
+
+    async def test_a_verification_email_the_relay_refuses_is_shown_on_the_mailbox(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        own = f"nobody-{uuid.uuid4().hex[:6]}@acme.example.com"
+        smtp_sink.rejected_recipients.add(own)
+        await ws.mailbox(own)
+        await settle()
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert box["verified"] is False and box["last_error"].startswith("The verification email could not be sent")
+        assert "550" in box["last_error"] and smtp_sink.messages == []
+
+    async def test_the_verification_email_coming_back_to_the_listener_verifies_the_address(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """As when the address's mail is forwarded to Relaydesk: nothing to type."""
+        ws = await make_workspace(client)
+        own = f"support-{uuid.uuid4().hex[:6]}@acme.example.com"
+        box = (await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)).json()
+        await settle()
+        [sent] = smtp_sink.messages
+        await send(listener, sent.raw, own, sender=sent.mail_from)
+        await settle()
+        [listed] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert listed["id"] == box["id"] and listed["verified"] is True
+        [row] = await inbound(client, ws)
+        assert row["status"] == "ignored" and row["reason"].startswith("Mailbox verification"), row
+        assert await tickets(client, ws) == []
+        assert smtp_sink.messages == [sent]  # nothing acknowledged
+
+    async def test_the_verification_email_polled_from_the_imap_mailbox_verifies_it(
+            self, client, runtime, settle, listener, smtp_sink, imap_server: ImapServer) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        poll = await connected_mailbox(client, runtime, ws, imap_server, user, password)
+        await settle()
+        imap_server.deliver(user, verification_email(smtp_sink, user).raw)  # as the relay would have
+        assert await poll() == 1
+        await settle()
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert box["verified"] is True
+        [row] = await inbound(client, ws)
+        assert row["source"] == "imap" and row["status"] == "ignored", row
+        assert row["reason"].startswith("Mailbox verification")
+
+    async def test_a_second_workspace_may_claim_an_unverified_address_and_keeps_it_once_verified(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        squatter, owner = await make_workspace(client), await make_workspace(client)
+        shared = f"support-{uuid.uuid4().hex[:6]}@bigshop.example"
+        assert (await client.post("/api/v1/mailboxes", json={"address": shared},
+                                  headers=squatter.admin.headers)).status_code == 201
+        await send(listener, email("lan@customers.example.com", shared, "Before", "Hi"), shared)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, squatter)] == ["Before"]  # the earliest claim, as before
+        r = await client.post("/api/v1/mailboxes", json={"address": shared}, headers=owner.admin.headers)
+        assert r.status_code == 201, r.text
+        await settle()
+        # The owner forwards the address to its workspace's own one; the email is
+        # recognised by its code although the address's mail still goes to the squatter.
+        sent = verification_email(smtp_sink, shared)
+        await send(listener, sent.raw, address(runtime, owner), sender=sent.mail_from)
+        await settle()
+        [box] = (await client.get("/api/v1/mailboxes", headers=owner.admin.headers)).json()
+        assert box["address"] == shared and box["verified"] is True
+        assert (await client.get("/api/v1/mailboxes", headers=squatter.admin.headers)).json() == []
+        await send(listener, email("lan@customers.example.com", shared, "After", "Hi"), shared)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, owner)] == ["After"]
+        assert [t["subject"] for t in await tickets(client, squatter)] == ["Before"]
+        r = await client.post("/api/v1/mailboxes", json={"address": shared}, headers=squatter.admin.headers)
+        assert r.status_code == 409 and r.json()["code"] == "address_taken", r.text
+        assert r.json()["errors"][0]["field"] == "address"
+
+    async def test_mail_to_the_address_reaching_another_claimant_verifies_nobody(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """The address's mail comes to Relaydesk and goes to the workspace that claimed it
+        first. Another claimant's verification email arriving there only proves that the
+        mail reaches Relaydesk, not that the other claimant is the address's owner."""
+        owner, attacker = await make_workspace(client), await make_workspace(client)
+        shared = f"support-{uuid.uuid4().hex[:6]}@bigshop.example"
+        await owner.mailbox(shared)  # unverified, as every mailbox is after the upgrade
+        await settle()
+        smtp_sink.clear()
+        theirs = (await client.post("/api/v1/mailboxes", json={"address": shared},
+                                    headers=attacker.admin.headers)).json()
+        await settle()
+        sent = verification_email(smtp_sink, shared)
+        await send(listener, sent.raw, shared, sender=sent.mail_from)
+        await settle()
+        [box] = (await client.get("/api/v1/mailboxes", headers=attacker.admin.headers)).json()
+        assert box["id"] == theirs["id"] and box["verified"] is False
+        [row] = await inbound(client, owner)
+        assert row["status"] == "ignored" and "another workspace" in row["reason"], row
+        assert await inbound(client, attacker) == []  # the code never reaches the attacker
+        assert await tickets(client, owner) == [] and await tickets(client, attacker) == []
+        assert [b["address"] for b in (await client.get("/api/v1/mailboxes", headers=owner.admin.headers)).json()] \
+            == [shared]
 
 
 class TestCopies:

@@ -278,6 +278,8 @@ CROSS_TENANT = [
     ("PATCH", "/webhooks/{webhook}", {"url": "http://127.0.0.1:9/stolen", "allow_private": True}),
     ("DELETE", "/webhooks/{webhook}", None),
     ("PATCH", "/mailboxes/{mailbox}", {"active": False}),
+    ("POST", "/mailboxes/{mailbox}/send-verification", None),
+    ("POST", "/mailboxes/{mailbox}/verify", {"code": "guessed"}),
     ("DELETE", "/mailboxes/{mailbox}", None),
 ]
 

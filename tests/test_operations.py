@@ -388,6 +388,60 @@ async def test_the_channel_user_id_migration_indexes_the_handles_customers_had(t
         await db.dispose()
 
 
+async def test_the_mailbox_verification_migration_leaves_every_address_unverified_and_claimable(tmp_path):
+    """Revision 0017: nothing ever proved a workspace owns its mailbox addresses, so the
+    existing ones start unverified, and another workspace may claim them too; an address
+    stays one verified workspace's. Going back keeps one claim per address: the verified one."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import insert, select, update
+    from sqlalchemy.exc import IntegrityError
+
+    from relaydesk.channels.models import Mailbox
+    from relaydesk.core.db import Database
+    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.tenancy.models import Workspace
+
+    db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
+    boxes, at = Mailbox.__table__, datetime.now(UTC)
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def mailbox(workspace_id: uuid.UUID) -> dict:
+        return {"id": uuid.uuid4(), "workspace_id": workspace_id, "address": "support@bigshop.example",
+                "imap_tls": True, "imap_folder": "INBOX", "active": True, "created_at": at}
+
+    try:
+        await upgrade(db, "0016")
+        async with db.write_engine.begin() as conn:
+            for workspace_id in (first, second, third):
+                await conn.execute(insert(Workspace.__table__).values(
+                    id=workspace_id, name="Desk", slug=workspace_id.hex, ticket_seq=0, settings={}, created_at=at))
+            await conn.execute(insert(boxes).values(mailbox(first)))
+        await upgrade(db)
+        async with db.write_engine.begin() as conn:
+            assert (await conn.execute(select(boxes.c.verified_at))).scalars().all() == [None]
+            claim = mailbox(second)
+            await conn.execute(insert(boxes).values(claim))
+            await conn.execute(update(boxes).where(boxes.c.id == claim["id"]).values(verified_at=at))
+        with pytest.raises(IntegrityError):  # a second verified holder of the address
+            async with db.write_engine.begin() as conn:
+                await conn.execute(insert(boxes).values({**mailbox(third), "verified_at": at}))
+
+        def down(connection) -> None:  # noqa: ANN001
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0016")
+
+        async with db.write_engine.begin() as conn:
+            await conn.run_sync(down)
+        async with db.read_engine.connect() as conn:
+            assert (await conn.execute(select(boxes.c.workspace_id))).scalars().all() == [second]
+    finally:
+        await db.dispose()
+
+
 async def test_migrations_started_at_once_on_postgresql_all_succeed(tmp_path):
     """Replicas that each migrate on start: the first upgrades, the others wait and find
     the schema up to date."""

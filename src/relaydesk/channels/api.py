@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from relaydesk.channels.schemas import InboundEmailOut, InboundEmailPage, MailboxIn, MailboxOut, MailboxPatch
+from relaydesk.channels.schemas import (
+    InboundEmailOut,
+    InboundEmailPage,
+    MailboxIn,
+    MailboxOut,
+    MailboxPatch,
+    MailboxVerifyIn,
+)
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.tasks import inbound_service
 from relaydesk.core.http import Cursor, Limit, now
@@ -19,7 +26,8 @@ router = APIRouter(prefix="/api/v1")
 
 
 @router.post("/mailboxes", response_model=MailboxOut, status_code=status.HTTP_201_CREATED, tags=["email"],
-             summary="Add a support address (forwarded to the SMTP listener, or polled over IMAP)")
+             summary="Add a support address (forwarded to the SMTP listener, or polled over IMAP); a verification "
+                     "email goes to it")
 async def create_mailbox(data: MailboxIn, principal: AdminPrincipal, request: Request,
                          session: SessionDep):  # noqa: ANN201
     settings = request.app.state.runtime.settings
@@ -39,6 +47,21 @@ async def update_mailbox(mailbox_id: uuid.UUID, data: MailboxPatch, principal: A
     return await MailboxService(session).update(
         principal, mailbox_id, data.model_dump(exclude_unset=True),
         allow_private=request.app.state.runtime.settings.allow_private_targets)
+
+
+@router.post("/mailboxes/{mailbox_id}/send-verification", response_model=MailboxOut,
+             status_code=status.HTTP_202_ACCEPTED, tags=["email"],
+             summary="Send the address another verification email, with a new code (at most one a minute)")
+async def send_mailbox_verification(mailbox_id: uuid.UUID, principal: AdminPrincipal, request: Request,
+                                    session: SessionDep):  # noqa: ANN201
+    return await MailboxService(session).send_verification(principal, mailbox_id, now(request))
+
+
+@router.post("/mailboxes/{mailbox_id}/verify", response_model=MailboxOut, tags=["email"],
+             summary="Verify a support address with the code of its latest verification email")
+async def verify_mailbox(mailbox_id: uuid.UUID, data: MailboxVerifyIn, principal: AdminPrincipal, request: Request,
+                         session: SessionDep):  # noqa: ANN201
+    return await MailboxService(session).verify(principal, mailbox_id, data.code, now(request))
 
 
 @router.delete("/mailboxes/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["email"],

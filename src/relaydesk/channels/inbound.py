@@ -3,6 +3,9 @@
 ``receive`` only stores the bytes (the SMTP listener answers 250 once that committed);
 ``process`` runs as a job and decides what the message is:
 
+* a mailbox's verification email coming back (our X-Relaydesk-Verification header with
+  a code we know): it verifies that mailbox when it reached that mailbox's workspace,
+  and is recorded as *ignored*, never a ticket;
 * a second copy of a message (same Message-ID: a sender retrying after our 250 got lost,
   or mail reaching us by two routes), our own mail coming back (our loop header or one of
   our addresses in From), an auto-reply or a bounce: recorded as *ignored*, never a
@@ -117,6 +120,10 @@ class InboundMailService:
                                  envelope_sender=row.envelope_from)
         except UnparseableEmail as exc:
             return self._finish(row, Outcome("quarantined", f"Cannot be parsed: {exc}"), now)
+        if parsed.verification_code:
+            verification = await self._verification(row, parsed.verification_code, now)
+            if verification is not None:
+                return self._finish(row, verification, now)
         sender = _answerable(parsed.sender, row.envelope_from)
         # Bounces and auto-replies are ignored whoever sent them, so they are screened first.
         screened = await self._screen(row.workspace_id, parsed, stored_form((sender or parsed.sender).email), now,
@@ -168,6 +175,24 @@ class InboundMailService:
                                 row, left_out, now)
         return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
                                          new_ticket=posted.follow_up_created), now)
+
+    async def _verification(self, row: InboundEmail, code: str, now: datetime) -> Outcome | None:
+        """A mailbox's verification email come back in. It verifies the address only when it
+        reached the workspace that claimed it (forwarded to its built-in address, polled from
+        its IMAP mailbox, or sent to the address while the address's mail goes to it): mail
+        to the address that Relaydesk routes to another claimant proves only that the mail
+        reaches Relaydesk, and counting it would let anyone verify an address whose owner
+        points its mail at the listener. A code we no longer know (an older email) is left
+        to the screening, as any of our own mail coming back."""
+        mailbox = await self.mailboxes.by_code(code)
+        if mailbox is None:
+            return None
+        if mailbox.workspace_id != row.workspace_id:
+            return Outcome("ignored", f"Mailbox verification email for another workspace's claim of "
+                           f"{mailbox.address}: it reached this workspace, so it verifies nothing.")
+        await self.mailboxes.mark_verified(mailbox, now)
+        log.info("mailbox_verified", mailbox_id=str(mailbox.id), address=mailbox.address, inbound_id=str(row.id))
+        return Outcome("ignored", f"Mailbox verification: {mailbox.address} is verified.")
 
     def _note_left_out(self, ticket: Ticket, row: InboundEmail, left_out: list[str], now: datetime) -> None:
         """Tells the agents, not only the log, what an email brought that the thread does

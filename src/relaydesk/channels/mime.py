@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 LOOP_HEADER = "X-Relaydesk-Loop"
+VERIFICATION_HEADER = "X-Relaydesk-Verification"
 _MAX_DEPTH = 40
 
 
@@ -89,6 +90,7 @@ class ParsedEmail:
     # Whom the first message a forward carries is from: an agent forwarding a customer's
     # email opens the ticket for that customer.
     forwarded_from: Address | None = None
+    verification_code: str | None = None  # our X-Relaydesk-Verification header: a mailbox's verification email
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
@@ -155,6 +157,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         omitted_attachments=parts.omitted,
         spam_verdict=_spam_verdict(msg),
         forwarded_from=forwarded[0] if forwarded else None,
+        verification_code=_raw_header(msg, VERIFICATION_HEADER.lower()),
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, IdMixin, WorkspaceScoped
@@ -14,10 +14,19 @@ class Mailbox(IdMixin, WorkspaceScoped, Base):
 
     Mail to ``<workspace slug>@<mail domain>`` reaches the built-in SMTP listener with no
     set-up at all; a mailbox adds the workspace's own address (forwarded to the listener
-    or fetched from its IMAP server)."""
+    or fetched from its IMAP server).
+
+    Nothing is sent from the address until the workspace has shown that it receives the
+    address's mail (``verified_at``). Until then it is only a claim: other workspaces may
+    claim the same address, and the first to verify it keeps it (the others' claims go)."""
 
     __tablename__ = "mailboxes"
-    __table_args__ = (UniqueConstraint("address"),)
+    __table_args__ = (
+        # Address first: it is also how mail arriving for an address finds its workspace.
+        UniqueConstraint("address", "workspace_id"),
+        Index("ix_mailboxes_verified_address", "address", unique=True,
+              sqlite_where=text("verified_at IS NOT NULL"), postgresql_where=text("verified_at IS NOT NULL")),
+    )
 
     address: Mapped[str] = mapped_column(String(320))
     imap_host: Mapped[str | None] = mapped_column(String(255))
@@ -35,6 +44,16 @@ class Mailbox(IdMixin, WorkspaceScoped, Base):
     last_polled_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    verified_at: Mapped[datetime | None]
+    # The latest verification email's code, hashed (SHA-256, hex): the code is as good as
+    # the address, so the database never holds it. None once verified.
+    verification_code_hash: Mapped[str | None] = mapped_column(String(64))
+    # When that email was last asked for (creating the mailbox, or an admin): at most one a minute.
+    verification_sent_at: Mapped[datetime | None]
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
 
 class InboundEmail(IdMixin, WorkspaceScoped, Base):

@@ -36,6 +36,13 @@ class MailboxPatch(Input):
     model_config = {"json_schema_extra": {"examples": [{"active": False}, {"imap_password": "new-app-password"}]}}
 
 
+class MailboxVerifyIn(Input):
+    code: str = Field(min_length=1, max_length=200, description="The code in the verification email "
+                      "Relaydesk sent to the address (also in its X-Relaydesk-Verification header).")
+
+    model_config = {"json_schema_extra": {"examples": [{"code": "mQ2x7VbTzJ0cR1kA9sLw"}]}}
+
+
 class MailboxOut(Output):
     id: uuid.UUID
     address: str
@@ -48,6 +55,11 @@ class MailboxOut(Output):
     last_polled_at: datetime | None
     last_error: str | None
     created_at: datetime
+    verified: bool = Field(description="Whether the workspace has shown the address is its own. Until then "
+                           "nothing is sent from it (the workspace's built-in address is used instead) and other "
+                           "workspaces may claim it too.")
+    verified_at: datetime | None
+    verification_sent_at: datetime | None = Field(description="When the latest verification email was asked for.")
 
 
 class InboundEmailOut(Output):

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import functools
+import hmac
+import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.models import InboundEmail, Mailbox
+from relaydesk.channels.verification import MAX_CODE, RESEND_AFTER, VERIFICATION_NOT_SENT, code_hash, new_code
 from relaydesk.core.db import read_once
-from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
+from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal
 from relaydesk.core.schemas import Email
 from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.identity.service import normalise_email
 from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.service import WorkspaceService
+
+log = structlog.get_logger("relaydesk.email")
 
 
 class MailboxService:
@@ -29,13 +36,16 @@ class MailboxService:
     async def sending_address(self, workspace: Workspace, mail_domain: str,
                               ticket_id: uuid.UUID | None = None) -> str:
         """The address mail about ``ticket_id`` goes out from: the one of this workspace's
-        mailboxes the customer last wrote to about it (a customer who wrote to sales@ is
-        answered from sales@), else the workspace's first own address, else its built-in
-        one. A mailbox in the mail domain (saved before such addresses were refused) is
-        never sent from: it may be another workspace's built-in address."""
+        verified mailboxes the customer last wrote to about it (a customer who wrote to
+        sales@ is answered from sales@), else the workspace's first verified address, else
+        its built-in one. An unverified mailbox is never sent from: nothing shows the
+        address is the workspace's, and our relay would send in its owner's name. Nor is
+        one in the mail domain (saved before such addresses were refused): it may be
+        another workspace's built-in address."""
         async def own() -> list[tuple[uuid.UUID, str]]:
             rows = await self.session.execute(select(Mailbox.id, Mailbox.address).where(
-                Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True)).order_by(Mailbox.created_at))
+                Mailbox.workspace_id == workspace.id, Mailbox.active.is_(True), Mailbox.verified_at.is_not(None))
+                .order_by(Mailbox.created_at))
             return [(box, address) for box, address in rows if not in_mail_domain(address, mail_domain)]
 
         mailboxes = await read_once(self.session, ("sending_addresses", workspace.id), own)
@@ -61,8 +71,11 @@ class MailboxService:
             built_in = bool(local) and domain == _domain_of(mail_domain)
             workspace = await WorkspaceService(self.session).find(local) if built_in else None
             return (workspace.id, None) if workspace is not None else None
+        # Several workspaces may claim an address until one verifies it: the verified one
+        # has it, else the earliest claim (who had it before anyone else asked).
         row = await self.session.execute(select(Mailbox.workspace_id, Mailbox.id).where(
-            Mailbox.address == address, Mailbox.active.is_(True)))
+            Mailbox.address == address, Mailbox.active.is_(True))
+            .order_by(Mailbox.verified_at.is_(None), Mailbox.created_at, Mailbox.id).limit(1))
         found = row.first()
         return (found[0], found[1]) if found is not None else None
 
@@ -74,17 +87,105 @@ class MailboxService:
     async def create(self, principal: Principal, data: dict[str, Any], now: datetime, *, mail_domain: str,
                      allow_private: bool = False) -> Mailbox:
         """``allow_private``: the operator lets IMAP hosts be on loopback or private networks.
-        Any other address is first come, first served: nothing proves the workspace owns it."""
+        The mailbox starts unverified, and its verification email goes out after the
+        commit. An address only claimed by other workspaces can be claimed again: whoever
+        typed it first need not own it; one another workspace verified is taken."""
         address = data["address"].strip().lower()
         if in_mail_domain(address, mail_domain):
             raise ValidationFailed(f"Addresses at {mail_domain} are Relaydesk's own: each workspace already "
                                    f"receives mail at <workspace slug>@{mail_domain}.", field="address")
-        if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
+        held = or_(Mailbox.workspace_id == principal.workspace_id, Mailbox.verified_at.is_not(None))
+        if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address, held).limit(1)) is not None:
             raise Conflict("This address is already a support address.", field="address", code="address_taken")
         await self._check_host(data.get("imap_host"), data.get("imap_port"), data.get("imap_tls", True), allow_private)
         mailbox = Mailbox(workspace_id=principal.workspace_id, created_at=now, **{**data, "address": address})
         self.session.add(mailbox)
         await self.session.flush()
+        self._ask_for_verification(mailbox, now)
+        return mailbox
+
+    # -- verification ------------------------------------------------------------------------
+    def _ask_for_verification(self, mailbox: Mailbox, now: datetime) -> None:
+        mailbox.verification_sent_at = now
+        # The code is made by the job that sends it, so that it is never stored, not even
+        # in the outbox; the event's time lets a late job see that a newer request took over.
+        Outbox(self.session).publish(mailbox.workspace_id, "mailbox.verification_requested", now,
+                                     mailbox_id=mailbox.id)
+
+    async def send_verification(self, principal: Principal, mailbox_id: uuid.UUID, now: datetime) -> Mailbox:
+        """Another verification email (with a new code; the earlier ones stop counting), at
+        most one a minute: each goes to an address the workspace may not own."""
+        mailbox = await self._locked(principal, mailbox_id)
+        if mailbox.verified_at is not None:
+            raise Conflict("This address is verified already.", code="already_verified")
+        sent = mailbox.verification_sent_at
+        if sent is not None and now < sent + RESEND_AFTER:
+            wait = max(1, math.ceil((sent + RESEND_AFTER - now).total_seconds()))
+            raise TooManyAttempts(f"A verification email went to {mailbox.address} less than a minute ago; "
+                                  f"ask again in {wait} seconds.", code="verification_throttled",
+                                  extra={"retry_after": wait})
+        self._ask_for_verification(mailbox, now)
+        return mailbox
+
+    async def issue_code(self, mailbox_id: uuid.UUID, requested_at: datetime) -> tuple[Mailbox, str] | None:
+        """A new code for the mailbox (the job about to send it), replacing any earlier one;
+        None when there is nothing to send: the mailbox is gone or verified, or a newer
+        request (a minute later at least) has its own job."""
+        mailbox = await self.session.scalar(select(Mailbox).where(Mailbox.id == mailbox_id).with_for_update())
+        if mailbox is None or mailbox.verified_at is not None:
+            return None
+        asked = mailbox.verification_sent_at
+        if asked is not None and asked > requested_at + timedelta(seconds=1):
+            return None
+        code = new_code()
+        mailbox.verification_code_hash = code_hash(code)
+        if (mailbox.last_error or "").startswith(VERIFICATION_NOT_SENT):
+            mailbox.last_error = None  # this attempt says again if it fails too
+        return mailbox, code
+
+    async def verify(self, principal: Principal, mailbox_id: uuid.UUID, code: str, now: datetime) -> Mailbox:
+        """Verifies the mailbox with the code of its latest verification email."""
+        mailbox = await self._locked(principal, mailbox_id)
+        if mailbox.verified_at is not None:
+            return mailbox  # a retried request: nothing left to prove
+        expected = mailbox.verification_code_hash
+        if expected is None:
+            raise ValidationFailed("No verification email has been sent to this address yet: ask for one "
+                                   "(send-verification).", field="code")
+        if not hmac.compare_digest(code_hash(code[:MAX_CODE]), expected):
+            raise ValidationFailed("This is not the code of the latest verification email to this address.",
+                                   field="code")
+        await self.mark_verified(mailbox, now)
+        return mailbox
+
+    async def by_code(self, code: str) -> Mailbox | None:
+        """The unverified mailbox whose latest verification email carries ``code``. Looked up
+        by the hash of a 96-bit random code: timing tells nothing that helps find one."""
+        if not code.strip() or len(code) > MAX_CODE:
+            return None
+        return await self.session.scalar(select(Mailbox).where(
+            Mailbox.verification_code_hash == code_hash(code), Mailbox.verified_at.is_(None)).limit(1))
+
+    async def mark_verified(self, mailbox: Mailbox, now: datetime) -> None:
+        """The address is this workspace's: other workspaces' claims of it go (their mail
+        comes here from now on, and they could never verify it anyway)."""
+        others = list(await self.session.execute(select(Mailbox.id, Mailbox.workspace_id).where(
+            Mailbox.address == mailbox.address, Mailbox.workspace_id != mailbox.workspace_id,
+            Mailbox.verified_at.is_(None))))
+        if others:
+            await self.session.execute(delete(Mailbox).where(Mailbox.id.in_([row.id for row in others]))
+                                       .execution_options(synchronize_session=False))
+            log.info("mailbox_claims_removed", address=mailbox.address, verified_by=str(mailbox.workspace_id),
+                     workspaces=[str(row.workspace_id) for row in others])
+        mailbox.verified_at, mailbox.verification_code_hash = now, None
+        # Two workspaces verifying at once: the unique index refuses the second (a 409).
+        await self.session.flush()
+
+    async def _locked(self, principal: Principal, mailbox_id: uuid.UUID) -> Mailbox:
+        mailbox = await self.session.scalar(select(Mailbox).where(
+            Mailbox.workspace_id == principal.workspace_id, Mailbox.id == mailbox_id).with_for_update())
+        if mailbox is None:
+            raise NotFound("No such mailbox.")
         return mailbox
 
     async def get(self, principal: Principal, mailbox_id: uuid.UUID) -> Mailbox:

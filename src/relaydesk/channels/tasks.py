@@ -1,4 +1,4 @@
-"""Email jobs: process what arrived, and poll the IMAP mailboxes."""
+"""Email jobs: process what arrived, poll the IMAP mailboxes, send verification emails."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select
@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.channels.inbound import WAITING, InboundMailService, header_message_id
 from relaydesk.channels.models import InboundEmail, Mailbox
 from relaydesk.channels.service import MailboxService, imap_port
+from relaydesk.channels.verification import VERIFICATION_NOT_SENT, verification_email
+from relaydesk.core.mail import MailError
 from relaydesk.core.outbox import Event
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.core.uow import savepoint
+from relaydesk.tenancy.service import WorkspaceService
 from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
@@ -72,6 +75,37 @@ async def thread_email(runtime: Runtime, session: AsyncSession, row: InboundEmai
     row.reason = f"Could not be threaded: {type(error).__name__}: {error}"[:2000]
     row.attempts += 1
     return "quarantined"
+
+
+async def send_verification(runtime: Runtime, mailbox_id: uuid.UUID, requested_at: datetime) -> str | None:
+    """Makes the mailbox a new code and emails it to the address: the code is committed
+    (as its hash) first, then the email goes, with no transaction held while the relay
+    answers. A retry makes another code; only the latest counts."""
+    settings = runtime.settings
+    async with runtime.transaction() as session:
+        issued = await MailboxService(session).issue_code(mailbox_id, requested_at)
+        if issued is None:
+            return None
+        mailbox, code = issued
+        workspace = await WorkspaceService(session).get(mailbox.workspace_id)
+        message = verification_email(
+            address=mailbox.address, mailbox_id=mailbox.id, code=code, workspace_id=workspace.id,
+            workspace_name=workspace.name, built_in=f"{workspace.slug}@{settings.mail_domain}",
+            public_url=settings.public_url, secret=settings.resolved_secret_key(), mail_domain=settings.mail_domain,
+            now=runtime.clock.now())
+    try:
+        await runtime.mailer.send(message)
+    except MailError as exc:
+        # Shown with the mailbox, where the admin waiting for the email looks.
+        async with runtime.transaction() as session:
+            row = await session.get(Mailbox, mailbox_id)
+            if row is not None:
+                row.last_error = f"{VERIFICATION_NOT_SENT}: {exc}"[:300]
+        log.warning("verification_email_failed", mailbox_id=str(mailbox_id), error=str(exc), permanent=exc.permanent)
+        if not exc.permanent:
+            raise  # the job's retries
+        return "failed"
+    return "sent"
 
 
 @contextmanager
@@ -226,7 +260,15 @@ def install(runtime: Runtime) -> list[Periodic]:
             mailboxes = await MailboxService(session).pollable()
         return sum([await poll_mailbox(runtime, m) for m in mailboxes])
 
+    async def on_verification_requested(event_id: int, workspace_id: str, type: str,
+                                        payload: dict[str, Any]) -> str | None:
+        """channels.send_verification: a new code, emailed to the mailbox's address."""
+        return await send_verification(runtime, uuid.UUID(payload["mailbox_id"]),
+                                       datetime.fromisoformat(payload["at"]))
+
     runtime.dispatcher.consumers.add("channels.thread_email", ("email.received",), on_received, prepare=load_batch)
+    runtime.jobs.register("channels.send_verification", on_verification_requested)
+    runtime.dispatcher.subscribe({"mailbox.verification_requested": ["channels.send_verification"]})
     runtime.jobs.register("channels.process_pending", sweep)
     runtime.jobs.register("channels.poll_imap", poll)
     return [Periodic("channels.process_pending", 60), Periodic("channels.poll_imap", runtime.settings.imap_poll_seconds)]

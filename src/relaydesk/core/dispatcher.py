@@ -1,5 +1,5 @@
-"""Delivers committed outbox events to live sockets and to the consumers (in batches, see
-``core.consumers``).
+"""Delivers committed outbox events to live sockets, to the consumers (in batches, see
+``core.consumers``) and to the jobs that subscribe to them by name.
 
 Every process runs one: woken at once after a commit that published events, and on a
 slow poll as a safety net (a process that died between commit and delivery leaves its
@@ -9,7 +9,7 @@ a crash after enqueueing but before the commit re-delivers, which consumers tole
 
 An event is done with (``dispatched_at``) once its consumers have taken care of it: the
 transaction that ran them, or the one that kept a failure of theirs for later, marks it
-(``core.consumers``); an event no consumer wants is done once handed out.
+(``core.consumers``); an event no consumer wants is done once its named jobs are queued.
 Until then it stays pending, so nothing that happens to the jobs loses it:
 
 * in one process the jobs live in memory and die with it; the next process hands out
@@ -36,7 +36,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +68,7 @@ class Dispatcher:
         self.hub = hub
         self.consumers = Consumers(db, clock, jobs, committed=self.committed)
         self.on_committed = on_committed  # sees every unit of work's events here (metrics)
+        self.routes: dict[str, tuple[str, ...]] = {}
         self.poll_seconds = poll_seconds
         self.batch = batch
         # Events per consumer transaction: on SQLite that transaction holds the one writer,
@@ -98,6 +99,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # Ids this process has pushed live itself, so its own dispatch does not repeat them.
         self._live_already: OrderedDict[int, None] = OrderedDict()
+
+    def subscribe(self, routes: Mapping[str, Sequence[str]]) -> None:
+        """Jobs that take single events by name (work that wants its own transaction
+        and retries, such as emailing a mailbox its verification code); reactions belong in consumers."""
+        for event_type, job_names in routes.items():
+            self.routes[event_type] = (*self.routes.get(event_type, ()), *job_names)
 
     def nudge(self) -> None:
         self._wake.set()
@@ -164,6 +171,10 @@ class Dispatcher:
                     # Handed out before: its consumers may have kept a failure to forget once done.
                     extra = {"again": True} if any(e["id"] in handed_before for e in batch) else {}
                     await self.jobs.enqueue("outbox.consume", events=batch, **extra)
+            for event in events:
+                for job in self.routes.get(event.type, ()):
+                    await self.jobs.enqueue(job, event_id=event.id, workspace_id=str(event.workspace_id),
+                                            type=event.type, payload=event.payload)
             await session.commit()
         if events:
             self._handed_out_to = max(self._handed_out_to, events[-1].id)
