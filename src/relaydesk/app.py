@@ -19,6 +19,7 @@ from relaydesk.channels.chat_api import ChatCors
 from relaydesk.channels.chat_api import router as chat_router
 from relaydesk.channels.messaging_api import router as messaging_router
 from relaydesk.config import Settings
+from relaydesk.core.heap import settle_after_start
 from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from relaydesk.core.problems import install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         sockets.start()
         async with background(runtime, dispatcher=True, scheduler=not runtime.scaled, smtp=not runtime.scaled,
                               runs_jobs=not runtime.scaled):
+            settle_after_start()
             yield
         await sockets.stop()
         await runtime.close()

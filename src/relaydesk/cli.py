@@ -168,6 +168,7 @@ def worker(
 ) -> None:
     """Run background jobs from the Redis queue (scaled mode; run as many as you like). SIGTERM lets the
     running jobs finish (up to RELAYDESK_SHUTDOWN_GRACE_SECONDS); a second one stops at once."""
+    from relaydesk.core.heap import settle_after_start
     from relaydesk.wiring import background
 
     runtime = _scaled_runtime()
@@ -184,6 +185,7 @@ def worker(
     async def _run() -> None:
         try:
             async with background(runtime, dispatcher=True, scheduler=False, smtp=smtp, runs_jobs=True):
+                settle_after_start()
                 console.print(f"Worker started (concurrency {concurrency}).")
                 await runtime.jobs.work(concurrency=concurrency, finish=finish,
                                         grace=runtime.settings.shutdown_grace_seconds)
