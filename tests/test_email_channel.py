@@ -657,6 +657,30 @@ class TestReplies:
             value = " ".join(answer[header].split())
             assert "=?" not in value and value.startswith("<rd."), (header, value)
 
+    async def test_a_long_conversation_keeps_its_root_in_the_references(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """References names the thread's first email and the latest ones: clients that
+        thread by it (Thunderbird, Apple Mail) keep a long conversation together."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [ack] = smtp_sink.messages
+        root = ack["References"].split()[0]
+        for n in range(12):
+            await send(listener, email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
+                                       f"And another thing, number {n}.", In_Reply_To=ack["Message-ID"]), to)
+        await settle()
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers,
+                              json={"body": "All noted."})
+        assert r.status_code == 201, r.text
+        await settle()
+        answer = message_from_bytes(smtp_sink.messages[-1].raw)
+        references = " ".join(answer["References"].split()).split()
+        assert references[0] == root and len(references) <= 10, references
+        assert references[-1] == answer["In-Reply-To"].strip()
+
     async def test_a_reply_to_our_email_joins_its_ticket_without_the_quoted_history(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -396,7 +396,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         # an encoded word, hiding every id around it from mail clients: leave it out.
         thread = [root, *(t for t in ctx.get("thread", []) if t.isascii())]
         message["In-Reply-To"] = f"<{thread[-1]}>"
-        message["References"] = " ".join(f"<{t}>" for t in thread[-10:])
+        # The root and the latest: a long conversation's root must stay, or the clients that
+        # thread by References (Thunderbird, Apple Mail) split it once it passes ten.
+        message["References"] = " ".join(f"<{t}>" for t in [root, *thread[1:][-9:]])
     if delivery.kind != "reply_to_customer" or digest:
         message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"  # no out-of-office answers to what we send
