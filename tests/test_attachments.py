@@ -94,6 +94,22 @@ ACCEPTED = [
     ("README.md", "# Steps\n\n1. Öffnen\n".encode(), "text/plain", "attachment"),
     ("orders.csv", CSV, "text/csv", "attachment"),
     ("excel-export.csv", b"\xef\xbb\xbf" + CSV, "text/csv", "attachment"),
+    # What customers send support from their phones and older offices.
+    ("IMG_4821.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "image/heic", "inline"),
+    ("broken-box.mp4", b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00isommp42" + bytes(64), "video/mp4",
+     "attachment"),
+    ("screen-recording.mov", b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + bytes(64), "video/quicktime",
+     "attachment"),
+    ("contract.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"\xec\xa5\xc1\x00" + bytes(64),
+     "application/msword", "attachment"),
+    ("prices.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"\xfd\xff\xff\xff\x00\x00\x00" + bytes(64),
+     "application/vnd.ms-excel", "attachment"),
+    ("voice-note.m4a", b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A isom" + bytes(64), "audio/mp4", "attachment"),
+    # Excel's CSV export in a Western code page (cp1252), not UTF-8.
+    ("umsatz.csv", "Kunde;Betrag\nMüller;12,50 €\n".encode("cp1252"), "text/csv", "attachment"),
+    # A forwarded email, as mail clients save one.
+    ("original.eml", b"From: Ann <ann@example.com>\r\nSubject: Order\r\n\r\nWhere is it?\r\n", "message/rfc822",
+     "attachment"),
 ]
 
 

@@ -310,6 +310,25 @@ class TestNewTicketsByEmail:
         assert customers[by_subject["Fwd: Fwd: Outage report"]["requester_id"]]["email"] == "priya@partner.example"
         assert customers[by_subject["Fwd: Rota"]["requester_id"]]["email"] == agent.email
 
+    async def test_a_phone_photo_and_a_forwarded_email_are_kept_as_attachments(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, from_corpus(CORPUS / "attached_rfc822.eml", ws), to)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "kim@customers.example.com", to, "Photo of the damage"
+        message.set_content("Taken just now.")
+        message.add_attachment(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), maintype="image",
+                               subtype="heic", filename="IMG_4821.HEIC")
+        await send(listener, bytes(message), to)
+        await settle()
+        kept = {}
+        for ticket in await tickets(client, ws):
+            first, *notes = await thread(client, ws, ticket["id"])
+            kept.update({a["filename"]: a["content_type"] for a in first["attachments"]})
+            assert not any("Not attached" in m["body_text"] for m in notes), ticket["subject"]
+        assert kept == {"Damaged parcel on arrival.eml": "message/rfc822", "IMG_4821.HEIC": "image/heic"}
+
     async def test_an_inline_image_shows_in_the_thread(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         to = address(runtime, ws)

@@ -36,10 +36,25 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     _XLSX: frozenset({"xlsx"}),
     "text/plain": frozenset({"txt", "log", "md", ""}),
     "text/csv": frozenset({"csv"}),
+    # What customers send from their phones (photos, screen recordings, voice notes) and
+    # older offices; none of it is run or rendered as markup by a browser.
+    "image/heic": frozenset({"heic", "heif"}),
+    "image/tiff": frozenset({"tif", "tiff"}),
+    "image/bmp": frozenset({"bmp"}),
+    "video/mp4": frozenset({"mp4", "m4v"}),
+    "video/quicktime": frozenset({"mov"}),
+    "audio/mp4": frozenset({"m4a"}),
+    "audio/mpeg": frozenset({"mp3"}),
+    "application/msword": frozenset({"doc"}),
+    "application/vnd.ms-excel": frozenset({"xls"}),
+    "application/rtf": frozenset({"rtf"}),
+    # An email saved as a file (a forward "as attachment"): served as a download only.
+    "message/rfc822": frozenset({"eml"}),
 }
 
 
-_TEXT_EXTENSIONS = ALLOWED_TYPES["text/plain"] | ALLOWED_TYPES["text/csv"]
+_TEXT_TYPES = {"csv": "text/csv", "eml": "message/rfc822"}  # by extension; other text is text/plain
+_TEXT_EXTENSIONS = ALLOWED_TYPES["text/plain"] | ALLOWED_TYPES["text/csv"] | ALLOWED_TYPES["message/rfc822"]
 
 
 def detect_type(data: bytes, filename: str) -> str:
@@ -49,14 +64,14 @@ def detect_type(data: bytes, filename: str) -> str:
     # Text first: some binary signatures are a couple of letters ("BM" for a bitmap), so a
     # CSV whose first column is "BMI" would otherwise look like an image.
     if ext in _TEXT_EXTENSIONS and _is_text(data):
-        return "text/csv" if ext == "csv" else "text/plain"
+        return _TEXT_TYPES.get(ext, "text/plain")
     kind = filetype.guess(data)
     if kind is not None:
         mime = kind.mime
         if mime == "application/zip" and ext in ("docx", "xlsx"):
             mime = _DOCX if ext == "docx" else _XLSX  # Office files are zips; the name tells which
     elif _is_text(data):
-        mime = "text/csv" if ext == "csv" else "text/plain"
+        mime = _TEXT_TYPES.get(ext, "text/plain")
     else:
         raise UnsupportedMediaType("This kind of file is not accepted.", field="file")
     allowed = ALLOWED_TYPES.get(mime)
@@ -69,13 +84,21 @@ def detect_type(data: bytes, filename: str) -> str:
     return mime
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def _is_text(data: bytes) -> bool:
-    if b"\x00" in data[:8192]:
+    """UTF-8 text, or text in a single-byte code page (Excel writes its CSVs in the
+    system's, cp1252 in Western Europe): no control characters but line breaks and tabs,
+    which binary data always has."""
+    sample = data[:65536]
+    if b"\x00" in sample[:8192]:
         return False
     try:
-        data[:65536].decode("utf-8")
+        sample.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return exc.start > 65530  # cut mid-character at the sample's end
+        if exc.start <= 65530:  # not just cut mid-character at the sample's end
+            return _CONTROL.search(sample) is None
     return True
 
 
