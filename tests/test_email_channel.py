@@ -1216,3 +1216,145 @@ class TestPrivateTargets:
         r = await client.patch(f"/api/v1/mailboxes/{box['id']}", headers=ws.admin.headers,
                                json={"imap_host": "10.0.0.5"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "imap_host"
+
+
+def sent_with(sink: SmtpSink, text: str) -> list[Any]:
+    return [m for m in sink.messages if text in m.raw.decode(errors="replace")]
+
+
+class TestCcs:
+    async def test_a_colleague_in_cc_follows_the_ticket_and_answers_on_it(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        lan, sam = "lan@customers.example.com", "sam@customers.example.com"
+        # Our own addresses, the team and the sender are in the headers too: none is a CC.
+        await send(listener, email(f"Lan <{lan}>", f"{to}, Sam Lee <{sam}>", "Printer on fire", "It smokes.",
+                                   Cc=f"{agent.email}, postmaster@{runtime.settings.mail_domain}, {lan}"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=agent.headers)
+        assert r.status_code == 200, r.text
+        assert [(c["email"], c["name"], c["added_by"]) for c in r.json()] == [(sam, "Sam Lee", "email")]
+
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers,
+                              json={"body": "Unplug it first."})
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers,
+                              json={"body": "Told them to unplug it.", "internal": True})
+        assert r.status_code == 201, r.text
+        await settle()
+        [answer] = sent_with(smtp_sink, "Unplug it first.")
+        assert sorted(answer.rcpt_tos) == [lan, sam]  # the envelope, not only the header
+        parsed = message_from_bytes(answer.raw)
+        assert parseaddr(parsed["To"])[1] == lan and parseaddr(parsed["Cc"])[1] == sam
+        assert sent_with(smtp_sink, "Told them to unplug") == []
+
+        # Sam answers everyone: the reply joins the ticket as the customer's side, naming Sam.
+        answer_id = "".join(parsed["Message-ID"].split())
+        await send(listener, email(f"Sam Lee <{sam}>", to, f"Re: {parsed['Subject']}", "Done, it is unplugged.",
+                                   Cc=lan, In_Reply_To=answer_id, References=answer_id), to)
+        # Someone else with the ticket's token is still nobody on it.
+        await send(listener, email("mallory@evil.example.com", to, f"Re: [{ticket['number']}] Printer on fire",
+                                   "Wire the repair fee to me"), to)
+        await settle()
+        assert len(await tickets(client, ws)) == 2
+        messages = await thread(client, ws, ticket["id"])
+        [from_sam] = [m for m in messages if "it is unplugged" in m["body_text"]]
+        assert from_sam["author_kind"] == "customer" and from_sam["internal"] is False
+        assert sam in from_sam["body_text"] and "Sam Lee" in from_sam["body_text"]
+        assert not [m for m in messages if "repair fee" in m["body_text"]]
+
+        # Removed, Sam gets no more copies, and Sam's mail is new mail again.
+        r = await client.delete(f"/api/v1/tickets/{ticket['id']}/ccs/{sam}", headers=agent.headers)
+        assert r.status_code == 204, r.text
+        assert (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=agent.headers)).json() == []
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers,
+                              json={"body": "Now plug it back in."})
+        await settle()
+        [later] = sent_with(smtp_sink, "Now plug it back in.")
+        assert later.rcpt_tos == [lan] and message_from_bytes(later.raw)["Cc"] is None
+        await send(listener, email(f"Sam Lee <{sam}>", to, f"Re: {parsed['Subject']}", "Still smoking.",
+                                   In_Reply_To=answer_id, References=answer_id), to)
+        await settle()
+        assert len(await tickets(client, ws)) == 3
+        assert not [m for m in await thread(client, ws, ticket["id"]) if "Still smoking" in m["body_text"]]
+
+    async def test_staff_add_and_remove_ccs_and_nobody_else_sees_them(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws, other = await make_workspace(client), await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        ccs = f"/api/v1/tickets/{ticket['id']}/ccs"
+        r = await client.post(ccs, headers=agent.headers, json={"email": "not an address"})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert "email" in [e["field"] for e in r.json()["errors"]]
+        r = await client.post(ccs, headers=agent.headers, json={"email": address(runtime, ws)})
+        assert r.status_code == 422 and "email" in [e["field"] for e in r.json()["errors"]]
+        r = await client.post(ccs, headers=agent.headers, json={"email": "Boss@Customers.example.com", "name": "Bo"})
+        assert r.status_code == 201, r.text
+        added = r.json()
+        assert (added["email"], added["name"], added["added_by"]) == ("boss@customers.example.com", "Bo", "staff")
+        r = await client.post(ccs, headers=agent.headers, json={"email": "boss@customers.example.com"})
+        assert r.status_code == 200 and r.json()["id"] == added["id"]  # already there: the same one
+        for caller in (customer.headers, other.admin.headers):
+            assert (await client.get(ccs, headers=caller)).status_code in (403, 404)
+            assert (await client.post(ccs, headers=caller, json={"email": "x@customers.example.com"})).status_code \
+                in (403, 404)
+            assert (await client.delete(f"{ccs}/{added['id']}", headers=caller)).status_code in (403, 404)
+        assert (await client.get(ccs, headers=other.admin.headers)).status_code == 404
+        await settle()
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers,
+                              json={"body": "Copied to your boss."})
+        assert r.status_code == 201, r.text
+        await settle()
+        [answer] = sent_with(smtp_sink, "Copied to your boss.")
+        assert sorted(answer.rcpt_tos) == sorted([customer.email, "boss@customers.example.com"])
+        r = await client.delete(f"{ccs}/{added['id']}", headers=agent.headers)
+        assert r.status_code == 204
+        assert (await client.delete(f"{ccs}/{added['id']}", headers=agent.headers)).status_code == 404
+        assert (await client.get(ccs, headers=agent.headers)).json() == []
+
+    async def test_mail_through_a_list_adds_no_ccs(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("tom@customers.example.com", f"{to}, members@lists.example.com", "News", "Hi",
+                                   List_Post="<mailto:members@lists.example.com>"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers)).json() == []
+
+    async def test_a_cc_whose_copy_bounced_is_left_out_until_they_write_again(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        lan, gone = "lan@customers.example.com", "nobody@example.org"
+        await send(listener, email(lan, to, "Invoice copy", "Please send it.", Cc=gone), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await ws.reply(agent, ticket["id"], "Attached.")
+        await settle()
+        [answer] = sent_with(smtp_sink, "Attached.")
+        assert sorted(answer.rcpt_tos) == [lan, gone]
+        answer_id = "".join(message_from_bytes(answer.raw)["Message-ID"].split())
+        dsn = (CORPUS / "dsn_postfix_failed.eml").read_bytes()
+        await send(listener, dsn.replace(b"<reply.T-000042.1741083300@relaydesk.test>", answer_id.encode()), to)
+        await settle()
+        assert gone in (await inbound(client, ws))[0]["reason"]
+        [cc] = (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=agent.headers)).json()
+        assert cc["undeliverable_at"] is not None
+        await ws.reply(agent, ticket["id"], "Sent again.")
+        await settle()
+        assert [m.rcpt_tos for m in sent_with(smtp_sink, "Sent again.")] == [[lan]]
+        # Mail from the address shows it works again.
+        await send(listener, email(gone, to, f"Re: [{ticket['number']}] Invoice copy", "Got it now.",
+                                   In_Reply_To=answer_id, References=answer_id), to)
+        await settle()
+        assert len(await tickets(client, ws)) == 1
+        await ws.reply(agent, ticket["id"], "Good.")
+        await settle()
+        [last] = sent_with(smtp_sink, "Good.")
+        assert sorted(last.rcpt_tos) == [lan, gone]

@@ -1,13 +1,17 @@
-"""Support addresses, and the inbound mail log with its quarantine (admins)."""
+"""Support addresses, the inbound mail log with its quarantine (admins), and tickets' CCs (staff)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.channels.ccs import CcService
 from relaydesk.channels.schemas import (
+    CcIn,
+    CcOut,
     InboundEmailOut,
     InboundEmailPage,
     MailboxIn,
@@ -21,8 +25,13 @@ from relaydesk.core.http import Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import AdminPrincipal, StaffPrincipal
+from relaydesk.tickets.api import TicketRef, ticket_service
 
 router = APIRouter(prefix="/api/v1")
+
+
+def cc_service(request: Request, session: AsyncSession) -> CcService:
+    return CcService(session, ticket_service(request, session), request.app.state.runtime.settings.mail_domain)
 
 
 @router.post("/mailboxes", response_model=MailboxOut, status_code=status.HTTP_201_CREATED, tags=["email"],
@@ -105,3 +114,28 @@ async def retry_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, reques
 async def discard_inbound(inbound_id: uuid.UUID, principal: AdminPrincipal, request: Request,
                           session: SessionDep):  # noqa: ANN201
     return await inbound_service(request.app.state.runtime, session).discard(principal, inbound_id, now(request))
+
+
+# Staff only: a customer never sees through this whom else a ticket's email goes to.
+@router.get("/tickets/{ticket_ref}/ccs", response_model=list[CcOut], tags=["email"],
+            summary="Who is copied (Cc) on the ticket's email: agents' public replies go to them too")
+async def list_ccs(ticket_ref: TicketRef, principal: StaffPrincipal, request: Request,
+                   session: SessionDep):  # noqa: ANN201
+    return await cc_service(request, session).list(principal, ticket_ref)
+
+
+@router.post("/tickets/{ticket_ref}/ccs", response_model=CcOut, status_code=status.HTTP_201_CREATED, tags=["email"],
+             summary="Copy someone on the ticket's email (200 with the CC if they already are)")
+async def add_cc(ticket_ref: TicketRef, data: CcIn, principal: StaffPrincipal, request: Request,
+                 session: SessionDep, response: Response):  # noqa: ANN201
+    cc, new = await cc_service(request, session).add(principal, ticket_ref, data.email, data.name, now(request))
+    if not new:
+        response.status_code = status.HTTP_200_OK
+    return cc
+
+
+@router.delete("/tickets/{ticket_ref}/ccs/{cc_ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["email"],
+               summary="Stop copying someone on the ticket's email (by the CC's id or address)")
+async def remove_cc(ticket_ref: TicketRef, cc_ref: Annotated[str, Path(max_length=320)], principal: StaffPrincipal,
+                    request: Request, session: SessionDep) -> None:
+    await cc_service(request, session).remove(principal, ticket_ref, cc_ref, now(request))

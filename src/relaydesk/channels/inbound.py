@@ -13,9 +13,11 @@
   it went to undeliverable (until its owner writes in again);
 * a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
   or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
-  but only when the sender belongs to the ticket: its requester, or one of the staff
-  answering an email we sent to their address; anyone else, however the subject reads,
-  opens a new ticket;
+  but only when the sender belongs to the ticket: its requester, one of its CCs (posted
+  as the customer's side, naming them), or one of the staff answering an email we sent to
+  their address; anyone else, however the subject reads, opens a new ticket. Whom an
+  email that opens or joins a ticket has in To and Cc (besides our own addresses, the
+  team and the requester) become the ticket's CCs, unless it came through a mailing list;
 * mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
   a ticket or a reply, never acknowledged (spam's From is mostly forged: answering it is
   backscatter), until an admin releases it, which processes it with the verdict set aside;
@@ -30,14 +32,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.channels.ccs import CcService
 from relaydesk.channels.mime import Address, Bounce, ParsedEmail, UnparseableEmail, parse_email
-from relaydesk.channels.models import InboundEmail
+from relaydesk.channels.models import InboundEmail, TicketCc
 from relaydesk.channels.service import MailboxService, in_mail_domain, stored_form, valid_form
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
@@ -88,6 +92,7 @@ class InboundMailService:
         self.users = users
         self.customers = CustomerService(session, users)
         self.mailboxes = MailboxService(session)
+        self.ccs = CcService(session, tickets, runtime.settings.mail_domain)
         self.files = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
 
     # -- arrival ---------------------------------------------------------------------------
@@ -135,7 +140,7 @@ class InboundMailService:
                 "quarantined", f"No sender to answer: From {parsed.sender.email!r} is no address a customer can "
                 f"have, and the envelope's {row.envelope_from!r} is none either."), now)
         address = stored_form(sender.email)
-        ticket, author = await self._thread(row.workspace_id, parsed, address)
+        ticket, author, cc = await self._thread(row.workspace_id, parsed, address)
         flooding = False
         forwarded_by = None
         if author is None:  # no ticket of theirs either: a new one
@@ -163,16 +168,21 @@ class InboundMailService:
                 self.tickets.system_note(created, f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the "
                                          f"ticket is {requester.email}'s, who wrote the forwarded email.", now,
                                          internal=True)
+            else:  # a forward's To and Cc are the forwarder's, not the customer's conversation
+                await self._copy_ccs(created, parsed, address, now)
             reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
                 "hour already." if flooding else None
             return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
+        body = _body(parsed, whole=False, inline=inline)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
-            body=_body(parsed, whole=False, inline=inline), attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
-            external_id=parsed.message_id)
+            body=_from_cc(body, cc) if cc is not None else body, attachment_ids=attachment_ids), now,
+            channel=Channel.EMAIL, external_id=parsed.message_id)
         row.message_id = posted.message.id
+        replied_on = ticket if posted.message.ticket_id == ticket.id else \
+            await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id)  # a follow-up
         if left_out:
-            self._note_left_out(await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id),
-                                row, left_out, now)
+            self._note_left_out(replied_on, row, left_out, now)
+        await self._copy_ccs(replied_on, parsed, address, now)
         return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
                                          new_ticket=posted.follow_up_created), now)
 
@@ -299,6 +309,12 @@ class InboundMailService:
         # ASCII form, which profiles keep in Unicode.
         failed = [a for a in map(stored_form, bounce.failed_recipients) if sent_to(original, a, secret=secret)]
         marked = [a for a in failed if await self.customers.mark_undeliverable(workspace_id, a, now)]
+        # Our replies go to a ticket's CCs in Cc, under the Message-ID signed for the
+        # requester: a CC's failure counts for that ticket, where they were copied.
+        anchor = ticket_of(original, secret=secret)
+        marked += [a for a in dict.fromkeys(map(stored_form, bounce.failed_recipients))
+                   if a not in failed and anchor is not None and anchor != workspace_id
+                   and await self.ccs.mark_undeliverable(workspace_id, anchor, a, now)]
         return "Bounce: " + (", ".join(marked) + " marked undeliverable" if marked else "no known customer")
 
     async def _sent_from(self, workspace_id: uuid.UUID, anchor: uuid.UUID | None) -> bool:
@@ -315,8 +331,9 @@ class InboundMailService:
         return True
 
     async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
-                      ) -> tuple[Ticket | None, Principal | None]:
-        """The ticket this is a reply to, and who is replying, if they belong to it."""
+                      ) -> tuple[Ticket | None, Principal | None, TicketCc | None]:
+        """The ticket this is a reply to, and who is replying, if they belong to it (and
+        the CC they are, when the reply goes on as the customer's side from a CC)."""
         secret = self.runtime.settings.resolved_secret_key()
         candidates: list[uuid.UUID] = []
         references = [*reversed(parsed.references), *parsed.in_reply_to]
@@ -336,28 +353,46 @@ class InboundMailService:
                 ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
             except NotFound:
                 continue
-            author = await self._member(ticket, sender, answers_us=ticket.id in answered)
-            if author is not None:
-                return ticket, author
-        return None, None
+            member = await self._member(ticket, sender, answers_us=ticket.id in answered)
+            if member is not None:
+                return ticket, *member
+        return None, None, None
 
-    async def _member(self, ticket: Ticket, sender: str, *, answers_us: bool) -> Principal | None:
-        """Who ``sender`` is on this ticket: its requester, or a team member answering an
-        email we sent them. Anyone can put a team member's address in From, and what an
-        agent writes is emailed to the customer from the support address; so a team
-        member's reply must prove it answers our email to them (its token alone, or the
-        customer's copy of the thread, does not). Otherwise it is new mail from them."""
+    async def _member(self, ticket: Ticket, sender: str, *, answers_us: bool
+                      ) -> tuple[Principal, TicketCc | None] | None:
+        """Who ``sender`` is on this ticket: its requester; one of its CCs, who writes on
+        the customer's side (as the requester, the message naming the CC: a CC is no
+        requester, and gets no sign-in to the ticket); or a team member answering an email
+        we sent them. A From header proves no more for a CC than for the requester. But
+        anyone can put a team member's address in From, and what an agent writes is
+        emailed to the customer from the support address; so a team member's reply must
+        prove it answers our email to them (its token alone, or the customer's copy of the
+        thread, does not). Otherwise it is new mail from them."""
         customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
         if customer is not None and customer.email == sender:
             now = self.runtime.clock.now()
             self.customers.wrote_in(customer, now)
-            return await self.customers.principal_for(customer, now)
+            return await self.customers.principal_for(customer, now), None
+        if customer is not None and customer.deleted_at is None:
+            cc = await self.ccs.find(ticket.workspace_id, ticket.id, sender)
+            if cc is not None:
+                cc.undeliverable_at = None  # mail just came from the address: it works
+                return await self.customers.principal_for(customer, self.runtime.clock.now()), cc
         if not answers_us:
             return None
         user = await self.users.find_by_email(ticket.workspace_id, sender)
         if user is not None and user.is_active and user.role != Role.CUSTOMER.value:
-            return Principal(user.id, ticket.workspace_id, Role(user.role))
+            return Principal(user.id, ticket.workspace_id, Role(user.role)), None
         return None
+
+    async def _copy_ccs(self, ticket: Ticket, parsed: ParsedEmail, sender: str, now: datetime) -> None:
+        """Whom the email has in To and Cc follow the ticket's email from now on, as in the
+        mail client the sender chose them in. Not a mailing list's post: its To is the
+        list, whose every member would get our replies."""
+        if parsed.mailing_list:
+            return
+        await self.ccs.add_from_email(ticket, [*parsed.to, *parsed.cc], sender=sender,
+                                      requester=await self.ccs.requester_of(ticket), now=now)
 
     async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime
                            ) -> tuple[list[uuid.UUID], list[str], dict[str, uuid.UUID]]:
@@ -431,6 +466,15 @@ def _answerable(sender: Address, envelope_from: str) -> Address | None:
     if valid_form(sender.email):
         return sender
     return Address(sender.name, envelope_from.strip().lower()) if valid_form(envelope_from.strip()) else None
+
+
+def _from_cc(body: str, cc: TicketCc) -> str:
+    """A CC's reply goes on as the requester's: it names who wrote it, for agents (and the
+    requester, who was copied on it anyway) to see."""
+    who = f"{cc.name} ({cc.address})" if cc.name else cc.address
+    if looks_like_html(body):
+        return f"<p><em>{escape(who)}, in Cc, wrote:</em></p>{body}"[:MAX_BODY]
+    return f"{who}, in Cc, wrote:\n\n{body}"[:MAX_BODY]
 
 
 def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> str:

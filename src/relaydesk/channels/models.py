@@ -86,3 +86,23 @@ class InboundEmail(IdMixin, WorkspaceScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class TicketCc(IdMixin, WorkspaceScoped, Base):
+    """Someone copied on a ticket's email conversation: a customer's colleague in To or Cc
+    of their email, or an address staff added. Agents' public replies go to them in Cc,
+    and their replies to our emails join the ticket (as the customer's side, named)."""
+
+    __tablename__ = "ticket_ccs"
+    # Also how a ticket's CCs are listed, and a sender is looked up on one ticket.
+    __table_args__ = (UniqueConstraint("workspace_id", "ticket_id", "address"),)
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))  # as stored_form() keeps it
+    name: Mapped[str | None] = mapped_column(String(200))
+    added_by: Mapped[str] = mapped_column(String(10))  # email (the headers of mail on the ticket) | staff
+    added_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    # A permanent bounce of a reply copied to them: left out of the copies until they
+    # write in on the ticket again (CCs mostly have no customer profile to mark).
+    undeliverable_at: Mapped[datetime | None]

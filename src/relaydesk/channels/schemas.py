@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from relaydesk.core.schemas import Email, Input, Output
 
@@ -81,3 +81,23 @@ class InboundEmailOut(Output):
 class InboundEmailPage(Output):
     items: list[InboundEmailOut]
     next_cursor: str | None
+
+
+class CcIn(Input):
+    email: Email
+    name: str | None = Field(default=None, max_length=200)
+
+    model_config = {"json_schema_extra": {"examples": [{"email": "sam@customer.example.com", "name": "Sam Lee"}]}}
+
+
+class CcOut(Output):
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    email: str = Field(validation_alias=AliasChoices("address", "email"))
+    name: str | None
+    added_by: str = Field(description="email: they were in To or Cc of an email on the ticket; staff: added by "
+                          "hand (added_by_id says who).")
+    added_by_id: uuid.UUID | None
+    created_at: datetime
+    undeliverable_at: datetime | None = Field(description="When a reply copied to them bounced for good: they "
+                                              "are left out of the copies until they write in on the ticket again.")

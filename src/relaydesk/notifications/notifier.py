@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relaydesk.agents.service import AgentService, TeamService
+from relaydesk.channels.ccs import CcService
 from relaydesk.channels.messaging import is_placeholder
 from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
@@ -69,6 +70,7 @@ class Notifier:
         self.deliveries = DeliveryService(session)
         self.webhooks = WebhookService(session)
         self.outbox = Outbox(session)
+        self.ccs = CcService(session, self.tickets, runtime.settings.mail_domain)
         self.emails_queued = 0
         self.calls_queued = 0  # webhooks, Slack, SMS
 
@@ -140,7 +142,8 @@ class Notifier:
             customer = await self._requester_profile(ticket)
             await self.send(_as_recipients(customer), "reply_to_customer", ticket,
                             _for_customer(ticket), body=message["text"][:300],
-                            extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []}},
+                            extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []},
+                                   "cc": await self._ccs(ticket)},
                             thread=True,
                             batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
             if customer is not None and customer.email_undeliverable_at and not is_placeholder(customer.email):
@@ -208,6 +211,18 @@ class Notifier:
     async def _requester_profile(self, ticket: Ticket) -> Customer | None:
         customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
         return None if customer is None or customer.deleted_at is not None else customer
+
+    async def _ccs(self, ticket: Ticket) -> list[dict[str, str]]:
+        """Whom the reply's email copies: the ticket's CCs, as they are now (frozen into the
+        delivery, so a retry goes to the same people), but not an address that bounced."""
+        copied = []
+        for cc in await self.ccs.of_ticket(self.ws, ticket.id):
+            if cc.undeliverable_at is not None:
+                continue
+            profile = await self.customers.find_by_email(self.ws, cc.address)
+            if profile is None or profile.email_undeliverable_at is None:
+                copied.append({"email": cc.address, "name": cc.name or ""})
+        return copied
 
     async def _staff(self, user_ids: set[uuid.UUID | None]) -> list[Recipient]:
         wanted = {u for u in user_ids if u is not None}

@@ -340,6 +340,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     settings = runtime.settings
     ctx = dict(delivery.context)
     digest = ctx.pop("digest", None)
+    copied = ctx.pop("cc", None) if delivery.kind == "reply_to_customer" else None
     kind = "digest" if digest else delivery.kind
     if digest:
         ctx["items"] = digest
@@ -376,6 +377,11 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     message = MIMEMultipart("mixed" if files else "alternative")
     message["From"] = formataddr((workspace.name, _ascii_domain(sender)), charset="utf-8")
     message["To"] = _ascii_domain(delivery.recipient)
+    if copied:
+        # The relay sends to every address in To and Cc (core/mail.py): the CCs get this
+        # very email, under its one Message-ID, and answering all reaches them again.
+        message["Cc"] = ", ".join(formataddr((cc["name"], _ascii_domain(cc["email"])), charset="utf-8")
+                                  for cc in copied)
     ticket = ctx.get("ticket") or {}
     # A digest of one ticket's updates (all a customer's ever are) belongs to its thread.
     one_ticket = bool(ticket.get("id")) and all((item.get("ticket") or {}).get("id") == ticket["id"]
