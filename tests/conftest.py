@@ -200,12 +200,14 @@ async def quiet_background(request: pytest.FixtureRequest) -> None:
     """Tests share one database per backend. Before each test that uses it, retire the
     background work earlier tests left behind (undelivered events, due SLA checks,
     queued routing, pending auto-closes, deliveries still to retry), so a test's jobs do
-    only its own work."""
+    only its own work. Their IMAP mailboxes are switched off: a poll round polls only
+    the test's own."""
     if "runtime" not in request.fixturenames:
         return
     runtime: Runtime = request.getfixturevalue("runtime")
     from sqlalchemy import delete, update
 
+    from relaydesk.channels.models import Mailbox
     from relaydesk.core.outbox import FailedConsumption, OutboxEvent
     from relaydesk.notifications.models import Delivery
     from relaydesk.routing.models import TicketRouting
@@ -224,4 +226,6 @@ async def quiet_background(request: pytest.FixtureRequest) -> None:
         await session.execute(update(Delivery).where(Delivery.next_attempt_at.is_not(None))
                               .values(next_attempt_at=None))
         await session.execute(delete(FailedConsumption))
+        await session.execute(update(Mailbox).where(Mailbox.active.is_(True), Mailbox.imap_host.is_not(None))
+                              .values(active=False))
         await session.commit()

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from factories import Workspace, make_workspace, verification_email
-from mailpeers import ImapServer, SmtpSink, smtp_send
+from mailpeers import ImapServer, SmtpSink, free_port, smtp_send
 from relaydesk.channels.smtp import SmtpListener
 from relaydesk.channels.tasks import inbound_service, poll_mailbox, process_email
 from relaydesk.channels import tasks as channel_tasks
@@ -1104,6 +1104,12 @@ async def connected_mailbox(client, runtime: Runtime, ws: Workspace, imap_server
     return poll
 
 
+async def poll_round(runtime: Runtime) -> None:
+    """One round of the periodic ``channels.poll_imap`` job, as the scheduler starts it."""
+    await runtime.jobs.enqueue("channels.poll_imap")
+    await runtime.jobs.wait_idle()
+
+
 class TestImap:
     async def test_a_mailbox_is_polled_and_each_message_stored_once(
             self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
@@ -1160,17 +1166,30 @@ class TestImap:
         await settle()
         assert sorted(t["subject"] for t in await tickets(client, ws)) == ["Unread 1", "Unread 2", "Unread 3"]
 
-    async def test_a_wrong_password_is_recorded_on_the_mailbox(self, client, runtime, imap_server) -> None:  # noqa: ANN001
+    @pytest.mark.parametrize(("mistake", "says"), [
+        ({"imap_password": "wrong"}, ["password", "user name", "Authentication failed"]),
+        ({"imap_tls": True}, ["TLS", "switch TLS off"]),
+        ({"imap_port": "nothing listening"}, ["127.0.0.1", "port", "refused"]),
+        ({"imap_folder": "Support"}, ['"Support"', "folder", "doesn't exist"]),
+    ], ids=["password", "tls", "port", "folder"])
+    async def test_a_failed_poll_tells_the_admin_what_to_check(
+            self, client, runtime, imap_server: ImapServer, mistake: dict[str, Any],  # noqa: ANN001
+            says: list[str]) -> None:
+        """Against the real server: the error names the setting to look at, with the
+        server's own words (decoded) where it gave some, not Python's repr of them."""
         ws = await make_workspace(client)
-        user, _ = imap_server.make_user(domain="imap.example.com")
+        user, password = imap_server.make_user(domain="imap.example.com")
+        if mistake.get("imap_port"):
+            mistake = {"imap_port": free_port()}
         r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
             "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
-            "imap_username": user, "imap_password": "wrong"})
-        async with runtime.db.read_session() as s:
-            mailbox = await s.get(Mailbox, uuid.UUID(r.json()["id"]))
-        assert await poll_mailbox(runtime, mailbox) == 0
+            "imap_username": user, "imap_password": password, **mistake})
+        assert r.status_code == 201, r.text
+        await poll_round(runtime)
         [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
-        assert box["last_error"]
+        error = box["last_error"]
+        assert box["last_polled_at"] and all(s in error for s in says), error
+        assert "b'" not in error and "Errno" not in error and "Error:" not in error, error
 
 
 class TestPrivateTargets:

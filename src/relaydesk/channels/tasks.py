@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import re
+import socket
+import ssl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,15 +110,59 @@ async def send_verification(runtime: Runtime, mailbox_id: uuid.UUID, requested_a
     return "sent"
 
 
+IMAP_TIMEOUT = 30  # seconds for the connection and for each answer
+
+
+class LoginRefused(imaplib.IMAP4.error):
+    """The server said no to the user name and password; ``words``: its own."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__(words)
+        self.words = words
+
+
+class FolderRefused(imaplib.IMAP4.error):
+    """The server would not open the folder; ``words``: its own, ``folders``: those it has."""
+
+    def __init__(self, words: str, folders: list[str]) -> None:
+        super().__init__(words)
+        self.words, self.folders = words, folders
+
+
 @contextmanager
 def _imap(mailbox: Mailbox) -> Iterator[imaplib.IMAP4]:
     """A signed-in IMAP session on the mailbox's folder; blocking, so callers use a thread."""
     client_class = imaplib.IMAP4_SSL if mailbox.imap_tls else imaplib.IMAP4
     port = imap_port(mailbox.imap_port, mailbox.imap_tls)
-    with client_class(mailbox.imap_host or "", port, timeout=30) as client:
-        client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
-        client.select(_quote(mailbox.imap_folder))
+    with client_class(mailbox.imap_host or "", port, timeout=IMAP_TIMEOUT) as client:
+        try:
+            client.login(mailbox.imap_username or mailbox.address, mailbox.imap_password or "")
+        except imaplib.IMAP4.abort:
+            raise  # the connection broke: no answer to the password
+        except imaplib.IMAP4.error as exc:
+            raise LoginRefused(_server_words(exc.args[0] if exc.args else "")) from exc
+        # imaplib only returns a refused SELECT; the next command would fail for another reason.
+        result, data = client.select(_quote(mailbox.imap_folder))
+        if result != "OK":
+            raise FolderRefused(_server_words(data[-1] if data else ""), _folders(client))
         yield client
+
+
+def _folders(client: imaplib.IMAP4) -> list[str]:
+    """The folders the account has, as LIST names them, for the admin to pick the right one."""
+    try:
+        result, lines = client.list()
+    except imaplib.IMAP4.error:
+        return []
+    names = []
+    for line in lines if result == "OK" else ():
+        if isinstance(line, bytes):
+            # (\HasNoChildren) "." INBOX  |  (\HasNoChildren) "/" "Sent Items"
+            match = re.match(rb'\(.*?\) (?:"(?:[^"\\]|\\.)*"|NIL) (.*)$', line)
+            if match:
+                name = match.group(1).decode("utf-8", "replace")
+                names.append(name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name)
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +244,8 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
         async with runtime.transaction() as session:
             row = await session.get(Mailbox, mailbox.id)
             if row is not None:
-                row.last_error, row.last_polled_at = _poll_error(exc), runtime.clock.now()
-        log.warning("imap_poll_failed", mailbox=mailbox.address, error=str(exc))
+                row.last_error, row.last_polled_at = _poll_error(exc, mailbox), runtime.clock.now()
+        log.warning("imap_poll_failed", mailbox=mailbox.address, error=repr(exc))
         return 0
     stored: list[uuid.UUID] = []
     async with runtime.transaction() as session:
@@ -217,16 +263,76 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
             box.last_polled_at, box.last_error = now, None
             box.imap_uid_validity, box.imap_last_uid = position.uid_validity, position.last_uid
     if fetched:
-        await asyncio.to_thread(_mark_seen, mailbox, [uid for uid, _ in fetched])
+        try:
+            await asyncio.to_thread(_mark_seen, mailbox, [uid for uid, _ in fetched])
+        except (OSError, imaplib.IMAP4.error) as exc:
+            # They are stored and the position is past them: only their \Seen flag is missing,
+            # and the other mailboxes of the round are still to be polled.
+            log.warning("imap_mark_seen_failed", mailbox=mailbox.address, error=repr(exc))
     return len(stored)
 
 
-def _poll_error(exc: Exception) -> str:
-    """What the admin is shown: what went wrong, not what a server that is not an IMAP one
+def _poll_error(exc: Exception, mailbox: Mailbox) -> str:
+    """What the admin is shown: what went wrong and which setting to check, with the IMAP
+    server's own words where it gave some; never what a server that is not an IMAP one
     answered (whatever it sent would otherwise be read back through this field)."""
+    host, port = mailbox.imap_host or "", imap_port(mailbox.imap_port, mailbox.imap_tls)
+    at = f"{host} port {port}"
+    usual = "IMAP is usually port 993 with TLS on, 143 with TLS off"
+    if isinstance(exc, UnsafeTarget):
+        return str(exc)[:300]
+    if isinstance(exc, LoginRefused):
+        user = mailbox.imap_username or mailbox.address
+        code = re.match(r"\[([A-Z-]+)", exc.words)
+        if code and code.group(1) == "UNAVAILABLE":
+            advice = f"The server could not check the sign-in of {user} just now; it is tried again later."
+        elif code and code.group(1) == "PRIVACYREQUIRED":
+            advice = f"The server takes the password only over an encrypted connection: switch TLS on ({usual})."
+        else:
+            advice = (f"The server refused the sign-in of {user}: check the user name and the password "
+                      "(many providers want an app password for IMAP, or IMAP switched on in the account).")
+        return f"{advice} The server said: {exc.words}"[:1000]
+    if isinstance(exc, FolderRefused):
+        shown = ", ".join(f'"{name}"' for name in exc.folders[:20]) + (", ..." if len(exc.folders) > 20 else "")
+        there = f" The account's folders: {shown}." if exc.folders else ""
+        return (f'The folder "{mailbox.imap_folder}" could not be opened: check the folder name (as the server '
+                f'names it; the inbox is "INBOX"). The server said: {exc.words}{there}')[:1000]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"The TLS certificate of {at} was not accepted ({exc.verify_message}): check that the host is "
+                "the name the certificate is for (the provider's IMAP host name, not an IP address).")[:1000]
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":  # a greeting in plain text
+        return (f"The server at {at} did not answer with TLS: switch TLS off for this port, or give the port "
+                f"that takes TLS ({usual}).")
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or exc.__class__.__name__).replace("_", " ").lower()
+        return f"The TLS connection to {at} failed ({reason}): check whether this port takes TLS ({usual})."
     if isinstance(exc, imaplib.IMAP4.abort) and "unexpected response" in str(exc):
-        return "The server did not answer as an IMAP server does."
-    return f"{type(exc).__name__}: {exc}"[:300]
+        return f"The server at {at} did not answer as an IMAP server does: check the host and port ({usual})."
+    if isinstance(exc, ConnectionRefusedError):
+        return f"The connection to {at} was refused: check the host and port ({usual}), and that the server is up."
+    if isinstance(exc, socket.gaierror):
+        return f"The host name {host} could not be found: check the host."
+    if isinstance(exc, TimeoutError):
+        tls = "" if mailbox.imap_tls else " A port that takes only TLS (usually 993) never answers without it: " \
+            "switch TLS on for such a port."
+        return (f"{at} did not answer within {IMAP_TIMEOUT} seconds: check the host and port ({usual}), and that "
+                f"a firewall lets the connection through.{tls}")
+    if isinstance(exc, OSError):
+        return (f"Could not talk to {at} ({exc.strerror or exc.__class__.__name__}): check the host and port "
+                f"({usual}); it is tried again later.")
+    if isinstance(exc, imaplib.IMAP4.abort):
+        return f"The connection to {at} broke off; it is tried again later."
+    words = _server_words(exc.args[0] if exc.args else "")
+    return f'The server refused to read the folder "{mailbox.imap_folder}". The server said: {words}'[:1000]
+
+
+def _server_words(said: object) -> str:
+    """An IMAP server's answer as text (imaplib gives bytes, or writes their repr into its
+    own messages: ``SEARCH command error: BAD [b'...']``), without Dovecot's timing."""
+    text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+    text = re.sub(r"""\[?(?<!\w)b(['"])(.*?)\1\]?""", r"\2", text)
+    text = re.sub(r"\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)* secs\)", "", text)
+    return "".join(c if c.isprintable() else " " for c in text).strip()[:300]
 
 
 def install(runtime: Runtime) -> list[Periodic]:
