@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -1190,6 +1190,59 @@ class TestImap:
         error = box["last_error"]
         assert box["last_polled_at"] and all(s in error for s in says), error
         assert "b'" not in error and "Errno" not in error and "Error:" not in error, error
+
+    async def test_a_failing_mailbox_is_tried_less_and_less_often_until_it_is_saved_again(
+            self, client, runtime, clock, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
+        """A wrong password tried every minute gets the account locked at many providers:
+        each failure waits longer (1, 2, 5, 10, then every 30 minutes). Saving the mailbox
+        (the right password) has it tried on the very next round."""
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        await connected_mailbox(client, runtime, ws, imap_server, user, "wrong")
+
+        async def listed() -> dict[str, Any]:
+            await ws.relogin()  # the clock moves past the access token's lifetime
+            [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+            return box
+
+        assert (await listed())["next_poll_at"] is None  # new: the next round takes it
+        await poll_round(runtime)
+        for failures, minutes in enumerate((1, 2, 5, 10, 30, 30), start=1):
+            box = await listed()
+            assert "password" in box["last_error"] and box["poll_failures"] == failures, box
+            wait = datetime.fromisoformat(box["next_poll_at"]) - datetime.fromisoformat(box["last_polled_at"])
+            assert abs(wait - timedelta(minutes=minutes)) < timedelta(seconds=1), (failures, wait)
+            clock.advance(timedelta(minutes=minutes) - timedelta(seconds=10))
+            await poll_round(runtime)
+            assert (await listed())["last_polled_at"] == box["last_polled_at"], f"tried early after {failures}"
+            clock.advance(timedelta(seconds=10))
+            await poll_round(runtime)
+            assert (await listed())["last_polled_at"] != box["last_polled_at"], f"not tried after {failures}"
+
+        r = await client.patch(f"/api/v1/mailboxes/{box['id']}", headers=ws.admin.headers,
+                               json={"imap_password": password})
+        assert r.status_code == 200, r.text
+        saved = r.json()
+        assert saved["next_poll_at"] is None and saved["poll_failures"] == 0 and saved["last_error"] is None, saved
+        imap_server.deliver(user, email("buyer@customers.example.com", user, "Are you there?", "Hi"))
+        await poll_round(runtime)  # the clock has not moved: the next round after saving
+        box = await listed()
+        assert box["last_error"] is None and box["poll_failures"] == 0 and box["next_poll_at"] is None, box
+        await settle()
+        assert [t["subject"] for t in await tickets(client, ws)] == ["Are you there?"]
+
+    async def test_a_good_poll_leaves_the_verification_emails_failure_shown(
+            self, client, runtime, settle, listener, smtp_sink, imap_server: ImapServer) -> None:  # noqa: ANN001
+        """The two share ``last_error``: mail arriving says nothing about the email that
+        could not be sent."""
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        smtp_sink.rejected_recipients.add(user)
+        await connected_mailbox(client, runtime, ws, imap_server, user, password)
+        await settle()
+        await poll_round(runtime)
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert box["last_polled_at"] and box["last_error"].startswith("The verification email could not be sent")
 
 
 class TestPrivateTargets:

@@ -41,8 +41,13 @@ class Mailbox(IdMixin, WorkspaceScoped, Base):
     imap_uid_validity: Mapped[int | None] = mapped_column(BigInteger)
     imap_last_uid: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
-    last_polled_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]  # the latest poll, whether it worked or not
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Polls that failed in a row, and the earliest the next one may be: a failing mailbox
+    # is tried less and less often (``service.poll_backoff``), as a provider locks an
+    # account whose wrong password is tried every minute. None: the next round polls it.
+    poll_failures: Mapped[int] = mapped_column(default=0)
+    next_poll_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     verified_at: Mapped[datetime | None]
     # The latest verification email's code, hashed (SHA-256, hex): the code is as good as

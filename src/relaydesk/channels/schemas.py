@@ -52,8 +52,15 @@ class MailboxOut(Output):
     imap_username: str | None
     imap_folder: str
     active: bool
-    last_polled_at: datetime | None
-    last_error: str | None
+    last_polled_at: datetime | None = Field(description="When the mailbox was last polled, whether that worked "
+                                            "or not.")
+    last_error: str | None = Field(description="What went wrong with the latest poll, and what to check; or "
+                                   "why the latest verification email could not be sent.")
+    poll_failures: int = Field(description="Polls that failed in a row (0: the latest worked).")
+    next_poll_at: datetime | None = Field(description="A failing mailbox is tried less and less often (after 1, "
+                                          "2, 5, 10, then every 30 minutes): the first poll round from this time "
+                                          "tries it again. Null: the next round polls it. Saving the mailbox "
+                                          "(PATCH) has it tried on the next round.")
     created_at: datetime
     verified: bool = Field(description="Whether the workspace has shown the address is its own. Until then "
                            "nothing is sent from it (the workspace's built-in address is used instead) and other "

@@ -28,6 +28,16 @@ from relaydesk.tenancy.service import WorkspaceService
 
 log = structlog.get_logger("relaydesk.email")
 
+# How long a mailbox waits after its 1st, 2nd, ... failed poll in a row; then the last,
+# for ever. A wrong password tried every minute gets the account locked at Gmail or
+# Microsoft 365, and a server that is down gains nothing from being asked so often.
+POLL_BACKOFF = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 30))
+# A round may start a moment less than a whole interval after the one before (the queue
+# ran that one late): a mailbox due within this much is taken now, not a round later.
+POLL_GRACE = timedelta(seconds=5)
+# Where a poll connects to: what it found, or failed to find, is about these settings.
+CONNECTION = ("imap_host", "imap_port", "imap_tls", "imap_username", "imap_password", "imap_folder")
+
 
 class MailboxService:
     def __init__(self, session: AsyncSession) -> None:
@@ -211,6 +221,11 @@ class MailboxService:
             setattr(mailbox, key, value)
         if moved:  # another folder's UIDs mean other messages: start again from its unread ones
             mailbox.imap_uid_validity = mailbox.imap_last_uid = None
+        # Saved (a new password, say, or the provider unlocked the account): the next round
+        # tries it, and what the last poll found no longer stands.
+        mailbox.poll_failures, mailbox.next_poll_at = 0, None
+        if shows_poll_error(mailbox):
+            mailbox.last_error = None
         if changes.keys() & {"imap_host", "imap_port", "imap_tls"}:
             # Only where it would connect changed: switching off a mailbox whose host no
             # longer resolves, or giving it a new password, must not be refused for that.
@@ -228,9 +243,45 @@ class MailboxService:
     async def delete(self, principal: Principal, mailbox_id: uuid.UUID) -> None:
         await self.session.delete(await self.get(principal, mailbox_id))
 
-    async def pollable(self) -> list[Mailbox]:
+    async def pollable(self, now: datetime) -> list[Mailbox]:
+        """The IMAP mailboxes a poll round takes: all that are on, but a failing one only
+        once its backoff is over."""
         return list(await self.session.scalars(select(Mailbox).where(
-            Mailbox.active.is_(True), Mailbox.imap_host.is_not(None))))
+            Mailbox.active.is_(True), Mailbox.imap_host.is_not(None),
+            or_(Mailbox.next_poll_at.is_(None), Mailbox.next_poll_at <= now + POLL_GRACE))))
+
+    async def to_record_poll(self, polled: Mailbox) -> Mailbox | None:
+        """The mailbox, locked, for a poll to record what it found; None when it is gone or
+        was given other connection settings while the poll ran: what the poll found is about
+        settings no longer in force (the next round tries the new ones from the start)."""
+        row = await self.session.scalar(select(Mailbox).where(Mailbox.id == polled.id).with_for_update())
+        if row is None or any(getattr(row, key) != getattr(polled, key) for key in CONNECTION):
+            return None
+        return row
+
+    @staticmethod
+    def poll_failed(mailbox: Mailbox, error: str, started: datetime, now: datetime) -> None:
+        """``started``: when the failed poll began, so that the wait is counted in rounds."""
+        mailbox.poll_failures += 1
+        mailbox.next_poll_at = started + poll_backoff(mailbox.poll_failures)
+        mailbox.last_error, mailbox.last_polled_at = error, now
+
+    @staticmethod
+    def poll_succeeded(mailbox: Mailbox, now: datetime) -> None:
+        mailbox.poll_failures, mailbox.next_poll_at, mailbox.last_polled_at = 0, None, now
+        if shows_poll_error(mailbox):  # a verification email that failed is still to be told
+            mailbox.last_error = None
+
+
+def poll_backoff(failures: int) -> timedelta:
+    """How long a mailbox waits after ``failures`` (at least 1) failed polls in a row."""
+    return POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1]
+
+
+def shows_poll_error(mailbox: Mailbox) -> bool:
+    """Whether the mailbox's ``last_error`` is a poll's (it also tells of a verification
+    email that could not be sent)."""
+    return mailbox.last_error is not None and not mailbox.last_error.startswith(VERIFICATION_NOT_SENT)
 
 
 _EMAIL = TypeAdapter(Email)

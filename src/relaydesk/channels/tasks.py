@@ -235,17 +235,21 @@ def _quote(folder: str) -> str:
 async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
     """Store every new message (``_fetch_new``) and where the folder has been read to,
     then mark them seen; a crash between the two is harmless: the next poll starts past
-    them, and recognises by Message-ID any it is shown again."""
+    them, and recognises by Message-ID any it is shown again. A failure is shown on the
+    mailbox, which then waits longer before each next try (``service.poll_backoff``)."""
+    started = runtime.clock.now()
     try:
         if not runtime.settings.allow_private_targets:  # again at each poll: a name may resolve elsewhere now
             await check_host(mailbox.imap_host or "", imap_port(mailbox.imap_port, mailbox.imap_tls))
         position, fetched = await asyncio.to_thread(_fetch_new, mailbox, IMAP_BATCH)
     except (OSError, imaplib.IMAP4.error, UnsafeTarget) as exc:
         async with runtime.transaction() as session:
-            row = await session.get(Mailbox, mailbox.id)
+            service = MailboxService(session)
+            row = await service.to_record_poll(mailbox)
             if row is not None:
-                row.last_error, row.last_polled_at = _poll_error(exc, mailbox), runtime.clock.now()
-        log.warning("imap_poll_failed", mailbox=mailbox.address, error=repr(exc))
+                service.poll_failed(row, _poll_error(exc, mailbox), started, runtime.clock.now())
+        log.warning("imap_poll_failed", mailbox=mailbox.address, error=repr(exc),
+                    failures=row.poll_failures if row is not None else None)
         return 0
     stored: list[uuid.UUID] = []
     async with runtime.transaction() as session:
@@ -258,9 +262,10 @@ async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
                                   envelope_to=mailbox.address)
             await session.flush()
             stored.append(row.id)
-        box = await session.get(Mailbox, mailbox.id)
+        service = MailboxService(session)
+        box = await service.to_record_poll(mailbox)
         if box is not None:
-            box.last_polled_at, box.last_error = now, None
+            service.poll_succeeded(box, now)
             box.imap_uid_validity, box.imap_last_uid = position.uid_validity, position.last_uid
     if fetched:
         try:
@@ -361,9 +366,9 @@ def install(runtime: Runtime) -> list[Periodic]:
         return len(ids)
 
     async def poll() -> int:
-        """channels.poll_imap: fetch new mail from every IMAP mailbox."""
+        """channels.poll_imap: fetch new mail from every IMAP mailbox that is due."""
         async with runtime.db.read_session() as session:
-            mailboxes = await MailboxService(session).pollable()
+            mailboxes = await MailboxService(session).pollable(runtime.clock.now())
         return sum([await poll_mailbox(runtime, m) for m in mailboxes])
 
     async def on_verification_requested(event_id: int, workspace_id: str, type: str,
