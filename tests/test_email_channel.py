@@ -302,9 +302,10 @@ class TestNewTicketsByEmail:
         licence = by_subject["Fwd: Lizenz läuft ab"]
         assert (customers[licence["requester_id"]]["name"], customers[licence["requester_id"]]["email"]) == \
             ("Hannah Weber", "h.weber@example.de")
-        first, *notes = await thread(client, ws, licence["id"])
+        messages = await thread(client, ws, licence["id"])
+        [first] = [m for m in messages if m["author_kind"] == "customer"]
         assert "Can you help this customer?" in first["body_text"] and "meine Lizenz" in first["body_text"]
-        [note] = [n for n in notes if "Forwarded by" in n["body_text"]]
+        [note] = [n for n in messages if "Forwarded by" in n["body_text"]]
         assert note["internal"] is True and agent.email in note["body_text"]
         assert ["h.weber@example.de"] in [m.rcpt_tos for m in smtp_sink.messages]  # acknowledged to the customer
         assert customers[by_subject["Fwd: Fwd: Outage report"]["requester_id"]]["email"] == "priya@partner.example"

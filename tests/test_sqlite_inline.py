@@ -105,3 +105,18 @@ async def test_a_request_that_cannot_get_the_lock_is_told_to_try_again(tmp_path:
     finally:
         other.close()
         await runtime.close()
+
+
+def test_ids_made_in_one_millisecond_keep_the_order_they_were_made_in(monkeypatch) -> None:
+    """Rows sort by (time, id): a ticket's first message and the note made right after
+    it, in the same millisecond, must not swap places in the thread."""
+    import time
+
+    from relaydesk.core import db
+    from relaydesk.core.db import new_id
+
+    monkeypatch.setattr(db, "_last_id", (0, 0))
+    monkeypatch.setattr(time, "time_ns", lambda: 1_796_000_000_000_000_000)
+    ids = [new_id() for _ in range(1000)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    assert {i.version for i in ids} == {7} and {i.int >> 80 for i in ids} == {1_796_000_000_000}

@@ -89,13 +89,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_last_id = (0, 0)  # (milliseconds, the 74 random bits) of this process's latest id
+
+
 def new_id() -> uuid.UUID:
-    """A time-ordered UUID (version 7 layout) so new rows land at the end of indexes."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    """A time-ordered UUID (version 7 layout) so new rows land at the end of indexes.
+    Within one process each is above the one before, even in the same millisecond (the
+    random bits then count up, RFC 9562's "monotonic random"): a thread sorted by (time,
+    id) shows a ticket's first message before the note made right after it."""
+    global _last_id
+    ms, rand = time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big") >> 6
+    last_ms, last_rand = _last_id
+    if ms <= last_ms:  # the same millisecond, or the clock stepped back
+        ms, rand = last_ms, last_rand + 1
+        if rand >> 74:
+            ms, rand = ms + 1, 0
+    _last_id = (ms, rand)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
 
 
