@@ -391,8 +391,13 @@ class InboundMailService:
         list, whose every member would get our replies."""
         if parsed.mailing_list:
             return
-        await self.ccs.add_from_email(ticket, [*parsed.to, *parsed.cc], sender=sender,
-                                      requester=await self.ccs.requester_of(ticket), now=now)
+        # Most email is addressed to support alone: that needs no look at the ticket's CCs.
+        domain = self.runtime.settings.mail_domain
+        others = [p for p in (*parsed.to, *parsed.cc)
+                  if stored_form(p.email) != sender and not in_mail_domain(p.email, domain)]
+        if others:
+            await self.ccs.add_from_email(ticket, others, sender=sender,
+                                          requester=await self.ccs.requester_of(ticket), now=now)
 
     async def _attachments(self, author: Principal, parsed: ParsedEmail, now: datetime
                            ) -> tuple[list[uuid.UUID], list[str], dict[str, uuid.UUID]]:
