@@ -100,6 +100,14 @@ async def latest_event_id(url: str, actor: Actor) -> int:
         await first.close()
 
 
+async def assign_new_tickets(client, ws: Workspace, agent: Actor, count: int) -> None:  # noqa: ANN001
+    """``count`` new tickets assigned to ``agent``: an in-app notification each."""
+    for _ in range(count):
+        ticket = await ws.ticket(ws.admin)
+        r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+
 async def setup(client) -> tuple[Workspace, Actor, Actor, dict[str, Any]]:  # noqa: ANN001
     ws = await make_workspace(client)
     agent = await ws.staff()
@@ -328,11 +336,7 @@ class TestNotificationsPushed:
             self, client, ws_url, settle) -> None:  # noqa: ANN001
         ws, other = await make_workspace(client), await make_workspace(client)
         agent, colleague = await ws.staff(), await ws.staff()
-        for _ in range(3):
-            ticket = await ws.ticket(ws.admin)
-            r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
-                                   headers=ws.admin.headers)
-            assert r.status_code == 200, r.text
+        await assign_new_tickets(client, ws, agent, 3)
         await settle()
         tabs = [await open_live(ws_url, agent), await open_live(ws_url, agent)]
         others = [await open_live(ws_url, colleague, "dashboard"), await open_live(ws_url, ws.admin, "dashboard"),
@@ -406,11 +410,7 @@ class TestNotificationsPushed:
 
         ws = await make_workspace(client)
         agent = await ws.staff()
-        for _ in range(3):
-            ticket = await ws.ticket(ws.admin)
-            r = await client.patch(f"/api/v1/tickets/{ticket['id']}", json={"assignee_id": agent.id},
-                                   headers=ws.admin.headers)
-            assert r.status_code == 200, r.text
+        await assign_new_tickets(client, ws, agent, 3)
         await settle()
         tab = await open_live(ws_url, agent)
         first, second, _ = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
