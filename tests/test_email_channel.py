@@ -82,6 +82,16 @@ async def thread(client, ws: Workspace, ticket_id: str) -> list[dict[str, Any]]:
     return r.json()["items"]
 
 
+async def kettle_ticket(client, runtime: Runtime, settle, listener: SmtpListener, smtp_sink: SmtpSink,  # noqa: ANN001
+                        ws: Workspace) -> tuple[str, dict[str, Any], Any]:
+    """Lan's new ticket by email: (the support address, the ticket, our acknowledgement)."""
+    to = address(runtime, ws)
+    await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
+    await settle()
+    [ticket] = await tickets(client, ws)
+    [ack] = smtp_sink.messages
+    return to, ticket, ack
+
 class TestNewTicketsByEmail:
     async def test_a_stranger_writes_in_and_gets_a_ticket_and_an_acknowledgement(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
@@ -682,11 +692,7 @@ class TestReplies:
         """References names the thread's first email and the latest ones: clients that
         thread by it (Thunderbird, Apple Mail) keep a long conversation together."""
         ws = await make_workspace(client)
-        to = address(runtime, ws)
-        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
-        await settle()
-        [ticket] = await tickets(client, ws)
-        [ack] = smtp_sink.messages
+        to, ticket, ack = await kettle_ticket(client, runtime, settle, listener, smtp_sink, ws)
         root = ack["References"].split()[0]
         for n in range(12):
             await send(listener, email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
@@ -704,11 +710,7 @@ class TestReplies:
     async def test_a_reply_to_our_email_joins_its_ticket_without_the_quoted_history(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
-        to = address(runtime, ws)
-        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
-        await settle()
-        [ticket] = await tickets(client, ws)
-        [ack] = smtp_sink.messages
+        to, ticket, ack = await kettle_ticket(client, runtime, settle, listener, smtp_sink, ws)
         reply = email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
                       "Here is a photo of the leak.\n\nOn Tue, 4 Mar 2025 at 10:00, Acme wrote:\n> We received your request",
                       In_Reply_To=ack["Message-ID"], References=ack["Message-ID"])
@@ -941,11 +943,7 @@ class TestSpam:
     async def test_a_reply_marked_spam_waits_for_an_admin_before_it_joins_its_ticket(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
-        to = address(runtime, ws)
-        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to)
-        await settle()
-        [ticket] = await tickets(client, ws)
-        [ack] = smtp_sink.messages
+        to, ticket, ack = await kettle_ticket(client, runtime, settle, listener, smtp_sink, ws)
         await send(listener, email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}",
                                    "Here is the receipt: https://receipts.example/4411",
                                    In_Reply_To=ack["Message-ID"], References=ack["Message-ID"],
