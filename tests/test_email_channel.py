@@ -488,15 +488,16 @@ class TestVerification:
         assert box["verified"] is False and box["last_error"].startswith("The verification email could not be sent")
         assert "550" in box["last_error"] and smtp_sink.messages == []
 
-    async def test_the_verification_email_coming_back_to_the_listener_verifies_the_address(
+    async def test_the_verification_email_forwarded_to_the_workspaces_own_address_verifies_it(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
-        """As when the address's mail is forwarded to Relaydesk: nothing to type."""
+        """The address's mail forwarded to the workspace's built-in address, as the email
+        asks: nothing to type."""
         ws = await make_workspace(client)
         own = f"support-{uuid.uuid4().hex[:6]}@acme.example.com"
         box = (await client.post("/api/v1/mailboxes", json={"address": own}, headers=ws.admin.headers)).json()
         await settle()
         [sent] = smtp_sink.messages
-        await send(listener, sent.raw, own, sender=sent.mail_from)
+        await send(listener, sent.raw, address(runtime, ws), sender=sent.mail_from)
         await settle()
         [listed] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
         assert listed["id"] == box["id"] and listed["verified"] is True
@@ -504,6 +505,35 @@ class TestVerification:
         assert row["status"] == "ignored" and row["reason"].startswith("Mailbox verification"), row
         assert await tickets(client, ws) == []
         assert smtp_sink.messages == [sent]  # nothing acknowledged
+
+    async def test_a_squatters_verification_email_sent_straight_to_the_address_verifies_nothing(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """The owner points the address's mail at the listener, where it goes to the
+        earliest claimant: a squatter who claimed first gets its own verification email
+        back. That proves nothing, and the code in it is withheld and no longer counts."""
+        squatter, owner = await make_workspace(client), await make_workspace(client)
+        shared = f"billing-{uuid.uuid4().hex[:6]}@acmeshop.example"
+        theirs = (await client.post("/api/v1/mailboxes", json={"address": shared},
+                                    headers=squatter.admin.headers)).json()
+        await settle()
+        sent = verification_email(smtp_sink, shared)
+        code = sent["X-Relaydesk-Verification"]
+        assert (await client.post("/api/v1/mailboxes", json={"address": shared},
+                                  headers=owner.admin.headers)).status_code == 201
+        await settle()
+        await send(listener, sent.raw, shared, sender=sent.mail_from)
+        await settle()
+        [box] = (await client.get("/api/v1/mailboxes", headers=squatter.admin.headers)).json()
+        assert box["id"] == theirs["id"] and box["verified"] is False
+        [row] = await inbound(client, squatter)
+        assert row["status"] == "ignored" and "verifies nothing" in row["reason"], row
+        raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=squatter.admin.headers)
+        assert raw.status_code == 200 and code.encode() not in raw.content
+        r = await client.post(f"/api/v1/mailboxes/{theirs['id']}/verify", json={"code": code},
+                              headers=squatter.admin.headers)
+        assert r.status_code == 422, r.text
+        assert [b["address"] for b in (await client.get("/api/v1/mailboxes", headers=owner.admin.headers)).json()] \
+            == [shared]
 
     async def test_the_verification_email_polled_from_the_imap_mailbox_verifies_it(
             self, client, runtime, settle, listener, smtp_sink, imap_server: ImapServer) -> None:  # noqa: ANN001
@@ -567,7 +597,9 @@ class TestVerification:
         [box] = (await client.get("/api/v1/mailboxes", headers=attacker.admin.headers)).json()
         assert box["id"] == theirs["id"] and box["verified"] is False
         [row] = await inbound(client, owner)
-        assert row["status"] == "ignored" and "another workspace" in row["reason"], row
+        assert row["status"] == "ignored" and "verifies nothing" in row["reason"], row
+        raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=owner.admin.headers)
+        assert sent["X-Relaydesk-Verification"].encode() not in raw.content
         assert await inbound(client, attacker) == []  # the code never reaches the attacker
         assert await tickets(client, owner) == [] and await tickets(client, attacker) == []
         assert [b["address"] for b in (await client.get("/api/v1/mailboxes", headers=owner.admin.headers)).json()] \

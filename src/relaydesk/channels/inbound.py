@@ -187,22 +187,28 @@ class InboundMailService:
                                          new_ticket=posted.follow_up_created), now)
 
     async def _verification(self, row: InboundEmail, code: str, now: datetime) -> Outcome | None:
-        """A mailbox's verification email come back in. It verifies the address only when it
-        reached the workspace that claimed it (forwarded to its built-in address, polled from
-        its IMAP mailbox, or sent to the address while the address's mail goes to it): mail
-        to the address that Relaydesk routes to another claimant proves only that the mail
-        reaches Relaydesk, and counting it would let anyone verify an address whose owner
-        points its mail at the listener. A code we no longer know (an older email) is left
-        to the screening, as any of our own mail coming back."""
+        """A mailbox's verification email come back in. It verifies the address only when
+        it came by a way only the address's owner can arrange: forwarded to the claiming
+        workspace's built-in address, or fetched by one of its IMAP mailboxes. Sent straight
+        to the address at the listener, it proves only that the address's mail reaches
+        Relaydesk, not whose it is; it then goes to the earliest claimant, who may be a
+        squatter, so its code is withheld from the stored email and no longer counts. A
+        code we no longer know (an older email) is left to the screening, as any of our own
+        mail coming back."""
         mailbox = await self.mailboxes.by_code(code)
         if mailbox is None:
             return None
-        if mailbox.workspace_id != row.workspace_id:
-            return Outcome("ignored", f"Mailbox verification email for another workspace's claim of "
-                           f"{mailbox.address}: it reached this workspace, so it verifies nothing.")
-        await self.mailboxes.mark_verified(mailbox, now)
-        log.info("mailbox_verified", mailbox_id=str(mailbox.id), address=mailbox.address, inbound_id=str(row.id))
-        return Outcome("ignored", f"Mailbox verification: {mailbox.address} is verified.")
+        if mailbox.workspace_id == row.workspace_id and (row.mailbox_id is None or row.source == "imap"):
+            await self.mailboxes.mark_verified(mailbox, now)
+            log.info("mailbox_verified", mailbox_id=str(mailbox.id), address=mailbox.address, inbound_id=str(row.id))
+            return Outcome("ignored", f"Mailbox verification: {mailbox.address} is verified.")
+        mailbox.verification_code_hash = None
+        row.raw = row.raw.replace(code.encode(), b"[withheld]")
+        row.size = len(row.raw)
+        log.info("mailbox_verification_code_withheld", mailbox_id=str(mailbox.id), inbound_id=str(row.id))
+        return Outcome("ignored", "A mailbox verification email sent straight to the address: that verifies "
+                       "nothing (forward the address to this workspace's own address, or connect it over "
+                       "IMAP), and its code was withheld and no longer counts.")
 
     def _note_left_out(self, ticket: Ticket, row: InboundEmail, left_out: list[str], now: datetime) -> None:
         """Tells the agents, not only the log, what an email brought that the thread does
