@@ -103,6 +103,8 @@ async def send_verification(runtime: Runtime, mailbox_id: uuid.UUID, requested_a
             row = await session.get(Mailbox, mailbox_id)
             if row is not None:
                 row.last_error = f"{VERIFICATION_NOT_SENT}: {exc}"[:300]
+                # Nothing went out: asking again must not wait the minute meant for real emails.
+                row.verification_sent_at = None
         log.warning("verification_email_failed", mailbox_id=str(mailbox_id), error=str(exc), permanent=exc.permanent)
         if not exc.permanent:
             raise  # the job's retries
