@@ -132,6 +132,10 @@ async def test_accepted_kinds_round_trip(client: httpx.AsyncClient, name: str, d
     assert got.status_code == 200, got.text
     assert got.content == data
     assert got.headers["content-type"].split(";")[0].strip() == content_type
+    if content_type.startswith("text/"):  # a browser shows it in the code page it was written in
+        charset = got.headers["content-type"].split("charset=")[1]
+        assert charset == ("windows-1252" if name == "umsatz.csv" else "utf-8")
+        got.content.decode(charset)  # and it reads as that
     assert got.headers["content-disposition"] == f"{disposition}; filename*=UTF-8''{quote(name)}"
     assert got.headers["x-content-type-options"] == "nosniff"
     assert "private" in got.headers["cache-control"]

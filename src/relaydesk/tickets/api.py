@@ -220,12 +220,25 @@ async def download(attachment_id: uuid.UUID, principal: CurrentPrincipal, reques
     got = await attachment_service(request, session).download(principal, vis, attachment_id)
     a = got.attachment
     inline = a.content_type.startswith("image/") and a.content_type != "image/svg+xml"
-    return Response(got.data, media_type=a.content_type, headers={
+    media_type = a.content_type
+    if media_type.startswith("text/") and not _utf8(got.data):
+        # Text is stored as it came; what is not UTF-8 is in a single-byte code page
+        # (``detect_type``), most often Windows' Western one, which browsers also use for Latin-1.
+        media_type += "; charset=windows-1252"
+    return Response(got.data, media_type=media_type, headers={
         "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(a.filename)}",
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, max-age=0",
     })
 
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 # -- categories ----------------------------------------------------------------------------
 def category_service(request: Request, session: AsyncSession) -> CategoryService:
