@@ -309,17 +309,70 @@ class TestNewTicketsByEmail:
         await settle()
         by_subject = {t["subject"]: t for t in await tickets(client, ws)}
         customers = {c["id"]: c for c in (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]}
-        licence = by_subject["Fwd: Lizenz läuft ab"]
+        licence = by_subject["Lizenz läuft ab"]
         assert (customers[licence["requester_id"]]["name"], customers[licence["requester_id"]]["email"]) == \
             ("Hannah Weber", "h.weber@example.de")
         messages = await thread(client, ws, licence["id"])
         [first] = [m for m in messages if m["author_kind"] == "customer"]
-        assert "Can you help this customer?" in first["body_text"] and "meine Lizenz" in first["body_text"]
+        assert "meine Lizenz" in first["body_text"]
         [note] = [n for n in messages if "Forwarded by" in n["body_text"]]
         assert note["internal"] is True and agent.email in note["body_text"]
         assert ["h.weber@example.de"] in [m.rcpt_tos for m in smtp_sink.messages]  # acknowledged to the customer
-        assert customers[by_subject["Fwd: Fwd: Outage report"]["requester_id"]]["email"] == "priya@partner.example"
+        # A partner's forward is their own request, kept whole under their subject.
+        outage = by_subject["Fwd: Fwd: Outage report"]
+        assert customers[outage["requester_id"]]["email"] == "priya@partner.example"
+        [first] = [m for m in await thread(client, ws, outage["id"]) if m["author_kind"] == "customer"]
+        assert first["body_text"].startswith("Forwarding the thread below") and "From: Ops Team" in first["body_text"]
         assert customers[by_subject["Fwd: Rota"]["requester_id"]]["email"] == agent.email
+
+    async def test_a_forwarded_ticket_shows_the_customer_their_own_email_and_colleagues_the_agents_words(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """What an agent writes above a forward is meant for colleagues; the customer's ticket
+        (their portal, the acknowledgement) opens with the email they wrote, under its own
+        subject, without the forward's header lines."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        apple = (CORPUS / "apple_mail_forward.eml").read_bytes().replace(b"tom@partner.example", agent.email.encode())
+        gmail = email(agent.email, to, "Fwd: Refund for order 2002",
+                      "Customer wrote to me directly, please handle.\n\n---------- Forwarded message ---------\n"
+                      "From: Maria Garcia <maria@customers.example.com>\nDate: Fri, Dec 4, 2026 at 9:12 AM\n"
+                      f"Subject: Refund for order 2002\nTo: <{agent.email}>\n\n\n"
+                      "Where is my refund for order 2002? It has been three weeks.\n\nMaria")
+        html_only = EmailMessage()
+        html_only["From"], html_only["To"], html_only["Subject"] = agent.email, to, "FW: Broken hinge"
+        html_only.set_content(
+            '<div dir="ltr">Ken is a VIP, be quick.<br><br><div class="gmail_quote"><div class="gmail_attr">'
+            "---------- Forwarded message ---------<br>From: <strong>Ken Ito</strong> &lt;ken@customers.example.com"
+            "&gt;<br>Date: Fri, Dec 4, 2026 at 9:12 AM<br>Subject: Broken hinge<br></div><br><br>"
+            "<div>The lid hinge snapped after two days &amp; <b>I want a replacement</b>.</div></div></div>",
+            subtype="html")
+        for raw in (apple, gmail, bytes(html_only)):
+            await send(listener, raw, to)
+        await settle()
+        by_subject = {t["subject"]: t for t in await tickets(client, ws)}
+        expected = {  # subject: (the customer, their words, the agent's words)
+            "Lizenz läuft ab": ("h.weber@example.de", "meine Lizenz läuft morgen ab",
+                                "Can you help this customer? She wrote to me directly."),
+            "Refund for order 2002": ("maria@customers.example.com", "Where is my refund for order 2002?",
+                                      "Customer wrote to me directly, please handle."),
+            "Broken hinge": ("ken@customers.example.com", "The lid hinge snapped after two days & I want a replacement",
+                             "Ken is a VIP, be quick."),
+        }
+        assert set(by_subject) == set(expected)
+        for subject, (customer, theirs, agents) in expected.items():
+            messages = await thread(client, ws, by_subject[subject]["id"])
+            [first] = [m for m in messages if m["author_kind"] == "customer"]
+            assert first["internal"] is False and theirs in first["body_text"], subject
+            for leaked in (agents, "From:", "Date:", "Forwarded message", "Begin forwarded message"):
+                assert leaked not in first["body_text"] and leaked not in first["body_html"], (subject, leaked)
+            assert first["body_html"].startswith("<p>") and "<script" not in first["body_html"]
+            [note] = [m for m in messages if "Forwarded by" in m["body_text"]]
+            assert note["internal"] is True and agents in note["body_text"], subject
+            [ack] = [m for m in smtp_sink.messages if m.rcpt_tos == [customer]]
+            said = "".join(part.get_content() for part in ack.message.walk() if part.get_content_maintype() == "text")
+            assert agents not in said and "Fwd:" not in ack["Subject"] and "FW:" not in ack["Subject"], subject
+            assert subject in ack["Subject"]
 
     async def test_a_phone_photo_and_a_forwarded_email_are_kept_as_attachments(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001

@@ -205,6 +205,40 @@ def test_a_forward_names_whom_the_forwarded_email_is_from() -> None:
         assert load(name).forwarded_from is None, name
 
 
+def test_a_forward_is_split_into_the_forwarders_words_and_the_forwarded_email() -> None:
+    apple = load("apple_mail_forward.eml")
+    assert apple.forward_note == "Can you help this customer? She wrote to me directly.\n\nTom"
+    assert apple.forwarded_subject == "Lizenz läuft ab"
+    assert apple.forwarded_text == ("Hallo Tom,\n\nmeine Lizenz läuft morgen ab und ich kann sie im Portal nicht "
+                                    "verlängern.\n\nViele Grüße\nHannah")
+    # Of a chain, the first block's message, carrying the older one in turn; its own "Fwd:" goes from the subject.
+    chain = load("gmail_forward_chain.eml")
+    assert chain.forward_note == "Forwarding the thread below, the customer asked us to escalate."
+    assert chain.forwarded_subject == "Outage report"
+    assert chain.forwarded_text.startswith("See the customer's report below.\n\n---------- Forwarded message")
+    assert chain.forwarded_text.endswith("Nobody on our team can log in.\n\nRavi")
+    # Outlook: underscores above the block, the sender as [mailto:], a To wrapped over two lines.
+    outlook = parse_email(
+        b"From: Tom <tom@shop.example>\nTo: support@acme.relaydesk.test\nSubject: FW: Refund\n\n"
+        b"Please look after her.\n\n________________________________\n"
+        b"From: Hannah Weber [mailto:h.weber@example.de]\nSent: Monday, 3 March 2025 18:02\n"
+        b"To: Tom; Sales Team; Accounts\nPayable\nSubject: My refund\n\nWhere is my refund?\n")
+    assert (outlook.forward_note, outlook.forwarded_subject, outlook.forwarded_text) == \
+        ("Please look after her.", "My refund", "Where is my refund?")
+
+
+def test_a_forward_without_a_subject_line_in_its_block_keeps_ours_without_the_prefixes() -> None:
+    parsed = parse_email(
+        b"From: Tom <tom@shop.example>\nTo: support@acme.relaydesk.test\nSubject: [EXT] Fwd: WG: Refund\n\n"
+        b"Begin forwarded message:\n\nFrom: Hannah <h@example.de>\nDate: 3 March 2025\nWhere is my refund?\n")
+    # No forwarder's words, and no blank line after the block: the first line that is no header is hers.
+    assert (parsed.forward_note, parsed.forwarded_subject, parsed.forwarded_text) == \
+        ("", "Refund", "Where is my refund?")
+    # Not a forward: nothing to split.
+    plain = load("plain_ascii.eml")
+    assert (plain.forward_note, plain.forwarded_subject, plain.forwarded_text) == ("", "", "")
+
+
 def test_interleaved_answers_survive_and_only_the_trailing_quote_goes() -> None:
     parsed = load("interleaved_reply.eml")
     assert parsed.reply_text == (

@@ -48,7 +48,7 @@ from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
-from relaydesk.core.sanitize import looks_like_html
+from relaydesk.core.sanitize import looks_like_html, text_to_html
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.models import User
@@ -158,16 +158,21 @@ class InboundMailService:
                 row.workspace_id, customer.id, Channel.EMAIL, now - ACKNOWLEDGED_WITHIN) >= ACKNOWLEDGED_AT_MOST
         attachment_ids, left_out, inline = await self._attachments(author, parsed, now)
         if ticket is None:
+            # A forward opened for the customer shows them their own email: the forwarder's
+            # words above it are for colleagues, and go into the note.
             created = await self.tickets.create(author, TicketIn(
-                subject=(parsed.subject.strip() or "(no subject)")[:MAX_SUBJECT],
-                description=_body(parsed, whole=True, inline=inline),
+                subject=((parsed.forwarded_subject if forwarded_by else parsed.subject).strip()
+                         or "(no subject)")[:MAX_SUBJECT],
+                description=_forwarded_body(parsed) if forwarded_by else _body(parsed, whole=True, inline=inline),
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
                 acknowledge=not (parsed.mailing_list or flooding))
             self._note_left_out(created, row, left_out, now)
             if forwarded_by is not None:
-                self.tickets.system_note(created, f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the "
-                                         f"ticket is {requester.email}'s, who wrote the forwarded email.", now,
-                                         internal=True)
+                note = f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the ticket is " \
+                    f"{requester.email}'s, who wrote the forwarded email."
+                if parsed.forward_note:
+                    note += f" {forwarded_by.name} wrote above it:\n\n{parsed.forward_note}"
+                self.tickets.system_note(created, note[:MAX_BODY], now, internal=True)
             else:  # a forward's To and Cc are the forwarder's, not the customer's conversation
                 await self._copy_ccs(created, parsed, address, now)
             reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
@@ -503,6 +508,14 @@ def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> 
         # text and escaped a second time.
         html = f"<p>{html}</p>"
     return (html or text or EMPTY_BODY)[:MAX_BODY]
+
+
+def _forwarded_body(parsed: ParsedEmail) -> str:
+    """The forwarded email alone, for the customer who wrote it. From its text, escaped: the
+    HTML has no mark of where the forwarder's words and the forward's header lines end that
+    every client writes, and a cut in the wrong place would show the customer the forwarder's
+    words. Its inline images stay attached to the message."""
+    return text_to_html(parsed.forwarded_text)[:MAX_BODY] if parsed.forwarded_text.strip() else EMPTY_BODY
 
 
 def header_message_id(raw: bytes) -> str | None:

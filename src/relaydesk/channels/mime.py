@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 
-from relaydesk.channels.quoting import clean_html, forwarded_from, html_text, reply_markup, strip_quoted
+from relaydesk.channels.quoting import clean_html, html_text, reply_markup, split_forward, strip_quoted
 from relaydesk.core.sanitize import text_to_html
 
 __all__ = [
@@ -90,6 +90,13 @@ class ParsedEmail:
     # Whom the first message a forward carries is from: an agent forwarding a customer's
     # email opens the ticket for that customer.
     forwarded_from: Address | None = None
+    # The rest of that forward, for the ticket opened for that customer: the forwarder's own
+    # words above the forwarded email (for colleagues, not the customer), the forwarded email's
+    # subject (its header block's Subject, else ours without "Fwd:"), and its text below its
+    # header lines.
+    forward_note: str = ""
+    forwarded_subject: str = ""
+    forwarded_text: str = ""
     verification_code: str | None = None  # our X-Relaydesk-Verification header: a mailbox's verification email
 
 
@@ -130,7 +137,10 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
     subject = _collapse(_decode_words(_raw_header(msg, "subject") or ""))
     subject_says_forward = bool(_FORWARD_SUBJECT.match(subject))
     reply_text = strip_quoted(text, forwarded=subject_says_forward)
-    forwarded = _addresses(forwarded_from(text, subject_says_forward=subject_says_forward))
+    forward = split_forward(text, subject_says_forward=subject_says_forward)
+    forwarded = _addresses(forward.sender) if forward is not None else []
+    if not forwarded:
+        forward = None
     bounce = _bounce(msg, senders[0], subject, text, parts)
     reply_to = _addresses(_raw_header(msg, "reply-to"))
     message_ids = _message_ids(_raw_header(msg, "message-id"), loose=True)
@@ -157,6 +167,9 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         omitted_attachments=parts.omitted,
         spam_verdict=_spam_verdict(msg),
         forwarded_from=forwarded[0] if forwarded else None,
+        forward_note=forward.note if forward else "",
+        forwarded_subject=_without_forward_prefix(_collapse(forward.subject) or subject) if forward else "",
+        forwarded_text=forward.text if forward else "",
         verification_code=_raw_header(msg, VERIFICATION_HEADER.lower()),
     )
 
@@ -367,6 +380,15 @@ def _parse_date(value: str | None) -> datetime | None:
 
 
 _FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]*\]\s*)?(fwd?|wg|tr|rv)\s*:", re.IGNORECASE)
+_FORWARD_PREFIXES = re.compile(r"^\s*(\[[^\]]*\]\s*)?((fwd?|wg|tr|rv)\s*:\s*)+", re.IGNORECASE)
+
+
+def _without_forward_prefix(subject: str) -> str:
+    """ "Fwd: FW: Refund": "Refund", as the customer wrote it. A tag before the prefixes ("[EXT] Fwd: ...", the
+    forwarder's server marking outside mail) is the forwarder's too."""
+    return _FORWARD_PREFIXES.sub("", subject).strip()
+
+
 _AUTO_SUBJECT = re.compile(
     r"^\s*(automatic reply|auto(matische antwort)?|out of (the )?office|abwesenheitsnotiz|réponse automatique"
     r"|autosvar|trả lời tự động)\b",

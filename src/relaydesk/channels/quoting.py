@@ -9,10 +9,11 @@ answers written between quoted lines keep the quote, and a bare "--" is a signat
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from relaydesk.core.sanitize import html_to_text, sanitize_html, text_to_html
 
-__all__ = ["clean_html", "html_text", "reply_markup", "strip_quoted"]
+__all__ = ["Forward", "clean_html", "html_text", "reply_markup", "split_forward", "strip_quoted"]
 
 # An attribution line ("On <date>, <name> wrote:") in the languages our customers write in. Gmail wraps long ones
 # over two or three lines, so candidates are matched against a few lines joined together.
@@ -81,23 +82,63 @@ def strip_quoted(text: str, *, forwarded: bool = False) -> str:
     return "\n".join(kept).strip() or whole
 
 
-def forwarded_from(text: str, *, subject_says_forward: bool) -> str | None:
-    """The From line's value ("Hannah Weber <h.weber@example.de>") of the first message a
-    forward carries, or None. A forward is known by its marker line ("Begin forwarded
-    message:"); with a "Fwd:"/"FW:" subject, also by the header block Outlook puts above
-    it, which in any other email is only reply history."""
-    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A forward taken apart: the forwarder's own words above it, the From and Subject of
+    the first message it carries (as written in its header block), and that message's text
+    below its header lines (with whatever older messages it carries in turn)."""
+
+    note: str
+    sender: str
+    subject: str
+    text: str
+
+
+_MAX_HEADER_BLOCK = 12  # lines: From, Date/Sent, To and Cc (wrapped when long), Subject
+
+
+def split_forward(text: str, *, subject_says_forward: bool) -> Forward | None:
+    """The forward in ``text``, or None when there is none or its header block names no
+    sender. A forward is known by its marker line ("Begin forwarded message:"); with a
+    "Fwd:"/"FW:" subject, also by the header block Outlook puts above it, which in any other
+    email is only reply history. Of a chain, the first block's message is the one forwarded
+    (the older ones are part of its text). The forwarded message starts after the last header
+    line of the block's first paragraph: clients end the block with a blank line, but a line
+    Outlook wrapped (a long To) sits between header lines, and a client that leaves the blank
+    line out must not have the message's first words taken for a header."""
+    kept = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [line.strip() for line in kept]
     start = next((i for i, line in enumerate(lines) if _FORWARD_MARKER.match(line)), None)
     if start is None and subject_says_forward:
         start = _history_start(lines)
     if start is None:
         return None
-    for line in lines[start:start + 4]:
-        if _HEADER_FROM.match(line):
-            value = line.split(":", 1)[1].strip(" *")
-            # Outlook writes "Hannah Weber [mailto:h.weber@example.de]".
-            return re.sub(r"\[mailto:([^\]]+)\]", r"<\1>", value)
-    return None
+    at = next((i for i in range(start, min(start + 4, len(lines))) if _HEADER_FROM.match(lines[i])), None)
+    if at is None:
+        return None
+    sender = _header_value(lines[at])
+    last_header, subject = at, ""
+    for i in range(at, min(at + _MAX_HEADER_BLOCK, len(lines))):
+        if not lines[i]:
+            break
+        if _HEADER_FROM.match(lines[i]) or _HEADER_FIELD.match(lines[i]):
+            last_header = i
+            if not subject and _SUBJECT_FIELD.match(lines[i]):
+                subject = _header_value(lines[i])
+    note = kept[:start]
+    while note and _SEPARATOR_ONLY.match(note[-1]):
+        note.pop()
+    # Outlook writes "Hannah Weber [mailto:h.weber@example.de]".
+    return Forward(note="\n".join(note).strip(), sender=re.sub(r"\[mailto:([^\]]+)\]", r"<\1>", sender),
+                   subject=subject, text="\n".join(kept[last_header + 1:]).strip())
+
+
+_SUBJECT_FIELD = re.compile(r"^\*?(Subject|Betreff|Objet|Asunto|Tiêu đề|Chủ đề)\s?:", re.IGNORECASE)
+
+
+def _header_value(line: str) -> str:
+    # Gmail's rendering of an Outlook block bolds the names: "*From:* Hannah Weber".
+    return line.split(":", 1)[1].strip(" *")
 
 
 def _history_start(lines: list[str]) -> int | None:
