@@ -292,6 +292,33 @@ class TestNewTicketsByEmail:
         assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
         assert "invoice.pdf" not in note["body_text"]
 
+    async def test_a_body_too_long_for_the_thread_is_cut_cleanly_and_the_agents_are_told(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        """A log pasted into an email: the thread keeps its first 100,000 characters, ends
+        on whole words (no half an entity or tag shown as text), and an internal note says
+        the rest is in the original."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        lines = ["Exported from monitoring, all hosts:", *(f"Line {i:06}: disk & memory OK" for i in range(1, 6000))]
+        body = "\n".join(lines)[:150_000]
+        await send(listener, email("ops@customers.example.com", to, "Monitoring log", body), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        # Written at the same moment: told apart by author, not by order.
+        [first] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] != "system"]
+        [note] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "system" and
+                  "/inbound-emails/" in m["body_text"]]
+        shown = first["body_text"].splitlines()
+        assert shown[0] == lines[0] and 2000 < len(shown) < 4000
+        for i, line in enumerate(shown):
+            assert lines[i].startswith(line), (i, line)
+        assert "&lt;" not in first["body_html"]
+        assert note["internal"] is True and "longer than 100,000 characters" in note["body_text"], note["body_text"]
+        [row] = await inbound(client, ws)
+        assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
+        raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
+        assert body.rsplit("\n", 1)[-1].encode() in raw.content and b"Line 004500: disk & memory OK" in raw.content
+
     async def test_an_agent_forwarding_a_customers_email_opens_the_ticket_for_the_customer(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         """Mail that reached an agent directly is forwarded to support: the ticket is the

@@ -29,6 +29,7 @@ to retry or discard. Nothing is dropped.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,13 +161,14 @@ class InboundMailService:
         if ticket is None:
             # A forward opened for the customer shows them their own email: the forwarder's
             # words above it are for colleagues, and go into the note.
+            description, cut = _forwarded_body(parsed) if forwarded_by else _body(parsed, whole=True, inline=inline)
             created = await self.tickets.create(author, TicketIn(
                 subject=((parsed.forwarded_subject if forwarded_by else parsed.subject).strip()
                          or "(no subject)")[:MAX_SUBJECT],
-                description=_forwarded_body(parsed) if forwarded_by else _body(parsed, whole=True, inline=inline),
+                description=description,
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
                 acknowledge=not (parsed.mailing_list or flooding))
-            self._note_left_out(created, row, left_out, now)
+            self._note_left_out(created, row, left_out, now, cut=cut)
             if forwarded_by is not None:
                 note = f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the ticket is " \
                     f"{requester.email}'s, who wrote the forwarded email."
@@ -178,15 +180,15 @@ class InboundMailService:
             reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
                 "hour already." if flooding else None
             return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
-        body = _body(parsed, whole=False, inline=inline)
+        body, cut = _body(parsed, whole=False, inline=inline)
         posted = await self.tickets.post_message(author, ticket.id, MessageIn(
             body=_from_cc(body, cc) if cc is not None else body, attachment_ids=attachment_ids), now,
             channel=Channel.EMAIL, external_id=parsed.message_id)
         row.message_id = posted.message.id
         replied_on = ticket if posted.message.ticket_id == ticket.id else \
             await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id)  # a follow-up
-        if left_out:
-            self._note_left_out(replied_on, row, left_out, now)
+        if left_out or cut:
+            self._note_left_out(replied_on, row, left_out, now, cut=cut)
         await self._copy_ccs(replied_on, parsed, address, now)
         return self._finish(row, Outcome("processed", ticket_id=posted.message.ticket_id,
                                          new_ticket=posted.follow_up_created), now)
@@ -215,13 +217,19 @@ class InboundMailService:
                        "nothing (forward the address to this workspace's own address, or connect it over "
                        "IMAP), and its code was withheld and no longer counts.")
 
-    def _note_left_out(self, ticket: Ticket, row: InboundEmail, left_out: list[str], now: datetime) -> None:
+    def _note_left_out(self, ticket: Ticket, row: InboundEmail, left_out: list[str], now: datetime, *,
+                       cut: bool = False) -> None:
         """Tells the agents, not only the log, what an email brought that the thread does
-        not show, and where the original is."""
+        not show (files, the end of a long text), and where the original is."""
+        said = []
+        if cut:
+            said.append(f"This email's text was longer than {MAX_BODY:,} characters; the thread shows the first "
+                        f"{MAX_BODY:,} and the rest is only in the original.")
         if left_out:
-            self.tickets.system_note(ticket, "Not attached from this email: " + "; ".join(left_out) +
-                                     f". The original email has them: /api/v1/inbound-emails/{row.id}/raw",
-                                     now, internal=True)
+            said.append("Not attached from this email: " + "; ".join(left_out) + ".")
+        if said:
+            self.tickets.system_note(ticket, " ".join(said) + f" The original email has it all: "
+                                     f"/api/v1/inbound-emails/{row.id}/raw", now, internal=True)
 
     async def _copy_taken_care_of(self, row: InboundEmail) -> bool:
         """Whether another copy of this message (same Message-ID) became a ticket or a reply,
@@ -489,14 +497,15 @@ def _from_cc(body: str, cc: TicketCc) -> str:
     requester, who was copied on it anyway) to see."""
     who = f"{cc.name} ({cc.address})" if cc.name else cc.address
     if looks_like_html(body):
-        return f"<p><em>{escape(who)}, in Cc, wrote:</em></p>{body}"[:MAX_BODY]
+        return _cut_markup(f"<p><em>{escape(who)}, in Cc, wrote:</em></p>{body}")
     return f"{who}, in Cc, wrote:\n\n{body}"[:MAX_BODY]
 
 
-def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> str:
-    """The thread shows the new words of a reply; a new ticket keeps all it was sent.
-    Inline images (``cid:`` references) point at their uploads, which those who may see
-    the message may download."""
+def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> tuple[str, bool]:
+    """The thread shows the new words of a reply; a new ticket keeps all it was sent, up
+    to ``MAX_BODY``, and says whether it was cut (the agents are told). Inline images
+    (``cid:`` references) point at their uploads, which those who may see the message
+    may download."""
     html = (parsed.html if whole else parsed.reply_html).strip()
     text = (parsed.text if whole else parsed.reply_text).strip()
     if not text and "<img" not in html:
@@ -507,15 +516,38 @@ def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> 
         # Sanitised HTML without a tag left ("Tom &amp; Jerry") would be taken for plain
         # text and escaped a second time.
         html = f"<p>{html}</p>"
-    return (html or text or EMPTY_BODY)[:MAX_BODY]
+    if html:
+        return _cut_markup(html), len(html) > MAX_BODY
+    body = text or EMPTY_BODY
+    return body[:MAX_BODY], len(body) > MAX_BODY
 
 
-def _forwarded_body(parsed: ParsedEmail) -> str:
+_UNFINISHED_ENTITY = re.compile(r"&#?[0-9A-Za-z]*\Z")
+
+
+def _cut_markup(html: str) -> str:
+    """At most ``MAX_BODY`` characters of (sanitised) markup, ending outside a tag and an
+    entity: sanitising closes the elements left open, but it would show the rest of a
+    tag cut short ("<", "</") or of an entity ("&am") as text."""
+    if len(html) <= MAX_BODY:
+        return html
+    cut = html[:MAX_BODY]
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
+    entity = _UNFINISHED_ENTITY.search(cut)
+    return cut[:entity.start()] if entity else cut
+
+
+def _forwarded_body(parsed: ParsedEmail) -> tuple[str, bool]:
     """The forwarded email alone, for the customer who wrote it. From its text, escaped: the
     HTML has no mark of where the forwarder's words and the forward's header lines end that
     every client writes, and a cut in the wrong place would show the customer the forwarder's
     words. Its inline images stay attached to the message."""
-    return text_to_html(parsed.forwarded_text)[:MAX_BODY] if parsed.forwarded_text.strip() else EMPTY_BODY
+    if not parsed.forwarded_text.strip():
+        return EMPTY_BODY, False
+    html = text_to_html(parsed.forwarded_text)
+    return _cut_markup(html), len(html) > MAX_BODY
 
 
 def header_message_id(raw: bytes) -> str | None:
