@@ -933,6 +933,172 @@ class TestReliability:
             assert await deliveries(client, ws, **good) == []
 
 
+class TestRetryingDeadDeliveries:
+    async def test_a_reply_that_died_while_the_relay_refused_goes_once_when_an_admin_retries_it(
+            self, client, settle, mail, runtime) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        mail.fail_next(1, reply="554 5.7.1 Relay access denied")  # the relay's set-up, fixed afterwards
+        await ws.reply(ws.admin, ticket["id"], "Your refund left our bank today.")
+        await settle()
+        assert to(mail, customer.email) == []
+        [dead] = [d for d in await deliveries(client, ws, recipient=customer.email)
+                  if d["kind"] == "reply_to_customer"]
+        assert dead["status"] == "dead" and dead["next_attempt_at"] is None
+
+        r = await client.post(f"/api/v1/notifications/deliveries/{dead['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 202, r.text
+        queued = r.json()
+        assert queued["id"] == dead["id"] and queued["status"] == "failed" and queued["next_attempt_at"]
+        assert queued["attempt_log"][-1]["outcome"] == "retried" and queued["attempt_log"][-1]["by"] == ws.admin.id
+        await settle()  # the retry wakes the delivery job: no waiting for the periodic scan
+        [email] = to(mail, customer.email)
+        assert "Your refund left our bank today." in email.message.get_body(("plain",)).get_content()
+        [sent] = [d for d in await deliveries(client, ws, recipient=customer.email) if d["id"] == dead["id"]]
+        assert sent["status"] == "sent" and sent["attempts"] == 2
+        assert [a["outcome"] for a in sent["attempt_log"]] == ["failed", "retried", "sent"]
+        # The same delivery, so the same Message-ID: a copy from an earlier try is the same message.
+        assert email["Message-ID"].strip().strip("<>") == sent["message_id"] == dead["message_id"]
+
+        r = await client.post(f"/api/v1/notifications/deliveries/{dead['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["code"] == "delivery_not_retryable" and r.json()["status_now"] == "sent", r.text
+        await settle()
+        assert len(to(mail, customer.email)) == 1
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)
+        notes = [m["body_text"] for m in r.json()["items"] if m["author_kind"] == "system"]
+        assert any("could not be emailed" in n for n in notes)
+        assert any("was emailed" in n and "after all" in n and customer.email in n for n in notes), notes
+
+    async def test_a_retried_delivery_gets_all_its_attempts_again(self, client, settle, mail, runtime, clock,
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+        """Died after the last of its attempts: retried, a temporary failure backs off and
+        tries again rather than giving up at once."""
+        monkeypatch.setattr(runtime.settings, "delivery_max_attempts", 2)
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        mail.fail_next(3)
+        await ws.ticket(customer)
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "dead" and ack["attempts"] == 2, ack
+        r = await client.post(f"/api/v1/notifications/deliveries/{ack['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 202, r.text
+        await settle()  # the third refusal
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "failed" and ack["next_attempt_at"], ack
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        assert len(to(mail, customer.email)) == 1
+        [ack] = await deliveries(client, ws, recipient=customer.email)
+        assert ack["status"] == "sent" and ack["attempts"] == 4, ack
+
+    async def test_a_webhook_call_given_up_goes_once_when_retried(self, client, settle, receiver, runtime,
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+        """The endpoint was down until the delivery ran out of attempts; fixed, the call is
+        made again through the call-out job, signed and logged like any."""
+        hooks, url = receiver
+        monkeypatch.setattr(runtime.settings, "delivery_max_attempts", 1)
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/webhooks", headers=ws.admin.headers,
+                              json={"url": url, "events": ["ticket.created"], "allow_private": True})
+        assert r.status_code == 201, r.text
+        hooks.fail_next = 1
+        ping = (await client.post(f"/api/v1/webhooks/{r.json()['id']}/test", headers=ws.admin.headers)).json()
+        await settle()
+        [dead] = [d for d in await deliveries(client, ws) if d["id"] == ping["id"]]
+        assert dead["status"] == "dead" and dead["last_error"] == "HTTP 503" and hooks.requests == [], dead
+        r = await client.post(f"/api/v1/notifications/deliveries/{ping['id']}/retry", headers=ws.admin.headers)
+        assert r.status_code == 202, r.text
+        await settle()
+        [(headers, body)] = hooks.requests
+        assert headers["x-relaydesk-delivery"] == ping["id"] and orjson.loads(body)["type"] == "ping"
+        [sent] = [d for d in await deliveries(client, ws) if d["id"] == ping["id"]]
+        assert [a["outcome"] for a in sent["attempt_log"]] == ["failed", "retried", "sent"], sent
+
+    async def test_only_the_workspaces_admins_retry_and_only_what_did_not_go(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        await ws.ticket(customer)
+        await settle()
+        [sent] = await deliveries(client, ws, recipient=customer.email)
+        assert sent["status"] == "sent"
+        url = f"/api/v1/notifications/deliveries/{sent['id']}/retry"
+        assert (await client.post(url)).status_code == 401
+        agent = await ws.staff()
+        r = await client.post(url, headers=agent.headers)
+        assert r.status_code == 403, r.text
+        other = await make_workspace(client)
+        r = await client.post(url, headers=other.admin.headers)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
+        r = await client.post(f"/api/v1/notifications/deliveries/{uuid.uuid4()}/retry", headers=ws.admin.headers)
+        assert r.status_code == 404, r.text
+        r = await client.post(url, headers=ws.admin.headers)
+        assert r.status_code == 409 and r.json()["code"] == "delivery_not_retryable", r.text
+        for bulk in ("/api/v1/notifications/deliveries/retry-dead",):
+            assert (await client.post(bulk, json={}, headers=agent.headers)).status_code == 403
+        await settle()
+        assert len(to(mail, customer.email)) == 1
+
+    async def test_every_dead_delivery_of_a_period_or_kind_is_retried_at_once(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws, other = await make_workspace(client), await make_workspace(client)
+        early = await ws.customer()
+        refused = mail.rejected_recipients
+        refused.add(early.email.lower())
+        try:
+            await ws.ticket(early)
+            await settle()
+            clock.advance(timedelta(hours=1))
+            outage = runtime.clock.now()
+            await ws.relogin()
+            await other.relogin()
+            late, elsewhere = await ws.customer(), await other.customer()
+            refused |= {late.email.lower(), elsewhere.email.lower()}
+            ticket = await ws.ticket(late)
+            await other.ticket(elsewhere)
+            await settle()
+            await ws.reply(ws.admin, ticket["id"], "We are on it.")
+            await settle()
+        finally:
+            refused.clear()
+        dead = await deliveries(client, ws, status="dead")
+        assert sorted((d["recipient"], d["kind"]) for d in dead) == sorted(
+            [(early.email, "ticket_created"), (late.email, "ticket_created"), (late.email, "reply_to_customer")])
+        bulk = "/api/v1/notifications/deliveries/retry-dead"
+        r = await client.post(bulk, json={"since": outage.isoformat(), "kind": "reply_to_customer"},
+                              headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"retried": 1, "more": False}
+        await settle()
+        [reply] = to(mail, late.email)
+        assert "We are on it." in reply.message.get_body(("plain",)).get_content()
+        r = await client.post(bulk, json={"since": outage.isoformat(), "channel": "email"}, headers=ws.admin.headers)
+        assert r.json() == {"retried": 1, "more": False}, r.text
+        await settle()
+        assert len(to(mail, late.email)) == 2 and to(mail, early.email) == []
+        r = await client.post(bulk, headers=ws.admin.headers)  # no body: every dead one of the workspace
+        assert r.json() == {"retried": 1, "more": False}, r.text
+        await settle()
+        assert len(to(mail, early.email)) == 1
+        assert to(mail, elsewhere.email) == []  # another workspace's stay as they are
+        assert [d["status"] for d in await deliveries(client, other, recipient=elsewhere.email)] == ["dead"]
+        assert (await client.post(bulk, json={}, headers=ws.admin.headers)).json() == {"retried": 0, "more": False}
+
+    async def test_a_bulk_retry_refuses_filters_that_make_no_sense(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        bulk = "/api/v1/notifications/deliveries/retry-dead"
+        for body, field in (({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
+                            ({"since": "2026-01-01T09:00:00"}, "since"), ({"channel": "fax"}, "channel"),
+                            ({"kind": "x" * 61}, "kind"), ({"status": "sent"}, "status")):
+            r = await client.post(bulk, json=body, headers=ws.admin.headers)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (body, r.text)
+            assert r.json()["errors"][0]["field"] == field, (body, r.text)
+
+
 class TestTemplates:
     async def test_a_preview_shows_the_workspaces_own_name_and_links(self, client, runtime, monkeypatch) -> None:  # noqa: ANN001
         monkeypatch.setattr(runtime.settings, "app_url", "https://help.shop.example")

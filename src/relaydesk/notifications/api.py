@@ -15,6 +15,8 @@ from relaydesk.identity.deps import AdminPrincipal, CurrentPrincipal
 from relaydesk.notifications.delivery import (
     CHANNELS,
     CUSTOMER_EMAIL_KINDS,
+    EMAIL_CHANNELS,
+    HTTP_CHANNELS,
     STAFF_EMAIL_KINDS,
     DeliveryService,
     PreferenceService,
@@ -31,6 +33,8 @@ from relaydesk.notifications.schemas import (
     PreferencesIn,
     PreviewIn,
     RenderedOut,
+    RetriedOut,
+    RetryDeadIn,
     TemplateIn,
     TemplateOut,
     WebhookCreated,
@@ -39,7 +43,7 @@ from relaydesk.notifications.schemas import (
     WebhookPatch,
 )
 from relaydesk.notifications.service import NotificationService, TemplateService
-from relaydesk.notifications.tasks import call_out_after_commit
+from relaydesk.notifications.tasks import call_out_after_commit, send_after_commit
 from relaydesk.notifications.templates import KINDS, LOCALES, TemplateSource
 from relaydesk.notifications.webhooks import WebhookService
 
@@ -168,6 +172,30 @@ async def list_deliveries(principal: AdminPrincipal, session: SessionDep, limit:
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": rows, "next_cursor": encode_keyset(rows[-1].created_at, rows[-1].id) if more else None}
+
+
+@router.post("/notifications/deliveries/retry-dead", response_model=RetriedOut, tags=["notifications"],
+             summary="Send again, at once, the dead deliveries of a period, kind or channel (no filter: all)")
+async def retry_dead_deliveries(principal: AdminPrincipal, request: Request, session: SessionDep,
+                                data: RetryDeadIn = RetryDeadIn()) -> dict:  # noqa: B008 - no body: no filter
+    retried, more = await DeliveryService(session).retry_dead(
+        principal.workspace_id, now(request), by=principal.user_id, since=data.since, until=data.until,
+        kind=data.kind, channel=data.channel)
+    if retried:
+        send_after_commit(request.app.state.runtime, session,
+                          [data.channel] if data.channel else EMAIL_CHANNELS | HTTP_CHANNELS)
+    return {"retried": retried, "more": more}
+
+
+@router.post("/notifications/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
+             status_code=status.HTTP_202_ACCEPTED, tags=["notifications"],
+             summary="Send a dead or failed delivery again now (same idempotency key; the log keeps its history)")
+async def retry_delivery(delivery_id: uuid.UUID, principal: AdminPrincipal, request: Request,
+                         session: SessionDep):  # noqa: ANN201
+    delivery = await DeliveryService(session).retry(principal.workspace_id, delivery_id, now(request),
+                                                    by=principal.user_id)
+    send_after_commit(request.app.state.runtime, session, [delivery.channel])
+    return delivery
 
 
 # -- webhooks ------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ an event handled twice queues it once. Sending happens later, in a job: each del
 is first *claimed* (status ``sending`` and a claim deadline, committed) and only then
 sent; a process that dies mid-send leaves a claim that runs out and is retried under
 the same key, hence the same Message-ID. Failures back off exponentially; after
-``delivery_max_attempts`` (or a permanent refusal) the delivery is given up as ``dead``.
+``delivery_max_attempts`` (or a permanent refusal) the delivery is given up as ``dead``,
+until an admin retries it (``retry``, ``retry_dead``) once what refused it is fixed.
 Every attempt is appended to the delivery's log, which admins read through the API.
 
 Replies and status changes to one person are *batchable*: they wait a short window,
@@ -23,6 +24,7 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.service import stored_form
+from relaydesk.core.errors import Conflict, NotFound
 from relaydesk.notifications.models import Delivery, NotificationPreference
 
 CLAIM_SECONDS = 300  # a send that has not finished in this long is presumed dead
@@ -43,6 +45,9 @@ BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned"})
 CHANNELS = ("in_app", "email")
 # What becomes of a delivery (``Delivery.status``): what the delivery log can be filtered by.
 STATUSES = ("pending", "sending", "sent", "failed", "dead", "batched", "suppressed")
+# What an admin may send again at once: given up, or waiting out a back-off.
+RETRYABLE = frozenset({"dead", "failed"})
+RETRY_AT_MOST = 500  # dead deliveries one bulk retry takes (the next call takes the rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,20 @@ class Recipient:
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min ... capped at an hour."""
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def attempts_since_retried(delivery: Delivery) -> int:
+    """The attempts that count toward giving up: those since an admin last retried it
+    (each retry gets the whole allowance again). ``attempts`` itself only grows, since it
+    is what tells one claim of a delivery from the next."""
+    for entry in reversed(delivery.attempt_log):
+        if entry.get("outcome") == "retried":
+            return delivery.attempts - int(entry.get("attempts", 0))
+    return delivery.attempts
+
+
+def retried_after_giving_up(delivery: Delivery) -> bool:
+    return any(e.get("outcome") == "retried" and e.get("was") == "dead" for e in delivery.attempt_log)
 
 
 # Hot statements, built once (docs/architecture.md, "Statements built once").
@@ -202,10 +221,11 @@ class DeliveryService:
         delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": note}]
 
     def failed(self, delivery: Delivery, now: datetime, error: str, *, permanent: bool, max_attempts: int) -> None:
-        give_up = permanent or delivery.attempts >= max_attempts
+        counted = attempts_since_retried(delivery)
+        give_up = permanent or counted >= max_attempts
         delivery.status = "dead" if give_up else "failed"
         delivery.last_error = error[:2000]
-        delivery.next_attempt_at = None if give_up else now + backoff(delivery.attempts)
+        delivery.next_attempt_at = None if give_up else now + backoff(counted)
         delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "failed",
                                                         "error": error[:500], "will_retry": not give_up}]
 
@@ -225,6 +245,51 @@ class DeliveryService:
         delivery.last_error = reason
         delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "suppressed",
                                                         "error": reason}]
+
+    async def retry(self, workspace_id: uuid.UUID, delivery_id: uuid.UUID, now: datetime, *,
+                    by: uuid.UUID | None) -> Delivery:
+        """An admin's "send it again now" (the relay or the endpoint fixed): due at once for
+        the delivery job, under the same idempotency key (hence Message-ID), with the whole
+        allowance of attempts again. Read locked: a round claiming it meanwhile is either
+        before us (it is ``sending``: 409) or after us."""
+        delivery = await self.session.scalar(select(Delivery).where(
+            Delivery.workspace_id == workspace_id, Delivery.id == delivery_id).with_for_update())
+        if delivery is None:
+            raise NotFound("No such delivery.")
+        if delivery.status not in RETRYABLE:
+            raise Conflict(f"Only a dead or failed delivery can be retried; this one is {delivery.status}.",
+                           code="delivery_not_retryable", extra={"status_now": delivery.status})
+        self._retry(delivery, now, by)
+        return delivery
+
+    async def retry_dead(self, workspace_id: uuid.UUID, now: datetime, *, by: uuid.UUID | None,
+                         since: datetime | None, until: datetime | None, kind: str | None,
+                         channel: str | None) -> tuple[int, bool]:
+        """The workspace's dead deliveries queued in [since, until), oldest first, at most
+        ``RETRY_AT_MOST``: how many were retried, and whether more are left (a retried one
+        is no longer dead, so calling again takes the next ones)."""
+        stmt = select(Delivery).where(Delivery.workspace_id == workspace_id, Delivery.status == "dead")
+        if since is not None:
+            stmt = stmt.where(Delivery.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(Delivery.created_at < until)
+        if kind is not None:
+            stmt = stmt.where(Delivery.kind == kind)
+        if channel is not None:
+            stmt = stmt.where(Delivery.channel == channel)
+        rows = list(await self.session.scalars(stmt.order_by(Delivery.created_at, Delivery.id)
+                                               .limit(RETRY_AT_MOST + 1).with_for_update()))
+        for delivery in rows[:RETRY_AT_MOST]:
+            self._retry(delivery, now, by)
+        return min(len(rows), RETRY_AT_MOST), len(rows) > RETRY_AT_MOST
+
+    def _retry(self, delivery: Delivery, now: datetime, by: uuid.UUID | None) -> None:
+        was = delivery.status
+        delivery.status = "failed"  # never "pending": a pending one could be batched into another
+        delivery.next_attempt_at = now
+        delivery.attempt_log = [*delivery.attempt_log, {
+            "at": now.isoformat(), "outcome": "retried", "by": str(by) if by else None, "was": was,
+            "attempts": delivery.attempts}]
 
     async def list(self, workspace_id: uuid.UUID, *, status: str | None, recipient: str | None,
                    after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Delivery]:

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from relaydesk.core.schemas import Input, Output
+from relaydesk.core.schemas import Input, Moment, Output
 from relaydesk.notifications.delivery import STATUSES
 from relaydesk.notifications.templates import KINDS
 
@@ -109,6 +109,32 @@ class DeliveryOut(Output):
 class DeliveryPage(Output):
     items: list[DeliveryOut]
     next_cursor: str | None
+
+
+class RetryDeadIn(Input):
+    """Which dead deliveries to send again; every filter is optional (none: all of them)."""
+
+    since: Moment | None = Field(default=None, description="Queued at or after this moment.")
+    until: Moment | None = Field(default=None, description="Queued before this moment.")
+    kind: str | None = Field(default=None, min_length=1, max_length=60,
+                             description="Only this kind, e.g. reply_to_customer or ticket.created.")
+    channel: Literal["email", "webhook", "slack", "sms"] | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise ValueError("must be after since")
+        return until
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"since": "2026-03-02T08:00:00Z", "until": "2026-03-02T11:30:00Z"}, {"kind": "reply_to_customer"}]}}
+
+
+class RetriedOut(Output):
+    retried: int = Field(description="How many were put back to be sent at once.")
+    more: bool = Field(description="More dead deliveries match than one call retries: call again for the next.")
 
 
 class WebhookIn(Input):

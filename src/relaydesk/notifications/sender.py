@@ -42,7 +42,7 @@ from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
-from relaydesk.notifications.delivery import ROUND_SECONDS, DeliveryService
+from relaydesk.notifications.delivery import ROUND_SECONDS, DeliveryService, retried_after_giving_up
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
 from relaydesk.notifications.templates import (
@@ -149,6 +149,11 @@ async def deliver_due(runtime: Runtime, channels: frozenset[str], *, limit: int 
             row.message_id = sent_as.get(delivery_id, row.message_id)  # to find it in a mailbox or the relay's log
             if failure is None:
                 deliveries.succeeded(row, now)
+                answer = row.context.get("answer") or row.id
+                if row.kind in _SENT_AS and row.ticket_id is not None and retried_after_giving_up(row) and \
+                        answer not in noted:
+                    noted.add(answer)
+                    await _note_reply_sent_after_all(runtime, session, row, now)
             else:
                 deliveries.failed(row, now, str(failure), permanent=failure.permanent,
                                   max_attempts=runtime.settings.delivery_max_attempts)
@@ -222,6 +227,19 @@ async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: De
     tickets.system_note(ticket, f"A reply could not be {_SENT_AS[delivery.kind]} to {delivery.recipient}, and "
                         f"Relaydesk gave up after {delivery.attempts} attempt(s): {delivery.last_error}", now,
                         internal=True)
+
+
+async def _note_reply_sent_after_all(runtime: Runtime, session: AsyncSession, delivery: Delivery,
+                                     now: datetime) -> None:
+    """The thread said the reply never reached the customer; an admin retried it and it
+    went, so the thread says that too."""
+    tickets = ticket_service(runtime, session)
+    try:
+        ticket = await tickets.get(Principal.system(delivery.workspace_id), delivery.ticket_id)
+    except NotFound:
+        return
+    tickets.system_note(ticket, f"The reply Relaydesk had given up on was {_SENT_AS[delivery.kind]} to "
+                        f"{delivery.recipient} after all, once an admin sent it again.", now, internal=True)
 
 
 async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:

@@ -15,7 +15,7 @@ from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summar
 from relaydesk.notifications.sender import deliver_due
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,16 @@ def call_out_after_commit(runtime: Runtime, session: AsyncSession) -> None:
     """Wakes the job that sends webhook, Slack and SMS calls once ``session`` commits what
     it queued (the periodic scan would only take it within ``delivery_scan_seconds``)."""
     after_commit(session, "notifications.call_out", lambda: runtime.jobs.enqueue("notifications.call_out"))
+
+
+def send_after_commit(runtime: Runtime, session: AsyncSession, channels: Iterable[str]) -> None:
+    """Wakes the jobs that send ``channels`` once ``session`` commits what it put back to
+    be sent (an admin's retry): at once, not at the next periodic scan."""
+    wanted = set(channels)
+    if wanted & EMAIL_CHANNELS:
+        after_commit(session, "notifications.deliver", lambda: runtime.jobs.enqueue("notifications.deliver"))
+    if wanted & HTTP_CHANNELS:
+        call_out_after_commit(runtime, session)
 
 
 def install(runtime: Runtime) -> list[Periodic]:
