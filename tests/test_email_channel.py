@@ -1547,3 +1547,46 @@ class TestCcs:
         await settle()
         [last] = sent_with(smtp_sink, "Good.")
         assert sorted(last.rcpt_tos) == [lan, gone]
+
+    async def test_a_cc_no_header_can_carry_is_refused_by_the_api(self, client, runtime, listener) -> None:  # noqa: ANN001
+        """An address whose part before the @ is not ASCII needs SMTPUTF8, which Relaydesk
+        does not send; a name with a line break would end the Cc header and start another."""
+        ws = await make_workspace(client)
+        ticket = await ws.ticket(await ws.customer())
+        ccs = f"/api/v1/tickets/{ticket['id']}/ccs"
+        for body, field in (({"email": "mañana@例え.jp"}, "email"), ({"email": "josé@empresa.es"}, "email"),
+                            ({"email": "inj@customers.example.com", "name": "Sam\r\nBcc: evil@x.com"}, "name")):
+            r = await client.post(ccs, headers=ws.admin.headers, json=body)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+            assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+        assert (await client.get(ccs, headers=ws.admin.headers)).json() == []
+        r = await client.post(ccs, headers=ws.admin.headers, json={"email": "sam@例え.jp", "name": "Sam"})
+        assert r.status_code == 201, r.text
+
+    async def test_one_cc_no_header_can_carry_never_stops_the_reply(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """CCs kept before the API refused them (or copied from a customer's headers): the
+        one with a non-ASCII local part is left out, the name is cleaned, the rest get it."""
+        from relaydesk.channels.models import TicketCc
+
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers,
+                              json={"email": "sam@例え.jp", "name": "Sam"})
+        assert r.status_code == 201, r.text
+        async with runtime.db.write_session() as s:
+            for address_, name in (("josé@empresa.es", "José"), ("inj@customers.example.com",
+                                                                 "Sam\r\nBcc: evil@x.com")):
+                s.add(TicketCc(workspace_id=uuid.UUID(ws.id), ticket_id=uuid.UUID(ticket["id"]), address=address_,
+                               name=name, added_by="email", created_at=runtime.clock.now()))
+            await s.commit()
+        await settle()
+        r = await ws.reply(ws.admin, ticket["id"], "Your refund is on its way.")
+        assert r.status_code == 201, r.text
+        await settle()
+        [answer] = sent_with(smtp_sink, "Your refund is on its way.")
+        assert sorted(answer.rcpt_tos) == sorted([customer.email, "sam@xn--r8jz45g.jp", "inj@customers.example.com"])
+        parsed = message_from_bytes(answer.raw)
+        assert parsed["Bcc"] is None and "Sam Bcc: evil@x.com" in parsed["Cc"] and "xn--r8jz45g.jp" in parsed["Cc"]
+        assert not [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]

@@ -18,6 +18,7 @@ from relaydesk.channels.mime import Address
 from relaydesk.channels.models import TicketCc
 from relaydesk.channels.service import MailboxService, in_mail_domain, stored_form, valid_form
 from relaydesk.core.errors import NotFound, ValidationFailed
+from relaydesk.core.mail import header_text, needs_smtputf8
 from relaydesk.core.principal import Principal, Role
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.service import TicketService
@@ -96,6 +97,10 @@ class CcService:
         reply already."""
         if valid_form(address) is None:
             return "This is no address mail can be sent to."
+        if needs_smtputf8(address):
+            # Our emails go out without SMTPUTF8, which most relays do not offer: a copy
+            # to it could never be sent.
+            return "Relaydesk cannot send to an address with other than ASCII before the @."
         if in_mail_domain(address, self.mail_domain) or await self.mailboxes.is_address_of(workspace_id, address):
             return "This is one of the support addresses."
         if requester is not None and address == requester:
@@ -144,7 +149,7 @@ class CcService:
     def _add(self, ticket: Ticket, address: str, name: str | None, added_by: str, actor: Principal,
              now: datetime) -> TicketCc:
         cc = TicketCc(workspace_id=ticket.workspace_id, ticket_id=ticket.id, address=address,
-                      name=(name or "").strip()[:200] or None, added_by=added_by, added_by_id=actor.user_id,
+                      name=header_text(name or "")[:200] or None, added_by=added_by, added_by_id=actor.user_id,
                       created_at=now)
         self.session.add(cc)
         self.tickets.audit.record(workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id,

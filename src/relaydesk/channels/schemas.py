@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from relaydesk.core.schemas import Email, Input, Output
 
@@ -95,6 +95,15 @@ class CcIn(Input):
     name: str | None = Field(default=None, max_length=200)
 
     model_config = {"json_schema_extra": {"examples": [{"email": "sam@customer.example.com", "name": "Sam Lee"}]}}
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # The name goes into the Cc header of every reply, where a line break would start
+        # another header.
+        if value is not None and any(c in value for c in "\r\n\t\x85\u2028\u2029"):
+            raise ValueError("A name cannot hold line breaks or other control characters.")
+        return value
 
 
 class CcOut(Output):

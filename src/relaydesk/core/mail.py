@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import random
+import re
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from email.generator import BytesGenerator
@@ -60,6 +61,22 @@ def flatten(message: Message) -> bytes:
     out = io.BytesIO()
     _Generator(out, mangle_from_=False, policy=_ONE_LINE_HEADERS).flatten(message)
     return out.getvalue()
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """``value`` (a display name) as a header may carry it: a line break would end the
+    header there (and what follows would be read as another, a Bcc say), so control
+    characters become one space."""
+    return " ".join(_BREAKS.sub(" ", value).split())
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Whether mail to ``address`` needs SMTPUTF8: a local part other than ASCII has no
+    ASCII form (an internationalised domain has, its punycode)."""
+    return not address.rpartition("@")[0].isascii()
 
 
 class MailError(Exception):

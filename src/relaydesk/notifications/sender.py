@@ -37,7 +37,7 @@ from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound
-from relaydesk.core.mail import MailError
+from relaydesk.core.mail import MailError, header_text, needs_smtputf8
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
@@ -393,12 +393,13 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # compat32 MIME classes, not EmailMessage: the default policy parses every header it
     # is given, which made composing an email cost three times as much as rendering it.
     message = MIMEMultipart("mixed" if files else "alternative")
-    message["From"] = formataddr((workspace.name, _ascii_domain(sender)), charset="utf-8")
+    message["From"] = formataddr((header_text(workspace.name), _ascii_domain(sender)), charset="utf-8")
     message["To"] = _ascii_domain(delivery.recipient)
+    copied = _addressable(delivery, copied or [])
     if copied:
         # The relay sends to every address in To and Cc (core/mail.py): the CCs get this
         # very email, under its one Message-ID, and answering all reaches them again.
-        message["Cc"] = ", ".join(formataddr((cc["name"], _ascii_domain(cc["email"])), charset="utf-8")
+        message["Cc"] = ", ".join(formataddr((header_text(cc["name"]), _ascii_domain(cc["email"])), charset="utf-8")
                                   for cc in copied)
     ticket = ctx.get("ticket") or {}
     # A digest of one ticket's updates (all a customer's ever are) belongs to its thread.
@@ -433,6 +434,16 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     if files:
         message.attach(alternative)
     return message, files
+
+
+def _addressable(delivery: Delivery, copied: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The CCs an email without SMTPUTF8 can reach: one kept before such addresses were
+    refused (their local part has no ASCII form) is left out, not the whole reply."""
+    left_out = [cc["email"] for cc in copied if needs_smtputf8(cc["email"])]
+    if left_out:
+        log.warning("cc_left_out", delivery_id=str(delivery.id), addresses=left_out,
+                    reason="needs SMTPUTF8")
+    return [cc for cc in copied if not needs_smtputf8(cc["email"])]
 
 
 async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, digest: list[dict[str, Any]] | None
