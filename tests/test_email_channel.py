@@ -1590,3 +1590,53 @@ class TestCcs:
         parsed = message_from_bytes(answer.raw)
         assert parsed["Bcc"] is None and "Sam Bcc: evil@x.com" in parsed["Cc"] and "xn--r8jz45g.jp" in parsed["Cc"]
         assert not [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]
+
+    async def test_the_requester_refused_while_a_cc_is_taken_is_noted_on_the_ticket(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        boss = "boss@customers.example.com"
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers, json={"email": boss})
+        assert r.status_code == 201, r.text
+        await settle()
+        smtp_sink.rejected_recipients.add(customer.email.lower())
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        assert [m.rcpt_tos for m in sent_with(smtp_sink, "Your parcel left today.")] == [[boss]]
+        [note] = [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]
+        assert note["internal"] is True and customer.email in note["body_text"] and "refused" in note["body_text"]
+        r = await client.get("/api/v1/notifications/deliveries", params={"recipient": customer.email},
+                             headers=ws.admin.headers)
+        [reply] = [d for d in r.json()["items"] if d["kind"] == "reply_to_customer"]
+        assert reply["status"] == "dead"
+        [cc] = (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers)).json()
+        assert cc["undeliverable_at"] is None
+
+    async def test_a_cc_the_relay_refuses_for_good_is_left_out_and_the_others_get_the_reply(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        gone, boss = "gone@customers.example.com", "boss@customers.example.com"
+        for cc in (gone, boss):
+            r = await client.post(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers, json={"email": cc})
+            assert r.status_code == 201, r.text
+        await settle()
+        smtp_sink.rejected_recipients.add(gone)
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        [answer] = sent_with(smtp_sink, "Your parcel left today.")
+        assert sorted(answer.rcpt_tos) == sorted([customer.email, boss])
+        ccs = {c["email"]: c for c in (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs",
+                                                        headers=ws.admin.headers)).json()}
+        assert ccs[gone]["undeliverable_at"] is not None and ccs[boss]["undeliverable_at"] is None
+        r = await client.get("/api/v1/notifications/deliveries", params={"recipient": customer.email},
+                             headers=ws.admin.headers)
+        [reply] = [d for d in r.json()["items"] if d["kind"] == "reply_to_customer"]
+        assert reply["status"] == "sent"
+        await ws.reply(ws.admin, ticket["id"], "It arrives tomorrow.")
+        await settle()
+        [later] = sent_with(smtp_sink, "It arrives tomorrow.")
+        assert sorted(later.rcpt_tos) == sorted([customer.email, boss]) and gone not in message_from_bytes(
+            later.raw)["Cc"]

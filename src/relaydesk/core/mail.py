@@ -81,16 +81,32 @@ def needs_smtputf8(address: str) -> bool:
 
 class MailError(Exception):
     """``permanent``: the relay refused the recipient or the message (5xx); retrying won't
-    help. ``dropped``: the connection is gone (or going), so it cannot carry another."""
+    help. ``dropped``: the connection is gone (or going), so it cannot carry another.
+    ``refused``: when the relay refused every recipient, why, for each."""
 
-    def __init__(self, message: str, *, permanent: bool = False, dropped: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, dropped: bool = False,
+                 refused: Refused | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.dropped = dropped
+        self.refused: Refused = refused or {}
+
+
+# The recipients a relay refused at RCPT, by the address as sent (in lower case), each
+# with why (``permanent`` for a 5xx).
+Refused = dict[str, MailError]
+
+
+def _refused(answers: dict[str, Any]) -> Refused:
+    return {address.lower(): MailError(f"{answer.code} {answer.message}", permanent=500 <= answer.code < 600)
+            for address, answer in answers.items()}
 
 
 class Mailer(Protocol):
-    async def send(self, message: Message) -> None: ...
+    async def send(self, message: Message) -> Refused | None:
+        """Raises ``MailError`` if the message went to nobody; else the recipients the relay
+        refused while taking it for the others (None or empty: it took every one)."""
+        ...
 
     def batch(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Messages sent inside may share a connection: a delivery round's."""
@@ -132,7 +148,7 @@ class SmtpMailer:
             if held.client is not None:
                 await _close(held.client)
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> Refused:
         held = self._held.get()
         if held is None:
             async with self.batch():
@@ -143,7 +159,7 @@ class SmtpMailer:
         client = held.client
         assert client is not None
         try:
-            await self._send_on(client, message)
+            return await self._send_on(client, message)
         except MailError as exc:
             if client.is_connected and not exc.dropped:
                 raise  # the message was refused; the connection can carry the next one
@@ -155,7 +171,7 @@ class SmtpMailer:
             # or per-connection limit): once more on a fresh one, as a new round would.
             await self._dial(held)
             assert held.client is not None
-            await self._send_on(held.client, message)
+            return await self._send_on(held.client, message)
 
     async def _dial(self, held: _Held) -> None:
         """Connect for the batch. A relay that could not be reached (or refused our login)
@@ -185,15 +201,16 @@ class SmtpMailer:
         return client
 
     @staticmethod
-    async def _send_on(client: aiosmtplib.SMTP, message: Message) -> None:
+    async def _send_on(client: aiosmtplib.SMTP, message: Message) -> Refused:
         sender, recipients = extract_sender(message), extract_recipients(message)
         try:
             if sender and recipients and sender.isascii() and all(r.isascii() for r in recipients):
-                await client.sendmail(sender, recipients, flatten(message))
+                answers, _ = await client.sendmail(sender, recipients, flatten(message))
             else:  # no addresses, or ones that need SMTPUTF8: the library's path says so or negotiates it
-                await client.send_message(message)
+                answers, _ = await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise MailError(f"recipient refused: {exc}", permanent=True) from exc
+            raise MailError(f"recipient refused: {exc}", permanent=True, refused=_refused(
+                {r.recipient: r for r in exc.recipients})) from exc
         except aiosmtplib.SMTPResponseException as exc:
             # 421: the relay is closing this connection (RFC 5321 4.2.2). A 5xx is final for
             # the message, except the ones about our own set-up: a login or encryption the
@@ -203,6 +220,9 @@ class SmtpMailer:
                             dropped=exc.code == 421) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}", dropped=True) from exc
+        # Some recipients refused, the others took it: not a failure of the message, each
+        # refusal is its recipient's (the caller decides what it means).
+        return _refused(answers)
 
 
 _OUR_SET_UP = frozenset({530, 535, 538})
@@ -241,7 +261,7 @@ class FolderMailer:
         if pending:
             await asyncio.to_thread(self._write, pending)
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> Refused:
         name = (message["Message-ID"] or "message").strip("<>").replace("/", "_") + ".eml"
         file = (name, flatten(message))
         pending = self._pending.get()
@@ -249,6 +269,7 @@ class FolderMailer:
             pending.append(file)
         else:
             await asyncio.to_thread(self._write, [file])
+        return {}
 
     def _write(self, files: list[tuple[str, bytes]]) -> None:
         for name, data in files:

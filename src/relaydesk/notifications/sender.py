@@ -32,12 +32,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from relaydesk.agents.service import AgentService
+from relaydesk.channels.ccs import CcService
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
 from relaydesk.core.db import read_once
 from relaydesk.core.errors import NotFound
-from relaydesk.core.mail import MailError, header_text, needs_smtputf8
+from relaydesk.core.mail import MailError, Refused, header_text, needs_smtputf8
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
@@ -93,6 +94,7 @@ class Outgoing:
     # Email: files still to attach, read once the round has let go of the database (on
     # SQLite a read waited on a thread while holding the only writer).
     files: tuple[Attachment, ...] = ()
+    refused: Refused | None = None  # email: the recipients the relay refused, once sent
 
 
 class SendFailed(Exception):
@@ -142,11 +144,14 @@ async def deliver_due(runtime: Runtime, channels: frozenset[str], *, limit: int 
                 deliveries.put_back(rows[item.delivery_id], now)
         sent_as = {item.delivery_id: str(item.email["Message-ID"]).strip("<> ") for item in outgoing
                    if item.email is not None and item.email["Message-ID"]}
+        refused = {item.delivery_id: item.refused for item in outgoing if item.refused}
         for delivery_id, failure in outcomes:
             row = rows.get(delivery_id)
             if row is None:
                 continue
             row.message_id = sent_as.get(delivery_id, row.message_id)  # to find it in a mailbox or the relay's log
+            if delivery_id in refused:
+                await _leave_out_refused_ccs(runtime, session, row, refused[delivery_id], now)
             if failure is None:
                 deliveries.succeeded(row, now)
                 answer = row.context.get("answer") or row.id
@@ -240,6 +245,22 @@ async def _note_reply_sent_after_all(runtime: Runtime, session: AsyncSession, de
         return
     tickets.system_note(ticket, f"The reply Relaydesk had given up on was {_SENT_AS[delivery.kind]} to "
                         f"{delivery.recipient} after all, once an admin sent it again.", now, internal=True)
+
+
+async def _leave_out_refused_ccs(runtime: Runtime, session: AsyncSession, delivery: Delivery, refused: Refused,
+                                 now: datetime) -> None:
+    """A CC the relay refused for good (a 5xx at RCPT) is left out of the next replies on
+    the ticket, as one whose copy bounced is, until mail from them joins it again."""
+    if delivery.ticket_id is None:
+        return
+    ccs: CcService | None = None
+    for cc in delivery.context.get("cc") or []:
+        why = refused.get(_ascii_domain(cc["email"]).lower())
+        if why is None or not why.permanent:
+            continue
+        ccs = ccs or CcService(session, ticket_service(runtime, session), runtime.settings.mail_domain)
+        if await ccs.mark_undeliverable(delivery.workspace_id, delivery.ticket_id, cc["email"], now):
+            log.warning("cc_refused", delivery_id=str(delivery.id), address=cc["email"], error=str(why))
 
 
 async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
@@ -480,9 +501,16 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
         raise SendFailed(item.problem, permanent=True)
     if item.email is not None:
         try:
-            await runtime.mailer.send(item.email)
+            item.refused = await runtime.mailer.send(item.email)
         except MailError as exc:
+            item.refused = exc.refused
             raise SendFailed(str(exc), permanent=exc.permanent) from None
+        # The relay took it for the CCs only: the reply failed for the one it is for, as
+        # it would have without CCs.
+        to = str(item.email["To"]).lower()
+        if item.refused and to in item.refused:
+            why = item.refused[to]
+            raise SendFailed(f"recipient refused: {to}: {why}", permanent=why.permanent)
         return
     assert item.url is not None
     try:
