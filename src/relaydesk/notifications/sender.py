@@ -224,27 +224,28 @@ _SENT_AS = {"reply_to_customer": "emailed", "reply_sms": "texted"}  # the replie
 async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> None:
     """Tells the agents on the ticket that the customer never got a reply: the thread
     shows it as answered otherwise."""
-    tickets = ticket_service(runtime, session)
-    try:
-        ticket = await tickets.get(Principal.system(delivery.workspace_id), delivery.ticket_id)
-    except NotFound:
-        return
-    tickets.system_note(ticket, f"A reply could not be {_SENT_AS[delivery.kind]} to {delivery.recipient}, and "
-                        f"Relaydesk gave up after {delivery.attempts} attempt(s): {delivery.last_error}", now,
-                        internal=True)
+    await _note_on_ticket(runtime, session, delivery, now, f"A reply could not be {_SENT_AS[delivery.kind]} to "
+                          f"{delivery.recipient}, and Relaydesk gave up after {delivery.attempts} attempt(s): "
+                          f"{delivery.last_error}")
 
 
 async def _note_reply_sent_after_all(runtime: Runtime, session: AsyncSession, delivery: Delivery,
                                      now: datetime) -> None:
     """The thread said the reply never reached the customer; an admin retried it and it
     went, so the thread says that too."""
+    await _note_on_ticket(runtime, session, delivery, now, f"The reply Relaydesk had given up on was "
+                          f"{_SENT_AS[delivery.kind]} to {delivery.recipient} after all, once an admin sent it again.")
+
+
+async def _note_on_ticket(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime,
+                          text: str) -> None:
+    """An internal note on the delivery's ticket, unless the ticket is gone."""
     tickets = ticket_service(runtime, session)
     try:
         ticket = await tickets.get(Principal.system(delivery.workspace_id), delivery.ticket_id)
     except NotFound:
         return
-    tickets.system_note(ticket, f"The reply Relaydesk had given up on was {_SENT_AS[delivery.kind]} to "
-                        f"{delivery.recipient} after all, once an admin sent it again.", now, internal=True)
+    tickets.system_note(ticket, text, now, internal=True)
 
 
 async def _leave_out_refused_ccs(runtime: Runtime, session: AsyncSession, delivery: Delivery, refused: Refused,
