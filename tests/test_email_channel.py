@@ -1412,6 +1412,28 @@ def sent_with(sink: SmtpSink, text: str) -> list[Any]:
 
 
 class TestCcs:
+    async def test_replies_on_several_tickets_at_once_each_copy_their_own_ccs(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """The CCs of a batch's replies are read together: each email still copies its own
+        ticket's, and a ticket without CCs copies nobody."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        people = {"lan": "sam", "kim": "joe", "ana": None}
+        for who, cc in people.items():
+            await send(listener, email(f"{who}@customers.example.com", to, f"Question from {who}", "Hello?",
+                                       **({"Cc": f"{cc}@customers.example.com"} if cc else {})), to)
+        await settle()
+        for ticket in await tickets(client, ws):  # answered together: one batch of events
+            r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=agent.headers,
+                                  json={"body": f"Answer to {ticket['subject']}."})
+            assert r.status_code == 201, r.text
+        await settle()
+        for who, cc in people.items():
+            [answer] = sent_with(smtp_sink, f"Answer to Question from {who}.")
+            assert sorted(answer.rcpt_tos) == sorted([f"{who}@customers.example.com",
+                                                      *([f"{cc}@customers.example.com"] if cc else [])])
+
     async def test_a_colleague_in_cc_follows_the_ticket_and_answers_on_it(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

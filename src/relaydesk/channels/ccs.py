@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relaydesk.channels.mime import Address
 from relaydesk.channels.models import TicketCc
 from relaydesk.channels.service import MailboxService, in_mail_domain, stored_form, valid_form
+from relaydesk.core.db import read_ahead, read_once
 from relaydesk.core.errors import NotFound, ValidationFailed
 from relaydesk.core.mail import header_text, needs_smtputf8
 from relaydesk.core.principal import Principal, Role
@@ -85,6 +86,20 @@ class CcService:
         return list(await self.session.scalars(select(TicketCc).where(
             TicketCc.workspace_id == workspace_id, TicketCc.ticket_id == ticket_id)
             .order_by(TicketCc.created_at, TicketCc.id)))
+
+    async def copied_on(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID) -> list[TicketCc]:
+        """The CCs an email about the ticket copies, read once per transaction: a batch of
+        agents' replies reads them together (``read_ahead``), not one query per reply."""
+        return await read_once(self.session, ("ticket_ccs", ticket_id), lambda: self.of_ticket(workspace_id, ticket_id))
+
+    async def read_ahead(self, workspace_id: uuid.UUID, ticket_ids: set[uuid.UUID]) -> None:
+        found: dict[uuid.UUID, list[TicketCc]] = {ticket_id: [] for ticket_id in ticket_ids}
+        for cc in await self.session.scalars(select(TicketCc).where(
+                TicketCc.workspace_id == workspace_id, TicketCc.ticket_id.in_(ticket_ids))
+                .order_by(TicketCc.created_at, TicketCc.id)):
+            found[cc.ticket_id].append(cc)
+        for ticket_id, ccs in found.items():
+            read_ahead(self.session, ("ticket_ccs", ticket_id), ccs)
 
     async def find(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, address: str) -> TicketCc | None:
         return await self.session.scalar(select(TicketCc).where(
@@ -156,3 +171,4 @@ class CcService:
                                   actor_id=actor.user_id, actor_kind=actor.actor_kind, at=now,
                                   changes={"cc_added": (None, address)})
         return cc
+

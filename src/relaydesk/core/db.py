@@ -253,6 +253,11 @@ async def read_once(session: AsyncSession, key: tuple[Any, ...], load: Callable[
     return cache[key]
 
 
+def read_ahead(session: AsyncSession, key: tuple[Any, ...], value: Any) -> None:
+    """What ``read_once`` will answer for ``key``: for a batch's reads made in one query."""
+    session.info.setdefault("read_once", {})[key] = value
+
+
 def forget_read(session: AsyncSession, key: tuple[Any, ...]) -> None:
     """For the rare transaction that changes what ``read_once`` gave it: ask again next time."""
     session.info.get("read_once", {}).pop(key, None)

@@ -216,7 +216,7 @@ class Notifier:
         """Whom the reply's email copies: the ticket's CCs, as they are now (frozen into the
         delivery, so a retry goes to the same people), but not an address that bounced."""
         copied = []
-        for cc in await self.ccs.of_ticket(self.ws, ticket.id):
+        for cc in await self.ccs.copied_on(self.ws, ticket.id):
             if cc.undeliverable_at is not None:
                 continue
             profile = await self.customers.find_by_email(self.ws, cc.address)

@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from relaydesk.agents.service import AgentService
+from relaydesk.channels.ccs import CcService
 from relaydesk.core.scheduler import Periodic
 from relaydesk.core.uow import after_commit
 from relaydesk.customers.service import CustomerService
@@ -13,6 +14,7 @@ from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, PreferenceService
 from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
+from relaydesk.tickets.tasks import ticket_service
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -104,9 +106,12 @@ def install(runtime: Runtime) -> list[Periodic]:
         reply goes to, the agent a ticket is assigned to or a customer replied to)."""
         customers: dict[uuid.UUID, set[uuid.UUID]] = {}
         staff: dict[uuid.UUID, set[uuid.UUID]] = {}
+        answered: dict[uuid.UUID, set[uuid.UUID]] = {}  # tickets whose CCs an agent's reply copies
         for e in events:
             payload = e.payload
             told_staff = None
+            if e.type == "message.posted" and payload.get("author_kind") == "agent" and not payload.get("internal"):
+                answered.setdefault(e.workspace_id, set()).add(uuid.UUID(payload["ticket_id"]))
             if e.type == "ticket.assigned":
                 told_staff = payload.get("after")
             elif e.type in ("ticket.created", "ticket.status_changed", "message.posted") and \
@@ -117,6 +122,10 @@ def install(runtime: Runtime) -> list[Periodic]:
                     told_staff = payload.get("assignee_id")
             if told_staff:
                 staff.setdefault(e.workspace_id, set()).add(uuid.UUID(told_staff))
+        for ws, tickets in answered.items():
+            if len(tickets) > 1:
+                await CcService(session, ticket_service(runtime, session), runtime.settings.mail_domain).read_ahead(
+                    ws, tickets)
         if sum(map(len, customers.values())) + sum(map(len, staff.values())) < 2:
             return
         users = UserService(session, runtime.hasher)
