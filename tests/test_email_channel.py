@@ -1248,6 +1248,24 @@ class TestImap:
         assert await poll_mailbox(runtime, mailbox) == 0
         assert [r["source"] for r in await inbound(client, ws)] == ["imap", "imap"]
 
+    async def test_a_folder_named_in_any_language_is_polled(
+            self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
+        """IMAP spells folder names in its own modified UTF-7 ("Boîte" is "Bo&AO4-te")."""
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        poll = await connected_mailbox(client, runtime, ws, imap_server, user, password)
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        r = await client.patch(f"/api/v1/mailboxes/{box['id']}", json={"imap_folder": "Boîte de réception & co"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        imap_server.deliver(user, email("buyer@customers.example.com", user, "From the French folder", "Bonjour"),
+                            mailbox="Bo&AO4-te de r&AOk-ception &- co")
+        assert await poll() == 1
+        await settle()
+        assert [t["subject"] for t in await tickets(client, ws)] == ["From the French folder"]
+        [box] = (await client.get("/api/v1/mailboxes", headers=ws.admin.headers)).json()
+        assert box["last_error"] is None and box["poll_failures"] == 0
+
     async def test_mail_someone_opened_before_the_poll_still_becomes_a_ticket(
             self, client, runtime, settle, imap_server: ImapServer) -> None:  # noqa: ANN001
         """Whoever watches the support mailbox in their own mail client may open a message

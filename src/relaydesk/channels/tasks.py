@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import imaplib
 import re
 import socket
@@ -231,7 +232,30 @@ def _mark_seen(mailbox: Mailbox, uids: list[bytes]) -> None:
 
 
 def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A folder name as IMAP commands carry it: quoted, in IMAP's modified UTF-7."""
+    return '"' + _modified_utf7(folder).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _modified_utf7(name: str) -> str:
+    """RFC 3501 5.1.3: printable ASCII stays (``&`` as ``&-``), any other run is UTF-16
+    in base64 with ``,`` for ``/``, between ``&`` and ``-`` ("Boîte" is "Bo&AO4-te")."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def end_run() -> None:
+        if run:
+            encoded = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=")
+            out.append("&" + encoded.replace("/", ",") + "-")
+            run.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            end_run()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    end_run()
+    return "".join(out)
 
 
 async def poll_mailbox(runtime: Runtime, mailbox: Mailbox) -> int:
