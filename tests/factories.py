@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from relaydesk.channels.verification import ascii_form
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -129,8 +131,7 @@ async def make_workspace(client: httpx.AsyncClient, name: str | None = None) -> 
 def verification_email(sink: Any, address: str) -> Any:
     """The latest verification email the sink got for ``address`` (as a mailbox keeps it:
     an internationalised domain in Unicode; the email went to its ASCII form)."""
-    local, _, domain = address.rpartition("@")
-    to = f"{local}@{domain.encode('idna').decode('ascii')}".lower()
+    to = ascii_form(address).lower()
     found = [m for m in sink.messages if m["X-Relaydesk-Verification"] and to in map(str.lower, m.rcpt_tos)]
     assert found, f"no verification email to {to}"
     return found[-1]

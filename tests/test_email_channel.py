@@ -1496,6 +1496,9 @@ class TestCcs:
         assert not [m for m in messages if "repair fee" in m["body_text"]]
 
         # Removed, Sam gets no more copies, and Sam's mail is new mail again.
+        for nobody in ("%00", "no address", "joe@customers.example.com"):  # none of them a CC: 404, never a 500
+            r = await client.delete(f"/api/v1/tickets/{ticket['id']}/ccs/{nobody}", headers=agent.headers)
+            assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
         r = await client.delete(f"/api/v1/tickets/{ticket['id']}/ccs/{sam}", headers=agent.headers)
         assert r.status_code == 204, r.text
         assert (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs", headers=agent.headers)).json() == []

@@ -66,7 +66,10 @@ class CcService:
         try:
             match = TicketCc.id == uuid.UUID(ref)
         except ValueError:
-            match = TicketCc.address == stored_form(ref.strip())
+            address = valid_form(ref.strip())  # what no CC can have (a NUL, say) is not asked of the database
+            if address is None:
+                raise NotFound("No such CC on this ticket.") from None
+            match = TicketCc.address == address
         cc = await self.session.scalar(select(TicketCc).where(
             TicketCc.workspace_id == ticket.workspace_id, TicketCc.ticket_id == ticket.id, match))
         if cc is None:

@@ -163,7 +163,8 @@ class MailboxService:
             raise ValidationFailed("No verification email has been sent to this address yet: ask for one "
                                    "(send-verification).", field="code")
         if not hmac.compare_digest(code_hash(code[:MAX_CODE]), expected):
-            raise ValidationFailed("This is not the code of the latest verification email to this address.",
+            raise ValidationFailed("This is not the code of the latest verification email to this address: use the "
+                                   "newest email's code, or ask for another email (POST .../send-verification).",
                                    field="code")
         await self.mark_verified(mailbox, now)
         return mailbox

@@ -60,7 +60,7 @@ async def thread_email(runtime: Runtime, session: AsyncSession, row: InboundEmai
     its savepoint and sends it to the quarantine, kept, and the batch goes on."""
     if row is None or row.status not in WAITING:
         return None
-    for attempt in range(3):
+    for _ in range(3):
         try:
             async with savepoint(session):
                 return (await inbound_service(runtime, session).process(row, now)).status

@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relaydesk.agents.service import AgentService
 from relaydesk.channels.ccs import CcService
+from relaydesk.channels.verification import ascii_form
 from relaydesk.channels.messaging import TWILIO_MESSAGES_URL
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.threading import make_message_id, with_token
@@ -256,7 +257,7 @@ async def _leave_out_refused_ccs(runtime: Runtime, session: AsyncSession, delive
         return
     ccs: CcService | None = None
     for cc in delivery.context.get("cc") or []:
-        why = refused.get(_ascii_domain(cc["email"]).lower())
+        why = refused.get(ascii_form(cc["email"]).lower())
         if why is None or not why.permanent:
             continue
         ccs = ccs or CcService(session, ticket_service(runtime, session), runtime.settings.mail_domain)
@@ -325,17 +326,6 @@ async def _with_files(runtime: Runtime, item: Outgoing) -> Outgoing:
         log.exception("delivery_not_composed", delivery_id=str(item.delivery_id))
         return Outgoing(item.delivery_id, item.channel, problem=f"could not be composed: {type(exc).__name__}: {exc}")
     return item
-
-
-def _ascii_domain(address: str) -> str:
-    """Profiles keep an internationalised domain in Unicode (``bücher.example``); a header
-    would carry that as an encoded word, which no server can deliver to, so it goes out in
-    its ASCII form (``xn--bcher-kva.example``)."""
-    local, _, domain = address.rpartition("@")
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return address
 
 
 async def _recipient_zone(runtime: Runtime, session: AsyncSession, delivery: Delivery) -> str:
@@ -415,13 +405,13 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # compat32 MIME classes, not EmailMessage: the default policy parses every header it
     # is given, which made composing an email cost three times as much as rendering it.
     message = MIMEMultipart("mixed" if files else "alternative")
-    message["From"] = formataddr((header_text(workspace.name), _ascii_domain(sender)), charset="utf-8")
-    message["To"] = _ascii_domain(delivery.recipient)
+    message["From"] = formataddr((header_text(workspace.name), ascii_form(sender)), charset="utf-8")
+    message["To"] = ascii_form(delivery.recipient)
     copied = _addressable(delivery, copied or [])
     if copied:
         # The relay sends to every address in To and Cc (core/mail.py): the CCs get this
         # very email, under its one Message-ID, and answering all reaches them again.
-        message["Cc"] = ", ".join(formataddr((header_text(cc["name"]), _ascii_domain(cc["email"])), charset="utf-8")
+        message["Cc"] = ", ".join(formataddr((header_text(cc["name"]), ascii_form(cc["email"])), charset="utf-8")
                                   for cc in copied)
     ticket = ctx.get("ticket") or {}
     # A digest of one ticket's updates (all a customer's ever are) belongs to its thread.
