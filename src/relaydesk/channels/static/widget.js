@@ -230,7 +230,11 @@
       if (frame.type === "ping") { sendFrame({ type: "pong" }); return; }
       // Subscribed (first time or again): the transcript fills in whatever was said before
       // the socket was there; lines already shown are skipped by their id.
-      if (frame.type === "resync_required" || frame.type === "subscribed") { loadTranscript(); return; }
+      // Unreachable a moment (the site restarting): the next subscription loads it again.
+      if (frame.type === "resync_required" || frame.type === "subscribed") {
+        loadTranscript().catch(function () {});
+        return;
+      }
       if (frame.type !== "event") return;
       if (frame.id) { lastEventId = Math.max(lastEventId, frame.id); save(); }
       var data = frame.data;
