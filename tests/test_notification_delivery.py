@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from conftest import statements_run
+from test_attachments import GIF_1X1, png_1x1
 from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
@@ -30,6 +31,7 @@ from relaydesk.channels.tasks import inbound_service
 from relaydesk.channels.threading import ticket_of
 from relaydesk.core.mail import FolderMailer, SmtpMailer, flatten
 from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS
+from relaydesk.notifications.inline_images import Image, for_email, uploads_linked, uploads_shown
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -551,6 +553,135 @@ class TestStaffEmailsAndPreferences:
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "preferences.1"
         current = (await client.get("/api/v1/me/notification-preferences", headers=customer.headers)).json()
         assert [p["enabled"] for p in current if (p["kind"], p["channel"]) == ("ticket_created", "email")] == [True]
+
+
+class TestInlineImages:
+    """An image an agent puts in a reply's text reaches the customer inside the email (a
+    relative link to the app, or one that needs signing in, shows nothing in a mail client)."""
+
+    @staticmethod
+    async def upload(client, by, name: str, data: bytes) -> str:  # noqa: ANN001
+        r = await client.post("/api/v1/uploads", files={"file": (name, data)}, headers=by.headers)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    @staticmethod
+    def related_parts(message: EmailMessage) -> tuple[str, dict[str, Any]]:
+        """The HTML of the email's multipart/related part, and its images by Content-ID."""
+        [related] = [p for p in message.walk() if p.get_content_type() == "multipart/related"]
+        html, *images = related.iter_parts()
+        assert html.get_content_type() == "text/html"
+        return html.get_content(), {p["Content-ID"].strip("<>"): p for p in images}
+
+    @staticmethod
+    def said(message: EmailMessage) -> str:
+        """The email's text and HTML, decoded (a line of quoted-printable may break anywhere)."""
+        return "".join(p.get_content() for p in message.walk() if p.get_content_maintype() == "text")
+
+    async def test_an_image_in_a_reply_travels_inside_its_email(self, client, settle, mail, runtime) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent, customer = await ws.staff(), await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        png, gif = png_1x1(), GIF_1X1
+        label = await self.upload(client, agent, "label.png", png)
+        arrow = await self.upload(client, agent, "arrow.gif", gif)
+        manual = await self.upload(client, agent, "manual.pdf", b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n")
+        own = runtime.settings.public_url.rstrip("/")
+        r = await ws.reply(agent, ticket["id"],
+                           f'<p>The serial number is on this label:</p><p><img src="/api/v1/attachments/{label}" '
+                           f'alt="Serial number label"></p>'
+                           f'<p>Turn it this way <img src="{own}/api/v1/attachments/{arrow}"> and see the '
+                           f'<a href="/api/v1/attachments/{manual}">manual</a>.</p>',
+                           attachment_ids=[label, arrow, manual])
+        assert r.status_code == 201, r.text
+        await settle()
+        [email] = to(mail, customer.email)
+        html, images = self.related_parts(email.message)
+        assert [(p.get_content_type(), p.get_content()) for p in images.values()] == [("image/png", png),
+                                                                                      ("image/gif", gif)]
+        label_cid, arrow_cid = images
+        assert f'src="cid:{label_cid}"' in html and f'src="cid:{arrow_cid}"' in html
+        assert "/api/v1/attachments" not in self.said(email.message)
+        assert "see the manual." in html  # the link that led nowhere outside the app is its words
+        # The images are in the text, not attached a second time; the other file is attached as before.
+        assert [part.get_filename() for part in email.message.iter_attachments()] == ["manual.pdf"]
+        text = email.message.get_body(("plain",)).get_content()
+        assert "[image: Serial number label]" in text and "[image: arrow.gif]" in text
+
+    def test_only_links_to_our_own_uploads_change(self) -> None:
+        upload, linked_only = uuid.uuid4(), uuid.uuid4()
+        origins = ("https://help.shop.example",)
+        body = (f'<p><a href="/api/v1/attachments/{linked_only}">Photo</a> <a href="https://carrier.example/t/8">'
+                f'Track</a> <img src="https://cdn.example/logo.png" alt="Logo">'
+                f'<img src="https://help.shop.example.evil/api/v1/attachments/{upload}">'
+                f'<a href="https://help.shop.example/api/v1/attachments/{upload}" rel="noopener"><b>label</b></a>'
+                f'<img src="HTTPS://help.shop.example/api/v1/attachments/{upload}" width="20"></p>')
+        assert uploads_shown(body, origins) == [upload]
+        assert uploads_linked(body, origins) == [upload, linked_only]
+        html, text = for_email(body, origins, {upload: Image("label.png", "a1@mail.example"),
+                                               linked_only: Image("photo.png")})
+        assert html == ('<p>Photo <a href="https://carrier.example/t/8">Track</a> '
+                        '<img src="https://cdn.example/logo.png" alt="Logo">'
+                        f'<img src="https://help.shop.example.evil/api/v1/attachments/{upload}">'
+                        '<b>label</b><img src="cid:a1@mail.example" width="20"></p>')
+        assert text == "Photo Track (https://carrier.example/t/8) label[image: label.png]"
+
+    async def test_an_image_the_customer_may_not_see_is_never_embedded(self, client, settle, mail) -> None:  # noqa: ANN001
+        """Only the images of the ticket's public messages travel: not another workspace's,
+        another ticket's or an internal note's, whatever the reply's text points at."""
+        ws, elsewhere = await make_workspace(client), await make_workspace(client)
+        agent, customer = await ws.staff(), await ws.customer()
+        ticket = await ws.ticket(customer)
+        other_ticket = await ws.ticket(customer, subject="Another order")
+        foreign_ticket = await elsewhere.ticket(elsewhere.admin)
+        secret_png = png_1x1() + b"secret"  # PNG readers ignore what follows the end; the test finds it
+        foreign = await self.upload(client, elsewhere.admin, "theirs.png", secret_png)
+        assert (await elsewhere.reply(elsewhere.admin, foreign_ticket["id"], "Theirs",
+                                      attachment_ids=[foreign])).status_code == 201
+        other = await self.upload(client, agent, "other.png", secret_png)
+        assert (await ws.reply(agent, other_ticket["id"], "Other", attachment_ids=[other])).status_code == 201
+        noted = await self.upload(client, agent, "noted.png", secret_png)
+        assert (await ws.reply(agent, ticket["id"], "Just for us", internal=True,
+                               attachment_ids=[noted])).status_code == 201
+        await settle()
+        mail.clear()
+        images = "".join(f'<img src="/api/v1/attachments/{i}" alt="picture {n}">'
+                         for n, i in enumerate([foreign, other, noted, str(uuid.uuid4())]))
+        assert (await ws.reply(agent, ticket["id"], f"<p>Look:</p>{images}")).status_code == 201
+        await settle()
+        [email] = to(mail, customer.email)
+        assert not [p for p in email.message.walk() if p.get_content_maintype() == "image"]
+        said = self.said(email.message)
+        assert "cid:" not in said and "/api/v1/attachments" not in said and b"secret" not in email.raw
+        for filename in ("theirs.png", "other.png", "noted.png"):
+            assert filename not in said and filename not in email.raw.decode(errors="replace")
+        html = email.message.get_body(("html",)).get_content()
+        text = email.message.get_body(("plain",)).get_content()
+        assert all(f"[image: picture {n}]" in html and f"[image: picture {n}]" in text for n in range(4))
+
+    async def test_images_beyond_what_an_email_carries_are_named_instead(self, client, settle, mail) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent, customer = await ws.staff(), await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        big = png_1x1() + bytes(6 * 1024 * 1024)
+        first = await self.upload(client, agent, "before.png", big)
+        second = await self.upload(client, agent, "after.png", big)
+        r = await ws.reply(agent, ticket["id"], f'<img src="/api/v1/attachments/{first}">'
+                                                f'<img src="/api/v1/attachments/{second}">',
+                           attachment_ids=[first, second])
+        assert r.status_code == 201, r.text
+        await settle()
+        [email] = to(mail, customer.email)
+        html, images = self.related_parts(email.message)
+        [cid] = images
+        assert images[cid].get_content() == big and f'src="cid:{cid}"' in html
+        assert "[image: after.png]" in html and "after.png (6.3 MB)" in html
+        text = email.message.get_body(("plain",)).get_content()
+        assert "[image: before.png]" in text and "Not attached, too large for email" in text
 
 
 class TestReliability:

@@ -47,6 +47,7 @@ from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import ROUND_SECONDS, DeliveryService, retried_after_giving_up
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
+from relaydesk.notifications.inline_images import SHOWN_TYPES, Image, for_email, uploads_linked, uploads_shown
 from relaydesk.notifications.templates import (
     TemplateInvalid,
     TemplateSource,
@@ -93,8 +94,10 @@ class Outgoing:
     allow_private: bool = False
     problem: str | None = None  # found while preparing: fails the delivery without sending
     # Email: files still to attach, read once the round has let go of the database (on
-    # SQLite a read waited on a thread while holding the only writer).
+    # SQLite a read waited on a thread while holding the only writer); and the images its
+    # HTML shows, each with its Content-ID.
     files: tuple[Attachment, ...] = ()
+    images: tuple[tuple[Attachment, str], ...] = ()
     refused: Refused | None = None  # email: the recipients the relay refused, once sent
 
 
@@ -184,7 +187,8 @@ async def _send_emails(runtime: Runtime, items: list[Outgoing], last_start: date
             if runtime.clock.now() > last_start:
                 break
             # Its files read just before it goes: a slow store holds up no email before it.
-            done[item.delivery_id] = await _outcome(runtime, await _with_files(runtime, item) if item.files else item)
+            done[item.delivery_id] = await _outcome(
+                runtime, await _with_files(runtime, item) if item.files or item.images else item)
     return done
 
 
@@ -306,26 +310,36 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         zone = await _recipient_zone(runtime, session, delivery)
         delivery.context = {**delivery.context,
                             "digest": [_digest_item(d, delivery.locale, zone) for d in in_order]}
-    email, files = await _compose(runtime, session, delivery, now)
-    return Outgoing(delivery.id, "email", email=email, files=tuple(files))
+    email, files, images = await _compose(runtime, session, delivery, now)
+    return Outgoing(delivery.id, "email", email=email, files=tuple(files), images=tuple(images))
 
 
 async def _with_files(runtime: Runtime, item: Outgoing) -> Outgoing:
-    """The email with its files attached; one that cannot be read fails the delivery (the
-    reply without the file the agent attached would tell the customer something else)."""
+    """The email with its files attached and its images in; one that cannot be read fails
+    the delivery (the reply without the file the agent attached would tell the customer
+    something else)."""
     assert item.email is not None
     try:
+        if item.images:
+            [related] = [p for p in item.email.walk() if p.get_content_type() == "multipart/related"]
+            for attachment, content_id in item.images:
+                part = _file_part(attachment, await runtime.files.get(attachment.storage_key), "inline")
+                part["Content-ID"] = f"<{content_id}>"
+                related.attach(part)
         for attachment in item.files:
-            data = await runtime.files.get(attachment.storage_key)
-            part = MIMEApplication(data, _subtype=attachment.content_type.partition("/")[2])
-            part.replace_header("Content-Type", attachment.content_type)
-            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
-            part.add_header("Content-Disposition", "attachment", filename=filename)
-            item.email.attach(part)
+            item.email.attach(_file_part(attachment, await runtime.files.get(attachment.storage_key), "attachment"))
     except Exception as exc:
         log.exception("delivery_not_composed", delivery_id=str(item.delivery_id))
         return Outgoing(item.delivery_id, item.channel, problem=f"could not be composed: {type(exc).__name__}: {exc}")
     return item
+
+
+def _file_part(attachment: Attachment, data: bytes, disposition: str) -> MIMEApplication:
+    part = MIMEApplication(data, _subtype=attachment.content_type.partition("/")[2])
+    part.replace_header("Content-Type", attachment.content_type)
+    filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
+    part.add_header("Content-Disposition", disposition, filename=filename)
+    return part
 
 
 async def _recipient_zone(runtime: Runtime, session: AsyncSession, delivery: Delivery) -> str:
@@ -365,8 +379,9 @@ def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str
 
 
 async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime
-                   ) -> tuple[Message, list[Attachment]]:
-    """The email, and the files it is to carry (``_with_files`` attaches them)."""
+                   ) -> tuple[Message, list[Attachment], list[tuple[Attachment, str]]]:
+    """The email, the files it is to carry and the images its HTML shows, by Content-ID
+    (``_with_files`` puts them in)."""
     settings = runtime.settings
     ctx = dict(delivery.context)
     digest = ctx.pop("digest", None)
@@ -374,6 +389,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     kind = "digest" if digest else delivery.kind
     if digest:
         ctx["items"] = digest
+    images: list[tuple[Attachment, str]] = []
+    if delivery.kind == "reply_to_customer" and not digest and ctx.get("message"):
+        ctx["message"], images = await _images_of(runtime, session, delivery, ctx["message"])
     rendered = None
     async def overrides() -> dict[tuple[str, str], NotificationTemplate]:
         return {(t.kind, t.locale): t for t in await session.scalars(select(NotificationTemplate).where(
@@ -393,7 +411,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     about = (ctx.get("ticket") or {}).get("id")
     sender = await MailboxService(session).sending_address(workspace, settings.mail_domain,
                                                            uuid.UUID(about) if about else None)
-    files, left_out = await _files_of(runtime, session, delivery, digest) \
+    files, left_out = await _files_of(runtime, session, delivery, digest, images) \
         if delivery.kind == "reply_to_customer" else ([], [])
     text, html = rendered.text, rendered.html
     if left_out:
@@ -442,10 +460,14 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     message["X-Relaydesk-Loop"] = str(delivery.workspace_id)
     alternative = MIMEMultipart("alternative") if files else message
     alternative.attach(MIMEText(text, "plain", _QUOTED_PRINTABLE_UTF8))
-    alternative.attach(MIMEText(html, "html", _QUOTED_PRINTABLE_UTF8))
+    html_part = MIMEText(html, "html", _QUOTED_PRINTABLE_UTF8)
+    if images:
+        # The HTML and the images it names by Content-ID (RFC 2387); the text names them.
+        html_part = MIMEMultipart("related", _subparts=[html_part], type="text/html")
+    alternative.attach(html_part)
     if files:
         message.attach(alternative)
-    return message, files
+    return message, files, images
 
 
 def _addressable(delivery: Delivery, copied: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -458,19 +480,50 @@ def _addressable(delivery: Delivery, copied: list[dict[str, str]]) -> list[dict[
     return [cc for cc in copied if not needs_smtputf8(cc["email"])]
 
 
-async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, digest: list[dict[str, Any]] | None
-                    ) -> tuple[list[Attachment], list[Attachment]]:
+async def _images_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, message: dict[str, Any]
+                     ) -> tuple[dict[str, Any], list[tuple[Attachment, str]]]:
+    """The reply as its email shows it, and the images it carries, each with its Content-ID:
+    those of the ticket's customer side its text shows, in order, as many as fit in
+    ``EMAIL_ATTACHMENT_BYTES`` together (``inline_images.py``)."""
+    settings = runtime.settings
+    origins = tuple(url.rstrip("/") for url in (settings.public_url, settings.app_url) if url)
+    linked = uploads_linked(message.get("html") or "", origins)
+    if not linked:
+        return message, []
+    service = AttachmentService(session, runtime.files, settings.max_upload_bytes)
+    found = {a.id: a for a in await service.public_on_ticket(delivery.workspace_id, delivery.ticket_id, linked)} \
+        if delivery.ticket_id is not None else {}
+    in_text = set(uploads_shown(message["html"], origins))  # not an image only a link leads to
+    shown: dict[uuid.UUID, Image] = {}
+    carried: list[tuple[Attachment, str]] = []
+    room = EMAIL_ATTACHMENT_BYTES
+    for attachment in (found[i] for i in linked if i in found):
+        content_id = None
+        if attachment.id in in_text and attachment.content_type in SHOWN_TYPES and attachment.size <= room:
+            room -= attachment.size
+            content_id = ascii_form(f"{attachment.id.hex}@{settings.mail_domain}")
+            carried.append((attachment, content_id))
+        shown[attachment.id] = Image(attachment.filename, content_id)
+    html, text = for_email(message["html"], origins, shown)
+    return {**message, "html": html, "text": text}, carried
+
+
+async def _files_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, digest: list[dict[str, Any]] | None,
+                    images: list[tuple[Attachment, str]]) -> tuple[list[Attachment], list[Attachment]]:
     """The files of the replies this email carries, in the order they were attached, as
-    many as fit in ``EMAIL_ATTACHMENT_BYTES`` together (many servers refuse larger mail);
-    and those left out, which the email names instead."""
+    many as fit in ``EMAIL_ATTACHMENT_BYTES`` together with its ``images`` (many servers
+    refuse larger mail); and those left out, which the email names instead. An image the
+    text shows is not attached a second time."""
+    in_text = {str(attachment.id) for attachment, _ in images}
     ids = [*((delivery.context.get("message") or {}).get("attachment_ids") or []),
            *(i for item in digest or [] for i in item.get("attachment_ids", []))]
+    ids = [i for i in ids if i not in in_text]
     if not ids:
         return [], []
     service = AttachmentService(session, runtime.files, runtime.settings.max_upload_bytes)
     files: list[Attachment] = []
     left_out: list[Attachment] = []
-    room = EMAIL_ATTACHMENT_BYTES
+    room = EMAIL_ATTACHMENT_BYTES - sum(attachment.size for attachment, _ in images)
     for attachment in await service.of_ids(delivery.workspace_id, [uuid.UUID(i) for i in dict.fromkeys(ids)]):
         if attachment.size > room:
             left_out.append(attachment)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import filetype
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -155,6 +155,18 @@ class AttachmentService:
         return list(await self.session.scalars(select(Attachment).where(
             Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids),
         ).order_by(Attachment.created_at)))
+
+    async def public_on_ticket(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID,
+                               attachment_ids: list[uuid.UUID]) -> list[Attachment]:
+        """Those of these attachments the ticket's customer may see: on one of its messages
+        that is neither internal nor deleted (for the images an agent's reply shows in its
+        email). Another ticket's, another workspace's or a draft upload are none of them."""
+        return list(await self.session.scalars(select(Attachment).join(Message, and_(
+            Message.workspace_id == Attachment.workspace_id, Message.id == Attachment.message_id,
+        )).where(
+            Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids),
+            Message.ticket_id == ticket_id, Message.internal.is_(False), Message.deleted_at.is_(None),
+        )))
 
     async def read(self, attachment: Attachment) -> bytes:
         return await self.files.get(attachment.storage_key)
