@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditEntry, AuditLog
+from relaydesk.core.db import new_id
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
@@ -508,14 +509,17 @@ class TicketService:
                 raise Conflict("This ticket is closed. The customer's next reply opens a follow-up.",
                                code="ticket_closed")
             author_kind = "agent"
+        # Its id now rather than at a flush: the message, the ticket's changes and any system
+        # message then go in the commit's one flush. Uploads bound to it need the row first.
         message = Message(
-            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=principal.user_id,
+            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=principal.user_id,
             author_kind=author_kind, internal=data.internal, body_html=body.html, body_text=body.text,
             channel=channel or (Channel.WEB if principal.is_customer else Channel.API), external_id=external_id,
             created_at=now,
         )
         self.session.add(message)
-        await self.session.flush()
+        if data.attachment_ids:
+            await self.session.flush()
         attachments = await self._attach(principal, message, data.attachment_ids)
         changes: dict[str, tuple[object, object]] = {
             "internal_note" if data.internal else "reply": (None, str(message.id)),
