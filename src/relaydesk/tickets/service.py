@@ -633,9 +633,12 @@ class TicketService:
         return sorted(rows, key=lambda a: a.created_at)
 
     def _system_message(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
+        # Set as a posted message's are (its id and external_id too): rows of one shape go
+        # in one INSERT at the flush.
         self.session.add(Message(
-            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=None, author_kind="system",
-            internal=internal, body_html=text_to_html(text), body_text=text, channel="system", created_at=now,
+            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=None, author_kind="system",
+            internal=internal, body_html=text_to_html(text), body_text=text, channel="system", external_id=None,
+            created_at=now,
         ))
 
     def _audit(self, principal: Principal, ticket: Ticket, now: datetime,
