@@ -1480,7 +1480,7 @@ class TestCcs:
         assert parseaddr(parsed["To"])[1] == lan and parseaddr(parsed["Cc"])[1] == sam
         assert sent_with(smtp_sink, "Told them to unplug") == []
 
-        # Sam answers everyone: the reply joins the ticket as the customer's side, naming Sam.
+        # Sam answers everyone: the reply joins the ticket on the customer's side, as Sam's.
         answer_id = "".join(parsed["Message-ID"].split())
         await send(listener, email(f"Sam Lee <{sam}>", to, f"Re: {parsed['Subject']}", "Done, it is unplugged.",
                                    Cc=lan, In_Reply_To=answer_id, References=answer_id), to)
@@ -1492,7 +1492,11 @@ class TestCcs:
         messages = await thread(client, ws, ticket["id"])
         [from_sam] = [m for m in messages if "it is unplugged" in m["body_text"]]
         assert from_sam["author_kind"] == "customer" and from_sam["internal"] is False
-        assert sam in from_sam["body_text"] and "Sam Lee" in from_sam["body_text"]
+        customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+        assert sorted((c["name"], c["email"]) for c in customers) == [
+            ("Lan", lan), ("Sam Lee", sam), ("mallory", "mallory@evil.example.com")]
+        [from_lan] = [m for m in messages if "It smokes" in m["body_text"]]
+        assert from_sam["author_id"] not in (None, from_lan["author_id"])
         assert not [m for m in messages if "repair fee" in m["body_text"]]
 
         # Removed, Sam gets no more copies, and Sam's mail is new mail again.
@@ -1512,6 +1516,58 @@ class TestCcs:
         await settle()
         assert len(await tickets(client, ws)) == 3
         assert not [m for m in await thread(client, ws, ticket["id"]) if "Still smoking" in m["body_text"]]
+
+    async def test_a_ccs_reply_is_theirs_and_reaches_the_requester_and_the_other_ccs(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """A CC's answer is written by them, a customer of the workspace, on the requester's
+        ticket: the requester sees it in the portal and gets it by email with the other CCs
+        (not its writer), the agent is told, and it is the customer's reply to the SLA. The
+        CC gains no sight of the ticket."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        lan, sam = await ws.customer(), await ws.customer()  # both can sign in to the portal
+        joe = "joe@customers.example.com"
+        to = address(runtime, ws)
+        await send(listener, email(lan.email, to, "Printer on fire", "It smokes.",
+                                   Cc=f"Sam Lee <{sam.email}>, Joe <{joe}>"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert (await ws.reply(agent, ticket["id"], "Unplug it first.")).status_code == 201  # now the agent's
+        assert (await ws.move(agent, ticket["id"], "WAITING_ON_CUSTOMER")).status_code == 200
+        await settle()
+        [answer] = sent_with(smtp_sink, "Unplug it first.")
+        answer_id = "".join(message_from_bytes(answer.raw)["Message-ID"].split())
+        await send(listener, email(f"Sam Lee <{sam.email}>", to, "Re: Printer on fire", "Done, it is unplugged.",
+                                   Cc=lan.email, In_Reply_To=answer_id, References=answer_id), to)
+        await settle()
+
+        [from_sam] = [m for m in await thread(client, ws, ticket["id"]) if "it is unplugged" in m["body_text"]]
+        assert (from_sam["author_kind"], from_sam["author_id"], from_sam["internal"]) == ("customer", sam.id, False)
+        assert "in Cc" not in from_sam["body_text"]
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}", headers=agent.headers)
+        assert (r.json()["status"], r.json()["requester_id"]) == ("IN_PROGRESS", lan.customer_id)
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=lan.headers)
+        assert [m["author_id"] for m in r.json()["items"] if "it is unplugged" in m["body_text"]] == [sam.id]
+        assert (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=sam.headers)).status_code == 404
+        assert (await client.get("/api/v1/tickets", headers=sam.headers)).json()["items"] == []
+        notes = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+        assert [n["kind"] for n in notes if n["ticket_id"] == ticket["id"]].count("reply_to_agent") == 1
+
+        [copy] = sent_with(smtp_sink, "it is unplugged")
+        assert sorted(copy.rcpt_tos) == sorted([lan.email, joe])
+        parsed = message_from_bytes(copy.raw)
+        assert parseaddr(parsed["To"])[1] == lan.email and parseaddr(parsed["Cc"])[1] == joe
+        assert parsed["Auto-Submitted"] == "auto-generated"  # responders leave it be: no loop through us
+        assert message_from_bytes(answer.raw)["Auto-Submitted"] is None  # an agent's reply is a person's
+        # Answering our copy is the requester's reply, which goes to the agent alone (the
+        # CCs it had in To or Cc got it from the requester's own mail).
+        copy_id = "".join(parsed["Message-ID"].split())
+        await send(listener, email(lan.email, to, f"Re: {parsed['Subject']}", "Thanks Sam.",
+                                   In_Reply_To=copy_id, References=copy_id), to)
+        await settle()
+        assert [m["author_id"] for m in await thread(client, ws, ticket["id"]) if "Thanks Sam" in m["body_text"]] \
+            == [lan.id]
+        assert sent_with(smtp_sink, "Thanks Sam") == []
 
     async def test_staff_add_and_remove_ccs_and_nobody_else_sees_them(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

@@ -13,9 +13,11 @@
   it went to undeliverable (until its owner writes in again);
 * a reply: it joins its ticket through In-Reply-To/References (a Message-ID we signed,
   or one of the emails already on the ticket) or the ``[T-000123]`` token in the subject,
-  but only when the sender belongs to the ticket: its requester, one of its CCs (posted
-  as the customer's side, naming them), or one of the staff answering an email we sent to
-  their address; anyone else, however the subject reads, opens a new ticket. Whom an
+  but only when the sender belongs to the ticket: its requester, one of its CCs (a
+  customer of the workspace, found or made as a new sender is, who writes on the
+  requester's side of the ticket without seeing it), or one of the staff answering an
+  email we sent to their address; anyone else, however the subject reads, opens a new
+  ticket. Whom an
   email that opens or joins a ticket has in To and Cc (besides our own addresses, the
   team and the requester) become the ticket's CCs, unless it came through a mailing list;
 * mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
@@ -33,7 +35,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import escape
 from typing import TYPE_CHECKING
 
 import structlog
@@ -42,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.channels.ccs import CcService
 from relaydesk.channels.mime import Address, Bounce, ParsedEmail, UnparseableEmail, parse_email
-from relaydesk.channels.models import InboundEmail, TicketCc
+from relaydesk.channels.models import InboundEmail
 from relaydesk.channels.service import MailboxService, in_mail_domain, stored_form, valid_form
 from relaydesk.channels.threading import sent_to, ticket_of
 from relaydesk.core.db import new_id
@@ -141,7 +142,7 @@ class InboundMailService:
                 "quarantined", f"No sender to answer: From {parsed.sender.email!r} is no address a customer can "
                 f"have, and the envelope's {row.envelope_from!r} is none either."), now)
         address = stored_form(sender.email)
-        ticket, author, cc = await self._thread(row.workspace_id, parsed, address)
+        ticket, author, cc_author = await self._thread(row.workspace_id, parsed, address, now)
         flooding = False
         forwarded_by = None
         if author is None:  # no ticket of theirs either: a new one
@@ -157,7 +158,7 @@ class InboundMailService:
             # Two helpdesks acknowledging each other would otherwise write for ever.
             flooding = await self.tickets.count_opened_by(
                 row.workspace_id, customer.id, Channel.EMAIL, now - ACKNOWLEDGED_WITHIN) >= ACKNOWLEDGED_AT_MOST
-        attachment_ids, left_out, inline = await self._attachments(author, parsed, now)
+        attachment_ids, left_out, inline = await self._attachments(cc_author or author, parsed, now)
         if ticket is None:
             # A forward opened for the customer shows them their own email: the forwarder's
             # words above it are for colleagues, and go into the note.
@@ -181,12 +182,13 @@ class InboundMailService:
                 "hour already." if flooding else None
             return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
         body, cut = _body(parsed, whole=False, inline=inline)
-        posted = await self.tickets.post_message(author, ticket.id, MessageIn(
-            body=_from_cc(body, cc) if cc is not None else body, attachment_ids=attachment_ids), now,
-            channel=Channel.EMAIL, external_id=parsed.message_id)
+        posted = await self.tickets.post_message(
+            author, ticket.id, MessageIn(body=body, attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
+            external_id=parsed.message_id, author=cc_author)
         row.message_id = posted.message.id
-        replied_on = ticket if posted.message.ticket_id == ticket.id else \
-            await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id)  # a follow-up
+        replied_on = ticket
+        if posted.follow_up_created:
+            replied_on = await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id)
         if left_out or cut:
             self._note_left_out(replied_on, row, left_out, now, cut=cut)
         await self._copy_ccs(replied_on, parsed, address, now)
@@ -349,10 +351,10 @@ class InboundMailService:
             return False
         return True
 
-    async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str
-                      ) -> tuple[Ticket | None, Principal | None, TicketCc | None]:
-        """The ticket this is a reply to, and who is replying, if they belong to it (and
-        the CC they are, when the reply goes on as the customer's side from a CC)."""
+    async def _thread(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str, now: datetime
+                      ) -> tuple[Ticket | None, Principal | None, Principal | None]:
+        """The ticket this is a reply to, and who is replying, if they belong to it (for a
+        CC: the requester, on whose side they write, and the CC)."""
         secret = self.runtime.settings.resolved_secret_key()
         candidates: list[uuid.UUID] = []
         references = [*reversed(parsed.references), *parsed.in_reply_to]
@@ -372,31 +374,34 @@ class InboundMailService:
                 ticket = await self.tickets.get(Principal.system(workspace_id), ticket_id)
             except NotFound:
                 continue
-            member = await self._member(ticket, sender, answers_us=ticket.id in answered)
+            member = await self._member(ticket, sender, parsed.sender.name, now, answers_us=ticket.id in answered)
             if member is not None:
                 return ticket, *member
         return None, None, None
 
-    async def _member(self, ticket: Ticket, sender: str, *, answers_us: bool
-                      ) -> tuple[Principal, TicketCc | None] | None:
-        """Who ``sender`` is on this ticket: its requester; one of its CCs, who writes on
-        the customer's side (as the requester, the message naming the CC: a CC is no
-        requester, and gets no sign-in to the ticket); or a team member answering an email
-        we sent them. A From header proves no more for a CC than for the requester. But
-        anyone can put a team member's address in From, and what an agent writes is
-        emailed to the customer from the support address; so a team member's reply must
-        prove it answers our email to them (its token alone, or the customer's copy of the
+    async def _member(self, ticket: Ticket, sender: str, name: str, now: datetime, *, answers_us: bool
+                      ) -> tuple[Principal, Principal | None] | None:
+        """Who ``sender`` is on this ticket: its requester; one of its CCs, a customer who
+        writes on the requester's side (the ticket stays the requester's, and a CC gets no
+        sight of it); or a team member answering an email we sent them. A From header
+        proves no more for a CC than for the requester. But anyone can put a team
+        member's address in From, and what an agent writes is emailed to the customer
+        from the support address; so a team member's reply must prove it answers our
+        email to them (its token alone, or the customer's copy of the
         thread, does not). Otherwise it is new mail from them."""
         customer = (await self.customers.get_many(ticket.workspace_id, {ticket.requester_id})).get(ticket.requester_id)
         if customer is not None and customer.email == sender:
-            now = self.runtime.clock.now()
             self.customers.wrote_in(customer, now)
             return await self.customers.principal_for(customer, now), None
         if customer is not None and customer.deleted_at is None:
             cc = await self.ccs.find(ticket.workspace_id, ticket.id, sender)
             if cc is not None:
                 cc.undeliverable_at = None  # mail just came from the address: it works
-                return await self.customers.principal_for(customer, self.runtime.clock.now()), cc
+                writer = await self.customers.contact(ticket.workspace_id, CustomerIn(
+                    name=(name or cc.name or sender.split("@")[0])[:200], email=sender), now)
+                self.customers.wrote_in(writer, now)
+                return (await self.customers.principal_for(customer, now),
+                        await self.customers.principal_for(writer, now))
         if not answers_us:
             return None
         user = await self.users.find_by_email(ticket.workspace_id, sender)
@@ -490,15 +495,6 @@ def _answerable(sender: Address, envelope_from: str) -> Address | None:
     if valid_form(sender.email):
         return sender
     return Address(sender.name, envelope_from.strip().lower()) if valid_form(envelope_from.strip()) else None
-
-
-def _from_cc(body: str, cc: TicketCc) -> str:
-    """A CC's reply goes on as the requester's: it names who wrote it, for agents (and the
-    requester, who was copied on it anyway) to see."""
-    who = f"{cc.name} ({cc.address})" if cc.name else cc.address
-    if looks_like_html(body):
-        return _cut_markup(f"<p><em>{escape(who)}, in Cc, wrote:</em></p>{body}")
-    return f"{who}, in Cc, wrote:\n\n{body}"[:MAX_BODY]
 
 
 def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> tuple[str, bool]:

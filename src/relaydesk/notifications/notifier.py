@@ -152,9 +152,31 @@ class Notifier:
                     ticket, f"This reply was not emailed: mail to {customer.email} bounced for good on "
                     f"{_when(customer.email_undeliverable_at)}. Email reaches the customer again once they write "
                     "in from that address, or their profile is given another one.", self.now, internal=True)
-        elif payload.get("author_kind") == "customer" and ticket.assignee_id:
-            await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
-                            f"{ref}: the customer replied", body=message["text"][:300], extra={"message": message})
+        elif payload.get("author_kind") == "customer":
+            if ticket.assignee_id:
+                await self.send(await self._staff({ticket.assignee_id}), "reply_to_agent", ticket,
+                                f"{ref}: the customer replied", body=message["text"][:300],
+                                extra={"message": message})
+            await self._copy_customer_reply(ticket, payload, message)
+
+    async def _copy_customer_reply(self, ticket: Ticket, payload: dict[str, Any], message: dict[str, Any]) -> None:
+        """Another customer's reply on the requester's ticket (a CC's by email, a colleague's
+        in a shared organisation) goes to the requester with the CCs copied, as an agent's
+        does, but not back to its writer. The requester's own replies are copied to nobody:
+        they answer their CCs themselves ("reply all"). So that out-of-office responders
+        cannot answer each other through us for ever, the copy says it was sent
+        automatically (``relayed``: Auto-Submitted), which responders leave unanswered."""
+        customer = await self._requester_profile(ticket)
+        writer = _uuid(payload.get("author_id"))
+        if customer is None or writer is None or customer.user_id == writer:
+            return
+        user = (await self.users.get_many(self.ws, {writer})).get(writer)
+        copied = [cc for cc in await self._ccs(ticket) if user is None or cc["email"] != user.email]
+        await self.send(_as_recipients(customer), "reply_to_customer", ticket, _for_customer(ticket),
+                        body=message["text"][:300],
+                        extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []},
+                               "cc": copied, "relayed": True},
+                        thread=True, batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
 
     async def _text_back(self, ticket: Ticket, text: str) -> None:
         """An agent's answer to a texter goes back as an SMS."""

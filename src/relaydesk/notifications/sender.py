@@ -386,6 +386,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     ctx = dict(delivery.context)
     digest = ctx.pop("digest", None)
     copied = ctx.pop("cc", None) if delivery.kind == "reply_to_customer" else None
+    relayed = ctx.pop("relayed", False)  # a customer's reply copied to the others: no person wrote it to them
     kind = "digest" if digest else delivery.kind
     if digest:
         ctx["items"] = digest
@@ -454,7 +455,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         # The root and the latest: a long conversation's root must stay, or the clients that
         # thread by References (Thunderbird, Apple Mail) split it once it passes ten.
         message["References"] = " ".join(f"<{t}>" for t in [root, *thread[1:][-9:]])
-    if delivery.kind != "reply_to_customer" or digest:
+    if delivery.kind != "reply_to_customer" or digest or relayed:
         message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"  # no out-of-office answers to what we send
     message["X-Relaydesk-Loop"] = str(delivery.workspace_id)

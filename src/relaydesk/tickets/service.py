@@ -156,11 +156,13 @@ class TicketService:
 
     # -- create ------------------------------------------------------------------------
     async def create(self, principal: Principal, data: TicketIn, now: datetime, *,
-                     external_id: str | None = None, acknowledge: bool = True) -> Ticket:
+                     external_id: str | None = None, acknowledge: bool = True,
+                     author: Principal | None = None) -> Ticket:
         """``external_id``: the Message-ID of the email the ticket arrived as.
         ``acknowledge``: whether the requester is told it arrived (not when an automatic
-        answer could go to a whole mailing list)."""
+        answer could go to a whole mailing list). ``author``: as for ``post_message``."""
         ws = principal.workspace_id
+        writer = author or principal
         if principal.is_customer:
             staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags"} & data.model_fields_set
             if staff_only:
@@ -199,21 +201,21 @@ class TicketService:
         # The description opens the thread: the requester's words when they wrote in,
         # the agent's when staff opened it on their behalf (their notes of a phone call).
         first = Message(
-            workspace_id=ws, ticket_id=ticket.id, author_id=requester.user_id if principal.is_customer else principal.user_id,
+            workspace_id=ws, ticket_id=ticket.id, author_id=writer.user_id,
             author_kind="customer" if principal.is_customer else "agent", internal=False,
             body_html=body.html, body_text=body.text, channel=channel, external_id=external_id, created_at=now,
         )
         self.session.add(first)
         await self.session.flush()
-        await self._attach(principal, first, data.attachment_ids)
-        self._audit(principal, ticket, now, {
+        await self._attach(writer, first, data.attachment_ids)
+        self._audit(writer, ticket, now, {
             "created": (None, ticket_reference(ticket.number)), "status": (None, ticket.status),
             "priority": (None, ticket.priority), "assignee_id": (None, ticket.assignee_id),
             "team_id": (None, ticket.team_id), "category_id": (None, ticket.category_id),
             "tags": (None, ticket.tags or None),
         })
-        self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=principal.user_id,
-                            actor_kind=principal.actor_kind, category_given=data.category_id is not None,
+        self.outbox.publish(ws, "ticket.created", now, ticket_id=ticket.id, actor_id=writer.user_id,
+                            actor_kind=writer.actor_kind, category_given=data.category_id is not None,
                             priority_given=data.priority is not None, assigned=data.assignee_id is not None,
                             opened_with={"priority": ticket.priority, "category_id": ticket.category_id},
                             subject=ticket.subject, channel=ticket.channel,
@@ -491,9 +493,16 @@ class TicketService:
 
     # -- thread ----------------------------------------------------------------------------
     async def post_message(self, principal: Principal, ticket_ref: str | uuid.UUID, data: MessageIn, now: datetime, *,
-                           channel: Channel | None = None, external_id: str | None = None) -> PostedMessage:
-        """``channel``/``external_id``: set by the channel adapters (email, chat) for what they bring in."""
+                           channel: Channel | None = None, external_id: str | None = None,
+                           author: Principal | None = None) -> PostedMessage:
+        """``channel``/``external_id``: set by the channel adapters (email, chat) for what they bring in.
+        ``author``: the customer who wrote it when that is not ``principal``, the requester:
+        one the email channel found copied on the ticket (a CC). The message, its files and
+        the change are theirs; what the reply does to the ticket (a follow-up included,
+        which stays the requester's) is decided as for the requester, since the CC may
+        not see the ticket themselves."""
         ticket = await self.get(principal, ticket_ref, for_update=True)
+        writer = author or principal
         body = render_body(data.body, field="body")
         if principal.is_customer:
             if data.internal:
@@ -501,7 +510,7 @@ class TicketService:
             outcome = lifecycle.after_customer_reply(Status(ticket.status), has_assignee=ticket.assignee_id is not None)
             if outcome.follow_up:
                 return await self._follow_up(principal, ticket, body, data, now, channel=channel,
-                                             external_id=external_id)
+                                             external_id=external_id, author=author)
             author_kind = "customer"
         else:
             outcome = lifecycle.after_agent_reply(Status(ticket.status), internal=data.internal)
@@ -512,7 +521,7 @@ class TicketService:
         # Its id now rather than at a flush: the message, the ticket's changes and any system
         # message then go in the commit's one flush. Uploads bound to it need the row first.
         message = Message(
-            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=principal.user_id,
+            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=writer.user_id,
             author_kind=author_kind, internal=data.internal, body_html=body.html, body_text=body.text,
             channel=channel or (Channel.WEB if principal.is_customer else Channel.API), external_id=external_id,
             created_at=now,
@@ -520,7 +529,7 @@ class TicketService:
         self.session.add(message)
         if data.attachment_ids:
             await self.session.flush()
-        attachments = await self._attach(principal, message, data.attachment_ids)
+        attachments = await self._attach(writer, message, data.attachment_ids)
         changes: dict[str, tuple[object, object]] = {
             "internal_note" if data.internal else "reply": (None, str(message.id)),
         }
@@ -547,24 +556,25 @@ class TicketService:
                 text = "Re-opened by the customer's reply. " + text
             self._system_message(ticket, text, now, internal=False)
         ticket.updated_at = now
-        self._audit(principal, ticket, now, changes, message, attachments)
+        self._audit(writer, ticket, now, changes, message, attachments)
         return PostedMessage(message, attachments)
 
     async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
-                         now: datetime, *, channel: Channel | None, external_id: str | None) -> PostedMessage:
+                         now: datetime, *, channel: Channel | None, external_id: str | None,
+                         author: Principal | None) -> PostedMessage:
         """A reply to a closed ticket starts a new one that points back to it."""
         subject = closed.subject if closed.subject.lower().startswith("re:") else f"Re: {closed.subject}"
         ticket = await self.create(principal, TicketIn(
             subject=subject[:500], description=data.body, category_id=closed.category_id,
             attachment_ids=data.attachment_ids, channel=channel,
-        ), now, external_id=external_id)
+        ), now, external_id=external_id, author=author)
         ticket.follow_up_of_id = closed.id
         ticket.team_id = ticket.team_id or closed.team_id
         changes: dict[str, tuple[object, object]] = {"follow_up_of_id": (None, closed.id)}
         if closed.tags:  # what staff (or Relaydesk: "chat", "unverified") said of the conversation still holds
             changes["tags"] = (list(ticket.tags or []), list(closed.tags))
             ticket.tags = list(closed.tags)
-        self._audit(principal, ticket, now, changes)
+        self._audit(author or principal, ticket, now, changes)
         self._system_message(ticket, f"Follow-up to {ticket_reference(closed.number)}, which was closed.", now,
                              internal=False)
         self._system_message(closed, f"The customer replied after closing; follow-up "
