@@ -1569,6 +1569,44 @@ class TestCcs:
             == [lan.id]
         assert sent_with(smtp_sink, "Thanks Sam") == []
 
+    async def test_a_follow_up_to_a_closed_ticket_keeps_its_ccs(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """But not one whose copies bounced, nor the requester's own address."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        to = address(runtime, ws)
+        lan, sam, joe, kim = (f"{who}@customers.example.com" for who in ("lan", "sam", "joe", "kim"))
+        gone = "nobody@example.org"
+        await send(listener, email(lan, to, "Invoice copy", "Please send it.",
+                                   Cc=f"Sam Lee <{sam}>, {joe}, {kim}, {gone}"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        await ws.reply(agent, ticket["id"], "Attached.")
+        await settle()
+        [answer] = sent_with(smtp_sink, "Attached.")
+        answer_id = "".join(message_from_bytes(answer.raw)["Message-ID"].split())
+        dsn = (CORPUS / "dsn_postfix_failed.eml").read_bytes()
+        await send(listener, dsn.replace(b"<reply.T-000042.1741083300@relaydesk.test>", answer_id.encode()), to)
+        # Lan now writes from Kim's address, once Kim's own.
+        r = await client.patch(f"/api/v1/customers/{ticket['requester_id']}", headers=agent.headers,
+                               json={"email": kim})
+        assert r.status_code == 200, r.text
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(agent, ticket["id"], status)).status_code == 200
+        await settle()
+
+        await send(listener, email(f"Sam Lee <{sam}>", to, "Re: Invoice copy", "The copy is of the wrong month.",
+                                   In_Reply_To=answer_id, References=answer_id), to)
+        await settle()
+        [follow_up] = [t for t in await tickets(client, ws) if t["id"] != ticket["id"]]
+        assert (follow_up["follow_up_of_id"], follow_up["requester_id"]) == (ticket["id"], ticket["requester_id"])
+        r = await client.get(f"/api/v1/tickets/{follow_up['id']}/ccs", headers=agent.headers)
+        assert sorted((c["email"], c["name"]) for c in r.json()) == [(joe, None), (sam, "Sam Lee")]
+        await ws.reply(agent, follow_up["id"], "Here is March.")
+        await settle()
+        [last] = sent_with(smtp_sink, "Here is March.")
+        assert sorted(last.rcpt_tos) == sorted([kim, sam, joe])
+
     async def test_staff_add_and_remove_ccs_and_nobody_else_sees_them(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws, other = await make_workspace(client), await make_workspace(client)

@@ -152,6 +152,28 @@ class CcService:
             await self.session.flush()
         return added
 
+    async def carry_over(self, closed: Ticket, follow_up: Ticket, now: datetime) -> list[TicketCc]:
+        """A closed ticket's CCs follow the conversation to its follow-up, as in Zendesk;
+        not those whose mail bounced (on the ticket or on their profile), nor whoever may
+        not be one of the follow-up's (its requester, say, whose profile took a CC's address)."""
+        requester = await self.requester_of(follow_up)
+        carried = []
+        for cc in await self.of_ticket(closed.workspace_id, closed.id):
+            if cc.undeliverable_at is not None or await self._bounced(closed.workspace_id, cc.address) \
+                    or await self.why_not(follow_up.workspace_id, cc.address, requester=requester) is not None:
+                continue
+            copy = self._add(follow_up, cc.address, cc.name, cc.added_by, Principal.system(closed.workspace_id),
+                             now)
+            copy.added_by_id = cc.added_by_id  # who chose them is still who chose them
+            carried.append(copy)
+        if carried:
+            await self.session.flush()
+        return carried
+
+    async def _bounced(self, workspace_id: uuid.UUID, address: str) -> bool:
+        profile = await self.tickets.customers.find_by_email(workspace_id, address)
+        return profile is not None and profile.email_undeliverable_at is not None
+
     async def mark_undeliverable(self, workspace_id: uuid.UUID, ticket_id: uuid.UUID, address: str,
                                  now: datetime) -> bool:
         cc = await self.find(workspace_id, ticket_id, address)

@@ -17,7 +17,7 @@
   customer of the workspace, found or made as a new sender is, who writes on the
   requester's side of the ticket without seeing it), or one of the staff answering an
   email we sent to their address; anyone else, however the subject reads, opens a new
-  ticket. Whom an
+  ticket. A follow-up to a closed ticket keeps the closed ticket's CCs. Whom an
   email that opens or joins a ticket has in To and Cc (besides our own addresses, the
   team and the requester) become the ticket's CCs, unless it came through a mailing list;
 * mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
@@ -189,6 +189,7 @@ class InboundMailService:
         replied_on = ticket
         if posted.follow_up_created:
             replied_on = await self.tickets.get(Principal.system(row.workspace_id), posted.message.ticket_id)
+            await self.ccs.carry_over(ticket, replied_on, now)
         if left_out or cut:
             self._note_left_out(replied_on, row, left_out, now, cut=cut)
         await self._copy_ccs(replied_on, parsed, address, now)
