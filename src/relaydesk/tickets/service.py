@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.audit import AuditEntry, AuditLog
-from relaydesk.core.db import new_id
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
@@ -518,17 +517,14 @@ class TicketService:
                 raise Conflict("This ticket is closed. The customer's next reply opens a follow-up.",
                                code="ticket_closed")
             author_kind = "agent"
-        # Its id now rather than at a flush: the message, the ticket's changes and any system
-        # message then go in the commit's one flush. Uploads bound to it need the row first.
         message = Message(
-            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=writer.user_id,
+            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=writer.user_id,
             author_kind=author_kind, internal=data.internal, body_html=body.html, body_text=body.text,
             channel=channel or (Channel.WEB if principal.is_customer else Channel.API), external_id=external_id,
             created_at=now,
         )
         self.session.add(message)
-        if data.attachment_ids:
-            await self.session.flush()
+        await self.session.flush()
         attachments = await self._attach(writer, message, data.attachment_ids)
         changes: dict[str, tuple[object, object]] = {
             "internal_note" if data.internal else "reply": (None, str(message.id)),
@@ -643,12 +639,9 @@ class TicketService:
         return sorted(rows, key=lambda a: a.created_at)
 
     def _system_message(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
-        # Set as a posted message's are (its id and external_id too): rows of one shape go
-        # in one INSERT at the flush.
         self.session.add(Message(
-            id=new_id(), workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=None, author_kind="system",
-            internal=internal, body_html=text_to_html(text), body_text=text, channel="system", external_id=None,
-            created_at=now,
+            workspace_id=ticket.workspace_id, ticket_id=ticket.id, author_id=None, author_kind="system",
+            internal=internal, body_html=text_to_html(text), body_text=text, channel="system", created_at=now,
         ))
 
     def _audit(self, principal: Principal, ticket: Ticket, now: datetime,
