@@ -4,6 +4,7 @@ listener, a real IMAP server (Dovecot) polled for mail, and outbound mail to a s
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -839,6 +840,37 @@ class TestReplies:
         texts = [m["body_text"] for m in messages if m["author_kind"] == "customer"]
         assert texts[-1] == "Here is a photo of the leak."
         assert all(m["channel"] == "email" for m in messages if m["author_kind"] == "customer")
+
+    @staticmethod
+    async def reply_from_corpus(client, runtime, settle, listener, smtp_sink, raw: bytes  # noqa: ANN001
+                                ) -> dict[str, Any]:
+        """The thread's message for a corpus reply Lan sends on her ticket."""
+        ws = await make_workspace(client)
+        to, ticket, _ = await kettle_ticket(client, runtime, settle, listener, smtp_sink, ws)
+        raw = re.sub(rb"(?m)^From: .*$", b"From: Lan <lan@customers.example.com>", raw, count=1)
+        await send(listener, re.sub(rb"\[T-\d+\]", f"[{ticket['number']}]".encode(), raw), to)
+        await settle()
+        *_, reply = await thread(client, ws, ticket["id"])
+        assert reply["author_kind"] == "customer", reply
+        return reply
+
+    @pytest.mark.parametrize("name", ["gmail_formatted_reply.eml", "apple_mail_formatted_reply.eml",
+                                      "outlook_formatted_reply.eml", "outlook_web_formatted_reply.eml"])
+    async def test_a_replys_formatting_stays_in_the_thread_and_its_quoted_history_does_not(
+            self, client, runtime, settle, listener, smtp_sink, name: str) -> None:  # noqa: ANN001
+        reply = await self.reply_from_corpus(client, runtime, settle, listener, smtp_sink, (CORPUS / name).read_bytes())
+        assert "<b>by Friday</b>" in reply["body_html"]
+        assert '<a href="https://shop.example/jacket"' in reply["body_html"]
+        assert re.search(r"<[ou]l>\s*<li>200 jackets</li>", reply["body_html"])
+        assert "how many jackets" not in reply["body_html"] and "how many jackets" not in reply["body_text"]
+
+    async def test_a_reply_whose_html_and_text_disagree_shows_the_texts_words_escaped_once(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        raw = (CORPUS / "gmail_formatted_reply.eml").read_bytes().replace(b"<b>by Friday</b>", b"<b>by Monday</b>")
+        reply = await self.reply_from_corpus(client, runtime, settle, listener, smtp_sink, raw)
+        assert "Monday" not in reply["body_html"] and "how many jackets" not in reply["body_html"]
+        assert "this jacket &lt;https://shop.example/jacket&gt;." in reply["body_html"]
+        assert "this jacket <https://shop.example/jacket>." in reply["body_text"]
 
     async def test_the_subject_token_works_for_the_requester_but_not_for_a_stranger(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001

@@ -673,6 +673,53 @@ def test_a_replys_formatting_is_kept_and_its_quoted_history_left_out() -> None:
     assert "EUR 49.00" not in parse_email(unmarked).reply_html
 
 
+FORMATTED_REPLIES = ["gmail_formatted_reply.eml", "apple_mail_formatted_reply.eml", "outlook_formatted_reply.eml",
+                     "outlook_web_formatted_reply.eml"]
+
+
+@pytest.mark.parametrize("name", FORMATTED_REPLIES)
+def test_a_replys_formatting_is_kept_however_its_client_writes_the_text_part(name: str) -> None:
+    # Each text part says it differently: "*by Friday*", "jacket <https://…>", "jacket<https://…>", "   - ",
+    # "\t• ", "  *   ", "  1.  ".
+    parsed = load(name)
+    assert "<b>by Friday</b>" in parsed.reply_html
+    assert '<a href="https://shop.example/jacket"' in parsed.reply_html
+    assert re.search(r"<[ou]l>\s*<li>200 jackets</li><li>40 in size M</li>", parsed.reply_html)
+    for history in ("how many jackets", "Acme Support", "wrote", "From:"):
+        assert history not in parsed.reply_html
+    assert "how many jackets" in parsed.html  # the whole message keeps it
+
+
+def test_a_reply_whose_html_says_something_else_than_its_text_shows_the_texts_words() -> None:
+    raw = (CORPUS / "gmail_formatted_reply.eml").read_bytes().replace(b"<b>by Friday</b>", b"<b>by Monday</b>")
+    reply_html = parse_email(raw).reply_html
+    assert "Monday" not in reply_html and "<b>" not in reply_html
+    # Plain paragraphs, the link target escaped once: a reader sees "<https://shop.example/jacket>".
+    assert reply_html.startswith(
+        "<p>Also I need them *by Friday*. See this jacket &lt;https://shop.example/jacket&gt;.")
+    assert "how many jackets" not in reply_html
+
+
+def test_a_replys_formatting_goes_where_the_markup_would_show_what_the_text_cut() -> None:
+    gmail = (CORPUS / "gmail_formatted_reply.eml").read_bytes()
+    # A signature the text part sets off with "-- " and the HTML does not.
+    signed = gmail.replace(b"40 in size M\n\nOn", b"40 in size M\n\n-- \nMira Lindqvist\nBuyer, Example AB\n\nOn") \
+        .replace(b"</ul></div><br>", b"</ul><div>--</div><div>Mira Lindqvist<br>Buyer, Example AB</div></div><br>")
+    reply_html = parse_email(signed).reply_html
+    assert "40 in size M" in reply_html and "Buyer" not in reply_html
+    # Apple Mail marks every quote alike: the first one is above the answers written between them.
+    inline = (b"From: Mira <mira@example.se>\nTo: support@acme.relaydesk.test\nSubject: Re: [T-000311] Jackets\n"
+              b"MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n--b\n"
+              b"Content-Type: text/plain; charset=utf-8\n\nAnswers below.\n\n"
+              b"> On 4 Dec 2026, at 16:30, Acme Support <support@acme.relaydesk.test> wrote:\n>\n"
+              b"> How many jackets?\n\n200, by Friday.\n\n> Acme Support\n\n--b\n"
+              b"Content-Type: text/html; charset=utf-8\n\n<div>Answers below.</div><blockquote type=\"cite\">"
+              b"<div>On 4 Dec 2026, at 16:30, Acme Support wrote:</div><div>How many jackets?</div></blockquote>"
+              b"<div>200, <b>by Friday</b>.</div><blockquote type=\"cite\">Acme Support</blockquote>\n--b--\n")
+    reply_html = parse_email(inline).reply_html
+    assert "How many jackets?" in reply_html and "200, by Friday." in reply_html and "<b>" not in reply_html
+
+
 def test_strip_quoted_needs_a_date_in_the_attribution() -> None:
     text = "On Monday I wrote:\nthe report is attached.\n"
     assert strip_quoted(text) == text.strip()

@@ -225,11 +225,14 @@ def _trailing_quote_start(lines: list[str]) -> int | None:
 
 # --- HTML bodies ------------------------------------------------------------------------------------------------
 
-# Where clients put the quoted history in their HTML (matched before sanitising, which drops classes and ids):
-# Gmail's quote, Thunderbird's citation prefix, Yahoo's quoted block, Outlook's reply header.
+# Where clients put the quoted history in their HTML (matched before sanitising, which drops classes, ids and
+# styles): Gmail's quote, Thunderbird's citation prefix, Yahoo's quoted block, Apple Mail's cited blockquote (its
+# attribution is inside), Outlook on the web's reply header, and the rule desktop Outlook draws above its header.
 _HTML_HISTORY = re.compile(
     r"""<div\b[^>]*\bclass\s*=\s*["']?(gmail_quote|moz-cite-prefix|yahoo_quoted)\b"""
-    r"""|<div\b[^>]*\bid\s*=\s*["']?(divRplyFwdMsg|appendonsend)\b""",
+    r"""|<div\b[^>]*\bid\s*=\s*["']?(divRplyFwdMsg|appendonsend)\b"""
+    r"""|<blockquote\b[^>]*\btype\s*=\s*["']?cite\b"""
+    r"""|<div\b[^>]*\bstyle\s*=\s*["'][^"'>]*\bborder-top\s*:\s*solid\s+#(E1E1E1|B5C4DF)\b""",
     re.IGNORECASE,
 )
 
@@ -238,13 +241,33 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+# What a text part and html_text() write differently for the same markup: link targets (Gmail and Apple Mail put
+# "<https://…>" after the link's words, Outlook glues it to them, html_text puts it in brackets, and none repeats
+# a target that is the link's words), Gmail's "[image: …]" for a picture, and list bullets or numbers ("   - ",
+# "  *   ", "\t• ", "1. "). Bold and italic marks (*by Friday*, _now_) are punctuation, which words leave out.
+_LINK_TARGET = re.compile(r"<[^<>\s]+[:@][^<>\s]*>|\b(?:https?|ftp)://\S+|\bmailto:\S+|\[image: [^\]\n]{0,300}\]",
+                          re.IGNORECASE)
+# [ \t], not \s: a run of blank lines would be rescanned from each of its lines.
+_LIST_MARKER = re.compile(r"(?m)^[ \t]*(?:[-*+•·▪◦]|\d{1,3}[.)])[ \t]+")
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _wording(text: str) -> list[str]:
+    """The words a reader sees, in order, however a client wrote them into text."""
+    return _WORD.findall(_LIST_MARKER.sub(" ", _LINK_TARGET.sub(" ", text)).casefold())
+
+
 def reply_markup(original_html: str | None, html: str, text: str, reply_text: str) -> str:
     """The new part of a reply as sanitised HTML, keeping its formatting (links, lists,
     tables, inline images) where the cut can be made in the markup too: nothing was cut
     from the text, or the history sits in a container a known client marks and what
-    precedes it reads exactly as the text's new part. Otherwise the new words as plain
-    paragraphs: formatting lost, but never a word of history shown or of the answer hidden.
-    ``html`` is ``original_html`` already cleaned."""
+    precedes it has the very words of the text's new part. Those words are what proves
+    the two cuts agree (a marker above answers written between the quotes, or a client
+    whose HTML says something else, would otherwise show history or hide an answer); they
+    are compared as a reader sees them, since no client writes its text part the way
+    html_text() reads the markup. Otherwise the new words as plain paragraphs: formatting
+    lost, but never a word of history shown or of the answer hidden. ``html`` is
+    ``original_html`` already cleaned."""
     if not reply_text:
         return ""
     if original_html is not None:
@@ -252,7 +275,7 @@ def reply_markup(original_html: str | None, html: str, text: str, reply_text: st
             return html
         if found := _HTML_HISTORY.search(original_html):
             before = clean_html(original_html[:found.start()])
-            if _words(html_text(before, original_html)) == _words(reply_text):
+            if _wording(html_text(before, original_html)) == _wording(reply_text):
                 return before
     return text_to_html(reply_text)
 
