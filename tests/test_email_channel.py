@@ -806,6 +806,19 @@ class TestReplies:
             value = " ".join(answer[header].split())
             assert "=?" not in value and value.startswith("<rd."), (header, value)
 
+    async def test_the_acknowledgement_answers_the_customers_own_email(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """The customer's mail client shows our acknowledgement under the email they sent,
+        not as a conversation of its own."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks.",
+                                   Message_ID="<kettle.1@customers.example.com>"), to)
+        await settle()
+        [ack] = smtp_sink.messages
+        assert ack["In-Reply-To"].strip() == "<kettle.1@customers.example.com>"
+        assert "<kettle.1@customers.example.com>" in ack["References"].split()
+
     async def test_a_long_conversation_keeps_its_root_in_the_references(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         """References names the thread's first email and the latest ones: clients that

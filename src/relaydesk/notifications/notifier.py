@@ -30,6 +30,7 @@ from relaydesk.notifications.service import NotificationService
 from relaydesk.notifications.default_templates import CUSTOMER_TITLES
 from relaydesk.notifications.templates import app_link, normalize_locale, status_label, supported_locale
 from relaydesk.notifications.webhooks import WebhookService
+from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
 from relaydesk.tickets.tasks import ticket_service
@@ -86,7 +87,9 @@ class Notifier:
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
             case "ticket.created" if payload.get("acknowledge", True):
-                await self.send(await self._requester(ticket), "ticket_created", ticket, _for_customer(ticket))
+                # Under the customer's own email, in their mail client (only an emailed-in ticket has one).
+                await self.send(await self._requester(ticket), "ticket_created", ticket, _for_customer(ticket),
+                                thread=ticket.channel == Channel.EMAIL)
             case "ticket.assigned" if payload.get("after") and payload.get("after") != payload.get("actor_id"):
                 actor = await self._name_of(payload.get("actor_id"))
                 await self.send(await self._staff({uuid.UUID(payload["after"])}), "assigned", ticket,
