@@ -956,6 +956,61 @@ class TestNoise:
         [row] = await inbound(client, ws)
         assert row["status"] == "ignored" and row["reason"]
 
+    async def test_mail_with_a_null_return_path_gets_a_ticket_but_no_automatic_answer(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """MAIL FROM:<> marks bounces and other automatic mail (RFC 3834 2, RFC 5321 4.5.5):
+        answering it automatically is how mail loops start. What does not read as a bounce
+        may still be someone's request."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("Lan <lan@customers.example.com>", to, "Broken kettle", "It leaks."), to,
+                   sender="")
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Broken kettle"
+        assert smtp_sink.messages == []
+        [row] = await inbound(client, ws)
+        assert row["status"] == "processed" and row["envelope_from"] == "<>", row
+        assert "Not acknowledged" in row["reason"] and "return path" in row["reason"], row
+
+    async def test_a_null_return_paths_reply_to_a_closed_ticket_opens_a_follow_up_without_an_answer(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to, ticket, ack = await kettle_ticket(client, runtime, settle, listener, smtp_sink, ws)
+        for status in ("RESOLVED", "CLOSED"):
+            assert (await ws.move(ws.admin, ticket["id"], status)).status_code == 200
+        await settle()
+        smtp_sink.clear()
+        await send(listener, email("Lan <lan@customers.example.com>", to, f"Re: {ack['Subject']}", "Still leaks.",
+                                   In_Reply_To=ack["Message-ID"]), to, sender="")
+        await settle()
+        [follow_up] = [t for t in await tickets(client, ws) if t["id"] != ticket["id"]]
+        assert follow_up["follow_up_of_id"] == ticket["id"]
+        assert smtp_sink.messages == []
+
+    async def test_polled_mail_is_answered_unless_its_return_path_is_null(
+            self, client, runtime, settle, listener, smtp_sink, imap_server: ImapServer) -> None:  # noqa: ANN001
+        """Polled mail has no envelope of ours: the server that put it in the mailbox wrote
+        its envelope sender into Return-Path, and only a null one there holds back the answer."""
+        ws = await make_workspace(client)
+        user, password = imap_server.make_user(domain="imap.example.com")
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": user, "imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_tls": False,
+            "imap_username": user, "imap_password": password})
+        assert r.status_code == 201, r.text
+        imap_server.deliver(user, email("lan@customers.example.com", user, "Broken kettle", "It leaks.",
+                                        Return_Path="<>"))
+        imap_server.deliver(user, email("tom@customers.example.com", user, "Burnt toast", "It burns.",
+                                        Return_Path="<tom@customers.example.com>"))
+        imap_server.deliver(user, email("mai@customers.example.com", user, "Cold tea", "It cools."))
+        async with runtime.db.read_session() as s:
+            mailbox = await s.get(Mailbox, uuid.UUID(r.json()["id"]))
+        assert await poll_mailbox(runtime, mailbox) == 3
+        await settle()
+        assert sorted(t["subject"] for t in await tickets(client, ws)) == ["Broken kettle", "Burnt toast", "Cold tea"]
+        acknowledged = sorted(m.rcpt_tos[0] for m in smtp_sink.messages if user not in m.rcpt_tos)
+        assert acknowledged == ["mai@customers.example.com", "tom@customers.example.com"]
+
     async def test_a_person_writing_from_another_relaydesk_workspace_gets_a_ticket(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         """An agent of another shop on Relaydesk writes to this one's support address: their

@@ -23,7 +23,9 @@
 * mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
   a ticket or a reply, never acknowledged (spam's From is mostly forged: answering it is
   backscatter), until an admin releases it, which processes it with the verdict set aside;
-* anything else opens a new ticket; unknown senders become customers.
+* anything else opens a new ticket; unknown senders become customers. It is acknowledged
+  unless it came through a mailing list, with the null return path (``MAIL FROM:<>``, or
+  ``Return-Path: <>`` on polled mail) or from a sender opening ticket after ticket.
 
 What cannot be parsed or stored goes to the quarantine with its raw bytes, for an admin
 to retry or discard. Nothing is dropped.
@@ -168,7 +170,7 @@ class InboundMailService:
                          or "(no subject)")[:MAX_SUBJECT],
                 description=description,
                 channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
-                acknowledge=not (parsed.mailing_list or flooding))
+                acknowledge=not (parsed.mailing_list or flooding or parsed.null_sender))
             self._note_left_out(created, row, left_out, now, cut=cut)
             if forwarded_by is not None:
                 note = f"Forwarded by {forwarded_by.name} ({forwarded_by.email}): the ticket is " \
@@ -178,13 +180,16 @@ class InboundMailService:
                 self.tickets.system_note(created, note[:MAX_BODY], now, internal=True)
             else:  # a forward's To and Cc are the forwarder's, not the customer's conversation
                 await self._copy_ccs(created, parsed, address, now)
-            reason = f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
+            reason = "Not acknowledged: sent with no return path (MAIL FROM:<> or Return-Path: <>), as bounces " \
+                "and other automatic mail are." if parsed.null_sender else \
+                f"Not acknowledged: this sender opened {ACKNOWLEDGED_AT_MOST} tickets by email within the " \
                 "hour already." if flooding else None
             return self._finish(row, Outcome("processed", reason, ticket_id=created.id, new_ticket=True), now)
         body, cut = _body(parsed, whole=False, inline=inline)
         posted = await self.tickets.post_message(
             author, ticket.id, MessageIn(body=body, attachment_ids=attachment_ids), now, channel=Channel.EMAIL,
-            external_id=parsed.message_id, author=cc_author)
+            external_id=parsed.message_id, author=cc_author,
+            acknowledge=not (parsed.mailing_list or parsed.null_sender))
         row.message_id = posted.message.id
         replied_on = ticket
         if posted.follow_up_created:

@@ -81,6 +81,9 @@ class ParsedEmail:
     attachments: list[ParsedAttachment]
     auto_submitted: bool  # machine-sent (auto-reply, bulk, bounce): never answer it automatically
     mailing_list: bool  # a person's mail through a mailing list: a ticket, but no automatic answer
+    # Sent with the null return path: MAIL FROM:<>, or Return-Path: <> written by the server that put it in a
+    # polled mailbox. That marks bounces and other automatic mail (RFC 5321 4.5.5): never answered automatically.
+    null_sender: bool
     bounce: Bounce | None
     loop_marker: str | None  # our X-Relaydesk-Loop header; "" if present but empty, None only when absent
     ticket_tokens: list[int]
@@ -98,6 +101,9 @@ class ParsedEmail:
     forwarded_subject: str = ""
     forwarded_text: str = ""
     verification_code: str | None = None  # our X-Relaydesk-Verification header: a mailbox's verification email
+
+
+NULL_PATH = "<>"  # the SMTP listener keeps MAIL FROM:<> as this; polled mail has no envelope ("")
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
@@ -161,6 +167,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024,
         attachments=attachments,
         auto_submitted=bounce is not None or _is_automatic(msg, subject),  # not every MTA marks its bounces
         mailing_list=_through_a_list(msg),
+        null_sender=NULL_PATH in (envelope_sender.strip(), "".join((_raw_header(msg, "return-path") or "").split())),
         bounce=bounce,
         loop_marker=_raw_header(msg, LOOP_HEADER.lower()),
         ticket_tokens=extract_ticket_tokens(subject),

@@ -159,7 +159,8 @@ class TicketService:
                      author: Principal | None = None) -> Ticket:
         """``external_id``: the Message-ID of the email the ticket arrived as.
         ``acknowledge``: whether the requester is told it arrived (not when an automatic
-        answer could go to a whole mailing list). ``author``: as for ``post_message``."""
+        answer could go to a whole mailing list, or answer automatic mail: a loop).
+        ``author``: as for ``post_message``."""
         ws = principal.workspace_id
         writer = author or principal
         if principal.is_customer:
@@ -493,13 +494,14 @@ class TicketService:
     # -- thread ----------------------------------------------------------------------------
     async def post_message(self, principal: Principal, ticket_ref: str | uuid.UUID, data: MessageIn, now: datetime, *,
                            channel: Channel | None = None, external_id: str | None = None,
-                           author: Principal | None = None) -> PostedMessage:
+                           author: Principal | None = None, acknowledge: bool = True) -> PostedMessage:
         """``channel``/``external_id``: set by the channel adapters (email, chat) for what they bring in.
         ``author``: the customer who wrote it when that is not ``principal``, the requester:
         one the email channel found copied on the ticket (a CC). The message, its files and
         the change are theirs; what the reply does to the ticket (a follow-up included,
         which stays the requester's) is decided as for the requester, since the CC may
-        not see the ticket themselves."""
+        not see the ticket themselves. ``acknowledge``: whether a follow-up it opens is
+        acknowledged (as ``create``)."""
         ticket = await self.get(principal, ticket_ref, for_update=True)
         writer = author or principal
         body = render_body(data.body, field="body")
@@ -509,7 +511,7 @@ class TicketService:
             outcome = lifecycle.after_customer_reply(Status(ticket.status), has_assignee=ticket.assignee_id is not None)
             if outcome.follow_up:
                 return await self._follow_up(principal, ticket, body, data, now, channel=channel,
-                                             external_id=external_id, author=author)
+                                             external_id=external_id, author=author, acknowledge=acknowledge)
             author_kind = "customer"
         else:
             outcome = lifecycle.after_agent_reply(Status(ticket.status), internal=data.internal)
@@ -557,13 +559,13 @@ class TicketService:
 
     async def _follow_up(self, principal: Principal, closed: Ticket, body: Body, data: MessageIn,
                          now: datetime, *, channel: Channel | None, external_id: str | None,
-                         author: Principal | None) -> PostedMessage:
+                         author: Principal | None, acknowledge: bool) -> PostedMessage:
         """A reply to a closed ticket starts a new one that points back to it."""
         subject = closed.subject if closed.subject.lower().startswith("re:") else f"Re: {closed.subject}"
         ticket = await self.create(principal, TicketIn(
             subject=subject[:500], description=data.body, category_id=closed.category_id,
             attachment_ids=data.attachment_ids, channel=channel,
-        ), now, external_id=external_id, author=author)
+        ), now, external_id=external_id, author=author, acknowledge=acknowledge)
         ticket.follow_up_of_id = closed.id
         ticket.team_id = ticket.team_id or closed.team_id
         changes: dict[str, tuple[object, object]] = {"follow_up_of_id": (None, closed.id)}
