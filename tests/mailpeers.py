@@ -509,6 +509,8 @@ class _SinkHandler:
                           address: str, rcpt_options: list[str]) -> str:
         if address.lower() in self.sink.rejected_recipients:
             return "550 5.1.1 No such user here"
+        if address.lower() in self.sink.deferred_recipients:
+            return "451 4.3.0 Greylisted, try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
@@ -537,7 +539,8 @@ class SmtpSink:
 
     ``require_auth=(user, password)`` makes it offer AUTH PLAIN/LOGIN without TLS and
     refuse MAIL FROM before a successful login (530); a wrong password gets 535.
-    ``rejected_recipients`` get 550 at RCPT; ``fail_next(n)`` answers the next n DATA
+    ``rejected_recipients`` get 550 at RCPT, ``deferred_recipients`` 451 (greylisting: a
+    temporary refusal; take an address out to accept it again); ``fail_next(n)`` answers the next n DATA
     commands with a temporary failure (for retry tests). ``messages_per_connection``
     answers MAIL with 421 and closes the connection once it has carried that many.
     ``ReceivedMessage.peer`` tells which connection carried a message.
@@ -556,6 +559,7 @@ class SmtpSink:
         self.port: int | None = None
         self.require_auth = require_auth
         self.rejected_recipients = {r.lower() for r in rejected_recipients}
+        self.deferred_recipients: set[str] = set()
         self.hostname = hostname
         self._messages: list[ReceivedMessage] = []
         self._lock = threading.Lock()

@@ -1877,3 +1877,128 @@ class TestCcs:
         [later] = sent_with(smtp_sink, "It arrives tomorrow.")
         assert sorted(later.rcpt_tos) == sorted([customer.email, boss]) and gone not in message_from_bytes(
             later.raw)["Cc"]
+
+
+class TestCcsRefusedForNow:
+    """A relay's 4xx at RCPT (greylisting, a mailbox full for now) is temporary: a CC so
+    refused gets the very email later, on a delivery of its own, and nobody gets it twice."""
+
+    @staticmethod
+    async def reply_with_ccs(client, settle, ws: Workspace, ticket: dict[str, Any], *ccs: str) -> None:  # noqa: ANN001
+        for cc in ccs:
+            r = await client.post(f"/api/v1/tickets/{ticket['id']}/ccs", headers=ws.admin.headers, json={"email": cc})
+            assert r.status_code == 201, r.text
+        await settle()
+
+    @staticmethod
+    async def log(client, ws: Workspace) -> dict[str, dict[str, Any]]:  # noqa: ANN001
+        """The replies' deliveries, by recipient."""
+        r = await client.get("/api/v1/notifications/deliveries", headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        return {d["recipient"]: d for d in r.json()["items"] if d["kind"] == "reply_to_customer"}
+
+    @staticmethod
+    async def later(runtime: Runtime, clock, seconds: int) -> None:  # noqa: ANN001
+        clock.advance(timedelta(seconds=seconds))
+        await deliver_due(runtime, EMAIL_CHANNELS)
+
+    async def test_a_cc_refused_for_now_gets_the_same_email_later_and_one_refused_for_good_is_left_out(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        later, gone, boss = "later@customers.example.com", "gone@customers.example.com", "boss@customers.example.com"
+        await self.reply_with_ccs(client, settle, ws, ticket, later, gone, boss)
+        smtp_sink.deferred_recipients.add(later)
+        smtp_sink.rejected_recipients.add(gone)
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        [answer] = sent_with(smtp_sink, "Your parcel left today.")
+        assert sorted(answer.rcpt_tos) == sorted([customer.email, boss])
+        log = await self.log(client, ws)
+        assert log[customer.email]["status"] == "sent" and gone not in log
+        assert log[later]["status"] == "failed" and log[later]["next_attempt_at"] and "451" in log[later]["last_error"]
+        ccs = {c["email"]: c for c in (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs",
+                                                        headers=ws.admin.headers)).json()}
+        assert ccs[gone]["undeliverable_at"] is not None and ccs[later]["undeliverable_at"] is None
+        [note] = [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]
+        assert note["internal"] is True and gone in note["body_text"] and "550" in note["body_text"]
+
+        smtp_sink.deferred_recipients.clear()  # the greylist lets it through now
+        await self.later(runtime, clock, 31)
+        first, again = sent_with(smtp_sink, "Your parcel left today.")
+        assert again.rcpt_tos == [later]
+        for header in ("Message-ID", "To", "Cc", "Subject", "In-Reply-To"):  # the very email the others got
+            assert " ".join(again[header].split()) == " ".join(first[header].split()), header
+        log = await self.log(client, ws)
+        assert log[later]["status"] == "sent" and log[later]["attempts"] == 2, log[later]
+        await self.later(runtime, clock, 120)
+        assert len(sent_with(smtp_sink, "Your parcel left today.")) == 2
+        assert len([m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]) == 1
+
+    async def test_a_cc_refused_at_every_attempt_is_given_up_noted_and_left_out(
+            self, client, runtime, clock, settle, listener, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+        monkeypatch.setattr(runtime.settings, "delivery_max_attempts", 2)
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        later, boss = "later@customers.example.com", "boss@customers.example.com"
+        await self.reply_with_ccs(client, settle, ws, ticket, later, boss)
+        smtp_sink.deferred_recipients.add(later)
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        await self.later(runtime, clock, 31)
+        log = await self.log(client, ws)
+        assert log[later]["status"] == "dead" and log[later]["attempts"] == 2, log[later]
+        [note] = [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]
+        assert note["internal"] is True and later in note["body_text"] and "2 attempt(s)" in note["body_text"]
+        ccs = {c["email"]: c for c in (await client.get(f"/api/v1/tickets/{ticket['id']}/ccs",
+                                                        headers=ws.admin.headers)).json()}
+        assert ccs[later]["undeliverable_at"] is not None and ccs[boss]["undeliverable_at"] is None
+        await ws.reply(ws.admin, ticket["id"], "It arrives tomorrow.")
+        await settle()
+        [next_one] = sent_with(smtp_sink, "It arrives tomorrow.")
+        assert sorted(next_one.rcpt_tos) == sorted([customer.email, boss])
+
+    async def test_a_requester_refused_for_now_gets_it_later_and_the_ccs_only_once(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        boss = "boss@customers.example.com"
+        await self.reply_with_ccs(client, settle, ws, ticket, boss)
+        smtp_sink.deferred_recipients.add(customer.email.lower())
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        assert [m.rcpt_tos for m in sent_with(smtp_sink, "Your parcel left today.")] == [[boss]]
+        log = await self.log(client, ws)
+        assert log[customer.email]["status"] == "failed" and log[customer.email]["next_attempt_at"]
+        assert boss not in log
+        smtp_sink.deferred_recipients.clear()
+        await self.later(runtime, clock, 31)
+        first, again = sent_with(smtp_sink, "Your parcel left today.")
+        assert again.rcpt_tos == [customer.email] and again["Message-ID"] == first["Message-ID"]
+        assert (await self.log(client, ws))[customer.email]["status"] == "sent"
+        assert not [m for m in await thread(client, ws, ticket["id"]) if "could not be emailed" in m["body_text"]]
+
+    async def test_everyone_refused_for_now_each_gets_the_reply_once_later(
+            self, client, runtime, clock, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        boss = "boss@customers.example.com"
+        await self.reply_with_ccs(client, settle, ws, ticket, boss)
+        smtp_sink.deferred_recipients |= {customer.email.lower(), boss}
+        await ws.reply(ws.admin, ticket["id"], "Your parcel left today.")
+        await settle()
+        assert sent_with(smtp_sink, "Your parcel left today.") == []
+        log = await self.log(client, ws)
+        assert [log[a]["status"] for a in (customer.email, boss)] == ["failed", "failed"], log
+        smtp_sink.deferred_recipients.clear()
+        await self.later(runtime, clock, 31)
+        await self.later(runtime, clock, 120)
+        sent = sent_with(smtp_sink, "Your parcel left today.")
+        assert sorted(m.rcpt_tos for m in sent) == sorted([[customer.email], [boss]])
+        assert len({m["Message-ID"] for m in sent}) == 1
+        log = await self.log(client, ws)
+        assert [log[a]["status"] for a in (customer.email, boss)] == ["sent", "sent"], log

@@ -261,6 +261,14 @@ async def test_sink_refusals() -> None:
         await smtp_send("127.0.0.1", sink.port, raw, "desk@acme.test", ["here@example.test"])
         assert len(await sink.wait_for(2)) == 2
 
+        sink.deferred_recipients.add("later@example.test")
+        refused = await smtp_send("127.0.0.1", sink.port, raw, "desk@acme.test",
+                                  ["later@example.test", "here@example.test"])
+        assert list(refused) == ["later@example.test"] and refused["later@example.test"][0] == 451
+        sink.deferred_recipients.clear()
+        await smtp_send("127.0.0.1", sink.port, raw, "desk@acme.test", ["later@example.test"])
+        assert [m.rcpt_tos for m in (await sink.wait_for(4))[2:]] == [["here@example.test"], ["later@example.test"]]
+
 
 def test_sink_stop_frees_the_port() -> None:
     sink = SmtpSink().start()

@@ -73,6 +73,12 @@ async def deliveries(client, ws: Workspace, **params: str) -> list[dict[str, Any
     return r.json()["items"]
 
 
+async def reply_to(client, ws: Workspace, address: str) -> dict[str, Any]:  # noqa: ANN001
+    """The one delivery of an agent's reply to ``address``."""
+    [reply] = [d for d in await deliveries(client, ws, recipient=address) if d["kind"] == "reply_to_customer"]
+    return reply
+
+
 async def customer_writes_again_and_again(client, settle, mail, updates: int):  # noqa: ANN001, ANN201
     """A workspace whose customer writes ``updates`` times ("Update number 0", 1, ...) on
     one ticket, handled by its agent; the mail sink holds only what follows. Returns the
@@ -204,7 +210,7 @@ class TestCustomerEmails:
         composed: list[Any] = []
 
         class Recording(MailerDouble):
-            async def send(self, message):  # noqa: ANN001, ANN202
+            async def send(self, message, recipients=None):  # noqa: ANN001, ANN202
                 composed.append(message)
 
         ws = await make_workspace(client, name="Cửa hàng Hương & Sons " + "Trading " * 6)
@@ -894,7 +900,7 @@ class TestReliability:
         class SlowRelay(MailerDouble):
             scanning = False
 
-            async def send(self, message):  # noqa: ANN001, ANN202
+            async def send(self, message, recipients=None):  # noqa: ANN001, ANN202
                 clock.advance(timedelta(seconds=100))
                 sent.append(str(message["To"]))
                 if not SlowRelay.scanning:  # the periodic round, come while the relay holds this email
@@ -931,7 +937,7 @@ class TestReliability:
         class StallsOnce(MailerDouble):
             calls = 0
 
-            async def send(self, message):  # noqa: ANN001, ANN202
+            async def send(self, message, recipients=None):  # noqa: ANN001, ANN202
                 StallsOnce.calls += 1
                 if StallsOnce.calls == 1:
                     clock.advance(timedelta(minutes=6))
@@ -987,6 +993,50 @@ class TestReliability:
         r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=customer.headers)
         assert not [m for m in r.json()["items"] if "could not be emailed" in m["body_text"]]
 
+    async def test_a_greylisted_reply_is_retried_with_back_off_until_it_goes(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """A 4xx at RCPT (greylisting, a mailbox full for now) is temporary: only a 5xx is
+        the relay's last word."""
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.clear()
+        mail.deferred_recipients.add(customer.email.lower())
+        await ws.reply(ws.admin, ticket["id"], "Your parcel is on its way.")
+        await settle()
+        assert to(mail, customer.email) == []
+        reply = await reply_to(client, ws, customer.email)
+        assert reply["status"] == "failed" and reply["next_attempt_at"] and "451" in reply["last_error"], reply
+        mail.deferred_recipients.clear()  # the greylist lets it through now
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        [email] = to(mail, customer.email)
+        assert "Your parcel is on its way." in email.message.get_body(("plain",)).get_content()
+        reply = await reply_to(client, ws, customer.email)
+        assert reply["status"] == "sent" and reply["attempts"] == 2, reply
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)
+        assert not [m for m in r.json()["items"] if "could not be emailed" in m["body_text"]]
+
+    async def test_a_reply_refused_for_now_at_every_attempt_is_given_up_and_noted(
+            self, client, settle, mail, runtime, clock, monkeypatch) -> None:  # noqa: ANN001
+        monkeypatch.setattr(runtime.settings, "delivery_max_attempts", 3)
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        await settle()
+        mail.deferred_recipients.add(customer.email.lower())
+        await ws.reply(ws.admin, ticket["id"], "Your parcel is on its way.")
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=31))
+        reply = await reply_to(client, ws, customer.email)
+        assert reply["status"] == "failed", reply
+        await send_due(runtime, clock, after=timedelta(seconds=61))
+        reply = await reply_to(client, ws, customer.email)
+        assert reply["status"] == "dead" and reply["attempts"] == 3 and reply["next_attempt_at"] is None, reply
+        r = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers)
+        [note] = [m for m in r.json()["items"] if "could not be emailed" in m["body_text"]]
+        assert note["internal"] is True and "after 3 attempt(s)" in note["body_text"] and "451" in note["body_text"]
+
     async def test_a_crash_mid_delivery_neither_loses_nor_duplicates(self, client, settle, mail, runtime,
                                                                      clock) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
@@ -996,7 +1046,7 @@ class TestReliability:
             pass
 
         class DiesBeforeSending(MailerDouble):
-            async def send(self, message):  # noqa: ANN001, ANN202
+            async def send(self, message, recipients=None):  # noqa: ANN001, ANN202
                 raise Crash
 
         before, runtime.mailer = runtime.mailer, DiesBeforeSending()

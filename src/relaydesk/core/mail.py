@@ -80,9 +80,9 @@ def needs_smtputf8(address: str) -> bool:
 
 
 class MailError(Exception):
-    """``permanent``: the relay refused the recipient or the message (5xx); retrying won't
-    help. ``dropped``: the connection is gone (or going), so it cannot carry another.
-    ``refused``: when the relay refused every recipient, why, for each."""
+    """``permanent``: the relay refused the message, or every recipient, for good (5xx);
+    retrying won't help. ``dropped``: the connection is gone (or going), so it cannot carry
+    another. ``refused``: when the relay refused every recipient, why, for each."""
 
     def __init__(self, message: str, *, permanent: bool = False, dropped: bool = False,
                  refused: Refused | None = None) -> None:
@@ -103,9 +103,11 @@ def _refused(answers: dict[str, Any]) -> Refused:
 
 
 class Mailer(Protocol):
-    async def send(self, message: Message) -> Refused | None:
+    async def send(self, message: Message, recipients: list[str] | None = None) -> Refused | None:
         """Raises ``MailError`` if the message went to nobody; else the recipients the relay
-        refused while taking it for the others (None or empty: it took every one)."""
+        refused while taking it for the others (None or empty: it took every one).
+        ``recipients``: whom it goes to, when not everyone its To and Cc name (the same
+        email again for those a relay refused for now)."""
         ...
 
     def batch(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -148,18 +150,18 @@ class SmtpMailer:
             if held.client is not None:
                 await _close(held.client)
 
-    async def send(self, message: Message) -> Refused:
+    async def send(self, message: Message, recipients: list[str] | None = None) -> Refused:
         held = self._held.get()
         if held is None:
             async with self.batch():
-                return await self.send(message)
+                return await self.send(message, recipients)
         reused = held.client is not None and held.client.is_connected
         if not reused:
             await self._dial(held)
         client = held.client
         assert client is not None
         try:
-            return await self._send_on(client, message)
+            return await self._send_on(client, message, recipients)
         except MailError as exc:
             if client.is_connected and not exc.dropped:
                 raise  # the message was refused; the connection can carry the next one
@@ -171,7 +173,7 @@ class SmtpMailer:
             # or per-connection limit): once more on a fresh one, as a new round would.
             await self._dial(held)
             assert held.client is not None
-            return await self._send_on(held.client, message)
+            return await self._send_on(held.client, message, recipients)
 
     async def _dial(self, held: _Held) -> None:
         """Connect for the batch. A relay that could not be reached (or refused our login)
@@ -201,16 +203,19 @@ class SmtpMailer:
         return client
 
     @staticmethod
-    async def _send_on(client: aiosmtplib.SMTP, message: Message) -> Refused:
-        sender, recipients = extract_sender(message), extract_recipients(message)
+    async def _send_on(client: aiosmtplib.SMTP, message: Message, recipients: list[str] | None) -> Refused:
+        sender, recipients = extract_sender(message), recipients or extract_recipients(message)
         try:
             if sender and recipients and sender.isascii() and all(r.isascii() for r in recipients):
                 answers, _ = await client.sendmail(sender, recipients, flatten(message))
             else:  # no addresses, or ones that need SMTPUTF8: the library's path says so or negotiates it
-                answers, _ = await client.send_message(message)
+                answers, _ = await client.send_message(message, recipients=recipients or None)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise MailError(f"recipient refused: {exc}", permanent=True, refused=_refused(
-                {r.recipient: r for r in exc.recipients})) from exc
+            # Each refusal is final or not by its own code: a 4xx (greylisting, a mailbox
+            # full for now) is worth trying again.
+            refused = _refused({r.recipient: r for r in exc.recipients})
+            raise MailError(f"recipient refused: {exc}", permanent=all(why.permanent for why in refused.values()),
+                            refused=refused) from exc
         except aiosmtplib.SMTPResponseException as exc:
             # 421: the relay is closing this connection (RFC 5321 4.2.2). A 5xx is final for
             # the message, except the ones about our own set-up: a login or encryption the
@@ -261,7 +266,7 @@ class FolderMailer:
         if pending:
             await asyncio.to_thread(self._write, pending)
 
-    async def send(self, message: Message) -> Refused:
+    async def send(self, message: Message, recipients: list[str] | None = None) -> Refused:
         name = (message["Message-ID"] or "message").strip("<>").replace("/", "_") + ".eml"
         file = (name, flatten(message))
         pending = self._pending.get()

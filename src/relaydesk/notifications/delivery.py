@@ -15,6 +15,7 @@ and whatever is pending for that person when the first falls due leaves as one d
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -228,6 +229,23 @@ class DeliveryService:
         delivery.next_attempt_at = None if give_up else now + backoff(counted)
         delivery.attempt_log = [*delivery.attempt_log, {"at": now.isoformat(), "outcome": "failed",
                                                         "error": error[:500], "will_retry": not give_up}]
+
+    def copy_to(self, delivery: Delivery, address: str, error: str, now: datetime, *, max_attempts: int) -> Delivery:
+        """``delivery``'s email, still owed to ``address``, one of its CCs that the relay
+        refused for now (``error``) on the attempt just made: a delivery of its own, the same
+        email to that address alone, retried after a back-off as any other (that attempt
+        counted)."""
+        key = hashlib.sha256(address.encode()).hexdigest()[:32]
+        copy = Delivery(
+            workspace_id=delivery.workspace_id, channel=delivery.channel, kind=delivery.kind, recipient=address,
+            ticket_id=delivery.ticket_id, idempotency_key=f"{delivery.id.hex}:cc:{key}", status="sending",
+            batchable=False, locale=delivery.locale, message_id=delivery.message_id, attempts=1, attempt_log=[],
+            context={**delivery.context, "alone": True,
+                     "copy_of": {"nonce": delivery.id.hex, "to": delivery.recipient}},
+            created_at=now)
+        self.failed(copy, now, error, permanent=False, max_attempts=max_attempts)
+        self.session.add(copy)
+        return copy
 
     def put_back(self, delivery: Delivery, now: datetime) -> None:
         """Claimed but not sent, its round out of time: due again at once, the attempt

@@ -99,6 +99,8 @@ class Outgoing:
     files: tuple[Attachment, ...] = ()
     images: tuple[tuple[Attachment, str], ...] = ()
     refused: Refused | None = None  # email: the recipients the relay refused, once sent
+    # Email: whom it goes to when not everyone its To and Cc name (``alone``).
+    envelope: list[str] | None = None
 
 
 class SendFailed(Exception):
@@ -154,8 +156,8 @@ async def deliver_due(runtime: Runtime, channels: frozenset[str], *, limit: int 
             if row is None:
                 continue
             row.message_id = sent_as.get(delivery_id, row.message_id)  # to find it in a mailbox or the relay's log
-            if delivery_id in refused:
-                await _leave_out_refused_ccs(runtime, session, row, refused[delivery_id], now)
+            if delivery_id in refused and not row.context.get("alone"):
+                await _settle_ccs(runtime, session, row, refused[delivery_id], now)
             if failure is None:
                 deliveries.succeeded(row, now)
                 answer = row.context.get("answer") or row.id
@@ -171,7 +173,11 @@ async def deliver_due(runtime: Runtime, channels: frozenset[str], *, limit: int 
                 answer = row.context.get("answer") or row.id
                 if row.status == "dead" and row.kind in _SENT_AS and row.ticket_id is not None and answer not in noted:
                     noted.add(answer)
-                    await _note_reply_lost(runtime, session, row, now)
+                    if "copy_of" in row.context:  # a CC's own try at the reply
+                        await _leave_out_cc(runtime, session, row, row.recipient, f"Relaydesk gave up after "
+                                            f"{row.attempts} attempt(s): {row.last_error}", now)
+                    else:
+                        await _note_reply_lost(runtime, session, row, now)
     return len(outgoing)
 
 
@@ -253,20 +259,42 @@ async def _note_on_ticket(runtime: Runtime, session: AsyncSession, delivery: Del
     tickets.system_note(ticket, text, now, internal=True)
 
 
-async def _leave_out_refused_ccs(runtime: Runtime, session: AsyncSession, delivery: Delivery, refused: Refused,
-                                 now: datetime) -> None:
-    """A CC the relay refused for good (a 5xx at RCPT) is left out of the next replies on
-    the ticket, as one whose copy bounced is, until mail from them joins it again."""
-    if delivery.ticket_id is None:
+async def _settle_ccs(runtime: Runtime, session: AsyncSession, delivery: Delivery, refused: Refused,
+                      now: datetime) -> None:
+    """The relay answered for every CC of the email at RCPT: those it took have it. One it
+    refused for good is left out (``_leave_out_cc``). One it refused for now (a 4xx:
+    greylisting, a mailbox full for now) gets this very email later, on a delivery of its
+    own, to its address alone and retried as any other, so the delivery log shows it. From
+    then on the email's own retries go to its recipient alone: nobody gets it twice."""
+    copied = delivery.context.get("cc") or []
+    if delivery.ticket_id is None or not copied:
         return
-    ccs: CcService | None = None
-    for cc in delivery.context.get("cc") or []:
+    for cc in copied:
         why = refused.get(ascii_form(cc["email"]).lower())
-        if why is None or not why.permanent:
+        if why is None:
             continue
-        ccs = ccs or CcService(session, ticket_service(runtime, session), runtime.settings.mail_domain)
-        if await ccs.mark_undeliverable(delivery.workspace_id, delivery.ticket_id, cc["email"], now):
-            log.warning("cc_refused", delivery_id=str(delivery.id), address=cc["email"], error=str(why))
+        error = f"recipient refused: {cc['email']}: {why}"
+        if why.permanent:
+            await _leave_out_cc(runtime, session, delivery, cc["email"], error, now)
+            continue
+        copy = DeliveryService(session).copy_to(delivery, cc["email"], error, now,
+                                                max_attempts=runtime.settings.delivery_max_attempts)
+        if copy.status == "dead":
+            await _leave_out_cc(runtime, session, copy, cc["email"], error, now)
+    delivery.context = {**delivery.context, "alone": True}
+
+
+async def _leave_out_cc(runtime: Runtime, session: AsyncSession, delivery: Delivery, address: str, why: str,
+                        now: datetime) -> None:
+    """A CC whose copy of a reply could not be sent, for good, is left out of the next
+    replies on the ticket, as one whose copy bounced is, until mail from them joins it
+    again; and the agents are told, as when the requester's could not."""
+    assert delivery.ticket_id is not None
+    ccs = CcService(session, ticket_service(runtime, session), runtime.settings.mail_domain)
+    if await ccs.mark_undeliverable(delivery.workspace_id, delivery.ticket_id, address, now):
+        log.warning("cc_refused", delivery_id=str(delivery.id), address=address, error=why)
+    await _note_on_ticket(runtime, session, delivery, now, f"A reply could not be emailed to {address}, in Cc: {why}. "
+                          "Later replies leave them out until mail from them joins the ticket again.")
 
 
 async def _prepare_alone(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> Outgoing:
@@ -311,7 +339,8 @@ async def _prepare(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
         delivery.context = {**delivery.context,
                             "digest": [_digest_item(d, delivery.locale, zone) for d in in_order]}
     email, files, images = await _compose(runtime, session, delivery, now)
-    return Outgoing(delivery.id, "email", email=email, files=tuple(files), images=tuple(images))
+    return Outgoing(delivery.id, "email", email=email, files=tuple(files), images=tuple(images),
+                    envelope=[ascii_form(delivery.recipient)] if delivery.context.get("alone") else None)
 
 
 async def _with_files(runtime: Runtime, item: Outgoing) -> Outgoing:
@@ -384,6 +413,9 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     (``_with_files`` puts them in)."""
     settings = runtime.settings
     ctx = dict(delivery.context)
+    ctx.pop("alone", None)
+    # A CC's own try at a reply is the very email the others got: to the same To, under the same Message-ID.
+    sent_as = ctx.pop("copy_of", None) or {"nonce": delivery.id.hex, "to": delivery.recipient}
     digest = ctx.pop("digest", None)
     copied = ctx.pop("cc", None) if delivery.kind == "reply_to_customer" else None
     relayed = ctx.pop("relayed", False)  # a customer's reply copied to the others: no person wrote it to them
@@ -425,7 +457,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # is given, which made composing an email cost three times as much as rendering it.
     message = MIMEMultipart("mixed" if files else "alternative")
     message["From"] = formataddr((header_text(workspace.name), ascii_form(sender)), charset="utf-8")
-    message["To"] = ascii_form(delivery.recipient)
+    message["To"] = ascii_form(sent_as["to"])
     copied = _addressable(delivery, copied or [])
     if copied:
         # The relay sends to every address in To and Cc (core/mail.py): the CCs get this
@@ -442,8 +474,8 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     message["Date"] = format_datetime(now)
     secret = settings.resolved_secret_key()
     anchor = uuid.UUID(ticket["id"]) if one_ticket else delivery.workspace_id
-    own_id = make_message_id(anchor, delivery.id.hex, secret=secret, domain=settings.mail_domain,
-                             recipient=delivery.recipient)
+    own_id = make_message_id(anchor, sent_as["nonce"], secret=secret, domain=settings.mail_domain,
+                             recipient=sent_as["to"])
     message["Message-ID"] = f"<{own_id}>"
     if one_ticket:
         # One stable root per ticket groups every email about it in the customer's client.
@@ -545,17 +577,19 @@ async def _send(runtime: Runtime, item: Outgoing) -> None:
     if item.problem:
         raise SendFailed(item.problem, permanent=True)
     if item.email is not None:
+        failure: MailError | None = None
         try:
-            item.refused = await runtime.mailer.send(item.email)
+            item.refused = await runtime.mailer.send(item.email, item.envelope)
         except MailError as exc:
-            item.refused = exc.refused
-            raise SendFailed(str(exc), permanent=exc.permanent) from None
-        # The relay took it for the CCs only: the reply failed for the one it is for, as
-        # it would have without CCs.
-        to = str(item.email["To"]).lower()
-        if item.refused and to in item.refused:
-            why = item.refused[to]
+            item.refused, failure = exc.refused, exc
+        # Its fate is the answer for the one it is for, final or not by its own code, as it
+        # would be without CCs (theirs are settled apart: ``_settle_ccs``).
+        to = (item.envelope[0] if item.envelope else str(item.email["To"])).lower()
+        why = (item.refused or {}).get(to)
+        if why is not None:
             raise SendFailed(f"recipient refused: {to}: {why}", permanent=why.permanent)
+        if failure is not None:
+            raise SendFailed(str(failure), permanent=failure.permanent)
         return
     assert item.url is not None
     try:
