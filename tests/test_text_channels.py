@@ -90,6 +90,20 @@ class TestSms:
         [follow_up] = [t for t in tickets if t["id"] != ticket["id"]]
         assert follow_up["follow_up_of_id"] == ticket["id"] and follow_up["channel"] == "sms"
 
+    async def test_an_answer_with_words_in_angle_brackets_is_texted_as_typed(self, client, runtime, settle,
+                                                                             receiver) -> None:  # noqa: ANN001, F811
+        provider, url = receiver
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        await set_up_sms(client, ws, url)
+        await text_in(client, runtime, ws, "+15557654326", "When does it ship?", "SM51")
+        [ticket] = (await client.get("/api/v1/tickets", headers=agent.headers)).json()["items"]
+        await settle()
+        assert (await ws.reply(agent, ticket["id"], "Your order ships <tomorrow> & arrives Friday")).status_code == 201
+        await settle()
+        [(_, body)] = provider.requests
+        assert dict(parse_qsl(body.decode()))["Body"] == "Your order ships <tomorrow> & arrives Friday"
+
     async def test_a_text_finds_the_customer_whose_number_was_saved_with_formatting(  # noqa: ANN201
             self, client, runtime, settle, receiver):  # noqa: ANN001, F811
         provider, url = receiver

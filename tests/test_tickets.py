@@ -117,6 +117,24 @@ class TestCreate:
         msg = (await thread(ws, cust, t["id"]))[0]
         assert "<script" not in msg["body_html"] and msg["body_text"].startswith("Hi")
 
+    async def test_words_in_angle_brackets_are_kept_as_typed(self, client):
+        ws = await make_workspace(client)
+        cust, agent = await ws.customer(), await ws.staff()
+        typed = "Please send the parcel to our returns desk <returns@shop.example> with code <RMA-1234>."
+        t = await ws.ticket(cust, description="My order <A-1001> & the spare <part>")
+        assert t["description"] == "<p>My order &lt;A-1001&gt; &amp; the spare &lt;part&gt;</p>"
+        r = await ws.reply(agent, t["id"], typed)
+        assert r.status_code == 201, r.text
+        assert r.json()["body_text"] == typed
+        assert "&lt;returns@shop.example&gt;" in r.json()["body_html"]
+        # In HTML, what is no tag (an address in brackets) is text too; what is one is still sanitised.
+        r = await ws.reply(agent, t["id"], '<p>Write to <b>us</b> at <returns@shop.example> <img src=x onerror="steal()">'
+                                           "<script>alert(1)</script></p>")
+        assert r.status_code == 201, r.text
+        assert r.json()["body_text"] == "Write to us at <returns@shop.example>"
+        assert "<b>us</b>" in r.json()["body_html"] and "onerror" not in r.json()["body_html"]
+        assert "script" not in r.json()["body_html"]
+
 
 class TestLifecycle:
     @pytest.mark.parametrize("current", list(S))

@@ -18,16 +18,38 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
 }
-_TAG_RE = re.compile(r"<[a-zA-Z!/][^>]*>")
+# Every HTML element, obsolete ones too: a pasted page or an old mail client's markup is
+# HTML, while "<returns@shop.example>" or "<RMA-1234>" is someone's words.
+_ELEMENTS = (
+    "a abbr acronym address area article aside audio b base basefont bdi bdo big blink blockquote body br "
+    "button canvas caption center cite code col colgroup data datalist dd del details dfn dialog dir div dl "
+    "dt em embed fieldset figcaption figure font footer form frame frameset h1 h2 h3 h4 h5 h6 head header "
+    "hgroup hr html i iframe img input ins kbd label legend li link main map mark marquee math menu meta "
+    "meter nav nobr noembed noframes noscript object ol optgroup option output p param picture plaintext "
+    "pre progress q rp rt ruby s samp script search section select slot small source span strike strong "
+    "style sub summary sup svg table tbody td template textarea tfoot th thead time title tr track tt u ul "
+    "var video wbr xml xmp"
+).split()
+_ELEMENT = "|".join(sorted(_ELEMENTS, key=len, reverse=True))
+# A tag's attributes stop at the next "<" too: "<p <p <p …" must not be read to its end
+# from every "<", which takes seconds for a long message.
+_MARKUP = re.compile(rf"(?i)</?(?:{_ELEMENT})(?:[\s/][^<>]*)?>|<!--|<!doctype\b")
+# A "<" that opens no element, comment or declaration is text. Office's prefixed elements
+# (<o:p>, <st1:place>) are markup the sanitiser removes, not words to show.
+_NOT_MARKUP = re.compile(rf"(?i)<(?!/?(?:{_ELEMENT}|[a-z][a-z0-9]*:[a-z][\w.-]*)[\s/>]|[!?])")
 
 
 def looks_like_html(text: str) -> bool:
-    return bool(_TAG_RE.search(text))
+    """Whether a body given as "plain text or HTML" is HTML: it has an element HTML knows,
+    a comment or a doctype."""
+    return bool(_MARKUP.search(text))
 
 
 def sanitize_html(value: str) -> str:
+    """Safe markup from any HTML. A "<" that starts no tag ("write to <returns@shop.example>")
+    stays as text rather than being taken for an unknown element and dropped."""
     return nh3.clean(
-        value,
+        _NOT_MARKUP.sub("&lt;", value),
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto", "cid"},
