@@ -104,6 +104,24 @@ class TestSms:
         [(_, body)] = provider.requests
         assert dict(parse_qsl(body.decode()))["Body"] == "Your order ships <tomorrow> & arrives Friday"
 
+    async def test_a_text_too_long_to_keep_is_kept_cut_with_a_note(self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        # A new texter's first text, then one that is long only once written as markup.
+        for body, sid in (("Where is my order? " + "x" * 200_000, "SM71"), ("<" * 60_000, "SM72")):
+            r = await text_in(client, runtime, ws, "+15557654327", body, sid)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml"), r.text
+        [ticket] = (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"]
+        assert ticket["subject"] == "Where is my order? " + "x" * 61
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", params={"limit": 100},
+                                     headers=ws.admin.headers)).json()["items"]
+        first, second = [m["body_text"] for m in messages if m["author_kind"] == "customer"]
+        assert first.startswith("Where is my order? xxx") and 90_000 < len(first) < 100_000
+        assert set(second) == {"<"} and 20_000 < len(second) < 25_000
+        notes = [m for m in messages if m["author_kind"] == "system" and "too long" in m["body_text"]]
+        assert len(notes) == 2 and all(n["internal"] for n in notes)
+
     async def test_a_text_finds_the_customer_whose_number_was_saved_with_formatting(  # noqa: ANN201
             self, client, runtime, settle, receiver):  # noqa: ANN001, F811
         provider, url = receiver
@@ -344,6 +362,26 @@ class TestChannelWebhook:
             r = await client.post(path, content=raw, headers={**headers, "X-Relaydesk-Signature": header.encode()})
             assert r.status_code == 403 and r.json()["code"] == "bad_signature", r.text
         assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+
+    async def test_a_message_long_once_written_as_markup_is_kept_cut_with_a_note(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await client.patch("/api/v1/workspace/settings", headers=ws.admin.headers,
+                           json={"channel_webhook_secret": SECRET})
+        path = f"/api/v1/channels/{ws.slug}/messages"
+        raw, headers = signed({"user_id": "fb:7", "text": "&" * 20_001})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "text", r.text
+        raw, headers = signed({"user_id": "fb:7", "text": '"' * 20_000, "message_id": "q1"})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 202, r.text
+        raw, headers = signed({"user_id": "fb:7", "text": "&" * 20_000, "message_id": "q2"})
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 202, r.text
+        messages = (await client.get(f"/api/v1/tickets/{r.json()['ticket_id']}/messages",
+                                     headers=ws.admin.headers)).json()["items"]
+        assert [m["body_text"] for m in messages if m["author_kind"] == "customer"] == ['"' * 20_000, "&" * 19_999]
+        [note] = [m for m in messages if m["author_kind"] == "system" and "too long" in m["body_text"]]
+        assert note["internal"] is True
 
     async def test_each_platform_user_id_is_a_person_of_their_own(self, client) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -33,7 +33,6 @@ to retry or discard. Nothing is dropped.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,7 +51,7 @@ from relaydesk.core.db import new_id
 from relaydesk.core.errors import AppError, Conflict, NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
-from relaydesk.core.sanitize import looks_like_html, text_to_html
+from relaydesk.core.sanitize import cut_markup, looks_like_html, text_to_html
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.models import User
@@ -60,7 +59,7 @@ from relaydesk.identity.service import UserService
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
-from relaydesk.tickets.schemas import MessageIn, TicketIn
+from relaydesk.tickets.schemas import MAX_BODY, MessageIn, TicketIn
 from relaydesk.tickets.service import TicketService
 
 if TYPE_CHECKING:
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relaydesk.email")
 
 MAX_SUBJECT = 500
-MAX_BODY = 100_000  # the thread keeps this much; the raw email keeps everything
 MAX_ATTACHMENTS = 20  # per message, as uploads to one message
 EMPTY_BODY = "(This email had no text.)"
 # New tickets from one sender acknowledged in a while; the ones after that still open.
@@ -519,26 +517,9 @@ def _body(parsed: ParsedEmail, *, whole: bool, inline: dict[str, uuid.UUID]) -> 
         # text and escaped a second time.
         html = f"<p>{html}</p>"
     if html:
-        return _cut_markup(html), len(html) > MAX_BODY
+        return cut_markup(html, MAX_BODY), len(html) > MAX_BODY
     body = text or EMPTY_BODY
     return body[:MAX_BODY], len(body) > MAX_BODY
-
-
-_UNFINISHED_ENTITY = re.compile(r"&#?[0-9A-Za-z]*\Z")
-
-
-def _cut_markup(html: str) -> str:
-    """At most ``MAX_BODY`` characters of (sanitised) markup, ending outside a tag and an
-    entity: sanitising closes the elements left open, but it would show the rest of a
-    tag cut short ("<", "</") or of an entity ("&am") as text."""
-    if len(html) <= MAX_BODY:
-        return html
-    cut = html[:MAX_BODY]
-    opened = cut.rfind("<")
-    if opened > cut.rfind(">"):
-        cut = cut[:opened]
-    entity = _UNFINISHED_ENTITY.search(cut)
-    return cut[:entity.start()] if entity else cut
 
 
 def _forwarded_body(parsed: ParsedEmail) -> tuple[str, bool]:
@@ -549,7 +530,7 @@ def _forwarded_body(parsed: ParsedEmail) -> tuple[str, bool]:
     if not parsed.forwarded_text.strip():
         return EMPTY_BODY, False
     html = text_to_html(parsed.forwarded_text)
-    return _cut_markup(html), len(html) > MAX_BODY
+    return cut_markup(html, MAX_BODY), len(html) > MAX_BODY
 
 
 def header_message_id(raw: bytes) -> str | None:

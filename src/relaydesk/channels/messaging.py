@@ -19,13 +19,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import hold_until_commit
-from relaydesk.core.sanitize import text_to_html
+from relaydesk.core.sanitize import cut_markup, text_to_html
 from relaydesk.customers.models import Customer
 from relaydesk.customers.schemas import CustomerIn
 from relaydesk.customers.service import CustomerService
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
-from relaydesk.tickets.schemas import MessageIn, TicketIn
+from relaydesk.tickets.schemas import MAX_BODY, MessageIn, TicketIn
 from relaydesk.tickets.service import TicketService
 
 TWILIO_MESSAGES_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
@@ -128,12 +128,21 @@ class TextChannelService:
         ticket = await self.tickets.latest_on_channel(customer.workspace_id, customer.id, channel)
         text = text.strip() or "(empty message)"
         body = text_to_html(text)  # texts are plain: "<my office>" is what they typed, not markup
+        # A text that can never be kept whole is kept cut, not refused: a provider retries
+        # what it sees refused, for ever.
+        cut = len(body) > MAX_BODY
+        body = cut_markup(body, MAX_BODY)
         if ticket is None:
             first_line = text.splitlines()[0][:80]
-            return await self.tickets.create(principal, TicketIn(subject=first_line, description=body,
-                                                                 channel=channel), now, external_id=external_id)
-        posted = await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now, channel=channel,
-                                                 external_id=external_id)
-        if posted.follow_up_created:
-            return await self.tickets.get(principal, posted.message.ticket_id)
+            ticket = await self.tickets.create(principal, TicketIn(subject=first_line, description=body,
+                                                                   channel=channel), now, external_id=external_id)
+        else:
+            posted = await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now,
+                                                     channel=channel, external_id=external_id)
+            if posted.follow_up_created:
+                ticket = await self.tickets.get(principal, posted.message.ticket_id)
+        if cut:
+            self.tickets.system_note(ticket, f"This message was too long to keep whole (a message keeps "
+                                     f"{MAX_BODY:,} characters, its formatting included); the thread shows "
+                                     "its beginning, and the rest was not kept.", now, internal=True)
         return ticket

@@ -81,5 +81,24 @@ def html_to_text(value: str) -> str:
 
 
 def text_to_html(value: str) -> str:
+    # Quotes need no escaping outside attributes, and "&quot;" would make a message's
+    # quotes count six times against its length.
     paragraphs = [p for p in re.split(r"\n{2,}", value.strip()) if p]
-    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return "".join(f"<p>{html.escape(p, quote=False).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+_UNFINISHED_ENTITY = re.compile(r"&#?[0-9A-Za-z]*\Z")
+
+
+def cut_markup(value: str, limit: int) -> str:
+    """At most ``limit`` characters of (sanitised) markup, ending outside a tag and an
+    entity: sanitising closes the elements left open, but it would show the rest of a
+    tag cut short ("<", "</") or of an entity ("&am") as text."""
+    if len(value) <= limit:
+        return value
+    cut = value[:limit]
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
+    entity = _UNFINISHED_ENTITY.search(cut)
+    return cut[:entity.start()] if entity else cut

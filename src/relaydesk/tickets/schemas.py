@@ -11,7 +11,8 @@ from relaydesk.core.schemas import Input, Output
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+MAX_BODY = 100_000  # characters of a message, its markup included
+Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^[\w.:/+-]+$")]
 Tags = Annotated[list[Tag], Field(max_length=30)]
 
