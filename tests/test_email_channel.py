@@ -1480,6 +1480,42 @@ class TestImap:
         assert box["last_polled_at"] and box["last_error"].startswith("The verification email could not be sent")
 
 
+class TestMailboxSettings:
+    async def test_a_blank_imap_host_means_no_imap(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={
+            "address": f"imap5-{uuid.uuid4().hex[:6]}@shop.example", "imap_host": "", "imap_username": "u",
+            "imap_password": "p"})
+        assert r.status_code == 201 and r.json()["imap_host"] is None, r.text
+        forwarded = await client.post("/api/v1/mailboxes", headers=ws.admin.headers,
+                                      json={"address": f"fwd-{uuid.uuid4().hex[:6]}@shop.example"})
+        r = await client.patch(f"/api/v1/mailboxes/{forwarded.json()['id']}", headers=ws.admin.headers,
+                               json={"imap_host": " "})
+        assert r.status_code == 200 and r.json()["imap_host"] is None, r.text
+
+    async def test_an_imap_host_needs_a_user_name_and_a_password(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        imap = {"address": f"nocreds-{uuid.uuid4().hex[:6]}@shop.example", "imap_host": "93.184.216.34"}
+        for given, missing in (({}, "imap_username"), ({"imap_username": "u"}, "imap_password"),
+                               ({"imap_username": " ", "imap_password": "p"}, "imap_username"),
+                               ({"imap_username": "u", "imap_password": ""}, "imap_password")):
+            r = await client.post("/api/v1/mailboxes", headers=ws.admin.headers, json={**imap, **given})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == missing, (given, r.text)
+        forwarded = (await client.post("/api/v1/mailboxes", headers=ws.admin.headers,
+                                       json={"address": f"fwd-{uuid.uuid4().hex[:6]}@shop.example"})).json()
+        path = f"/api/v1/mailboxes/{forwarded['id']}"
+        r = await client.patch(path, headers=ws.admin.headers, json={"imap_host": "93.184.216.34"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "imap_username", r.text
+        r = await client.patch(path, headers=ws.admin.headers,
+                               json={"imap_host": "93.184.216.34", "imap_username": "u", "imap_password": "p"})
+        assert r.status_code == 200 and r.json()["imap_host"] == "93.184.216.34", r.text
+        # What is stored counts: taking away the password of a polled mailbox is refused.
+        r = await client.patch(path, headers=ws.admin.headers, json={"imap_password": None})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "imap_password", r.text
+        r = await client.patch(path, headers=ws.admin.headers, json={"imap_host": None, "imap_password": None})
+        assert r.status_code == 200 and r.json()["imap_host"] is None, r.text
+
+
 class TestPrivateTargets:
     """A workspace admin (anyone can make a workspace) must not have the server reach the
     network around it: loopback, private and metadata addresses are refused for IMAP hosts

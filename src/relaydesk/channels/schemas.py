@@ -8,15 +8,24 @@ from pydantic import AliasChoices, Field, field_validator
 from relaydesk.core.schemas import Email, Input, Output
 
 
+def _blank_is_none(value: str | None) -> str | None:
+    # A host left blank in a form means "no IMAP", as null does; a blank user name or
+    # password is none at all.
+    return value or None
+
+
 class MailboxIn(Input):
     address: Email
-    imap_host: str | None = Field(default=None, max_length=255, description="Poll this IMAP server; null: "
-                                  "mail reaches Relaydesk's SMTP listener instead (forwarding).")
+    imap_host: str | None = Field(default=None, max_length=255, description="Poll this IMAP server (then "
+                                  "imap_username and imap_password are required); null or blank: mail reaches "
+                                  "Relaydesk's SMTP listener instead (forwarding).")
     imap_port: int | None = Field(default=None, ge=1, le=65535)
     imap_tls: bool = True
     imap_username: str | None = Field(default=None, max_length=320)
     imap_password: str | None = Field(default=None, max_length=500)
     imap_folder: str = Field(default="INBOX", min_length=1, max_length=200)
+
+    _blanks = field_validator("imap_host", "imap_username", "imap_password")(_blank_is_none)
 
     model_config = {"json_schema_extra": {"examples": [
         {"address": "support@acme.example.com"},
@@ -32,6 +41,8 @@ class MailboxPatch(Input):
     imap_password: str | None = Field(default=None, max_length=500)
     imap_folder: str | None = Field(default=None, min_length=1, max_length=200)
     active: bool | None = None
+
+    _blanks = field_validator("imap_host", "imap_username", "imap_password")(_blank_is_none)
 
     model_config = {"json_schema_extra": {"examples": [{"active": False}, {"imap_password": "new-app-password"}]}}
 

@@ -37,6 +37,7 @@ POLL_BACKOFF = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 30))
 POLL_GRACE = timedelta(seconds=5)
 # Where a poll connects to: what it found, or failed to find, is about these settings.
 CONNECTION = ("imap_host", "imap_port", "imap_tls", "imap_username", "imap_password", "imap_folder")
+CREDENTIALS = ("imap_host", "imap_username", "imap_password")
 
 
 class MailboxService:
@@ -107,6 +108,7 @@ class MailboxService:
         held = or_(Mailbox.workspace_id == principal.workspace_id, Mailbox.verified_at.is_not(None))
         if await self.session.scalar(select(Mailbox.id).where(Mailbox.address == address, held).limit(1)) is not None:
             raise Conflict("This address is already a support address.", field="address", code="address_taken")
+        _check_credentials(data)
         await self._check_host(data.get("imap_host"), data.get("imap_port"), data.get("imap_tls", True), allow_private)
         mailbox = Mailbox(workspace_id=principal.workspace_id, created_at=now, **{**data, "address": address})
         self.session.add(mailbox)
@@ -216,6 +218,9 @@ class MailboxService:
         for key in ("imap_tls", "imap_folder", "active"):  # null means nothing for these
             if key in changes and changes[key] is None:
                 raise ValidationFailed("Give a value or leave it out.", field=key)
+        if changes.keys() & CREDENTIALS:
+            # Only then: switching off a mailbox saved before this was checked stays possible.
+            _check_credentials({key: changes.get(key, getattr(mailbox, key)) for key in CREDENTIALS})
         moved = any(key in changes and changes[key] != getattr(mailbox, key)
                     for key in ("imap_host", "imap_port", "imap_username", "imap_folder"))
         for key, value in changes.items():
@@ -248,7 +253,7 @@ class MailboxService:
         """The IMAP mailboxes a poll round takes: all that are on, but a failing one only
         once its backoff is over."""
         return list(await self.session.scalars(select(Mailbox).where(
-            Mailbox.active.is_(True), Mailbox.imap_host.is_not(None),
+            Mailbox.active.is_(True), Mailbox.imap_host.is_not(None), Mailbox.imap_host != "",  # "": saved blank before
             or_(Mailbox.next_poll_at.is_(None), Mailbox.next_poll_at <= now + POLL_GRACE))))
 
     async def to_record_poll(self, polled: Mailbox) -> Mailbox | None:
@@ -286,6 +291,15 @@ def shows_poll_error(mailbox: Mailbox) -> bool:
 
 
 _EMAIL = TypeAdapter(Email)
+
+
+def _check_credentials(settings: dict[str, Any]) -> None:
+    """A polled mailbox signs in: without a user name and password every poll would fail."""
+    if settings.get("imap_host"):
+        for key, what in (("imap_username", "a user name"), ("imap_password", "a password")):
+            if not settings.get(key):
+                raise ValidationFailed(f"An IMAP mailbox needs {what} to sign in with; or leave out imap_host "
+                                       "to have the address's mail forwarded instead.", field=key)
 
 
 def imap_port(port: int | None, tls: bool) -> int:
