@@ -1274,7 +1274,7 @@ class TestRetryingDeadDeliveries:
         bulk = "/api/v1/notifications/deliveries/retry-dead"
         for body, field in (({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
                             ({"since": "2026-01-01T09:00:00"}, "since"), ({"channel": "fax"}, "channel"),
-                            ({"kind": "x" * 61}, "kind"), ({"status": "sent"}, "status")):
+                            ({"kind": "x" * 61}, "kind"), ({"kind": "bogus"}, "kind"), ({"status": "sent"}, "status")):
             r = await client.post(bulk, json=body, headers=ws.admin.headers)
             assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (body, r.text)
             assert r.json()["errors"][0]["field"] == field, (body, r.text)

@@ -44,6 +44,9 @@ STAFF_EMAIL_KINDS = frozenset({"assigned", "reply_to_agent", "sla_warning", "sla
                                "escalated", "queue_waiting", "daily_summary"})
 BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned"})
 CHANNELS = ("in_app", "email")
+# The kinds of delivery besides the notification emails' and the webhook events'.
+SMS_REPLY = "reply_sms"
+WEBHOOK_PING = "ping"
 # What becomes of a delivery (``Delivery.status``): what the delivery log can be filtered by.
 STATUSES = ("pending", "sending", "sent", "failed", "dead", "batched", "suppressed")
 # What an admin may send again at once: given up, or waiting out a back-off.

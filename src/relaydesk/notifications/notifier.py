@@ -21,6 +21,7 @@ from relaydesk.customers.service import CustomerService, phone_digits
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import (
     BATCHABLE_KINDS,
+    SMS_REPLY,
     DeliveryService,
     PreferenceService,
     Recipient,
@@ -188,7 +189,7 @@ class Notifier:
             return
         for n, part in enumerate(sms_parts(text)):
             queued = await self.deliveries.queue(
-                self.ws, channel="sms", kind="reply_sms", recipient=phone_digits(customer.phone),
+                self.ws, channel="sms", kind=SMS_REPLY, recipient=phone_digits(customer.phone),
                 key=f"{self.event_id}:sms" + (f":{n}" if n else ""), context={"body": part, "answer": self.event_id},
                 now=self.now, ticket_id=ticket.id, key_is_new=True)
             self.calls_queued += queued is not None

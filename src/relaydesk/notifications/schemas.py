@@ -7,11 +7,13 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from relaydesk.core.schemas import Input, Moment, Output
-from relaydesk.notifications.delivery import STATUSES
+from relaydesk.notifications.delivery import SMS_REPLY, STATUSES, WEBHOOK_PING
 from relaydesk.notifications.templates import KINDS
+from relaydesk.notifications.webhooks import WEBHOOK_EVENTS
 
 NotificationKind = Literal[KINDS]  # type: ignore[valid-type]
 DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+DeliveryKind = Literal[(*KINDS, *WEBHOOK_EVENTS, SMS_REPLY, WEBHOOK_PING)]  # type: ignore[valid-type]
 
 
 class NotificationOut(Output):
@@ -116,8 +118,8 @@ class RetryDeadIn(Input):
 
     since: Moment | None = Field(default=None, description="Queued at or after this moment.")
     until: Moment | None = Field(default=None, description="Queued before this moment.")
-    kind: str | None = Field(default=None, min_length=1, max_length=60,
-                             description="Only this kind, e.g. reply_to_customer or ticket.created.")
+    kind: DeliveryKind | None = Field(default=None, description="Only this kind: a notification email's "
+                                      "(reply_to_customer), a webhook event (ticket.created), reply_sms or ping.")
     channel: Literal["email", "webhook", "slack", "sms"] | None = None
 
     @field_validator("until")

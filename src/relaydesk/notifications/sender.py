@@ -44,7 +44,7 @@ from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
-from relaydesk.notifications.delivery import ROUND_SECONDS, DeliveryService, retried_after_giving_up
+from relaydesk.notifications.delivery import ROUND_SECONDS, SMS_REPLY, DeliveryService, retried_after_giving_up
 from relaydesk.notifications.models import Delivery, NotificationTemplate
 from relaydesk.notifications.default_templates import DIGEST_TITLES
 from relaydesk.notifications.inline_images import SHOWN_TYPES, Image, for_email, uploads_linked, uploads_shown
@@ -229,7 +229,7 @@ async def _outcome(runtime: Runtime, item: Outgoing) -> SendFailed | None:
     return None
 
 
-_SENT_AS = {"reply_to_customer": "emailed", "reply_sms": "texted"}  # the replies whose loss the ticket shows
+_SENT_AS = {"reply_to_customer": "emailed", SMS_REPLY: "texted"}  # the replies whose loss the ticket shows
 
 
 async def _note_reply_lost(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime) -> None:

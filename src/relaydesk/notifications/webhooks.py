@@ -26,7 +26,7 @@ from relaydesk.core.db import new_id, read_once
 from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
-from relaydesk.notifications.delivery import DeliveryService
+from relaydesk.notifications.delivery import WEBHOOK_PING, DeliveryService
 from relaydesk.notifications.models import Delivery, WebhookEndpoint
 from relaydesk.tickets.lifecycle import Channel
 from relaydesk.tickets.models import Ticket
@@ -186,7 +186,7 @@ class WebhookService:
                     "created_at": now.isoformat(), "webhook_id": str(endpoint.id), "ticket": None,
                     "data": {"events": endpoint.events}}
         delivery = await DeliveryService(self.session).queue(
-            principal.workspace_id, channel=_channel(endpoint), kind="ping", recipient=endpoint.url[:500],
+            principal.workspace_id, channel=_channel(endpoint), kind=WEBHOOK_PING, recipient=endpoint.url[:500],
             key=f"ping:{endpoint.id}:{new_id()}", context={"body": body}, now=now, target_id=endpoint.id,
             key_is_new=True)
         assert delivery is not None  # a new key is always queued
