@@ -120,6 +120,14 @@ async def test_bad_requests_get_problem_json(client, name, method, path, body, s
         assert field in [e["field"] for e in problem["errors"]], problem
 
 
+async def test_a_wrong_method_names_every_method_the_path_takes(client):
+    ws = await make_workspace(client)
+    for path, allowed in (("/api/v1/mailboxes", {"GET", "POST"}), ("/api/v1/tickets", {"GET", "POST"})):
+        r = await client.put(path, json={}, headers=ws.admin.headers)
+        assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json", r.text
+        assert set(r.headers["allow"].split(", ")) == allowed, r.headers["allow"]
+
+
 async def test_failed_create_leaves_nothing_behind(client, runtime):
     """A ticket that fails late (after its number was reserved) rolls back completely."""
     ws = await make_workspace(client)
