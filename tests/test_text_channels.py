@@ -210,6 +210,18 @@ class TestSms:
         other = await make_workspace(client)
         assert (await text_in(client, runtime, other, "+1555", "hi", "SM8")).status_code == 404
 
+    async def test_a_signed_text_without_twilios_message_sid_or_number_is_refused_naming_it(
+            self, client, runtime, receiver) -> None:  # noqa: ANN001, F811
+        _, url = receiver
+        ws = await make_workspace(client)
+        await set_up_sms(client, ws, url)
+        for sender, sid, field in (("+15557654328", "", "MessageSid"), ("not-a-number", "SM81", "From"),
+                                   ("", "SM82", "From"), ("+", "SM83", "From")):
+            r = await text_in(client, runtime, ws, sender, "Hello?", sid)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+            assert r.json()["errors"][0]["field"] == field, (sender, sid, r.text)
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+
     async def test_a_signature_with_non_ascii_characters_is_a_bad_signature(self, client, runtime,
                                                                            receiver) -> None:  # noqa: ANN001, F811
         _, url = receiver

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import uuid
 
@@ -36,6 +37,7 @@ from relaydesk.tickets.tasks import ticket_service
 router = APIRouter(prefix="/api/v1")
 SIGNATURE_MAX_AGE_SECONDS = 300
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_TEXTER = re.compile(r"\+?[0-9]{3,15}")  # E.164 (15 digits at most), or a short code
 
 
 def _texts(request: Request, session) -> TextChannelService:  # noqa: ANN001
@@ -76,12 +78,16 @@ async def twilio_incoming(workspace: str, request: Request, session: SessionDep)
     if not valid_twilio_signature(settings.sms_auth_token, url, params, request.headers.get("X-Twilio-Signature", "")):
         raise Forbidden("The X-Twilio-Signature does not match.", code="bad_signature")
     fields = dict(params)
-    sender, body, sid = fields.get("From", "").strip(), fields.get("Body", ""), fields.get("MessageSid", "")
+    sender, body, sid = fields.get("From", "").strip(), fields.get("Body", ""), fields.get("MessageSid", "").strip()
     body = "\n".join(filter(None, [body.strip(), *_media_lines(fields)]))
-    if not sender:
-        raise ValidationFailed("From is missing.", field="From")
+    # Twilio always sends both: a request without them is not Twilio's incoming message,
+    # and a texter must be a number their answers can be texted to.
+    if not _TEXTER.fullmatch(sender):
+        raise ValidationFailed("From must be the texter's number, as Twilio sends it (+15551234567).", field="From")
+    if not sid:
+        raise ValidationFailed("MessageSid is missing; Twilio sends one with every message.", field="MessageSid")
     await _texts(request, session).take(ws.id, Channel.SMS, body, now(request), handle=sender, phone=sender,
-                                        external_id=f"twilio:{sid}" if sid else None)
+                                        external_id=f"twilio:{sid}")
     return Response(EMPTY_TWIML, media_type="text/xml")  # a retried message too: Twilio wants an answer
 
 
