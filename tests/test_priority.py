@@ -119,6 +119,30 @@ def test_a_keyword_fires_unless_directly_negated(text: str, fired: list[str]) ->
     assert [k for k, _ in matched_keywords("", text)] == fired
 
 
+@pytest.mark.parametrize("subject, description, expected", [
+    ("KHẨN CẤP: bị trừ tiền hai lần", "Cần hoàn tiền gấp, cảm ơn.", "URGENT"),
+    ("", "Tài khoản của tôi bị hack rồi", "URGENT"),
+    ("", "Tôi sẽ thuê luật sư nếu không được giải quyết", "URGENT"),
+    ("Bị trừ tiền 2 lần", CALM, "HIGH"),
+    ("", "Tôi không đăng nhập được từ hôm qua", "HIGH"),
+    ("", "Tài khoản bị khoá", "HIGH"),   # the older tone placement, "khoá" for "khóa"
+    ("", "Tài khoản bị khóa", "HIGH"),
+    ("", "Đã 2 tuần mà tôi chưa nhận được hàng", "HIGH"),
+])
+def test_vietnamese_requests_are_triaged_too(subject: str, description: str, expected: str) -> None:
+    assert decide_priority(subject, description).priority == expected
+
+
+def test_vietnamese_matches_whatever_the_unicode_form_and_knows_its_negation() -> None:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "Việc này rất khẩn cấp")  # as macOS may send it
+    assert decide_priority("", decomposed).priority == "URGENT"
+    assert decide_priority("Không khẩn cấp", "Chỉ hỏi về kích cỡ áo.").priority == "MEDIUM"
+    assert decide_priority("", "Gấp quần áo thế nào cho gọn?").priority == "MEDIUM"  # "gấp": to fold
+    assert decide_priority("", "Kiện hàng của tôi đẹp lắm").priority == "MEDIUM"    # "kiện hàng": a parcel
+
+
 def test_word_boundaries_with_a_custom_keyword() -> None:
     keywords = {"charge": "HIGH"}
     assert decide_priority("", "I was undercharged", keywords=keywords).priority == "MEDIUM"

@@ -42,12 +42,16 @@ charge"), legal threats ("legal action", "lawyer", "sue you") and explicit emerg
 double charges, lock-outs ("locked out", "can't log in"), repeated contact ("third time",
 "escalate", "unacceptable") and lost goods ("never arrived", "lost parcel").  Everyday
 words such as "broken", "damaged" or "not working" are left to the category default.
+Vietnamese has the same kinds of defaults ("khẩn cấp", "lừa đảo", "luật sư"; "ngay lập
+tức", "trừ tiền hai lần", "không đăng nhập được", "chưa nhận được hàng"), and "không" and
+"chẳng" take a keyword back as "not" does ("không khẩn cấp").
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -76,6 +80,12 @@ _URGENT = (
     "trading standards",
     # the customer says it is an emergency
     "urgent", "urgently", "emergency", "critical",
+    # Vietnamese: the same kinds of words. "gấp" alone also means "to fold" and "kiện"
+    # "a parcel" (kiện hàng), so only the phrases that cannot mean those.
+    "khẩn cấp", "khẩn", "cần gấp", "rất gấp", "gấp lắm", "hoàn tiền gấp",
+    "lừa đảo", "gian lận", "bị hack", "bị đánh cắp", "rò rỉ dữ liệu", "giao dịch trái phép",
+    "trừ tiền trái phép", "luật sư", "khởi kiện", "kiện ra tòa", "kiện ra toà", "ra tòa", "ra toà",
+    "web bị sập", "trang web bị sập", "hệ thống bị sập", "ứng dụng bị sập", "app bị sập",
 )
 _HIGH = (
     # time pressure ("asap" is routine in support mail, so it raises to HIGH, not URGENT)
@@ -88,6 +98,13 @@ _HIGH = (
     "third time", "escalate", "unacceptable",
     # lost goods, time-critical requests
     "never arrived", "lost parcel", "lost package", "cancel my order", "nothing works",
+    # Vietnamese. Words spelt with either tone placement ("khóa" and "khoá") are listed both ways.
+    "càng sớm càng tốt", "ngay lập tức", "ngay bây giờ",
+    "trừ tiền hai lần", "trừ tiền 2 lần", "thanh toán hai lần", "thanh toán 2 lần",
+    "không đăng nhập được", "không thể đăng nhập", "bị khóa tài khoản", "bị khoá tài khoản",
+    "tài khoản bị khóa", "tài khoản bị khoá",
+    "lần thứ ba", "không chấp nhận được",
+    "chưa nhận được hàng", "không nhận được hàng", "mất hàng", "thất lạc", "hủy đơn", "huỷ đơn",
 )
 
 #: Keyword or phrase -> the priority it proposes.  Case-insensitive, whole words,
@@ -96,7 +113,7 @@ DEFAULT_KEYWORDS: dict[str, str] = {**{k: "HIGH" for k in _HIGH}, **{k: "URGENT"
 
 #: Words that, directly before a keyword, take it back ("not urgent"), as its words
 #: (apostrophes dropped); "really" and "that" only after "not" ("not really urgent").
-NEGATIONS: frozenset[str] = frozenset({"not", "no", "non", "never", "isnt", "nothing"})
+NEGATIONS: frozenset[str] = frozenset({"not", "no", "non", "never", "isnt", "nothing", "không", "chẳng"})
 _SOFTENERS_AFTER_NOT: frozenset[str] = frozenset({"really", "that"})
 
 _APOSTROPHES = re.compile(r"['\u2019\u2018`´]")
@@ -104,7 +121,10 @@ _WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> str:
-    """``text`` as its words, casefolded and joined by single spaces, padded with spaces."""
+    """``text`` as its words, casefolded and joined by single spaces, padded with spaces.
+    Composed first (NFC): a Vietnamese "ấ" may come as one character or as "a" and two
+    combining marks (macOS sends the latter), and only the composed form is a whole word."""
+    text = unicodedata.normalize("NFC", text)
     return " " + " ".join(_WORD.findall(_APOSTROPHES.sub("", text.casefold()))) + " "
 
 
