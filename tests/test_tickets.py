@@ -629,6 +629,26 @@ async def test_searching_finds_tickets_by_their_words_number_and_requester(clien
     assert len(await found("  ")) == 3  # an empty search box lists everything
 
 
+async def test_searching_ignores_case_beyond_ascii(client, settle):
+    """Vietnamese (and any other) letters match whatever their case, on SQLite as on
+    PostgreSQL: SQLite's own LIKE folds only A-Z."""
+    ws = await make_workspace(client)
+    lan = await ws.customer(name="Đặng Thị Lan")
+    order = await ws.ticket(lan, subject="Đơn hàng chưa tới", description="Tôi đặt ÁO KHOÁC hôm thứ hai.")
+    await ws.ticket(lan, subject="Hỏi về size", description="Cỡ M có vừa không?")
+    await settle()
+
+    async def found(q):
+        r = await client.get("/api/v1/tickets", params={"q": q}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        return {t["id"] for t in r.json()["items"]}
+
+    assert await found("đơn hàng") == {order["id"]}
+    assert await found("áo khoác") == {order["id"]}
+    assert len(await found("ĐẶNG THỊ")) == 2  # the requester's name
+    assert await found("đơn_") == set()  # LIKE's wildcards still taken literally
+
+
 async def test_open_work_counts_follow_a_transactions_own_changes(client, runtime, settle) -> None:  # noqa: ANN001
     """What routing and the cap check are told of agents' open work, within one
     transaction that moves tickets around (flushed or not, or by a statement against the

@@ -26,12 +26,14 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     ForeignKey,
     MetaData,
     Uuid,
     bindparam,
     event,
+    func,
     inspect,
     select,
     text,
@@ -337,6 +339,24 @@ def _create_private(path: Path | None) -> None:
         pass
 
 
+def like_pattern(text: str) -> str:
+    """``text`` anywhere, its own % and _ taken literally (escaped with a backslash)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def contains_text(column: Any, text: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """``text`` anywhere in ``column``, whatever the case. SQLite's LIKE folds only A-Z, so
+    there a search with other letters ("Đơn hàng") compares both sides casefolded by
+    ``rd_casefold``, a Python function called per row: only such searches pay for it."""
+    if sqlite and not text.isascii():
+        return func.rd_casefold(column).like(like_pattern(text.casefold()), escape="\\")
+    return column.ilike(like_pattern(text), escape="\\")
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -349,6 +369,7 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> No
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function("rd_casefold", 1, _casefold, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import get_many_in_workspace, new_id
+from relaydesk.core.db import contains_text, get_many_in_workspace, new_id
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
@@ -220,13 +220,12 @@ class CustomerService:
         return await get_many_in_workspace(self.session, Customer, workspace_id, ids)
 
     @staticmethod
-    def matching(workspace_id: uuid.UUID, pattern: str) -> Select[tuple[uuid.UUID]]:
-        """The ids of customers whose name or email matches the LIKE ``pattern``
-        (case-insensitive; backslash escapes), as a query a ticket search runs inside its
-        own, so however many match, none is left out."""
+    def matching(workspace_id: uuid.UUID, text: str, *, sqlite: bool) -> Select[tuple[uuid.UUID]]:
+        """The ids of customers whose name or email contains ``text``, whatever the case, as
+        a query a ticket search runs inside its own, so however many match, none is left out."""
         return select(Customer.id).where(
             Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None),
-            or_(Customer.name.ilike(pattern, escape="\\"), Customer.email.ilike(pattern, escape="\\")))
+            or_(contains_text(Customer.name, text, sqlite=sqlite), contains_text(Customer.email, text, sqlite=sqlite)))
 
     async def list(
         self, principal: Principal, *, email: str | None, organisation_id: uuid.UUID | None,

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, eve
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from relaydesk.core.db import already_loaded, note_locked
+from relaydesk.core.db import already_loaded, contains_text, note_locked
 from relaydesk.tickets.lifecycle import OPEN_WORK, Priority
 from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
 
@@ -48,11 +48,6 @@ class TicketFilters:
     text: str | None = None  # words to find in the subject or the thread
     number: int | None = None  # the ticket number ``text`` names, if it names one
     requesters: Select[tuple[uuid.UUID]] | None = None  # customers whose name or email holds ``text``
-
-
-def like_pattern(text: str) -> str:
-    """``text`` anywhere, its own % and _ taken literally (escaped with a backslash)."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 # Most urgent highest; the column holds names, whose alphabetical order means nothing.
@@ -247,7 +242,7 @@ class TicketRepository:
                 TicketTag.workspace_id == vis.workspace_id, TicketTag.tag == f.tag, TicketTag.ticket_id == Ticket.id,
             ))
         if f.text:
-            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters))
+            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters, sqlite=self._on_sqlite()))
         for column, low, high in ((Ticket.created_at, f.created_from, f.created_to),
                                   (Ticket.updated_at, f.updated_from, f.updated_to)):
             if low is not None:
@@ -269,20 +264,22 @@ class TicketRepository:
             order[0] = order[0].nulls_last()
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
 
+    def _on_sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
     @staticmethod
     def _matching(vis: Visibility, text: str, number: int | None,
-                  requesters: Select[tuple[uuid.UUID]] | None) -> ColumnElement[bool]:
+                  requesters: Select[tuple[uuid.UUID]] | None, *, sqlite: bool) -> ColumnElement[bool]:
         """Tickets whose subject or thread (what this caller may read of it: customers not the
         internal notes) contains ``text``, case-insensitively, or whose number it is, or
         whose requester is one of ``requesters``. A scan of the workspace's tickets and
         messages, not an index: meant to be narrowed by the other filters on large workspaces."""
-        pattern = like_pattern(text)
         said = select(Message.id).where(
             Message.workspace_id == vis.workspace_id, Message.ticket_id == Ticket.id, Message.deleted_at.is_(None),
-            Message.body_text.ilike(pattern, escape="\\"))
+            contains_text(Message.body_text, text, sqlite=sqlite))
         if vis.is_customer:
             said = said.where(Message.internal.is_(False))
-        found = [Ticket.subject.ilike(pattern, escape="\\"), exists(said)]
+        found = [contains_text(Ticket.subject, text, sqlite=sqlite), exists(said)]
         if requesters is not None:
             found.append(Ticket.requester_id.in_(requesters))
         if number is not None:
@@ -307,7 +304,7 @@ class TicketRepository:
                                                        "exclude": exclude or _NO_TICKET})
         counts = {agent: n for agent, n in rows.all()}
         loads = {a: counts.get(a, 0) for a in agent_ids}
-        if exclude is None and self.session.get_bind().dialect.name == "sqlite":
+        if exclude is None and self._on_sqlite():
             self.session.info.setdefault(_LOADS, {}).update(((workspace_id, a), n) for a, n in loads.items())
         return loads
 

@@ -27,7 +27,7 @@ from relaydesk.tickets import lifecycle
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 from relaydesk.tickets.models import Attachment, Category, Message, Ticket
-from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility, like_pattern
+from relaydesk.tickets.repository import TicketFilters, TicketRepository, Visibility
 from relaydesk.tickets.schemas import MessageIn, TicketIn, TicketPatch, ticket_reference
 
 
@@ -149,8 +149,8 @@ class TicketService:
     ) -> list[Ticket]:
         vis = await self.visibility(principal)
         if filters.text and not vis.is_customer:  # a customer's own tickets are all theirs anyway
-            filters = replace(filters, requesters=self.customers.matching(vis.workspace_id,
-                                                                          like_pattern(filters.text)))
+            filters = replace(filters, requesters=self.customers.matching(
+                vis.workspace_id, filters.text, sqlite=self.session.get_bind().dialect.name == "sqlite"))
         return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
 
     # -- create ------------------------------------------------------------------------
