@@ -649,6 +649,24 @@ async def test_searching_ignores_case_beyond_ascii(client, settle):
     assert await found("đơn_") == set()  # LIKE's wildcards still taken literally
 
 
+async def test_customers_are_found_by_part_of_their_name_or_email(client):
+    ws = await make_workspace(client)
+    lan = await ws.customer(name="Đặng Thị Lan")
+    minh = await ws.customer(name="Minh Tran")
+
+    async def found(q):
+        r = await client.get("/api/v1/customers", params={"q": q}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        return {c["id"] for c in r.json()["items"]}
+
+    assert await found("đặng thị") == {lan.customer_id}
+    assert await found("MINH") == {minh.customer_id}
+    assert await found(minh.email.split("@")[0].upper()) == {minh.customer_id}
+    assert await found("nobody") == set()
+    r = await client.get("/api/v1/customers", params={"q": "x"}, headers=ws.admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q"
+
+
 async def test_open_work_counts_follow_a_transactions_own_changes(client, runtime, settle) -> None:  # noqa: ANN001
     """What routing and the cap check are told of agents' open work, within one
     transaction that moves tickets around (flushed or not, or by a statement against the

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaydesk.core.errors import ValidationFailed
 from relaydesk.core.http import Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.schemas import Page
@@ -38,10 +39,15 @@ async def create_customer(body: CustomerIn, principal: CurrentPrincipal, request
 async def list_customers(
     principal: CurrentPrincipal, request: Request, session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
     email: str | None = Query(default=None, max_length=320), organisation_id: uuid.UUID | None = None,
+    q: str | None = Query(default=None, max_length=200, description=(
+        "Part of the name or email (two characters or more), whatever the case.")),
 ) -> dict:
+    q = (q or "").strip() or None  # an empty search box lists everyone
+    if q is not None and len(q) < 2:
+        raise ValidationFailed("Search for two characters or more.", field="q")
     after = decode_keyset(cursor) if cursor else None
     rows = await customer_service(request, session).list(
-        principal, email=email, organisation_id=organisation_id, after=after, limit=limit + 1)
+        principal, email=email, organisation_id=organisation_id, text=q, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_keyset(rows[-1].created_at, rows[-1].id) if more else None

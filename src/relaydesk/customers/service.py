@@ -219,6 +219,9 @@ class CustomerService:
     async def get_many(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, Customer]:
         return await get_many_in_workspace(self.session, Customer, workspace_id, ids)
 
+    def _on_sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
     @staticmethod
     def matching(workspace_id: uuid.UUID, text: str, *, sqlite: bool) -> Select[tuple[uuid.UUID]]:
         """The ids of customers whose name or email contains ``text``, whatever the case, as
@@ -229,13 +232,15 @@ class CustomerService:
 
     async def list(
         self, principal: Principal, *, email: str | None, organisation_id: uuid.UUID | None,
-        after: tuple[datetime, uuid.UUID] | None, limit: int,
+        after: tuple[datetime, uuid.UUID] | None, limit: int, text: str | None = None,
     ) -> list[Customer]:
         if not principal.is_staff:
             raise Forbidden("Only support staff may list customers.")
         stmt = self._visible(principal)
         if email:
             stmt = stmt.where(Customer.email == normalise_email(email))
+        if text:
+            stmt = stmt.where(Customer.id.in_(self.matching(principal.workspace_id, text, sqlite=self._on_sqlite())))
         if organisation_id:
             stmt = stmt.where(Customer.organisation_id == organisation_id)
         if after:
