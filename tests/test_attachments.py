@@ -110,6 +110,16 @@ ACCEPTED = [
     # A forwarded email, as mail clients save one.
     ("original.eml", b"From: Ann <ann@example.com>\r\nSubject: Order\r\n\r\nWhere is it?\r\n", "message/rfc822",
      "attachment"),
+    # Logs and exports customers attach from their tools.
+    ("data.json", b'{"a":1}', "application/json", "attachment"),
+    ("session.har", b'{"log": {"version": "1.2", "entries": []}}\n', "application/json", "attachment"),
+    ("config.yaml", "server:\n  port: 8080\n  name: Café\n".encode(), "application/yaml", "attachment"),
+    ("compose.YML", b"services:\n  web:\n    image: nginx\n", "application/yaml", "attachment"),
+    ("export.xml", b'<?xml version="1.0" encoding="UTF-8"?>\n<orders><order id="1"/></orders>\n', "text/plain",
+     "attachment"),
+    # XML can be XHTML with a script: served as plain text, never as a document a browser runs.
+    ("invoice.xml", b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(document.cookie)</script></html>',
+     "text/plain", "attachment"),
 ]
 
 
@@ -188,6 +198,35 @@ async def test_refused_uploads(client: httpx.AsyncClient, runtime, name: str, da
     r = await upload(client, ws.admin, name, data)
     problem(r, status, code, field="file")
     assert stored_files(runtime) == before
+
+
+REFUSED_WITH_REASON = [
+    ("page.html", b"<html><script>alert(document.cookie)</script></html>",
+     "Files of type .html are not accepted: they can carry scripts that a browser would run."),
+    ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+     "Files of type .svg are not accepted: they can carry scripts that a browser would run."),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "detail"), REFUSED_WITH_REASON, ids=[r[0] for r in REFUSED_WITH_REASON])
+async def test_active_content_is_refused_for_what_it_can_do(client: httpx.AsyncClient, name: str, data: bytes,
+                                                            detail: str) -> None:
+    ws = await make_workspace(client)
+    body = problem(await upload(client, ws.admin, name, data), 415, "unsupported_media_type", field="file")
+    assert body["detail"] == detail
+
+
+@pytest.mark.parametrize(("name", "data"), [("notes.xyz", b"plain words\n"), ("setup.exe", EXE)],
+                         ids=["unknown-text", "exe"])
+async def test_an_extension_not_on_the_list_is_named_with_the_allowed_ones(client: httpx.AsyncClient, name: str,
+                                                                          data: bytes) -> None:
+    ws = await make_workspace(client)
+    body = problem(await upload(client, ws.admin, name, data), 415, "unsupported_media_type", field="file")
+    ext = name.rsplit(".", 1)[1]
+    assert body["detail"].startswith(f"Files of type .{ext} are not accepted; allowed: ")
+    allowed = body["detail"].split("allowed: ", 1)[1].rstrip(".").split(", ")
+    assert {".json", ".xml", ".yaml", ".yml", ".har", ".log", ".pdf", ".png", ".txt"} <= set(allowed)
+    assert not {".html", ".svg", f".{ext}"} & set(allowed)
 
 
 async def test_upload_without_a_file_is_422(client: httpx.AsyncClient) -> None:

@@ -286,12 +286,30 @@ class TestNewTicketsByEmail:
         [first, note] = await thread(client, ws, ticket["id"])
         assert len(first["attachments"]) == 20 and first["attachments"][0]["filename"] == "invoice.pdf"
         assert note["author_kind"] == "system" and note["internal"] is True
-        assert "setup.exe (Files of type application/x-msdownload are not accepted)" in note["body_text"]
+        assert "setup.exe (Files of type .exe are not accepted; allowed: " in note["body_text"]
         assert "log18.txt" not in note["body_text"]  # the 20th kept
         assert "log19.txt (more than 20 attachments); log20.txt (more than 20 attachments)" in note["body_text"]
         [row] = await inbound(client, ws)
         assert f"/api/v1/inbound-emails/{row['id']}/raw" in note["body_text"]
         assert "invoice.pdf" not in note["body_text"]
+
+    async def test_logs_and_exports_attached_to_an_email_are_kept(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "kim@customers.example.com", to, "Export attached"
+        message.set_content("The export and the HAR from the browser.")
+        message.add_attachment(b'{"a":1}', maintype="application", subtype="json", filename="data.json")
+        message.add_attachment(b'{"log": {"entries": []}}', maintype="application", subtype="octet-stream",
+                               filename="checkout.har")
+        await send(listener, bytes(message), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [first] = await thread(client, ws, ticket["id"])  # nothing left out, so no note
+        assert [(a["filename"], a["content_type"]) for a in first["attachments"]] == [
+            ("data.json", "application/json"), ("checkout.har", "application/json")]
+        got = await client.get(first["attachments"][0]["download_url"], headers=ws.admin.headers)
+        assert got.status_code == 200 and got.content == b'{"a":1}'
 
     async def test_a_body_too_long_for_the_thread_is_cut_cleanly_and_the_agents_are_told(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001

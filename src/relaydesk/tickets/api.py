@@ -204,7 +204,8 @@ async def delete_message(ticket_ref: TicketRef, message_id: uuid.UUID, principal
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=AttachmentOut, tags=["attachments"],
              summary="Upload a file, then list its id in a message's attachment_ids")
 async def upload(principal: CurrentPrincipal, request: Request, session: SessionDep,
-                 file: UploadFile = File(description="The file (images, PDF, text, CSV, ZIP, DOCX, XLSX).")) -> AttachmentOut:
+                 file: UploadFile = File(description="The file (images, PDF, text, logs, CSV, JSON, XML, YAML, "
+                                         "HAR, ZIP, Office files; never HTML or SVG).")) -> AttachmentOut:
     data = await file.read()
     attachment = await attachment_service(request, session).upload(principal, file.filename or "file", data,
                                                                     now(request))

@@ -34,8 +34,13 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     "application/zip": frozenset({"zip"}),
     _DOCX: frozenset({"docx"}),
     _XLSX: frozenset({"xlsx"}),
-    "text/plain": frozenset({"txt", "log", "md", ""}),
+    # Text: plain text and the logs and exports customers attach from their tools. XML is
+    # served as plain text: as application/xml a browser would render it as a document, and
+    # XHTML inside runs its scripts on our origin should the download ever be opened inline.
+    "text/plain": frozenset({"txt", "log", "md", "xml", ""}),
     "text/csv": frozenset({"csv"}),
+    "application/json": frozenset({"json", "har"}),  # a HAR (the browser's network log) is JSON
+    "application/yaml": frozenset({"yaml", "yml"}),
     # What customers send from their phones (photos, screen recordings, voice notes) and
     # older offices; none of it is run or rendered as markup by a browser.
     "image/heic": frozenset({"heic", "heif"}),
@@ -52,32 +57,39 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     "message/rfc822": frozenset({"eml"}),
 }
 
+# Markup a browser runs, scripts included, when it opens it: refused whatever its content.
+ACTIVE_EXTENSIONS = frozenset({"html", "htm", "xhtml", "xht", "shtml", "svg", "svgz"})
 
-_TEXT_TYPES = {"csv": "text/csv", "eml": "message/rfc822"}  # by extension; other text is text/plain
-_TEXT_EXTENSIONS = ALLOWED_TYPES["text/plain"] | ALLOWED_TYPES["text/csv"] | ALLOWED_TYPES["message/rfc822"]
+# A text file's type, by its extension: the content alone cannot tell JSON from a log.
+_TEXT_TYPES = {ext: mime for mime in ("text/plain", "text/csv", "application/json", "application/yaml",
+                                       "message/rfc822") for ext in ALLOWED_TYPES[mime]}
+_ALLOWED_EXTENSIONS = frozenset().union(*ALLOWED_TYPES.values())
 
 
 def detect_type(data: bytes, filename: str) -> str:
     """The type the bytes really are, refusing anything not on the allow-list or whose
     name claims to be something else."""
     ext = os.path.splitext(filename)[1].lstrip(".").lower()
+    if ext in ACTIVE_EXTENSIONS:
+        raise UnsupportedMediaType(
+            f"Files of type .{ext} are not accepted: they can carry scripts that a browser would run.", field="file")
+    if ext not in _ALLOWED_EXTENSIONS:
+        allowed = ", ".join(f".{e}" for e in sorted(_ALLOWED_EXTENSIONS) if e)
+        raise UnsupportedMediaType(f"Files of type .{ext} are not accepted; allowed: {allowed}.", field="file")
     # Text first: some binary signatures are a couple of letters ("BM" for a bitmap), so a
     # CSV whose first column is "BMI" would otherwise look like an image.
-    if ext in _TEXT_EXTENSIONS and _is_text(data):
-        return _TEXT_TYPES.get(ext, "text/plain")
+    if ext in _TEXT_TYPES and _is_text(data):
+        return _TEXT_TYPES[ext]
     kind = filetype.guess(data)
     if kind is not None:
         mime = kind.mime
         if mime == "application/zip" and ext in ("docx", "xlsx"):
             mime = _DOCX if ext == "docx" else _XLSX  # Office files are zips; the name tells which
     elif _is_text(data):
-        mime = _TEXT_TYPES.get(ext, "text/plain")
+        mime = "text/plain"
     else:
         raise UnsupportedMediaType("This kind of file is not accepted.", field="file")
-    allowed = ALLOWED_TYPES.get(mime)
-    if allowed is None:
-        raise UnsupportedMediaType(f"Files of type {mime} are not accepted.", field="file")
-    if ext not in allowed:
+    if ext not in ALLOWED_TYPES.get(mime, ()):
         raise UnsupportedMediaType(
             f"The file's content is {mime}, which does not match its name '.{ext}'.", field="file"
         )
