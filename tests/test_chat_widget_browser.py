@@ -191,10 +191,13 @@ class Visitor:
 
 @asynccontextmanager
 async def visitor_on_shop(browser: Browser, server: Server, slug: str,
-                          signed_in: dict[str, str | None] | None = None) -> AsyncIterator[Visitor]:
+                          signed_in: dict[str, str | None] | None = None, *, html_lang: str | None = None,
+                          script_attrs: str = "", locale: str | None = None) -> AsyncIterator[Visitor]:
     """``signed_in``: the shop's page carries ``signed_in["token"]`` as the widget's identity
-    token whenever it is loaded (change it between loads to switch users)."""
-    context = await browser.new_context()
+    token whenever it is loaded (change it between loads to switch users). ``html_lang``: the
+    page's ``<html lang>``; ``script_attrs``: more attributes on the widget's script tag;
+    ``locale``: the browser's language."""
+    context = await browser.new_context(**({"locale": locale} if locale else {}))
     # In production the support host is on the internet; here it is on loopback, which
     # Chromium's Local Network Access shields from public sites unless the visitor allows it.
     try:
@@ -204,9 +207,10 @@ async def visitor_on_shop(browser: Browser, server: Server, slug: str,
     def page_html() -> str:
         token = (signed_in or {}).get("token")
         identity = f' data-identity-token="{token}"' if token else ""
-        return (f'<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head>'
+        lang = f' lang="{html_lang}"' if html_lang else ""
+        return (f'<!doctype html><html{lang}><head><meta charset="utf-8"><title>Shop</title></head>'
                 f'<body><h1>Our shop</h1><p>Buy things.</p><script src="{server.base}/widget.js" '
-                f'data-workspace="{slug}"{identity} async></script></body></html>')
+                f'data-workspace="{slug}"{identity} {script_attrs} async></script></body></html>')
 
     await context.route(f"{SHOP}/**", lambda route: route.fulfill(status=200, content_type="text/html",
                                                                   body=page_html()))
@@ -493,3 +497,72 @@ async def test_a_chat_the_server_no_longer_takes_starts_afresh_instead_of_retryi
     finally:
         if srv is not None:
             await first.__aexit__(None, None, None)
+
+
+async def test_enter_sends_and_shift_enter_starts_a_new_line(browser, server) -> None:  # noqa: ANN001
+    slug, agent = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug) as visitor:
+        await visitor.open_shop()
+        await visitor.el("form.start input[name=name]").fill("Lan Nguyen")
+        await visitor.el("form.start input[name=email]").fill("lan@visitors.example")
+        await visitor.el("form.start textarea[name=message]").fill("My parcel came damaged.")
+        await visitor.el("form.start textarea[name=message]").press("Enter")
+        await expect(visitor.el("form.say")).to_have_js_property("hidden", False, timeout=WAIT_MS)
+        await visitor.shows(("customer", "My parcel came damaged."))
+
+        said = visitor.el("form.say textarea[name=body]")
+        await said.press_sequentially("The box was open,", delay=5)
+        await said.press("Shift+Enter")
+        await said.press_sequentially("the lid missing.", delay=5)
+        await expect(said).to_have_value("The box was open,\nthe lid missing.")
+        # The Enter that ends an input method's composition (typing Vietnamese with Telex,
+        # say) belongs to the input method: it neither sends nor is taken from it.
+        submits_and_taken = await said.evaluate("""box => {
+            let submits = 0;
+            box.form.addEventListener("submit", () => { submits += 1; });
+            const enter = new KeyboardEvent("keydown", {key: "Enter", isComposing: true, bubbles: true,
+                                                        cancelable: true});
+            box.dispatchEvent(enter);
+            return [submits, enter.defaultPrevented];
+        }""")
+        assert submits_and_taken == [0, False]
+        await said.press("Enter")
+        await visitor.shows(("customer", "My parcel came damaged."), ("customer", "The box was open,\nthe lid missing."))
+        await expect(said).to_have_value("")
+
+    ticket = await the_chat_ticket(server, agent)
+    thread = await server.call("GET", f"/api/v1/tickets/{ticket['id']}/messages", agent, params={"limit": 100})
+    assert [m["body_text"] for m in thread["items"] if m["author_kind"] == "customer"] == [
+        "My parcel came damaged.", "The box was open,\nthe lid missing."]
+
+
+VIETNAMESE = {"launch": "Trò chuyện với chúng tôi", "title": "Trò chuyện với chúng tôi",
+              "name": "Tên của bạn", "email": "Email của bạn", "message": "Chúng tôi có thể giúp gì cho bạn?",
+              "start": "Bắt đầu trò chuyện", "status": "Chúng tôi đang trực tuyến — sẽ trả lời bạn ngay tại đây."}
+ENGLISH = {"launch": "Chat with us", "title": "Chat with us", "name": "Your name", "email": "Your email",
+           "message": "How can we help?", "start": "Start chat", "status": "We're online — we'll answer here."}
+LANGUAGES = [
+    ("page-lang-vi", {"html_lang": "vi"}, VIETNAMESE),
+    ("browser-vi-VN", {"locale": "vi-VN"}, VIETNAMESE),
+    ("data-locale-vi-VN-on-an-english-page", {"html_lang": "en", "script_attrs": 'data-locale="vi-VN"'}, VIETNAMESE),
+    ("data-lang-en-on-a-vietnamese-page", {"html_lang": "vi", "locale": "vi-VN", "script_attrs": 'data-lang="en"'},
+     ENGLISH),
+    ("unknown-language", {"html_lang": "fr", "locale": "vi-VN"}, ENGLISH),
+]
+
+
+@pytest.mark.parametrize(("page", "texts"), [c[1:] for c in LANGUAGES], ids=[c[0] for c in LANGUAGES])
+async def test_the_widget_speaks_the_page_s_language(browser, server, page: dict[str, str],  # noqa: ANN001
+                                                     texts: dict[str, str]) -> None:
+    slug, _ = await server.workspace(agent_availability="online")
+    async with visitor_on_shop(browser, server, slug, **page) as visitor:
+        await visitor.page.goto(f"{SHOP}/", wait_until="load")
+        await expect(visitor.el("button.launch")).to_have_text(texts["launch"], timeout=WAIT_MS)
+        await visitor.el("button.launch").click()
+        await expect(visitor.el("header .title")).to_have_text(texts["title"])
+        await expect(visitor.el("form.start input[name=name]")).to_have_attribute("placeholder", texts["name"])
+        await expect(visitor.el("form.start input[name=email]")).to_have_attribute("placeholder", texts["email"])
+        await expect(visitor.el("form.start textarea[name=message]")).to_have_attribute("placeholder",
+                                                                                        texts["message"])
+        await expect(visitor.el("form.start button[type=submit]")).to_have_text(texts["start"])
+        await expect(visitor.el(".status")).to_have_text(texts["status"], timeout=WAIT_MS)

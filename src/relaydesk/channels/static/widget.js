@@ -4,7 +4,9 @@
  *   <script src="https://support.example.com/widget.js" data-workspace="acme" async></script>
  *
  * Optional: data-identity-token="<JWT signed with the workspace's chat secret>" when the
- * host site has signed the visitor in; data-title="Chat with us".
+ * host site has signed the visitor in; data-title="Chat with us"; data-lang="vi" (or
+ * data-locale="vi-VN") to choose the language, which is otherwise the page's <html lang>,
+ * else the browser's. English and Vietnamese; any other language gets English.
  *
  * Everything lives in a shadow root, so the host page's styles and ours never meet.
  * The conversation survives page loads (localStorage) and catches up on reconnect.
@@ -18,7 +20,42 @@
   var base = new URL(script.src, location.href).origin;
   var workspace = script.getAttribute("data-workspace");
   var identityToken = script.getAttribute("data-identity-token");
-  var title = script.getAttribute("data-title") || "Chat with us";
+  var TEXTS = {
+    en: {
+      title: "Chat with us", chat: "Chat", close: "Close", name: "Your name", email: "Your email",
+      message: "How can we help?", start: "Start chat", body: "Type a message", send: "Send",
+      online: "We're online — we'll answer here.",
+      offline: function (email) {
+        return "No one is online right now. Leave a message: we'll reply by email" + (email ? " to " + email : "") + ".";
+      },
+      typing: "Support is typing…",
+      solved: "This conversation is marked solved. Write again if you need more help.",
+      gone: "This chat can't be continued here any more. Write again to start a new one; " +
+        "if you gave your email, our answers to the old one are on their way there.",
+      failed: "Something went wrong; please try again."
+    },
+    vi: {
+      title: "Trò chuyện với chúng tôi", chat: "Trò chuyện", close: "Đóng", name: "Tên của bạn",
+      email: "Email của bạn", message: "Chúng tôi có thể giúp gì cho bạn?", start: "Bắt đầu trò chuyện",
+      body: "Nhập tin nhắn", send: "Gửi",
+      online: "Chúng tôi đang trực tuyến — sẽ trả lời bạn ngay tại đây.",
+      offline: function (email) {
+        return "Hiện không có ai trực tuyến. Hãy để lại lời nhắn: chúng tôi sẽ trả lời qua email" +
+          (email ? " tới " + email : "") + ".";
+      },
+      typing: "Bộ phận hỗ trợ đang soạn tin…",
+      solved: "Cuộc trò chuyện này đã được đánh dấu là đã giải quyết. Hãy nhắn lại nếu bạn cần thêm trợ giúp.",
+      gone: "Không thể tiếp tục cuộc trò chuyện này tại đây nữa. Hãy nhắn lại để bắt đầu cuộc trò chuyện mới; " +
+        "nếu bạn đã để lại email, câu trả lời cho cuộc trò chuyện cũ đang được gửi tới đó.",
+      failed: "Đã có lỗi xảy ra; vui lòng thử lại."
+    }
+  };
+  // The first language given wins, even one we lack: a page that says it is French gets
+  // English, not a guess from the browser.
+  var lang = (script.getAttribute("data-lang") || script.getAttribute("data-locale") ||
+              document.documentElement.lang || navigator.language || "en").split(/[-_]/)[0].toLowerCase();
+  var t = TEXTS[lang] || TEXTS.en;
+  var title = script.getAttribute("data-title") || t.title;
   var storageKey = "relaydesk-chat:" + base + ":" + workspace;
   var api = base + "/api/v1/chat/" + encodeURIComponent(workspace);
 
@@ -57,6 +94,7 @@
   host.setAttribute("data-relaydesk-widget", "");
   document.body.appendChild(host);
   var root = host.attachShadow({ mode: "open" });
+  var attr = function (text) { return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;"); };
   root.innerHTML =
     '<style>' +
     ':host{all:initial}[hidden]{display:none!important}' +
@@ -78,22 +116,23 @@
     '</style>' +
     '<div class="rd" part="widget">' +
     '  <button class="launch" type="button"></button>' +
-    '  <div class="panel" role="dialog" aria-label="Chat">' +
-    '    <header><span class="title"></span><button class="close" type="button" aria-label="Close">×</button></header>' +
+    '  <div class="panel" role="dialog" aria-label="' + attr(t.chat) + '">' +
+    '    <header><span class="title"></span>' +
+    '<button class="close" type="button" aria-label="' + attr(t.close) + '">×</button></header>' +
     '    <div class="status" role="status"></div>' +
     '    <div class="log" aria-live="polite"></div>' +
     '    <div class="typing"></div>' +
     '    <form class="start">' +
-    '      <input name="name" placeholder="Your name" autocomplete="name" required>' +
-    '      <input name="email" type="email" placeholder="Your email" autocomplete="email" required>' +
-    '      <textarea name="message" rows="3" placeholder="How can we help?" required></textarea>' +
+    '      <input name="name" placeholder="' + attr(t.name) + '" autocomplete="name" required>' +
+    '      <input name="email" type="email" placeholder="' + attr(t.email) + '" autocomplete="email" required>' +
+    '      <textarea name="message" rows="3" placeholder="' + attr(t.message) + '" required></textarea>' +
     '      <div class="error"></div>' +
-    '      <button type="submit">Start chat</button>' +
+    '      <button type="submit">' + attr(t.start) + '</button>' +
     '    </form>' +
     '    <form class="say" hidden>' +
-    '      <textarea name="body" rows="2" placeholder="Type a message" required></textarea>' +
+    '      <textarea name="body" rows="2" placeholder="' + attr(t.body) + '" required></textarea>' +
     '      <div class="error"></div>' +
-    '      <button type="submit">Send</button>' +
+    '      <button type="submit">' + attr(t.send) + '</button>' +
     '    </form>' +
     '  </div>' +
     '</div>';
@@ -136,7 +175,7 @@
 
   function problemText(body) {
     if (body && body.errors && body.errors.length) return body.errors[0].message;
-    return (body && body.detail) || "Something went wrong; please try again.";
+    return (body && body.detail) || t.failed;
   }
 
   function request(method, path, body) {
@@ -152,10 +191,7 @@
   }
 
   function setStatus(online) {
-    statusLine.textContent = online
-      ? "We're online — we'll answer here."
-      : "No one is online right now. Leave a message: we'll reply by email" +
-        (state.email ? " to " + state.email : "") + ".";
+    statusLine.textContent = online ? t.online : t.offline(state.email);
     statusLine.setAttribute("data-online", online ? "yes" : "no");
   }
 
@@ -195,6 +231,19 @@
       }
     }).catch(function (e) { showError(sayForm, e.message); });
   });
+
+  // Enter sends, Shift+Enter starts a new line, as in every chat. An Enter that ends an
+  // input method's composition (Vietnamese Telex, Chinese, Japanese...) is the input
+  // method's (229: Safari's key code for it, sent without isComposing).
+  function sendOnEnter(form, box) {
+    box.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+      event.preventDefault();
+      form.querySelector("button[type=submit]").click();  // as a click, so required fields are checked
+    });
+  }
+  sendOnEnter(startForm, startForm.elements.message);
+  sendOnEnter(sayForm, sayForm.elements.body);
 
   sayForm.elements.body.addEventListener("input", function () {
     if (!typingSent) { sendFrame({ type: "typing", ticket_id: state.ticketId, state: "started" }); typingSent = true; }
@@ -242,9 +291,9 @@
         typingLine.textContent = "";
         line(data.author_kind, data.body_text, data.message_id);
       } else if (frame.event === "typing" && data.author_kind === "agent") {
-        typingLine.textContent = data.state === "started" ? "Support is typing…" : "";
+        typingLine.textContent = data.state === "started" ? t.typing : "";
       } else if (frame.event === "ticket.status_changed" && (data.after === "RESOLVED" || data.after === "CLOSED")) {
-        statusLine.textContent = "This conversation is marked solved. Write again if you need more help.";
+        statusLine.textContent = t.solved;
       }
     };
     socket.onclose = function (event) {
@@ -263,8 +312,7 @@
     save();
     sayForm.hidden = true;
     startForm.hidden = false;
-    showError(startForm, "This chat can't be continued here any more. Write again to start a new one; " +
-      "if you gave your email, our answers to the old one are on their way there.");
+    showError(startForm, t.gone);
   }
 
   function loadTranscript() {
