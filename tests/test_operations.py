@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,19 @@ async def test_openapi_describes_every_route_with_examples(client, app):
     for name in json_bodies:
         assert spec["components"]["schemas"][name].get("examples"), f"{name} has no example"
     assert all(op.get("summary") for ops in spec["paths"].values() for op in ops.values())
+
+
+async def test_the_api_docs_page_loads_nothing_from_other_sites(client):
+    """Offline, or behind a firewall, a page that loads Swagger UI from a CDN is blank."""
+    page = await client.get("/api/v1/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', page.text)
+    assert {a.rsplit(".", 1)[-1] for a in assets} >= {"js", "css"}, assets
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), f"{asset} is not on this site"
+        got = await client.get(asset)
+        assert got.status_code == 200 and got.content, asset
+    assert "SwaggerUIBundle(" in page.text and "/api/v1/openapi.json" in page.text
 
 
 async def test_migrations_are_at_head_and_match_the_models(runtime):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +43,7 @@ Relaydesk's REST API. Sign in with `POST /api/v1/auth/login` and send the access
 Every error is `application/problem+json` (RFC 9457) with a stable `code`, and for invalid
 input an `errors` list naming each offending field.
 """
+DOCS_ASSETS = "/api/v1/docs/assets"
 
 
 class _Relaydesk(FastAPI):
@@ -84,7 +89,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app = _Relaydesk(
         title="Relaydesk", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+        openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
     )
     app.state.runtime = runtime
     sockets = SocketRegistry(runtime)
@@ -103,6 +108,18 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     for router in (identity_router, agents_router, customers_router, tickets_router, routing_router, sla_router,
                    notifications_router, realtime_router, channels_router, chat_router, messaging_router):
         app.include_router(router)
+
+    # Swagger UI from the copy fastapi-offline ships, not from a CDN: a server offline or
+    # behind a firewall would otherwise show a blank page.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+              name="docs-assets")
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json", title="Relaydesk API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
