@@ -46,6 +46,11 @@ def test_customers_may_only_confirm_a_resolution():
 
 @pytest.mark.parametrize(("current", "has_assignee", "expected"), [
     (S.WAITING_ON_CUSTOMER, True, lifecycle.ReplyOutcome(new_status=S.IN_PROGRESS)),
+    (S.WAITING_ON_CUSTOMER, False, lifecycle.ReplyOutcome(new_status=S.OPEN)),
+    (S.WAITING_INTERNAL, True, lifecycle.ReplyOutcome()),
+    (S.WAITING_INTERNAL, False, lifecycle.ReplyOutcome(new_status=S.OPEN)),
+    (S.IN_PROGRESS, False, lifecycle.ReplyOutcome(new_status=S.OPEN)),
+    (S.ESCALATED, False, lifecycle.ReplyOutcome()),
     (S.RESOLVED, True, lifecycle.ReplyOutcome(new_status=S.IN_PROGRESS, reopened=True)),
     (S.RESOLVED, False, lifecycle.ReplyOutcome(new_status=S.OPEN, reopened=True)),
     (S.CLOSED, True, lifecycle.ReplyOutcome(follow_up=True)),
@@ -62,6 +67,18 @@ def test_agent_reply():
     assert lifecycle.after_agent_reply(S.ASSIGNED, internal=True).new_status is None
     assert lifecycle.after_agent_reply(S.WAITING_ON_CUSTOMER, internal=False).new_status is None
     assert lifecycle.after_agent_reply(S.CLOSED, internal=True).rejected
+
+
+@pytest.mark.parametrize(("current", "assigned", "expected"), [
+    (S.OPEN, True, S.ASSIGNED), (S.WAITING_ON_CUSTOMER, True, None),
+    (S.ASSIGNED, False, S.OPEN), (S.IN_PROGRESS, False, S.OPEN),
+    # Its customer's reply ends this wait and routes it; nothing would end an internal
+    # wait nobody owns, while its resolution clock runs.
+    (S.WAITING_ON_CUSTOMER, False, None), (S.WAITING_INTERNAL, False, S.OPEN),
+    (S.ESCALATED, False, None), (S.RESOLVED, False, None),
+])
+def test_status_after_assignment(current, assigned, expected):
+    assert lifecycle.status_after_assignment(current, assigned=assigned) == expected
 
 
 class Model:

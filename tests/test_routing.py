@@ -578,6 +578,54 @@ class TestQueue:
         await settle()
         assert {(await ticket(client, ws, t["id"]))["assignee_id"] for t in made} == {staying.id}
 
+    async def test_a_waiting_ticket_that_loses_its_owner_is_routed_when_the_wait_ends(self, client, settle):
+        """A deactivated agent's ticket waiting on the customer stayed waiting without an
+        owner; the customer's reply then put it IN_PROGRESS with nobody on it, outside the
+        queue, and told nobody. One waiting on an internal team has no reply to end its
+        wait: it goes back to the queue at once."""
+        ws, team, [leaving], cats = await setup_desk(client, agents=1)
+        cust = await ws.customer()
+        on_customer, on_team = [await ws.ticket(cust, subject=f"invoice {i}", description="billing question",
+                                                category_id=cats["Billing"]) for i in range(2)]
+        await settle()
+        for t, status in ((on_customer, "WAITING_ON_CUSTOMER"), (on_team, "WAITING_INTERNAL")):
+            assert (await ws.move(leaving, t["id"], status)).status_code == 200
+        staying = await ws.staff(team_ids=[team["id"]], skills=[{"skill": "billing", "level": 3}], languages=["en"])
+        r = await client.patch(f"/api/v1/agents/{leaving.id}", json={"is_active": False}, headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await settle()
+        got = await ticket(client, ws, on_customer["id"])
+        assert (got["assignee_id"], got["status"]) == (None, "WAITING_ON_CUSTOMER")
+        got = await ticket(client, ws, on_team["id"])
+        assert (got["assignee_id"], got["status"]) == (staying.id, "ASSIGNED")
+
+        assert (await ws.reply(cust, on_customer["id"], "Here is the invoice number.")).status_code == 201
+        await settle()
+        got = await ticket(client, ws, on_customer["id"])
+        assert (got["assignee_id"], got["status"]) == (staying.id, "ASSIGNED")
+        assert (await routing_of(client, ws, on_customer["id"]))["state"] == "assigned"
+        notes = (await client.get("/api/v1/notifications", headers=staying.headers)).json()["items"]
+        assert {n["ticket_id"] for n in notes if n["kind"] == "assigned"} == {on_customer["id"], on_team["id"]}
+
+    async def test_a_reply_on_a_waiting_ticket_a_supervisor_unassigned_queues_it(self, client, settle):
+        ws, team, [agent], cats = await setup_desk(client, agents=1)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="invoice", description="billing question", category_id=cats["Billing"])
+        await settle()
+        assert (await ws.move(agent, t["id"], "WAITING_ON_CUSTOMER")).status_code == 200
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "offline"}, headers=agent.headers)
+        r = await client.patch(f"/api/v1/tickets/{t['id']}", json={"assignee_id": None}, headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["status"] == "WAITING_ON_CUSTOMER", r.text
+        await settle()
+        assert (await ws.reply(cust, t["id"], "Any news?")).status_code == 201
+        await settle()
+        got = await ticket(client, ws, t["id"])
+        assert (got["assignee_id"], got["status"]) == (None, "OPEN")
+        assert (await routing_of(client, ws, t["id"]))["state"] == "queued"
+        await client.patch(f"/api/v1/agents/{agent.id}", json={"availability": "online"}, headers=agent.headers)
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["assignee_id"] == agent.id
+
     async def test_more_capacity_empties_a_long_queue_at_once(self, client, settle):
         """Not just the first page of the queue: every waiting ticket the new capacity
         has room for is assigned when it is raised, with no sweep needed."""

@@ -449,7 +449,8 @@ class RoutingService:
     async def release_from_inactive(self, workspace_id: uuid.UUID, agent_id: uuid.UUID, now: datetime) -> int:
         """A deactivated agent's unfinished tickets are unassigned, so routing gives them to
         someone else (or queues them, where the sweep alerts supervisors) instead of them
-        sitting with an account nobody uses. Returns how many."""
+        sitting with an account nobody uses; one waiting on the customer waits on without an
+        owner, and their reply routes it (``lifecycle.after_customer_reply``). Returns how many."""
         if await self.agents.staff_ids(workspace_id, {agent_id}):
             return 0  # active again meanwhile
         system = Principal.system(workspace_id)

@@ -84,7 +84,15 @@ class ReplyOutcome:
     rejected: bool = False  # agents may not post public replies on closed tickets
 
 
+# Work that is somebody's: nobody is told of a reply on one without an owner, and routing
+# leaves it alone (an unowned ESCALATED ticket is routed as it is, so it is not here).
+_OWNED_WORK = NEEDS_ASSIGNEE - {S.ESCALATED}
+
+
 def after_customer_reply(current: Status, *, has_assignee: bool) -> ReplyOutcome:
+    if current in _OWNED_WORK and not has_assignee:
+        # Back to the pool, where routing finds it an owner who hears of the reply.
+        return ReplyOutcome(new_status=S.OPEN)
     match current:
         case S.WAITING_ON_CUSTOMER:
             return ReplyOutcome(new_status=S.IN_PROGRESS)
@@ -128,9 +136,12 @@ def timestamps_for(previous: Status, target: Status) -> Timestamps:
 
 def status_after_assignment(current: Status, *, assigned: bool) -> Status | None:
     """Giving an OPEN ticket an owner makes it ASSIGNED; taking the owner away from
-    a ticket nobody is working puts it back in the pool."""
+    a ticket that is the agents' to work puts it back in the pool. One waiting on the
+    customer keeps waiting: their reply ends the wait and puts it back then
+    (``after_customer_reply``). One waiting on an internal team has nothing that would end
+    its wait without an owner, and its resolution clock runs, so it goes back at once."""
     if assigned and current is S.OPEN:
         return S.ASSIGNED
-    if not assigned and current in (S.ASSIGNED, S.IN_PROGRESS):
+    if not assigned and current in (S.ASSIGNED, S.IN_PROGRESS, S.WAITING_INTERNAL):
         return S.OPEN
     return None
