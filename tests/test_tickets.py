@@ -326,6 +326,31 @@ class TestLifecycle:
         assert (got["assignee_id"], got["status"]) == (agent.id, "IN_PROGRESS")
 
 
+    async def test_no_path_to_owning_a_ticket_passes_the_cap(self, client):
+        """Moving an unowned ticket to WAITING_ON_CUSTOMER took it with no cap check, and the
+        customer's reply then made it open work: 2 tickets against a cap of 1."""
+        ws = await make_workspace(client)
+        full, helper, cust = await ws.staff(max_concurrent=1), await ws.staff(), await ws.customer()
+        mine, unowned = await ws.ticket(cust), await ws.ticket(cust)
+        r = await client.patch(f"/api/v1/tickets/{mine['id']}", headers=full.headers, json={"assignee_id": full.id})
+        assert r.status_code == 200, r.text
+
+        for status in ("WAITING_ON_CUSTOMER", "IN_PROGRESS"):
+            r = await ws.move(full, unowned["id"], status)
+            assert r.status_code == 409 and r.json()["code"] == "agent_at_capacity", r.text
+            assert (r.json()["load"], r.json()["cap"]) == (1, 1)
+        got = (await client.get(f"/api/v1/tickets/{unowned['id']}", headers=ws.admin.headers)).json()
+        assert (got["assignee_id"], got["status"]) == (None, "OPEN")
+
+        # Nor by being given a waiting ticket by hand.
+        assert (await ws.move(helper, unowned["id"], "WAITING_ON_CUSTOMER")).status_code == 200
+        r = await client.patch(f"/api/v1/tickets/{unowned['id']}", headers=ws.admin.headers,
+                               json={"assignee_id": full.id})
+        assert r.status_code == 409 and r.json()["code"] == "agent_at_capacity", r.text
+        got = (await client.get(f"/api/v1/tickets/{unowned['id']}", headers=ws.admin.headers)).json()
+        assert got["assignee_id"] == helper.id
+
+
 class TestSoftDelete:
     async def test_deleted_ticket_is_gone_from_the_api_but_kept(self, client, runtime):
         ws = await make_workspace(client)

@@ -271,7 +271,8 @@ class TicketService:
         if assignee_id is not None:
             await self._check_assignee(ticket.workspace_id, assignee_id)
         new_status = lifecycle.status_after_assignment(Status(ticket.status), assigned=assignee_id is not None)
-        if assignee_id is not None and (new_status or Status(ticket.status)) in lifecycle.OPEN_WORK:
+        if assignee_id is not None and (new_status or Status(ticket.status)) not in lifecycle.FINISHED:
+            # A waiting ticket too: the customer's reply makes it open work without a check.
             # Before the ticket changes: a refusal (which routing catches and carries on
             # from) leaves it as it was, and the count has nothing of it to flush (its own
             # row is left out anyway), so the ticket is written once, not twice.
@@ -330,9 +331,9 @@ class TicketService:
             changes["assignee_id"] = (ticket.assignee_id, None)
             ticket.assignee_id = None
         if target in lifecycle.NEEDS_ASSIGNEE and ticket.assignee_id is None and principal.user_id is not None:
-            # Whoever takes a ticket into work owns it.
-            if target in lifecycle.OPEN_WORK:
-                await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
+            # Whoever takes a ticket into work owns it, within their cap (a waiting ticket
+            # too, as ``_assign`` says).
+            await self._ensure_capacity(ticket.workspace_id, principal.user_id, ticket.id)
             changes["assignee_id"] = (None, principal.user_id)
             ticket.assignee_id = principal.user_id
         await self._move(ticket, target, now, changes)
