@@ -895,3 +895,20 @@ async def test_opening_hours_and_names_are_checked_as_people_write_them(client):
     assert r.status_code == 409 and r.json()["code"] == "name_taken"
     r = await client.patch(f"/api/v1/sla-policies/{vip['id']}", headers=ws.admin.headers, json={"name": "Vip"})
     assert r.status_code == 200 and r.json()["name"] == "Vip"  # its own name in another case
+
+
+async def test_the_view_agrees_with_its_clocks_before_the_monitor_runs(client, settle, clock):
+    """Between a clock's due time and the next scan the view said "ok", not breached, over
+    a first-response clock it showed breached at 117.5 %."""
+    ws, team, lead, agent, senior, cat = await desk(client)
+    t = await ws.ticket(await ws.customer(), subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    clock.advance(timedelta(hours=6))
+    await ws.relogin()
+    got = await sla(client, ws, t["id"])
+    assert (got["first_response"]["state"], got["_"]["state"], got["_"]["breached"]) == ("warning", "warning", False)
+    clock.advance(timedelta(hours=3, minutes=24))  # no scan meanwhile
+    await ws.relogin()
+    got = await sla(client, ws, t["id"])
+    assert (got["first_response"]["state"], got["first_response"]["percent_used"]) == ("breached", 117.5)
+    assert (got["_"]["state"], got["_"]["breached"]) == ("breached", True)

@@ -326,13 +326,7 @@ class SlaService:
                                 clock=event.kind.value, level=event.level.value, crossed_at=event.at,
                                 due_at=engine.due_at(clocks[event.kind], calendar), **event_scope(ticket))
         tracker.clocks = {k.value: c.to_dict() for k, c in clocks.items()}
-        states = [engine.status(c, now, calendar, thresholds) for c in clocks.values()]
-        worst = max(states, key=lambda s: SEVERITY[s])
-        # Paused only when nothing runs: waiting on the customer pauses resolution, but an
-        # unanswered ticket's first response still runs.
-        tracker.state = (worst if SEVERITY[worst] else
-                         ClockStatus.PAUSED if ClockStatus.PAUSED in states and ClockStatus.OK not in states else
-                         ClockStatus.MET if all(s is ClockStatus.MET for s in states) else ClockStatus.OK).value
+        tracker.state = _overall([engine.status(c, now, calendar, thresholds) for c in clocks.values()]).value
         await self._hold_or_restart_escalation_timer(tracker, ticket, now)
         await self._escalate_automatically(tracker, ticket, crossed, now)
         open_ticket = ticket.status not in DONE
@@ -511,10 +505,11 @@ class SlaService:
         policy = await self._policy(tracker.policy_id)
         calendar = await self._calendar(policy)
         thresholds = self._thresholds(policy)
-        clocks = []
+        clocks, states = [], []
         for kind, raw in tracker.clocks.items():
             clock = SlaClock.from_dict(raw)
             v = engine.view(clock, now, calendar, thresholds)
+            states.append(v.status)
             clocks.append({
                 "kind": kind, "state": v.status.value, "due_at": v.due_at, "paused": clock.paused,
                 "remaining_seconds": v.remaining.total_seconds() if v.remaining is not None else None,
@@ -523,10 +518,15 @@ class SlaService:
             })
         order = [k.value for k in ClockKind]
         clocks.sort(key=lambda c: order.index(c["kind"]))
+        # The clocks as they stand now, not as the monitor last stored them (up to a scan
+        # interval ago), so the view never contradicts itself; the scan still announces
+        # and escalates. Breach is final: a breach stored stays one.
+        state = _overall(states) if states else ClockStatus(tracker.state)
         # The policy's name as it is now; the one noted on the tracker once it is gone.
         return {"ticket_id": ticket.id, "policy": policy.name if policy else tracker.policy_name,
-                "priority": tracker.priority,
-                "state": tracker.state, "breached": tracker.breached, "escalation_level": tracker.escalation_level,
+                "priority": tracker.priority, "state": state.value,
+                "breached": tracker.breached or ClockStatus.BREACHED in states,
+                "escalation_level": tracker.escalation_level,
                 "business_hours": "24/7" if policy is None or policy.calendar_id is None else
                 (await self.session.get(SlaCalendar, policy.calendar_id)).name,
                 "clocks": clocks}
@@ -842,6 +842,18 @@ def _in_hours(seconds: float) -> str:
 
 def _minutes(n: int) -> str:
     return "1 minute" if n == 1 else f"{n} minutes"
+
+
+def _overall(states: list[ClockStatus]) -> ClockStatus:
+    """A ticket's SLA state from its clocks': the worst threshold crossed; else paused only
+    when nothing runs (waiting on the customer pauses resolution, but an unanswered
+    ticket's first response still runs); met when every clock is."""
+    worst = max(states, key=lambda s: SEVERITY[s])
+    if SEVERITY[worst]:
+        return worst
+    if ClockStatus.PAUSED in states and ClockStatus.OK not in states:
+        return ClockStatus.PAUSED
+    return ClockStatus.MET if all(s is ClockStatus.MET for s in states) else ClockStatus.OK
 
 
 def _soonest_due(clocks: Iterable[SlaClock], calendar: BusinessCalendar) -> datetime | None:
