@@ -912,3 +912,18 @@ async def test_the_view_agrees_with_its_clocks_before_the_monitor_runs(client, s
     got = await sla(client, ws, t["id"])
     assert (got["first_response"]["state"], got["first_response"]["percent_used"]) == ("breached", 117.5)
     assert (got["_"]["state"], got["_"]["breached"]) == ("breached", True)
+
+
+async def test_resolving_answers_with_the_ticket_as_stored(client, settle):
+    """The answer to a move to RESOLVED still carried the due time of the clocks it had
+    just stopped; a GET right after showed none."""
+    ws, team, lead, agent, senior, cat = await desk(client)
+    t = await ws.ticket(await ws.customer(), subject="Question", description="Hello", category_id=cat["id"])
+    await settle()
+    r = await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)
+    assert r.json()["sla_due_at"] is not None
+    r = await ws.move(ws.admin, t["id"], "RESOLVED")
+    assert r.status_code == 200 and r.json()["sla_due_at"] is None, r.text
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json() == r.json()
+    await settle()
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["sla_due_at"] is None

@@ -356,6 +356,11 @@ class TicketService:
         stamps = lifecycle.timestamps_for(previous, target)
         changes["status"] = (previous.value, target.value)
         ticket.status = target.value
+        if target in lifecycle.FINISHED:
+            # Finishing stops every SLA clock: no due time is left, as the SLA domain will
+            # store after this commits. Written now, so the answer and a read right after
+            # show what is stored, not the stopped clocks' due time.
+            self.note_sla_due(ticket, None)
         if stamps.resolved:
             changes["resolved_at"] = (ticket.resolved_at, now)
             ticket.resolved_at = now
