@@ -927,3 +927,19 @@ async def test_resolving_answers_with_the_ticket_as_stored(client, settle):
     assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json() == r.json()
     await settle()
     assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=ws.admin.headers)).json()["sla_due_at"] is None
+
+
+async def test_a_resolution_target_shorter_than_first_response_is_refused(client):
+    """Resolving within a minute while the first answer may take two hours was accepted."""
+    ws = await make_workspace(client)
+    backwards = {"first_response": 7200, "next_response": 3600, "resolution": 60}
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Backwards", "targets": {"HIGH": backwards}})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert r.json()["errors"][0]["field"] == "targets.HIGH.resolution"
+    r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers, json={
+        "name": "Backwards", "targets": {"HIGH": backwards | {"resolution": 7200}}})
+    assert r.status_code == 201, r.text
+    r = await client.patch(f"/api/v1/sla-policies/{r.json()['id']}", headers=ws.admin.headers,
+                           json={"targets": {"LOW": backwards}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "targets.LOW.resolution", r.text

@@ -635,6 +635,17 @@ class SlaService:
                         f"{MAX_SEARCH_DAYS} days the SLA engine looks ahead.",
                         field=field or f"targets.{priority}.{kind}")
 
+    @staticmethod
+    def _refuse_backwards(targets: dict[str, dict[str, int]]) -> None:
+        """Resolving is also an answer: a resolution target shorter than first response
+        would breach resolution first on every ticket nobody has answered yet."""
+        for priority, kinds in targets.items():
+            if kinds["resolution"] < kinds["first_response"]:
+                raise ValidationFailed(
+                    f"The {priority} resolution target ({kinds['resolution']} seconds) is shorter than its "
+                    f"first response target ({kinds['first_response']} seconds); make it at least as long.",
+                    field=f"targets.{priority}.resolution")
+
     async def _check_name(self, model: type[SlaCalendar] | type[SlaPolicy], workspace_id: uuid.UUID,
                           name: str, renamed: uuid.UUID | None = None) -> None:
         """Names differ in more than case ("VIP" and "vip" read as one in a picker); a
@@ -692,6 +703,7 @@ class SlaService:
         targets = {p: {**DEFAULT_TARGETS[p], **(data.targets[p].model_dump() if data.targets and p in data.targets
                                                else {})} for p in DEFAULT_TARGETS}
         await self._check_reachable(principal.workspace_id, targets, data.calendar_id, now)
+        self._refuse_backwards(targets)
         policy = SlaPolicy(workspace_id=principal.workspace_id, name=data.name, is_default=data.is_default,
                            conditions=data.conditions.model_dump(mode="json"), targets=targets,
                            warning_at=data.warning_at, critical_at=data.critical_at, calendar_id=data.calendar_id,
@@ -733,6 +745,8 @@ class SlaService:
         if {"targets", "calendar_id"} & new.keys():
             await self._check_reachable(policy.workspace_id, new.get("targets", policy.targets),
                                         new.get("calendar_id", policy.calendar_id), now)
+        if "targets" in new:
+            self._refuse_backwards(new["targets"])
         changes = {k: (getattr(policy, k), v) for k, v in new.items() if getattr(policy, k) != v}
         for k, (_, v) in changes.items():
             setattr(policy, k, v)
