@@ -145,7 +145,7 @@ async def test_assignment_notes_are_internal_but_status_changes_are_public(clien
 
     customer_view = await thread(client, customer, ticket["number"])
     system = [m["body_text"] for m in customer_view if m["author_kind"] == "system"]
-    assert system == ["Status changed from ASSIGNED to IN_PROGRESS.",
+    assert system == ["Status changed from OPEN to IN_PROGRESS.",  # ASSIGNED is OPEN to the customer
                       "Status changed from IN_PROGRESS to RESOLVED. Reason: Refund issued"]
     assert all(m["internal"] is False for m in customer_view)
     assert not any("Assigned to an agent" in m["body_text"] for m in customer_view)

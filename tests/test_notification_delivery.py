@@ -185,6 +185,23 @@ class TestCustomerEmails:
         text = email.message.get_body(("plain",)).get_content()
         assert "yêu cầu" in text
 
+    async def test_status_news_names_only_the_statuses_the_customer_sees(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        ticket = await ws.ticket(customer)
+        assert (await ws.move(agent, ticket["id"], "ESCALATED")).status_code == 200
+        await settle()
+        await send_due(runtime, clock, after=timedelta(minutes=5))
+        mail.clear()
+        assert (await ws.move(agent, ticket["id"], "RESOLVED")).status_code == 200
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        [email] = to(mail, customer.email)
+        text = email.message.get_body(("plain",)).get_content()
+        assert "changed from “In progress” to “Resolved”" in text and "Escalated" not in text, text
+
     async def test_in_app_notifications_speak_the_customers_language(self, client, settle) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         agent = await ws.staff()

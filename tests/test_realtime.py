@@ -231,10 +231,42 @@ class TestWhoHearsWhat:
                               headers=agent.headers)
         assert r.status_code in (200, 201), r.text
         await settle()
-        # The status is the customer's business (the portal shows it); the rest is not.
+        # The status is the customer's business (the portal shows it), as they know it: an
+        # escalated ticket is one being worked on; the rest is not.
         heard = await customer_live.events()
-        assert [(e["event"], e["data"]["after"]) for e in heard] == [("ticket.status_changed", "ESCALATED")]
+        assert [(e["event"], e["data"]["before"], e["data"]["after"]) for e in heard] == [
+            ("ticket.status_changed", "OPEN", "IN_PROGRESS")]
         assert set(heard[0]["data"]) == {"ticket_id", "number", "before", "after", "at"}
+
+    async def test_customers_hear_only_the_status_changes_they_can_see(self, client, ws_url, settle) -> None:  # noqa: ANN001
+        ws, agent, customer, ticket = await setup(client)
+        assert (await ws.move(agent, ticket["id"], "IN_PROGRESS")).status_code == 200
+        await settle()
+        start = await latest_event_id(ws_url, customer)
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        for step in ("ESCALATED", "WAITING_INTERNAL", "RESOLVED"):
+            assert (await ws.move(agent, ticket["id"], step)).status_code == 200
+        await settle()
+
+        changes = [(e["data"]["before"], e["data"]["after"]) for e in await staff_live.events()
+                   if e["event"] == "ticket.status_changed"]
+        assert changes == [("IN_PROGRESS", "ESCALATED"), ("ESCALATED", "WAITING_INTERNAL"),
+                           ("WAITING_INTERNAL", "RESOLVED")]
+        expected = [("ticket.status_changed", "IN_PROGRESS", "RESOLVED")]
+
+        def seen(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+            return [(e["event"], e["data"].get("before"), e["data"].get("after")) for e in events
+                    if e["event"] != "notification.created"]
+
+        assert seen(await customer_live.events()) == expected
+        # A reconnecting socket is replayed the same view.
+        resumed = await open_live(ws_url, customer, f"ticket:{ticket['id']}", last_event_id=start)
+        replayed = []
+        while (frame := await resumed.next())["type"] != "replayed":
+            replayed.append(frame)
+        # (PostgreSQL's replay also sends again a few events from before the id given.)
+        assert seen([e for e in replayed if e["id"] > start]) == expected
 
     async def test_customers_cannot_watch_someone_elses_ticket_or_the_queues(self, client, ws_url) -> None:  # noqa: ANN001
         ws, agent, customer, ticket = await setup(client)

@@ -561,7 +561,9 @@ async def test_a_staff_escalations_reason_stays_with_the_staff(client, settle):
     await settle()
     seen_by_customer = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=cust.headers)).json()
     assert not any(secret in m["body_text"] for m in seen_by_customer["items"])
-    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()["status"] == "ESCALATED"
+    # Escalated is how the desk works it; to the customer it is still in progress.
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()["status"] == "IN_PROGRESS"
+    assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()["status"] == "ESCALATED"
     staff_view = (await client.get(f"/api/v1/tickets/{t['id']}/messages", headers=agent.headers)).json()
     assert any(secret in m["body_text"] and m["internal"] for m in staff_view["items"])
     [raised] = (await client.get(f"/api/v1/tickets/{t['id']}/escalations", headers=ws.admin.headers)).json()

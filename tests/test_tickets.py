@@ -351,6 +351,56 @@ class TestLifecycle:
         assert got["assignee_id"] == helper.id
 
 
+class TestWhatCustomersSeeOfTheStatus:
+    async def test_internal_workflow_states_show_as_in_progress_to_the_customer(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        assert (await ws.move(agent, t["id"], "ASSIGNED")).status_code == 200
+        assert (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()["status"] == "OPEN"
+        for step in ("IN_PROGRESS", "ESCALATED", "WAITING_INTERNAL"):
+            assert (await ws.move(agent, t["id"], step)).status_code == 200
+        got = (await client.get(f"/api/v1/tickets/{t['id']}", headers=cust.headers)).json()
+        assert got["status"] == "IN_PROGRESS"
+        listed = (await client.get("/api/v1/tickets", headers=cust.headers)).json()["items"]
+        assert [x["status"] for x in listed] == ["IN_PROGRESS"]
+        staff_view = (await client.get(f"/api/v1/tickets/{t['id']}", headers=agent.headers)).json()
+        assert staff_view["status"] == "WAITING_INTERNAL"
+        assert (await ws.move(agent, t["id"], "RESOLVED")).status_code == 200
+
+        public = [m["body_text"] for m in await thread(ws, cust, t["id"]) if m["author_kind"] == "system"]
+        assert public == ["Status changed from OPEN to IN_PROGRESS.", "Status changed from IN_PROGRESS to RESOLVED."]
+        staff_lines = [m["body_text"] for m in await thread(ws, agent, t["id"]) if m["author_kind"] == "system"]
+        assert "Status changed from IN_PROGRESS to ESCALATED." in staff_lines
+        assert "Status changed from ESCALATED to WAITING_INTERNAL." in staff_lines
+
+    async def test_customers_filter_by_the_statuses_they_see(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        escalated = await ws.ticket(cust, subject="escalated")
+        await ws.ticket(cust, subject="new")
+        await ws.move(agent, escalated["id"], "ESCALATED")
+
+        async def subjects(status):
+            r = await client.get("/api/v1/tickets", headers=cust.headers, params={"status": status})
+            assert r.status_code == 200, r.text
+            return [x["subject"] for x in r.json()["items"]]
+
+        assert await subjects("IN_PROGRESS") == ["escalated"]
+        assert await subjects("OPEN") == ["new"]
+        r = await client.get("/api/v1/tickets", headers=cust.headers, params={"status": "ESCALATED"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "status", r.text
+
+    async def test_a_refused_move_does_not_tell_the_customer_the_internal_status(self, client):
+        ws = await make_workspace(client)
+        agent, cust = await ws.staff(), await ws.customer()
+        t = await ws.ticket(cust)
+        await ws.move(agent, t["id"], "ESCALATED")
+        r = await ws.move(cust, t["id"], "CLOSED")
+        assert r.status_code == 409 and r.json()["current"] == "IN_PROGRESS", r.text
+        assert "ESCALATED" not in r.text
+
+
 class TestSoftDelete:
     async def test_deleted_ticket_is_gone_from_the_api_but_kept(self, client, runtime):
         ws = await make_workspace(client)

@@ -31,7 +31,7 @@ from relaydesk.notifications.service import NotificationService
 from relaydesk.notifications.default_templates import CUSTOMER_TITLES
 from relaydesk.notifications.templates import app_link, normalize_locale, status_label, supported_locale
 from relaydesk.notifications.webhooks import WebhookService
-from relaydesk.tickets.lifecycle import Channel
+from relaydesk.tickets.lifecycle import Channel, customer_facing
 from relaydesk.tickets.models import Ticket
 from relaydesk.tickets.schemas import ticket_reference
 from relaydesk.tickets.tasks import ticket_service
@@ -101,7 +101,8 @@ class Notifier:
                     payload.get("actor_kind") != "customer":
                 await self.send(await self._requester(ticket), "status_changed", ticket,
                                 _for_customer(ticket, payload["after"]),
-                                extra={"old_status": payload.get("before"), "new_status": payload["after"]})
+                                extra={"old_status": customer_facing(before) if (before := payload.get("before"))
+                                       else None, "new_status": payload["after"]})
             case "routing.queue_waiting":
                 lead = await self.teams.lead_of(self.ws, ticket.team_id)
                 team = await self._team_name(ticket.team_id)
@@ -274,7 +275,8 @@ class Notifier:
     def _ticket_context(self, ticket: Ticket, *, staff: bool) -> dict[str, Any]:
         ref = ticket_reference(ticket.number)
         path = f"/tickets/{ref}" if staff else f"/portal/tickets/{ref}"
-        return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject, "status": ticket.status,
+        return {"id": str(ticket.id), "reference": ref, "subject": ticket.subject,
+                "status": ticket.status if staff else customer_facing(ticket.status),
                 "priority": ticket.priority, "url": app_link(self.settings.app_url, path)}
 
 

@@ -8,9 +8,11 @@ Channels a socket can subscribe to (canonical names):
   ``notifications``      the person's own in-app notifications (always on, never asked for)
 
 A customer only ever sees the public side of their own tickets: never internal notes,
-never agent-only events (assignment, priority, SLA, escalation, presence), and never
-another customer's ticket. Staff see everything in their workspace. The workspace check
-itself happens before this module is asked (sockets are grouped by workspace).
+never agent-only events (assignment, priority, SLA, escalation, presence), never a
+status they do not see (``customer_facing``: a move from IN_PROGRESS to ESCALATED does not
+reach them at all), and never another customer's ticket. Staff see everything in their
+workspace. The workspace check itself happens before this module is asked (sockets are
+grouped by workspace).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from relaydesk.tickets.lifecycle import customer_facing
 
 # The event types a customer may receive, and the payload keys they may see.
 _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -82,7 +86,12 @@ def view(event_type: str, payload: dict[str, Any], viewer: Viewer, subscriptions
     channel = f"ticket:{payload.get('ticket_id')}"
     if channel not in subscriptions:
         return None
-    return [channel], {key: payload[key] for key in fields if key in payload}
+    shown = {key: payload[key] for key in fields if key in payload}
+    if event_type == "ticket.status_changed":
+        shown |= {key: customer_facing(payload[key]) for key in ("before", "after") if payload.get(key)}
+        if shown.get("before") == shown.get("after"):
+            return None  # a move inside the desk's workflow (IN_PROGRESS to ESCALATED) is no news to them
+    return [channel], shown
 
 
 def customer_owns(payload: dict[str, Any], viewer: Viewer) -> bool:

@@ -15,6 +15,7 @@ from relaydesk.core.schemas import Moment, Page
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import CurrentPrincipal
 from relaydesk.identity.wiring import user_service
+from relaydesk.tickets import lifecycle
 from relaydesk.tickets.attachments import AttachmentService
 from relaydesk.tickets.categories import CategoryService
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
@@ -86,7 +87,9 @@ async def list_tickets(
     principal: CurrentPrincipal, request: Request, session: SessionDep,
     limit: Limit = 50, cursor: Cursor = None,
     sort: SortKey = Query(default="-created_at", description=SORT_HELP),
-    status_: list[Status] | None = Query(default=None, alias="status", description="Repeat to match any of several."),
+    status_: list[Status] | None = Query(default=None, alias="status", description=(
+        "Repeat to match any of several. Customers filter by the statuses they see (OPEN, IN_PROGRESS, "
+        "WAITING_ON_CUSTOMER, RESOLVED, CLOSED).")),
     priority: list[Priority] | None = Query(default=None),
     channel: list[Channel] | None = Query(default=None, description="Where tickets came from; repeat for several."),
     assignee_id: str | None = Query(default=None, description="An agent's id, or 'none' for unassigned tickets."),
@@ -105,6 +108,11 @@ async def list_tickets(
         for name, given in (("tag", tag), ("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
             if given:
                 raise ValidationFailed("Customers cannot filter by this.", field=name)
+        if status_ and not set(status_) <= lifecycle.CUSTOMER_STATUSES:
+            raise ValidationFailed(f"Customers filter by {', '.join(sorted(lifecycle.CUSTOMER_STATUSES))}.",
+                                   field="status")
+        # The statuses they see stand for the desk's own (ESCALATED is IN_PROGRESS to them).
+        status_ = [s for shown in status_ or () for s in sorted(lifecycle.shown_as(shown))] or None
     key = sort.lstrip("-")
     if principal.is_customer and key in QUEUE_SORTS:
         raise ValidationFailed("Customers cannot sort by this.", field="sort")

@@ -65,6 +65,27 @@ FINISHED = frozenset({S.RESOLVED, S.CLOSED})
 NEEDS_ASSIGNEE = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_ON_CUSTOMER, S.WAITING_INTERNAL, S.ESCALATED})
 
 
+# What a customer is told of each status. Who owns a ticket, and whether it waits on
+# another team or was escalated, is how the desk works, not news to the customer: a
+# ticket nobody has started on is OPEN to them, and one being worked on in any way is
+# IN_PROGRESS (Zendesk's "open").
+CUSTOMER_FACING: dict[Status, Status] = {
+    S.OPEN: S.OPEN, S.ASSIGNED: S.OPEN,
+    S.IN_PROGRESS: S.IN_PROGRESS, S.WAITING_INTERNAL: S.IN_PROGRESS, S.ESCALATED: S.IN_PROGRESS,
+    S.WAITING_ON_CUSTOMER: S.WAITING_ON_CUSTOMER, S.RESOLVED: S.RESOLVED, S.CLOSED: S.CLOSED,
+}
+CUSTOMER_STATUSES = frozenset(CUSTOMER_FACING.values())
+
+
+def customer_facing(status: Status | str) -> Status:
+    return CUSTOMER_FACING[Status(status)]
+
+
+def shown_as(customer_status: Status) -> frozenset[Status]:
+    """Every status a customer sees as this one (what their status filter matches)."""
+    return frozenset(s for s, shown in CUSTOMER_FACING.items() if shown is customer_status)
+
+
 def allowed_next(current: Status, *, by_customer: bool = False) -> frozenset[Status]:
     table = CUSTOMER_TRANSITIONS if by_customer else TRANSITIONS
     return table.get(current, frozenset())

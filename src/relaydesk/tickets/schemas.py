@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from relaydesk.core.principal import Principal
 from relaydesk.core.schemas import Input, Output
+from relaydesk.tickets import lifecycle
 from relaydesk.tickets.lifecycle import Channel, Priority, Status
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -55,7 +56,8 @@ class TicketPatch(Input):
 class StatusChangeIn(Input):
     status: Status
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
-        default=None, description="Shown in the thread with the change, to the customer too.")
+        default=None,
+        description="Shown in the thread with the change, to the customer too when the change is one they see.")
 
     model_config = {"json_schema_extra": {"examples": [{"status": "RESOLVED", "reason": "Replacement shipped"}]}}
 
@@ -65,7 +67,9 @@ class TicketOut(Output):
     number: str = Field(description="Human-readable, per workspace, e.g. T-000123.")
     subject: str
     description: str
-    status: Status
+    status: Status = Field(description="Customers see only OPEN, IN_PROGRESS, WAITING_ON_CUSTOMER, RESOLVED and "
+                                       "CLOSED: ASSIGNED shows to them as OPEN, WAITING_INTERNAL and ESCALATED as "
+                                       "IN_PROGRESS.")
     priority: Priority | None = Field(description="Staff only: null for customers, as are the tags, the assignee, "
                                                   "the team and the SLA flag.")
     channel: Channel
@@ -101,10 +105,12 @@ STAFF_ONLY_FIELDS = {"priority": None, "tags": None, "assignee_id": None, "team_
 
 def shown_to(principal: Principal, ticket: Any) -> Any:
     """The ticket as this caller may see it: whole for staff, without what staff say of it
-    (priority, tags such as "fraud-suspect", who has it) for customers."""
+    (priority, tags such as "fraud-suspect", who has it) and with its customer-facing
+    status for customers."""
     if not principal.is_customer:
         return ticket
-    return TicketOut.model_validate(ticket).model_copy(update=STAFF_ONLY_FIELDS)
+    return TicketOut.model_validate(ticket).model_copy(
+        update={**STAFF_ONLY_FIELDS, "status": lifecycle.customer_facing(ticket.status)})
 
 
 class MessageIn(Input):

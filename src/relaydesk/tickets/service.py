@@ -324,8 +324,9 @@ class TicketService:
             else:
                 detail = f"A ticket that is {current} cannot move to {target}." + (
                     f" Allowed next: {', '.join(allowed)}." if allowed else " It accepts no further status changes.")
+            told = lifecycle.customer_facing(current) if by_customer else current
             raise InvalidTransition(detail, field="status",
-                                    extra={"current": current.value, "allowed": [s.value for s in allowed]})
+                                    extra={"current": told.value, "allowed": [s.value for s in allowed]})
         changes: dict[str, tuple[object, object]] = {}
         if target is Status.OPEN and ticket.assignee_id is not None:
             changes["assignee_id"] = (ticket.assignee_id, None)
@@ -339,10 +340,9 @@ class TicketService:
         await self._move(ticket, target, now, changes)
         ticket.updated_at = now
         self._audit(principal, ticket, now, changes)
-        text = f"Status changed from {current} to {target}."
-        if principal.is_customer and target is Status.CLOSED:
-            text = "The customer confirmed the ticket is resolved. " + text
-        self._system_message(ticket, text + (f" Reason: {reason}" if reason else ""), now, internal=False)
+        confirmed = principal.is_customer and target is Status.CLOSED
+        self._status_line(ticket, current, target, now, reason=reason,
+                          prefix="The customer confirmed the ticket is resolved. " if confirmed else "")
         return ticket
 
     async def _move(self, ticket: Ticket, target: Status, now: datetime,
@@ -555,10 +555,8 @@ class TicketService:
             if outcome.reopened:
                 ticket.reopen_count += 1
                 changes["reopen_count"] = (ticket.reopen_count - 1, ticket.reopen_count)
-            text = f"Status changed from {previous} to {outcome.new_status.value}."  # as change_status says it
-            if outcome.reopened:
-                text = "Re-opened by the customer's reply. " + text
-            self._system_message(ticket, text, now, internal=False)
+            self._status_line(ticket, Status(previous), outcome.new_status, now,
+                              prefix="Re-opened by the customer's reply. " if outcome.reopened else "")
         ticket.updated_at = now
         self._audit(writer, ticket, now, changes, message, attachments)
         return PostedMessage(message, attachments)
@@ -645,6 +643,18 @@ class TicketService:
         for a in rows:
             a.message_id = message.id
         return sorted(rows, key=lambda a: a.created_at)
+
+    def _status_line(self, ticket: Ticket, before: Status, after: Status, now: datetime, *, prefix: str = "",
+                     reason: str | None = None) -> None:
+        """The thread's line for a status change. The customer reads it in the statuses they
+        see; a change that is no change to them (IN_PROGRESS to ESCALATED) stays with staff,
+        in the desk's own terms."""
+        shown_before, shown_after = lifecycle.customer_facing(before), lifecycle.customer_facing(after)
+        internal = shown_before is shown_after
+        if not internal:
+            before, after = shown_before, shown_after
+        text = f"{prefix}Status changed from {before} to {after}." + (f" Reason: {reason}" if reason else "")
+        self._system_message(ticket, text, now, internal=internal)
 
     def _system_message(self, ticket: Ticket, text: str, now: datetime, *, internal: bool) -> None:
         self.session.add(Message(
