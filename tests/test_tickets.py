@@ -505,6 +505,22 @@ class TestList:
         r = await client.get("/api/v1/tickets", headers=h, params={"channel": "pigeon"})
         assert r.status_code == 422 and "channel" in r.text
 
+    async def test_a_cursor_pages_only_the_sort_it_came_from(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        for i in range(3):
+            await ws.ticket(agent, subject=f"t{i}")
+        for sort, other in (("sla_due_at", "-updated_at"), ("created_at", "-created_at"), ("-priority", "priority")):
+            r = await client.get("/api/v1/tickets", headers=agent.headers, params={"sort": sort, "limit": 1})
+            cursor = r.json()["next_cursor"]
+            r = await client.get("/api/v1/tickets", headers=agent.headers,
+                                 params={"sort": other, "limit": 1, "cursor": cursor})
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+            assert r.json()["errors"][0]["field"] == "cursor" and "another sort order" in r.text
+            r = await client.get("/api/v1/tickets", headers=agent.headers,
+                                 params={"sort": sort, "limit": 1, "cursor": cursor})
+            assert r.status_code == 200 and len(r.json()["items"]) == 1, r.text
+
     async def test_date_range_filters(self, client, clock):
         ws = await make_workspace(client)
         cust = await ws.customer()

@@ -27,16 +27,25 @@ def decode_cursor(cursor: str, length: int) -> list[Any]:
     return values
 
 
-def encode_keyset(value: Any, row_id: Any) -> str:
-    """A cursor for lists ordered by (a timestamp, id)."""
-    return encode_cursor([value.isoformat() if hasattr(value, "isoformat") else value, str(row_id)])
+def encode_keyset(value: Any, row_id: Any, *, sort: str | None = None) -> str:
+    """A cursor for lists ordered by (a timestamp, id). ``sort`` names the order of a
+    list that has several: the position in one order means nothing in another."""
+    values = [value.isoformat() if hasattr(value, "isoformat") else value, str(row_id)]
+    return encode_cursor(values if sort is None else [*values, sort])
 
 
 def decode_keyset(cursor: str, *, value: Literal["datetime", "int"] = "datetime",
-                  nullable: bool = False) -> tuple[Any, uuid.UUID]:
+                  nullable: bool = False, sort: str | None = None) -> tuple[Any, uuid.UUID]:
     """The (sort value, id) a cursor holds; the value a timestamp or a whole number, and
-    ``None`` only where the sort's column may be empty."""
-    given, row_id = decode_cursor(cursor, 2)
+    ``None`` only where the sort's column may be empty. ``sort``: the order asked for,
+    which must be the one the cursor was made in."""
+    if sort is None:
+        given, row_id = decode_cursor(cursor, 2)
+    else:
+        given, row_id, made_in = decode_cursor(cursor, 3)
+        if made_in != sort:
+            raise ValidationFailed("This cursor belongs to another sort order; start again without it.",
+                                   field="cursor")
     try:
         if given is None and nullable:
             sort_value = None

@@ -46,7 +46,8 @@ SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "pri
                   "-sla_due_at"]
 SORT_HELP = ("Field to sort by; a leading '-' means descending (newest, most urgent or latest due first). "
              "`-priority` and `sla_due_at` work a queue: ties oldest first, and by SLA, tickets with no clock "
-             "running come last. Staff only for priority and sla_due_at.")
+             "running come last. Staff only for priority and sla_due_at. A cursor pages only the sort it came "
+             "from.")
 
 
 def ticket_service(request: Request, session: AsyncSession) -> TicketService:
@@ -136,14 +137,14 @@ async def list_tickets(
         text=q, number=number,
     )
     after = decode_keyset(cursor, value="int" if key == "priority" else "datetime",
-                          nullable=key == "sla_due_at") if cursor else None
+                          nullable=key == "sla_due_at", sort=sort) if cursor else None
     rows = await ticket_service(request, session).list(
         principal, filters, sort=key, descending=sort.startswith("-"), after=after, limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [shown_to(principal, t) for t in rows],
-            "next_cursor": encode_keyset(sort_value(rows[-1], key), rows[-1].id) if more else None}
+            "next_cursor": encode_keyset(sort_value(rows[-1], key), rows[-1].id, sort=sort) if more else None}
 
 
 @router.get("/tickets/{ticket_ref}", response_model=TicketOut, tags=["tickets"], summary="One ticket")
