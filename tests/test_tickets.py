@@ -539,6 +539,38 @@ class TestList:
             "created_from": boundary.isoformat(), "created_to": (boundary - timedelta(days=1)).isoformat()})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "created_to"
 
+    async def test_a_date_alone_means_the_whole_day_in_utc(self, client, clock):
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        day = clock.now().date()
+        await ws.ticket(cust, subject="today")
+        clock.advance(timedelta(days=1))
+        cust.token = (await ws.login(cust.email))["access_token"]
+        await ws.ticket(cust, subject="tomorrow")
+
+        async def subjects(**params):
+            r = await client.get("/api/v1/tickets", headers=cust.headers, params=params)
+            assert r.status_code == 200, r.text
+            return [x["subject"] for x in r.json()["items"]]
+
+        assert await subjects(created_from=day.isoformat()) == ["tomorrow", "today"]
+        assert await subjects(created_to=day.isoformat()) == ["today"]
+        assert await subjects(created_from=day.isoformat(), created_to=day.isoformat()) == ["today"]
+        assert await subjects(updated_from=(day + timedelta(days=1)).isoformat()) == ["tomorrow"]
+        r = await client.get("/api/v1/tickets", headers=cust.headers, params={
+            "created_from": day.isoformat(), "created_to": (day - timedelta(days=1)).isoformat()})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "created_to", r.text
+
+    @pytest.mark.parametrize("given", ["yesterday", "2026-12-05T09:00", "2026-02-30"])
+    async def test_a_date_filter_says_what_it_accepts(self, client, given):
+        ws = await make_workspace(client)
+        r = await client.get("/api/v1/tickets", headers=ws.admin.headers, params={"created_from": given})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        [error] = r.json()["errors"]
+        assert error["field"] == "created_from"
+        assert error["message"] == ("Give a date (2026-12-05, the whole day in UTC) or a date and time with its "
+                                    "time zone (2026-12-05T09:00:00Z)."), error
+
     async def test_queries_per_page_do_not_grow_with_page_size(self, client, runtime):
         ws = await make_workspace(client)
         cust = await ws.customer()

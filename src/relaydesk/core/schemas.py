@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import available_timezones
 
@@ -15,8 +16,12 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -82,3 +87,33 @@ def _in_utc(value: datetime) -> datetime:
 # A moment someone gives us: with its time zone (a bare 2026-01-31T09:00 could be any of
 # 26 hours), and one that exists in UTC, where it is compared and stored.
 Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY_OR_MOMENT = ("Give a date (2026-12-05, the whole day in UTC) or a date and time with its time zone "
+                  "(2026-12-05T09:00:00Z).")
+
+
+def _day_or_moment(*, end_of_day: bool) -> Callable[[Any, ValidatorFunctionWrapHandler], datetime]:
+    """A range's bound: a moment, or a date, which people mean as the whole day."""
+    def validate(value: Any, moment: ValidatorFunctionWrapHandler) -> datetime:
+        if isinstance(value, str) and _DATE_ONLY.fullmatch(value):
+            try:
+                start = datetime.combine(date.fromisoformat(value), time(), UTC)
+                # Ranges end before their upper bound, so the day ends where the next begins.
+                return start + timedelta(days=1) if end_of_day else start
+            except (ValueError, OverflowError):  # 2026-02-30; the day after 9999-12-31
+                raise PydanticCustomError("date_or_moment", _DAY_OR_MOMENT) from None
+        try:
+            return moment(value)
+        except ValidationError as exc:
+            if any(e["type"] == "value_error" for e in exc.errors()):  # a moment past the last one in UTC
+                raise
+            raise PydanticCustomError("date_or_moment", _DAY_OR_MOMENT) from None
+    return validate
+
+
+# The bounds of a date filter (``created_from``, ``created_to``): a moment with its time
+# zone, or a date: from its start (midnight UTC), to its end (the next midnight, excluded).
+RangeStart = Annotated[Moment, WrapValidator(_day_or_moment(end_of_day=False))]
+RangeEnd = Annotated[Moment, WrapValidator(_day_or_moment(end_of_day=True))]

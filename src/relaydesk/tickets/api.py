@@ -11,7 +11,7 @@ from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.errors import ValidationFailed
 from relaydesk.core.http import Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
-from relaydesk.core.schemas import Moment, Page
+from relaydesk.core.schemas import Page, RangeEnd, RangeStart
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import CurrentPrincipal
 from relaydesk.identity.wiring import user_service
@@ -48,6 +48,9 @@ SORT_HELP = ("Field to sort by; a leading '-' means descending (newest, most urg
              "`-priority` and `sla_due_at` work a queue: ties oldest first, and by SLA, tickets with no clock "
              "running come last. Staff only for priority and sla_due_at. A cursor pages only the sort it came "
              "from.")
+
+DATE_HELP = ("A date and time with its time zone (2026-12-05T09:00:00Z), or a date (2026-12-05), meaning the whole "
+             "day in UTC: `_from` from its start, `_to` to its end. `_from` is included, `_to` is not.")
 
 
 def ticket_service(request: Request, session: AsyncSession) -> TicketService:
@@ -96,15 +99,18 @@ async def list_tickets(
     assignee_id: str | None = Query(default=None, description="An agent's id, or 'none' for unassigned tickets."),
     team_id: uuid.UUID | None = None, category_id: uuid.UUID | None = None,
     tag: str | None = Query(default=None, max_length=60), requester_id: uuid.UUID | None = None,
-    created_from: Moment | None = None, created_to: Moment | None = None,
-    updated_from: Moment | None = None, updated_to: Moment | None = None,
+    created_from: RangeStart | None = Query(default=None, description=DATE_HELP),
+    created_to: RangeEnd | None = Query(default=None, description=DATE_HELP),
+    updated_from: RangeStart | None = Query(default=None, description=DATE_HELP),
+    updated_to: RangeEnd | None = Query(default=None, description=DATE_HELP),
     q: str | None = Query(default=None, max_length=200, description=(
         "Words to find (two characters or more), case-insensitively, in the subject, the thread (customers: its "
         "public part) or the requester's name or email; a ticket number (T-000123 or 123) also finds that ticket.")),
 ) -> dict:
     for field, low, high in (("created_to", created_from, created_to), ("updated_to", updated_from, updated_to)):
-        if low is not None and high is not None and high < low:
-            raise ValidationFailed("The end comes before the start.", field=field)
+        # (A day's end is the next day's start: created_to=12-04 with created_from=12-05 is refused too.)
+        if low is not None and high is not None and high <= low:
+            raise ValidationFailed("The end must come after the start.", field=field)
     if principal.is_customer:  # what staff say of tickets is not theirs to search by either
         for name, given in (("tag", tag), ("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
             if given:
