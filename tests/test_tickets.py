@@ -325,7 +325,6 @@ class TestLifecycle:
         got = (await client.get(f"/api/v1/tickets/{waiting['id']}", headers=ws.admin.headers)).json()
         assert (got["assignee_id"], got["status"]) == (agent.id, "IN_PROGRESS")
 
-
     async def test_no_path_to_owning_a_ticket_passes_the_cap(self, client):
         """Moving an unowned ticket to WAITING_ON_CUSTOMER took it with no cap check, and the
         customer's reply then made it open work: 2 tickets against a cap of 1."""
