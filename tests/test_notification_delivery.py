@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -1729,3 +1729,64 @@ class TestDailySummary:
         [summary] = to(mail, lead.email)
         text = summary.message.get_body(("plain",)).get_content()
         assert "Returns desk" in text and "Return label missing" in text
+
+
+class TestSlaEmails:
+    @staticmethod
+    async def desk_with_a_late_ticket(client, settle, mail, runtime, clock, **agent_fields):  # noqa: ANN001, ANN205
+        """A team (its lead away) whose one agent holds a new ticket, the mail sink emptied;
+        returns the workspace, the lead, the agent, the ticket and when it was created."""
+        ws = await make_workspace(client)
+        team = (await client.post("/api/v1/teams", json={"name": "Support"}, headers=ws.admin.headers)).json()
+        lead = await ws.staff("supervisor", team_ids=[team["id"]], availability="away")
+        await client.patch(f"/api/v1/teams/{team['id']}", json={"lead_id": lead.id}, headers=ws.admin.headers)
+        agent = await ws.staff(team_ids=[team["id"]], **agent_fields)
+        ticket = await ws.ticket(ws.admin, subject="Refund overdue", team_id=team["id"])
+        await settle()
+        got = (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=ws.admin.headers)).json()
+        assert got["assignee_id"] == agent.id, got
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        mail.clear()
+        return ws, lead, agent, ticket, datetime.fromisoformat(ticket["created_at"])
+
+    @staticmethod
+    async def scan_at(runtime, settle, clock, at: datetime) -> None:  # noqa: ANN001
+        clock.set(at)
+        await runtime.jobs.enqueue("sla.scan_due")
+        await runtime.jobs.wait_idle()
+        await settle()
+        await deliver_everything_due(runtime)
+
+    async def test_webhooks_get_every_level_crossed_and_slack_only_the_one_told(
+            self, client, settle, mail, runtime, clock, receiver) -> None:  # noqa: ANN001
+        hooks, url = receiver
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(client, settle, mail, runtime, clock)
+        for kind in ("generic", "slack"):
+            r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json={
+                "url": f"{url}?{kind}", "kind": kind, "events": ["sla.threshold_crossed"], "allow_private": True})
+            assert r.status_code == 201, r.text
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=7, minutes=30))
+        events = [orjson.loads(body) for _, body in hooks.requests if "data" in orjson.loads(body)]
+        assert [(e["data"]["level"], e["data"]["notify"]) for e in events] == [("warning", False), ("critical", True)]
+        [slack] = [orjson.loads(body)["text"] for _, body in hooks.requests if "text" in orjson.loads(body)]
+        assert "critical" in slack and "warning" not in slack, slack
+
+    async def test_a_scan_that_crosses_several_levels_tells_only_the_highest(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(client, settle, mail, runtime, clock)
+        # MEDIUM: first response due in 8 h; warning at 6 h, critical at 7.2 h.
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=7, minutes=30))
+        [critical] = to(mail, agent.email)
+        assert "SLA critical" in critical.message["Subject"], critical.message["Subject"]
+        mail.clear()
+        # Down past the breach: the breach and the escalation it raises are one email.
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=8, minutes=30))
+        for person in (agent, lead):
+            [email] = to(mail, person.email)
+            subject = email.message["Subject"]
+            body = email.message.get_body(("plain",)).get_content()
+            assert "Escalated to level 1" in subject and "first response SLA breached" in body, (subject, body)
+        await ws.relogin(agent)
+        notes = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+        assert sorted(n["kind"] for n in notes if n["ticket_id"] == ticket["id"] and n["kind"] != "assigned") \
+            == ["escalated", "sla_critical"]

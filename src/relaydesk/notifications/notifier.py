@@ -110,7 +110,7 @@ class Notifier:
                                 ticket, f"{ref} has waited {payload['waited_minutes']} minutes for an agent",
                                 body=payload.get("reason") or "",
                                 extra={"waited_minutes": payload["waited_minutes"], "team_name": team})
-            case "sla.threshold_crossed":
+            case "sla.threshold_crossed" if payload.get("notify", True):
                 level = payload["level"]
                 users = {ticket.assignee_id} if level == "warning" else {ticket.assignee_id,
                                                                          *await self._someone_above(ticket)}

@@ -214,6 +214,8 @@ class WebhookService:
         queued = 0
         summary: dict[str, Any] | None = None
         for endpoint in endpoints:
+            if endpoint.kind == "slack" and payload.get("notify") is False:
+                continue  # people read Slack: a level overtaken in the same SLA pass is noise there too
             if endpoint.kind == "slack":
                 body: dict[str, Any] = {"text": slack_text(event_type, payload, ticket, ticket_url)}
             else:

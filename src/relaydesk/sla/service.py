@@ -321,14 +321,25 @@ class SlaService:
             clocks[kind], fired = engine.advance(clock, now, calendar, thresholds)
             crossed += fired
         tracker.breach_count += sum(1 for event in crossed if event.level is ClockStatus.BREACHED)
-        for event in sorted(crossed, key=lambda e: (e.at, SEVERITY[e.level])):
-            self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
-                                clock=event.kind.value, level=event.level.value, crossed_at=event.at,
-                                due_at=engine.due_at(clocks[event.kind], calendar), **event_scope(ticket))
         tracker.clocks = {k.value: c.to_dict() for k, c in clocks.items()}
         tracker.state = _overall([engine.status(c, now, calendar, thresholds) for c in clocks.values()]).value
         await self._hold_or_restart_escalation_timer(tracker, ticket, now)
-        await self._escalate_automatically(tracker, ticket, crossed, now)
+        escalations = await self._escalate_automatically(tracker, ticket, crossed, now)
+        # Each level crossed is published (live views and webhooks follow every one), but
+        # people are told only of the highest a pass reached on each clock, and of a
+        # critical or breach not even that when the pass escalated: the escalation's own
+        # email names it. After a monitor outage, "about to be missed, act now" for a target
+        # already missed is noise.
+        highest = {event.kind: event for event in sorted(crossed, key=lambda e: SEVERITY[e.level])}
+        for event in sorted(crossed, key=lambda e: (e.at, SEVERITY[e.level])):
+            told_by_escalation = bool(escalations) and event.level in ESCALATING
+            self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
+                                clock=event.kind.value, level=event.level.value, crossed_at=event.at,
+                                due_at=engine.due_at(clocks[event.kind], calendar),
+                                notify=highest[event.kind] is event and not told_by_escalation,
+                                **event_scope(ticket))
+        for escalation in escalations:
+            self._announce_escalation(escalation, ticket, now)
         open_ticket = ticket.status not in DONE
         tracker.next_check_at = engine.earliest(
             [engine.next_check_at(c, calendar, thresholds) for c in clocks.values()]
@@ -383,16 +394,19 @@ class SlaService:
             tracker.next_escalation_at, tracker.escalation_timer_held = now + timedelta(minutes=minutes), False
 
     async def _escalate_automatically(self, tracker: SlaTracker | DueTracker, ticket: Ticket,
-                                      crossed: list[engine.ThresholdCrossed], now: datetime) -> None:
+                                      crossed: list[engine.ThresholdCrossed], now: datetime) -> list[Escalation]:
+        """The escalations the crossings (or the escalation timer) raise, for the caller to
+        announce after the crossings themselves."""
         if ticket.status in DONE:
-            return
+            return []
+        raised: list[Escalation] = []
         breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
         if breaches and not tracker.breached:
             tracker.breached = True
             await self.tickets.flag_sla_breached(Principal.system(ticket.workspace_id), ticket.id, now)
         escalation_due = tracker.next_escalation_at is not None and tracker.next_escalation_at <= now
         if not escalation_due and not any(e.level in ESCALATING for e in crossed):
-            return  # none of the steps below can apply, so the settings need not be read
+            return raised  # none of the steps below can apply, so the settings need not be read
         settings = await self.workspaces.settings(ticket.workspace_id)
         trigger = {ClockStatus.BREACHED} | ({ClockStatus.CRITICAL} if settings.escalation_l1_on == "critical" else set())
         # Level 1 by hand sets no timer; an automatic level 1 always does. So a ticket at
@@ -401,28 +415,31 @@ class SlaService:
         by_hand_only = tracker.escalation_level == 1 and tracker.next_escalation_at is None \
             and not tracker.escalation_timer_held
         if (tracker.escalation_level == 0 or by_hand_only) and any(e.level in trigger for e in crossed):
-            first = next(e for e in crossed if e.level in trigger)
-            kind = "sla_breach" if first.level is ClockStatus.BREACHED else "sla_critical"
-            await self._raise(ticket, tracker, 1, kind, f"{first.kind.value.replace('_', ' ')} SLA "
-                              f"{first.level.value}", None, now)
+            # The worst crossing names the reason: a pass that crossed critical and then the
+            # breach escalates for the breach.
+            worst = max((e for e in crossed if e.level in trigger), key=lambda e: SEVERITY[e.level])
+            kind = "sla_breach" if worst.level is ClockStatus.BREACHED else "sla_critical"
+            raised.append(await self._raise(ticket, tracker, 1, kind, f"{worst.kind.value.replace('_', ' ')} SLA "
+                                            f"{worst.level.value}", None, now))
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l2_after_minutes)
         # Not an elif: two clocks breached in one pass make level 1 and then level 2.
         if tracker.escalation_level == 1 and breaches and tracker.breach_count >= 2:
-            await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now)
+            raised.append(await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now))
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
         elif tracker.next_escalation_at is not None and tracker.next_escalation_at <= now:
             if tracker.escalation_level == 1:
-                await self._raise(ticket, tracker, 2, "sla_breach",
-                                  f"still unresolved {_minutes(settings.escalation_l2_after_minutes)} after level 1",
-                                  None, now)
+                raised.append(await self._raise(
+                    ticket, tracker, 2, "sla_breach",
+                    f"still unresolved {_minutes(settings.escalation_l2_after_minutes)} after level 1", None, now))
                 tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
             elif tracker.escalation_level == 2:
-                await self._raise(ticket, tracker, 3, "sla_breach",
-                                  f"still unresolved {_minutes(settings.escalation_l3_after_minutes)} after level 2",
-                                  None, now)
+                raised.append(await self._raise(
+                    ticket, tracker, 3, "sla_breach",
+                    f"still unresolved {_minutes(settings.escalation_l3_after_minutes)} after level 2", None, now))
                 tracker.next_escalation_at = None
             else:  # already at the top (raised by hand meanwhile): nothing further to schedule
                 tracker.next_escalation_at = None
+        return raised
 
     async def _raise(self, ticket: Ticket, tracker: SlaTracker | DueTracker | None, level: int, kind: str,
                      reason: str, raised_by: uuid.UUID | None, now: datetime, *,
@@ -442,10 +459,12 @@ class SlaService:
         self.audit.record(workspace_id=ticket.workspace_id, entity_type="ticket", entity_id=ticket.id,
                           actor_id=raised_by, actor_kind=actor_kind, at=now,
                           changes={"escalation": (None, f"level {level} ({kind})")})
-        self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id, level=level,
-                            kind=kind, reason=reason, escalation_id=escalation.id,
-                            actor_id=raised_by, **event_scope(ticket))
         return escalation
+
+    def _announce_escalation(self, escalation: Escalation, ticket: Ticket, now: datetime) -> None:
+        self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id,
+                            level=escalation.level, kind=escalation.kind, reason=escalation.reason,
+                            escalation_id=escalation.id, actor_id=escalation.raised_by, **event_scope(ticket))
 
     async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:
         """Raised by hand: by staff (manual, high_impact, incident) or by the customer (a customer request)."""
@@ -475,6 +494,7 @@ class SlaService:
             level = min(tracker.escalation_level + 1, 3)
         escalation = await self._raise(ticket, tracker, level, data.kind.value, data.reason, principal.user_id, now,
                                        actor_kind=principal.actor_kind)
+        self._announce_escalation(escalation, ticket, now)
         if can_move(Status(ticket.status), Status.ESCALATED):
             # The status line is public: the customer reads that it was escalated, not the
             # staff's reason (that is in the internal note above, and on the escalation with
