@@ -1733,10 +1733,16 @@ class TestDailySummary:
 
 class TestSlaEmails:
     @staticmethod
-    async def desk_with_a_late_ticket(client, settle, mail, runtime, clock, **agent_fields):  # noqa: ANN001, ANN205
+    async def desk_with_a_late_ticket(client, settle, mail, runtime, clock, *, policy: dict[str, Any] | None = None,
+                                      **agent_fields):  # noqa: ANN001, ANN205
         """A team (its lead away) whose one agent holds a new ticket, the mail sink emptied;
-        returns the workspace, the lead, the agent, the ticket and when it was created."""
+        returns the workspace, the lead, the agent, the ticket and when it was created.
+        ``policy``: the workspace's default SLA policy, if not the built-in one."""
         ws = await make_workspace(client)
+        if policy is not None:
+            r = await client.post("/api/v1/sla-policies", headers=ws.admin.headers,
+                                  json={"name": "Ours", "is_default": True, **policy})
+            assert r.status_code == 201, r.text
         team = (await client.post("/api/v1/teams", json={"name": "Support"}, headers=ws.admin.headers)).json()
         lead = await ws.staff("supervisor", team_ids=[team["id"]], availability="away")
         await client.patch(f"/api/v1/teams/{team['id']}", json={"lead_id": lead.id}, headers=ws.admin.headers)
@@ -1790,3 +1796,18 @@ class TestSlaEmails:
         notes = (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
         assert sorted(n["kind"] for n in notes if n["ticket_id"] == ticket["id"] and n["kind"] != "assigned") \
             == ["escalated", "sla_critical"]
+
+    @pytest.mark.parametrize("language", ["en", "vi"])
+    async def test_a_warning_names_the_policys_own_threshold(self, client, settle, mail, runtime, clock,
+                                                             language: str) -> None:  # noqa: ANN001
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(
+            client, settle, mail, runtime, clock, policy={"warning_at": 0.5, "critical_at": 0.8},
+            languages=[language, "en"])
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=4, minutes=30))  # of 8
+        await ws.relogin(agent)
+        [note] = [n for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+                  if n["kind"] == "sla_warning"]
+        assert "50 %" in note["title"] and "75 %" not in note["title"], note["title"]
+        [email] = to(mail, agent.email)
+        body = email.message.get_body(("plain",)).get_content()
+        assert "50 %" in body and "75 %" not in body, body

@@ -120,17 +120,20 @@ _EN: dict[str, dict[str, str]] = {
     ),
     "sla_warning": _t(
         _TAG + "SLA warning: {{ clock|clock_label }} due {{ due_at }}",
-        _HI_EN + "The {{ clock|clock_label }} target for ticket " + _REF + " is due {{ due_at }}.\n\n"
-        + _DETAILS_EN + _OPEN_EN,
+        _HI_EN + "The {{ clock|clock_label }} target for ticket " + _REF + " is due {{ due_at }}"
+        "{% if percent %} ({{ percent }} % of its time used){% endif %}.\n\n" + _DETAILS_EN + _OPEN_EN,
         _HI_EN_HTML + "<p>The {{ clock|clock_label }} target for ticket " + _REF_HTML
-        + " is due <strong>{{ due_at }}</strong>.</p>\n" + _DETAILS_EN_HTML + _OPEN_EN_HTML,
+        + " is due <strong>{{ due_at }}</strong>{% if percent %} ({{ percent }} % of its time used){% endif %}.</p>\n"
+        + _DETAILS_EN_HTML + _OPEN_EN_HTML,
     ),
     "sla_critical": _t(
         _TAG + "SLA critical: {{ clock|clock_label }} due {{ due_at }}",
         _HI_EN + "The {{ clock|clock_label }} target for ticket " + _REF + " is about to be missed: it is due "
-        "{{ due_at }}. Please act on it now.\n\n" + _DETAILS_EN + _OPEN_EN,
+        "{{ due_at }}{% if percent %} ({{ percent }} % of its time used){% endif %}. Please act on it now.\n\n"
+        + _DETAILS_EN + _OPEN_EN,
         _HI_EN_HTML + "<p>The {{ clock|clock_label }} target for ticket " + _REF_HTML
-        + " is about to be missed: it is due <strong>{{ due_at }}</strong>. Please act on it now.</p>\n"
+        + " is about to be missed: it is due <strong>{{ due_at }}</strong>{% if percent %} ({{ percent }} % of its "
+        "time used){% endif %}. Please act on it now.</p>\n"
         + _DETAILS_EN_HTML + _OPEN_EN_HTML,
     ),
     "sla_breached": _t(
@@ -276,17 +279,20 @@ _VI: dict[str, dict[str, str]] = {
     ),
     "sla_warning": _t(
         _TAG + "Cảnh báo SLA – hạn {{ clock|clock_label }}: {{ due_at }}",
-        _HI_VI + "Phiếu yêu cầu " + _REF + " sắp đến hạn {{ clock|clock_label }}: {{ due_at }}.\n\n"
-        + _DETAILS_VI + _OPEN_VI,
+        _HI_VI + "Phiếu yêu cầu " + _REF + " sắp đến hạn {{ clock|clock_label }}: {{ due_at }}"
+        "{% if percent %} (đã dùng {{ percent }} % thời gian cho phép){% endif %}.\n\n" + _DETAILS_VI + _OPEN_VI,
         _HI_VI_HTML + "<p>Phiếu yêu cầu " + _REF_HTML + " sắp đến hạn {{ clock|clock_label }}: "
-        "<strong>{{ due_at }}</strong>.</p>\n" + _DETAILS_VI_HTML + _OPEN_VI_HTML,
+        "<strong>{{ due_at }}</strong>{% if percent %} (đã dùng {{ percent }} % thời gian cho phép){% endif %}.</p>\n"
+        + _DETAILS_VI_HTML + _OPEN_VI_HTML,
     ),
     "sla_critical": _t(
         _TAG + "Sắp vi phạm SLA – hạn {{ clock|clock_label }}: {{ due_at }}",
-        _HI_VI + "Phiếu yêu cầu " + _REF + " sắp vi phạm SLA: hạn {{ clock|clock_label }} là {{ due_at }}. "
-        "Vui lòng xử lý ngay.\n\n" + _DETAILS_VI + _OPEN_VI,
+        _HI_VI + "Phiếu yêu cầu " + _REF + " sắp vi phạm SLA: hạn {{ clock|clock_label }} là {{ due_at }}"
+        "{% if percent %} (đã dùng {{ percent }} % thời gian cho phép){% endif %}. Vui lòng xử lý ngay.\n\n"
+        + _DETAILS_VI + _OPEN_VI,
         _HI_VI_HTML + "<p>Phiếu yêu cầu " + _REF_HTML + " sắp vi phạm SLA: hạn {{ clock|clock_label }} là "
-        "<strong>{{ due_at }}</strong>. Vui lòng xử lý ngay.</p>\n" + _DETAILS_VI_HTML + _OPEN_VI_HTML,
+        "<strong>{{ due_at }}</strong>{% if percent %} (đã dùng {{ percent }} % thời gian cho phép){% endif %}. "
+        "Vui lòng xử lý ngay.</p>\n" + _DETAILS_VI_HTML + _OPEN_VI_HTML,
     ),
     "sla_breached": _t(
         _TAG + "Đã vi phạm SLA – hạn {{ clock|clock_label }}: {{ due_at }}",

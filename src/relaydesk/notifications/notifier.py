@@ -115,9 +115,12 @@ class Notifier:
                 users = {ticket.assignee_id} if level == "warning" else {ticket.assignee_id,
                                                                          *await self._someone_above(ticket)}
                 clock = payload["clock"].replace("_", " ")
+                percent = _percent(payload.get("share_of_target"))
                 await self.send(await self._staff(users), f"sla_{level}", ticket,
-                                f"{ref}: {clock} SLA {_level_word(level)}", body=f"Due {_when(payload.get('due_at'))}",
-                                extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at"))})
+                                f"{ref}: {clock} SLA {_level_word(level, percent)}",
+                                body=f"Due {_when(payload.get('due_at'))}",
+                                extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at")),
+                                       "percent": percent})
             case "ticket.escalated":
                 level = payload["level"]
                 users: set[uuid.UUID | None] = {ticket.assignee_id, *await self._someone_above(ticket)}
@@ -292,8 +295,18 @@ def _as_recipients(customer: Customer | None) -> list[Recipient]:
     return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False)]
 
 
-def _level_word(level: str) -> str:
-    return {"warning": "at 75 % — warning", "critical": "critical", "breached": "breached"}.get(level, level)
+def _level_word(level: str, percent: str) -> str:
+    if level == "breached" or not percent:  # an event from before crossings carried their share
+        return level
+    return f"at {percent} % — {level}"
+
+
+def _percent(share: object) -> str:
+    """0.5 -> "50"; 0.875 -> "87.5"."""
+    try:
+        return f"{round(float(str(share)) * 100, 1):g}"
+    except ValueError:
+        return ""
 
 
 def _when(value: object) -> str:

@@ -17,9 +17,10 @@ Context variables (all optional when rendering; `validate` checks templates agai
   reply_to_customer  -- message: dict author_name, text, html (html already sanitised; either text or html suffices)
   reply_to_agent     -- message: as above
   status_changed     -- old_status, new_status: status codes ("WAITING_ON_CUSTOMER") or human words
-  sla_warning        -- clock ("first response" | "next response" | "resolution"), due_at: preformatted str
-  sla_critical       -- clock, due_at: as above
-  sla_breached       -- clock, due_at: as above
+  sla_warning        -- clock ("first response" | "next response" | "resolution"), due_at: preformatted str,
+                        percent: the share of the target used at this level, as the policy sets it ("75")
+  sla_critical       -- clock, due_at, percent: as above
+  sla_breached       -- clock, due_at, percent ("100"): as above
   escalated          -- level: 1-3, reason: str
   queue_waiting      -- waited_minutes: int, team_name: str
   daily_summary      -- date: preformatted str, team_name, counts: dict created, resolved, open, breached,
@@ -541,7 +542,8 @@ def sample_context(kind: str) -> dict[str, Any]:
     elif kind == "status_changed":
         ctx.update(old_status="IN_PROGRESS", new_status="WAITING_ON_CUSTOMER")
     elif kind.startswith("sla_"):
-        ctx.update(clock="first response", due_at="2025-03-14 14:30")
+        percent = {"sla_warning": "75", "sla_critical": "90"}.get(kind, "100")
+        ctx.update(clock="first response", due_at="2025-03-14 14:30", percent=percent)
     elif kind == "escalated":
         ctx.update(level=2, reason="The customer reports that payments are failing for all travellers.")
     elif kind == "queue_waiting":

@@ -336,6 +336,7 @@ class SlaService:
             self.outbox.publish(tracker.workspace_id, "sla.threshold_crossed", now, ticket_id=ticket.id,
                                 clock=event.kind.value, level=event.level.value, crossed_at=event.at,
                                 due_at=engine.due_at(clocks[event.kind], calendar),
+                                share_of_target=_share_of_target(event.level, thresholds),
                                 notify=highest[event.kind] is event and not told_by_escalation,
                                 **event_scope(ticket))
         for escalation in escalations:
@@ -867,6 +868,11 @@ class SlaService:
             await self._store(tracker, ticket, clocks, policy, calendar, now)
             count += 1
         return count
+
+
+def _share_of_target(level: ClockStatus, thresholds: Thresholds) -> float:
+    """The part of the target used when ``level`` is reached, as the ticket's policy sets it."""
+    return {ClockStatus.WARNING: thresholds.warning, ClockStatus.CRITICAL: thresholds.critical}.get(level, 1.0)
 
 
 def _in_hours(seconds: float) -> str:
