@@ -1811,3 +1811,37 @@ class TestSlaEmails:
         [email] = to(mail, agent.email)
         body = email.message.get_body(("plain",)).get_content()
         assert "50 %" in body and "75 %" not in body, body
+
+    async def test_agents_set_their_own_time_zone_and_languages_but_not_their_workload(self, client) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.patch(f"/api/v1/agents/{agent.id}", headers=agent.headers,
+                               json={"timezone": "Asia/Ho_Chi_Minh", "languages": ["vi", "en"],
+                                     "availability": "away"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["timezone"], r.json()["languages"]) == ("Asia/Ho_Chi_Minh", ["vi", "en"])
+        r = await client.patch(f"/api/v1/agents/{agent.id}", json={"timezone": "Mars/Olympus_Mons"},
+                               headers=agent.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "timezone", r.text
+        for body in ({"max_concurrent": 500}, {"role": "admin"}, {"skills": [{"skill": "refunds", "level": 5}]},
+                     {"timezone": "UTC", "is_senior": True}):
+            r = await client.patch(f"/api/v1/agents/{agent.id}", json=body, headers=agent.headers)
+            assert r.status_code == 403 and "time zone" in r.json()["detail"], (body, r.text)
+        other = await ws.staff()
+        r = await client.patch(f"/api/v1/agents/{other.id}", json={"timezone": "UTC"}, headers=agent.headers)
+        assert r.status_code == 403, r.text
+
+    async def test_sla_times_are_in_the_recipients_time_zone(self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(
+            client, settle, mail, runtime, clock, timezone="Asia/Ho_Chi_Minh")
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=6, minutes=30))
+        due = (created + timedelta(hours=8)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        local = f"{due:%Y-%m-%d %H:%M} (UTC+07:00)"
+        [email] = to(mail, agent.email)
+        assert local in email.message["Subject"], email.message["Subject"]
+        for part in ("plain", "html"):
+            assert local in email.message.get_body((part,)).get_content()
+        await ws.relogin(agent)
+        [note] = [n for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+                  if n["kind"] == "sla_warning"]
+        assert note["body"] == f"Due {local}", note

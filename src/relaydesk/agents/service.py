@@ -94,9 +94,10 @@ class AgentService:
         ws = principal.workspace_id
         user = await self._staff_user(ws, agent_id)
         fields = data.model_fields_set
-        self_service = {"availability"}
+        # What is the agent's own to say; their workload and standing are their managers'.
+        self_service = {"availability", "timezone", "languages"}
         if not principal.can_manage_team and not (principal.user_id == agent_id and fields <= self_service):
-            raise Forbidden("Agents may only change their own availability.")
+            raise Forbidden("Agents may only change their own availability, time zone and languages.")
         if ({"role", "is_active"} & fields) and not principal.is_admin:
             raise Forbidden("Only workspace admins may change roles or deactivate staff.")
         if principal.user_id == agent_id and data.is_active is False:
@@ -214,6 +215,11 @@ class AgentService:
         """The languages on these agents' profiles, the one they prefer first."""
         profiles = await get_many_in_workspace(self.session, AgentProfile, workspace_id, ids)
         return {user_id: profile.languages for user_id, profile in profiles.items()}
+
+    async def timezones(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The time zones on these agents' profiles, which the times they are sent are written in."""
+        profiles = await get_many_in_workspace(self.session, AgentProfile, workspace_id, ids)
+        return {user_id: profile.timezone for user_id, profile in profiles.items()}
 
     async def staff_ids(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these ids are active staff of the workspace (for assignment checks)."""

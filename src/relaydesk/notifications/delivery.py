@@ -61,6 +61,7 @@ class Recipient:
     locale: str
     user_id: uuid.UUID | None
     staff: bool
+    zone: str = "UTC"  # the time zone their times are written in
 
 
 def backoff(attempts: int) -> timedelta:

@@ -7,7 +7,8 @@ It only *decides* and queues; sending is the delivery job's (``notifications.sen
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -116,11 +117,11 @@ class Notifier:
                                                                          *await self._someone_above(ticket)}
                 clock = payload["clock"].replace("_", " ")
                 percent = _percent(payload.get("share_of_target"))
+                due_at = payload.get("due_at")
                 await self.send(await self._staff(users), f"sla_{level}", ticket,
                                 f"{ref}: {clock} SLA {_level_word(level, percent)}",
-                                body=f"Due {_when(payload.get('due_at'))}",
-                                extra={"clock": payload["clock"], "due_at": _when(payload.get("due_at")),
-                                       "percent": percent})
+                                body=lambda recipient: f"Due {_when(due_at, recipient.zone)}",
+                                extra={"clock": payload["clock"], "percent": percent}, times={"due_at": due_at})
             case "ticket.escalated":
                 level = payload["level"]
                 users: set[uuid.UUID | None] = {ticket.assignee_id, *await self._someone_above(ticket)}
@@ -199,10 +200,12 @@ class Notifier:
             self.calls_queued += queued is not None
 
     async def send(self, recipients: list[Recipient], kind: str, ticket: Ticket,
-                   title: str | Callable[[str, str], str], *, body: str = "", extra: dict[str, Any] | None = None,
+                   title: str | Callable[[str, str], str], *, body: str | Callable[[Recipient], str] = "",
+                   extra: dict[str, Any] | None = None, times: dict[str, object] | None = None,
                    thread: bool = False, batch: timedelta | None = None) -> None:
         """``title``: the in-app title, or a function of (kind, locale) for one in the
-        recipient's language."""
+        recipient's language; ``body``: the in-app text, or a function of the recipient.
+        ``times``: moments for the email's context, each written in the recipient's time zone."""
         if not recipients:
             return
         choices = await self.prefs.enabled(self.ws, {r.user_id for r in recipients if r.user_id}, kind)
@@ -211,7 +214,8 @@ class Notifier:
         for recipient in recipients:
             if wants(choices, recipient, kind, "in_app") and recipient.user_id is not None:
                 heading = title if isinstance(title, str) else title(kind, normalize_locale(recipient.locale))
-                row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=heading, body=body,
+                text = body if isinstance(body, str) else body(recipient)
+                row = self.notes.notify_one(self.ws, recipient.user_id, kind=kind, title=heading, body=text,
                                             ticket_id=ticket.id, now=self.happened_at, event_id=self.event_id)
                 self.outbox.publish(self.ws, "notification.created", self.now, notification_id=row.id,
                                     user_id=recipient.user_id, kind=kind, title=row.title, ticket_id=ticket.id)
@@ -220,7 +224,7 @@ class Notifier:
                 context = {"workspace_name": workspace.name, "recipient_name": recipient.name,
                            "ticket": {**self._ticket_context(ticket, staff=recipient.staff),
                                       "requester_name": requester.name if requester is not None else ""},
-                           **(extra or {})}
+                           **(extra or {}), **{key: _when(at, recipient.zone) for key, at in (times or {}).items()}}
                 if recipient.user_id is not None:
                     context["unsubscribe_url"] = app_link(self.settings.app_url, "/settings/notifications")
                 if thread:
@@ -258,7 +262,9 @@ class Notifier:
         wanted = {u for u in user_ids if u is not None}
         users = await self.users.get_many(self.ws, wanted)
         languages = await self.agents.languages(self.ws, wanted)
-        return [Recipient(u.email, u.name, staff_locale(languages.get(u.id, [])), u.id, staff=True)
+        zones = await self.agents.timezones(self.ws, wanted)
+        return [Recipient(u.email, u.name, staff_locale(languages.get(u.id, [])), u.id, staff=True,
+                          zone=zones.get(u.id, "UTC"))
                 for u in sorted(users.values(), key=lambda u: u.id) if u.is_active]
 
     async def _name_of(self, user_id: object) -> str:
@@ -292,7 +298,8 @@ def _as_recipients(customer: Customer | None) -> list[Recipient]:
     if customer is None:
         return []
     address = None if customer.email_undeliverable_at else customer.email
-    return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False)]
+    return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False,
+                      zone=customer.timezone)]
 
 
 def _level_word(level: str, percent: str) -> str:
@@ -309,13 +316,23 @@ def _percent(share: object) -> str:
         return ""
 
 
-def _when(value: object) -> str:
+def _when(value: object, zone: str = "UTC") -> str:
+    """A moment as its reader's clock shows it, the zone named by its offset from UTC
+    (11:22 alone could be anyone's): "2026-12-06 11:22 (UTC+07:00)", or "... 04:22 UTC"."""
     if not value:
         return ""
     try:
-        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M UTC")
+        at = datetime.fromisoformat(str(value))
     except ValueError:
         return str(value)
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, local = "UTC", at.astimezone(UTC)
+    if zone == "UTC":
+        return f"{local:%Y-%m-%d %H:%M} UTC"
+    offset = f"{local:%z}"
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:5]})"
 
 
 async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
