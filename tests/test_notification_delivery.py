@@ -1845,3 +1845,28 @@ class TestSlaEmails:
         [note] = [n for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
                   if n["kind"] == "sla_warning"]
         assert note["body"] == f"Due {local}", note
+
+
+class TestQueueWaitAlerts:
+    @pytest.mark.parametrize("language", ["en", "vi"])
+    async def test_a_backlog_waiting_for_an_agent_is_one_email_per_manager(self, client, settle, mail, runtime,
+                                                                          clock, language: str) -> None:  # noqa: ANN001
+        ws = await make_workspace(client)
+        await ws.staff(availability="offline")  # nobody to take them
+        supervisor = await ws.staff("supervisor", availability="offline", languages=[language, "en"])
+        customer = await ws.customer()
+        made = [await ws.ticket(customer, subject=f"Order {n} missing") for n in range(5)]
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        mail.clear()
+        clock.advance(timedelta(minutes=31))
+        await runtime.jobs.enqueue("routing.sweep_queues")
+        await settle()
+        await settle()
+        await send_due(runtime, clock, after=timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        for person in (supervisor, ws.admin):
+            [digest] = to(mail, person.email)
+            body = digest.message.get_body(("plain",)).get_content()
+            assert all(t["number"] in body for t in made), body
+            waited = "phút" if person is supervisor and language == "vi" else "minutes for an agent"
+            assert body.count(waited) == len(made), body

@@ -458,13 +458,16 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
     },
 }
 
-# One line per update in a digest; {name} is who wrote, {status} the new status in words.
+# One line per update in a digest; {name} is who wrote, {status} the new status in words,
+# {minutes} how long a ticket has waited for an agent.
 DIGEST_TITLES: dict[str, dict[str, str]] = {
     "en": {"reply_to_agent": "New reply from {name}", "reply_to_customer": "New reply from {name}",
            "status_changed": "Status changed to {status}", "assigned": "Assigned to you",
+           "queue_waiting": "Has waited {minutes} minutes for an agent",
            "customer": "the customer", "team": "our support team"},
     "vi": {"reply_to_agent": "Phản hồi mới từ {name}", "reply_to_customer": "Phản hồi mới từ {name}",
            "status_changed": "Trạng thái đã chuyển sang {status}", "assigned": "Đã được phân công cho bạn",
+           "queue_waiting": "Đã chờ {minutes} phút chưa có nhân viên nhận",
            "customer": "khách hàng", "team": "đội ngũ hỗ trợ"},
 }
 

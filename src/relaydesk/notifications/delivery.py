@@ -9,7 +9,7 @@ the same key, hence the same Message-ID. Failures back off exponentially; after
 until an admin retries it (``retry``, ``retry_dead``) once what refused it is fixed.
 Every attempt is appended to the delivery's log, which admins read through the API.
 
-Replies and status changes to one person are *batchable*: they wait a short window,
+Replies, status changes, assignments and queue-wait alerts to one person are *batchable*: they wait a short window,
 and whatever is pending for that person when the first falls due leaves as one digest.
 """
 
@@ -42,7 +42,8 @@ HTTP_CHANNELS = frozenset({"webhook", "slack", "sms"})
 CUSTOMER_EMAIL_KINDS = frozenset({"ticket_created", "reply_to_customer", "status_changed"})
 STAFF_EMAIL_KINDS = frozenset({"assigned", "reply_to_agent", "sla_warning", "sla_critical", "sla_breached",
                                "escalated", "queue_waiting", "daily_summary"})
-BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned"})
+# A queue backlog alerts on many tickets in one sweep: its alerts are batched too.
+BATCHABLE_KINDS = frozenset({"reply_to_agent", "status_changed", "assigned", "queue_waiting"})
 CHANNELS = ("in_app", "email")
 # The kinds of delivery besides the notification emails' and the webhook events'.
 SMS_REPLY = "reply_sms"

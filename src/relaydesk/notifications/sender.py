@@ -402,7 +402,8 @@ def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str
     words = DIGEST_TITLES[normalize_locale(locale)]
     writer = message.get("author_name") or words["customer" if delivery.kind == "reply_to_agent" else "team"]
     status = status_label(ctx.get("new_status", ""), locale)  # status news go to customers only
-    title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status)
+    title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status,
+                                                           minutes=ctx.get("waited_minutes", ""))
     return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
             "at": _clock_time(delivery.created_at, zone), "attachment_ids": message.get("attachment_ids", [])}
 
