@@ -442,6 +442,26 @@ def test_one_huge_step_is_refused_before_it_runs(html: str, says: str) -> None:
     assert err.value.field == "html"
 
 
+def test_a_refusal_that_took_the_whole_budget_still_says_why(monkeypatch) -> None:
+    """On a slow machine the size check of one huge step can itself use the render budget;
+    the template is refused for its size, not said to be slow."""
+    import time
+
+    from relaydesk.notifications import templates
+
+    checked = templates._check_size
+
+    def slow_check(size: int) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < 2 * templates.RENDER_BUDGET_SECONDS:
+            pass
+        checked(size)
+
+    monkeypatch.setattr(templates, "_check_size", slow_check)
+    with pytest.raises(TemplateInvalid, match="would make a string of"):
+        validate(_override(html="<p>{{ ('{0}' * 30000).format('a' * 30000) | length }}</p>"), "assigned")
+
+
 def test_ordinary_arithmetic_and_repetition_still_work() -> None:
     rendered = render("assigned", "en", sample_context("assigned"),
                       _override(text="{{ '-' * 20 }} {{ 2 ** 10 }} {{ 1500 * 3 }} {{ '%5d' % 3 }}|"

@@ -426,11 +426,20 @@ def _within_budget(template: Template, context: Mapping[str, Any]) -> str:
     cpu_start = time.thread_time()
     deadline = time.perf_counter() + RENDER_BUDGET_SECONDS
 
-    def check(frame: Any, _event: str, _arg: Any) -> Any:
-        nonlocal deadline
+    unwinding = False
+
+    def check(frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal deadline, unwinding
         if frame.f_code.co_filename != _TEMPLATE_CODE:
             return None
-        if time.perf_counter() > deadline:
+        # A refusal on its way out (a size check that itself took the rest of the budget on
+        # a slow machine) is the answer: the template stops either way, and it says why.
+        # Until a line runs again (the template's own code caught it), nothing is checked.
+        if event == "exception":
+            unwinding = True
+        elif event == "line":
+            unwinding = False
+        if not unwinding and time.perf_counter() > deadline:
             left = RENDER_BUDGET_SECONDS - (time.thread_time() - cpu_start)
             if left <= 0:
                 raise _OverBudget
