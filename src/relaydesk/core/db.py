@@ -344,6 +344,10 @@ def like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def on_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def contains_text(column: Any, text: str, *, sqlite: bool) -> ColumnElement[bool]:
     """``text`` anywhere in ``column``, whatever the case. SQLite's LIKE folds only A-Z, so
     there a search with other letters ("Đơn hàng") compares both sides casefolded by

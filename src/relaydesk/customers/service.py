@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from relaydesk.core.audit import AuditLog
-from relaydesk.core.db import contains_text, get_many_in_workspace, new_id
+from relaydesk.core.db import contains_text, get_many_in_workspace, new_id, on_sqlite
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
@@ -219,13 +219,10 @@ class CustomerService:
     async def get_many(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, Customer]:
         return await get_many_in_workspace(self.session, Customer, workspace_id, ids)
 
-    def _on_sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
-
-    @staticmethod
-    def matching(workspace_id: uuid.UUID, text: str, *, sqlite: bool) -> Select[tuple[uuid.UUID]]:
+    def matching(self, workspace_id: uuid.UUID, text: str) -> Select[tuple[uuid.UUID]]:
         """The ids of customers whose name or email contains ``text``, whatever the case, as
         a query a ticket search runs inside its own, so however many match, none is left out."""
+        sqlite = on_sqlite(self.session)
         return select(Customer.id).where(
             Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None),
             or_(contains_text(Customer.name, text, sqlite=sqlite), contains_text(Customer.email, text, sqlite=sqlite)))
@@ -240,7 +237,7 @@ class CustomerService:
         if email:
             stmt = stmt.where(Customer.email == normalise_email(email))
         if text:
-            stmt = stmt.where(Customer.id.in_(self.matching(principal.workspace_id, text, sqlite=self._on_sqlite())))
+            stmt = stmt.where(Customer.id.in_(self.matching(principal.workspace_id, text)))
         if organisation_id:
             stmt = stmt.where(Customer.organisation_id == organisation_id)
         if after:

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, eve
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from relaydesk.core.db import already_loaded, contains_text, note_locked
+from relaydesk.core.db import already_loaded, contains_text, note_locked, on_sqlite
 from relaydesk.tickets.lifecycle import OPEN_WORK, Priority
 from relaydesk.tickets.models import Attachment, Message, Ticket, TicketTag
 
@@ -242,7 +242,7 @@ class TicketRepository:
                 TicketTag.workspace_id == vis.workspace_id, TicketTag.tag == f.tag, TicketTag.ticket_id == Ticket.id,
             ))
         if f.text:
-            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters, sqlite=self._on_sqlite()))
+            stmt = stmt.where(self._matching(vis, f.text, f.number, f.requesters, sqlite=on_sqlite(self.session)))
         for column, low, high in ((Ticket.created_at, f.created_from, f.created_to),
                                   (Ticket.updated_at, f.updated_from, f.updated_to)):
             if low is not None:
@@ -263,9 +263,6 @@ class TicketRepository:
         if sort == "sla_due_at":
             order[0] = order[0].nulls_last()
         return list(await self.session.scalars(stmt.order_by(*order).limit(limit)))
-
-    def _on_sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
 
     @staticmethod
     def _matching(vis: Visibility, text: str, number: int | None,
@@ -304,7 +301,7 @@ class TicketRepository:
                                                        "exclude": exclude or _NO_TICKET})
         counts = {agent: n for agent, n in rows.all()}
         loads = {a: counts.get(a, 0) for a in agent_ids}
-        if exclude is None and self._on_sqlite():
+        if exclude is None and on_sqlite(self.session):
             self.session.info.setdefault(_LOADS, {}).update(((workspace_id, a), n) for a, n in loads.items())
         return loads
 

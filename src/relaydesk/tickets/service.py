@@ -149,8 +149,7 @@ class TicketService:
     ) -> list[Ticket]:
         vis = await self.visibility(principal)
         if filters.text and not vis.is_customer:  # a customer's own tickets are all theirs anyway
-            filters = replace(filters, requesters=self.customers.matching(
-                vis.workspace_id, filters.text, sqlite=self.session.get_bind().dialect.name == "sqlite"))
+            filters = replace(filters, requesters=self.customers.matching(vis.workspace_id, filters.text))
         return await self.repo.page(vis, filters, sort=sort, descending=descending, after=after, limit=limit)
 
     # -- create ------------------------------------------------------------------------
