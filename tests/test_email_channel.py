@@ -1606,6 +1606,21 @@ class TestCcs:
             assert sorted(answer.rcpt_tos) == sorted([f"{who}@customers.example.com",
                                                       *([f"{cc}@customers.example.com"] if cc else [])])
 
+    async def test_the_acknowledgement_copies_the_ccs_of_the_email(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """As Zendesk's "notify requester and CCs of received request": everyone the customer
+        copied learns the request arrived, and its number, from one email they can all answer."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        lan, sam = "lan@customers.example.com", "sam@customers.example.com"
+        await send(listener, email(f"Lan <{lan}>", to, "Printer on fire", "It smokes.", Cc=f"Sam Lee <{sam}>"), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        [ack] = [m for m in smtp_sink.messages if f"[{ticket['number']}]" in message_from_bytes(m.raw)["Subject"]]
+        assert sorted(ack.rcpt_tos) == [lan, sam]
+        parsed = message_from_bytes(ack.raw)
+        assert parseaddr(parsed["To"])[1] == lan and parseaddr(parsed["Cc"]) == ("Sam Lee", sam)
+
     async def test_a_colleague_in_cc_follows_the_ticket_and_answers_on_it(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
@@ -1756,6 +1771,10 @@ class TestCcs:
         assert (follow_up["follow_up_of_id"], follow_up["requester_id"]) == (ticket["id"], ticket["requester_id"])
         r = await client.get(f"/api/v1/tickets/{follow_up['id']}/ccs", headers=agent.headers)
         assert sorted((c["email"], c["name"]) for c in r.json()) == [(joe, None), (sam, "Sam Lee")]
+        # Sam wrote it, so Sam learns of the new number too, on the requester's acknowledgement.
+        [ack] = [m for m in smtp_sink.messages
+                 if f"[{follow_up['number']}]" in str(message_from_bytes(m.raw)["Subject"])]
+        assert sorted(ack.rcpt_tos) == sorted([kim, sam, joe])
         await ws.reply(agent, follow_up["id"], "Here is March.")
         await settle()
         [last] = sent_with(smtp_sink, "Here is March.")

@@ -89,9 +89,12 @@ class Notifier:
         ref = f"{ticket_reference(ticket.number)} “{ticket.subject}”"
         match event_type:
             case "ticket.created" if payload.get("acknowledge", True):
-                # Under the customer's own email, in their mail client (only an emailed-in ticket has one).
+                # Under the customer's own email, in their mail client (only an emailed-in ticket has
+                # one), with whoever they copied, as Zendesk's "notify requester and CCs" does: a
+                # follow-up a CC's reply opened reaches its writer this way too.
+                emailed = ticket.channel == Channel.EMAIL
                 await self.send(await self._requester(ticket), "ticket_created", ticket, _for_customer(ticket),
-                                thread=ticket.channel == Channel.EMAIL)
+                                thread=emailed, extra={"cc": await self._ccs(ticket)} if emailed else None)
             case "ticket.assigned" if payload.get("after") and payload.get("after") != payload.get("actor_id"):
                 actor = await self._name_of(payload.get("actor_id"))
                 await self.send(await self._staff({uuid.UUID(payload["after"])}), "assigned", ticket,

@@ -75,6 +75,8 @@ WEBHOOK_TIMEOUT_SECONDS = 10  # for one call, all in: resolving, connecting, sen
 # all time out takes 100 s, inside ROUND_SECONDS.
 HTTP_CALLS_AT_ONCE = 10
 ERROR_BODY_CHARS = 300  # of an endpoint's or provider's answer to a failed send, kept with the failure
+# The customer's emails that copy the ticket's CCs: the answers, and the acknowledgement.
+COPIES_CCS = frozenset({"reply_to_customer", "ticket_created"})
 EMAIL_ATTACHMENT_BYTES = 10 * 1024 * 1024  # what an email to a customer carries at most; the rest is named
 # Readable in the raw message (mostly ASCII text), safe for any UTF-8.
 _QUOTED_PRINTABLE_UTF8 = Charset("utf-8")
@@ -418,7 +420,7 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     # A CC's own try at a reply is the very email the others got: to the same To, under the same Message-ID.
     sent_as = ctx.pop("copy_of", None) or {"nonce": delivery.id.hex, "to": delivery.recipient}
     digest = ctx.pop("digest", None)
-    copied = ctx.pop("cc", None) if delivery.kind == "reply_to_customer" else None
+    copied = ctx.pop("cc", None) if delivery.kind in COPIES_CCS else None
     relayed = ctx.pop("relayed", False)  # a customer's reply copied to the others: no person wrote it to them
     kind = "digest" if digest else delivery.kind
     if digest:
