@@ -106,11 +106,13 @@ def install(runtime: Runtime) -> list[Periodic]:
         reply goes to, the agent a ticket is assigned to or a customer replied to)."""
         customers: dict[uuid.UUID, set[uuid.UUID]] = {}
         staff: dict[uuid.UUID, set[uuid.UUID]] = {}
-        answered: dict[uuid.UUID, set[uuid.UUID]] = {}  # tickets whose CCs an agent's reply copies
+        answered: dict[uuid.UUID, set[uuid.UUID]] = {}  # tickets whose CCs an agent's reply or an ack copies
         for e in events:
             payload = e.payload
             told_staff = None
-            if e.type == "message.posted" and payload.get("author_kind") == "agent" and not payload.get("internal"):
+            if (e.type == "message.posted" and payload.get("author_kind") == "agent" and not payload.get("internal")) \
+                    or (e.type == "ticket.created" and payload.get("channel") == "email"
+                        and payload.get("acknowledge", True)):
                 answered.setdefault(e.workspace_id, set()).add(uuid.UUID(payload["ticket_id"]))
             if e.type == "ticket.assigned":
                 told_staff = payload.get("after")
