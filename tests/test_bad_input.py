@@ -79,6 +79,8 @@ CASES = [
      "validation_failed", "tier"),
     ("bad timezone", "POST", "/api/v1/customers", {"name": "X", "email": "x@example.com", "timezone": "Mars/Base"},
      422, "validation_failed", "timezone"),
+    ("bad workspace time zone", "PATCH", "/api/v1/workspace/settings", {"timezone": "Mars/Base"}, 422,
+     "validation_failed", "timezone"),
     ("short password", "POST", "/api/v1/customers", {"name": "X", "email": "x@example.com", "password": "short"},
      422, "validation_failed", "password"),
     ("skill level out of range", "POST", "/api/v1/agents", {"name": "A", "email": "a@example.com",

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import pytest
@@ -1110,8 +1111,12 @@ class TestNoise:
         got = (await client.get(profile_url, headers=ws.admin.headers)).json()
         assert got["email_undeliverable_at"] is not None
 
-        # An answer is not emailed, and the agents are told so on the ticket.
+        # An answer is not emailed, and the agents are told so on the ticket (when the
+        # address bounced, in the workspace's time zone).
         smtp_sink.clear()
+        r = await client.patch("/api/v1/workspace/settings", json={"timezone": "Asia/Ho_Chi_Minh"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
         r = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=ws.admin.headers,
                               json={"body": "Your refund is on its way."})
         assert r.status_code == 201, r.text
@@ -1120,6 +1125,8 @@ class TestNoise:
         [note] = [m for m in await thread(client, ws, ticket["id"]) if m["author_kind"] == "system"
                   and "not emailed" in m["body_text"]]
         assert note["internal"] is True and profile in note["body_text"]
+        bounced = datetime.fromisoformat(got["email_undeliverable_at"]).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert f"{bounced:%Y-%m-%d %H:%M} (UTC+07:00)" in note["body_text"], note["body_text"]
 
         # Mail from the address proves it works again: it is acknowledged.
         await send(listener, email(reported, to, "New address works?", "I fixed my mailbox."), to)

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -1847,6 +1847,36 @@ class TestSlaEmails:
         [note] = [n for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
                   if n["kind"] == "sla_warning"]
         assert note["body"] == f"Due {local}", note
+
+    async def test_without_a_time_zone_of_their_own_times_are_in_the_workspaces(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(client, settle, mail, runtime, clock)
+        r = await client.get(f"/api/v1/agents/{agent.id}", headers=ws.admin.headers)
+        assert r.json()["timezone"] is None, r.text  # none of their own
+        r = await client.patch("/api/v1/workspace/settings", json={"timezone": "Asia/Ho_Chi_Minh"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200 and r.json()["timezone"] == "Asia/Ho_Chi_Minh", r.text
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=6, minutes=30))
+        due = (created + timedelta(hours=8)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        local = f"{due:%Y-%m-%d %H:%M} (UTC+07:00)"
+        [email] = to(mail, agent.email)
+        assert local in email.message["Subject"], email.message["Subject"]
+        await ws.relogin(agent)
+        [note] = [n for n in (await client.get("/api/v1/notifications", headers=agent.headers)).json()["items"]
+                  if n["kind"] == "sla_warning"]
+        assert note["body"] == f"Due {local}", note
+
+    async def test_a_time_zone_of_their_own_wins_over_the_workspaces(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(
+            client, settle, mail, runtime, clock, timezone="UTC")
+        r = await client.patch("/api/v1/workspace/settings", json={"timezone": "Asia/Ho_Chi_Minh"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=6, minutes=30))
+        due = (created + timedelta(hours=8)).astimezone(UTC)
+        [email] = to(mail, agent.email)
+        assert f"{due:%Y-%m-%d %H:%M} UTC" in email.message["Subject"], email.message["Subject"]
 
 
 class TestQueueWaitAlerts:

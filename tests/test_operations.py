@@ -404,6 +404,52 @@ async def test_the_channel_user_id_migration_indexes_the_handles_customers_had(t
         await db.dispose()
 
 
+async def test_the_own_time_zone_migration_lets_those_given_utc_take_the_workspaces(tmp_path):
+    """Revision 0020: UTC was what a profile without a time zone was given, so it becomes
+    none (the workspace's zone, UTC until one is set); a zone someone chose stays."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from relaydesk.core.db import Database
+    from relaydesk.customers.models import Customer
+    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.tenancy.models import Workspace
+
+    db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
+    workspace_id, at = uuid.uuid4(), datetime.now(UTC)
+    customers = Customer.__table__
+
+    async def zones() -> dict:
+        async with db.read_engine.connect() as conn:
+            return dict((await conn.execute(select(customers.c.name, customers.c.timezone))).all())
+
+    try:
+        await upgrade(db, "0019")
+        async with db.write_engine.begin() as conn:
+            await conn.execute(insert(Workspace.__table__).values(
+                id=workspace_id, name="Old desk", slug="old-desk", ticket_seq=0, settings={}, created_at=at))
+            for name, zone in (("given", "UTC"), ("chose", "Europe/Berlin")):
+                await conn.execute(insert(customers).values(
+                    id=uuid.uuid4(), workspace_id=workspace_id, name=name, email=f"{name}@example.com",
+                    tier="standard", language="en", timezone=zone, metadata={}, created_at=at, updated_at=at))
+        await upgrade(db)
+        assert await zones() == {"given": None, "chose": "Europe/Berlin"}
+
+        def down(connection) -> None:  # noqa: ANN001
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0019")
+
+        async with db.write_engine.begin() as conn:
+            await conn.run_sync(down)
+        assert await zones() == {"given": "UTC", "chose": "Europe/Berlin"}
+    finally:
+        await db.dispose()
+
+
 async def test_the_mailbox_verification_migration_leaves_every_address_unverified_and_claimable(tmp_path):
     """Revision 0017: nothing ever proved a workspace owns its mailbox addresses, so the
     existing ones start unverified, and another workspace may claim them too; an address

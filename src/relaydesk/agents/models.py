@@ -24,7 +24,8 @@ class AgentProfile(WorkspaceScoped, Base):
     availability_by_socket: Mapped[bool] = mapped_column(default=False)
     is_senior: Mapped[bool] = mapped_column(default=False)
     languages: Mapped[list[str]] = mapped_column(default=list)
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # None: the workspace's time zone (its settings), or UTC if it has none.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     # Weekly working hours in the agent's time zone: [{"weekday": 0, "start": "09:00", "end": "17:00"}];
     # empty means always in shift.
     shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

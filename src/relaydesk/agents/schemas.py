@@ -52,7 +52,8 @@ class AgentIn(Input):
     max_concurrent: int = Field(default=5, ge=0, le=500)
     availability: Availability = Availability.OFFLINE
     is_senior: bool = False
-    timezone: TimeZone = "UTC"
+    timezone: TimeZone | None = Field(
+        default=None, description="Their own time zone; null: the workspace's (its settings), else UTC.")
     team_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
     shifts: list[ShiftIn] = Field(default_factory=list, max_length=50,
                                   description="Weekly working hours in the agent's time zone; none = always.")
@@ -73,7 +74,7 @@ class AgentPatch(Input):
     max_concurrent: int | None = Field(default=None, ge=0, le=500)
     availability: Availability | None = None
     is_senior: bool | None = None
-    timezone: TimeZone | None = None
+    timezone: TimeZone | None = Field(default=None, description="null: the workspace's time zone from now on.")
     team_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
     shifts: list[ShiftIn] | None = Field(default=None, max_length=50)
 
@@ -90,7 +91,7 @@ class AgentOut(Output):
     availability: Availability
     is_senior: bool
     languages: list[str]
-    timezone: str
+    timezone: str | None = Field(description="null: none of their own; times are written in the workspace's.")
     skills: list[SkillOut]
     team_ids: list[uuid.UUID]
     shifts: list[ShiftOut]

@@ -43,7 +43,7 @@ class _Roster:
                 "id": u.id, "name": u.name, "email": u.email, "role": u.role, "is_active": u.is_active,
                 "max_concurrent": p.max_concurrent if p else 5, "availability": p.availability if p else "offline",
                 "is_senior": p.is_senior if p else False, "languages": p.languages if p else ["en"],
-                "timezone": p.timezone if p else "UTC", "skills": self.skills.get(u.id, []),
+                "timezone": p.timezone if p else None, "skills": self.skills.get(u.id, []),
                 "team_ids": self.teams.get(u.id, []), "created_at": u.created_at,
                 "shifts": p.shifts if p else [], "last_assigned_at": p.last_assigned_at if p else None,
             })
@@ -107,7 +107,10 @@ class AgentService:
         )
         profile = await self._profile(ws, agent_id)
         for field in ("max_concurrent", "is_senior", "timezone"):
-            if field in fields and getattr(data, field) is not None and getattr(profile, field) != getattr(data, field):
+            # A time zone may be emptied: theirs is then the workspace's.
+            emptied = field == "timezone" and field in fields
+            if field in fields and (getattr(data, field) is not None or emptied) \
+                    and getattr(profile, field) != getattr(data, field):
                 changes[field] = (getattr(profile, field), getattr(data, field))
                 setattr(profile, field, getattr(data, field))
         # Deactivated staff are at nobody's desk: offline (and routing gives their tickets away).
@@ -217,9 +220,10 @@ class AgentService:
         return {user_id: profile.languages for user_id, profile in profiles.items()}
 
     async def timezones(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """The time zones on these agents' profiles, which the times they are sent are written in."""
+        """The time zones on these agents' profiles, which the times they are sent are written in
+        (those without one of their own are left out)."""
         profiles = await get_many_in_workspace(self.session, AgentProfile, workspace_id, ids)
-        return {user_id: profile.timezone for user_id, profile in profiles.items()}
+        return {user_id: profile.timezone for user_id, profile in profiles.items() if profile.timezone}
 
     async def staff_ids(self, workspace_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these ids are active staff of the workspace (for assignment checks)."""
@@ -241,7 +245,7 @@ class AgentService:
         profile = await self.session.get(AgentProfile, user_id)
         if profile is None:
             profile = AgentProfile(workspace_id=workspace_id, user_id=user_id, max_concurrent=5,
-                                   availability="offline", is_senior=False, languages=["en"], timezone="UTC")
+                                   availability="offline", is_senior=False, languages=["en"])
             self.session.add(profile)
             await self.session.flush()
         return profile

@@ -115,7 +115,7 @@ class TextChannelService:
         # A placeholder address is not a real one: skip the email check and never send to it.
         data = CustomerIn.model_construct(name=(name or phone or handle)[:200], email=address, phone=phone,
                                           organisation_id=None, tier=CustomerIn.model_fields["tier"].default,
-                                          language="en", timezone="UTC", metadata={"channel_user_id": handle},
+                                          language="en", timezone=None, metadata={"channel_user_id": handle},
                                           password=None)
         customer = await self.customers.create_profile(workspace_id, data, now, actor=None)
         if not email:

@@ -38,7 +38,8 @@ class Customer(IdMixin, WorkspaceScoped, Timestamps, SoftDelete, Base):
     organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"))
     tier: Mapped[str] = mapped_column(String(20), default="standard")
     language: Mapped[str] = mapped_column(String(16), default="en")
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # None: the workspace's time zone (its settings), or UTC if it has none.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     # Free-form facts such as order numbers; "metadata" is reserved by SQLAlchemy.
     attributes: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # Set when mail to this address bounced for good; nothing more is sent there until it changes.

@@ -34,7 +34,8 @@ class CustomerIn(Input):
     organisation_id: uuid.UUID | None = None
     tier: Tier = Tier.STANDARD
     language: Language = "en"
-    timezone: TimeZone = "UTC"
+    timezone: TimeZone | None = Field(
+        default=None, description="Their own time zone; null: the workspace's (its settings), else UTC.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free facts such as order numbers.")
     password: Password | None = Field(default=None, description="Lets the customer sign in to the portal.")
 
@@ -53,7 +54,7 @@ class CustomerPatch(Input):
     organisation_id: uuid.UUID | None = None
     tier: Tier | None = None
     language: Language | None = None
-    timezone: TimeZone | None = None
+    timezone: TimeZone | None = Field(default=None, description="null: the workspace's time zone from now on.")
     metadata: dict[str, Any] | None = None
     password: Password | None = None
 
@@ -70,7 +71,7 @@ class CustomerOut(Output):
     organisation_id: uuid.UUID | None
     tier: Tier
     language: str
-    timezone: str
+    timezone: str | None = Field(description="null: none of their own; times are written in the workspace's.")
     metadata: dict[str, Any] = Field(validation_alias="attributes")
     can_sign_in: bool
     email_undeliverable_at: datetime | None = Field(

@@ -262,7 +262,7 @@ class CustomerService:
             if field not in fields:
                 continue
             value = getattr(data, field)
-            if value is None and field not in ("phone", "organisation_id"):
+            if value is None and field not in ("phone", "organisation_id", "timezone"):
                 raise ValidationFailed("This field cannot be emptied.", field=field)
             if getattr(customer, attr) != value:
                 changes[field] = (getattr(customer, attr), value)

@@ -152,17 +152,19 @@ class Notifier:
             # once, except in a chat, where the visitor usually reads it live; they get a
             # recap a few minutes later (in case they left).
             customer = await self._requester_profile(ticket)
-            await self.send(_as_recipients(customer), "reply_to_customer", ticket,
+            await self.send(await self._as_recipients(customer), "reply_to_customer", ticket,
                             _for_customer(ticket), body=message["text"][:300],
                             extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []},
                                    "cc": await self._ccs(ticket)},
                             thread=True,
                             batch=CHAT_RECAP_DELAY if ticket.channel == "chat" else None)
             if customer is not None and customer.email_undeliverable_at and not is_placeholder(customer.email):
-                # Otherwise the agent believes the customer has the answer.
+                # Otherwise the agent believes the customer has the answer. Read by the whole
+                # team: in the workspace's time zone.
+                bounced = _when(customer.email_undeliverable_at, await self.tickets.workspaces.timezone(self.ws))
                 self.tickets.system_note(
                     ticket, f"This reply was not emailed: mail to {customer.email} bounced for good on "
-                    f"{_when(customer.email_undeliverable_at)}. Email reaches the customer again once they write "
+                    f"{bounced}. Email reaches the customer again once they write "
                     "in from that address, or their profile is given another one.", self.now, internal=True)
         elif payload.get("author_kind") == "customer":
             if ticket.assignee_id:
@@ -184,7 +186,7 @@ class Notifier:
             return
         user = (await self.users.get_many(self.ws, {writer})).get(writer)
         copied = [cc for cc in await self._ccs(ticket) if user is None or cc["email"] != user.email]
-        await self.send(_as_recipients(customer), "reply_to_customer", ticket, _for_customer(ticket),
+        await self.send(await self._as_recipients(customer), "reply_to_customer", ticket, _for_customer(ticket),
                         body=message["text"][:300],
                         extra={"message": {**message, "attachment_ids": payload.get("attachment_ids") or []},
                                "cc": copied, "relayed": True},
@@ -243,7 +245,14 @@ class Notifier:
 
     # -- who --------------------------------------------------------------------------------
     async def _requester(self, ticket: Ticket) -> list[Recipient]:
-        return _as_recipients(await self._requester_profile(ticket))
+        return await self._as_recipients(await self._requester_profile(ticket))
+
+    async def _as_recipients(self, customer: Customer | None) -> list[Recipient]:
+        if customer is None:
+            return []
+        address = None if customer.email_undeliverable_at else customer.email
+        return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False,
+                          zone=await self.tickets.workspaces.timezone(self.ws, customer.timezone))]
 
     async def _requester_profile(self, ticket: Ticket) -> Customer | None:
         customer = (await self.customers.get_many(self.ws, {ticket.requester_id})).get(ticket.requester_id)
@@ -267,7 +276,7 @@ class Notifier:
         languages = await self.agents.languages(self.ws, wanted)
         zones = await self.agents.timezones(self.ws, wanted)
         return [Recipient(u.email, u.name, staff_locale(languages.get(u.id, [])), u.id, staff=True,
-                          zone=zones.get(u.id, "UTC"))
+                          zone=await self.tickets.workspaces.timezone(self.ws, zones.get(u.id)))
                 for u in sorted(users.values(), key=lambda u: u.id) if u.is_active]
 
     async def _name_of(self, user_id: object) -> str:
@@ -295,14 +304,6 @@ class Notifier:
 def staff_locale(languages: list[str]) -> str:
     """The first of an agent's languages that emails are written in; English if none is."""
     return next(filter(None, map(supported_locale, languages)), "en")
-
-
-def _as_recipients(customer: Customer | None) -> list[Recipient]:
-    if customer is None:
-        return []
-    address = None if customer.email_undeliverable_at else customer.email
-    return [Recipient(address, customer.name, normalize_locale(customer.language), customer.user_id, staff=False,
-                      zone=customer.timezone)]
 
 
 def _level_word(level: str, percent: str) -> str:

@@ -375,17 +375,18 @@ def _file_part(attachment: Attachment, data: bytes, disposition: str) -> MIMEApp
 
 async def _recipient_zone(runtime: Runtime, session: AsyncSession, delivery: Delivery) -> str:
     """The time zone on the recipient's profile (staff: their agent profile; customers:
-    theirs, by address), for the times in a digest. Digests are few: asking the owning
-    services costs little."""
+    theirs, by address), else the workspace's, for the times in a digest. Digests are few:
+    asking the owning services costs little."""
     users = UserService(session, runtime.hasher)
+    workspaces = WorkspaceService(session)
     if delivery.user_id is not None:
         try:
             agent = await AgentService(session, users).get(Principal.system(delivery.workspace_id), delivery.user_id)
-            return str(agent.get("timezone") or "UTC")
+            return await workspaces.timezone(delivery.workspace_id, agent.get("timezone"))
         except NotFound:
             pass  # a customer with a sign-in
     customer = await CustomerService(session, users).find_by_email(delivery.workspace_id, delivery.recipient)
-    return customer.timezone if customer is not None else "UTC"
+    return await workspaces.timezone(delivery.workspace_id, customer.timezone if customer is not None else None)
 
 
 def _clock_time(at: datetime, zone: str) -> str:

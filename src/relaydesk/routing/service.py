@@ -269,7 +269,8 @@ class RoutingService:
         requirement = await self._requirement(ticket, requester)
         pool = [a for a in await self.agents.pool(workspace_id, team_id) if a["id"] not in exclude]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
-        candidates = [_candidate(a, loads[a["id"]]) for a in pool]
+        zone = await self.workspaces.timezone(workspace_id)
+        candidates = [_candidate(a, loads[a["id"]], zone) for a in pool]
         decision = decide(strategy, candidates, requirement, now, handed_back_by=handed_back)
         routing.team_id, routing.rule_id = team_id, rule.id if rule else None
         routing.decided_at = now
@@ -511,7 +512,8 @@ class RoutingService:
                 if a["id"] != ticket.assignee_id]
         loads = await self.tickets.open_load(workspace_id, [a["id"] for a in pool])
         requester = (await self.customers.get_many(workspace_id, {ticket.requester_id}))[ticket.requester_id]
-        decision = decide(Strategy.LEAST_LOADED, [_candidate(a, loads[a["id"]]) for a in pool],
+        zone = await self.workspaces.timezone(workspace_id)
+        decision = decide(Strategy.LEAST_LOADED, [_candidate(a, loads[a["id"]], zone) for a in pool],
                           Requirement(language=requester.language), now)
         routing = await self._locked_routing(ticket_id)
         if routing is not None:
@@ -716,11 +718,12 @@ def _primary_language(tag: str) -> str:
     return tag.split("-")[0].lower()
 
 
-def _candidate(agent: dict[str, Any], load: int) -> Candidate:
+def _candidate(agent: dict[str, Any], load: int, workspace_zone: str) -> Candidate:
+    """``workspace_zone``: whose shifts are in, for an agent without a time zone of their own."""
     return Candidate(
         agent_id=str(agent["id"]), load=load, max_concurrent=agent["max_concurrent"],
         availability=agent["availability"], skills={s.skill: s.level for s in agent["skills"]},
-        languages=tuple(agent["languages"]), timezone=agent["timezone"],
+        languages=tuple(agent["languages"]), timezone=agent["timezone"] or workspace_zone,
         shifts=tuple(Shift(weekday=s["weekday"], start=time.fromisoformat(s["start"]), end=time.fromisoformat(s["end"]))
                      for s in agent["shifts"]),
         last_assigned_at=agent["last_assigned_at"],

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from relaydesk.core.schemas import TimeZone
+
 Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
 
 
@@ -22,6 +24,10 @@ PRIORITY_KEYWORDS_HELP = (
     "built-in keyword's own level; a built-in keyword mapped to null no longer applies. Matched as whole "
     "words, case-insensitively. A PATCH replaces the whole map; null or {}: the built-ins as they are. "
     "What applies: priority_keywords_in_effect.")
+
+TIMEZONE_HELP = (
+    "The time zone (IANA name, e.g. Europe/Berlin) that times sent to people are written in when they "
+    "have none of their own (agent or customer profile), and that agents' shifts are in then; null: UTC.")
 
 
 class WorkspaceSettings(BaseModel):
@@ -48,6 +54,7 @@ class WorkspaceSettings(BaseModel):
     fallback_category: str = Field(default="GENERAL", max_length=120,
                                    description="Category name used when the classifier is unsure: one of "
                                                "the workspace's categories, any case.")
+    timezone: str | None = Field(default=None, max_length=64, description=TIMEZONE_HELP)
     # SMS through Twilio (or anything speaking its API): the workspace's number, and the
     # account that sends from it. None: SMS is off.
     sms_number: str | None = Field(default=None, max_length=20, description="The number customers text (E.164).")
@@ -76,6 +83,7 @@ class WorkspaceSettingsPatch(BaseModel):
     # Not blank: routing falls back to it for every ticket the model is unsure of.
     fallback_category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                         max_length=120)] | None = None
+    timezone: TimeZone | None = Field(default=None, description=TIMEZONE_HELP)
     sms_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
     sms_account_sid: str | None = Field(default=None, max_length=64)
     sms_api_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")

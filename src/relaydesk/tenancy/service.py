@@ -71,6 +71,11 @@ class WorkspaceService:
             cache[workspace_id] = WorkspaceSettings.model_validate(workspace.settings or {})
         return cache[workspace_id]
 
+    async def timezone(self, workspace_id: uuid.UUID, own: str | None = None) -> str:
+        """The time zone a person's times are written in: their own (``own``), else the
+        workspace's, else UTC."""
+        return own or (await self.settings(workspace_id)).timezone or "UTC"
+
     async def update_settings(self, workspace_id: uuid.UUID, patch: WorkspaceSettingsPatch, *,
                               allow_private: bool = False) -> WorkspaceSettings:
         """``allow_private``: the operator lets the SMS provider be on a loopback or private address."""
