@@ -326,7 +326,7 @@ async def test_a_visitor_and_an_agent_chat_live_and_the_chat_survives_a_reload(b
             # note posted in between never reaches them.
             await expect(visitor.el(".typing")).to_have_text("")
             await agent_ws.send(type="typing", ticket_id=ticket["id"], state="started")
-            await expect(visitor.el(".typing")).to_have_text("Support is typing…", timeout=WAIT_MS)
+            await expect(visitor.el(".typing")).to_have_text("Sam Support is typing…", timeout=WAIT_MS)
             await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,
                               json={"body": "Staff only: the courier lost it.", "internal": True})
             await server.call("POST", f"/api/v1/tickets/{ticket['id']}/messages", agent, expect_status=201,

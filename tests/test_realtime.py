@@ -585,6 +585,28 @@ class TestTypingAndPresence:
         frame = await customer_live.expect("event", event="typing")
         assert frame["data"]["state"] == "stopped" and "user_id" not in frame["data"]
 
+    async def test_typing_names_who_is_typing_to_either_side(self, client, ws_url) -> None:  # noqa: ANN001
+        """So a chat can say "Anna is typing…": the agent's name, as their replies' emails
+        show it to the customer, and the customer's to the agent; the stop says it too."""
+        ws, agent, customer, ticket = await setup(client)
+        agent_name = (await client.get(f"/api/v1/agents/{agent.id}", headers=ws.admin.headers)).json()["name"]
+        customer_name = (await client.get(f"/api/v1/customers/{customer.customer_id}",
+                                          headers=ws.admin.headers)).json()["name"]
+        staff_live = await open_live(ws_url, agent, f"ticket:{ticket['id']}")
+        customer_live = await open_live(ws_url, customer, f"ticket:{ticket['id']}")
+
+        await staff_live.send(type="typing", ticket_id=ticket["id"], state="started")
+        frame = await customer_live.expect("event", event="typing")
+        assert frame["data"]["name"] == agent_name and "user_id" not in frame["data"], frame
+        await staff_live.expect("event", event="typing")  # its own, as every watcher hears it
+        await customer_live.send(type="typing", ticket_id=ticket["id"], state="started")
+        frame = await staff_live.expect("event", event="typing")
+        assert (frame["data"]["name"], frame["data"]["author_kind"]) == (customer_name, "customer"), frame
+        await customer_live.expect("event", event="typing")
+        await staff_live.send(type="unsubscribe", channel=f"ticket:{ticket['id']}")
+        frame = await customer_live.expect("event", event="typing")
+        assert (frame["data"]["state"], frame["data"]["name"]) == ("stopped", agent_name), frame
+
     async def test_switching_from_a_note_to_a_reply_shows_the_customer_typing(self, client, ws_url) -> None:  # noqa: ANN001
         """Drafting a note and then a reply, quickly: the reply's "started" is news to the
         customer, not a repeat of the note's."""

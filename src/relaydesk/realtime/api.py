@@ -203,6 +203,7 @@ class _Session:
         self.registry = registry
         self.connection = connection
         self.principal = connection.principal
+        self._name: str | None = None  # read at the first typing signal, then kept
 
     async def handle_raw(self, raw: str) -> None:
         if len(raw) > MAX_FRAME_CHARS:
@@ -344,11 +345,22 @@ class _Session:
         await self.registry.typing(self.connection, ticket_id, LiveEvent(
             None, self.principal.workspace_id, "typing", jsonable({
                 "ticket_id": ticket_id, "state": state, "user_id": self.principal.user_id,
-                "author_kind": self.principal.actor_kind,
+                "author_kind": self.principal.actor_kind, "name": await self._display_name(),
                 # An agent drafting an internal note is not something the customer hears about.
                 "internal": bool(frame.get("internal")) and self.principal.is_staff,
                 **self.connection.tickets[ticket_id],
             })))
+
+    async def _display_name(self) -> str:
+        """Who is typing, as people are shown to each other elsewhere: an agent by the name
+        their replies are emailed under, a customer by their own."""
+        if self._name is None:
+            async with self.runtime.db.read_session() as session:
+                users = await UserService(session, self.runtime.hasher).get_many(
+                    self.principal.workspace_id, {self.principal.user_id})
+            user = users.get(self.principal.user_id)
+            self._name = user.name if user is not None else ""
+        return self._name
 
     def _subscribed_ticket(self, ref: str) -> uuid.UUID | None:
         """A ticket this socket watches, by id or by number (T-000123), as everywhere else."""

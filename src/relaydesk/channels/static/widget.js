@@ -28,7 +28,7 @@
       offline: function (email) {
         return "No one is online right now. Leave a message: we'll reply by email" + (email ? " to " + email : "") + ".";
       },
-      typing: "Support is typing…",
+      typing: function (name) { return (name || "Support") + " is typing…"; },
       solved: "This conversation is marked solved. Write again if you need more help.",
       gone: "This chat can't be continued here any more. Write again to start a new one; " +
         "if you gave your email, our answers to the old one are on their way there.",
@@ -43,7 +43,7 @@
         return "Hiện không có ai trực tuyến. Hãy để lại lời nhắn: chúng tôi sẽ trả lời qua email" +
           (email ? " tới " + email : "") + ".";
       },
-      typing: "Bộ phận hỗ trợ đang soạn tin…",
+      typing: function (name) { return (name || "Bộ phận hỗ trợ") + " đang soạn tin…"; },
       solved: "Cuộc trò chuyện này đã được đánh dấu là đã giải quyết. Hãy nhắn lại nếu bạn cần thêm trợ giúp.",
       gone: "Không thể tiếp tục cuộc trò chuyện này tại đây nữa. Hãy nhắn lại để bắt đầu cuộc trò chuyện mới; " +
         "nếu bạn đã để lại email, câu trả lời cho cuộc trò chuyện cũ đang được gửi tới đó.",
@@ -291,7 +291,7 @@
         typingLine.textContent = "";
         line(data.author_kind, data.body_text, data.message_id);
       } else if (frame.event === "typing" && data.author_kind === "agent") {
-        typingLine.textContent = data.state === "started" ? t.typing : "";
+        typingLine.textContent = data.state === "started" ? t.typing(data.name) : "";
       } else if (frame.event === "ticket.status_changed" && (data.after === "RESOLVED" || data.after === "CLOSED")) {
         statusLine.textContent = t.solved;
       }
