@@ -30,6 +30,7 @@ from relaydesk.core.mail import SmtpMailer
 from relaydesk.notifications.delivery import EMAIL_CHANNELS
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
+from test_attachments import png_1x1
 
 CORPUS = Path(__file__).parent / "email_corpus"
 
@@ -311,6 +312,30 @@ class TestNewTicketsByEmail:
             ("data.json", "application/json"), ("checkout.har", "application/json")]
         got = await client.get(first["attachments"][0]["download_url"], headers=ws.admin.headers)
         assert got.status_code == 200 and got.content == b'{"a":1}'
+
+    async def test_an_attachment_without_a_name_is_named_after_its_type(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        """Scripts and some phones send a part with a type but no filename: an allowed type
+        is kept under a name that says what it is, not refused as an unknown ".bin"."""
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "kim@customers.example.com", to, "Order export"
+        message.set_content("The export from our shop system.")
+        unnamed = ((b'{"order": 8812}', "application", "json"), (b"order,qty\n8812,2\n", "text", "csv"),
+                   (png_1x1(), "image", "png"))
+        for data, maintype, subtype in unnamed:
+            message.add_attachment(data, maintype=maintype, subtype=subtype)  # Content-Disposition: attachment
+        await send(listener, bytes(message), to)
+        await settle()
+        [ticket] = await tickets(client, ws)
+        messages = await thread(client, ws, ticket["id"])
+        assert [m["author_kind"] for m in messages] == ["customer"], messages  # nothing left out, so no note
+        first = messages[0]
+        assert [(a["filename"], a["content_type"]) for a in first["attachments"]] == [
+            ("attachment-1.json", "application/json"), ("attachment-2.csv", "text/csv"),
+            ("attachment-3.png", "image/png")]
+        got = await client.get(first["attachments"][0]["download_url"], headers=ws.admin.headers)
+        assert got.status_code == 200 and got.content == b'{"order": 8812}'
 
     async def test_a_body_too_long_for_the_thread_is_cut_cleanly_and_the_agents_are_told(
             self, client, runtime, settle, listener) -> None:  # noqa: ANN001

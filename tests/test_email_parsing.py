@@ -25,6 +25,7 @@ from relaydesk.channels.mime import (
     strip_quoted,
 )
 from relaydesk.channels.threading import make_message_id, sent_to, ticket_of
+from relaydesk.tickets.attachments import ALLOWED_TYPES
 
 CORPUS = Path(__file__).parent / "email_corpus"
 UNPARSEABLE = {"unparseable_no_from.eml", "unparseable_binary.eml"}
@@ -438,6 +439,16 @@ def test_encoded_attachment_names() -> None:
     ]
     assert parsed.attachments[1].data == b"order,qty\n8812,2\n"
     assert parsed.attachments[4].data == bytes(range(6))
+
+
+@pytest.mark.parametrize("content_type", sorted(ALLOWED_TYPES))
+def test_an_unnamed_attachment_of_an_allowed_type_gets_a_name_the_allow_list_takes(content_type: str) -> None:
+    maintype, subtype = content_type.split("/")
+    raw = (f"From: kim@example.com\nSubject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           f"--b\nContent-Type: text/plain\n\nSee attached.\n--b\nContent-Type: {maintype}/{subtype}\n"
+           f"Content-Disposition: attachment\nContent-Transfer-Encoding: base64\n\nAAAA\n--b--\n").encode()
+    [attachment] = parse_email(raw).attachments
+    assert attachment.filename.rpartition(".")[2] in ALLOWED_TYPES[content_type], attachment.filename
 
 
 def test_large_attachment_is_omitted_above_the_limit() -> None:

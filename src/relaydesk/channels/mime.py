@@ -524,10 +524,18 @@ def _split_params(value: str) -> list[str]:
 
 # --- the MIME tree ----------------------------------------------------------------------------------------------
 
+# What a part without a filename is named by its type: attachments are let in by their
+# extension (tickets/attachments.py, ALLOWED_TYPES), so every type allowed there has one
+# of its own here, or an export sent unnamed would be refused as an unknown ".bin".
 _EXTENSIONS = {
     "text/plain": ".txt", "text/html": ".html", "text/csv": ".csv", "text/calendar": ".ics", "image/png": ".png",
     "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "application/pdf": ".pdf",
     "application/zip": ".zip", "message/rfc822": ".eml", "text/rfc822-headers": ".txt",
+    "application/json": ".json", "application/yaml": ".yaml", "image/heic": ".heic", "image/tiff": ".tiff",
+    "image/bmp": ".bmp", "video/mp4": ".mp4", "video/quicktime": ".mov", "audio/mp4": ".m4a", "audio/mpeg": ".mp3",
+    "application/msword": ".doc", "application/vnd.ms-excel": ".xls", "application/rtf": ".rtf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
 }
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
