@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
@@ -984,6 +985,52 @@ class TestReplies:
         assert answer["internal"] is False and answer["author_id"] == agent.id
         assert any("ten seconds" in m.raw.decode(errors="replace") for m in smtp_sink.messages[seen:]
                    if "lan@customers.example.com" in m.rcpt_tos)
+
+    @pytest.mark.parametrize(("language", "words"), [("en", "reply to the email about that one ticket"),
+                                                      ("vi", "trả lời email về riêng phiếu yêu cầu đó")])
+    async def test_a_reply_to_a_digest_of_several_tickets_opens_nothing_and_the_agent_is_told_why(
+            self, client, runtime, clock, settle, listener, smtp_sink, language: str, words: str) -> None:  # noqa: ANN001
+        """One email about two tickets: which one an answer to it is for cannot be told, and
+        it is no request of the agent's own either."""
+        ws = await make_workspace(client)
+        agent = await ws.staff(languages=[language, "en"])
+        to = address(runtime, ws)
+        for subject in ("Broken kettle", "Missing parcel"):
+            await send(listener, email("lan@customers.example.com", to, subject, "Please help."), to)
+        await settle()
+        before = await tickets(client, ws)
+        assert len(before) == 2 and {t["assignee_id"] for t in before} == {agent.id}
+        clock.advance(timedelta(seconds=runtime.settings.notification_batch_seconds + 1))
+        await deliver_due(runtime, EMAIL_CHANNELS)
+        [digest] = [m for m in smtp_sink.messages if agent.email in m.rcpt_tos]
+        digest_id = "".join(message_from_bytes(digest.raw)["Message-ID"].split())
+        seen = len(smtp_sink.messages)
+
+        await send(listener, email(agent.email, to, "Re: your tickets", "Done, refunded both.",
+                                   In_Reply_To=digest_id, References=digest_id), to)
+        await settle()
+        await deliver_due(runtime, EMAIL_CHANNELS)
+        assert [t["id"] for t in await tickets(client, ws)] == [t["id"] for t in before]
+        for ticket in before:
+            assert not [m for m in await thread(client, ws, ticket["id"]) if "refunded both" in m["body_text"]]
+        row = (await inbound(client, ws))[0]
+        assert row["status"] == "ignored" and row["ticket_id"] is None, row
+        assert "several tickets" in row["reason"], row
+        [answer] = [m for m in smtp_sink.messages[seen:] if agent.email in m.rcpt_tos]
+        assert [m for m in smtp_sink.messages[seen:] if agent.email not in m.rcpt_tos] == []
+        text = message_from_bytes(answer.raw, policy=email_policy.default).get_body(("plain",)).get_content()
+        assert words in text and "Re: your tickets" in text, text
+        assert message_from_bytes(answer.raw)["Auto-Submitted"] == "auto-generated"
+
+        # Answering that answer (about no one ticket either) is refused too, but not told again.
+        answer_id = "".join(message_from_bytes(answer.raw)["Message-ID"].split())
+        await send(listener, email(agent.email, to, "Re: Not added", "Which one then?",
+                                   In_Reply_To=answer_id, References=f"{digest_id} {answer_id}"), to)
+        await settle()
+        await deliver_due(runtime, EMAIL_CHANNELS)
+        assert len(await tickets(client, ws)) == 2
+        assert (await inbound(client, ws))[0]["status"] == "ignored"
+        assert [m for m in smtp_sink.messages[seen:] if agent.email in m.rcpt_tos] == [answer]
 
 
 class TestNoise:

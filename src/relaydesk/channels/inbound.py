@@ -17,7 +17,11 @@
   customer of the workspace, found or made as a new sender is, who writes on the
   requester's side of the ticket without seeing it), or one of the staff answering an
   email we sent to their address; anyone else, however the subject reads, opens a new
-  ticket. A follow-up to a closed ticket keeps the closed ticket's CCs. Whom an
+  ticket. An answer to an email we sent about several tickets at once (a digest of
+  updates, a daily summary) joins none, as which one it means cannot be told, and opens
+  none, being no request of the sender's own: it is *ignored*, and the sender is told
+  by email (``email.digest_reply_refused``) to answer the one ticket's email or in the
+  app. A follow-up to a closed ticket keeps the closed ticket's CCs. Whom an
   email that opens or joins a ticket has in To and Cc (besides our own addresses, the
   team and the requester) become the ticket's CCs, unless it came through a mailing list;
 * mail a spam filter before us marked as spam (its headers say so): held as *spam*, never
@@ -75,6 +79,10 @@ ACKNOWLEDGED_AT_MOST = 5
 ACKNOWLEDGED_WITHIN = timedelta(hours=1)
 # Stored and waiting to be processed; "released": an admin said it is not spam.
 WAITING = ("received", "released")
+DIGEST_REPLY_REFUSED = (
+    "A reply to an email about several tickets (a digest of updates or a daily summary): which ticket it is "
+    "for cannot be told, so it was added to none and opened none. Its sender is told by email (once an hour "
+    "at most) to reply to the one ticket's email or to answer in the app.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,10 @@ class InboundMailService:
         forwarded_by = None
         if author is None:  # no ticket of theirs either: a new one
             forward = await self._forwarded_by_staff(row.workspace_id, parsed, address)
+            if forward is None and self._answers_several_tickets(row.workspace_id, parsed, address):
+                Outbox(self.session).publish(row.workspace_id, "email.digest_reply_refused", now, inbound_id=row.id,
+                                             address=address, subject=parsed.subject.strip()[:MAX_SUBJECT])
+                return self._finish(row, Outcome("ignored", DIGEST_REPLY_REFUSED), now)
             if forward is not None:
                 requester, forwarded_by = forward
             else:
@@ -382,6 +394,14 @@ class InboundMailService:
             if member is not None:
                 return ticket, *member
         return None, None, None
+
+    def _answers_several_tickets(self, workspace_id: uuid.UUID, parsed: ParsedEmail, sender: str) -> bool:
+        """Whether this answers an email we sent this very address about no one ticket: such
+        mail is anchored on the workspace (``channels.threading``), as a digest covering
+        several tickets is. The signed address keeps anyone else from being answered."""
+        secret = self.runtime.settings.resolved_secret_key()
+        return any(sent_to(ref, sender, secret=secret) == workspace_id
+                   for ref in (*parsed.references, *parsed.in_reply_to))
 
     async def _member(self, ticket: Ticket, sender: str, name: str, now: datetime, *, answers_us: bool
                       ) -> tuple[Principal, Principal | None] | None:

@@ -3,7 +3,9 @@
 Every email Relaydesk sends about a ticket carries a Message-ID that names the ticket
 and is signed with the deployment's secret: ``<rd.<ticket>.<nonce>.<tag>.<to>@<domain>>``.
 A reply's In-Reply-To/References then leads back to the ticket without a lookup table,
-and nobody can make up a reference that leads into someone else's ticket.
+and nobody can make up a reference that leads into someone else's ticket. Mail about no
+one ticket (a digest of several tickets' updates, a daily summary, a mailbox's
+verification) names the workspace in the ticket's place.
 
 ``<to>`` signs the address the email went to. A From header proves nothing, so a team
 member's email reply is only taken as theirs when it answers an email sent to that very

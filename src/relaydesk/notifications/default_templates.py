@@ -217,6 +217,18 @@ _EN: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "digest_reply_refused": _t(
+        "Not added to any ticket: “{{ subject }}”",
+        _HI_EN + "Your email “{{ subject }}” answered an email about several tickets, so Relaydesk cannot tell "
+        "which ticket it is for: it was not added to any, nor sent to any customer.\n\n"
+        "To answer a ticket by email, reply to the email about that one ticket (its subject has the ticket's "
+        "number, such as [T-000123]), or answer in the app{% if app_url %}: {{ app_url }}{% endif %}.\n",
+        _HI_EN_HTML + "<p>Your email “{{ subject }}” answered an email about several tickets, so Relaydesk "
+        "cannot tell which ticket it is for: it was not added to any, nor sent to any customer.</p>\n"
+        "<p>To answer a ticket by email, reply to the email about that one ticket (its subject has the "
+        "ticket's number, such as [T-000123]), or answer in "
+        '{% if app_url %}<a href="{{ app_url }}">the app</a>{% else %}the app{% endif %}.</p>\n',
+    ),
 }
 
 # --- Vietnamese ------------------------------------------------------------------------------------------
@@ -374,6 +386,19 @@ _VI: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "digest_reply_refused": _t(
+        "Chưa được thêm vào phiếu yêu cầu nào: “{{ subject }}”",
+        _HI_VI + "Email “{{ subject }}” của bạn trả lời một email về nhiều phiếu yêu cầu, nên Relaydesk không "
+        "biết nó dành cho phiếu nào: email chưa được thêm vào phiếu nào và chưa được gửi tới khách hàng nào.\n\n"
+        "Để trả lời một phiếu yêu cầu qua email, bạn hãy trả lời email về riêng phiếu yêu cầu đó (tiêu đề có số "
+        "phiếu, ví dụ [T-000123]), hoặc trả lời trong ứng dụng{% if app_url %}: {{ app_url }}{% endif %}.\n",
+        _HI_VI_HTML + "<p>Email “{{ subject }}” của bạn trả lời một email về nhiều phiếu yêu cầu, nên Relaydesk "
+        "không biết nó dành cho phiếu nào: email chưa được thêm vào phiếu nào và chưa được gửi tới khách hàng "
+        "nào.</p>\n"
+        "<p>Để trả lời một phiếu yêu cầu qua email, bạn hãy trả lời email về riêng phiếu yêu cầu đó (tiêu đề có "
+        "số phiếu, ví dụ [T-000123]), hoặc trả lời trong "
+        '{% if app_url %}<a href="{{ app_url }}">ứng dụng</a>{% else %}ứng dụng{% endif %}.</p>\n',
+    ),
 }
 
 TEMPLATES: dict[str, dict[str, dict[str, str]]] = {"en": _EN, "vi": _VI}
@@ -441,6 +466,7 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "queue_waiting": "You receive this because you manage or lead the team that owns this queue.",
         "daily_summary": "You receive this because daily summaries are turned on for your team.",
         "digest": "You receive this because you have notifications turned on for these tickets.",
+        "digest_reply_refused": "You receive this because you replied by email to an email from Relaydesk.",
     },
     "vi": {
         "ticket_created": _CUSTOMER_VI,
@@ -455,6 +481,7 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "queue_waiting": "Bạn nhận được email này vì bạn quản lý hoặc là trưởng nhóm phụ trách hàng đợi này.",
         "daily_summary": "Bạn nhận được email này vì tính năng tóm tắt hằng ngày đang được bật cho nhóm của bạn.",
         "digest": "Bạn nhận được email này vì bạn đã bật thông báo cho các phiếu yêu cầu này.",
+        "digest_reply_refused": "Bạn nhận được email này vì bạn đã trả lời qua email một email của Relaydesk.",
     },
 }
 

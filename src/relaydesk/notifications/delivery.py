@@ -172,6 +172,12 @@ class DeliveryService:
         self.session.add(delivery)
         return delivery
 
+    async def queued_since(self, workspace_id: uuid.UUID, kind: str, recipient: str, since: datetime) -> bool:
+        """Whether an email of ``kind`` was queued for ``recipient`` at or after ``since``."""
+        return await self.session.scalar(select(Delivery.id).where(
+            Delivery.workspace_id == workspace_id, Delivery.kind == kind, Delivery.recipient == recipient,
+            Delivery.created_at >= since).limit(1)) is not None
+
     async def claim_due(self, now: datetime, *, limit: int, channels: frozenset[str], is_sqlite: bool
                         ) -> list[Delivery]:
         """Take the due deliveries for sending; the caller commits before it sends. Each

@@ -17,7 +17,7 @@ from relaydesk.channels.ccs import CcService
 from relaydesk.channels.messaging import is_placeholder
 from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
-from relaydesk.core.principal import Principal
+from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.service import CustomerService, phone_digits
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import (
@@ -49,6 +49,7 @@ EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_
 # The customer hears about a status change only when it is news to them.
 CUSTOMER_STATUS_NEWS = {"RESOLVED", "CLOSED"}
 CHAT_RECAP_DELAY = timedelta(minutes=5)
+DIGEST_REPLY_ANSWERED_EVERY = timedelta(hours=1)  # at most, per address
 
 
 class Notifier:
@@ -384,6 +385,35 @@ async def _queue_summaries(runtime: Runtime, session: AsyncSession, workspace: W
             workspace.id, channel="email", kind="daily_summary", recipient=lead.email,
             key=f"daily:{team['id']}:{day}", context=context, now=now, user_id=lead.id) is not None
     return queued
+
+
+async def refuse_digest_reply(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID,
+                              payload: dict[str, Any], now: datetime) -> bool:
+    """Answers an email that replied to one of ours about several tickets (inbound email
+    ignored it: ``email.digest_reply_refused``), so its writer knows it reached nobody and
+    how to answer instead; in their language. Whether an email was queued.
+    Once an hour at most: our answer is about no one ticket either, so answering it (or a
+    responder that ignores Auto-Submitted) would be refused again, and again."""
+    deliveries = DeliveryService(session)
+    address = payload["address"]
+    if await deliveries.queued_since(workspace_id, "digest_reply_refused", address, now - DIGEST_REPLY_ANSWERED_EVERY):
+        return False
+    users = UserService(session, runtime.hasher)
+    name, locale, user_id = "", "en", None
+    user = await users.find_by_email(workspace_id, address)
+    if user is not None and user.role != Role.CUSTOMER.value:
+        languages = await AgentService(session, users).languages(workspace_id, {user.id})
+        name, locale, user_id = user.name, staff_locale(languages.get(user.id, [])), user.id
+    elif (customer := await CustomerService(session, users).find_by_email(workspace_id, address)) is not None:
+        name, locale = customer.name, normalize_locale(customer.language)
+    workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
+    context = {"workspace_name": workspace.name, "recipient_name": name, "subject": payload.get("subject") or "",
+               "app_url": app_link(runtime.settings.app_url, "/tickets")}
+    queued = await deliveries.queue(
+        workspace_id, channel="email", kind="digest_reply_refused", recipient=address,
+        key=f"digest_reply_refused:{payload['inbound_id']}", context=context, now=now, user_id=user_id,
+        locale=locale)
+    return queued is not None
 
 
 SMS_MAX = 1600  # characters in one message; the providers split it into segments themselves

@@ -12,7 +12,7 @@ from relaydesk.core.uow import after_commit
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, PreferenceService
-from relaydesk.notifications.notifier import EVENTS, Notifier, send_daily_summaries
+from relaydesk.notifications.notifier import EVENTS, Notifier, refuse_digest_reply, send_daily_summaries
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.tickets.tasks import ticket_service
 
@@ -93,6 +93,11 @@ def install(runtime: Runtime) -> list[Periodic]:
         if notifier.calls_queued:
             after_commit(session, "notifications.call_out", kick_calls)
 
+    async def on_digest_reply(session: AsyncSession, event: Event, now: datetime) -> None:
+        """notifications.on_digest_reply: tells who answered a digest by email that it reached nobody."""
+        if await refuse_digest_reply(runtime, session, event.workspace_id, event.payload, now):
+            after_commit(session, "notifications.deliver", kick_emails)
+
     async def daily_summary() -> int:
         """notifications.daily_summary: run hourly; at the configured hour each team lead's summary."""
         queued = await send_daily_summaries(runtime, runtime.clock.now())
@@ -142,6 +147,8 @@ def install(runtime: Runtime) -> list[Periodic]:
             await PreferenceService(session).load_ahead(ws, people)
 
     runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event, prepare=look_ahead)
+    runtime.dispatcher.consumers.add("notifications.on_digest_reply", ("email.digest_reply_refused",),
+                                     on_digest_reply)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
             Periodic("notifications.call_out", runtime.settings.delivery_scan_seconds),
