@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -492,6 +494,72 @@ class TestNewTicketsByEmail:
         assert row["status"] == "ignored" and "own support address" in row["reason"]
         customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
         assert customers == []
+
+
+def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for ``host`` and its key, as PEM files in ``directory``."""
+    cert, key = directory / "listener-cert.pem", directory / "listener-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+@pytest.fixture
+async def tls_listener(runtime: Runtime, smtp_sink: SmtpSink, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[SmtpListener, Path]]:
+    """The listener given a certificate, as an operator on port 25 does: (it, the certificate)."""
+    cert, key = self_signed_certificate(tmp_path, runtime.settings.mail_domain)
+    monkeypatch.setattr(runtime.settings, "smtp_listen_tls_cert", cert)
+    monkeypatch.setattr(runtime.settings, "smtp_listen_tls_key", key)
+    monkeypatch.setattr(runtime, "mailer", SmtpMailer("127.0.0.1", smtp_sink.port, timeout=5))
+    async with SmtpListener(runtime, "127.0.0.1", 0) as smtp:
+        yield smtp, cert
+
+
+async def ehlo(port: int) -> aiosmtplib.SMTP:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=False, start_tls=False, timeout=10)
+    await client.connect()
+    await client.ehlo()
+    return client
+
+
+class TestListenerTls:
+    async def test_a_sending_server_switches_to_tls_and_its_mail_becomes_a_ticket(
+            self, client, runtime, settle, tls_listener, smtp_sink) -> None:  # noqa: ANN001
+        listener, cert = tls_listener
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        sender = await ehlo(listener.port)
+        assert sender.supports_extension("starttls")
+        await sender.starttls(tls_context=ssl.create_default_context(cafile=str(cert)),
+                              server_hostname=runtime.settings.mail_domain)
+        assert sender.get_transport_info("sslcontext") is not None
+        await sender.sendmail("lan@customers.example.com", [to],
+                              email("Lan <lan@customers.example.com>", to, "Sent over TLS", "Private details."))
+        await sender.quit()
+        await settle()
+        [ticket] = await tickets(client, ws)
+        assert ticket["subject"] == "Sent over TLS"
+
+    async def test_plain_mail_is_still_taken_unless_tls_is_required(
+            self, client, runtime, settle, tls_listener, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+        listener, _cert = tls_listener
+        ws = await make_workspace(client)
+        to = address(runtime, ws)
+        await send(listener, email("lan@customers.example.com", to, "Plain", "Hi"), to)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, ws)] == ["Plain"]
+        monkeypatch.setattr(runtime.settings, "smtp_listen_require_tls", True)
+        async with SmtpListener(runtime, "127.0.0.1", 0) as strict:
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+                await send(strict, email("lan@customers.example.com", to, "Plain again", "Hi"), to)
+        assert refused.value.code == 530 and "STARTTLS" in refused.value.message
+
+    async def test_without_a_certificate_starttls_is_not_offered(self, listener) -> None:  # noqa: ANN001
+        sender = await ehlo(listener.port)
+        assert not sender.supports_extension("starttls")
+        await sender.quit()
 
 
 class TestOwnership:

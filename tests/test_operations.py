@@ -206,6 +206,26 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path, variable, value, s
     assert "Traceback" not in done.stdout + done.stderr and "hunter2" not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(("files", "says"), [
+    ({"CERT": "cert.pem"}, "RELAYDESK_SMTP_LISTEN_TLS_KEY must be set too"),
+    ({"KEY": "key.pem"}, "RELAYDESK_SMTP_LISTEN_TLS_CERT must be set too"),
+    ({"CERT": "missing.pem", "KEY": "key.pem"}, "RELAYDESK_SMTP_LISTEN_TLS_CERT: cannot read"),
+    ({"CERT": "cert.pem", "KEY": "garbage.pem"}, "RELAYDESK_SMTP_LISTEN_TLS_CERT / _KEY: not a certificate"),
+], ids=["cert-alone", "key-alone", "unreadable", "invalid"])
+def test_a_listener_certificate_that_cannot_be_used_is_named_without_a_traceback(tmp_path, files, says):
+    (tmp_path / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n")
+    (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "garbage.pem").write_text("garbage")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_") and k != "DATABASE_URL"}
+    env.update({"RELAYDESK_DATA_DIR": str(tmp_path), "COLUMNS": "300"})
+    env.update({f"RELAYDESK_SMTP_LISTEN_TLS_{which}": str(tmp_path / name) for which, name in files.items()})
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "relaydesk"), "migrate"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"Configuration error: {says}" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("command", [
     ["migrate"], ["seed-demo"], ["create-workspace", "--name", "Acme", "--admin-email", "admin@acme.example"],
     ["create-user", "--workspace", "acme", "--email", "a@acme.example", "--name", "A"],

@@ -7,6 +7,7 @@ what hosting platforms set.  Only ``runtime.py`` turns these into adapters.
 from __future__ import annotations
 
 import secrets
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
     # `worker --smtp` in the scaled mode); port 0 turns it off.
     smtp_listen_host: str = "127.0.0.1"
     smtp_listen_port: int = 2525
+    # A certificate chain and its private key (PEM files), both or neither: with them the
+    # listener offers STARTTLS, so mail from servers that use it crosses the internet
+    # encrypted. Plain mail is still taken (many senders never use TLS) unless TLS is required.
+    smtp_listen_tls_cert: Path | None = None
+    smtp_listen_tls_key: Path | None = None
+    smtp_listen_require_tls: bool = False
     imap_poll_seconds: float = Field(default=60, gt=0)
     # Notification deliveries: how often due ones are looked for, and how long replies
     # and status changes to one person wait to be sent together as one email.
@@ -158,6 +165,36 @@ class Settings(BaseSettings):
         if self.env == "production" and not self.secret_key:
             raise ValueError("RELAYDESK_SECRET_KEY must be set when RELAYDESK_ENV=production")
         return self
+
+    @model_validator(mode="after")
+    def _listener_certificate_usable(self) -> "Settings":
+        # Checked at start-up, named, rather than found out by the first sender's failed handshake.
+        cert, key = self.smtp_listen_tls_cert, self.smtp_listen_tls_key
+        if (cert is None) != (key is None):
+            missing = "RELAYDESK_SMTP_LISTEN_TLS_KEY" if key is None else "RELAYDESK_SMTP_LISTEN_TLS_CERT"
+            raise ValueError(f"{missing} must be set too: the SMTP listener needs both a certificate and its key")
+        if self.smtp_listen_require_tls and cert is None:
+            raise ValueError("RELAYDESK_SMTP_LISTEN_REQUIRE_TLS needs RELAYDESK_SMTP_LISTEN_TLS_CERT and _KEY")
+        self.smtp_listen_tls_context()
+        return self
+
+    def smtp_listen_tls_context(self) -> ssl.SSLContext | None:
+        """The SMTP listener's TLS context, from its certificate files; None without them."""
+        if self.smtp_listen_tls_cert is None or self.smtp_listen_tls_key is None:
+            return None
+        for setting, path in (("RELAYDESK_SMTP_LISTEN_TLS_CERT", self.smtp_listen_tls_cert),
+                              ("RELAYDESK_SMTP_LISTEN_TLS_KEY", self.smtp_listen_tls_key)):
+            try:
+                path.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{setting}: cannot read {path} ({exc.strerror or exc})") from None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.smtp_listen_tls_cert, self.smtp_listen_tls_key)
+        except ssl.SSLError as exc:
+            raise ValueError("RELAYDESK_SMTP_LISTEN_TLS_CERT / _KEY: not a certificate chain and its "
+                             f"private key in PEM ({exc.reason or exc})") from None
+        return context
 
     @property
     def resolved_database_url(self) -> str:

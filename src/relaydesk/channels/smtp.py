@@ -74,14 +74,17 @@ class SmtpListener:
 
     async def start(self) -> None:
         handler = _Handler(self.runtime)
+        settings = self.runtime.settings
+        tls_context = settings.smtp_listen_tls_context()
 
         def factory() -> SMTP:
             return SMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True, decode_data=False,
-                        hostname=self.runtime.settings.mail_domain, ident="Relaydesk ESMTP")
+                        hostname=settings.mail_domain, ident="Relaydesk ESMTP", tls_context=tls_context,
+                        require_starttls=tls_context is not None and settings.smtp_listen_require_tls)
 
         self._server = await asyncio.get_running_loop().create_server(factory, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("smtp_listening", host=self.host, port=self.port)
+        log.info("smtp_listening", host=self.host, port=self.port, starttls=tls_context is not None)
 
     async def stop(self) -> None:
         if self._server is not None:
