@@ -1730,6 +1730,33 @@ class TestDailySummary:
         text = summary.message.get_body(("plain",)).get_content()
         assert "Returns desk" in text and "Return label missing" in text
 
+    async def test_the_day_is_named_as_the_leads_calendar_shows_it(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """Sent at 08:05 UTC, the summary covers the 24 hours before: in Los Angeles that is
+        all of the day before, in Hanoi (the workspace's zone) most of that day itself."""
+        from relaydesk.notifications.notifier import send_daily_summaries
+
+        ws = await make_workspace(client)
+        r = await client.patch("/api/v1/workspace/settings", json={"timezone": "Asia/Ho_Chi_Minh"},
+                               headers=ws.admin.headers)
+        assert r.status_code == 200, r.text
+        west, hanoi = await ws.staff("supervisor"), await ws.staff("supervisor")
+        r = await client.patch(f"/api/v1/agents/{west.id}", json={"timezone": "America/Los_Angeles"},
+                               headers=west.headers)
+        assert r.status_code == 200, r.text
+        for name, lead in (("Night shift", west), ("Day shift", hanoi)):
+            r = await client.post("/api/v1/teams", json={"name": name, "lead_id": lead.id}, headers=ws.admin.headers)
+            assert r.status_code == 201, r.text
+        await settle()
+        sent_at = clock.now().replace(hour=runtime.settings.daily_summary_hour_utc, minute=5) + timedelta(days=1)
+        clock.set(sent_at)
+        assert await send_daily_summaries(runtime, clock.now()) >= 2
+        await deliver_everything_due(runtime)
+        [for_west], [for_hanoi] = to(mail, west.email), to(mail, hanoi.email)
+        day_before = f"{sent_at - timedelta(days=1):%Y-%m-%d}"
+        assert for_west["Subject"] == f"Daily summary for Night shift: {day_before}"
+        assert for_hanoi["Subject"] == f"Daily summary for Day shift: {sent_at:%Y-%m-%d}"
+
 
 class TestSlaEmails:
     @staticmethod

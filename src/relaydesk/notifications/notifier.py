@@ -50,6 +50,7 @@ EVENTS = ("ticket.created", "ticket.assigned", "message.posted", "ticket.status_
 CUSTOMER_STATUS_NEWS = {"RESOLVED", "CLOSED"}
 CHAT_RECAP_DELAY = timedelta(minutes=5)
 DIGEST_REPLY_ANSWERED_EVERY = timedelta(hours=1)  # at most, per address
+SUMMARY_PERIOD = timedelta(days=1)  # what a daily summary counts: the day up to its sending
 
 
 class Notifier:
@@ -340,6 +341,16 @@ def _when(value: object, zone: str = "UTC") -> str:
     return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:5]})"
 
 
+def _day_covered(start: datetime, end: datetime, zone: str) -> str:
+    """The date on the reader's calendar that most of the period falls in: sent at 08:00
+    UTC, the last 24 hours are all of yesterday in Los Angeles and mostly today in Hanoi."""
+    middle = start + (end - start) / 2
+    try:
+        return f"{middle.astimezone(ZoneInfo(zone)):%Y-%m-%d}"
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{middle.astimezone(UTC):%Y-%m-%d}"
+
+
 async def send_daily_summaries(runtime: Runtime, now: datetime) -> int:
     """Each team lead's summary of their team's last day, once a day (idempotent by date).
     A transaction per workspace: one for the whole deployment held SQLite's only writer
@@ -365,20 +376,23 @@ async def _queue_summaries(runtime: Runtime, session: AsyncSession, workspace: W
     teams = await TeamService(session, agents).list(Principal.system(workspace.id))
     leads = await users.get_many(workspace.id, {t["lead_id"] for t in teams if t.get("lead_id")})
     languages = await agents.languages(workspace.id, set(leads))
+    zones = await agents.timezones(workspace.id, set(leads))
     queued = 0
     for team in teams:
         lead = leads.get(team["lead_id"]) if team.get("lead_id") else None
         if lead is None or not lead.is_active:
             continue
-        me = Recipient(lead.email, lead.name, staff_locale(languages.get(lead.id, [])), lead.id, staff=True)
+        me = Recipient(lead.email, lead.name, staff_locale(languages.get(lead.id, [])), lead.id, staff=True,
+                       zone=await tickets.workspaces.timezone(workspace.id, zones.get(lead.id)))
         if not wants(await prefs.enabled(workspace.id, {lead.id}, "daily_summary"), me, "daily_summary", "email"):
             continue
-        summary = await tickets.team_summary(workspace.id, team["id"], now - timedelta(days=1))
+        summary = await tickets.team_summary(workspace.id, team["id"], now - SUMMARY_PERIOD)
         oldest = [{"reference": ticket_reference(t.number), "subject": t.subject, "status": t.status,
                    "priority": t.priority,
                    "url": app_link(runtime.settings.app_url, f"/tickets/{ticket_reference(t.number)}")}
                   for t in summary["oldest"]]
-        context = {"workspace_name": workspace.name, "recipient_name": lead.name, "date": day,
+        context = {"workspace_name": workspace.name, "recipient_name": lead.name,
+                   "date": _day_covered(now - SUMMARY_PERIOD, now, me.zone),
                    "team_name": team["name"], "counts": summary["counts"], "oldest": oldest,
                    "unsubscribe_url": app_link(runtime.settings.app_url, "/settings/notifications")}
         queued += await deliveries.queue(

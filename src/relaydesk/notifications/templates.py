@@ -24,8 +24,8 @@ Context variables (all optional when rendering; `validate` checks templates agai
   sla_breached       -- clock, due_at, percent ("100"): as above
   escalated          -- level: 1-3, reason: str
   queue_waiting      -- waited_minutes: int, team_name: str
-  daily_summary      -- date: preformatted str, team_name, counts: dict created, resolved, open, breached,
-                        waiting_in_queue; oldest: list of ticket dicts
+  daily_summary      -- date: preformatted str (the lead's calendar day), team_name, counts: dict created,
+                        resolved, open, breached, waiting_in_queue; oldest: list of ticket dicts
   digest             -- items: list of dicts kind, title, text, ticket (dict as above, may be missing), at (str)
   digest_reply_refused -- subject: of the recipient's email, which answered one about several tickets (a digest,
                         a daily summary) and so joined none; app_url: where to answer instead (no ticket)
