@@ -23,6 +23,7 @@ import pytest
 
 from conftest import statements_run
 from test_attachments import GIF_1X1, png_1x1
+from test_chat import start as start_chat
 from factories import Workspace, make_workspace
 from httppeers import receiver  # noqa: F401 - a fixture
 from mailpeers import SmtpSink
@@ -32,6 +33,7 @@ from relaydesk.channels.threading import ticket_of
 from relaydesk.core.mail import FolderMailer, SmtpMailer, flatten
 from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS
 from relaydesk.notifications.inline_images import Image, for_email, uploads_linked, uploads_shown
+from relaydesk.notifications.notifier import CHAT_RECAP_DELAY
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
 
@@ -705,6 +707,36 @@ class TestInlineImages:
         assert "[image: after.png]" in html and "after.png (6.3 MB)" in html
         text = email.message.get_body(("plain",)).get_content()
         assert "[image: before.png]" in text and "Not attached, too large for email" in text
+
+    async def test_a_chat_recap_carries_the_images_of_its_replies(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """The visitor left the chat: the agent's replies reach them together, a few minutes
+        later, as one email, and the images in them travel inside it as in a single reply."""
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        chat = (await start_chat(client, ws.slug, email="lan@visitors.example.com")).json()
+        await settle()
+        mail.clear()
+        png, gif = png_1x1(), GIF_1X1
+        label = await self.upload(client, agent, "label.png", png)
+        arrow = await self.upload(client, agent, "arrow.gif", gif)
+        for body, image in ((f'<p>The serial number is here:</p><img src="/api/v1/attachments/{label}" '
+                             'alt="Serial number label">', label),
+                            (f'<p>Then turn it <img src="/api/v1/attachments/{arrow}"> this way.</p>', arrow)):
+            r = await ws.reply(agent, chat["ticket_id"], body, attachment_ids=[image])
+            assert r.status_code == 201, r.text
+            await settle()
+        await send_due(runtime, clock, after=CHAT_RECAP_DELAY + timedelta(seconds=1))
+        [recap] = to(mail, "lan@visitors.example.com")
+        html, images = self.related_parts(recap.message)
+        assert [(p.get_content_type(), p.get_content()) for p in images.values()] == [("image/png", png),
+                                                                                      ("image/gif", gif)]
+        label_cid, arrow_cid = images
+        assert f'src="cid:{label_cid}"' in html and f'src="cid:{arrow_cid}"' in html
+        assert "The serial number is here" in html and "/api/v1/attachments" not in self.said(recap.message)
+        assert list(recap.message.iter_attachments()) == []  # shown in the text, not attached again
+        text = recap.message.get_body(("plain",)).get_content()
+        assert "[image: Serial number label]" in text and "[image: arrow.gif]" in text
 
 
 class TestReliability:

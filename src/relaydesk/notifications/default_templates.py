@@ -212,7 +212,8 @@ _EN: dict[str, dict[str, str]] = {
         "<ul>\n"
         "{% for item in group.updates %}\n"
         "<li>{% if item.at %}{{ item.at }} · {% endif %}<strong>{{ item.title }}</strong>"
-        "{% if item.text %}: {{ item.text }}{% endif %}</li>\n"
+        "{% if item.html %}:<blockquote>{{ item.html|safe }}</blockquote>"
+        "{% elif item.text %}: {{ item.text }}{% endif %}</li>\n"
         "{% endfor %}\n"
         "</ul>\n"
         "{% endfor %}\n",
@@ -381,7 +382,8 @@ _VI: dict[str, dict[str, str]] = {
         "<ul>\n"
         "{% for item in group.updates %}\n"
         "<li>{% if item.at %}{{ item.at }} · {% endif %}<strong>{{ item.title }}</strong>"
-        "{% if item.text %}: {{ item.text }}{% endif %}</li>\n"
+        "{% if item.html %}:<blockquote>{{ item.html|safe }}</blockquote>"
+        "{% elif item.text %}: {{ item.text }}{% endif %}</li>\n"
         "{% endfor %}\n"
         "</ul>\n"
         "{% endfor %}\n",

@@ -407,8 +407,11 @@ def _digest_item(delivery: Delivery, locale: str, zone: str = "UTC") -> dict[str
     status = status_label(ctx.get("new_status", ""), locale)  # status news go to customers only
     title = words.get(delivery.kind, delivery.kind).format(name=writer, status=status,
                                                            minutes=ctx.get("waited_minutes", ""))
-    return {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
+    item = {"kind": delivery.kind, "title": title, "text": message.get("text", ""), "ticket": ctx.get("ticket"),
             "at": _clock_time(delivery.created_at, zone), "attachment_ids": message.get("attachment_ids", [])}
+    if delivery.kind == "reply_to_customer" and message.get("html"):
+        item["html"] = message["html"]  # its images travel in the email, as a single reply's (``_compose``)
+    return item
 
 
 async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, now: datetime
@@ -425,10 +428,16 @@ async def _compose(runtime: Runtime, session: AsyncSession, delivery: Delivery, 
     relayed = ctx.pop("relayed", False)  # a customer's reply copied to the others: no person wrote it to them
     kind = "digest" if digest else delivery.kind
     if digest:
-        ctx["items"] = digest
+        ctx["items"] = list(digest)  # the frozen digest stays as it was: a retry shows its images again
     images: list[tuple[Attachment, str]] = []
     if delivery.kind == "reply_to_customer" and not digest and ctx.get("message"):
         ctx["message"], images = await _images_of(runtime, session, delivery, ctx["message"])
+    for n, item in enumerate(digest or []):
+        if item.get("html"):
+            room = EMAIL_ATTACHMENT_BYTES - sum(attachment.size for attachment, _ in images)
+            shown, carried = await _images_of(runtime, session, delivery, item, room=room)
+            ctx["items"][n] = shown
+            images += [(a, cid) for a, cid in carried if cid not in {c for _, c in images}]
     rendered = None
     async def overrides() -> dict[tuple[str, str], NotificationTemplate]:
         return {(t.kind, t.locale): t for t in await session.scalars(select(NotificationTemplate).where(
@@ -517,11 +526,11 @@ def _addressable(delivery: Delivery, copied: list[dict[str, str]]) -> list[dict[
     return [cc for cc in copied if not needs_smtputf8(cc["email"])]
 
 
-async def _images_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, message: dict[str, Any]
-                     ) -> tuple[dict[str, Any], list[tuple[Attachment, str]]]:
+async def _images_of(runtime: Runtime, session: AsyncSession, delivery: Delivery, message: dict[str, Any], *,
+                     room: int = EMAIL_ATTACHMENT_BYTES) -> tuple[dict[str, Any], list[tuple[Attachment, str]]]:
     """The reply as its email shows it, and the images it carries, each with its Content-ID:
     those of the ticket's customer side its text shows, in order, as many as fit in
-    ``EMAIL_ATTACHMENT_BYTES`` together (``inline_images.py``)."""
+    ``room`` bytes together (``inline_images.py``)."""
     settings = runtime.settings
     origins = tuple(url.rstrip("/") for url in (settings.public_url, settings.app_url) if url)
     linked = uploads_linked(message.get("html") or "", origins)
@@ -533,7 +542,6 @@ async def _images_of(runtime: Runtime, session: AsyncSession, delivery: Delivery
     in_text = set(uploads_shown(message["html"], origins))  # not an image only a link leads to
     shown: dict[uuid.UUID, Image] = {}
     carried: list[tuple[Attachment, str]] = []
-    room = EMAIL_ATTACHMENT_BYTES
     for attachment in (found[i] for i in linked if i in found):
         content_id = None
         if attachment.id in in_text and attachment.content_type in SHOWN_TYPES and attachment.size <= room:

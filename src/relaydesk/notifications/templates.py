@@ -26,7 +26,9 @@ Context variables (all optional when rendering; `validate` checks templates agai
   queue_waiting      -- waited_minutes: int, team_name: str
   daily_summary      -- date: preformatted str (the lead's calendar day), team_name, counts: dict created,
                         resolved, open, breached, waiting_in_queue; oldest: list of ticket dicts
-  digest             -- items: list of dicts kind, title, text, ticket (dict as above, may be missing), at (str)
+  digest             -- items: list of dicts kind, title, text, ticket (dict as above, may be missing), at (str),
+                        html (an agent's reply to a customer: as the email shows it, its images by Content-ID;
+                        "" for the others)
   digest_reply_refused -- subject: of the recipient's email, which answered one about several tickets (a digest,
                         a daily summary) and so joined none; app_url: where to answer instead (no ticket)
 Added by this module (templates may use them; callers need not pass them):
@@ -512,7 +514,9 @@ def _prepare(kind: str, locale: str, context: Mapping[str, Any]) -> dict[str, An
         ctx["message"] = message
     if kind == "digest":
         given = ctx.get("items")
-        items = [item for item in given if isinstance(item, Mapping)] if isinstance(given, list | tuple) else []
+        # Only an agent's reply to a customer has HTML of its own; the others are their text.
+        items = [{"html": "", **item} for item in given if isinstance(item, Mapping)] \
+            if isinstance(given, list | tuple) else []
         groups = _digest_groups(items)
         ctx.update(items=items, groups=groups, count=len(items),
                    ticket_count=sum(1 for g in groups if g["ticket"] is not None))
