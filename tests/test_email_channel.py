@@ -30,6 +30,7 @@ from relaydesk.channels import tasks as channel_tasks
 from relaydesk.channels.models import Mailbox
 from relaydesk.core.audit import AuditEntry
 from relaydesk.core.mail import SmtpMailer
+from relaydesk.core.outbox import OutboxEvent
 from relaydesk.notifications.delivery import EMAIL_CHANNELS
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
@@ -777,6 +778,44 @@ class TestVerification:
         r = await client.post("/api/v1/mailboxes", json={"address": shared}, headers=squatter.admin.headers)
         assert r.status_code == 409 and r.json()["code"] == "address_taken", r.text
         assert r.json()["errors"][0]["field"] == "address"
+
+    async def test_a_workspace_whose_claim_is_removed_is_told_but_not_by_whom(
+            self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001
+        """Its admins find the address gone from their mailboxes: each is told, in the app
+        and by email in their language, which address and why, and what they can do, but
+        not which workspace verified it (that is the other workspace's business)."""
+        claimant = await make_workspace(client)
+        owner = await make_workspace(client, name=f"Bigshop Official {uuid.uuid4().hex[:6]}")
+        other_admin = await claimant.staff("admin", languages=["vi"])
+        shared = f"support-{uuid.uuid4().hex[:6]}@bigshop.example"
+        assert (await client.post("/api/v1/mailboxes", json={"address": shared},
+                                  headers=claimant.admin.headers)).status_code == 201
+        await settle()
+        await owner.mailbox(shared, sink=smtp_sink, settle=settle)
+        await settle()
+        assert (await client.get("/api/v1/mailboxes", headers=claimant.admin.headers)).json() == []
+        told = {m.rcpt_tos[0]: m for m in smtp_sink.messages if not m["X-Relaydesk-Verification"]}
+        assert set(told) == {claimant.admin.email, other_admin.email}  # the owner's admin is not told
+        english = told[claimant.admin.email].message.get_body(("plain",)).get_content()
+        vietnamese = told[other_admin.email].message.get_body(("plain",)).get_content()
+        assert shared in told[claimant.admin.email]["Subject"] and shared in english
+        assert "another workspace verified" in english and "verify" in english and "support" in english
+        assert shared in vietnamese and "xác minh" in vietnamese
+        for email_told in told.values():
+            assert owner.slug not in email_told.raw.decode() and "Bigshop Official" not in email_told.raw.decode()
+        for admin in (claimant.admin, other_admin):
+            notes = (await client.get("/api/v1/notifications", headers=admin.headers)).json()["items"]
+            [note] = [n for n in notes if n["kind"] == "mailbox_claim_removed"]
+            assert shared in note["title"] + note["body"] and owner.slug not in str(note)
+        logged = (await client.get("/api/v1/notifications/deliveries", params={"kind": "mailbox_claim_removed"},
+                                   headers=claimant.admin.headers)).json()["items"]
+        assert sorted((d["recipient"], d["status"]) for d in logged) == sorted(
+            [(claimant.admin.email, "sent"), (other_admin.email, "sent")])
+        assert (await client.get("/api/v1/notifications", headers=owner.admin.headers)).json()["items"] == []
+        async with runtime.db.read_session() as s:
+            events = (await s.scalars(select(OutboxEvent).where(OutboxEvent.type == "mailbox.claim_removed"))).all()
+        [event] = [e for e in events if e.payload["address"] == shared]
+        assert str(event.workspace_id) == claimant.id and set(event.payload) == {"address", "at"}
 
     async def test_mail_to_the_address_reaching_another_claimant_verifies_nobody(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

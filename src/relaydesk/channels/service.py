@@ -190,6 +190,9 @@ class MailboxService:
                                        .execution_options(synchronize_session=False))
             log.info("mailbox_claims_removed", address=mailbox.address, verified_by=str(mailbox.workspace_id),
                      workspaces=[str(row.workspace_id) for row in others])
+            for workspace_id in dict.fromkeys(row.workspace_id for row in others):
+                # Its admins are told the address went, not to whom: that is the other workspace's business.
+                Outbox(self.session).publish(workspace_id, "mailbox.claim_removed", now, address=mailbox.address)
         mailbox.verified_at, mailbox.verification_code_hash = now, None
         # Two workspaces verifying at once: the unique index refuses the second (a 409).
         await self.session.flush()

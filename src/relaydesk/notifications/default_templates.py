@@ -218,6 +218,27 @@ _EN: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "mailbox_claim_removed": _t(
+        "{{ address }} is no longer one of your support addresses",
+        _HI_EN + "Your workspace{% if workspace_name %} {{ workspace_name }}{% endif %} had added {{ address }} "
+        "as a support address, but had not verified it. Then another workspace verified it, proving that it "
+        "receives the address's mail, so the address is now that workspace's: it was removed from your "
+        "mailboxes, and its mail no longer comes to you.\n\n"
+        "What you can do:\n"
+        "- Add the address you do receive support mail at as a mailbox and verify it, with the verification "
+        "email Relaydesk sends to it: only a verified address stays yours.\n"
+        "- If {{ address }} is yours and you did not expect this, contact the support of the service you use "
+        "Relaydesk through.\n",
+        _HI_EN_HTML + "<p>Your workspace{% if workspace_name %} <strong>{{ workspace_name }}</strong>{% endif %} "
+        "had added <strong>{{ address }}</strong> as a support address, but had not verified it. Then another "
+        "workspace verified it, proving that it receives the address's mail, so the address is now that "
+        "workspace's: it was removed from your mailboxes, and its mail no longer comes to you.</p>\n"
+        "<p>What you can do:</p>\n<ul>\n"
+        "<li>Add the address you do receive support mail at as a mailbox and verify it, with the verification "
+        "email Relaydesk sends to it: only a verified address stays yours.</li>\n"
+        "<li>If {{ address }} is yours and you did not expect this, contact the support of the service you use "
+        "Relaydesk through.</li>\n</ul>\n",
+    ),
     "digest_reply_refused": _t(
         "Not added to any ticket: “{{ subject }}”",
         _HI_EN + "Your email “{{ subject }}” answered an email about several tickets, so Relaydesk cannot tell "
@@ -388,6 +409,29 @@ _VI: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "mailbox_claim_removed": _t(
+        "{{ address }} không còn là địa chỉ hỗ trợ của bạn",
+        _HI_VI + "Không gian làm việc{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã thêm "
+        "{{ address }} làm địa chỉ hỗ trợ nhưng chưa xác minh địa chỉ này. Sau đó một không gian làm việc khác "
+        "đã xác minh địa chỉ, chứng tỏ họ nhận được thư gửi tới địa chỉ này, nên địa chỉ giờ thuộc về không gian "
+        "làm việc đó: địa chỉ đã bị gỡ khỏi các hộp thư của bạn và thư gửi tới địa chỉ này không còn đến với bạn."
+        "\n\n"
+        "Bạn có thể:\n"
+        "- Thêm địa chỉ mà bạn thực sự nhận thư hỗ trợ làm hộp thư và xác minh địa chỉ đó bằng email xác minh "
+        "Relaydesk gửi tới: chỉ địa chỉ đã xác minh mới thuộc về bạn.\n"
+        "- Nếu {{ address }} là của bạn và bạn không lường trước việc này, hãy liên hệ bộ phận hỗ trợ của dịch vụ "
+        "mà bạn dùng Relaydesk qua đó.\n",
+        _HI_VI_HTML + "<p>Không gian làm việc{% if workspace_name %} <strong>{{ workspace_name }}</strong>"
+        "{% endif %} của bạn đã thêm <strong>{{ address }}</strong> làm địa chỉ hỗ trợ nhưng chưa xác minh địa "
+        "chỉ này. Sau đó một không gian làm việc khác đã xác minh địa chỉ, chứng tỏ họ nhận được thư gửi tới địa "
+        "chỉ này, nên địa chỉ giờ thuộc về không gian làm việc đó: địa chỉ đã bị gỡ khỏi các hộp thư của bạn và "
+        "thư gửi tới địa chỉ này không còn đến với bạn.</p>\n"
+        "<p>Bạn có thể:</p>\n<ul>\n"
+        "<li>Thêm địa chỉ mà bạn thực sự nhận thư hỗ trợ làm hộp thư và xác minh địa chỉ đó bằng email xác minh "
+        "Relaydesk gửi tới: chỉ địa chỉ đã xác minh mới thuộc về bạn.</li>\n"
+        "<li>Nếu {{ address }} là của bạn và bạn không lường trước việc này, hãy liên hệ bộ phận hỗ trợ của dịch "
+        "vụ mà bạn dùng Relaydesk qua đó.</li>\n</ul>\n",
+    ),
     "digest_reply_refused": _t(
         "Chưa được thêm vào phiếu yêu cầu nào: “{{ subject }}”",
         _HI_VI + "Email “{{ subject }}” của bạn trả lời một email về nhiều phiếu yêu cầu, nên Relaydesk không "
@@ -469,6 +513,7 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "daily_summary": "You receive this because daily summaries are turned on for your team.",
         "digest": "You receive this because you have notifications turned on for these tickets.",
         "digest_reply_refused": "You receive this because you replied by email to an email from Relaydesk.",
+        "mailbox_claim_removed": "You receive this because you are an admin of this workspace.",
     },
     "vi": {
         "ticket_created": _CUSTOMER_VI,
@@ -484,6 +529,7 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "daily_summary": "Bạn nhận được email này vì tính năng tóm tắt hằng ngày đang được bật cho nhóm của bạn.",
         "digest": "Bạn nhận được email này vì bạn đã bật thông báo cho các phiếu yêu cầu này.",
         "digest_reply_refused": "Bạn nhận được email này vì bạn đã trả lời qua email một email của Relaydesk.",
+        "mailbox_claim_removed": "Bạn nhận được email này vì bạn là quản trị viên của không gian làm việc này.",
     },
 }
 
@@ -507,6 +553,17 @@ CUSTOMER_TITLES: dict[str, dict[str, str]] = {
            "status_changed": "{ref} is now {status}"},
     "vi": {"ticket_created": "Chúng tôi đã nhận được yêu cầu {ref}", "reply_to_customer": "Phản hồi mới cho yêu cầu {ref}",
            "status_changed": "Yêu cầu {ref}: {status}"},
+}
+
+# In-app title and text of the notice to a workspace's admins that another workspace verified
+# an address it had claimed ({address}).
+CLAIM_REMOVED_NOTES: dict[str, tuple[str, str]] = {
+    "en": ("{address} was removed from your mailboxes",
+           "Another workspace verified this address, so its mail goes there now. Add and verify the address "
+           "you receive support mail at, or contact support if {address} is yours."),
+    "vi": ("{address} đã bị gỡ khỏi các hộp thư của bạn",
+           "Một không gian làm việc khác đã xác minh địa chỉ này nên thư gửi tới địa chỉ giờ đến đó. Hãy thêm và "
+           "xác minh địa chỉ bạn nhận thư hỗ trợ, hoặc liên hệ bộ phận hỗ trợ nếu {address} là của bạn."),
 }
 
 PREFERENCES_LABELS: dict[str, str] = {

@@ -29,7 +29,7 @@ from relaydesk.notifications.delivery import (
     wants,
 )
 from relaydesk.notifications.service import NotificationService
-from relaydesk.notifications.default_templates import CUSTOMER_TITLES
+from relaydesk.notifications.default_templates import CLAIM_REMOVED_NOTES, CUSTOMER_TITLES
 from relaydesk.notifications.templates import app_link, normalize_locale, status_label, supported_locale
 from relaydesk.notifications.webhooks import WebhookService
 from relaydesk.tickets.lifecycle import Channel, customer_facing
@@ -428,6 +428,37 @@ async def refuse_digest_reply(runtime: Runtime, session: AsyncSession, workspace
         key=f"digest_reply_refused:{payload['inbound_id']}", context=context, now=now, user_id=user_id,
         locale=locale)
     return queued is not None
+
+
+async def tell_claim_removed(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, event_id: int,
+                             payload: dict[str, Any], now: datetime) -> bool:
+    """Tells a workspace's admins that another workspace verified an address theirs had
+    claimed (``mailbox.claim_removed``): it vanished from their mailboxes, and its mail
+    goes elsewhere now. In the app and by email, whatever their notification choices, as
+    a sign-in alert is: a workspace that counts on the address must learn it lost it.
+    Whether an email was queued."""
+    users = UserService(session, runtime.hasher)
+    admins = [u for u in await users.list_by_roles(workspace_id, {Role.ADMIN}, after=None, limit=500) if u.is_active]
+    if not admins:
+        return False
+    languages = await AgentService(session, users).languages(workspace_id, {u.id for u in admins})
+    workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
+    notes, outbox, deliveries = NotificationService(session), Outbox(session), DeliveryService(session)
+    address = payload["address"]
+    queued = False
+    for admin in admins:
+        locale = staff_locale(languages.get(admin.id, []))
+        title, text = (words.format(address=address) for words in CLAIM_REMOVED_NOTES[locale])
+        row = notes.notify_one(workspace_id, admin.id, kind="mailbox_claim_removed", title=title, body=text,
+                               now=now, event_id=event_id)
+        outbox.publish(workspace_id, "notification.created", now, notification_id=row.id, user_id=admin.id,
+                       kind=row.kind, title=row.title, ticket_id=None)
+        queued |= await deliveries.queue(
+            workspace_id, channel="email", kind="mailbox_claim_removed", recipient=admin.email,
+            key=f"mailbox_claim_removed:{event_id}:{admin.id}", context={
+                "workspace_name": workspace.name, "recipient_name": admin.name, "address": address},
+            now=now, user_id=admin.id, locale=locale, key_is_new=True) is not None
+    return queued
 
 
 SMS_MAX = 1600  # characters in one message; the providers split it into segments themselves

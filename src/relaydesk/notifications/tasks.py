@@ -12,7 +12,13 @@ from relaydesk.core.uow import after_commit
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import EMAIL_CHANNELS, HTTP_CHANNELS, PreferenceService
-from relaydesk.notifications.notifier import EVENTS, Notifier, refuse_digest_reply, send_daily_summaries
+from relaydesk.notifications.notifier import (
+    EVENTS,
+    Notifier,
+    refuse_digest_reply,
+    send_daily_summaries,
+    tell_claim_removed,
+)
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.tickets.tasks import ticket_service
 
@@ -98,6 +104,11 @@ def install(runtime: Runtime) -> list[Periodic]:
         if await refuse_digest_reply(runtime, session, event.workspace_id, event.payload, now):
             after_commit(session, "notifications.deliver", kick_emails)
 
+    async def on_claim_removed(session: AsyncSession, event: Event, now: datetime) -> None:
+        """notifications.on_claim_removed: tells a workspace's admins another one verified an address it claimed."""
+        if await tell_claim_removed(runtime, session, event.workspace_id, event.id, event.payload, now):
+            after_commit(session, "notifications.deliver", kick_emails)
+
     async def daily_summary() -> int:
         """notifications.daily_summary: run hourly; at the configured hour each team lead's summary."""
         queued = await send_daily_summaries(runtime, runtime.clock.now())
@@ -149,6 +160,8 @@ def install(runtime: Runtime) -> list[Periodic]:
     runtime.dispatcher.consumers.add("notifications.on_event", EVENTS, on_event, prepare=look_ahead)
     runtime.dispatcher.consumers.add("notifications.on_digest_reply", ("email.digest_reply_refused",),
                                      on_digest_reply)
+    runtime.dispatcher.consumers.add("notifications.on_claim_removed", ("mailbox.claim_removed",),
+                                     on_claim_removed)
     runtime.jobs.register("notifications.daily_summary", daily_summary)
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
             Periodic("notifications.call_out", runtime.settings.delivery_scan_seconds),
