@@ -53,11 +53,13 @@ class PrivateRedis:
 
 
 @pytest.fixture
-async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[list[str], PrivateRedis]]:
+async def two_servers(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[list[str], PrivateRedis]]:
+    """Two servers on one Redis; parametrised indirectly with False, they start while it is away."""
     if shutil.which("redis-server") is None:
         service_unavailable("redis-server is not installed")
     redis = PrivateRedis(free_port())
-    redis.start()
+    if getattr(request, "param", True):
+        redis.start()
     pg_url = await _create_pg_database()
     env = {**os.environ, "RELAYDESK_DATABASE_URL": pg_url, "RELAYDESK_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
            "RELAYDESK_DATA_DIR": str(tmp_path), "RELAYDESK_LOG_LEVEL": "WARNING",
@@ -142,6 +144,25 @@ async def test_a_reply_through_one_server_reaches_a_socket_on_the_other_and_surv
             missed = await next_frame(sock, "message", timeout=30)
             assert missed["data"]["body_text"] == "Posted while Redis was away"
             assert missed["id"] > event["id"]
+
+
+@pytest.mark.parametrize("two_servers", [False], ids=["redis_away_at_start"], indirect=True)
+async def test_a_server_started_while_redis_is_away_tells_its_sockets_so(two_servers):
+    (first, second), redis = two_servers
+    async with httpx.AsyncClient(base_url=f"http://{first}", timeout=30) as api:
+        token, admin, ticket = await desk(api, "Cold")
+        await asyncio.sleep(1.5)  # the server has tried Redis at least once since it started
+        async with connect(f"ws://{second}/api/v1/ws?token={token}&subscribe=ticket:{ticket['id']}") as sock:
+            assert (await next_frame(sock, "hello"))["type"] == "hello"
+            assert (await next_frame(sock, "live", timeout=5))["state"] == "degraded"
+            r = await api.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin,
+                               json={"body": "Posted before Redis ever answered"})
+            assert r.status_code == 201
+
+            redis.start()
+            assert (await next_frame(sock, "live", timeout=30))["state"] == "up"
+            missed = await next_frame(sock, "message", timeout=30)
+            assert missed["data"]["body_text"] == "Posted before Redis ever answered"
 
 
 async def test_an_agent_with_tabs_on_two_servers_stays_online_until_the_last_one_closes(two_servers):

@@ -50,7 +50,7 @@ class HubListener(Protocol):
 
 
 class Hub(Protocol):
-    up: bool
+    up: bool | None  # None until the hub has first reached its broker, or failed to
 
     def listen(self, listener: HubListener) -> None: ...
 
@@ -108,7 +108,9 @@ class RedisHub:
         self.channel = f"{channel}:db{_database_number(url)}"
         self.retry_seconds = retry_seconds
         self.listeners: list[HubListener] = []
-        self.up = False
+        # Unknown until the first attempt: a server started while Redis is away must count
+        # that first failure as "down", or its sockets would never be told.
+        self.up: bool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
         self._outgoing: asyncio.Queue[Sequence[LiveEvent]] = asyncio.Queue(self.QUEUED_MAX)
