@@ -219,3 +219,51 @@ async def test_a_hanging_redis_neither_slows_the_api_nor_loses_live_events(two_s
             assert (await next_frame(sock, "live", timeout=30))["state"] == "up"
             missed = await next_frame(sock, "message", timeout=30)
             assert missed["data"]["body_text"] == "Posted while Redis hung"
+
+
+async def test_the_hub_waits_longer_between_tries_while_redis_stays_away(capsys):
+    """A server whose Redis is away says so in a line per try; the tries (and lines)
+    thin out the longer it stays away, and start quick again after Redis has answered."""
+    if shutil.which("redis-server") is None:
+        service_unavailable("redis-server is not installed")
+    from relaydesk.core.realtime import RedisHub
+
+    class States:
+        def __init__(self) -> None:
+            self.heard: list[bool] = []
+
+        async def deliver(self, events) -> None:  # noqa: ANN001
+            pass
+
+        async def hub_state_changed(self, up: bool) -> None:
+            self.heard.append(up)
+
+    def pauses() -> list[float]:
+        lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+        return [line["retry_in"] for line in lines if line.get("event") == "realtime_hub_down"]
+
+    async def until(predicate) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + 10
+        while not predicate():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+    redis = PrivateRedis(free_port())
+    hub, states = RedisHub(f"redis://127.0.0.1:{redis.port}/0", "relaydesk-test:backoff",
+                           retry_seconds=0.1, retry_max_seconds=0.4), States()
+    hub.listen(states)
+    capsys.readouterr()
+    await hub.start()
+    try:
+        await asyncio.sleep(1.6)
+        away = pauses()
+        assert away[:5] == [0.1, 0.2, 0.4, 0.4, 0.4], away
+
+        redis.start()
+        await until(lambda: states.heard[-1:] == [True])
+        redis.stop()
+        await until(lambda: states.heard[-1:] == [False])
+        assert pauses()[0] == 0.1
+    finally:
+        await hub.stop()
+        redis.stop()

@@ -94,19 +94,24 @@ class RedisHub:
     a task of its own sends from. A Redis that refuses connections shows at once; one
     that hangs (stopped, partitioned) would not, so the listening connection pings every
     ``HEALTH_SECONDS`` and counts the hub down when no answer comes. Either way the
-    listeners hear "down", and "up" once Redis answers again, and replay what they missed."""
+    listeners hear "down", and "up" once Redis answers again, and replay what they missed.
+    While Redis stays away the hub tries again after 1 s, then twice as long each time,
+    up to 15 s."""
 
     HEALTH_SECONDS = 3.0
     SEND_TIMEOUT_SECONDS = 2.0
     QUEUED_MAX = 10_000  # batches waiting to be sent; beyond that they are dropped (the outbox has them)
 
-    def __init__(self, url: str, channel: str, *, retry_seconds: float = 1.0) -> None:
+    def __init__(self, url: str, channel: str, *, retry_seconds: float = 1.0,
+                 retry_max_seconds: float = 15.0) -> None:
         self.url = url
         # Pub/sub channels are shared by all of a Redis server's databases: a staging copy on
         # redis://…/1 beside production on /0 would hear production's events. The database
         # number is part of the channel's name.
         self.channel = f"{channel}:db{_database_number(url)}"
-        self.retry_seconds = retry_seconds
+        # A Redis away for hours must not write a log line a second; but while it is away
+        # sockets say "degraded", so the wait stays well under the worker's 30 s.
+        self.retry_seconds, self.retry_max_seconds = retry_seconds, retry_max_seconds
         self.listeners: list[HubListener] = []
         # Unknown until the first attempt: a server started while Redis is away must count
         # that first failure as "down", or its sockets would never be told.
@@ -163,6 +168,7 @@ class RedisHub:
                 await self._set_state(False)  # told now; "up" again once the listening side hears Redis
 
     async def _receive(self) -> None:
+        pause = self.retry_seconds
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -173,6 +179,7 @@ class RedisHub:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "pong":
                         answered = True
+                        pause = self.retry_seconds  # the next outage starts with a short wait again
                         await self._set_state(True)
                     elif message is not None and message["type"] == "message":
                         await self._fan_out([LiveEvent.decode(message["data"])])
@@ -184,9 +191,10 @@ class RedisHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("realtime_hub_down", error=str(exc) or type(exc).__name__, retry_in=self.retry_seconds)
+                log.warning("realtime_hub_down", error=str(exc) or type(exc).__name__, retry_in=pause)
                 await self._set_state(False)
-                await asyncio.sleep(self.retry_seconds)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.retry_max_seconds)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.aclose(), self.SEND_TIMEOUT_SECONDS)
