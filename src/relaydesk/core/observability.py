@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 import structlog
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 _TOKEN_IN_QUERY = re.compile(r"((?:access_)?token=)[^&\s\"']+")
+_QUERY = re.compile(r"\?([^\s\"'#]+)")
 
 
 class _RedactTokens(logging.Filter):
@@ -29,9 +31,23 @@ class _RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message), ()
+        if "?" in message or "token=" in message:
+            redacted = _TOKEN_IN_QUERY.sub(r"\1[redacted]", _QUERY.sub(_redact_query, message))
+            if redacted != message:
+                record.msg, record.args = redacted, ()
         return True
+
+
+def _redact_query(query: re.Match[str]) -> str:
+    # The app reads parameter names decoded (`tok%65n=` is `token=` to it), so the log must
+    # judge them decoded too, or an escaped name would carry the token past the filter.
+    pairs = []
+    for pair in query.group(1).split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and value and unquote_plus(name).lower().endswith("token"):  # token, chat_token
+            pair = f"{name}=[redacted]"
+        pairs.append(pair)
+    return "?" + "&".join(pairs)
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
