@@ -9,6 +9,7 @@ import os
 import secrets
 import uuid
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select
@@ -192,3 +193,32 @@ async def test_a_worker_carries_on_when_redis_comes_back_empty(redis_jobs) -> No
     finally:
         finish.set()
         await asyncio.wait_for(worker, 15)
+
+
+async def test_a_worker_that_cannot_reach_redis_says_why(capsys) -> None:  # noqa: ANN001
+    """The outage line names what failed (a refused connection, a host not found), not
+    the task group the receiver wrapped it in."""
+    from test_quickstart import free_port
+
+    port = free_port()  # nothing listens there
+    jobs = Jobs(build_broker(f"redis://127.0.0.1:{port}/0", queue=f"relaydesk-test:{secrets.token_hex(4)}"))
+    finish = asyncio.Event()
+    capsys.readouterr()
+    worker = asyncio.create_task(jobs.work(concurrency=1, finish=finish, grace=1))
+    try:
+        async def outage_lines() -> list[dict]:
+            lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+            return [line for line in lines if line.get("event") == "job_queue_unreachable"]
+
+        seen: list[dict] = []
+        for _ in range(100):
+            seen += await outage_lines()
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        assert seen, "the worker logged no outage"
+        assert f"connecting to 127.0.0.1:{port}" in seen[0]["error"], seen[0]
+    finally:
+        finish.set()
+        await asyncio.wait_for(worker, 15)
+        await jobs.broker.shutdown()

@@ -100,7 +100,7 @@ class Jobs:
         try:
             await self.broker.startup()
         except _REDIS_AWAY as exc:  # anything else is a fault of ours, and stops the start
-            log.warning("job_queue_unreachable_at_start", error=str(exc)[:300],
+            log.warning("job_queue_unreachable_at_start", error=_why(exc)[:300],
                         detail="serving without it; jobs fail to enqueue until Redis answers")
             return False
         return True
@@ -149,7 +149,7 @@ class Jobs:
                 except Exception as exc:
                     failures += 1
                     pause = min(2 ** failures, 30)
-                    log.warning("job_queue_unreachable", error=str(exc)[:300], retry_in=pause)
+                    log.warning("job_queue_unreachable", error=_why(exc)[:300], retry_in=pause)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(finish.wait(), timeout=pause)
                     with contextlib.suppress(Exception):
@@ -228,6 +228,14 @@ class Jobs:
                 await self.broker.wait_all()
                 # Awaiting finished tasks never yields; let their done-callbacks run.
                 await asyncio.sleep(0)
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, for the log: Taskiq's receiver runs in a task group, whose own
+    message ("unhandled errors in a TaskGroup") tells an operator nothing."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(_why(inner) for inner in exc.exceptions))
+    return str(exc) or type(exc).__name__
 
 
 def _stream_id(raw: bytes | str) -> tuple[int, int]:
