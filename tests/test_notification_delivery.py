@@ -1858,6 +1858,39 @@ class TestSlaEmails:
         assert sorted(n["kind"] for n in notes if n["ticket_id"] == ticket["id"] and n["kind"] != "assigned") \
             == ["escalated", "sla_critical"]
 
+    async def test_the_reason_of_an_automatic_escalation_is_in_the_recipients_language(
+            self, client, settle, mail, runtime, clock) -> None:  # noqa: ANN001
+        """What the SLA monitor says is worded for each reader; what a person wrote when
+        escalating by hand stays as they wrote it."""
+        ws, lead, agent, ticket, created = await self.desk_with_a_late_ticket(
+            client, settle, mail, runtime, clock, languages=["vi", "en"])
+
+        def said(person) -> tuple[str, str]:  # noqa: ANN001
+            [email] = to(mail, person.email)
+            return email.message.get_body(("plain",)).get_content(), email.message.get_body(("html",)).get_content()
+
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=8, minutes=30))
+        text, html = said(agent)
+        assert "đã được chuyển lên cấp 1" in text and "Lý do: SLA phản hồi đầu tiên đã bị vi phạm" in text, text
+        assert "Lý do: SLA phản hồi đầu tiên đã bị vi phạm" in html and "breached" not in html, html
+        assert "Reason: first response SLA breached" in said(lead)[0]  # the lead reads English
+        mail.clear()
+
+        await self.scan_at(runtime, settle, clock, created + timedelta(hours=9, minutes=31))
+        text, _ = said(agent)
+        assert "cấp 2" in text and "Lý do: vẫn chưa được giải quyết 60 phút sau khi lên cấp 1" in text, text
+        assert "Reason: still unresolved 60 minutes after level 1" in said(lead)[0]
+        mail.clear()
+
+        await ws.relogin()  # the clock has moved past the admin's access token
+        r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalations", headers=ws.admin.headers,
+                              json={"kind": "incident", "reason": "Checkout is down for everyone"})
+        assert r.status_code in (200, 201), r.text
+        await settle()
+        await deliver_everything_due(runtime)
+        text, _ = said(agent)
+        assert "cấp 3" in text and "Lý do: Checkout is down for everyone" in text, text
+
     @pytest.mark.parametrize("language", ["en", "vi"])
     async def test_a_warning_names_the_policys_own_threshold(self, client, settle, mail, runtime, clock,
                                                              language: str) -> None:  # noqa: ANN001

@@ -492,6 +492,17 @@ CLOCK_LABELS: dict[str, dict[str, str]] = {
     "vi": {"first_response": "phản hồi đầu tiên", "next_response": "phản hồi tiếp theo", "resolution": "giải quyết"},
 }
 
+# The reasons the SLA monitor gives for an escalation (a person's own reason is shown as written).
+ESCALATION_REASONS: dict[str, dict[str, str]] = {
+    "en": {"sla_critical": "{clock} SLA critical", "sla_breached": "{clock} SLA breached",
+           "second_breach": "a second SLA breach", "still_unresolved": "still unresolved {minutes} after level {after_level}",
+           "minute": "1 minute", "minutes": "{n} minutes"},
+    "vi": {"sla_critical": "SLA {clock} sắp bị vi phạm", "sla_breached": "SLA {clock} đã bị vi phạm",
+           "second_breach": "vi phạm SLA lần thứ hai",
+           "still_unresolved": "vẫn chưa được giải quyết {minutes} sau khi lên cấp {after_level}",
+           "minute": "1 phút", "minutes": "{n} phút"},
+}
+
 _CUSTOMER_EN = "You receive this because you contacted our support team about this request."
 _CUSTOMER_VI = "Bạn nhận được email này vì bạn đã liên hệ với bộ phận hỗ trợ của chúng tôi về yêu cầu này."
 _OWNER_EN = "You receive this because you are assigned to this ticket or lead its team."

@@ -135,7 +135,8 @@ class Notifier:
                 users.discard(_uuid(payload.get("actor_id")))  # who raised it knows
                 await self.send(await self._staff(users), "escalated", ticket, f"{ref} escalated to level {level}",
                                 body=payload.get("reason") or "",
-                                extra={"level": level, "reason": payload.get("reason") or ""})
+                                extra={"level": level, "reason": payload.get("reason") or "",
+                                       "system_reason": payload.get("system_reason")})
 
     async def _someone_above(self, ticket: Ticket) -> set[uuid.UUID]:
         """Whom an SLA breach or an escalation goes up to: the team's lead, or, for a ticket

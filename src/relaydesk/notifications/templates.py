@@ -22,7 +22,8 @@ Context variables (all optional when rendering; `validate` checks templates agai
                         percent: the share of the target used at this level, as the policy sets it ("75")
   sla_critical       -- clock, due_at, percent: as above
   sla_breached       -- clock, due_at, percent ("100"): as above
-  escalated          -- level: 1-3, reason: str
+  escalated          -- level: 1-3, reason: str (in English when the SLA monitor wrote it: then system_reason,
+                        its parts, has it put in the locale's words before rendering)
   queue_waiting      -- waited_minutes: int, team_name: str
   daily_summary      -- date: preformatted str (the lead's calendar day), team_name, counts: dict created,
                         resolved, open, breached, waiting_in_queue; oldest: list of ticket dicts
@@ -161,6 +162,26 @@ def clock_label(clock: str, locale: str) -> str:
     if not clock:
         return ""
     return _defaults.CLOCK_LABELS[normalize_locale(locale)].get(_code(str(clock)).lower(), str(clock))
+
+
+def escalation_reason(parts: Mapping[str, Any], locale: str) -> str | None:
+    """The words, in the locale, for a reason the SLA monitor gave as parts
+    ({"code": "sla_crossed", "clock": "first_response", "level": "breached"}); None for
+    parts it does not know, whose English text the caller keeps."""
+    words = _defaults.ESCALATION_REASONS[normalize_locale(locale)]
+    try:
+        match parts.get("code"):
+            case "sla_crossed":
+                return words[f"sla_{parts['level']}"].format(clock=clock_label(str(parts["clock"]), locale))
+            case "second_breach":
+                return words["second_breach"]
+            case "still_unresolved":
+                n = int(parts["minutes"])
+                minutes = words["minute"] if n == 1 else words["minutes"].format(n=n)
+                return words["still_unresolved"].format(minutes=minutes, after_level=int(parts["after_level"]))
+    except (KeyError, TypeError, ValueError):
+        pass
+    return None
 
 
 # Filters read the locale from the render context so templates need not pass it (and cannot get it wrong).
@@ -514,6 +535,8 @@ def _prepare(kind: str, locale: str, context: Mapping[str, Any]) -> dict[str, An
         if not message.get("text") and message.get("html"):
             message["text"] = html_to_text(str(message["html"]))
         ctx["message"] = message
+    if kind == "escalated" and isinstance(parts := ctx.get("system_reason"), Mapping):
+        ctx["reason"] = escalation_reason(parts, locale) or ctx.get("reason")
     if kind == "digest":
         given = ctx.get("items")
         # Only an agent's reply to a customer has HTML of its own; the others are their text.

@@ -339,8 +339,8 @@ class SlaService:
                                 share_of_target=_share_of_target(event.level, thresholds),
                                 notify=highest[event.kind] is event and not told_by_escalation,
                                 **event_scope(ticket))
-        for escalation in escalations:
-            self._announce_escalation(escalation, ticket, now)
+        for escalation, system_reason in escalations:
+            self._announce_escalation(escalation, ticket, now, system_reason)
         open_ticket = ticket.status not in DONE
         tracker.next_check_at = engine.earliest(
             [engine.next_check_at(c, calendar, thresholds) for c in clocks.values()]
@@ -395,12 +395,14 @@ class SlaService:
             tracker.next_escalation_at, tracker.escalation_timer_held = now + timedelta(minutes=minutes), False
 
     async def _escalate_automatically(self, tracker: SlaTracker | DueTracker, ticket: Ticket,
-                                      crossed: list[engine.ThresholdCrossed], now: datetime) -> list[Escalation]:
+                                      crossed: list[engine.ThresholdCrossed], now: datetime
+                                      ) -> list[tuple[Escalation, dict[str, Any]]]:
         """The escalations the crossings (or the escalation timer) raise, for the caller to
-        announce after the crossings themselves."""
+        announce after the crossings themselves, each with the parts of its reason (for the
+        notifications to word it in each reader's language; the row keeps it in English)."""
         if ticket.status in DONE:
             return []
-        raised: list[Escalation] = []
+        raised: list[tuple[Escalation, dict[str, Any]]] = []
         breaches = [e for e in crossed if e.level is ClockStatus.BREACHED]
         if breaches and not tracker.breached:
             tracker.breached = True
@@ -420,23 +422,27 @@ class SlaService:
             # breach escalates for the breach.
             worst = max((e for e in crossed if e.level in trigger), key=lambda e: SEVERITY[e.level])
             kind = "sla_breach" if worst.level is ClockStatus.BREACHED else "sla_critical"
-            raised.append(await self._raise(ticket, tracker, 1, kind, f"{worst.kind.value.replace('_', ' ')} SLA "
-                                            f"{worst.level.value}", None, now))
+            reason = f"{worst.kind.value.replace('_', ' ')} SLA {worst.level.value}"
+            raised.append((await self._raise(ticket, tracker, 1, kind, reason, None, now),
+                           {"code": "sla_crossed", "clock": worst.kind.value, "level": worst.level.value}))
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l2_after_minutes)
         # Not an elif: two clocks breached in one pass make level 1 and then level 2.
         if tracker.escalation_level == 1 and breaches and tracker.breach_count >= 2:
-            raised.append(await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now))
+            raised.append((await self._raise(ticket, tracker, 2, "sla_breach", "a second SLA breach", None, now),
+                           {"code": "second_breach"}))
             tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
         elif tracker.next_escalation_at is not None and tracker.next_escalation_at <= now:
             if tracker.escalation_level == 1:
-                raised.append(await self._raise(
-                    ticket, tracker, 2, "sla_breach",
-                    f"still unresolved {_minutes(settings.escalation_l2_after_minutes)} after level 1", None, now))
+                minutes = settings.escalation_l2_after_minutes
+                raised.append((await self._raise(ticket, tracker, 2, "sla_breach",
+                                                 f"still unresolved {_minutes(minutes)} after level 1", None, now),
+                               {"code": "still_unresolved", "minutes": minutes, "after_level": 1}))
                 tracker.next_escalation_at = now + timedelta(minutes=settings.escalation_l3_after_minutes)
             elif tracker.escalation_level == 2:
-                raised.append(await self._raise(
-                    ticket, tracker, 3, "sla_breach",
-                    f"still unresolved {_minutes(settings.escalation_l3_after_minutes)} after level 2", None, now))
+                minutes = settings.escalation_l3_after_minutes
+                raised.append((await self._raise(ticket, tracker, 3, "sla_breach",
+                                                 f"still unresolved {_minutes(minutes)} after level 2", None, now),
+                               {"code": "still_unresolved", "minutes": minutes, "after_level": 2}))
                 tracker.next_escalation_at = None
             else:  # already at the top (raised by hand meanwhile): nothing further to schedule
                 tracker.next_escalation_at = None
@@ -462,10 +468,14 @@ class SlaService:
                           changes={"escalation": (None, f"level {level} ({kind})")})
         return escalation
 
-    def _announce_escalation(self, escalation: Escalation, ticket: Ticket, now: datetime) -> None:
+    def _announce_escalation(self, escalation: Escalation, ticket: Ticket, now: datetime,
+                             system_reason: dict[str, Any] | None = None) -> None:
+        # system_reason: what the monitor's English reason says, as parts; None for a
+        # reason a person wrote, which is read as written.
         self.outbox.publish(ticket.workspace_id, "ticket.escalated", now, ticket_id=ticket.id,
                             level=escalation.level, kind=escalation.kind, reason=escalation.reason,
-                            escalation_id=escalation.id, actor_id=escalation.raised_by, **event_scope(ticket))
+                            system_reason=system_reason, escalation_id=escalation.id,
+                            actor_id=escalation.raised_by, **event_scope(ticket))
 
     async def escalate(self, principal: Principal, ticket_ref: str, data: EscalationIn, now: datetime) -> Escalation:
         """Raised by hand: by staff (manual, high_impact, incident) or by the customer (a customer request)."""
