@@ -68,6 +68,17 @@ class TestIntake:
         assert {s["agent_id"] for s in decision["scored"]} == {a.id for a in staff}
         assert all({"capacity", "skill"} <= s["parts"].keys() for s in decision["scored"])
 
+    async def test_a_vietnamese_ticket_is_classified_too(self, client, settle):
+        ws, team, staff, cats = await setup_desk(client)
+        cust = await ws.customer()
+        t = await ws.ticket(cust, subject="don hang chua toi",
+                            description="Shop ơi, mình đặt hôm thứ Hai mà tới giờ vẫn chưa nhận được hàng, "
+                                        "tra mã vận đơn thì thấy nằm ở kho Bình Dương mấy hôm nay rồi.")
+        await settle()
+        assert (await ticket(client, ws, t["id"]))["category_id"] == cats["Shipping"]
+        why = await routing_of(client, ws, t["id"])
+        assert why["category"]["source"] == "model" and why["category"]["label"] == "SHIPPING", why["category"]
+
     async def test_routing_writes_the_ticket_and_its_record_once(self, client, settle, runtime):
         """Routing decides first and writes once: classification, priority and the
         assignment land in one UPDATE of the ticket and one INSERT of its record (they
