@@ -1579,6 +1579,17 @@ class TestWebhooks:
         r = await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
         assert r.status_code == 201, r.text
 
+    async def test_the_webhook_cap_holds_when_admins_add_at_once(self, client, receiver) -> None:  # noqa: ANN001
+        _, url = receiver
+        ws = await make_workspace(client)
+        hook = {"url": url, "events": ["ticket.created"], "allow_private": True}
+        for _ in range(16):
+            assert (await client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)).status_code == 201
+        answers = await asyncio.gather(*(client.post("/api/v1/webhooks", headers=ws.admin.headers, json=hook)
+                                         for _ in range(8)))
+        assert sorted(r.status_code for r in answers) == [201] * 4 + [409] * 4, [r.text for r in answers]
+        assert len((await client.get("/api/v1/webhooks", headers=ws.admin.headers)).json()) == 20
+
     async def test_an_admin_tests_a_webhook_with_a_signed_ping_logged_like_any_delivery(
             self, client, settle, receiver, runtime, clock) -> None:  # noqa: ANN001
         hooks, url = receiver

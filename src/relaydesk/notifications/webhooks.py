@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaydesk.core.db import new_id, read_once
+from relaydesk.core.db import hold_until_commit, new_id, read_once
 from relaydesk.core.errors import Conflict, NotFound, ValidationFailed
 from relaydesk.core.principal import Principal
 from relaydesk.core.targets import UnsafeTarget, check_target
@@ -117,14 +117,16 @@ class WebhookService:
         if allow_private:
             _may_allow_private(private_targets_allowed)
         _check_events(kind, events)
-        # Two creations at the same instant on PostgreSQL may both pass: the cap guards
-        # against a runaway list, not against one more.
+        await _check_url(url, allow_private)  # allowed by the operator, or refused above
+        # A workspace's creations take turns from the count to the commit (on PostgreSQL;
+        # SQLite's writer does that already): two at once would each count the other's
+        # endpoint out, and both would pass the cap.
+        await hold_until_commit(self.session, f"webhooks:{principal.workspace_id}")
         if await self.session.scalar(select(func.count()).where(
                 WebhookEndpoint.workspace_id == principal.workspace_id)) >= MAX_WEBHOOKS:
             raise Conflict(f"A workspace can have at most {MAX_WEBHOOKS} webhooks: remove one that is no longer "
                            "needed, or change an existing one's URL and events.", code="webhook_limit",
                            extra={"limit": MAX_WEBHOOKS})
-        await _check_url(url, allow_private)  # allowed by the operator, or refused above
         endpoint = WebhookEndpoint(
             workspace_id=principal.workspace_id, url=url, kind=kind, description=description,
             secret=_new_secret(), events=sorted(set(events)), active=True,
