@@ -25,7 +25,7 @@ from relaydesk.channels.messaging_api import router as messaging_router
 from relaydesk.config import Settings
 from relaydesk.core.heap import settle_after_start
 from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
-from relaydesk.core.problems import install_problem_handlers, problem
+from relaydesk.core.problems import RefuseNul, install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
 from relaydesk.identity.api import router as identity_router
 from relaydesk.notifications.api import router as notifications_router
@@ -157,6 +157,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     settings = runtime.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
                        upload_max_bytes=settings.max_upload_bytes, upload_path="/api/v1/uploads")
+    app.add_middleware(RefuseNul)  # inside ChatCors: the chat widget's browser must be able to read the 422
     app.add_middleware(ChatCors)
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     return app
