@@ -190,3 +190,26 @@ async def test_settings_with_a_default_cannot_be_emptied(client, field):
     r = await client.patch("/api/v1/workspace/settings", json={"classifier_min_confidence": None},
                            headers=ws.admin.headers)
     assert r.status_code == 200  # an optional setting: null turns it back to the built-in
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "field"), [
+    ("POST", "/api/v1/customers", rb'{"name":"s","email":"sur2@x.example.com","metadata":{"k":"x\ud800y"}}',
+     "metadata.k"),
+    ("POST", "/api/v1/customers", rb'{"name":"s","email":"sur2@x.example.com","metadata":{"o":[1,{"k":"\udfff"}]}}',
+     "metadata.o.1.k"),
+    ("POST", "/api/v1/customers", rb'{"name":"s","email":"sur2@x.example.com","metadata":{"o":{"k\ud800":1}}}',
+     "metadata.o.k\ufffd.[key]"),
+    ("PATCH", "/api/v1/customers/{customer}", rb'{"metadata":{"k":"x\ud800"}}', "metadata.k"),
+    ("POST", "/api/v1/notification-templates/reply_to_customer/en/preview",
+     rb'{"context":{"recipient_name":"x\ud800y"}}', "context.recipient_name"),
+])
+async def test_a_lone_surrogate_in_free_form_json_is_refused_where_it_is(client, method, path, raw, field):
+    """A lone UTF-16 surrogate is valid JSON but no text: it cannot be stored or rendered."""
+    ws = await make_workspace(client)
+    cust = await ws.customer(login=False, metadata={"k": "kept"})
+    r = await client.request(method, path.format(customer=cust.customer_id), content=raw,
+                             headers={**ws.admin.headers, "content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+    assert [(c["email"], c["metadata"]) for c in customers] == [(cust.email, {"k": "kept"})]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import available_timezones
@@ -21,7 +21,7 @@ from pydantic import (
     WrapValidator,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 T = TypeVar("T")
 
@@ -37,6 +37,25 @@ def _without_controls(value: Any) -> Any:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogates(value: Any, at: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    """Where in free-form JSON a string (or a key) holds a lone UTF-16 surrogate."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            yield at
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            shown = _SURROGATE.sub("\ufffd", key) if isinstance(key, str) else key
+            if shown != key:
+                yield (*at, shown, "[key]")  # as pydantic names a typed key's
+            yield from _lone_surrogates(item, (*at, shown))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _lone_surrogates(item, (*at, index))
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped. Control
     characters other than tab and line breaks are dropped from text: nobody types them,
@@ -48,6 +67,22 @@ class Input(BaseModel):
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         return _without_controls(value)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_in_free_form_json(cls, value: Any) -> Any:
+        """JSON's "\\ud800" escape parses to a lone surrogate, which no UTF-8 text holds:
+        a typed string refuses it already (string_unicode), but free-form JSON (customer
+        metadata, a preview's context) would carry it on to fail in the database or the
+        renderer. Refused where it is (``metadata.k``), as a typed string would be."""
+        if not isinstance(value, (dict, list)):
+            return value
+        found = [InitErrorDetails(type=PydanticCustomError(
+            "string_unicode", "Input should be valid text: it holds a lone UTF-16 surrogate"), loc=at, input="")
+            for at in _lone_surrogates(value, ())]
+        if found:
+            raise ValidationError.from_exception_data(cls.__name__, found)
+        return value
 
 
 class Output(BaseModel):
