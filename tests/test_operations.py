@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -129,6 +130,21 @@ async def test_request_id_is_returned_and_honoured(client):
     assert r.headers["x-request-id"] == "lb-abc-123"
     r = await client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
     assert r.headers["x-request-id"] != "bad id\nwith newline"
+
+
+async def test_a_500_carries_its_request_id_in_the_header_and_the_log(app, client, capsys):
+    """Whoever reports an error quotes its id; the operator finds the traceback by it."""
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/v1/test-boom", boom)
+    capsys.readouterr()
+    r = await client.get("/api/v1/test-boom", headers={"X-Request-ID": "qa-req-500"})
+    assert r.status_code == 500 and r.json()["code"] == "internal_error", r.text
+    assert r.headers["x-request-id"] == "qa-req-500"
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [error] = [line for line in logged if line["event"] == "unhandled_error"]
+    assert error["request_id"] == "qa-req-500" and "RuntimeError: a bug" in error["exception"], error
 
 
 async def test_openapi_describes_every_route_with_examples(client, app):

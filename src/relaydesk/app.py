@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk import __version__
 from relaydesk import migrate as migrations
@@ -47,6 +47,12 @@ DOCS_ASSETS = "/api/v1/docs/assets"
 
 
 class _Relaydesk(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around Starlette's outermost ServerErrorMiddleware, which answers an unhandled
+        # error with the 500 handler: inside it, that answer went out without X-Request-ID
+        # and its traceback was logged without the request id.
+        return RequestContextMiddleware(super().build_middleware_stack(), metrics=self.state.runtime.metrics)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -159,7 +165,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                        upload_max_bytes=settings.max_upload_bytes, upload_path="/api/v1/uploads")
     app.add_middleware(RefuseNul)  # inside ChatCors: the chat widget's browser must be able to read the 422
     app.add_middleware(ChatCors)
-    app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     return app
 
 
