@@ -358,6 +358,19 @@ class TestApiTokens:
         _problem(r, 422)
         assert r.json()["errors"][0]["field"] == "expires_at"
 
+    async def test_an_api_token_cannot_make_or_manage_api_tokens(self, client):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        parent = (await client.post("/api/v1/me/api-tokens", json={"name": "parent"}, headers=agent.headers)).json()
+        api = {"Authorization": f"Bearer {parent['token']}"}
+        # A leaked token must not outlive its revocation by minting a child.
+        r = await client.post("/api/v1/me/api-tokens", json={"name": "child"}, headers=api)
+        _problem(r, 403, "session_required")
+        _problem(await client.get("/api/v1/me/api-tokens", headers=api), 403, "session_required")
+        _problem(await client.delete(f"/api/v1/me/api-tokens/{parent['id']}", headers=api), 403, "session_required")
+        listed = (await client.get("/api/v1/me/api-tokens", headers=agent.headers)).json()
+        assert [t["name"] for t in listed] == ["parent"]
+
 
 class TestSignup:
     async def test_signup_creates_workspace_and_admin(self, client):

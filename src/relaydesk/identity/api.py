@@ -8,7 +8,7 @@ from relaydesk.core.http import now
 from relaydesk.core.errors import Forbidden, ValidationFailed
 from relaydesk.core.principal import Role
 from relaydesk.core.uow import SessionDep
-from relaydesk.identity.deps import CurrentPrincipal, StaffPrincipal
+from relaydesk.identity.deps import CurrentPrincipal, SignedInPrincipal, StaffPrincipal
 from relaydesk.identity.schemas import (
     ApiTokenCreatedOut,
     ApiTokenIn,
@@ -89,7 +89,7 @@ async def me(principal: CurrentPrincipal, request: Request, session: SessionDep)
 
 @router.post("/me/api-tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreatedOut,
              tags=["auth"], summary="Create a personal API token for an integration")
-async def create_api_token(body: ApiTokenIn, principal: CurrentPrincipal, request: Request,
+async def create_api_token(body: ApiTokenIn, principal: SignedInPrincipal, request: Request,
                            session: SessionDep) -> dict:
     at = now(request)
     if body.expires_at is not None and body.expires_at <= at:
@@ -101,13 +101,13 @@ async def create_api_token(body: ApiTokenIn, principal: CurrentPrincipal, reques
 
 
 @router.get("/me/api-tokens", response_model=list[ApiTokenOut], tags=["auth"], summary="My active API tokens")
-async def list_api_tokens(principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
+async def list_api_tokens(principal: SignedInPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
     return await auth_service(request, session).list_api_tokens(principal)
 
 
 @router.delete("/me/api-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
                summary="Revoke one of my API tokens")
-async def revoke_api_token(token_id: uuid.UUID, principal: CurrentPrincipal, request: Request,
+async def revoke_api_token(token_id: uuid.UUID, principal: SignedInPrincipal, request: Request,
                            session: SessionDep) -> None:
     await auth_service(request, session).revoke_api_token(principal, token_id, now(request))
 

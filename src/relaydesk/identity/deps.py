@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from relaydesk.core.errors import Forbidden, Unauthenticated
 from relaydesk.core.principal import Principal, Role
 from relaydesk.core.uow import SessionDep
+from relaydesk.identity.security import API_TOKEN_PREFIX
 from relaydesk.identity.service import AuthService
 from relaydesk.identity.wiring import auth_service
 
@@ -27,6 +28,20 @@ async def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def signed_in_principal(
+    principal: CurrentPrincipal, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, signed in with a password (an access token), not through an API token:
+    an API token that could make API tokens or change the password would let whoever
+    leaked it keep the account after it is revoked."""
+    if credentials is not None and credentials.credentials.startswith(API_TOKEN_PREFIX):
+        raise Forbidden("Sign in with your password to do this; an API token cannot.", code="session_required")
+    return principal
+
+
+SignedInPrincipal = Annotated[Principal, Depends(signed_in_principal)]
 
 
 def _require(*roles: Role, message: str):  # noqa: ANN202 - a dependency factory
