@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import timedelta
 
 import jwt
 from sqlalchemy import select
 
 from factories import PASSWORD, make_workspace
+from test_notification_delivery import mail, to  # noqa: F401 - a fixture
 from relaydesk.identity.models import User
 
 
@@ -370,6 +372,129 @@ class TestApiTokens:
         _problem(await client.delete(f"/api/v1/me/api-tokens/{parent['id']}", headers=api), 403, "session_required")
         listed = (await client.get("/api/v1/me/api-tokens", headers=agent.headers)).json()
         assert [t["name"] for t in listed] == ["parent"]
+
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def _field(r, field):
+    _problem(r, 422)
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.json()
+
+
+class TestOwnPassword:
+    async def test_a_customer_changes_their_password_and_their_other_sessions_end(self, client, settle, mail):
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        elsewhere = await ws.login(customer.email)
+        r = await client.post("/api/v1/me/password", headers=customer.headers,
+                              json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+        assert r.status_code == 200, r.text
+        fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert (await client.get("/api/v1/me", headers=fresh)).json()["id"] == customer.id
+        _problem(await client.get("/api/v1/me", headers=customer.headers), 401)
+        _problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {elsewhere['access_token']}"}), 401)
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]}), 401)
+        _problem(await client.post("/api/v1/auth/login", json={"email": customer.email, "password": PASSWORD,
+                                                               "workspace": ws.slug}), 401)
+        assert (await ws.login(customer.email, NEW_PASSWORD))["user"]["id"] == customer.id
+        await settle()
+        [email] = to(mail, customer.email)
+        assert "password" in email["Subject"].lower()
+        assert "password was changed" in email.message.get_body(("plain",)).get_content()
+
+    async def test_a_wrong_current_password_a_weak_new_one_or_an_api_token_is_refused(self, client, runtime):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        r = await client.post("/api/v1/me/password", headers=agent.headers,
+                              json={"current_password": PASSWORD, "new_password": "short"})
+        _field(r, "new_password")
+        api = (await client.post("/api/v1/me/api-tokens", json={"name": "ci"}, headers=agent.headers)).json()
+        r = await client.post("/api/v1/me/password", headers={"Authorization": f"Bearer {api['token']}"},
+                              json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+        _problem(r, 403, "session_required")
+        # Guessing the current password here is guessing at the sign-in: it counts there.
+        for _ in range(runtime.settings.login_slowdown_after):
+            r = await client.post("/api/v1/me/password", headers=agent.headers,
+                                  json={"current_password": "not the password", "new_password": NEW_PASSWORD})
+            _field(r, "current_password")
+        r = await client.post("/api/v1/auth/login", json={"email": agent.email, "password": PASSWORD,
+                                                          "workspace": ws.slug})
+        _problem(r, 429, "login_throttled")
+
+
+def _reset_token(sink, address):
+    [email] = to(sink, address)
+    sink.remove(email)
+    found = re.search(r"rdp_[\w-]+", email.message.get_body(("plain",)).get_content())
+    assert found, email.message.get_body(("plain",)).get_content()
+    return found.group(0)
+
+
+class TestPasswordReset:
+    async def test_a_customer_without_a_password_sets_one_through_the_emailed_token(self, client, settle, mail):
+        ws = await make_workspace(client)
+        customer = await ws.customer(login=False)
+        r = await client.post("/api/v1/auth/password-reset", json={"workspace": ws.slug, "email": customer.email})
+        assert r.status_code == 202, r.text
+        await settle()
+        token = _reset_token(mail, customer.email)
+        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": "short"})
+        _field(r, "new_password")
+        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": token,
+                                                                           "new_password": NEW_PASSWORD})
+        assert r.status_code == 204, r.text
+        assert (await ws.login(customer.email, NEW_PASSWORD))["user"]["role"] == "customer"
+        # Single use: whoever reads the email later cannot set another.
+        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": PASSWORD})
+        _field(r, "token")
+        await settle()
+        [email] = to(mail, customer.email)
+        assert "password was changed" in email.message.get_body(("plain",)).get_content()
+
+    async def test_a_reset_ends_every_session(self, client, settle, mail):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        session = await ws.login(agent.email)
+        await client.post("/api/v1/auth/password-reset", json={"workspace": ws.slug, "email": agent.email.upper()})
+        await settle()
+        r = await client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": _reset_token(mail, agent.email), "new_password": NEW_PASSWORD})
+        assert r.status_code == 204, r.text
+        _problem(await client.get("/api/v1/me", headers=agent.headers), 401)
+        _problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}), 401)
+
+    async def test_unknown_addresses_and_workspaces_get_the_same_answer_and_no_email(self, client, settle, mail):
+        ws = await make_workspace(client)
+        answers = []
+        for body in ({"workspace": ws.slug, "email": ws.admin.email},
+                     {"workspace": ws.slug, "email": "nobody@acme.example.com"},
+                     {"workspace": "no-such-workspace", "email": ws.admin.email}):
+            r = await client.post("/api/v1/auth/password-reset", json=body)
+            answers.append((r.status_code, r.text))
+        assert len(set(answers)) == 1 and answers[0][0] == 202
+        await settle()
+        assert [m.rcpt_tos for m in mail.messages] == [[ws.admin.email]]
+
+    async def test_a_wrong_or_expired_token_is_refused(self, client, settle, mail, clock):
+        ws = await make_workspace(client)
+        await client.post("/api/v1/auth/password-reset", json={"workspace": ws.slug, "email": ws.admin.email})
+        await settle()
+        token = _reset_token(mail, ws.admin.email)
+        r = await client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": token[:-2] + "xx", "new_password": NEW_PASSWORD})
+        _field(r, "token")
+        clock.advance(timedelta(hours=2))
+        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD})
+        _field(r, "token")
+        assert (await ws.login(ws.admin.email))["access_token"]
+
+    async def test_an_address_is_sent_only_a_few_a_while(self, client):
+        ws = await make_workspace(client)
+        body = {"workspace": ws.slug, "email": "someone@acme.example.com"}
+        for _ in range(3):
+            assert (await client.post("/api/v1/auth/password-reset", json=body)).status_code == 202
+        _problem(await client.post("/api/v1/auth/password-reset", json=body), 429, "rate_limited")
 
 
 class TestSignup:

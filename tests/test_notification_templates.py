@@ -35,7 +35,7 @@ def _override(**parts: str) -> TemplateSource:
 def test_kinds_and_locales_are_the_documented_ones() -> None:
     assert KINDS == ("ticket_created", "assigned", "reply_to_customer", "reply_to_agent", "status_changed",
                      "sla_warning", "sla_critical", "sla_breached", "escalated", "queue_waiting", "daily_summary",
-                     "digest", "digest_reply_refused", "mailbox_claim_removed")
+                     "digest", "digest_reply_refused", "mailbox_claim_removed", "account_changed")
     assert LOCALES == ("en", "vi")
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from relaydesk.core.http import now
 from relaydesk.core.errors import Forbidden, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Role
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import CurrentPrincipal, SignedInPrincipal, StaffPrincipal
@@ -15,6 +16,9 @@ from relaydesk.identity.schemas import (
     ApiTokenOut,
     LoginIn,
     MeOut,
+    PasswordChangeIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
     RefreshIn,
     SignupIn,
     SignupOut,
@@ -22,7 +26,7 @@ from relaydesk.identity.schemas import (
     UserOut,
     WorkspaceOut,
 )
-from relaydesk.identity.service import TokenPair
+from relaydesk.identity.service import TokenPair, normalise_email
 from relaydesk.identity.wiring import auth_service, user_service
 from relaydesk.tenancy.service import WorkspaceService
 
@@ -78,6 +82,44 @@ async def refresh(body: RefreshIn, request: Request, response: Response, session
 async def logout(body: RefreshIn, request: Request, response: Response, session: SessionDep) -> None:
     await auth_service(request, session).logout(body.refresh_token, now(request))
     response.delete_cookie(LIVE_COOKIE, path=LIVE_COOKIE_PATH, httponly=True, samesite="strict")
+
+
+# Each request emails someone: at most this many an hour per address (whether it has an
+# account or not, so the answer tells nothing) and per client address.
+RESETS_PER_ADDRESS, RESETS_PER_CLIENT = 3, 20
+
+
+@router.post("/auth/password-reset", status_code=status.HTTP_202_ACCEPTED, tags=["auth"],
+             summary="Email a one-time link to set a new password (the same answer for any address)")
+async def request_password_reset(body: PasswordResetIn, request: Request, session: SessionDep) -> dict:
+    runtime = request.app.state.runtime
+    client_ip = request.client.host if request.client else "unknown"
+    email = normalise_email(body.email)
+    await runtime.limits.hit(f"password-reset:ip:{client_ip}", limit=RESETS_PER_CLIENT, seconds=3600,
+                             message="Too many password resets asked for from here; try again later.")
+    await runtime.limits.hit(f"password-reset:{body.workspace.lower()}:{email}", limit=RESETS_PER_ADDRESS,
+                             seconds=3600, message="Too many password resets asked for this address; "
+                                                   "try again later.")
+    workspace = await WorkspaceService(session).find(body.workspace)
+    if workspace is not None:
+        # The job decides whether the address has (or, for a customer, gets) a sign-in, and
+        # makes the token: neither shows in this answer or its timing, nor sits in the outbox.
+        Outbox(session).publish(workspace.id, "user.password_reset_requested", now(request), email=email)
+    return {"detail": "If this address can sign in to the workspace, a link to set a new password is on its way."}
+
+
+@router.post("/auth/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
+             summary="Set a new password with the token from the reset email (ends every session)")
+async def confirm_password_reset(body: PasswordResetConfirmIn, request: Request, session: SessionDep) -> None:
+    await auth_service(request, session).reset_password(body.token, body.new_password, now(request))
+
+
+@router.post("/me/password", response_model=TokenOut, tags=["auth"],
+             summary="Change my password (ends my other sessions; answers with a fresh one)")
+async def change_password(body: PasswordChangeIn, principal: SignedInPrincipal, request: Request,
+                          response: Response, session: SessionDep):  # noqa: ANN201
+    return _set_live_cookie(request, response, await auth_service(request, session).change_password(
+        principal, current=body.current_password, new=body.new_password, now=now(request)))
 
 
 @router.get("/me", response_model=MeOut, tags=["auth"], summary="The signed-in user")

@@ -67,3 +67,16 @@ class LoginThrottle(WorkspaceScoped, Base):
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
+
+
+class PasswordReset(IdMixin, WorkspaceScoped, Base):
+    """One emailed password-reset token, stored hashed: good once, for a short while."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (Index(None, "workspace_id", "user_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

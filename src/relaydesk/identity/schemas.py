@@ -88,3 +88,30 @@ class ApiTokenCreatedOut(ApiTokenOut):
 
 class MeOut(UserOut):
     workspace: WorkspaceOut
+
+
+class PasswordChangeIn(Input):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    new_password: Password
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"current_password": "correct horse battery", "new_password": "a longer passphrase"}
+    ]}}
+
+
+class PasswordResetIn(Input):
+    workspace: Annotated[str, StringConstraints(min_length=1, max_length=80)] = Field(
+        description="The workspace's slug (or id)."
+    )
+    email: Email
+
+    model_config = {"json_schema_extra": {"examples": [{"workspace": "acme", "email": "lan@example.com"}]}}
+
+
+class PasswordResetConfirmIn(Input):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="The token from the reset email (rdp_…)."
+    )
+    new_password: Password
+
+    model_config = {"json_schema_extra": {"examples": [{"token": "rdp_…", "new_password": "a longer passphrase"}]}}

@@ -12,9 +12,10 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.db import get_many_in_workspace, new_id
-from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated
+from relaydesk.core.errors import Conflict, NotFound, TooManyAttempts, Unauthenticated, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
-from relaydesk.identity.models import ApiToken, LoginThrottle, RefreshToken, User
+from relaydesk.identity.models import ApiToken, LoginThrottle, PasswordReset, RefreshToken, User
 from relaydesk.identity.standing import standing
 from relaydesk.identity.security import (
     API_TOKEN_PREFIX,
@@ -26,6 +27,9 @@ from relaydesk.identity.security import (
 from relaydesk.tenancy.service import WorkspaceService
 
 REFRESH_TOKEN_PREFIX = "rdr_"
+PASSWORD_RESET_PREFIX = "rdp_"
+# Long enough to find the email, short enough that an old inbox is not a way in.
+PASSWORD_RESET_TTL = timedelta(hours=1)
 log = structlog.get_logger("relaydesk.auth")
 
 
@@ -287,6 +291,53 @@ class AuthService:
         if user is None or not user.is_active:
             raise Unauthenticated("The API token's owner is no longer active.")
         return Principal(user_id=user.id, workspace_id=user.workspace_id, role=Role(user.role))
+
+    # -- passwords ---------------------------------------------------------------
+    async def change_password(self, principal: Principal, *, current: str, new: str, now: datetime) -> TokenPair:
+        """Checks the current password as a sign-in does (a wrong one counts toward the
+        same throttle, or a stolen session could guess it here freely), then ends every
+        session, this one too, and hands back a fresh one."""
+        user = await self.users.get(principal.workspace_id, principal.user_id)
+        throttle = await self.session.get(LoginThrottle, (user.workspace_id, user.email))
+        self._refuse_if_throttled(throttle, now)
+        if not await self.hasher.verify(user.password_hash, current):
+            await self._record_failure(throttle, user.workspace_id, user.email, now)
+            raise ValidationFailed("This is not your current password.", field="current_password",
+                                   keep_changes=True)
+        await self._set_password(user, new, now)
+        return await self._issue(user, family_id=uuid.uuid4(), now=now)
+
+    async def _set_password(self, user: User, password: str, now: datetime) -> None:
+        await self.users.update(user, now=now, password=password)
+        # Every reset link sent before is for the old password.
+        await self.session.execute(update(PasswordReset).where(
+            PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)).values(used_at=now))
+        Outbox(self.session).publish(user.workspace_id, "user.password_changed", now, user_id=user.id)
+
+    async def issue_password_reset(self, user: User, now: datetime) -> str:
+        """A new reset token for ``user``, kept as its hash; the earlier ones stay good until
+        they expire (two emails crossing must not make the first link fail)."""
+        token = new_secret_token(PASSWORD_RESET_PREFIX)
+        self.session.add(PasswordReset(workspace_id=user.workspace_id, user_id=user.id,
+                                       token_hash=token_digest(token), created_at=now,
+                                       expires_at=now + PASSWORD_RESET_TTL))
+        await self.session.flush()
+        return token
+
+    async def reset_password(self, token: str, new: str, now: datetime) -> None:
+        """Sets the password of the reset token's user and ends all their sessions; the
+        token, and every other one of theirs, is used up."""
+        reset = await self.session.scalar(select(PasswordReset).where(PasswordReset.token_hash == token_digest(token))
+                                          .with_for_update())
+        user = await self.session.get(User, reset.user_id) if reset is not None else None
+        if reset is None or reset.used_at is not None or reset.expires_at <= now or user is None or not user.is_active:
+            raise ValidationFailed("This reset link is not valid: it was used, has expired or was never sent. "
+                                   "Ask for another.", field="token")
+        await self._set_password(user, new, now)
+        # Whoever reads the account's email may sign in: a lockout of it is lifted.
+        throttle = await self.session.get(LoginThrottle, (user.workspace_id, user.email))
+        if throttle is not None:
+            await self.session.delete(throttle)
 
     async def sign_ins_still_open(self, families: list[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these sign-ins (refresh-token families) have not ended: signing out, a

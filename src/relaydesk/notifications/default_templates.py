@@ -218,6 +218,20 @@ _EN: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "account_changed": _t(
+        "Your password{% if workspace_name %} for {{ workspace_name }}{% endif %} was changed",
+        _HI_EN + "Your password was changed{% if workspace_name %} for {{ workspace_name }}{% endif %}. "
+        "Every other session signed in with the old one has been ended.\n\n"
+        "If this was you, there is nothing more to do.\n\n"
+        "If it was not, someone else knows or set your password: ask for a new one"
+        "{% if reset_url %} at {{ reset_url }}{% endif %} and tell our support team.\n",
+        _HI_EN_HTML + "<p>Your password was changed{% if workspace_name %} for <strong>{{ workspace_name }}</strong>"
+        "{% endif %}. Every other session signed in with the old one has been ended.</p>\n"
+        "<p>If this was you, there is nothing more to do.</p>\n"
+        "<p>If it was not, someone else knows or set your password: "
+        '{% if reset_url %}<a href="{{ reset_url }}">ask for a new one</a>{% else %}ask for a new one{% endif %} '
+        "and tell our support team.</p>\n",
+    ),
     "mailbox_claim_removed": _t(
         "{{ address }} is no longer one of your support addresses",
         _HI_EN + "Your workspace{% if workspace_name %} {{ workspace_name }}{% endif %} had added {{ address }} "
@@ -409,6 +423,20 @@ _VI: dict[str, dict[str, str]] = {
         "</ul>\n"
         "{% endfor %}\n",
     ),
+    "account_changed": _t(
+        "Mật khẩu{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã được thay đổi",
+        _HI_VI + "Mật khẩu{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã được thay đổi. "
+        "Mọi phiên đăng nhập khác bằng mật khẩu cũ đã bị kết thúc.\n\n"
+        "Nếu đó là bạn, bạn không cần làm gì thêm.\n\n"
+        "Nếu không phải bạn, người khác đã biết hoặc đã đặt mật khẩu của bạn: hãy yêu cầu mật khẩu mới"
+        "{% if reset_url %} tại {{ reset_url }}{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.\n",
+        _HI_VI_HTML + "<p>Mật khẩu{% if workspace_name %} <strong>{{ workspace_name }}</strong>{% endif %} của bạn "
+        "đã được thay đổi. Mọi phiên đăng nhập khác bằng mật khẩu cũ đã bị kết thúc.</p>\n"
+        "<p>Nếu đó là bạn, bạn không cần làm gì thêm.</p>\n"
+        "<p>Nếu không phải bạn, người khác đã biết hoặc đã đặt mật khẩu của bạn: "
+        '{% if reset_url %}<a href="{{ reset_url }}">hãy yêu cầu mật khẩu mới</a>{% else %}hãy yêu cầu mật khẩu mới'
+        "{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.</p>\n",
+    ),
     "mailbox_claim_removed": _t(
         "{{ address }} không còn là địa chỉ hỗ trợ của bạn",
         _HI_VI + "Không gian làm việc{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã thêm "
@@ -525,6 +553,7 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "digest": "You receive this because you have notifications turned on for these tickets.",
         "digest_reply_refused": "You receive this because you replied by email to an email from Relaydesk.",
         "mailbox_claim_removed": "You receive this because you are an admin of this workspace.",
+        "account_changed": "You receive this because it is about your own sign-in, whatever your notification choices.",
     },
     "vi": {
         "ticket_created": _CUSTOMER_VI,
@@ -541,6 +570,8 @@ FOOTER_REASONS: dict[str, dict[str, str]] = {
         "digest": "Bạn nhận được email này vì bạn đã bật thông báo cho các phiếu yêu cầu này.",
         "digest_reply_refused": "Bạn nhận được email này vì bạn đã trả lời qua email một email của Relaydesk.",
         "mailbox_claim_removed": "Bạn nhận được email này vì bạn là quản trị viên của không gian làm việc này.",
+        "account_changed": "Bạn nhận được email này vì nó liên quan đến tài khoản đăng nhập của chính bạn, dù bạn "
+                           "chọn nhận thông báo nào.",
     },
 }
 

@@ -19,6 +19,7 @@ from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.service import CustomerService, phone_digits
+from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import (
     BATCHABLE_KINDS,
@@ -402,6 +403,38 @@ async def _queue_summaries(runtime: Runtime, session: AsyncSession, workspace: W
     return queued
 
 
+async def addressee(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, address: str
+                     ) -> tuple[str, str, uuid.UUID | None]:
+    """Who has this address, as far as the workspace knows: their name, the language to
+    write to them in, and their user id when they are staff."""
+    users = UserService(session, runtime.hasher)
+    user = await users.find_by_email(workspace_id, address)
+    if user is not None and user.role != Role.CUSTOMER.value:
+        languages = await AgentService(session, users).languages(workspace_id, {user.id})
+        return user.name, staff_locale(languages.get(user.id, [])), user.id
+    if (customer := await CustomerService(session, users).find_by_email(workspace_id, address)) is not None:
+        return customer.name, normalize_locale(customer.language), None
+    return "", "en", None
+
+
+async def tell_password_changed(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, event_id: int,
+                                payload: dict[str, Any], now: datetime) -> bool:
+    """Tells someone their password changed (``user.password_changed``), whatever their
+    notification choices, as a sign-in alert is: if it was not them, this is how they
+    learn it. Whether an email was queued."""
+    user = await session.get(User, uuid.UUID(payload["user_id"]))
+    if user is None:
+        return False
+    workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
+    name, locale, _ = await addressee(runtime, session, workspace_id, user.email)
+    return await DeliveryService(session).queue(
+        workspace_id, channel="email", kind="account_changed", recipient=user.email,
+        key=f"account_changed:{event_id}:{user.email}", context={
+            "workspace_name": workspace.name, "recipient_name": name or user.name, "change": "password",
+            "reset_url": app_link(runtime.settings.app_url, "/forgot-password")},
+        now=now, user_id=user.id, locale=locale, key_is_new=True) is not None
+
+
 async def refuse_digest_reply(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID,
                               payload: dict[str, Any], now: datetime) -> bool:
     """Answers an email that replied to one of ours about several tickets (inbound email
@@ -413,14 +446,7 @@ async def refuse_digest_reply(runtime: Runtime, session: AsyncSession, workspace
     address = payload["address"]
     if await deliveries.queued_since(workspace_id, "digest_reply_refused", address, now - DIGEST_REPLY_ANSWERED_EVERY):
         return False
-    users = UserService(session, runtime.hasher)
-    name, locale, user_id = "", "en", None
-    user = await users.find_by_email(workspace_id, address)
-    if user is not None and user.role != Role.CUSTOMER.value:
-        languages = await AgentService(session, users).languages(workspace_id, {user.id})
-        name, locale, user_id = user.name, staff_locale(languages.get(user.id, [])), user.id
-    elif (customer := await CustomerService(session, users).find_by_email(workspace_id, address)) is not None:
-        name, locale = customer.name, normalize_locale(customer.language)
+    name, locale, user_id = await addressee(runtime, session, workspace_id, address)
     workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
     context = {"workspace_name": workspace.name, "recipient_name": name, "subject": payload.get("subject") or "",
                "app_url": app_link(runtime.settings.app_url, "/tickets")}

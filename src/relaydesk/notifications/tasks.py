@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relaydesk.agents.service import AgentService
 from relaydesk.channels.ccs import CcService
@@ -18,7 +18,9 @@ from relaydesk.notifications.notifier import (
     refuse_digest_reply,
     send_daily_summaries,
     tell_claim_removed,
+    tell_password_changed,
 )
+from relaydesk.notifications.account_mail import send_password_reset
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.tickets.tasks import ticket_service
 
@@ -109,6 +111,16 @@ def install(runtime: Runtime) -> list[Periodic]:
         if await tell_claim_removed(runtime, session, event.workspace_id, event.id, event.payload, now):
             after_commit(session, "notifications.deliver", kick_emails)
 
+    async def on_password_changed(session: AsyncSession, event: Event, now: datetime) -> None:
+        """notifications.on_password_changed: tells someone their password changed."""
+        if await tell_password_changed(runtime, session, event.workspace_id, event.id, event.payload, now):
+            after_commit(session, "notifications.deliver", kick_emails)
+
+    async def on_password_reset_requested(event_id: int, workspace_id: str, type: str,
+                                          payload: dict[str, Any]) -> str | None:
+        """notifications.send_password_reset: a new reset token, emailed to the address."""
+        return await send_password_reset(runtime, uuid.UUID(workspace_id), payload["email"])
+
     async def daily_summary() -> int:
         """notifications.daily_summary: run hourly; at the configured hour each team lead's summary."""
         queued = await send_daily_summaries(runtime, runtime.clock.now())
@@ -162,6 +174,10 @@ def install(runtime: Runtime) -> list[Periodic]:
                                      on_digest_reply)
     runtime.dispatcher.consumers.add("notifications.on_claim_removed", ("mailbox.claim_removed",),
                                      on_claim_removed)
+    runtime.dispatcher.consumers.add("notifications.on_password_changed", ("user.password_changed",),
+                                     on_password_changed)
+    runtime.jobs.register("notifications.send_password_reset", on_password_reset_requested)
+    runtime.dispatcher.subscribe({"user.password_reset_requested": ["notifications.send_password_reset"]})
     runtime.jobs.register("notifications.daily_summary", daily_summary)
     return [Periodic("notifications.deliver", runtime.settings.delivery_scan_seconds),
             Periodic("notifications.call_out", runtime.settings.delivery_scan_seconds),

@@ -10,7 +10,8 @@ Context variables (all optional when rendering; `validate` checks templates agai
     workspace_name   -- str, shown in the email header and sign-off
     recipient_name   -- str, used in the greeting
     ticket           -- dict: reference ("T-000123"), subject, status, priority, url, requester_name
-                        (every kind but daily_summary, digest, digest_reply_refused and mailbox_claim_removed;
+                        (every kind but daily_summary, digest, digest_reply_refused, mailbox_claim_removed and
+                        account_changed;
                         status/priority may be codes, see filters)
     unsubscribe_url  -- str, http(s) link to the recipient's notification preferences, shown in the footer
   ticket_created     -- nothing more (acknowledgement to the customer)
@@ -34,6 +35,8 @@ Context variables (all optional when rendering; `validate` checks templates agai
                         a daily summary) and so joined none; app_url: where to answer instead (no ticket)
   mailbox_claim_removed -- address: one the recipient's workspace had claimed, unverified, which another
                         workspace (never named) verified; to the workspace's admins (no ticket)
+  account_changed    -- change: "password" (the recipient's password was changed); reset_url: where to ask for
+                        a new one if it was not them ("" without RELAYDESK_APP_URL) (no ticket)
 Added by this module (templates may use them; callers need not pass them):
   locale             -- the resolved locale, "en" or "vi"
   digest only: count (number of items), ticket_count, groups: list of dicts ticket (dict or None) and updates
@@ -72,7 +75,7 @@ from relaydesk.notifications import default_templates as _defaults
 KINDS: tuple[str, ...] = (
     "ticket_created", "assigned", "reply_to_customer", "reply_to_agent", "status_changed",
     "sla_warning", "sla_critical", "sla_breached", "escalated", "queue_waiting", "daily_summary", "digest",
-    "digest_reply_refused", "mailbox_claim_removed",
+    "digest_reply_refused", "mailbox_claim_removed", "account_changed",
 )
 LOCALES: tuple[str, ...] = ("en", "vi")
 PARTS: tuple[str, ...] = ("subject", "text", "html")
@@ -604,6 +607,9 @@ def sample_context(kind: str) -> dict[str, Any]:
     elif kind == "mailbox_claim_removed":
         del ctx["ticket"]
         ctx.update(address="support@bigshop.example")
+    elif kind == "account_changed":
+        del ctx["ticket"]
+        ctx.update(change="password", reset_url="https://help.example.com/forgot-password")
     elif kind == "digest":
         del ctx["ticket"]
         other = _sample_ticket(124, "Booking confirmation not received", "OPEN", "MEDIUM", "Tuan Vo")
