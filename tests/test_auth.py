@@ -497,6 +497,45 @@ class TestPasswordReset:
         _problem(await client.post("/api/v1/auth/password-reset", json=body), 429, "rate_limited")
 
 
+class TestStaffChangingACustomersSignIn:
+    async def test_only_an_admin_sets_a_customers_password_and_the_customer_is_told(self, client, settle, mail):
+        ws = await make_workspace(client)
+        customer = await ws.customer()
+        for role in ("agent", "supervisor"):
+            staff = await ws.staff(role)
+            # Else whoever answers tickets could sign in as any customer.
+            r = await client.patch(f"/api/v1/customers/{customer.customer_id}", headers=staff.headers,
+                                   json={"password": NEW_PASSWORD})
+            _problem(r, 403)
+            assert r.json()["errors"][0]["field"] == "password", r.json()
+            r = await client.post("/api/v1/customers", headers=staff.headers, json={
+                "name": "Quiet Takeover", "email": f"takeover-{role}@customers.example.com", "password": NEW_PASSWORD})
+            _problem(r, 403)
+        assert (await ws.login(customer.email))["user"]["id"] == customer.id
+        await settle()
+        assert to(mail, customer.email) == []
+        r = await client.patch(f"/api/v1/customers/{customer.customer_id}", headers=ws.admin.headers,
+                               json={"password": NEW_PASSWORD})
+        assert r.status_code == 200, r.text
+        await settle()
+        [email] = to(mail, customer.email)
+        assert "password was changed" in email.message.get_body(("plain",)).get_content()
+
+    async def test_a_customer_is_told_at_the_old_and_new_address_when_staff_change_it(self, client, settle, mail):
+        ws = await make_workspace(client)
+        agent = await ws.staff()
+        customer = await ws.customer()
+        new_address = f"moved-{customer.email}"
+        r = await client.patch(f"/api/v1/customers/{customer.customer_id}", headers=agent.headers,
+                               json={"email": new_address})
+        assert r.status_code == 200, r.text
+        await settle()
+        for address in (customer.email, new_address):
+            [email] = to(mail, address)
+            text = email.message.get_body(("plain",)).get_content()
+            assert customer.email in text and new_address in text, text
+
+
 class TestSignup:
     async def test_signup_creates_workspace_and_admin(self, client):
         r = await client.post("/api/v1/workspaces", json={"name": "Ünïcode Shop!", "admin_name": "Kim",

@@ -199,7 +199,7 @@ class TestNewTicketsByEmail:
         profile = f"/api/v1/customers/{ticket['requester_id']}"
         assert (await client.get(profile, headers=ws.admin.headers)).json()["email"] == supervisor.email
         # Whoever manages customers cannot take over the team member's sign-in through the profile.
-        r = await client.patch(profile, json={"password": "a password the agent chose"}, headers=agent.headers)
+        r = await client.patch(profile, json={"password": "a password the admin chose"}, headers=ws.admin.headers)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text
         r = await client.patch(profile, json={"name": "Renamed by an agent"}, headers=agent.headers)
         assert r.status_code == 200, r.text

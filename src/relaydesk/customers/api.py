@@ -30,7 +30,7 @@ def customer_service(request: Request, session: AsyncSession) -> CustomerService
 
 
 @router.post("/customers", status_code=status.HTTP_201_CREATED, response_model=CustomerOut, tags=["customers"],
-             summary="Add a customer (a password lets them sign in to the portal)")
+             summary="Add a customer (a password, set by admins only, lets them sign in to the portal)")
 async def create_customer(body: CustomerIn, principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
     return await customer_service(request, session).create(principal, body, now(request))
 

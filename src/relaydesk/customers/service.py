@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from relaydesk.core.audit import AuditLog
 from relaydesk.core.db import contains_text, get_many_in_workspace, new_id, on_sqlite
 from relaydesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.models import Customer, Organisation
 from relaydesk.customers.schemas import (
@@ -40,6 +41,14 @@ def phone_digits(phone: str) -> str:
     return ("+" if phone.startswith("+") else "") + "".join(c for c in phone if c in "0123456789")
 
 
+def _refuse_password_unless_admin(principal: Principal, password: str | None) -> None:
+    """Whoever sets a customer's password can sign in as them: only admins may, and they
+    should rather have the customer sent a password reset."""
+    if password is not None and not principal.is_admin:
+        raise Forbidden("Only workspace admins may set a customer's password; have the customer ask for a "
+                        "password reset (POST /api/v1/auth/password-reset) instead.", field="password")
+
+
 def _current(customer: Customer) -> bool:
     """Whether the object is still the session's (not deleted or expunged meanwhile)."""
     state = inspect(customer)
@@ -61,6 +70,7 @@ class CustomerService:
     async def create(self, principal: Principal, data: CustomerIn, now: datetime) -> Customer:
         if not principal.is_staff:
             raise Forbidden("Only support staff may add customers.")
+        _refuse_password_unless_admin(principal, data.password)
         return await self.create_profile(principal.workspace_id, data, now, actor=principal)
 
     async def create_profile(
@@ -250,6 +260,7 @@ class CustomerService:
         customer = await self.get(principal, customer_id)
         if not principal.is_staff:
             raise Forbidden("Ask support to change your profile.")
+        _refuse_password_unless_admin(principal, data.password)
         changes: dict[str, tuple[object, object]] = {}
         fields = data.model_fields_set
         if data.email is not None and normalise_email(data.email) != customer.email:
@@ -275,6 +286,12 @@ class CustomerService:
             customer.email = normalise_email(data.email)
             customer.email_undeliverable_at = None  # a new address gets a fresh chance
         await self._sync_login(customer, data, now, changes)
+        if "email" in changes:
+            # Told at both addresses, the old one above all: if it was not their wish, the
+            # address they still read is where they learn that their account moved.
+            old_email, new_email = changes["email"]
+            Outbox(self.session).publish(customer.workspace_id, "customer.email_changed", now,
+                                         customer_id=customer.id, old_email=old_email, new_email=new_email)
         if changes:
             customer.updated_at = now
             self.audit.record(workspace_id=customer.workspace_id, entity_type="customer", entity_id=customer.id,

@@ -114,9 +114,14 @@ class UserService:
             user.password_hash = await self.hasher.hash(password)
             changes["password"] = ("***", "*** (changed)")
             standing.changed(self.session, every_sign_in=True)
-            # A new password ends the sessions signed in with the old one.
+            # A new password ends the sessions signed in with the old one, and the reset
+            # links sent for it.
             await self.session.execute(update(RefreshToken).where(
                 RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+            await self.session.execute(update(PasswordReset).where(
+                PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)).values(used_at=now))
+            # Whoever set it (they, a reset, an admin), the user hears of it.
+            Outbox(self.session).publish(user.workspace_id, "user.password_changed", now, user_id=user.id)
         if changes.get("is_active") == (True, False):
             # Switched off ends every sign-in and API token: switching back on must not
             # bring back sessions from before (a leaver's laptop, a leaked token).
@@ -304,15 +309,8 @@ class AuthService:
             await self._record_failure(throttle, user.workspace_id, user.email, now)
             raise ValidationFailed("This is not your current password.", field="current_password",
                                    keep_changes=True)
-        await self._set_password(user, new, now)
+        await self.users.update(user, now=now, password=new)
         return await self._issue(user, family_id=uuid.uuid4(), now=now)
-
-    async def _set_password(self, user: User, password: str, now: datetime) -> None:
-        await self.users.update(user, now=now, password=password)
-        # Every reset link sent before is for the old password.
-        await self.session.execute(update(PasswordReset).where(
-            PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)).values(used_at=now))
-        Outbox(self.session).publish(user.workspace_id, "user.password_changed", now, user_id=user.id)
 
     async def issue_password_reset(self, user: User, now: datetime) -> str:
         """A new reset token for ``user``, kept as its hash; the earlier ones stay good until
@@ -333,7 +331,7 @@ class AuthService:
         if reset is None or reset.used_at is not None or reset.expires_at <= now or user is None or not user.is_active:
             raise ValidationFailed("This reset link is not valid: it was used, has expired or was never sent. "
                                    "Ask for another.", field="token")
-        await self._set_password(user, new, now)
+        await self.users.update(user, now=now, password=new)
         # Whoever reads the account's email may sign in: a lockout of it is lifted.
         throttle = await self.session.get(LoginThrottle, (user.workspace_id, user.email))
         if throttle is not None:

@@ -219,18 +219,27 @@ _EN: dict[str, dict[str, str]] = {
         "{% endfor %}\n",
     ),
     "account_changed": _t(
-        "Your password{% if workspace_name %} for {{ workspace_name }}{% endif %} was changed",
-        _HI_EN + "Your password was changed{% if workspace_name %} for {{ workspace_name }}{% endif %}. "
+        "Your {{ 'email address' if change == 'email' else 'password' }}{% if workspace_name %} for "
+        "{{ workspace_name }}{% endif %} was changed",
+        _HI_EN + "{% if change == 'email' %}Our support team changed the email address of your account"
+        "{% if workspace_name %} with {{ workspace_name }}{% endif %} from {{ old_email }} to {{ new_email }}. "
+        "Emails about your requests go to {{ new_email }} from now on.\n\n"
+        "If you did not ask for this, reply to this email or contact our support team at once.\n"
+        "{% else %}Your password was changed{% if workspace_name %} for {{ workspace_name }}{% endif %}. "
         "Every other session signed in with the old one has been ended.\n\n"
         "If this was you, there is nothing more to do.\n\n"
         "If it was not, someone else knows or set your password: ask for a new one"
-        "{% if reset_url %} at {{ reset_url }}{% endif %} and tell our support team.\n",
-        _HI_EN_HTML + "<p>Your password was changed{% if workspace_name %} for <strong>{{ workspace_name }}</strong>"
+        "{% if reset_url %} at {{ reset_url }}{% endif %} and tell our support team.\n{% endif %}",
+        _HI_EN_HTML + "{% if change == 'email' %}<p>Our support team changed the email address of your account"
+        "{% if workspace_name %} with <strong>{{ workspace_name }}</strong>{% endif %} from {{ old_email }} to "
+        "{{ new_email }}. Emails about your requests go to {{ new_email }} from now on.</p>\n"
+        "<p>If you did not ask for this, reply to this email or contact our support team at once.</p>\n"
+        "{% else %}<p>Your password was changed{% if workspace_name %} for <strong>{{ workspace_name }}</strong>"
         "{% endif %}. Every other session signed in with the old one has been ended.</p>\n"
         "<p>If this was you, there is nothing more to do.</p>\n"
         "<p>If it was not, someone else knows or set your password: "
         '{% if reset_url %}<a href="{{ reset_url }}">ask for a new one</a>{% else %}ask for a new one{% endif %} '
-        "and tell our support team.</p>\n",
+        "and tell our support team.</p>\n{% endif %}",
     ),
     "mailbox_claim_removed": _t(
         "{{ address }} is no longer one of your support addresses",
@@ -424,18 +433,27 @@ _VI: dict[str, dict[str, str]] = {
         "{% endfor %}\n",
     ),
     "account_changed": _t(
-        "Mật khẩu{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã được thay đổi",
-        _HI_VI + "Mật khẩu{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã được thay đổi. "
+        "{{ 'Địa chỉ email' if change == 'email' else 'Mật khẩu' }}{% if workspace_name %} {{ workspace_name }}"
+        "{% endif %} của bạn đã được thay đổi",
+        _HI_VI + "{% if change == 'email' %}Bộ phận hỗ trợ của chúng tôi đã đổi địa chỉ email tài khoản"
+        "{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn từ {{ old_email }} sang {{ new_email }}. "
+        "Từ nay các email về yêu cầu của bạn sẽ được gửi tới {{ new_email }}.\n\n"
+        "Nếu bạn không yêu cầu việc này, hãy trả lời email này hoặc liên hệ ngay với bộ phận hỗ trợ của chúng tôi.\n"
+        "{% else %}Mật khẩu{% if workspace_name %} {{ workspace_name }}{% endif %} của bạn đã được thay đổi. "
         "Mọi phiên đăng nhập khác bằng mật khẩu cũ đã bị kết thúc.\n\n"
         "Nếu đó là bạn, bạn không cần làm gì thêm.\n\n"
         "Nếu không phải bạn, người khác đã biết hoặc đã đặt mật khẩu của bạn: hãy yêu cầu mật khẩu mới"
-        "{% if reset_url %} tại {{ reset_url }}{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.\n",
-        _HI_VI_HTML + "<p>Mật khẩu{% if workspace_name %} <strong>{{ workspace_name }}</strong>{% endif %} của bạn "
+        "{% if reset_url %} tại {{ reset_url }}{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.\n{% endif %}",
+        _HI_VI_HTML + "{% if change == 'email' %}<p>Bộ phận hỗ trợ của chúng tôi đã đổi địa chỉ email tài khoản"
+        "{% if workspace_name %} <strong>{{ workspace_name }}</strong>{% endif %} của bạn từ {{ old_email }} sang "
+        "{{ new_email }}. Từ nay các email về yêu cầu của bạn sẽ được gửi tới {{ new_email }}.</p>\n"
+        "<p>Nếu bạn không yêu cầu việc này, hãy trả lời email này hoặc liên hệ ngay với bộ phận hỗ trợ của chúng "
+        "tôi.</p>\n{% else %}<p>Mật khẩu{% if workspace_name %} <strong>{{ workspace_name }}</strong>{% endif %} của bạn "
         "đã được thay đổi. Mọi phiên đăng nhập khác bằng mật khẩu cũ đã bị kết thúc.</p>\n"
         "<p>Nếu đó là bạn, bạn không cần làm gì thêm.</p>\n"
         "<p>Nếu không phải bạn, người khác đã biết hoặc đã đặt mật khẩu của bạn: "
         '{% if reset_url %}<a href="{{ reset_url }}">hãy yêu cầu mật khẩu mới</a>{% else %}hãy yêu cầu mật khẩu mới'
-        "{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.</p>\n",
+        "{% endif %} và báo cho bộ phận hỗ trợ của chúng tôi.</p>\n{% endif %}",
     ),
     "mailbox_claim_removed": _t(
         "{{ address }} không còn là địa chỉ hỗ trợ của bạn",

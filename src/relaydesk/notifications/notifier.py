@@ -435,6 +435,28 @@ async def tell_password_changed(runtime: Runtime, session: AsyncSession, workspa
         now=now, user_id=user.id, locale=locale, key_is_new=True) is not None
 
 
+async def tell_email_changed(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID, event_id: int,
+                             payload: dict[str, Any], now: datetime) -> bool:
+    """Tells a customer, at the address staff took off their profile and at the new one
+    (``customer.email_changed``), that their email changed: the old address is where they
+    learn it if it was not their wish. Whether an email was queued."""
+    customer_id = uuid.UUID(payload["customer_id"])
+    profiles = await CustomerService(session, UserService(session, runtime.hasher)).get_many(workspace_id,
+                                                                                         {customer_id})
+    profile = profiles.get(customer_id)
+    workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
+    queued = False
+    for address in dict.fromkeys((payload["old_email"], payload["new_email"])):
+        queued |= await DeliveryService(session).queue(
+            workspace_id, channel="email", kind="account_changed", recipient=address,
+            key=f"account_changed:{event_id}:{address}", context={
+                "workspace_name": workspace.name, "recipient_name": profile.name if profile else "",
+                "change": "email", "old_email": payload["old_email"], "new_email": payload["new_email"],
+                "reset_url": ""},
+            now=now, locale=normalize_locale(profile.language if profile else None), key_is_new=True) is not None
+    return queued
+
+
 async def refuse_digest_reply(runtime: Runtime, session: AsyncSession, workspace_id: uuid.UUID,
                               payload: dict[str, Any], now: datetime) -> bool:
     """Answers an email that replied to one of ours about several tickets (inbound email

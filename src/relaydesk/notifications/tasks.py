@@ -18,6 +18,7 @@ from relaydesk.notifications.notifier import (
     refuse_digest_reply,
     send_daily_summaries,
     tell_claim_removed,
+    tell_email_changed,
     tell_password_changed,
 )
 from relaydesk.notifications.account_mail import send_password_reset
@@ -116,6 +117,11 @@ def install(runtime: Runtime) -> list[Periodic]:
         if await tell_password_changed(runtime, session, event.workspace_id, event.id, event.payload, now):
             after_commit(session, "notifications.deliver", kick_emails)
 
+    async def on_email_changed(session: AsyncSession, event: Event, now: datetime) -> None:
+        """notifications.on_email_changed: tells a customer, at both addresses, that staff changed theirs."""
+        if await tell_email_changed(runtime, session, event.workspace_id, event.id, event.payload, now):
+            after_commit(session, "notifications.deliver", kick_emails)
+
     async def on_password_reset_requested(event_id: int, workspace_id: str, type: str,
                                           payload: dict[str, Any]) -> str | None:
         """notifications.send_password_reset: a new reset token, emailed to the address."""
@@ -176,6 +182,8 @@ def install(runtime: Runtime) -> list[Periodic]:
                                      on_claim_removed)
     runtime.dispatcher.consumers.add("notifications.on_password_changed", ("user.password_changed",),
                                      on_password_changed)
+    runtime.dispatcher.consumers.add("notifications.on_email_changed", ("customer.email_changed",),
+                                     on_email_changed)
     runtime.jobs.register("notifications.send_password_reset", on_password_reset_requested)
     runtime.dispatcher.subscribe({"user.password_reset_requested": ["notifications.send_password_reset"]})
     runtime.jobs.register("notifications.daily_summary", daily_summary)

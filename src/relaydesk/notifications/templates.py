@@ -35,8 +35,9 @@ Context variables (all optional when rendering; `validate` checks templates agai
                         a daily summary) and so joined none; app_url: where to answer instead (no ticket)
   mailbox_claim_removed -- address: one the recipient's workspace had claimed, unverified, which another
                         workspace (never named) verified; to the workspace's admins (no ticket)
-  account_changed    -- change: "password" (the recipient's password was changed); reset_url: where to ask for
-                        a new one if it was not them ("" without RELAYDESK_APP_URL) (no ticket)
+  account_changed    -- change: "password" (the recipient's password was changed) or "email" (staff changed
+                        the customer's address: sent to old_email and new_email, both given); reset_url: where
+                        to ask for a new password if it was not them ("" without RELAYDESK_APP_URL) (no ticket)
 Added by this module (templates may use them; callers need not pass them):
   locale             -- the resolved locale, "en" or "vi"
   digest only: count (number of items), ticket_count, groups: list of dicts ticket (dict or None) and updates
@@ -609,7 +610,8 @@ def sample_context(kind: str) -> dict[str, Any]:
         ctx.update(address="support@bigshop.example")
     elif kind == "account_changed":
         del ctx["ticket"]
-        ctx.update(change="password", reset_url="https://help.example.com/forgot-password")
+        ctx.update(change="password", reset_url="https://help.example.com/forgot-password",
+                   old_email="minh@old.example.com", new_email="minh@new.example.com")
     elif kind == "digest":
         del ctx["ticket"]
         other = _sample_ticket(124, "Booking confirmation not received", "OPEN", "MEDIUM", "Tuan Vo")
