@@ -1,6 +1,6 @@
 """password resets: a one-time token emailed to whoever forgot their password (or never had one)
 
-Revision ID: 0024
+Revision ID: 0021
 Revises: 0020
 Create Date: 2026-12-06 08:00:00.000000
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024"
+revision = "0021"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
