@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import jwt
+import pytest
 from sqlalchemy import select
 
 from factories import PASSWORD, make_workspace
@@ -551,6 +552,18 @@ class TestSignup:
             "name": "Twin Shop", "admin_name": "A", "admin_email": f"a{i}@twin.example.com",
             "admin_password": PASSWORD})).json() for i in range(2)]
         assert bodies[0]["workspace"]["slug"] != bodies[1]["workspace"]["slug"]
+
+    @pytest.mark.parametrize("name", ["Postmaster", "Abuse", "Mailer Daemon", "Hostmaster", "No-Reply", "Relaydesk"])
+    async def test_a_name_that_slugs_to_a_role_address_gets_another_slug(self, client, name):
+        """Each workspace receives mail at <slug>@<mail domain>: role and system addresses there
+        (postmaster, abuse, ...) are the deployment's, never a stranger's inbox."""
+        r = await client.post("/api/v1/workspaces", json={"name": name, "admin_name": "A",
+                                                          "admin_email": "a@role.example.com",
+                                                          "admin_password": PASSWORD})
+        assert r.status_code == 201, r.text
+        slug = r.json()["workspace"]["slug"]
+        reserved = name.lower().replace(" ", "-")
+        assert slug != reserved and slug.startswith(reserved + "-")
 
     async def test_signup_can_be_switched_off(self, tmp_path):
         import httpx

@@ -31,6 +31,7 @@ from relaydesk.channels.models import Mailbox
 from relaydesk.core.audit import AuditEntry
 from relaydesk.core.mail import SmtpMailer
 from relaydesk.core.outbox import OutboxEvent
+from relaydesk.tenancy.models import Workspace as WorkspaceRow
 from relaydesk.notifications.delivery import EMAIL_CHANNELS
 from relaydesk.notifications.sender import deliver_due
 from relaydesk.runtime import Runtime
@@ -141,6 +142,20 @@ class TestNewTicketsByEmail:
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
             await send(listener, email("a@b.example.com", "nobody@nowhere.example", "Hi", "Hi"),
                        "nobody@nowhere.example")
+
+    async def test_role_addresses_at_the_mail_domain_are_refused_even_for_a_workspace_of_that_name(
+            self, client, runtime, listener) -> None:  # noqa: ANN001
+        """A workspace may hold such a slug from before they were reserved: the address is the
+        deployment's all the same (RFC 2142), never that workspace's tickets."""
+        ws = await make_workspace(client)
+        async with runtime.transaction() as session:
+            taken = await session.scalar(select(WorkspaceRow.id).where(WorkspaceRow.slug == "abuse"))
+            if taken is None:
+                row = await session.get(WorkspaceRow, uuid.UUID(ws.id))
+                row.slug = "abuse"
+        to = f"abuse@{runtime.settings.mail_domain}"
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await send(listener, email("a@b.example.com", to, "Hi", "Hi"), to)
 
     async def test_a_workspace_mailbox_address_receives_too(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)

@@ -15,6 +15,23 @@ from relaydesk.tenancy.models import Workspace
 from relaydesk.tenancy.schemas import SECRET_SETTINGS, WorkspaceSettings, WorkspaceSettingsPatch
 
 
+# Local parts at the mail domain that belong to the deployment, not to a workspace (every
+# workspace receives mail at <slug>@<mail domain>): RFC 2142's role mailboxes, the mail
+# system's own (bounces come from mailer-daemon; certificate authorities validate a domain
+# through admin@, hostmaster@ and the like), and the product's own names.
+RESERVED_SLUGS = frozenset({
+    # RFC 2142
+    "info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster", "hostmaster",
+    "usenet", "news", "webmaster", "www", "uucp", "ftp",
+    # mail systems and domain validation
+    "mailer-daemon", "mail-daemon", "mailerdaemon", "root", "admin", "administrator", "sysadmin",
+    "ssladmin", "ssl-admin", "webadmin", "daemon", "nobody", "noreply", "no-reply", "donotreply",
+    "do-not-reply", "bounce", "bounces", "dmarc", "listserv", "majordomo",
+    # the product
+    "relaydesk", "relay-desk",
+})
+
+
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
@@ -32,7 +49,7 @@ class WorkspaceService:
 
     async def create(self, name: str, now: datetime) -> Workspace:
         slug = slugify(name)
-        if await self._slug_taken(slug):
+        if slug in RESERVED_SLUGS or await self._slug_taken(slug):
             slug = f"{slug[:53]}-{secrets.token_hex(3)}"
         workspace = Workspace(name=name, slug=slug, created_at=now, settings={})
         self.session.add(workspace)
