@@ -565,6 +565,13 @@ class TestSignup:
         reserved = name.lower().replace(" ", "-")
         assert slug != reserved and slug.startswith(reserved + "-")
 
+    async def test_a_vietnamese_name_keeps_its_letters_in_the_slug(self, client):
+        r = await client.post("/api/v1/workspaces", json={"name": "Đơn Hàng Shop Øst Łódź Straße Æble Œuvre Þing",
+                                                          "admin_name": "A", "admin_email": "a@don.example.com",
+                                                          "admin_password": PASSWORD})
+        assert r.status_code == 201, r.text
+        assert r.json()["workspace"]["slug"].startswith("don-hang-shop-ost-lodz-strasse-aeble-oeuvre-thing")
+
     async def test_signup_can_be_switched_off(self, tmp_path):
         import httpx
 
