@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -213,3 +214,51 @@ async def test_a_lone_surrogate_in_free_form_json_is_refused_where_it_is(client,
     assert [e["field"] for e in r.json()["errors"]] == [field], r.text
     customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
     assert [(c["email"], c["metadata"]) for c in customers] == [(cust.email, {"k": "kept"})]
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "field"), [
+    ("POST", "/api/v1/customers", b'{"name":"d","email":"dp254@a.example.com","metadata":{"k":' + _nested(254) + b"}}",
+     "metadata.k" + ".0" * 31),
+    ("POST", "/api/v1/customers", b'{"name":"d","email":"dp900@a.example.com","metadata":{"k":' + _nested(900)
+     + b"}}", "metadata.k" + ".0" * 31),
+    ("POST", "/api/v1/customers", b'{"name":"d","email":"dp33@a.example.com","metadata":{"o":[1,{"k":'
+     + _nested(30) + b"}]}}", "metadata.o.1.k" + ".0" * 29),
+    ("PATCH", "/api/v1/customers/{customer}", b'{"metadata":{"k":' + _nested(254) + b"}}", "metadata.k" + ".0" * 31),
+    ("POST", "/api/v1/notification-templates/reply_to_customer/en/preview",
+     b'{"context":{"k":' + _nested(100) + b"}}", "context.k" + ".0" * 31),
+])
+async def test_free_form_json_nested_too_deep_is_refused_where_it_is(client, method, path, raw, field):
+    """Free-form JSON is stored and sent on (orjson stops at 255 levels): past 32 levels it is
+    refused naming where it first goes too deep, not a 500 when it is written."""
+    ws = await make_workspace(client)
+    cust = await ws.customer(login=False, metadata={"k": "kept"})
+    r = await client.request(method, path.format(customer=cust.customer_id), content=raw,
+                             headers={**ws.admin.headers, "content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    customers = (await client.get("/api/v1/customers", headers=ws.admin.headers)).json()["items"]
+    assert [(c["email"], c["metadata"]) for c in customers] == [(cust.email, {"k": "kept"})]
+
+
+async def test_free_form_json_at_the_depth_limit_is_kept(client):
+    ws = await make_workspace(client)
+    metadata: dict[str, Any] = {"k": "deep"}
+    for _ in range(31):  # with "k", 32 levels below metadata
+        metadata = {"k": [metadata["k"]]}
+    r = await client.post("/api/v1/customers", json={"name": "d", "email": "dp32@a.example.com", "metadata": metadata},
+                          headers=ws.admin.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["metadata"] == metadata
+
+
+async def test_a_body_nested_past_what_the_parser_takes_is_malformed_json(client):
+    ws = await make_workspace(client)
+    raw = b'{"name":"d","email":"dp1k@a.example.com","metadata":{"k":' + _nested(5000) + b"}}"
+    r = await client.post("/api/v1/customers", content=raw,
+                          headers={**ws.admin.headers, "content-type": "application/json"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", r.text
+    assert r.json()["code"] == "malformed_json" and r.json()["errors"][0]["field"] == "body", r.text

@@ -132,6 +132,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # The parser gives up on JSON nested about a thousand deep, and FastAPI turns
+            # that into a bare 400: it is a body we cannot read, like any other.
+            return problem(400, "malformed_json", "Malformed JSON", "The request body nests too deeply to read.",
+                           errors=[{"field": "body", "message": "nested too deeply"}])
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         headers = getattr(exc, "headers", None)

@@ -56,6 +56,30 @@ def _lone_surrogates(value: Any, at: tuple[str | int, ...]) -> Iterator[tuple[st
             yield from _lone_surrogates(item, (*at, index))
 
 
+# How deep free-form JSON (customer metadata, a preview's context) may nest. Real data
+# nests a few levels; orjson, which writes JSON columns, stops at 255, and every walk over
+# the value (and the renderer's) recurses once per level.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(value: Any, at: tuple[str | int, ...] = (), depth: int = 1) -> tuple[str | int, ...] | None:
+    """Where free-form JSON first nests past ``MAX_JSON_DEPTH`` (the field's own value is
+    level 1), if it does; it looks no deeper than that."""
+    if isinstance(value, dict):
+        items: Iterator[tuple[str | int, Any]] = iter(value.items())
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    if depth > MAX_JSON_DEPTH:
+        return at
+    for key, item in items:
+        found = _too_deep(item, (*at, key), depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped. Control
     characters other than tab and line breaks are dropped from text: nobody types them,
@@ -71,12 +95,18 @@ class Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _text_in_free_form_json(cls, value: Any) -> Any:
-        """JSON's "\\ud800" escape parses to a lone surrogate, which no UTF-8 text holds:
+        """Free-form JSON nested past ``MAX_JSON_DEPTH`` is refused where it goes too deep.
+        JSON's "\\ud800" escape parses to a lone surrogate, which no UTF-8 text holds:
         a typed string refuses it already (string_unicode), but free-form JSON (customer
         metadata, a preview's context) would carry it on to fail in the database or the
         renderer. Refused where it is (``metadata.k``), as a typed string would be."""
         if not isinstance(value, (dict, list)):
             return value
+        too_deep = _too_deep(value)
+        if too_deep is not None:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(type=PydanticCustomError(
+                "json_too_deep", "Input nests deeper than {limit} levels", {"limit": MAX_JSON_DEPTH}),
+                loc=too_deep, input="")])
         found = [InitErrorDetails(type=PydanticCustomError(
             "string_unicode", "Input should be valid text: it holds a lone UTF-16 surrogate"), loc=at, input="")
             for at in _lone_surrogates(value, ())]
