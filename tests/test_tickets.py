@@ -74,6 +74,19 @@ class TestCreate:
         r = await client.get("/api/v1/tickets/T-000002", headers=ca.headers)
         assert r.status_code == 200 and r.json()["number"] == "T-000002"
 
+    @pytest.mark.parametrize("field", ["channel", "priority", "tags"])
+    async def test_a_customer_cannot_choose_what_routing_decides_by(self, client, field):
+        """Assignment rules match on channel, priority and tags: a customer's own ticket is
+        opened on the web, and what routing reads of it is not theirs to choose."""
+        ws = await make_workspace(client)
+        cust = await ws.customer()
+        chosen = {"channel": "phone", "priority": "URGENT", "tags": ["vip"]}[field]
+        r = await client.post("/api/v1/tickets", headers=cust.headers,
+                              json={"subject": "Call me", "description": "Please.", field: chosen})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+        assert (await client.get("/api/v1/tickets", headers=ws.admin.headers)).json()["items"] == []
+        assert (await ws.ticket(cust))["channel"] == "web"
+
     async def test_agent_opens_on_behalf_of_a_customer(self, client):
         ws = await make_workspace(client)
         agent = await ws.staff()

@@ -152,8 +152,8 @@ class ChatService:
         first_line = message.strip().splitlines()[0] if message.strip() else "Chat"
         try:
             ticket = await self.tickets.create(principal, TicketIn(
-                subject=(subject or first_line)[:120] or "Chat", description=text_to_html(message),
-                channel=Channel.CHAT), now)
+                subject=(subject or first_line)[:120] or "Chat", description=text_to_html(message)),
+                now, channel=Channel.CHAT)
         except ValidationFailed as exc:  # the visitor wrote a message, not a ticket's description
             raise ValidationFailed(exc.detail, field="message" if exc.field == "description" else exc.field) from None
         # Tags are staff's to set; Relaydesk itself marks whom it could not verify.

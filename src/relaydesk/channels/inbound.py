@@ -179,7 +179,7 @@ class InboundMailService:
                 subject=((parsed.forwarded_subject if forwarded_by else parsed.subject).strip()
                          or "(no subject)")[:MAX_SUBJECT],
                 description=description,
-                channel=Channel.EMAIL, attachment_ids=attachment_ids), now, external_id=parsed.message_id,
+                attachment_ids=attachment_ids), now, channel=Channel.EMAIL, external_id=parsed.message_id,
                 acknowledge=not (parsed.mailing_list or flooding or parsed.null_sender))
             self._note_left_out(created, row, left_out, now, cut=cut)
             if forwarded_by is not None:

@@ -134,8 +134,8 @@ class TextChannelService:
         body = cut_markup(body, MAX_BODY)
         if ticket is None:
             first_line = text.splitlines()[0][:80]
-            ticket = await self.tickets.create(principal, TicketIn(subject=first_line, description=body,
-                                                                   channel=channel), now, external_id=external_id)
+            ticket = await self.tickets.create(principal, TicketIn(subject=first_line, description=body), now,
+                                               external_id=external_id, channel=channel)
         else:
             posted = await self.tickets.post_message(principal, ticket.id, MessageIn(body=body), now,
                                                      channel=channel, external_id=external_id)

@@ -242,9 +242,8 @@ async def _seed(runtime: Runtime, console: Console) -> list[Login]:
             # Customers without a portal login wrote in by email: their first message is
             # theirs, as the email channel would have stored it.
             opener = customers.get(cust) or await customer_service.principal_for(profiles[cust], at)
-            body = TicketIn(subject=subject, description=description, category_id=category_ids[category],
-                            channel=Channel.WEB if cust in customers else Channel.EMAIL)
-            ticket = await tickets.create(opener, body, at)
+            body = TicketIn(subject=subject, description=description, category_id=category_ids[category])
+            ticket = await tickets.create(opener, body, at, channel=Channel.WEB if cust in customers else Channel.EMAIL)
             ref = str(ticket.id)
             for action in steps:
                 at += step

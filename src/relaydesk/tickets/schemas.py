@@ -30,7 +30,8 @@ class TicketIn(Input):
     )
     priority: Priority | None = Field(default=None, description="Defaults to the category's, else MEDIUM.")
     category_id: uuid.UUID | None = None
-    channel: Channel | None = Field(default=None, description="Defaults to web for customers, api for staff.")
+    channel: Channel | None = Field(default=None,
+                                    description="Staff only (a customer's own ticket is web); defaults to api.")
     tags: Tags = Field(default_factory=list)
     assignee_id: uuid.UUID | None = None
     team_id: uuid.UUID | None = None

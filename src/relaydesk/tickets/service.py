@@ -155,27 +155,31 @@ class TicketService:
     # -- create ------------------------------------------------------------------------
     async def create(self, principal: Principal, data: TicketIn, now: datetime, *,
                      external_id: str | None = None, acknowledge: bool = True,
-                     author: Principal | None = None) -> Ticket:
-        """``external_id``: the Message-ID of the email the ticket arrived as.
+                     author: Principal | None = None, channel: Channel | None = None) -> Ticket:
+        """``channel``: the one the ticket came in on (email, chat, a text), as the channel
+        that received it says; a customer cannot choose one in ``data``.
+        ``external_id``: the Message-ID of the email the ticket arrived as.
         ``acknowledge``: whether the requester is told it arrived (not when an automatic
         answer could go to a whole mailing list, or answer automatic mail: a loop).
         ``author``: as for ``post_message``."""
         ws = principal.workspace_id
         writer = author or principal
         if principal.is_customer:
-            staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags"} & data.model_fields_set
+            # Channel too: assignment rules match on it, and a customer's own ticket is on the web.
+            staff_only = {"requester_id", "assignee_id", "team_id", "priority", "tags", "channel"} \
+                & data.model_fields_set
             if staff_only:
                 field = sorted(staff_only)[0]
                 raise ValidationFailed("Customers cannot set this when opening a ticket.", field=field)
             requester = await self.customers.for_user(principal)
-            channel = data.channel or Channel.WEB
+            channel = channel or Channel.WEB
         else:
             if data.requester_id is None:
                 raise ValidationFailed("Staff must name the customer the ticket is for.", field="requester_id")
             requester = (await self.customers.get_many(ws, {data.requester_id})).get(data.requester_id)
             if requester is None or requester.deleted_at is not None:
                 raise ValidationFailed("No such customer in this workspace.", field="requester_id")
-            channel = data.channel or Channel.API
+            channel = channel or data.channel or Channel.API
         category = await self.categories.find(ws, data.category_id) if data.category_id else None
         if data.category_id and category is None:
             raise ValidationFailed("No such category in this workspace.", field="category_id")
@@ -567,8 +571,8 @@ class TicketService:
         subject = closed.subject if closed.subject.lower().startswith("re:") else f"Re: {closed.subject}"
         ticket = await self.create(principal, TicketIn(
             subject=subject[:500], description=data.body, category_id=closed.category_id,
-            attachment_ids=data.attachment_ids, channel=channel,
-        ), now, external_id=external_id, author=author, acknowledge=acknowledge)
+            attachment_ids=data.attachment_ids,
+        ), now, external_id=external_id, author=author, acknowledge=acknowledge, channel=channel)
         ticket.follow_up_of_id = closed.id
         ticket.team_id = ticket.team_id or closed.team_id
         changes: dict[str, tuple[object, object]] = {"follow_up_of_id": (None, closed.id)}
