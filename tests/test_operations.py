@@ -26,6 +26,26 @@ async def test_health_and_readiness(client):
     assert r.status_code == 200 and r.json() == {"status": "ready"}
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/widget.js", "/api/v1/openapi.json"])
+async def test_head_is_answered_wherever_get_is(client, path):
+    """Uptime checks and load balancers probe with HEAD: the GET's status and headers, no body."""
+    got = await client.get(path)
+    r = await client.head(path)
+    assert r.status_code == got.status_code == 200, r.text
+    assert r.content == b"" and r.headers["content-type"] == got.headers["content-type"]
+    assert r.headers["content-length"] == str(len(got.content))
+
+
+async def test_head_on_a_path_without_get_is_405_naming_what_it_takes(client):
+    r = await client.head("/api/v1/auth/login")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    ws = await make_workspace(client)
+    r = await client.head("/api/v1/tickets", headers=ws.admin.headers)
+    assert r.status_code == 200 and r.content == b""
+    r = await client.put("/api/v1/tickets", headers=ws.admin.headers)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, POST"
+
+
 async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
     import httpx
 

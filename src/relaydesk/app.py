@@ -24,6 +24,7 @@ from relaydesk.channels.chat_api import router as chat_router
 from relaydesk.channels.messaging_api import router as messaging_router
 from relaydesk.config import Settings
 from relaydesk.core.heap import settle_after_start
+from relaydesk.core.http import AnswerHead
 from relaydesk.core.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from relaydesk.core.problems import RefuseNul, install_problem_handlers, problem
 from relaydesk.customers.api import router as customers_router
@@ -51,7 +52,8 @@ class _Relaydesk(FastAPI):
         # Around Starlette's outermost ServerErrorMiddleware, which answers an unhandled
         # error with the 500 handler: inside it, that answer went out without X-Request-ID
         # and its traceback was logged without the request id.
-        return RequestContextMiddleware(super().build_middleware_stack(), metrics=self.state.runtime.metrics)
+        return RequestContextMiddleware(AnswerHead(super().build_middleware_stack()),
+                                        metrics=self.state.runtime.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk.core.errors import ValidationFailed
 
@@ -26,3 +27,25 @@ def uuid_cursor(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(cursor)
     except ValueError:
         raise ValidationFailed("The cursor is not one this server gave out.", field="cursor") from None
+
+
+class AnswerHead:
+    """HEAD is answered wherever GET is: the GET's status and headers (its length too),
+    without the body. Uptime checks and load balancers probe with HEAD, and FastAPI's
+    routes, unlike Starlette's, take only the methods they are declared with."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)

@@ -72,8 +72,11 @@ def _allowed_methods(request: Request) -> str:
     """Every method the path takes. Starlette's 405 names only the methods of the first
     route with the path, and GET and POST /mailboxes are two routes."""
     routes = request.app.router.routes
-    return ", ".join(method for method in _METHODS
-                     if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes))
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+    if "GET" in allowed and "HEAD" not in allowed:  # answered for every GET (core.http.AnswerHead)
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return ", ".join(allowed)
 
 
 def _invalid(errors: list[dict[str, str]]) -> ProblemResponse:
