@@ -148,6 +148,9 @@ async def test_accepted_kinds_round_trip(client: httpx.AsyncClient, name: str, d
         got.content.decode(charset)  # and it reads as that
     assert got.headers["content-disposition"] == f"{disposition}; filename*=UTF-8''{quote(name)}"
     assert got.headers["x-content-type-options"] == "nosniff"
+    # Opened on its own (an HTML or PDF file, a link someone follows), a file runs no script
+    # and reaches nothing as the app; an <img> in the app still shows an image.
+    assert got.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert "private" in got.headers["cache-control"]
 
 

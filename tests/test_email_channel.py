@@ -118,6 +118,8 @@ class TestNewTicketsByEmail:
         assert row["status"] == "processed" and row["ticket_id"] == ticket["id"] and row["source"] == "smtp"
         raw = await client.get(f"/api/v1/inbound-emails/{row['id']}/raw", headers=ws.admin.headers)
         assert raw.headers["content-type"].startswith("message/rfc822") and b"order 5521" in raw.content
+        assert raw.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert raw.headers["x-content-type-options"] == "nosniff"
 
     async def test_a_web_forms_mail_is_answered_at_its_reply_to(
             self, client, runtime, settle, listener, smtp_sink) -> None:  # noqa: ANN001

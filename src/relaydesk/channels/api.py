@@ -21,7 +21,7 @@ from relaydesk.channels.schemas import (
 )
 from relaydesk.channels.service import MailboxService
 from relaydesk.channels.tasks import inbound_service
-from relaydesk.core.http import Cursor, Limit, now
+from relaydesk.core.http import DOWNLOAD_HEADERS, Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.uow import SessionDep
 from relaydesk.identity.deps import AdminPrincipal, StaffPrincipal
@@ -99,7 +99,7 @@ async def raw_inbound(inbound_id: uuid.UUID, principal: StaffPrincipal, request:
                       session: SessionDep) -> Response:
     row = await inbound_service(request.app.state.runtime, session).get(principal, inbound_id)
     return Response(row.raw, media_type="message/rfc822",
-                    headers={"Content-Disposition": f'attachment; filename="{row.id}.eml"'})
+                    headers={"Content-Disposition": f'attachment; filename="{row.id}.eml"', **DOWNLOAD_HEADERS})
 
 
 @router.post("/inbound-emails/{inbound_id}/retry", response_model=InboundEmailOut, tags=["email"],

@@ -11,6 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaydesk.core.errors import ValidationFailed
 
+# Files people sent, served back as they are. Opened on their own (a link followed, an
+# HTML or PDF file), they run no script and load nothing as the app: the policy binds the
+# file's own page, so an image still shows in an <img> on the app's.
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
+
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1–200).")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` from the previous page.")]
 

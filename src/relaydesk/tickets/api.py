@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.agents.service import AgentService, TeamService
 from relaydesk.core.errors import ValidationFailed
-from relaydesk.core.http import Cursor, Limit, now
+from relaydesk.core.http import DOWNLOAD_HEADERS, Cursor, Limit, now
 from relaydesk.core.pagination import decode_keyset, encode_keyset
 from relaydesk.core.schemas import Page, RangeEnd, RangeStart
 from relaydesk.core.uow import SessionDep
@@ -243,8 +243,7 @@ async def download(attachment_id: uuid.UUID, principal: CurrentPrincipal, reques
         media_type += "; charset=windows-1252"
     return Response(got.data, media_type=media_type, headers={
         "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(a.filename)}",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, max-age=0",
+        "Cache-Control": "private, max-age=0", **DOWNLOAD_HEADERS,
     })
 
 
