@@ -845,3 +845,26 @@ async def test_open_work_counts_follow_a_transactions_own_changes(client, runtim
         told, fresh = await counted_then_fresh()
         assert told == fresh == {agents[0]: 1, agents[1]: 2}, (told, fresh)
         await session.rollback()
+
+
+async def test_customers_see_of_categories_only_what_they_choose_by(client):
+    """A customer picks a category when opening a ticket; which team and skills and SLA it
+    routes to, and the priority it starts at, are how the support team works inside."""
+    ws = await make_workspace(client)
+    team = (await client.post("/api/v1/teams", json={"name": "Billing"}, headers=ws.admin.headers)).json()
+    parent = (await client.post("/api/v1/categories", json={"name": "Money"}, headers=ws.admin.headers)).json()
+    r = await client.post("/api/v1/categories", headers=ws.admin.headers, json={
+        "name": "Refunds", "description": "Money back", "parent_id": parent["id"], "default_priority": "HIGH",
+        "team_id": team["id"], "required_skills": ["billing"]})
+    assert r.status_code == 201, r.text
+    refunds = r.json()
+    cust = await ws.customer()
+    [seen] = [c for c in (await client.get("/api/v1/categories", headers=cust.headers)).json()["items"]
+              if c["id"] == refunds["id"]]
+    one = (await client.get(f"/api/v1/categories/{refunds['id']}", headers=cust.headers)).json()
+    for shown in (seen, one):
+        assert (shown["name"], shown["description"], shown["parent_id"]) == ("Refunds", "Money back", parent["id"])
+        assert (shown["team_id"], shown["sla_policy_id"], shown["required_skills"], shown["default_priority"]) == \
+            (None, None, None, None)
+    staff = (await client.get(f"/api/v1/categories/{refunds['id']}", headers=ws.admin.headers)).json()
+    assert (staff["team_id"], staff["required_skills"], staff["default_priority"]) == (team["id"], ["billing"], "HIGH")

@@ -27,6 +27,7 @@ from relaydesk.tickets.schemas import (
     CategoryIn,
     CategoryOut,
     CategoryPatch,
+    category_shown_to,
     MessageIn,
     MessageOut,
     MessagePostedOut,
@@ -269,12 +270,13 @@ async def create_category(body: CategoryIn, principal: CurrentPrincipal, request
 
 @router.get("/categories", response_model=Page[CategoryOut], tags=["categories"], summary="All categories")
 async def list_categories(principal: CurrentPrincipal, request: Request, session: SessionDep) -> dict:
-    return {"items": await category_service(request, session).list(principal), "next_cursor": None}
+    categories = await category_service(request, session).list(principal)
+    return {"items": [category_shown_to(principal, c) for c in categories], "next_cursor": None}
 
 
 @router.get("/categories/{category_id}", response_model=CategoryOut, tags=["categories"], summary="One category")
 async def get_category(category_id: uuid.UUID, principal: CurrentPrincipal, request: Request, session: SessionDep):  # noqa: ANN201
-    return await category_service(request, session).get(principal, category_id)
+    return category_shown_to(principal, await category_service(request, session).get(principal, category_id))
 
 
 @router.patch("/categories/{category_id}", response_model=CategoryOut, tags=["categories"],

@@ -193,8 +193,22 @@ class CategoryOut(Output):
     name: str
     description: str
     parent_id: uuid.UUID | None
-    default_priority: Priority
-    required_skills: list[str]
+    default_priority: Priority | None = Field(description="Staff only: null for customers, as are the required "
+                                                          "skills, the team and the SLA policy.")
+    required_skills: list[str] | None
     team_id: uuid.UUID | None
     sla_policy_id: uuid.UUID | None
     created_at: datetime
+
+
+# How tickets in a category are routed: the support team's own business.
+STAFF_ONLY_CATEGORY_FIELDS = {"default_priority": None, "required_skills": None, "team_id": None,
+                              "sla_policy_id": None}
+
+
+def category_shown_to(principal: Principal, category: Any) -> Any:
+    """Whole for staff; for customers, what they choose a category by (its name,
+    description and place), not where it routes their ticket."""
+    if not principal.is_customer:
+        return category
+    return CategoryOut.model_validate(category).model_copy(update=STAFF_ONLY_CATEGORY_FIELDS)
