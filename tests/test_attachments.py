@@ -8,13 +8,16 @@ import re
 import struct
 import zipfile
 import zlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+import structlog.testing
 from factories import Actor, make_workspace, random_id
+from relaydesk.tickets import tasks as ticket_tasks
 
 API = "/api/v1"
 
@@ -421,3 +424,42 @@ async def test_attachments_of_a_deleted_ticket_are_not_served(client: httpx.Asyn
     assert r.status_code == 204, r.text
     for who in (customer, ws.admin):
         problem(await client.get(f"{API}/attachments/{photo['id']}", headers=who.headers), 404, "not_found")
+
+
+async def test_uploads_never_attached_are_deleted_after_a_day(client: httpx.AsyncClient, runtime, clock,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload is for a message about to be written: one left unattached (a reply given up,
+    a script uploading at will) would fill the disk for ever."""
+    async def sweep() -> None:
+        await runtime.jobs.enqueue("tickets.sweep_uploads")
+        await runtime.jobs.wait_idle()
+
+    clock.advance(timedelta(hours=25))
+    await sweep()  # what earlier tests left unattached: this test counts its own
+    ws = await make_workspace(client)
+    agent = await ws.staff("agent")
+    ticket = await ws.ticket(ws.admin)
+    kept = await uploaded(client, agent, "label.pdf", b"%PDF-1.4 kept")
+    assert (await ws.reply(agent, ticket["id"], "Label attached.", attachment_ids=[kept["id"]])).status_code == 201
+    files_before = stored_files(runtime)
+    abandoned = await uploaded(client, agent, "draft.pdf", b"%PDF-1.4 abandoned")
+    [abandoned_file] = stored_files(runtime) - files_before
+
+    clock.advance(timedelta(hours=23))
+    await ws.relogin(agent)
+    recent = await uploaded(client, agent, "later.pdf", b"%PDF-1.4 recent")
+    await sweep()
+    assert (await client.get(abandoned["download_url"], headers=agent.headers)).status_code == 200
+    clock.advance(timedelta(hours=1, minutes=1))
+    logged = structlog.testing.CapturingLogger()  # the suite logs from WARNING up; the operator's from INFO
+    monkeypatch.setattr(ticket_tasks, "log", logged)
+    await sweep()
+    await ws.relogin(agent)
+    assert (await client.get(abandoned["download_url"], headers=agent.headers)).status_code == 404
+    for still in (kept, recent):
+        assert (await client.get(still["download_url"], headers=agent.headers)).status_code == 200
+    assert not abandoned_file.exists() and files_before <= stored_files(runtime)
+    r = await ws.reply(agent, ticket["id"], "Draft attached.", attachment_ids=[abandoned["id"]])
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "attachment_ids"
+    assert [(c.method_name, c.args, c.kwargs) for c in logged.calls] == [
+        ("info", ("unattached_uploads_deleted",), {"deleted": 1})]

@@ -9,10 +9,10 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import filetype
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaydesk.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -123,6 +123,10 @@ def safe_filename(name: str) -> str:
     return name or "file"
 
 
+# An upload is for a message about to be written; one no message took by then was given up.
+UNATTACHED_UPLOADS_KEPT = timedelta(hours=24)
+
+
 @dataclass(frozen=True, slots=True)
 class Download:
     attachment: Attachment
@@ -179,6 +183,22 @@ class AttachmentService:
             Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids),
             Message.ticket_id == ticket_id, Message.internal.is_(False), Message.deleted_at.is_(None),
         )))
+
+    async def delete_unattached(self, now: datetime, *, limit: int) -> list[str]:
+        """Removes uploads no message took within ``UNATTACHED_UPLOADS_KEPT``, at most
+        ``limit``; returns their storage keys, whose files go once this is committed (a
+        rollback must not leave rows whose bytes are gone)."""
+        stale = select(Attachment.id).where(
+            Attachment.message_id.is_(None), Attachment.created_at < now - UNATTACHED_UPLOADS_KEPT,
+        ).order_by(Attachment.created_at).limit(limit)
+        # Checked again as it is deleted: a message may take one meanwhile, and keeps it.
+        return list(await self.session.scalars(delete(Attachment).where(
+            Attachment.id.in_(list(await self.session.scalars(stale))), Attachment.message_id.is_(None),
+        ).returning(Attachment.storage_key)))
+
+    async def delete_files(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.files.delete(key)
 
     async def read(self, attachment: Attachment) -> bytes:
         return await self.files.get(attachment.storage_key)
