@@ -159,6 +159,18 @@ class TestNewTicketsByEmail:
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
             await send(listener, email("a@b.example.com", to, "Hi", "Hi"), to)
 
+    async def test_a_workspace_called_support_from_before_keeps_its_mail(
+            self, client, runtime, settle, listener) -> None:  # noqa: ANN001
+        """"support" is no longer given out, but is no operator's address: a merchant who
+        had it before the list existed goes on receiving there."""
+        ws = await make_workspace(client)
+        async with runtime.transaction() as session:  # each test has a database of its own
+            (await session.get(WorkspaceRow, uuid.UUID(ws.id))).slug = "support"
+        to = f"support@{runtime.settings.mail_domain}"
+        await send(listener, email("x@customers.example.com", to, "Still here", "Hello"), to)
+        await settle()
+        assert [t["subject"] for t in await tickets(client, ws)] == ["Still here"]
+
     async def test_a_workspace_mailbox_address_receives_too(self, client, runtime, settle, listener) -> None:  # noqa: ANN001
         ws = await make_workspace(client)
         own = f"help-{uuid.uuid4().hex[:6]}@acme.example.com"

@@ -24,7 +24,7 @@ from relaydesk.core.schemas import Email
 from relaydesk.core.targets import UnsafeTarget, check_host
 from relaydesk.identity.service import normalise_email
 from relaydesk.tenancy.models import Workspace
-from relaydesk.tenancy.service import RESERVED_SLUGS, WorkspaceService
+from relaydesk.tenancy.service import OPERATOR_ADDRESSES, WorkspaceService
 
 log = structlog.get_logger("relaydesk.email")
 
@@ -79,9 +79,9 @@ class MailboxService:
             # Only the built-in addresses live there, each its own workspace's: a mailbox
             # row in it (saved before such addresses were refused) must not divert them.
             local, _, domain = address.rpartition("@")
-            # A workspace may hold a reserved slug from before it was reserved: the role
+            # A workspace may hold a reserved slug from before it was reserved: an operator's
             # address is the deployment's all the same, and is refused like any unknown one.
-            built_in = bool(local) and domain == _domain_of(mail_domain) and local not in RESERVED_SLUGS
+            built_in = bool(local) and domain == _domain_of(mail_domain) and local not in OPERATOR_ADDRESSES
             workspace = await WorkspaceService(self.session).find(local) if built_in else None
             return (workspace.id, None) if workspace is not None else None
         # Several workspaces may claim an address until one verifies it: the verified one

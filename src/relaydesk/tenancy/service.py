@@ -32,6 +32,17 @@ RESERVED_SLUGS = frozenset({
 })
 
 
+# Of those, the addresses other mail systems and people write to about the deployment
+# itself (RFC 2142's mail, abuse and security contacts, bounces, DMARC reports): refused at
+# the listener even for a workspace that got such a slug before slugs were reserved. The
+# rest are only never given out again: a workspace called "Support" from before keeps
+# receiving its mail at support@.
+OPERATOR_ADDRESSES = frozenset({
+    "postmaster", "hostmaster", "abuse", "noc", "security", "mailer-daemon", "mail-daemon", "mailerdaemon",
+    "root", "dmarc", "bounce", "bounces",
+})
+
+
 # Letters NFKD leaves whole (they are letters of their own, not a letter with a mark), which
 # dropping as non-ASCII would cut from the slug: "Đơn Hàng" would be "on-hang".
 _OWN_LETTERS = str.maketrans({"đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
