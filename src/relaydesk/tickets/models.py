@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relaydesk.core.db import Base, IdMixin, SoftDelete, Timestamps, WorkspaceScoped
@@ -102,7 +102,12 @@ class Attachment(IdMixin, WorkspaceScoped, Base):
     from then on is visible exactly to those who may see that message."""
 
     __tablename__ = "attachments"
-    __table_args__ = (Index(None, "workspace_id", "message_id"), Index(None, "workspace_id", "uploader_id"))
+    __table_args__ = (
+        Index(None, "workspace_id", "message_id"), Index(None, "workspace_id", "uploader_id"),
+        # The hourly sweep of uploads no message took reads only those, oldest first.
+        Index("ix_attachments_unattached", "created_at",
+              sqlite_where=text("message_id IS NULL"), postgresql_where=text("message_id IS NULL")),
+    )
 
     uploader_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
