@@ -65,18 +65,26 @@ def verification_email(*, address: str, mailbox_id: uuid.UUID, code: str, worksp
         f"    {code}\n\n"
         f"If you did not expect this email, someone else typed your address: ignore it. Nothing is sent from "
         f"{address} unless it is verified.\n")
+    message = automatic_email(text, subject=f"Verify {address} for {workspace_name} on Relaydesk", to=address,
+                              sender=built_in, workspace_id=workspace_id, workspace_name=workspace_name,
+                              nonce_prefix="v", secret=secret, mail_domain=mail_domain, now=now)
+    message[VERIFICATION_HEADER] = code
+    return message
+
+
+def automatic_email(text: str, *, subject: str, to: str, sender: str, workspace_id: uuid.UUID, workspace_name: str,
+                    nonce_prefix: str, secret: str, mail_domain: str, now: datetime) -> Message:
+    """A plain-text email a workspace sends by itself, about no one ticket (a verification,
+    a password reset): marked automatic, so responders leave it be and ours never loop."""
     message = MIMEText(text, "plain", _QUOTED_PRINTABLE_UTF8)
-    message["From"] = formataddr((workspace_name, built_in), charset="utf-8")
-    message["To"] = ascii_form(address)
-    subject = f"Verify {address} for {workspace_name} on Relaydesk"
+    message["From"] = formataddr((workspace_name, sender), charset="utf-8")
+    message["To"] = ascii_form(to)
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["Date"] = format_datetime(now)
     # Anchored on the workspace, as mail about no one ticket is: a bounce of it is ours.
-    nonce = "v" + secrets.token_hex(8)
-    message["Message-ID"] = "<" + make_message_id(workspace_id, nonce, secret=secret, domain=mail_domain,
-                                                  recipient=address) + ">"
+    message["Message-ID"] = "<" + make_message_id(workspace_id, nonce_prefix + secrets.token_hex(8), secret=secret,
+                                                  domain=mail_domain, recipient=to) + ">"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message[LOOP_HEADER] = str(workspace_id)
-    message[VERIFICATION_HEADER] = code
     return message

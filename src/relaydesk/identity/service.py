@@ -312,6 +312,15 @@ class AuthService:
         await self.users.update(user, now=now, password=new)
         return await self._issue(user, family_id=uuid.uuid4(), now=now)
 
+    async def ask_password_reset(self, workspace: str, email: str, now: datetime) -> None:
+        """Queues the reset email for ``email`` in the workspace whose slug is ``workspace``.
+        The job decides whether the address has (or, for a customer, gets) a sign-in and
+        makes the token: neither shows in the caller's answer or its timing, nor sits in
+        the outbox."""
+        ws = await WorkspaceService(self.session).find(workspace)
+        if ws is not None:
+            Outbox(self.session).publish(ws.id, "user.password_reset_requested", now, email=normalise_email(email))
+
     async def issue_password_reset(self, user: User, now: datetime) -> str:
         """A new reset token for ``user``, kept as its hash; the earlier ones stay good until
         they expire (two emails crossing must not make the first link fail)."""

@@ -4,21 +4,14 @@ in the outbox or the delivery log (as a mailbox's verification code)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime
-from email.charset import QP, Charset
-from email.header import Header
 from email.message import Message
-from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
 import structlog
 
-from relaydesk.channels.mime import LOOP_HEADER
-from relaydesk.channels.threading import make_message_id
-from relaydesk.channels.verification import ascii_form
+from relaydesk.channels.verification import automatic_email
 from relaydesk.core.mail import MailError
 from relaydesk.customers.service import CustomerService
 from relaydesk.identity.service import PASSWORD_RESET_TTL
@@ -31,9 +24,6 @@ if TYPE_CHECKING:
     from relaydesk.runtime import Runtime
 
 log = structlog.get_logger("relaydesk.auth")
-
-_QUOTED_PRINTABLE_UTF8 = Charset("utf-8")
-_QUOTED_PRINTABLE_UTF8.body_encoding = QP
 
 _WORDS = {
     "en": {
@@ -61,19 +51,9 @@ def password_reset_email(*, address: str, name: str, locale: str, token: str, re
     link = words["link"].format(url=reset_url) if reset_url else ""
     text = words["body"].format(name=f" {name}" if name else "", workspace=workspace_name, address=address,
                                 link=link, token=token, minutes=int(PASSWORD_RESET_TTL.total_seconds() // 60))
-    message = MIMEText(text, "plain", _QUOTED_PRINTABLE_UTF8)
-    message["From"] = formataddr((workspace_name, sender), charset="utf-8")
-    message["To"] = ascii_form(address)
-    subject = words["subject"].format(workspace=workspace_name)
-    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
-    message["Date"] = format_datetime(now)
-    # Anchored on the workspace, as mail about no one ticket is: a bounce of it is ours.
-    message["Message-ID"] = "<" + make_message_id(workspace_id, "p" + secrets.token_hex(8), secret=secret,
-                                                  domain=mail_domain, recipient=address) + ">"
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message[LOOP_HEADER] = str(workspace_id)
-    return message
+    return automatic_email(text, subject=words["subject"].format(workspace=workspace_name), to=address,
+                           sender=sender, workspace_id=workspace_id, workspace_name=workspace_name,
+                           nonce_prefix="p", secret=secret, mail_domain=mail_domain, now=now)
 
 
 async def send_password_reset(runtime: Runtime, workspace_id: uuid.UUID, email: str) -> str | None:
@@ -85,10 +65,11 @@ async def send_password_reset(runtime: Runtime, workspace_id: uuid.UUID, email: 
         auth = auth_service_for(runtime, session)
         user = await auth.users.find_by_email(workspace_id, email)
         if user is None:
-            customer = await CustomerService(session, auth.users).find_by_email(workspace_id, email)
+            customers = CustomerService(session, auth.users)
+            customer = await customers.find_by_email(workspace_id, email)
             if customer is None or customer.deleted_at is not None:
                 return None
-            principal = await CustomerService(session, auth.users).principal_for(customer, at)
+            principal = await customers.principal_for(customer, at)
             await session.flush()
             user = await auth.users.get(workspace_id, principal.user_id)
         if not user.is_active:
