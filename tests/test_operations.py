@@ -20,6 +20,21 @@ from relaydesk.migrate import current_revision, head_revision
 from relaydesk.models import metadata
 
 
+async def downgrade(db, revision: str) -> None:  # noqa: ANN001
+    """Takes ``db`` back to ``revision``, as ``alembic downgrade`` would."""
+    from alembic import command
+
+    from relaydesk.migrate import alembic_config
+
+    def down(connection) -> None:  # noqa: ANN001
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+    async with db.write_engine.begin() as conn:
+        await conn.run_sync(down)
+
+
 async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     r = await client.get("/readyz")
@@ -387,11 +402,10 @@ async def test_the_priority_keyword_migration_keeps_what_each_workspace_had(tmp_
     import uuid
     from datetime import UTC, datetime
 
-    from alembic import command
     from sqlalchemy import insert, select
 
     from relaydesk.core.db import Database
-    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.migrate import upgrade
     from relaydesk.routing.priority import DEFAULT_KEYWORDS, keywords_in_effect
     from relaydesk.tenancy.models import Workspace
 
@@ -414,13 +428,7 @@ async def test_the_priority_keyword_migration_keeps_what_each_workspace_had(tmp_
         assert {k: v for k, v in keywords_in_effect(await stored()).items() if k not in added_since} == had
         assert "outage" not in keywords_in_effect(await stored())
 
-        def down(connection) -> None:  # noqa: ANN001
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0010")
-
-        async with db.write_engine.begin() as conn:
-            await conn.run_sync(down)
+        await downgrade(db, "0010")
         assert await stored() == had
     finally:
         await db.dispose()
@@ -466,12 +474,11 @@ async def test_the_own_time_zone_migration_lets_those_given_utc_take_the_workspa
     import uuid
     from datetime import UTC, datetime
 
-    from alembic import command
     from sqlalchemy import insert, select
 
     from relaydesk.core.db import Database
     from relaydesk.customers.models import Customer
-    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.migrate import upgrade
     from relaydesk.tenancy.models import Workspace
 
     db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
@@ -494,13 +501,7 @@ async def test_the_own_time_zone_migration_lets_those_given_utc_take_the_workspa
         await upgrade(db)
         assert await zones() == {"given": None, "chose": "Europe/Berlin"}
 
-        def down(connection) -> None:  # noqa: ANN001
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0019")
-
-        async with db.write_engine.begin() as conn:
-            await conn.run_sync(down)
+        await downgrade(db, "0019")
         assert await zones() == {"given": "UTC", "chose": "Europe/Berlin"}
     finally:
         await db.dispose()
@@ -514,12 +515,11 @@ async def test_the_mailbox_verification_migration_leaves_every_address_unverifie
     from datetime import UTC, datetime
 
     import sqlalchemy as sa
-    from alembic import command
     from sqlalchemy import insert, select, update
     from sqlalchemy.exc import IntegrityError
 
     from relaydesk.core.db import Database
-    from relaydesk.migrate import alembic_config, upgrade
+    from relaydesk.migrate import upgrade
     from relaydesk.tenancy.models import Workspace
 
     db = Database(f"sqlite:///{tmp_path / 'migrate.sqlite'}")
@@ -553,13 +553,7 @@ async def test_the_mailbox_verification_migration_leaves_every_address_unverifie
             async with db.write_engine.begin() as conn:
                 await conn.execute(insert(boxes).values({**mailbox(third), "verified_at": at}))
 
-        def down(connection) -> None:  # noqa: ANN001
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0016")
-
-        async with db.write_engine.begin() as conn:
-            await conn.run_sync(down)
+        await downgrade(db, "0016")
         async with db.read_engine.connect() as conn:
             assert (await conn.execute(select(boxes.c.workspace_id))).scalars().all() == [second]
     finally:

@@ -19,7 +19,6 @@ from relaydesk.core.errors import NotFound
 from relaydesk.core.outbox import Outbox
 from relaydesk.core.principal import Principal, Role
 from relaydesk.customers.service import CustomerService, phone_digits
-from relaydesk.identity.models import User
 from relaydesk.identity.service import UserService
 from relaydesk.notifications.delivery import (
     BATCHABLE_KINDS,
@@ -422,7 +421,8 @@ async def tell_password_changed(runtime: Runtime, session: AsyncSession, workspa
     """Tells someone their password changed (``user.password_changed``), whatever their
     notification choices, as a sign-in alert is: if it was not them, this is how they
     learn it. Whether an email was queued."""
-    user = await session.get(User, uuid.UUID(payload["user_id"]))
+    user_id = uuid.UUID(payload["user_id"])
+    user = (await UserService(session, runtime.hasher).get_many(workspace_id, {user_id})).get(user_id)
     if user is None:
         return False
     workspace = await ticket_service(runtime, session).workspaces.get(workspace_id)
